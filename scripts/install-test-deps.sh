@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs (idempotently) the Debian packages that the tests and benchmarks use for real.
+# Without root it only reports what is missing; the tests that need a missing tool skip with a
+# printed reason.
+set -uo pipefail
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null 2>&1 || echo "install-test-deps: apt-get update failed" >&2
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+  || echo "install-test-deps: could not install: ${need[*]} (tests needing them will skip)" >&2
+exit 0

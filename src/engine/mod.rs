@@ -1,0 +1,258 @@
+//! The acquisition engine's public contract: turn one shard of `UrlRow`s into one archive
+//! organised by class, a per-row results file and an overview JSON. `ldawt download` runs it on
+//! a local file; a swarm worker runs it on a leased shard. The implementation lives in the
+//! submodules; this file holds the types every caller relies on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::input::RowBatches;
+
+/// How the archive is compressed. Chosen from the output name by default: `.tar` → `None`,
+/// `.tar.gz` / `.tgz` → `Gzip` at a fast level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Compression {
+    /// A plain POSIX tar (images are already compressed).
+    None,
+    /// gzip at the given level (0–9).
+    Gzip {
+        /// The zlib level.
+        level: u32,
+    },
+}
+
+/// Tuning of one engine run. `Default` gives production defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Requests in flight at once, across all hosts.
+    pub concurrency: usize,
+    /// Connections (requests in flight) per host.
+    pub per_host: usize,
+    /// Time allowed to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed from sending the request to the response headers.
+    pub first_byte_timeout: Duration,
+    /// Longest pause allowed between two body chunks.
+    pub idle_timeout: Duration,
+    /// Time allowed for one attempt, end to end.
+    pub total_timeout: Duration,
+    /// Bodies larger than this are rejected while streaming.
+    pub max_file_size: u64,
+    /// Attempts per row for retryable failures (1 = no retry).
+    pub max_attempts: u32,
+    /// Accepted `Content-Type` patterns (`image/*` style); an HTML page served with 200 fails.
+    pub accept_types: Vec<String>,
+    /// Archive compression; `None` means "from the output file name".
+    pub compression: Option<Compression>,
+    /// User-Agent header.
+    pub user_agent: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 128,
+            per_host: 128,
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(120),
+            max_file_size: 500 * 1024 * 1024,
+            max_attempts: 4,
+            accept_types: vec!["image/*".to_string()],
+            compression: None,
+            user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// One shard to acquire.
+pub struct ShardJob {
+    /// Where the rows come from.
+    pub rows: Box<dyn RowBatches>,
+    /// The final archive path (`out/shard.tar.gz`); the results and overview files are written
+    /// next to it (see [`results_path`], [`overview_path`]).
+    pub archive_path: PathBuf,
+    /// Skip rows already recorded as ok by a previous run and keep their bytes.
+    pub resume: bool,
+}
+
+/// The archive's stem: its file name without `.tar.gz`, `.tgz` or `.tar`. It is also the
+/// top-level folder inside the archive (`<stem>/<class>/<name>.<ext>`).
+pub fn archive_stem(archive: &Path) -> String {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for suffix in [".tar.gz", ".tgz", ".tar"] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            return stem.to_string();
+        }
+    }
+    name
+}
+
+/// `out/shard.tar.gz` → `out/shard.results.parquet`.
+pub fn results_path(archive: &Path) -> PathBuf {
+    archive.with_file_name(format!("{}.results.parquet", archive_stem(archive)))
+}
+
+/// `out/shard.tar.gz` → `out/shard.overview.json`.
+pub fn overview_path(archive: &Path) -> PathBuf {
+    archive.with_file_name(format!("{}.overview.json", archive_stem(archive)))
+}
+
+/// What happened to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RowStatus {
+    /// Downloaded and stored in the archive.
+    Ok,
+    /// Every attempt failed; see the error kind and message.
+    Failed,
+    /// Not attempted (null/empty URL, or interrupted before it started).
+    Skipped,
+}
+
+/// One line of the per-row results file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowResult {
+    /// 0-based row index in the original dataset.
+    pub index: u64,
+    /// The URL.
+    pub url: Option<String>,
+    /// The class label as given.
+    pub class: Option<String>,
+    /// Outcome.
+    pub status: RowStatus,
+    /// Final HTTP status, if a response was received.
+    pub http_status: Option<u16>,
+    /// Short machine-readable failure kind (`http_404`, `timeout`, `too_large`, `not_image`…).
+    pub error_kind: Option<String>,
+    /// Human-readable failure message.
+    pub error_message: Option<String>,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Hex sha256 of the stored bytes.
+    pub sha256: Option<String>,
+    /// Member path inside the archive.
+    pub member: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Wall time spent on the row, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// The summary of one engine run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardReport {
+    /// Rows in the input.
+    pub rows_total: u64,
+    /// Rows stored (including those carried over by `--resume`).
+    pub ok: u64,
+    /// Rows that failed.
+    pub failed: u64,
+    /// Rows skipped.
+    pub skipped: u64,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// True when the run was cut short by cancellation (the outputs are valid and resumable).
+    pub interrupted: bool,
+    /// The archive written.
+    pub archive_path: PathBuf,
+    /// Its size in bytes.
+    pub archive_size: u64,
+    /// Its hex sha256.
+    pub archive_sha256: String,
+    /// The per-row results file written.
+    pub results_path: PathBuf,
+    /// Failure kind → number of rows.
+    pub error_breakdown: BTreeMap<String, u64>,
+}
+
+/// Live counters of a running shard, shared with reporters and the swarm's throughput adverts.
+#[derive(Debug, Default)]
+pub struct ShardCounters {
+    /// Rows finished (any status).
+    pub rows_done: AtomicU64,
+    /// Rows stored.
+    pub ok: AtomicU64,
+    /// Rows failed.
+    pub failed: AtomicU64,
+    /// Bytes stored.
+    pub bytes: AtomicU64,
+    /// Total rows, once known.
+    pub rows_total: AtomicU64,
+}
+
+impl ShardCounters {
+    /// A fresh, shareable set of counters.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Reads (rows_done, ok, failed, bytes, rows_total).
+    pub fn snapshot(&self) -> (u64, u64, u64, u64, u64) {
+        (
+            self.rows_done.load(Ordering::Relaxed),
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.rows_total.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Failures that stop a whole run (a single bad URL never does).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The input could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    /// The output could not be written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The file concerned.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Placeholder until the engine lands.
+    #[error("the download engine is not built yet")]
+    NotBuilt,
+}
+
+/// Runs one shard to completion (or until `cancel` fires, in which case the archive and the
+/// results written so far are still valid and `--resume` continues from them).
+pub async fn run_shard(
+    job: ShardJob,
+    cfg: &EngineConfig,
+    counters: Arc<ShardCounters>,
+    cancel: CancellationToken,
+) -> Result<ShardReport, EngineError> {
+    let _ = (job, cfg, counters, cancel);
+    Err(EngineError::NotBuilt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_files_follow_the_archive_name() {
+        let a = Path::new("out/group_1.tar.gz");
+        assert_eq!(archive_stem(a), "group_1");
+        assert_eq!(results_path(a), Path::new("out/group_1.results.parquet"));
+        assert_eq!(overview_path(a), Path::new("out/group_1.overview.json"));
+        assert_eq!(archive_stem(Path::new("x.tgz")), "x");
+        assert_eq!(archive_stem(Path::new("x.tar")), "x");
+    }
+}

@@ -1,0 +1,21 @@
+//! ldawt: a single binary that turns any set of machines into a self-organizing peer-to-peer
+//! swarm that downloads huge URL datasets (parquet lists of image URLs with a class column) into
+//! per-shard archives.
+//!
+//! # Layout
+//!
+//! - `model`: pure logic (split plans, lease book, bidding, naming) — time is an argument.
+//! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
+//! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers).
+//! - `protocol`: versioned wire and control-endpoint types.
+//! - `commands`: one file per subcommand; command-line glue only.
+//! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
+
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod exit;
+pub mod input;
+pub mod model;
+pub mod protocol;
+pub mod telemetry;

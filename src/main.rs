@@ -1,0 +1,38 @@
+//! The `ldawt` binary: parse the command line, set up logging, run one subcommand and map its
+//! outcome to a process exit code. All logic lives in the library; this file is glue only.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ldawt::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ldawt::telemetry::init(cli.global.verbose, cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ldawt")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(ldawt::exit::INTERNAL);
+        }
+    };
+    match runtime.block_on(ldawt::commands::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed stdout (`ldawt peers | head`) is not an error worth reporting.
+            for cause in err.chain() {
+                if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                    && io.kind() == std::io::ErrorKind::BrokenPipe
+                {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::from(ldawt::exit::code_for(&err))
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure logic: shard planning, the lease book, bidding scores, naming rules. Nothing in this
+//! module performs I/O or reads a clock — time is always an argument (`now: UnixMillis`) — so
+//! all of it is unit- and property-tested without sockets, files or sleeps.
+
+pub mod ids;
+pub mod split_plan;
+pub mod time;

@@ -1,0 +1,365 @@
+//! The swarm's messages: gossip announcements, control requests between a worker and a seeder,
+//! and the header of an archive transfer. Encoded with postcard inside a versioned envelope;
+//! the framing (length prefix, size limits, timeouts) is applied by `net`.
+//!
+//! Gossip carries only adverts (who exists, what datasets have work, who holds which lease);
+//! every decision (grant, renew, complete) goes over a direct control stream to the seeder.
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::UrlRow;
+use crate::model::ids::{DatasetId, ShardId};
+use crate::model::time::UnixMillis;
+
+/// Control streams: one request, one response.
+pub const CONTROL_PROTOCOL: &str = "/ldawt/control/1";
+/// Archive transfer streams (worker → seeder push, resumable).
+pub const TRANSFER_PROTOCOL: &str = "/ldawt/archive/1";
+/// The gossipsub topic every node subscribes to.
+pub const GOSSIP_TOPIC: &str = "ldawt/announce/1";
+/// Largest encoded control request.
+pub const MAX_CONTROL_REQUEST_BYTES: usize = 1 << 20;
+/// Largest encoded control response (a shard's rows travel in one).
+pub const MAX_CONTROL_RESPONSE_BYTES: usize = 256 << 20;
+/// Largest encoded gossip message (gossipsub's own default cap is 64 KiB).
+pub const MAX_GOSSIP_BYTES: usize = 60 << 10;
+/// Largest encoded transfer header.
+pub const MAX_TRANSFER_HEADER_BYTES: usize = 16 << 10;
+
+/// A node's measured resources and activity, advertised in heartbeats and bids.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Usable CPU cores.
+    pub cores: u32,
+    /// Total memory, bytes.
+    pub mem_total: u64,
+    /// Available memory, bytes.
+    pub mem_free: u64,
+    /// Free disk on the output filesystem, bytes.
+    pub disk_free: u64,
+    /// One-minute load average.
+    pub load1: f64,
+    /// Recent download rate, bytes/s.
+    pub bytes_per_s: f64,
+    /// Recent download rate, images/s.
+    pub images_per_s: f64,
+    /// Leases held now.
+    pub leases_held: u32,
+    /// Shards completed since start.
+    pub shards_done: u64,
+    /// How many more shards it could take now.
+    pub free_slots: u32,
+    /// Whether it takes work at all (`--no-work` seeders do not).
+    pub works: bool,
+    /// Whether it seeds at least one dataset.
+    pub seeds: bool,
+}
+
+/// A gossip announcement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Gossip {
+    /// "I exist": periodic, carries a nonce so identical repeats are not deduplicated away.
+    Heartbeat {
+        /// The sender's stats.
+        stats: NodeStats,
+        /// Random per message.
+        nonce: u64,
+        /// Sender's clock.
+        sent_at: UnixMillis,
+    },
+    /// A seeder's dataset and its progress.
+    Dataset {
+        /// The dataset.
+        dataset: DatasetId,
+        /// Human name (seed file name).
+        name: String,
+        /// Shards in total.
+        shards_total: u32,
+        /// Shards verified and stored.
+        shards_done: u32,
+        /// Shards waiting for a worker (free, or eligible for a speculative copy).
+        shards_open: u32,
+        /// Shards that exhausted their retries.
+        shards_failed: u32,
+        /// Rows in total.
+        rows_total: u64,
+        /// Sender's clock.
+        sent_at: UnixMillis,
+    },
+    /// A lease changed hands or state (informational: the seeder's redb is the authority).
+    Lease {
+        /// The dataset.
+        dataset: DatasetId,
+        /// The shard.
+        shard: ShardId,
+        /// Holder's peer id (base58), empty when released.
+        holder: String,
+        /// Fencing epoch.
+        epoch: u64,
+        /// Expiry.
+        expires_at: UnixMillis,
+        /// `leased`, `done`, `free`, `failed`.
+        state: String,
+    },
+}
+
+/// A worker's request to a seeder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Ask for a shard of `dataset`.
+    Bid {
+        /// The dataset.
+        dataset: DatasetId,
+        /// The bidder's resources.
+        stats: NodeStats,
+    },
+    /// Fetch the rows of a granted shard.
+    Rows {
+        /// The dataset.
+        dataset: DatasetId,
+        /// The shard.
+        shard: ShardId,
+        /// The grant's epoch.
+        epoch: u64,
+    },
+    /// Keep a lease alive.
+    Renew {
+        /// The dataset.
+        dataset: DatasetId,
+        /// The shard.
+        shard: ShardId,
+        /// The grant's epoch.
+        epoch: u64,
+        /// Rows finished so far.
+        rows_done: u64,
+    },
+    /// Both files of a shard were transferred and verified: mark it done.
+    Complete {
+        /// The dataset.
+        dataset: DatasetId,
+        /// The shard.
+        shard: ShardId,
+        /// The grant's epoch.
+        epoch: u64,
+        /// Rows stored.
+        ok: u64,
+        /// Rows failed.
+        failed: u64,
+        /// Bytes stored.
+        bytes: u64,
+    },
+    /// Give a lease back (shutdown, local failure).
+    Abandon {
+        /// The dataset.
+        dataset: DatasetId,
+        /// The shard.
+        shard: ShardId,
+        /// The grant's epoch.
+        epoch: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A granted lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// The shard.
+    pub shard: ShardId,
+    /// Fencing epoch: present it on every later request.
+    pub epoch: u64,
+    /// When the lease lapses unless renewed.
+    pub expires_at: UnixMillis,
+    /// Lease time-to-live; renew well before it runs out.
+    pub ttl_ms: u64,
+    /// Rows in the shard.
+    pub rows: u64,
+    /// Archive file name to produce (`<stem>.tar.gz`).
+    pub archive_name: String,
+    /// True for a speculative copy of a slow in-flight shard.
+    pub speculative: bool,
+}
+
+/// A seeder's reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ControlResponse {
+    /// A lease.
+    Granted(Grant),
+    /// Nothing to hand out now; ask again later.
+    NoWork {
+        /// Suggested wait.
+        retry_after_ms: u64,
+        /// True when the dataset is finished (stop asking).
+        finished: bool,
+    },
+    /// A shard's rows.
+    Rows(Vec<UrlRow>),
+    /// The lease was extended.
+    Renewed {
+        /// New expiry.
+        expires_at: UnixMillis,
+    },
+    /// Request accepted.
+    Ack,
+    /// Refused (stale epoch, unknown dataset, already done, speculative copy lost…): stop
+    /// working on that shard.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Which file of a shard a transfer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    /// The archive.
+    Archive,
+    /// The per-row results parquet.
+    Results,
+}
+
+/// First frame of a transfer stream, sent by the worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferHeader {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// The shard.
+    pub shard: ShardId,
+    /// The grant's epoch.
+    pub epoch: u64,
+    /// Which file.
+    pub kind: FileKind,
+    /// Total size in bytes.
+    pub size: u64,
+    /// sha256 of the whole file.
+    pub sha256: [u8; 32],
+}
+
+/// Versioned envelope around every encoded message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Envelope<T> {
+    /// Version 1.
+    V1(T),
+}
+
+/// Encoding/decoding failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The message is larger than its protocol allows.
+    #[error("message of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] postcard::Error),
+}
+
+/// Encodes `msg` in a V1 envelope, refusing results over `limit` bytes.
+pub fn encode<T: Serialize + Clone>(msg: &T, limit: usize) -> Result<Vec<u8>, CodecError> {
+    let bytes = postcard::to_stdvec(&Envelope::V1(msg.clone()))?;
+    if bytes.len() > limit {
+        return Err(CodecError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a V1 envelope, refusing inputs over `limit` bytes.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+    if bytes.len() > limit {
+        return Err(CodecError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    let Envelope::V1(msg) = postcard::from_bytes(bytes)?;
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let d = DatasetId([7; 16]);
+        let reqs = vec![
+            ControlRequest::Bid {
+                dataset: d,
+                stats: NodeStats {
+                    cores: 2,
+                    works: true,
+                    ..Default::default()
+                },
+            },
+            ControlRequest::Rows {
+                dataset: d,
+                shard: ShardId(3),
+                epoch: 9,
+            },
+            ControlRequest::Complete {
+                dataset: d,
+                shard: ShardId(3),
+                epoch: 9,
+                ok: 1,
+                failed: 2,
+                bytes: 3,
+            },
+        ];
+        for r in reqs {
+            let b = encode(&r, MAX_CONTROL_REQUEST_BYTES).unwrap();
+            assert_eq!(
+                decode::<ControlRequest>(&b, MAX_CONTROL_REQUEST_BYTES).unwrap(),
+                r
+            );
+        }
+        let resp = ControlResponse::Rows(vec![UrlRow {
+            index: 5,
+            url: Some("http://h/a.jpg".into()),
+            class: None,
+        }]);
+        let b = encode(&resp, MAX_CONTROL_RESPONSE_BYTES).unwrap();
+        assert_eq!(
+            decode::<ControlResponse>(&b, MAX_CONTROL_RESPONSE_BYTES).unwrap(),
+            resp
+        );
+        let g = Gossip::Heartbeat {
+            stats: NodeStats::default(),
+            nonce: 1,
+            sent_at: UnixMillis(2),
+        };
+        let b = encode(&g, MAX_GOSSIP_BYTES).unwrap();
+        assert_eq!(decode::<Gossip>(&b, MAX_GOSSIP_BYTES).unwrap(), g);
+        let h = TransferHeader {
+            dataset: d,
+            shard: ShardId(1),
+            epoch: 2,
+            kind: FileKind::Archive,
+            size: 10,
+            sha256: [1; 32],
+        };
+        let b = encode(&h, MAX_TRANSFER_HEADER_BYTES).unwrap();
+        assert_eq!(
+            decode::<TransferHeader>(&b, MAX_TRANSFER_HEADER_BYTES).unwrap(),
+            h
+        );
+    }
+
+    #[test]
+    fn oversize_and_garbage_are_refused() {
+        let big = ControlResponse::Rejected {
+            reason: "x".repeat(100),
+        };
+        assert!(matches!(encode(&big, 10), Err(CodecError::TooLarge { .. })));
+        assert!(decode::<ControlRequest>(&[0xff, 0xff, 0xff], 100).is_err());
+        assert!(decode::<ControlRequest>(&[0u8; 200], 100).is_err());
+    }
+}
