@@ -2,6 +2,10 @@
 //! module performs I/O or reads a clock — time is always an argument (`now: UnixMillis`) — so
 //! all of it is unit- and property-tested without sockets, files or sleeps.
 
+pub mod content;
+pub mod host_pace;
 pub mod ids;
+pub mod naming;
+pub mod retry;
 pub mod split_plan;
 pub mod time;
