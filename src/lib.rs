@@ -24,4 +24,5 @@ pub mod model;
 pub mod protocol;
 pub mod report;
 pub mod results;
+pub mod size;
 pub mod telemetry;

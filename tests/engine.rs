@@ -17,3 +17,6 @@ mod bad_input;
 
 #[path = "engine/memory.rs"]
 mod memory;
+
+#[path = "engine/size.rs"]
+mod size;

@@ -7,6 +7,7 @@
 
 mod dns;
 pub mod hosts;
+mod probe;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::model::naming::choose_extension;
 use crate::model::retry::{Failure, parse_retry_after};
 
 pub use dns::CachingResolver;
+pub use probe::content_range_total;
 
 /// Bodies larger than this are written to a spill file instead of memory.
 pub const SPILL_AT: usize = 1024 * 1024;
