@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use super::{AttemptError, Fetcher, chain, hosts, map_send_error};
 use crate::model::retry::{Failure, parse_retry_after};
 
-fn header<'a>(headers: &'a HeaderMap, name: reqwest::header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
