@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Download benchmark (issue 2), one command from a clean clone:
+#   scripts/bench-download.sh
+# 1. nginx on loopback serves 2,000 synthetic JPEGs (20–250 KB, mean ≈ 80 KB); iNaturalist
+#    paths /photos/<id>/medium.<ext> map to pool/<last 3 digits of id>.<jpg|jpeg>.
+# 2. A 10,000-row parquet is built from ../shared/data/subset_50k.parquet (real rows), its
+#    hosts rewritten to that nginx.
+# 3. In the same run: wrk -t2 -c64 over the same paths (the machine's limit), then
+#    `ldawt download` (release) to a plain .tar and to a .tar.gz; images/s, MB/s, CPU-s per
+#    1,000 images, peak RSS and ldawt/wrk.
+# 4. WAN-like case: ldawt's own fixture server adding 200 ms before every first byte, one host,
+#    per-host cap = concurrency (128), against the ideal concurrency / latency; and LDAWT's
+#    per-host cap of 20 for comparison.
+# Needs: cargo, python3 (stdlib only), nginx and wrk (installed from Debian when root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DATA=${LDAWT_SHARED_DATA:-$ROOT/../shared/data}/subset_50k.parquet
+ROWS=${BENCH_ROWS:-10000}
+WAN_ROWS=${BENCH_WAN_ROWS:-6000}
+[ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "bench: missing ${need[*]} and not root" >&2; exit 2; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "bench: building the release binary (cargo build --release)…" >&2
+cargo build --release --quiet
+BIN=$ROOT/target/release/ldawt
+
+WORK=$(mktemp -d /tmp/ldawt-bench.XXXXXX)
+FX_PID=""
+cleanup() {
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  [ -n "$FX_PID" ] && kill "$FX_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+"$BIN" fixture-server --write-pool "$WORK/www" >&2
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000; keepalive_timeout 120s;
+  open_file_cache max=4000 inactive=60s;
+  types { image/jpeg jpg jpeg; }
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $WORK/www;
+    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.(jpeg|JPEG)$" { try_files /pool/\$1.jpeg =404; }
+    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /pool/\$1.jpg =404; }
+  }
+}
+CONF
+mkdir -p "$WORK/tmp"
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log"
+for _ in $(seq 50); do python3 -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:$PORT/photos/1000/medium.jpg')" 2>/dev/null && break; sleep 0.1; done
+
+"$BIN" fixture-server --rebase-parquet "$DATA" "$WORK/bench.parquet" --rows "$ROWS" \
+  --base-url "http://127.0.0.1:$PORT" --paths-out "$WORK/paths.txt" >&2
+cat > "$WORK/paths.lua" <<LUA
+local paths = {}
+for line in io.lines("$WORK/paths.txt") do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+LUA
+
+# Runs a command, prints "wall_s user_s sys_s maxrss_kib exit_code" (python3 stdlib rusage).
+measure() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.monotonic()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+wall = time.monotonic() - t
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{wall:.3f} {ru.ru_utime:.3f} {ru.ru_stime:.3f} {ru.ru_maxrss} {rc}")
+PY
+}
+ok_of() { python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['download_summary']; print(d['successful_downloads'], d['total_bytes'])" "$1"; }
+
+echo "bench: wrk -t2 -c64 -d10s over the same $ROWS paths…" >&2
+WRK_RPS=$(wrk -t2 -c64 -d10s -s "$WORK/paths.lua" "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
+
+printf '\n%-34s %9s %9s %12s %9s %9s\n' "case" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs wrk"
+printf '%-34s %9.0f %9s %12s %9s %9s\n' "wrk -t2 -c64 (nginx, loopback)" "$WRK_RPS" "-" "-" "-" "1.00"
+report() { # name archive-path measured-line
+  local name=$1 archive=$2; read -r wall user sys rss rc <<<"$3"
+  local stem=${archive%.tar.gz}; stem=${stem%.tar}
+  read -r ok bytes <<<"$(ok_of "$stem.overview.json")"
+  python3 - "$name" "$wall" "$user" "$sys" "$rss" "$ok" "$bytes" "${4:-}" "$rc" <<'PY'
+import sys
+name, wall, user, sys_, rss, ok, nbytes, ref, rc = sys.argv[1:]
+wall, user, sys_, rss, ok, nbytes = float(wall), float(user), float(sys_), int(rss), int(ok), int(nbytes)
+ips = ok / wall
+ratio = f"{ips / float(ref):.2f}" if ref else "-"
+cpu = (user + sys_) / max(ok, 1) * 1000
+print(f"{name:<34} {ips:9.0f} {nbytes / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024:9.1f} {ratio:>9}  (ok {ok}, exit {rc}, {wall:.2f} s)")
+PY
+}
+for out in bench.tar bench.tar.gz; do
+  rm -f "$WORK/out/"*
+  line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/$out")
+  report "ldawt download → $out" "$WORK/out/$out" "$line" "$WRK_RPS"
+done
+
+# WAN-like: one host, 200 ms before every first byte.
+exec 3< <("$BIN" fixture-server --first-byte-delay-ms 200)
+FX_PID=$!
+read -r FX_ADDR <&3
+"$BIN" fixture-server --rebase-parquet "$DATA" "$WORK/wan.parquet" --rows "$WAN_ROWS" --base-url "http://$FX_ADDR" >&2
+"$BIN" fixture-server --rebase-parquet "$DATA" "$WORK/wan20.parquet" --rows 1000 --base-url "http://$FX_ADDR" >&2
+IDEAL=$(python3 -c 'print(128 / 0.2)')
+printf '\n%-34s %9s %9s %12s %9s %9s\n' "WAN-like (200 ms first byte)" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs ideal"
+printf '%-34s %9.0f %9s %12s %9s %9s\n' "ideal: 128 / 0.2 s" "$IDEAL" "-" "-" "-" "1.00"
+rm -f "$WORK/out/"*
+line=$(measure "$BIN" download --no-progress --input "$WORK/wan.parquet" --output "$WORK/out/wan.tar" --concurrency 128 --per-host 128)
+report "ldawt, per-host 128" "$WORK/out/wan.tar" "$line" "$IDEAL"
+rm -f "$WORK/out/"*
+line=$(measure "$BIN" download --no-progress --input "$WORK/wan20.parquet" --output "$WORK/out/wan20.tar" --concurrency 128 --per-host 20)
+report "ldawt, per-host 20 (LDAWT's cap)" "$WORK/out/wan20.tar" "$line" "$IDEAL"
