@@ -15,6 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# ../shared/data beside the clone (ancestors are searched too, for git worktrees).
+if [ -z "${LDAWT_SHARED_DATA:-}" ]; then
+  d=$ROOT
+  while [ "$d" != "/" ]; do
+    d=$(dirname "$d")
+    if [ -f "$d/shared/data/subset_50k.parquet" ]; then LDAWT_SHARED_DATA=$d/shared/data; break; fi
+  done
+fi
 DATA=${LDAWT_SHARED_DATA:-$ROOT/../shared/data}/subset_50k.parquet
 ROWS=${BENCH_ROWS:-10000}
 WAN_ROWS=${BENCH_WAN_ROWS:-6000}
@@ -35,6 +43,7 @@ cargo build --release --quiet
 BIN=$ROOT/target/release/ldawt
 
 WORK=$(mktemp -d /tmp/ldawt-bench.XXXXXX)
+chmod 755 "$WORK"  # nginx workers run as an unprivileged user
 FX_PID=""
 cleanup() {
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
@@ -95,7 +104,15 @@ ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"{wall:.3f} {ru.ru_utime:.3f} {ru.ru_stime:.3f} {ru.ru_maxrss} {rc}")
 PY
 }
-ok_of() { python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['download_summary']; print(d['successful_downloads'], d['total_bytes'])" "$1"; }
+ok_of() {
+  python3 -c "
+import json, sys
+doc = json.load(open(sys.argv[1]))
+d = doc['download_summary']
+if doc['error_breakdown']:
+    print('bench: errors:', doc['error_breakdown'], file=sys.stderr)
+print(d['successful_downloads'], d['total_bytes'])" "$1"
+}
 
 echo "bench: wrk -t2 -c64 -d10s over the same $ROWS paths…" >&2
 WRK_RPS=$(wrk -t2 -c64 -d10s -s "$WORK/paths.lua" "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')

@@ -84,6 +84,10 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
         let Some(permit) = gate.acquire(&ctx.abort).await else {
             return interrupted(&job, attempts, started);
         };
+        if attempts == 0 && ctx.stop.is_cancelled() {
+            // Dispatched but not started when the run was stopped: leave it for `--resume`.
+            return interrupted(&job, attempts, started);
+        }
         attempts += 1;
         let outcome = tokio::select! {
             r = ctx.fetcher.fetch_once(&job.url, &job.spill) => r,

@@ -219,8 +219,10 @@ pub(crate) async fn run(
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
             tracker.spawn(async move {
                 let msg = fetch_row(ctx, job).await;
-                drop(permit);
+                // The slot is held until the writer took the row: a slow writer slows the
+                // fetches instead of piling finished bodies up in memory.
                 let _ = tx.send(msg).await;
+                drop(permit);
             });
         }
     }

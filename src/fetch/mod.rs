@@ -202,7 +202,8 @@ impl Fetcher {
         {
             return Err(self.too_large(format!("announced {len} bytes")));
         }
-        let mut read = BodyRead::new();
+        let expected = resp.content_length().unwrap_or(0).min(SPILL_AT as u64) as usize;
+        let mut read = BodyRead::new(expected);
         loop {
             let chunk = match timeout(self.idle_timeout, resp.chunk()).await {
                 Err(_) => {
@@ -301,9 +302,9 @@ struct BodyRead {
 }
 
 impl BodyRead {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         Self {
-            mem: Vec::new(),
+            mem: Vec::with_capacity(capacity),
             file: None,
             hasher: Sha256::new(),
             len: 0,

@@ -176,7 +176,8 @@ fn folder_candidate(raw: Option<&str>) -> String {
 /// gets `_<8 hex>` of its own hash.
 #[derive(Debug, Default)]
 pub struct ClassFolders {
-    by_label: HashMap<Option<String>, String>,
+    by_label: HashMap<String, String>,
+    null_folder: Option<String>,
     taken: HashMap<String, Option<String>>,
 }
 
@@ -186,26 +187,40 @@ impl ClassFolders {
         Self::default()
     }
 
-    /// Records a mapping found in a previous run's results (resume).
-    pub fn preassign(&mut self, label: Option<&str>, folder: &str) {
-        let label = label.map(str::to_string);
-        self.taken.insert(folder.to_string(), label.clone());
-        self.by_label.insert(label, folder.to_string());
+    fn remember(&mut self, label: Option<&str>, folder: String) {
+        self.taken.insert(folder.clone(), label.map(str::to_string));
+        match label {
+            Some(l) => {
+                self.by_label.insert(l.to_string(), folder);
+            }
+            None => self.null_folder = Some(folder),
+        }
     }
 
-    /// The folder of `label`, assigning one on first sight.
+    fn known(&self, label: Option<&str>) -> Option<&str> {
+        match label {
+            Some(l) => self.by_label.get(l).map(String::as_str),
+            None => self.null_folder.as_deref(),
+        }
+    }
+
+    /// Records a mapping found in a previous run's results (resume).
+    pub fn preassign(&mut self, label: Option<&str>, folder: &str) {
+        self.remember(label, folder.to_string());
+    }
+
+    /// The folder of `label`, assigning one on first sight (no allocation once known).
     pub fn folder(&mut self, label: Option<&str>) -> &str {
-        let key = label.map(str::to_string);
-        if !self.by_label.contains_key(&key) {
+        if self.known(label).is_none() {
             let mut folder = folder_candidate(label);
-            if self.taken.get(&folder).is_some_and(|owner| owner != &key) {
+            let owner = label.map(str::to_string);
+            if self.taken.get(&folder).is_some_and(|o| o != &owner) {
                 let hash = fnv1a(label.unwrap_or("\0null").as_bytes()) as u32;
                 folder = format!("{folder}_{hash:08x}");
             }
-            self.taken.insert(folder.clone(), key.clone());
-            self.by_label.insert(key.clone(), folder);
+            self.remember(label, folder);
         }
-        self.by_label.get(&key).map_or("unlabeled", String::as_str)
+        self.known(label).unwrap_or("unlabeled")
     }
 }
 
