@@ -9,6 +9,7 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 
 use super::ArchiveWriter;
+use crate::model::naming::has_precompressed_extension;
 
 /// Copies every regular member of `old` whose path is in `keep` into `into`; returns the paths
 /// actually copied. A missing old archive copies nothing; a damaged one stops at the damage
@@ -54,7 +55,8 @@ pub fn copy_members(
             continue;
         }
         let size = entry.header().size()?;
-        into.append(&member, size, entry)?;
+        let precompressed = has_precompressed_extension(&member);
+        into.append(&member, size, entry, precompressed)?;
         copied.insert(member);
     }
     Ok(copied)

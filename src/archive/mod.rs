@@ -5,15 +5,16 @@
 //! [`copy`] carries members of a previous archive over for `--resume`.
 
 pub mod copy;
+mod gzip;
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use self::gzip::GzipWriter;
 use crate::engine::Compression;
 
 /// Buffer between the tar builder and the file: few, large writes.
@@ -63,7 +64,7 @@ impl Write for HashingFile {
 /// The byte sink under the tar builder.
 enum Sink {
     Plain(BufWriter<HashingFile>),
-    Gzip(Box<GzEncoder<BufWriter<HashingFile>>>),
+    Gzip(Box<GzipWriter<BufWriter<HashingFile>>>),
 }
 
 impl Write for Sink {
@@ -138,10 +139,7 @@ impl ArchiveWriter {
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, hashing);
         let sink = match compression {
             Compression::None => Sink::Plain(buffered),
-            Compression::Gzip { level } => {
-                let level = flate2::Compression::new(level.min(9));
-                Sink::Gzip(Box::new(GzEncoder::new(buffered, level)))
-            }
+            Compression::Gzip { level } => Sink::Gzip(Box::new(GzipWriter::new(buffered, level)?)),
         };
         let mut builder = tar::Builder::new(sink);
         builder.mode(tar::HeaderMode::Deterministic);
@@ -188,14 +186,69 @@ impl ArchiveWriter {
     }
 
     /// Appends a regular file `member` (a full path starting with the top folder) of `size`
-    /// bytes read from `data`, creating its parent directory entries first.
-    pub fn append(&mut self, member: &str, size: u64, data: impl Read) -> io::Result<()> {
+    /// bytes read from `data`, creating its parent directory entries first. In a gzip archive,
+    /// `precompressed` data (JPEG, PNG…) is stored rather than deflated (see [`gzip`]).
+    pub fn append(
+        &mut self,
+        member: &str,
+        size: u64,
+        data: impl Read,
+        precompressed: bool,
+    ) -> io::Result<()> {
         if let Some((dir, _)) = member.rsplit_once('/') {
             let dir = dir.to_string();
             self.ensure_dir(&dir)?;
         }
+        if let Sink::Gzip(g) = self.builder.get_mut() {
+            g.set_storing(precompressed)?;
+        }
         let mut h = self.header(tar::EntryType::Regular, size, 0o644);
-        self.builder.append_data(&mut h, member, data)
+        self.builder.append_data(&mut h, member, data)?;
+        if let Sink::Gzip(g) = self.builder.get_mut() {
+            g.set_storing(false)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`ArchiveWriter::append`] for a body held as received chunks: when the name fits
+    /// the tar header, the header and the chunks go straight into the output buffer (one copy
+    /// per byte); longer names take the builder's GNU long-name path.
+    pub fn append_chunks(
+        &mut self,
+        member: &str,
+        size: u64,
+        chunks: &[bytes::Bytes],
+        precompressed: bool,
+    ) -> io::Result<()> {
+        let mut h = self.header(tar::EntryType::Regular, size, 0o644);
+        if h.set_path(member).is_err() {
+            let reader = chunks
+                .iter()
+                .map(|c| c.as_ref())
+                .fold(Box::new(io::empty()) as Box<dyn Read>, |acc, c| {
+                    Box::new(acc.chain(c))
+                });
+            return self.append(member, size, reader, precompressed);
+        }
+        h.set_cksum();
+        if let Some((dir, _)) = member.rsplit_once('/') {
+            let dir = dir.to_string();
+            self.ensure_dir(&dir)?;
+        }
+        let sink = self.builder.get_mut();
+        if let Sink::Gzip(g) = sink {
+            g.set_storing(precompressed)?;
+        }
+        sink.write_all(h.as_bytes())?;
+        for c in chunks {
+            sink.write_all(c)?;
+        }
+        let pad = ((512 - size % 512) % 512) as usize;
+        sink.write_all(&[0u8; 512][..pad])?;
+        if let Sink::Gzip(g) = sink {
+            g.set_storing(false)?;
+        }
+        Ok(())
     }
 
     /// Writes the end-of-archive blocks, fsyncs and renames `.part` into place.

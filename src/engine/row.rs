@@ -117,6 +117,7 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
                         elapsed_ms: started.elapsed().as_millis() as u64,
                     },
                     body: fetched.body,
+                    precompressed: fetched.precompressed,
                 };
             }
             Err(err) => err,

@@ -22,6 +22,8 @@ pub(crate) enum WriterMsg {
         result: RowResult,
         /// The bytes.
         body: Body,
+        /// Already-compressed image data (stored, not deflated, in a gzip archive).
+        precompressed: bool,
     },
     /// A row with nothing to store (failed or skipped).
     Record(RowResult),
@@ -63,11 +65,18 @@ pub(crate) struct WriterOutcome {
     pub(crate) error: Option<EngineError>,
 }
 
-fn store(archive: &mut ArchiveWriter, member: &str, len: u64, body: Body) -> std::io::Result<()> {
+fn store(
+    archive: &mut ArchiveWriter,
+    member: &str,
+    len: u64,
+    body: Body,
+    precompressed: bool,
+) -> std::io::Result<()> {
     match body {
-        Body::Memory(bytes) => archive.append(member, len, bytes.as_slice()),
+        Body::Memory(chunks) => archive.append_chunks(member, len, &chunks, precompressed),
         Body::Spilled { path } => {
-            let result = std::fs::File::open(&path).and_then(|f| archive.append(member, len, f));
+            let result = std::fs::File::open(&path)
+                .and_then(|f| archive.append(member, len, f, precompressed));
             let _ = std::fs::remove_file(&path);
             result
         }
@@ -87,7 +96,11 @@ pub(crate) fn writer_loop(
     let mut error: Option<EngineError> = None;
     while let Some(msg) = rx.blocking_recv() {
         let result = match msg {
-            WriterMsg::Stored { result, body } => {
+            WriterMsg::Stored {
+                result,
+                body,
+                precompressed,
+            } => {
                 if error.is_some() {
                     if let Body::Spilled { path } = body {
                         let _ = std::fs::remove_file(path);
@@ -95,7 +108,8 @@ pub(crate) fn writer_loop(
                     continue;
                 }
                 let member = result.member.clone().unwrap_or_default();
-                if let Err(source) = store(&mut archive, &member, result.bytes, body) {
+                if let Err(source) = store(&mut archive, &member, result.bytes, body, precompressed)
+                {
                     error = Some(EngineError::Output {
                         path: archive_path.clone(),
                         source,

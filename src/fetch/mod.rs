@@ -19,7 +19,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::engine::EngineConfig;
 use crate::model::content::{check_content, jpeg_truncated};
-use crate::model::naming::choose_extension;
+use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
 
 pub use dns::CachingResolver;
@@ -34,8 +34,8 @@ const ERROR_BODY_DRAIN: usize = 64 * 1024;
 /// A downloaded body.
 #[derive(Debug)]
 pub enum Body {
-    /// Held in memory.
-    Memory(Vec<u8>),
+    /// Held in memory, as the chunks received (no copy into one buffer).
+    Memory(Vec<bytes::Bytes>),
     /// Written to a spill file (removed once archived).
     Spilled {
         /// The spill file.
@@ -54,6 +54,8 @@ pub struct Fetched {
     pub sha256: [u8; 32],
     /// The extension to store them under (without the dot).
     pub extension: String,
+    /// True when the bytes are an already-compressed image format (stored, not deflated).
+    pub precompressed: bool,
 }
 
 /// A failed attempt.
@@ -202,8 +204,7 @@ impl Fetcher {
         {
             return Err(self.too_large(format!("announced {len} bytes")));
         }
-        let expected = resp.content_length().unwrap_or(0).min(SPILL_AT as u64) as usize;
-        let mut read = BodyRead::new(expected);
+        let mut read = BodyRead::new();
         loop {
             let chunk = match timeout(self.idle_timeout, resp.chunk()).await {
                 Err(_) => {
@@ -236,7 +237,7 @@ impl Fetcher {
                 read.discard(spill).await;
                 return Err(self.too_large(format!("more than {} bytes", self.max_file_size)));
             }
-            if let Err(e) = read.push(&chunk, spill).await {
+            if let Err(e) = read.push(chunk, spill).await {
                 read.discard(spill).await;
                 return Err(AttemptError::new(
                     Failure::Broken,
@@ -261,6 +262,7 @@ impl Fetcher {
             ));
         }
         let extension = choose_extension(url.as_str(), content_type.as_deref(), &read.head);
+        read.precompressed = is_precompressed(&read.head);
         read.finish(extension, spill)
             .await
             .map_err(|e| fail(Failure::Broken, format!("spill file: {e}")))
@@ -293,53 +295,60 @@ impl Fetcher {
 
 /// A body being read: in memory until it grows past [`SPILL_AT`], then in a spill file.
 struct BodyRead {
-    mem: Vec<u8>,
+    mem: Vec<bytes::Bytes>,
+    mem_len: usize,
     file: Option<tokio::fs::File>,
     hasher: Sha256,
     len: u64,
     head: Vec<u8>,
     last_two: [u8; 2],
+    precompressed: bool,
 }
 
 impl BodyRead {
-    fn new(capacity: usize) -> Self {
+    fn new() -> Self {
         Self {
-            mem: Vec::with_capacity(capacity),
+            mem: Vec::with_capacity(16),
+            mem_len: 0,
             file: None,
             hasher: Sha256::new(),
             len: 0,
             head: Vec::with_capacity(32),
             last_two: [0, 0],
+            precompressed: false,
         }
     }
 
-    async fn push(&mut self, chunk: &[u8], spill: &Path) -> std::io::Result<()> {
+    async fn push(&mut self, chunk: bytes::Bytes, spill: &Path) -> std::io::Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
-        self.hasher.update(chunk);
+        self.hasher.update(&chunk);
         if self.head.len() < 32 {
             let take = (32 - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        match chunk {
+        match &chunk[..] {
             [.., a, b] => self.last_two = [*a, *b],
             [b] => self.last_two = [self.last_two[1], *b],
             [] => {}
         }
         self.len += chunk.len() as u64;
         if let Some(file) = self.file.as_mut() {
-            return file.write_all(chunk).await;
+            return file.write_all(&chunk).await;
         }
-        if self.mem.len() + chunk.len() > SPILL_AT {
+        if self.mem_len + chunk.len() > SPILL_AT {
             let mut file = tokio::fs::File::create(spill).await?;
-            file.write_all(&self.mem).await?;
-            file.write_all(chunk).await?;
-            self.mem = Vec::new();
+            for piece in self.mem.drain(..) {
+                file.write_all(&piece).await?;
+            }
+            file.write_all(&chunk).await?;
+            self.mem_len = 0;
             self.file = Some(file);
             return Ok(());
         }
-        self.mem.extend_from_slice(chunk);
+        self.mem_len += chunk.len();
+        self.mem.push(chunk);
         Ok(())
     }
 
@@ -364,6 +373,7 @@ impl BodyRead {
             len: self.len,
             sha256: self.hasher.finalize().into(),
             extension,
+            precompressed: self.precompressed,
         })
     }
 }

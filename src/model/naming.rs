@@ -85,6 +85,24 @@ pub fn sniff_extension(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// True when the bytes are an image format that is already compressed (deflating it again
+/// only costs CPU).
+pub fn is_precompressed(head: &[u8]) -> bool {
+    matches!(
+        sniff_extension(head),
+        Some("jpg" | "png" | "gif" | "webp" | "avif")
+    )
+}
+
+/// True when a member name has the extension of an already-compressed image format.
+pub fn has_precompressed_extension(name: &str) -> bool {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    matches!(
+        ext.as_deref(),
+        Some("jpg" | "jpeg" | "png" | "gif" | "webp" | "avif" | "heic")
+    )
+}
+
 /// True when the bytes start like an HTML or XML text page (an error page, not an image).
 pub fn looks_like_html(head: &[u8]) -> bool {
     let trimmed: Vec<u8> = head

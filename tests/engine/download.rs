@@ -50,6 +50,8 @@ pub fn results(path: &Path) -> BTreeMap<u64, RowResult> {
     out
 }
 
+const LONG_CLASS: &str = "Pseudobombax ellipticum var. very long cultivar name used to exceed the hundred byte tar name field";
+
 #[test]
 fn every_misbehaviour_gets_the_right_outcome_and_the_run_completes() {
     let fx = common::fixture();
@@ -209,6 +211,13 @@ fn every_misbehaviour_gets_the_right_outcome_and_the_run_completes() {
             RowStatus::Ok,
             None,
         ),
+        // A member path longer than a tar header's 100-byte name field.
+        (
+            Some(fx.url("/photos/20/medium.jpg")),
+            LONG_CLASS,
+            RowStatus::Ok,
+            None,
+        ),
     ];
     // The truncated-JPEG check needs the cut body not to end in zero padding.
     let full = fx.expected_body("/photos/8/medium.jpg");
@@ -298,6 +307,11 @@ fn every_misbehaviour_gets_the_right_outcome_and_the_run_completes() {
             .iter()
             .all(|p| *p != ".." && *p != "." && !p.is_empty()),
         "{hostile}"
+    );
+    assert!(
+        m(26).len() > 100 && m(26).contains("very_long_cultivar"),
+        "{}",
+        m(26)
     );
     let unique: HashSet<_> = rows.values().filter_map(|r| r.member.clone()).collect();
     assert_eq!(unique.len(), members.len());
@@ -392,4 +406,24 @@ fn csv_input_ldawt_aliases_config_file_and_plain_tar() {
     };
     assert_eq!(names(&gz), names(&members));
     assert_eq!(std::fs::read(&out_gz).unwrap()[..2], [0x1F, 0x8B]);
+    // Standard tools read it too (images are stored, headers deflated, in one gzip member).
+    match std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&out_gz)
+        .output()
+    {
+        Ok(listing) => {
+            assert!(
+                listing.status.success(),
+                "{}",
+                String::from_utf8_lossy(&listing.stderr)
+            );
+            let files = String::from_utf8_lossy(&listing.stdout)
+                .lines()
+                .filter(|l| !l.ends_with('/'))
+                .count();
+            assert_eq!(files, 50);
+        }
+        Err(_) => eprintln!("SKIP (partial): no tar command to cross-check the gzip archive"),
+    }
 }
