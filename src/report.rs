@@ -96,12 +96,7 @@ async fn plain_lines(counters: &ShardCounters, stop: &CancellationToken, since: 
 /// Writes the final summary table of a shard run.
 pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Result<()> {
     let secs = report.elapsed.as_secs_f64().max(1e-9);
-    let attempted = report.ok + report.failed;
-    let rate = if attempted == 0 {
-        0.0
-    } else {
-        report.ok as f64 * 100.0 / attempted as f64
-    };
+    let rate = report.success_rate_percent();
     let mb = report.bytes as f64 / 1e6;
     writeln!(
         out,

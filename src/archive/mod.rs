@@ -42,10 +42,44 @@ pub fn compression_for(path: &Path) -> Compression {
 }
 
 /// A file writer that hashes everything written through it.
+/// It also asks a background thread to `fdatasync` every [`SYNC_EVERY`] bytes, so the disk
+/// writes overlap the downloads instead of all waiting for the final fsync.
 struct HashingFile {
     file: File,
     hasher: Sha256,
     written: u64,
+    unsynced: u64,
+    syncer: Option<Syncer>,
+}
+
+/// Bytes written between two background `fdatasync`s.
+const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+
+/// The background flusher: a thread holding a clone of the file descriptor.
+struct Syncer {
+    wake: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(file: &File) -> Option<Self> {
+        let clone = file.try_clone().ok()?;
+        let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("ldawt-sync".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    let _ = clone.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Self { wake, thread })
+    }
+
+    fn stop(self) {
+        drop(self.wake);
+        let _ = self.thread.join();
+    }
 }
 
 impl Write for HashingFile {
@@ -53,6 +87,14 @@ impl Write for HashingFile {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            if let Some(s) = &self.syncer {
+                // A sync already pending covers these bytes too.
+                let _ = s.wake.try_send(());
+            }
+        }
         Ok(n)
     }
 
@@ -132,9 +174,11 @@ impl ArchiveWriter {
         let part = part_path(path);
         let file = File::create(&part)?;
         let hashing = HashingFile {
+            syncer: Syncer::start(&file),
             file,
             hasher: Sha256::new(),
             written: 0,
+            unsynced: 0,
         };
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, hashing);
         let sink = match compression {
@@ -254,7 +298,10 @@ impl ArchiveWriter {
     /// Writes the end-of-archive blocks, fsyncs and renames `.part` into place.
     pub fn finish(self) -> io::Result<ArchiveSummary> {
         let sink = self.builder.into_inner()?;
-        let hashing = sink.into_file()?;
+        let mut hashing = sink.into_file()?;
+        if let Some(s) = hashing.syncer.take() {
+            s.stop();
+        }
         hashing.file.sync_all()?;
         let summary = ArchiveSummary {
             size: hashing.written,

@@ -184,6 +184,19 @@ pub struct ShardReport {
     pub error_breakdown: BTreeMap<String, u64>,
 }
 
+impl ShardReport {
+    /// Stored rows as a percentage of the rows attempted (ok + failed; skipped rows had no URL
+    /// or were never started). 0 when nothing was attempted.
+    pub fn success_rate_percent(&self) -> f64 {
+        let attempted = self.ok + self.failed;
+        if attempted == 0 {
+            0.0
+        } else {
+            self.ok as f64 * 100.0 / attempted as f64
+        }
+    }
+}
+
 /// Live counters of a running shard, shared with reporters and the swarm's throughput adverts.
 #[derive(Debug, Default)]
 pub struct ShardCounters {

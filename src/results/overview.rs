@@ -38,12 +38,7 @@ pub fn overview_json(
     finished_unix_ms: u64,
 ) -> serde_json::Value {
     let secs = report.elapsed.as_secs_f64();
-    let attempted = report.ok + report.failed;
-    let rate = if attempted == 0 {
-        0.0
-    } else {
-        report.ok as f64 * 100.0 / attempted as f64
-    };
+    let rate = report.success_rate_percent();
     let mb = report.bytes as f64 / 1e6;
     let round2 = |v: f64| (v * 100.0).round() / 100.0;
     json!({
