@@ -254,25 +254,19 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Like [`ArchiveWriter::append`] for a body held as received chunks: when the name fits
-    /// the tar header, the header and the chunks go straight into the output buffer (one copy
-    /// per byte); longer names take the builder's GNU long-name path.
-    pub fn append_chunks(
+    /// Like [`ArchiveWriter::append`] for a body in memory: when the name fits the tar header,
+    /// the header and the bytes go straight into the output buffer (one copy); longer names
+    /// take the builder's GNU long-name path.
+    pub fn append_bytes(
         &mut self,
         member: &str,
-        size: u64,
-        chunks: &[bytes::Bytes],
+        data: &[u8],
         precompressed: bool,
     ) -> io::Result<()> {
+        let size = data.len() as u64;
         let mut h = self.header(tar::EntryType::Regular, size, 0o644);
         if h.set_path(member).is_err() {
-            let reader = chunks
-                .iter()
-                .map(|c| c.as_ref())
-                .fold(Box::new(io::empty()) as Box<dyn Read>, |acc, c| {
-                    Box::new(acc.chain(c))
-                });
-            return self.append(member, size, reader, precompressed);
+            return self.append(member, size, data, precompressed);
         }
         h.set_cksum();
         if let Some((dir, _)) = member.rsplit_once('/') {
@@ -284,9 +278,7 @@ impl ArchiveWriter {
             g.set_storing(precompressed)?;
         }
         sink.write_all(h.as_bytes())?;
-        for c in chunks {
-            sink.write_all(c)?;
-        }
+        sink.write_all(data)?;
         let pad = ((512 - size % 512) % 512) as usize;
         sink.write_all(&[0u8; 512][..pad])?;
         if let Sink::Gzip(g) = sink {

@@ -73,7 +73,7 @@ fn store(
     precompressed: bool,
 ) -> std::io::Result<()> {
     match body {
-        Body::Memory(chunks) => archive.append_chunks(member, len, &chunks, precompressed),
+        Body::Memory(bytes) => archive.append_bytes(member, &bytes, precompressed),
         Body::Spilled { path } => {
             let result = std::fs::File::open(&path)
                 .and_then(|f| archive.append(member, len, f, precompressed));

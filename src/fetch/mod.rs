@@ -34,8 +34,9 @@ const ERROR_BODY_DRAIN: usize = 64 * 1024;
 /// A downloaded body.
 #[derive(Debug)]
 pub enum Body {
-    /// Held in memory, as the chunks received (no copy into one buffer).
-    Memory(Vec<bytes::Bytes>),
+    /// Held in memory (one buffer sized from `Content-Length`: copying each chunk once frees
+    /// the connection's read buffer for reuse, which keeps memory at the bodies' real size).
+    Memory(Vec<u8>),
     /// Written to a spill file (removed once archived).
     Spilled {
         /// The spill file.
@@ -204,7 +205,8 @@ impl Fetcher {
         {
             return Err(self.too_large(format!("announced {len} bytes")));
         }
-        let mut read = BodyRead::new();
+        let expected = resp.content_length().unwrap_or(0).min(SPILL_AT as u64) as usize;
+        let mut read = BodyRead::new(expected);
         loop {
             let chunk = match timeout(self.idle_timeout, resp.chunk()).await {
                 Err(_) => {
@@ -295,8 +297,7 @@ impl Fetcher {
 
 /// A body being read: in memory until it grows past [`SPILL_AT`], then in a spill file.
 struct BodyRead {
-    mem: Vec<bytes::Bytes>,
-    mem_len: usize,
+    mem: Vec<u8>,
     file: Option<tokio::fs::File>,
     hasher: Sha256,
     len: u64,
@@ -306,10 +307,9 @@ struct BodyRead {
 }
 
 impl BodyRead {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         Self {
-            mem: Vec::with_capacity(16),
-            mem_len: 0,
+            mem: Vec::with_capacity(capacity),
             file: None,
             hasher: Sha256::new(),
             len: 0,
@@ -337,18 +337,15 @@ impl BodyRead {
         if let Some(file) = self.file.as_mut() {
             return file.write_all(&chunk).await;
         }
-        if self.mem_len + chunk.len() > SPILL_AT {
+        if self.mem.len() + chunk.len() > SPILL_AT {
             let mut file = tokio::fs::File::create(spill).await?;
-            for piece in self.mem.drain(..) {
-                file.write_all(&piece).await?;
-            }
+            file.write_all(&self.mem).await?;
             file.write_all(&chunk).await?;
-            self.mem_len = 0;
+            self.mem = Vec::new();
             self.file = Some(file);
             return Ok(());
         }
-        self.mem_len += chunk.len();
-        self.mem.push(chunk);
+        self.mem.extend_from_slice(&chunk);
         Ok(())
     }
 
