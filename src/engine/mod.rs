@@ -268,6 +268,18 @@ pub async fn run_shard(
 mod tests {
     use super::*;
 
+    /// Swarm workers spawn shard runs on the runtime: the future must be `Send`.
+    #[allow(dead_code)]
+    fn run_shard_future_is_send(
+        job: ShardJob,
+        cfg: &EngineConfig,
+        counters: Arc<ShardCounters>,
+        cancel: CancellationToken,
+    ) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(run_shard(job, cfg, counters, cancel));
+    }
+
     #[test]
     fn side_files_follow_the_archive_name() {
         let a = Path::new("out/group_1.tar.gz");
