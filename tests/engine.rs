@@ -20,3 +20,6 @@ mod memory;
 
 #[path = "engine/size.rs"]
 mod size;
+
+#[path = "engine/pacing.rs"]
+mod pacing;
