@@ -4,7 +4,9 @@
 //! Other helpers add their own `tests/common/<name>.rs` files next to this one.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use ldawt::engine::RowResult;
 use ldawt::fixture::{self, FixtureConfig, FixtureHandle};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -226,4 +229,44 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Every regular member of a tar or tar.gz: path → bytes.
+pub fn archive_members(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut raw = Vec::new();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut raw)
+        .unwrap();
+    let reader: Box<dyn Read> = if raw.starts_with(&[0x1F, 0x8B]) {
+        Box::new(flate2::read::GzDecoder::new(raw.as_slice()))
+    } else {
+        Box::new(raw.as_slice())
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        assert!(
+            out.insert(name.clone(), bytes).is_none(),
+            "member {name} twice"
+        );
+    }
+    out
+}
+
+/// The results file, by row index.
+pub fn results(path: &Path) -> BTreeMap<u64, RowResult> {
+    let mut out = BTreeMap::new();
+    ldawt::results::read_results(path, |r| {
+        assert!(out.insert(r.index, r).is_none(), "a row recorded twice");
+    })
+    .unwrap();
+    out
 }

@@ -2,53 +2,11 @@
 //! the right per-row outcome and the run completes; names are unique; stored bytes are exact.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
-use ldawt::engine::{RowResult, RowStatus};
+use ldawt::engine::RowStatus;
 
-use crate::common;
-
-/// Every regular member of a tar or tar.gz: path → bytes.
-pub fn archive_members(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut raw = Vec::new();
-    std::fs::File::open(path)
-        .unwrap()
-        .read_to_end(&mut raw)
-        .unwrap();
-    let reader: Box<dyn Read> = if raw.starts_with(&[0x1F, 0x8B]) {
-        Box::new(flate2::read::GzDecoder::new(raw.as_slice()))
-    } else {
-        Box::new(raw.as_slice())
-    };
-    let mut archive = tar::Archive::new(reader);
-    let mut out = BTreeMap::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            continue;
-        }
-        let name = entry.path().unwrap().to_string_lossy().into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        assert!(
-            out.insert(name.clone(), bytes).is_none(),
-            "member {name} twice"
-        );
-    }
-    out
-}
-
-/// The results file, by row index.
-pub fn results(path: &Path) -> BTreeMap<u64, RowResult> {
-    let mut out = BTreeMap::new();
-    ldawt::results::read_results(path, |r| {
-        assert!(out.insert(r.index, r).is_none(), "a row recorded twice");
-    })
-    .unwrap();
-    out
-}
+use crate::common::{self, archive_members, results};
 
 const LONG_CLASS: &str = "Pseudobombax ellipticum var. very long cultivar name used to exceed the hundred byte tar name field";
 

@@ -58,7 +58,7 @@ fn peak_rss_kib(fx: &common::TestFixture, dir: &std::path::Path, rows: usize) ->
     }
     let out = common::wait_timeout(child, Duration::from_secs(5));
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
-    let members = super::download::archive_members(&output).len();
+    let members = common::archive_members(&output).len();
     assert_eq!(members, rows);
     std::fs::remove_file(&output).unwrap();
     peak

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use ldawt::engine::RowStatus;
 
-use super::download::results;
 use crate::common;
 
 #[test]
@@ -44,7 +43,7 @@ fn a_throttling_host_gets_fewer_requests_at_once() {
         Duration::from_secs(60),
     );
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
-    let rows = results(&dir.path().join("s.results.parquet"));
+    let rows = common::results(&dir.path().join("s.results.parquet"));
     assert!(
         rows.values()
             .all(|r| r.status == RowStatus::Ok && r.attempts == 2)

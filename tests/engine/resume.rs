@@ -8,7 +8,6 @@ use std::time::Duration;
 use ldawt::engine::RowStatus;
 use ldawt::fixture::FixtureConfig;
 
-use super::download::{archive_members, results};
 use crate::common;
 
 #[test]
@@ -63,7 +62,7 @@ fn interrupted_then_resumed_equals_one_clean_run() {
     assert!(status.success());
     let out = common::wait_timeout(child, Duration::from_secs(30));
     assert_eq!(common::code(&out), 130, "{}", common::text(&out));
-    let partial = results(&dir.path().join("r").join("shard.results.parquet"));
+    let partial = common::results(&dir.path().join("r").join("shard.results.parquet"));
     let partial_ok = partial
         .values()
         .filter(|r| r.status == RowStatus::Ok)
@@ -73,7 +72,7 @@ fn interrupted_then_resumed_equals_one_clean_run() {
         "interrupted mid-run: {partial_ok}"
     );
     assert_eq!(
-        archive_members(&resumed).len(),
+        common::archive_members(&resumed).len(),
         partial_ok,
         "the partial archive is valid"
     );
@@ -100,13 +99,13 @@ fn interrupted_then_resumed_equals_one_clean_run() {
     );
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
 
-    let a = archive_members(&resumed);
-    let b = archive_members(&clean);
+    let a = common::archive_members(&resumed);
+    let b = common::archive_members(&clean);
     assert_eq!(a.len(), rows.len());
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     assert!(a == b, "same bytes under the same names");
-    let ra = results(&dir.path().join("r").join("shard.results.parquet"));
-    let rb = results(&dir.path().join("c").join("shard.results.parquet"));
+    let ra = common::results(&dir.path().join("r").join("shard.results.parquet"));
+    let rb = common::results(&dir.path().join("c").join("shard.results.parquet"));
     let members = |r: &BTreeMap<u64, ldawt::engine::RowResult>| {
         r.iter()
             .map(|(i, r)| (*i, r.member.clone()))
