@@ -290,6 +290,9 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
     let report = match outcome {
         Ok(r) => r,
         Err(EngineError::Input(e)) => return Err(e.into()),
+        Err(e @ EngineError::ResumeMismatch { .. }) => {
+            return Err(UsageError::new(e.to_string()).into());
+        }
         Err(e) => return Err(e.into()),
     };
     annotate_overview(&report.archive_path, &resolved)?;

@@ -248,6 +248,16 @@ pub enum EngineError {
     /// The results file could not be read or written.
     #[error(transparent)]
     Results(#[from] crate::results::ResultsError),
+    /// `--resume` found a row whose URL differs from the one the previous run stored under
+    /// the same index: the input changed, so the previous outputs cannot be continued.
+    #[error(
+        "--resume: row {index} of the input is not the row the previous run stored (the input \
+         changed); run without --resume to start over"
+    )]
+    ResumeMismatch {
+        /// The row index.
+        index: u64,
+    },
     /// The HTTP client or the runtime failed (not a per-row failure).
     #[error("{0}")]
     Http(String),

@@ -155,7 +155,7 @@ pub(crate) async fn run(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     );
-    let mut input_error: Option<InputError> = None;
+    let mut input_error: Option<EngineError> = None;
     'batches: loop {
         let batch = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -164,17 +164,18 @@ pub(crate) async fn run(
         let batch = match batch {
             None => break,
             Some(Err(e)) => {
-                input_error = Some(e);
+                input_error = Some(EngineError::Input(e));
                 break;
             }
             Some(Ok(b)) => b,
         };
         for row in batch {
-            if done
-                .get(&row.index)
-                .is_some_and(|key| *key == url_key(row.url.as_deref()))
-            {
-                continue;
+            if let Some(key) = done.get(&row.index) {
+                if *key == url_key(row.url.as_deref()) {
+                    continue;
+                }
+                input_error = Some(EngineError::ResumeMismatch { index: row.index });
+                break 'batches;
             }
             let text = row.url.as_deref().map(str::trim).unwrap_or("");
             if text.is_empty() {
@@ -265,7 +266,7 @@ pub(crate) async fn run(
 /// Closes the outputs (or removes them on error), writes the overview and builds the report.
 async fn finish(
     outcome: WriterOutcome,
-    input_error: Option<InputError>,
+    input_error: Option<EngineError>,
     cfg: &EngineConfig,
     archive_path: &std::path::Path,
     counters: &ShardCounters,
@@ -281,7 +282,7 @@ async fn finish(
     if let Some(e) = input_error {
         archive.abort();
         results.abort();
-        return Err(EngineError::Input(e));
+        return Err(e);
     }
     if let Some(e) = error {
         archive.abort();

@@ -121,3 +121,60 @@ fn interrupted_then_resumed_equals_one_clean_run() {
             .any(|r| r.member.as_deref().is_some_and(|m| m.contains("_r2500")))
     );
 }
+
+#[test]
+fn resuming_with_a_changed_input_is_refused_and_keeps_the_previous_outputs() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let write = |first: &str| {
+        let mut urls: Vec<Option<String>> = (0..20)
+            .map(|i| Some(fx.url(&format!("/photos/{i}/medium.jpg"))))
+            .collect();
+        urls[3] = Some(fx.url(first));
+        common::write_string_parquet(
+            &input,
+            &[
+                ("photo_url", urls),
+                (
+                    "taxon_name",
+                    (0..20).map(|_| Some("c".to_string())).collect(),
+                ),
+            ],
+        );
+    };
+    write("/photos/3/medium.jpg");
+    let output = dir.path().join("s.tar");
+    let args = [
+        "download",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let out = common::run_ldawt(&args, Duration::from_secs(60));
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out));
+    let before = std::fs::read(&output).unwrap();
+
+    write("/photos/333/medium.jpg");
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = common::run_ldawt(&resume, Duration::from_secs(60));
+    assert_eq!(common::code(&out), 2, "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("row 3"),
+        "{}",
+        common::text(&out)
+    );
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        before,
+        "the previous archive is untouched"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
