@@ -114,6 +114,7 @@ if doc['error_breakdown']:
 print(d['successful_downloads'], d['total_bytes'])" "$1"
 }
 
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: wrk -t2 -c64 -d10s over the same $ROWS paths…" >&2
 WRK_RPS=$(wrk -t2 -c64 -d10s -s "$WORK/paths.lua" "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
 
@@ -154,3 +155,4 @@ report "ldawt, per-host 128" "$WORK/out/wan.tar" "$line" "$IDEAL"
 rm -f "$WORK/out/"*
 line=$(measure "$BIN" download --no-progress --input "$WORK/wan20.parquet" --output "$WORK/out/wan20.tar" --concurrency 128 --per-host 20)
 report "ldawt, per-host 20 (LDAWT's cap)" "$WORK/out/wan20.tar" "$line" "$IDEAL"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
