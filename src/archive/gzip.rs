@@ -85,19 +85,20 @@ impl<W: Write> GzipWriter<W> {
         }
     }
 
+    /// Writes `data` as stored blocks straight to the inner writer (no extra copy).
     fn store(&mut self, data: &[u8]) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.inner.write_all(&self.out)?;
+            self.out.clear();
+        }
         for piece in data.chunks(STORED_MAX) {
             let len = piece.len() as u16;
             // BFINAL=0, BTYPE=00 (stored); the stream is byte-aligned here.
             let mut head = [0u8; 5];
             head[1..3].copy_from_slice(&len.to_le_bytes());
             head[3..5].copy_from_slice(&(!len).to_le_bytes());
-            self.out.extend_from_slice(&head);
-            self.out.extend_from_slice(piece);
-            if self.out.len() >= OUT_CHUNK {
-                self.inner.write_all(&self.out)?;
-                self.out.clear();
-            }
+            self.inner.write_all(&head)?;
+            self.inner.write_all(piece)?;
         }
         Ok(())
     }
