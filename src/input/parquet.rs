@@ -198,3 +198,64 @@ impl RowBatches for ParquetRows {
         Some(Ok(rows))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{Field, Schema};
+    use parquet::arrow::ArrowWriter;
+
+    #[test]
+    fn rows_stream_in_batches_with_nulls_and_integer_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let n = 20_000usize;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("u", DataType::Utf8, true),
+            Field::new("taxon_id", DataType::Int64, true),
+            Field::new("other", DataType::Utf8, true),
+        ]));
+        let urls: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 7 != 0).then(|| format!("http://h/{i}.jpg")))
+            .collect();
+        let ids: Vec<Option<i64>> = (0..n).map(|i| (i % 5 != 0).then_some(i as i64)).collect();
+        let other: Vec<Option<&str>> = (0..n).map(|_| Some("x")).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(urls.clone())),
+                Arc::new(Int64Array::from(ids.clone())),
+                Arc::new(StringArray::from(other)),
+            ],
+        )
+        .unwrap();
+        let mut w =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+
+        let mut rows = open(&path, "u", Some("taxon_id"), 4096).unwrap();
+        assert_eq!(rows.total_rows(), Some(n as u64));
+        let mut seen = 0usize;
+        while let Some(batch) = rows.next_batch() {
+            let batch = batch.unwrap();
+            assert!(batch.len() <= 4096);
+            for r in batch {
+                assert_eq!(r.index as usize, seen);
+                assert_eq!(r.url, urls[seen]);
+                assert_eq!(r.class, ids[seen].map(|v| v.to_string()));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, n);
+        assert!(matches!(
+            open(&path, "taxon_id", None, 10),
+            Err(InputError::WrongColumnType { .. })
+        ));
+        assert!(matches!(
+            open(&path, "u", Some("nope"), 10),
+            Err(InputError::MissingColumn { .. })
+        ));
+    }
+}
