@@ -23,3 +23,6 @@ mod size;
 
 #[path = "engine/pacing.rs"]
 mod pacing;
+
+#[path = "engine/spill.rs"]
+mod spill;
