@@ -203,8 +203,9 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
     })
 }
 
-/// Cancels `token` on the first SIGINT/SIGTERM; a second signal exits at once.
-fn watch_signals(token: CancellationToken) {
+/// Cancels `token` on the first SIGINT/SIGTERM; a second signal removes the unfinished
+/// `.part` files (the previous outputs, if any, stay valid for `--resume`) and exits at once.
+fn watch_signals(token: CancellationToken, archive: PathBuf) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (
@@ -224,6 +225,9 @@ fn watch_signals(token: CancellationToken) {
                 );
                 token.cancel();
             } else {
+                for done in [archive.clone(), engine::results_path(&archive)] {
+                    let _ = std::fs::remove_file(crate::archive::part_path(&done));
+                }
                 std::process::exit(i32::from(exit::INTERRUPTED));
             }
         }
@@ -278,7 +282,7 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
     }
     let counters = ShardCounters::new();
     let cancel = CancellationToken::new();
-    watch_signals(cancel.clone());
+    watch_signals(cancel.clone(), resolved.output.clone());
     let progress = Progress::start(counters.clone(), global.no_progress);
     let job = ShardJob {
         rows,
