@@ -24,7 +24,7 @@ use crate::engine::{RowResult, RowStatus};
 /// Rows buffered before they are encoded.
 const BATCH_ROWS: usize = 8192;
 /// Rows per parquet row group (bounds the writer's memory).
-const ROW_GROUP_ROWS: usize = 65_536;
+const ROW_GROUP_ROWS: usize = 16_384;
 
 /// Failures reading or writing a results file.
 #[derive(Debug, thiserror::Error)]

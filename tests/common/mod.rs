@@ -68,6 +68,15 @@ pub fn fixture() -> TestFixture {
 
 /// Writes a parquet file whose columns are all nullable strings.
 pub fn write_string_parquet(path: &Path, columns: &[(&str, Vec<Option<String>>)]) {
+    write_string_parquet_grouped(path, columns, None);
+}
+
+/// Like [`write_string_parquet`], with row groups of at most `row_group_rows` rows.
+pub fn write_string_parquet_grouped(
+    path: &Path,
+    columns: &[(&str, Vec<Option<String>>)],
+    row_group_rows: Option<usize>,
+) {
     let fields: Vec<Field> = columns
         .iter()
         .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
@@ -77,7 +86,7 @@ pub fn write_string_parquet(path: &Path, columns: &[(&str, Vec<Option<String>>)]
         .map(|(_, values)| Arc::new(StringArray::from(values.clone())) as ArrayRef)
         .collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("batch");
-    write_batches(path, &[batch], None);
+    write_batches(path, &[batch], row_group_rows);
 }
 
 /// Writes record batches to a parquet file, optionally capping the row-group size.

@@ -11,7 +11,9 @@ use crate::common;
 /// Runs `ldawt download` on `rows` synthetic URLs and returns its peak RSS in KiB.
 fn peak_rss_kib(fx: &common::TestFixture, dir: &std::path::Path, rows: usize) -> u64 {
     let input = dir.join(format!("in{rows}.parquet"));
-    common::write_string_parquet(
+    // Row groups of 20k rows, as a writer streaming a big list would produce: the reader
+    // holds one row group at a time, so both runs below see the same input granularity.
+    common::write_string_parquet_grouped(
         &input,
         &[
             (
@@ -27,6 +29,7 @@ fn peak_rss_kib(fx: &common::TestFixture, dir: &std::path::Path, rows: usize) ->
                     .collect(),
             ),
         ],
+        Some(20_000),
     );
     let output = dir.join(format!("out{rows}.tar"));
     let child = common::spawn_ldawt(&[
