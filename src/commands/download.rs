@@ -251,6 +251,17 @@ fn annotate_overview(report_archive: &std::path::Path, r: &Resolved) -> anyhow::
 /// Runs `ldawt download`.
 pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let resolved = resolve(*args.options)?;
+    let name = resolved.output.to_string_lossy().to_ascii_lowercase();
+    let known = [".tar", ".tar.gz", ".tgz"]
+        .iter()
+        .any(|s| name.ends_with(s));
+    if !known && resolved.engine.compression.is_none() {
+        return Err(UsageError::new(format!(
+            "--output {}: name the archive .tar (plain) or .tar.gz/.tgz (gzip), or pass --compression",
+            resolved.output.display()
+        ))
+        .into());
+    }
     if resolved.output.is_dir() {
         return Err(UsageError::new(format!(
             "--output {} is a directory; give an archive path such as out/shard.tar.gz",

@@ -112,6 +112,20 @@ fn bad_inputs_exit_2_naming_the_problem_and_write_nothing() {
     std::fs::write(&header_only, b"photo_url,taxon_name\n").unwrap();
     run(dl(&header_only), &["header.csv", "no rows"]);
 
+    let good = d.join("good.csv");
+    std::fs::write(&good, b"photo_url,taxon_name\nhttp://127.0.0.1:9/a.jpg,s\n").unwrap();
+    let zip = out_dir.join("x.zip");
+    run(
+        vec![
+            "download".into(),
+            "--input".into(),
+            good.to_str().unwrap().into(),
+            "--output".into(),
+            zip.to_str().unwrap().into(),
+        ],
+        &["x.zip", ".tar"],
+    );
+
     let cfg = d.join("cfg.json");
     std::fs::write(
         &cfg,
