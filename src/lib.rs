@@ -17,5 +17,7 @@ pub mod engine;
 pub mod exit;
 pub mod input;
 pub mod model;
+pub mod net;
 pub mod protocol;
+pub mod status_server;
 pub mod telemetry;
