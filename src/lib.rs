@@ -18,6 +18,8 @@ pub mod exit;
 pub mod input;
 pub mod model;
 pub mod net;
+pub mod peers_view;
 pub mod protocol;
+pub mod status_client;
 pub mod status_server;
 pub mod telemetry;

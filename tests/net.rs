@@ -4,6 +4,8 @@
 
 #[path = "net/harness.rs"]
 mod harness;
+#[path = "net/peers_cli.rs"]
+mod peers_cli;
 #[path = "net/transfer.rs"]
 mod transfer;
 #[path = "net/transport.rs"]
