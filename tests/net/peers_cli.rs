@@ -76,7 +76,7 @@ async fn peers_prints_the_served_status_as_json_and_as_tables() {
     let addr = status_server::serve(
         "127.0.0.1:0".parse().unwrap(),
         rx,
-        || String::new(),
+        String::new,
         stop.clone(),
     )
     .await
