@@ -65,8 +65,8 @@ pub struct EventLoop {
     connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
 }
 
-/// The peer id named by a `/p2p/…` component, if any.
-pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+/// The peer id named by an address's `/p2p/…` component, if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
         Protocol::P2p(id) => Some(id),
         _ => None,

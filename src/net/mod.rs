@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use client::Client;
 pub use error::NetError;
-pub use event_loop::EventLoop;
+pub use event_loop::{EventLoop, peer_of};
 pub use metrics::NetMetrics;
 
 use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, TransferHeader};
