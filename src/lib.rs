@@ -18,5 +18,6 @@ pub mod exit;
 pub mod input;
 pub mod model;
 pub mod protocol;
+pub mod seed;
 pub mod store;
 pub mod telemetry;
