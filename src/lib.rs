@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod coordinator;
 pub mod engine;
 pub mod exit;
 pub mod input;

@@ -184,7 +184,7 @@ fn column(batch: &RecordBatch, name: &str, path: &Path) -> Result<ArrayRef, Inpu
 }
 
 /// The cell as text; `None` when null or of an unsupported type.
-fn cell(a: &ArrayRef, i: usize) -> Option<String> {
+pub(crate) fn cell(a: &ArrayRef, i: usize) -> Option<String> {
     if a.is_null(i) {
         return None;
     }

@@ -40,6 +40,9 @@ pub enum StoreError {
     Closed,
 }
 
+/// A dataset and its shard records, as loaded.
+pub type LoadedDataset = (DatasetRecord, Vec<ShardRecord>);
+
 pub(crate) enum Msg {
     PutDataset(DatasetRecord, oneshot::Sender<Result<(), StoreError>>),
     PutShards(
@@ -49,7 +52,7 @@ pub(crate) enum Msg {
     ),
     Load(
         DatasetId,
-        oneshot::Sender<Result<Option<(DatasetRecord, Vec<ShardRecord>)>, StoreError>>,
+        oneshot::Sender<Result<Option<LoadedDataset>, StoreError>>,
     ),
     List(oneshot::Sender<Result<Vec<DatasetRecord>, StoreError>>),
 }
@@ -90,10 +93,7 @@ impl Store {
     }
 
     /// A dataset and all its shard records, in shard order.
-    pub async fn load(
-        &self,
-        dataset: DatasetId,
-    ) -> Result<Option<(DatasetRecord, Vec<ShardRecord>)>, StoreError> {
+    pub async fn load(&self, dataset: DatasetId) -> Result<Option<LoadedDataset>, StoreError> {
         self.call(|tx| Msg::Load(dataset, tx)).await?
     }
 
