@@ -8,6 +8,7 @@
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers).
 //! - `protocol`: versioned wire and control-endpoint types.
+//! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
 
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod coordinator;
 pub mod engine;
 pub mod exit;
+pub mod fixture;
 pub mod input;
 pub mod model;
 pub mod net;
