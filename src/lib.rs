@@ -26,3 +26,4 @@ pub mod seed;
 pub mod status_server;
 pub mod store;
 pub mod telemetry;
+pub mod worker;

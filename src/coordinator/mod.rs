@@ -8,6 +8,7 @@
 
 mod files;
 mod finalize;
+mod handle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
 pub use files::FileDecision;
 pub use finalize::{FailedShard, FinalReport};
+pub use handle::{CoordinatorHandle, Snapshot, Stopped};
 
 /// How long a worker with nothing to do waits before asking again.
 pub const NO_WORK_RETRY_MS: u64 = 1_000;
