@@ -21,6 +21,7 @@ pub mod fixture;
 pub mod input;
 pub mod model;
 pub mod net;
+pub mod node;
 pub mod protocol;
 pub mod seed;
 pub mod status_server;

@@ -303,10 +303,8 @@ proptest! {
                         let ok = model.valid(epoch, &peer, now);
                         let r = book.handle_renew(ShardId(shard), epoch, &peer, rows_done, t(now));
                         prop_assert_eq!(r.is_ok(), ok, "renew of stale/foreign epoch");
-                        if ok {
-                            if let Some(v) = model.live.get_mut(&epoch) {
-                                v.2 = v.2.max(now + TTL);
-                            }
+                        if ok && let Some(v) = model.live.get_mut(&epoch) {
+                            v.2 = v.2.max(now + TTL);
                         }
                     }
                 }
