@@ -8,18 +8,25 @@
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers).
 //! - `protocol`: versioned wire and control-endpoint types.
+//! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
 
 pub mod cli;
 pub mod commands;
+pub mod coordinator;
 pub mod engine;
 pub mod exit;
+pub mod fixture;
 pub mod input;
 pub mod model;
 pub mod net;
+pub mod node;
 pub mod peers_view;
 pub mod protocol;
+pub mod seed;
 pub mod status_client;
 pub mod status_server;
+pub mod store;
 pub mod telemetry;
+pub mod worker;

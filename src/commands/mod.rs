@@ -23,7 +23,7 @@ pub mod upload;
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
-        Command::Node(args) => node::run(args, &global).await,
+        Command::Node(args) => node::run(*args, &global).await,
         Command::Peers(args) => peers::run(args, &global).await,
         Command::Split(args) => split::run(args, &global).await,
         Command::Size(args) => size::run(args, &global).await,
