@@ -12,11 +12,13 @@
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod coordinator;
 pub mod engine;
 pub mod exit;
+pub mod fetch;
 pub mod fixture;
 pub mod input;
 pub mod model;
@@ -24,6 +26,8 @@ pub mod net;
 pub mod node;
 pub mod peers_view;
 pub mod protocol;
+pub mod report;
+pub mod results;
 pub mod seed;
 pub mod status_client;
 pub mod status_server;
