@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::AsyncWriteExt;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::IncomingStreams;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -14,6 +14,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::accept::accept_streams;
 use super::framing::{recv_msg, write_frame};
 use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning};
@@ -70,42 +71,32 @@ pub(crate) async fn request(
 /// Accepts control streams until `cancel`, one task per stream, at most
 /// `max_inbound_requests` handled at once.
 pub(crate) async fn serve(
-    mut incoming: IncomingStreams,
+    incoming: IncomingStreams,
     events: mpsc::Sender<Event>,
     tuning: Arc<NetTuning>,
     counters: Arc<NetCounters>,
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(tuning.max_inbound_requests.max(1)));
-    loop {
-        let (peer, stream) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = incoming.next() => match next {
-                Some(s) => s,
-                None => return,
-            },
-        };
+    accept_streams(incoming, cancel, |peer, stream| {
         let (events, tuning, counters, slots) = (
             events.clone(),
             tuning.clone(),
             counters.clone(),
             slots.clone(),
         );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
+        async move {
             let Ok(Ok(_slot)) = timeout(tuning.idle_timeout, slots.acquire_owned()).await else {
                 warn!(%peer, "too many control requests in progress: stream dropped");
                 return;
             };
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                result = answer(peer, stream, &events, &tuning) => match result {
-                    Ok(()) => NetCounters::add(&counters.control_requests_served, 1),
-                    Err(e) => debug!(%peer, error = %e, "control request not answered"),
-                },
+            match answer(peer, stream, &events, &tuning).await {
+                Ok(()) => NetCounters::add(&counters.control_requests_served, 1),
+                Err(e) => debug!(%peer, error = %e, "control request not answered"),
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Reads one request, asks the application, writes the answer.

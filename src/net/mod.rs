@@ -7,6 +7,7 @@
 //! frame each way, see `control`) and resumable archive transfers (see `transfer`). Framing,
 //! size limits and per-chunk inactivity timeouts live in `framing`.
 
+mod accept;
 mod backoff;
 mod behaviour;
 mod bootstrap;

@@ -17,7 +17,7 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::IncomingStreams;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::accept::accept_streams;
 use super::control::open_stream;
 use super::framing::{CHUNK_BYTES, recv_msg, send_msg, write_all_timed};
 use super::metrics::NetCounters;
@@ -125,40 +126,28 @@ pub(crate) async fn send_file(
 /// Accepts transfer streams until `cancel`, one task per stream; at most
 /// `max_inbound_transfers` write to disk at once, the others wait for a slot.
 pub(crate) async fn serve(
-    mut incoming: IncomingStreams,
+    incoming: IncomingStreams,
     events: mpsc::Sender<Event>,
     tuning: Arc<NetTuning>,
     counters: Arc<NetCounters>,
     cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(tuning.max_inbound_transfers.max(1)));
-    loop {
-        let (peer, stream) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = incoming.next() => match next {
-                Some(s) => s,
-                None => return,
-            },
-        };
+    accept_streams(incoming, cancel, |peer, stream| {
         let (events, tuning, counters, slots) = (
             events.clone(),
             tuning.clone(),
             counters.clone(),
             slots.clone(),
         );
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                result = receive(peer, stream, &events, &tuning, &counters, &slots) => {
-                    if let Err(e) = result {
-                        NetCounters::add(&counters.transfers_failed, 1);
-                        warn!(%peer, error = %e, "incoming transfer failed");
-                    }
-                }
+        async move {
+            if let Err(e) = receive(peer, stream, &events, &tuning, &counters, &slots).await {
+                NetCounters::add(&counters.transfers_failed, 1);
+                warn!(%peer, error = %e, "incoming transfer failed");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Runs the receiving side of one transfer.

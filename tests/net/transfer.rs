@@ -104,6 +104,14 @@ async fn pair() -> Pair {
     }
 }
 
+/// Sends `src` (announced as `size` bytes with `sha`) from the pair's sender to its receiver.
+async fn send(p: &Pair, size: usize, sha: [u8; 32], src: &Path) -> Result<(), NetError> {
+    p.sender
+        .client
+        .send_file(p.receiver.peer_id(), header(size as u64, sha), src)
+        .await
+}
+
 fn take_events(node: &mut TestNode) -> mpsc::Receiver<Event> {
     std::mem::replace(&mut node.events, mpsc::channel(1).1)
 }
@@ -121,9 +129,7 @@ async fn a_50_mb_file_arrives_verified_by_sha256() {
     std::fs::create_dir(&recv_dir).unwrap();
     let app = receiver_app(take_events(&mut p.receiver), recv_dir.clone(), None, Ok(()));
     let (src, sha) = random_file(p.dir.path(), "archive.tar.gz", 50 * MB, 1);
-    p.sender
-        .client
-        .send_file(p.receiver.peer_id(), header(50 * MB as u64, sha), &src)
+    send(&p, 50 * MB, sha, &src)
         .await
         .expect("transfer succeeds");
     assert_eq!(
@@ -148,12 +154,7 @@ async fn refusals_before_and_after_the_bytes_reach_the_sender() {
         Ok(()),
     );
     let (src, sha) = random_file(p.dir.path(), "a.bin", MB, 2);
-    let err = p
-        .sender
-        .client
-        .send_file(p.receiver.peer_id(), header(MB as u64, sha), &src)
-        .await
-        .unwrap_err();
+    let err = send(&p, MB, sha, &src).await.unwrap_err();
     assert!(
         matches!(&err, NetError::Rejected(r) if r.contains("stale epoch 5")),
         "{err}"
@@ -170,12 +171,7 @@ async fn refusals_before_and_after_the_bytes_reach_the_sender() {
         Err("shard already done".into()),
     );
     let (src, sha) = random_file(p.dir.path(), "a.bin", MB, 2);
-    let err = p
-        .sender
-        .client
-        .send_file(p.receiver.peer_id(), header(MB as u64, sha), &src)
-        .await
-        .unwrap_err();
+    let err = send(&p, MB, sha, &src).await.unwrap_err();
     assert!(
         matches!(&err, NetError::Rejected(r) if r == "shard already done"),
         "{err}"
@@ -191,12 +187,7 @@ async fn corrupted_data_is_rejected_and_the_partial_copy_deleted() {
     let (src, sha) = random_file(p.dir.path(), "a.bin", 3 * MB, 3);
     let mut wrong = sha;
     wrong[0] ^= 1;
-    let err = p
-        .sender
-        .client
-        .send_file(p.receiver.peer_id(), header(3 * MB as u64, wrong), &src)
-        .await
-        .unwrap_err();
+    let err = send(&p, 3 * MB, wrong, &src).await.unwrap_err();
     assert!(
         matches!(&err, NetError::Mismatch(r) if r.contains("sha256")),
         "{err}"
@@ -210,16 +201,9 @@ async fn corrupted_data_is_rejected_and_the_partial_copy_deleted() {
     garbage.truncate(MB);
     garbage[100] ^= 0xff;
     std::fs::write(recv_dir.join("incoming.part"), &garbage).unwrap();
-    let err = p
-        .sender
-        .client
-        .send_file(p.receiver.peer_id(), header(3 * MB as u64, sha), &src)
-        .await
-        .unwrap_err();
+    let err = send(&p, 3 * MB, sha, &src).await.unwrap_err();
     assert!(matches!(err, NetError::Mismatch(_)), "{err}");
-    p.sender
-        .client
-        .send_file(p.receiver.peer_id(), header(3 * MB as u64, sha), &src)
+    send(&p, 3 * MB, sha, &src)
         .await
         .expect("retry from zero succeeds");
     assert_eq!(
@@ -243,9 +227,7 @@ async fn a_transfer_resumes_from_the_receivers_partial_copy() {
     let (src, sha) = random_file(p.dir.path(), "a.bin", size, 4);
     let bytes = std::fs::read(&src).unwrap();
     std::fs::write(recv_dir.join("incoming.part"), &bytes[..(20 * MB + 17)]).unwrap();
-    p.sender
-        .client
-        .send_file(p.receiver.peer_id(), header(size as u64, sha), &src)
+    send(&p, size, sha, &src)
         .await
         .expect("resumed transfer succeeds");
     let m = p.sender.client.metrics();
@@ -298,9 +280,7 @@ async fn an_interrupted_transfer_is_resumed_by_the_retry() {
     assert!(kept > 0 && kept < size as u64, "kept {kept} bytes");
     let sent_before = p.sender.client.metrics().transfer_bytes_sent;
 
-    p.sender
-        .client
-        .send_file(p.receiver.peer_id(), header(size as u64, sha), &src)
+    send(&p, size, sha, &src)
         .await
         .expect("the retry completes");
     let m = p.sender.client.metrics();
