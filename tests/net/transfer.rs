@@ -297,3 +297,77 @@ async fn an_interrupted_transfer_is_resumed_by_the_retry() {
     let seen = finish(p, app).await;
     assert_eq!((seen.offers, seen.verified.len()), (2, 1));
 }
+
+#[tokio::test]
+async fn inbound_transfers_beyond_the_bound_wait_for_a_slot() {
+    let mut sender = spawn_node().await;
+    let mut one_slot = crate::harness::tuning();
+    one_slot.max_inbound_transfers = 1;
+    let mut receiver =
+        crate::harness::spawn_node_with(None, "/ip4/127.0.0.1/tcp/0", Vec::new(), one_slot).await;
+    connect(&mut sender, &mut receiver).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sha_a) = random_file(dir.path(), "a.bin", MB, 10);
+    let (b, sha_b) = random_file(dir.path(), "b.bin", MB, 11);
+    let to = receiver.peer_id();
+    let spawn_send = |path: PathBuf, sha: [u8; 32]| {
+        let client = sender.client.clone();
+        tokio::spawn(async move { client.send_file(to, header(MB as u64, sha), &path).await })
+    };
+    let first = spawn_send(a, sha_a);
+    let held = crate::harness::wait_for(&mut receiver.events, "first offer", |e| match e {
+        Event::IncomingFile { decide, header, .. } => Some((decide, header)),
+        _ => None,
+    })
+    .await;
+    let second = spawn_send(b, sha_b);
+    // While the only slot is held, the second offer does not reach the application.
+    let early = tokio::time::timeout(Duration::from_millis(800), async {
+        loop {
+            if let Some(Event::IncomingFile { .. }) = receiver.events.recv().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        early.is_err(),
+        "a second transfer got a slot while the only one was busy"
+    );
+    held.0
+        .send(FileDecision::Accept {
+            part_path: dir.path().join("first.part"),
+        })
+        .unwrap();
+    let mut offers = vec![held.1.sha256];
+    let mut stored = 0;
+    while stored < 2 {
+        match tokio::time::timeout(WAIT, receiver.events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Event::IncomingFile { decide, header, .. } => {
+                offers.push(header.sha256);
+                let part = dir.path().join("second.part");
+                decide
+                    .send(FileDecision::Accept { part_path: part })
+                    .unwrap();
+            }
+            Event::FileReceived { verdict, .. } => {
+                stored += 1;
+                verdict.send(Ok(())).unwrap();
+            }
+            _ => {}
+        }
+    }
+    first.await.unwrap().expect("first transfer");
+    second.await.unwrap().expect("second transfer");
+    assert_eq!(
+        offers,
+        vec![sha_a, sha_b],
+        "offers came one after the other"
+    );
+    sender.stop().await;
+    receiver.stop().await;
+}

@@ -296,3 +296,50 @@ async fn a_restarted_bootstrap_peer_is_redialed() {
     worker.stop().await;
     seeder.stop().await;
 }
+
+#[tokio::test]
+async fn inbound_requests_are_answered_concurrently() {
+    let mut seeder = spawn_node().await;
+    let mut worker = spawn_node().await;
+    connect(&mut worker, &mut seeder).await;
+    let to = seeder.peer_id();
+    let renew = |epoch: u64| ControlRequest::Renew {
+        dataset: DatasetId([2; 16]),
+        shard: ShardId(1),
+        epoch,
+        rows_done: 0,
+    };
+    let slow = {
+        let client = worker.client.clone();
+        let req = renew(1);
+        tokio::spawn(async move { client.request(to, req).await })
+    };
+    let held = wait_for(&mut seeder.events, "first request", |e| match e {
+        Event::Request { reply, request, .. } if request == renew(1) => Some(reply),
+        _ => None,
+    })
+    .await;
+    let fast = {
+        let client = worker.client.clone();
+        let req = renew(2);
+        tokio::spawn(async move { client.request(to, req).await })
+    };
+    let reply_fast = wait_for(&mut seeder.events, "second request", |e| match e {
+        Event::Request { reply, request, .. } if request == renew(2) => Some(reply),
+        _ => None,
+    })
+    .await;
+    reply_fast.send(ControlResponse::Ack).unwrap();
+    assert_eq!(fast.await.unwrap().unwrap(), ControlResponse::Ack);
+    assert!(
+        !slow.is_finished(),
+        "the first request is still waiting for its answer"
+    );
+    let renewed = ControlResponse::Renewed {
+        expires_at: UnixMillis(5),
+    };
+    held.send(renewed.clone()).unwrap();
+    assert_eq!(slow.await.unwrap().unwrap(), renewed);
+    worker.stop().await;
+    seeder.stop().await;
+}
