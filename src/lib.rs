@@ -8,6 +8,9 @@
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers).
 //! - `protocol`: versioned wire and control-endpoint types.
+//! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
+//! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint, its
+//!   client and the `ldawt peers` tables.
 //! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
