@@ -12,17 +12,21 @@
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod coordinator;
 pub mod engine;
 pub mod exit;
+pub mod fetch;
 pub mod fixture;
 pub mod input;
 pub mod model;
 pub mod net;
 pub mod node;
 pub mod protocol;
+pub mod report;
+pub mod results;
 pub mod seed;
 pub mod status_server;
 pub mod store;

@@ -3,8 +3,12 @@
 //! all of it is unit- and property-tested without sockets, files or sleeps.
 
 pub mod bid;
+pub mod content;
+pub mod host_pace;
 pub mod ids;
 pub mod lease;
+pub mod naming;
+pub mod retry;
 pub mod shard;
 pub mod split_plan;
 pub mod time;
