@@ -2,18 +2,19 @@
 //! store, and the final results covering every input row exactly once.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{RecordBatch, StringArray, UInt64Array};
-use arrow_schema::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
+use crate::engine::{RowResult, RowStatus};
 use crate::input::UrlRow;
 use crate::model::shard::ShardSizing;
 use crate::protocol::swarm::{FileKind, TransferHeader};
+use crate::results::ResultsWriter;
 use crate::seed::{Columns, SeedSpec};
 
 fn worker_stats() -> NodeStats {
@@ -80,36 +81,31 @@ fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
     )
 }
 
-/// What a worker would produce for `rows`: an archive and a results parquet (every row ok).
+/// What a worker would produce for `rows`: an archive and a results file (every row ok).
 fn worker_files(dir: &Path, rows: &[UrlRow]) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let archive = dir.join("a.tar.gz");
     std::fs::write(&archive, b"archive bytes").unwrap();
     let results = dir.join("a.results.parquet");
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("index", DataType::UInt64, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("member", DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(UInt64Array::from(
-                rows.iter().map(|r| r.index).collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(vec!["ok"; rows.len()])),
-            Arc::new(StringArray::from(
-                rows.iter()
-                    .map(|r| format!("a/c/{}.jpg", r.index))
-                    .collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .unwrap();
-    let mut w =
-        ArrowWriter::try_new(std::fs::File::create(&results).unwrap(), schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    let mut w = ResultsWriter::create(&results).unwrap();
+    for r in rows {
+        w.push(RowResult {
+            index: r.index,
+            url: r.url.clone(),
+            class: r.class.clone(),
+            status: RowStatus::Ok,
+            http_status: Some(200),
+            error_kind: None,
+            error_message: None,
+            bytes: 1,
+            sha256: None,
+            member: Some(format!("a/c/{}.jpg", r.index)),
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
     (archive, results)
 }
 
@@ -193,14 +189,26 @@ fn read_results(path: &Path) -> Vec<(u64, String, Option<String>)> {
     let mut out = Vec::new();
     for b in reader {
         let b = b.unwrap();
-        let idx = b.column_by_name("index").unwrap().clone();
-        let st = b.column_by_name("status").unwrap().clone();
-        let mem = b.column_by_name("member").unwrap().clone();
+        let idx = b
+            .column_by_name("index")
+            .unwrap()
+            .as_primitive::<UInt64Type>()
+            .clone();
+        let st = b
+            .column_by_name("status")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let mem = b
+            .column_by_name("member")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
         for i in 0..b.num_rows() {
             out.push((
-                crate::seed::read::cell(&idx, i).unwrap().parse().unwrap(),
-                crate::seed::read::cell(&st, i).unwrap(),
-                crate::seed::read::cell(&mem, i),
+                idx.value(i),
+                st.value(i).to_string(),
+                (!mem.is_null(i)).then(|| mem.value(i).to_string()),
             ));
         }
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::peers::PeerTable;
-use crate::coordinator::{CoordinatorHandle, FileDecision as CoordDecision};
+use crate::coordinator::CoordinatorHandle;
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
 use crate::protocol::swarm::ControlResponse;
@@ -47,13 +47,7 @@ pub async fn run(
                 Some(c) => {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let d = match c.decide_file(&peer.to_string(), header).await {
-                            CoordDecision::Accept { part_path } => {
-                                FileDecision::Accept { part_path }
-                            }
-                            CoordDecision::Reject { reason } => FileDecision::Reject { reason },
-                        };
-                        let _ = decide.send(d);
+                        let _ = decide.send(c.decide_file(&peer.to_string(), header).await);
                     });
                 }
                 None => {
