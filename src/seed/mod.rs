@@ -84,6 +84,19 @@ pub fn seed_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
     crate::input::list_inputs(path)
 }
 
+/// Checks that every seed file exists and has the asked-for columns, before anything is
+/// written anywhere.
+pub fn validate(spec: &SeedSpec) -> Result<(), InputError> {
+    let c = &spec.columns;
+    for f in seed_files(&spec.path)? {
+        crate::input::open(&f, &c.url, c.class.as_deref())?;
+        if let Some(g) = &c.group {
+            crate::input::open(&f, &c.url, Some(g))?;
+        }
+    }
+    Ok(())
+}
+
 /// sha256 over every file's name, size and content, then the sharding parameters.
 pub fn dataset_id(files: &[PathBuf], spec: &SeedSpec) -> Result<DatasetId, InputError> {
     let mut h = Sha256::new();

@@ -113,7 +113,9 @@ fn group_col_keeps_each_class_in_one_shard() {
     assert_eq!(s2.shard_rows, s.shard_rows);
     let shards2 = all_rows(&tmp.path().join("data2"), &s2);
     let idx = |v: &Vec<Vec<UrlRow>>| -> Vec<Vec<u64>> {
-        v.iter().map(|rs| rs.iter().map(|r| r.index).collect()).collect()
+        v.iter()
+            .map(|rs| rs.iter().map(|r| r.index).collect())
+            .collect()
     };
     assert_eq!(idx(&shards2), idx(&shards));
     assert!(shards2.iter().flatten().all(|r| r.class.is_none()));
