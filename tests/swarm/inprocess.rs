@@ -227,3 +227,69 @@ fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(b).into()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_two_seeders_of_different_datasets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let mut seeders = Vec::new();
+    let mut joins: Vec<Multiaddr> = Vec::new();
+    for (name, rows) in [("ants", 30u64), ("bees", 45u64)] {
+        let input = tmp.path().join(format!("{name}.parquet"));
+        common::write_string_parquet(
+            &input,
+            &[
+                (
+                    "photo_url",
+                    (0..rows)
+                        .map(|i| Some(fx.url(&format!("/{name}/{i}.jpg"))))
+                        .collect(),
+                ),
+                (
+                    "taxon_name",
+                    (0..rows)
+                        .map(|i| Some(format!("{name} {}", i % 3)))
+                        .collect(),
+                ),
+            ],
+        );
+        let mut cfg = node_config(&tmp.path().join(format!("seed-{name}")));
+        cfg.seed = Some(SeedSpec {
+            path: input,
+            columns: Columns {
+                url: "photo_url".into(),
+                class: Some("taxon_name".into()),
+                group: Some("taxon_name".into()),
+            },
+            sizing: ShardSizing::Count(3),
+        });
+        let out = tmp.path().join(format!("out-{name}"));
+        cfg.out = Some(out.clone());
+        cfg.work = false;
+        let (ready, task) = spawn_node(cfg, CancellationToken::new());
+        let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+            .await
+            .unwrap()
+            .unwrap();
+        joins.push(ready.join_addrs[0].parse().unwrap());
+        seeders.push((task, out, rows));
+    }
+    let mut cfg = node_config(&tmp.path().join("worker"));
+    cfg.join = joins;
+    cfg.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, worker) = spawn_node(cfg, CancellationToken::new());
+    for (task, out, rows) in seeders {
+        let outcome = tokio::time::timeout(Duration::from_secs(120), task)
+            .await
+            .unwrap()
+            .unwrap();
+        let r = &outcome.reports[0];
+        assert_eq!((r.ok, r.shards_done), (rows, 3));
+        assert_exactly_once(&out, rows, rows);
+    }
+    let w = tokio::time::timeout(Duration::from_secs(60), worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.worker.unwrap().completed, 6);
+}

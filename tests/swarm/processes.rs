@@ -287,3 +287,45 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     assert_eq!(code, 0, "{w2}");
     assert_exactly_once(&out, ROWS, ROWS);
 }
+
+#[test]
+fn bad_seeds_exit_2_naming_the_problem_and_leave_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let missing = tmp.path().join("missing.parquet");
+    let o = common::run_ldawt(
+        &[
+            "node",
+            "--seed",
+            missing.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(common::code(&o), 2, "{}", common::text(&o));
+    assert!(common::text(&o).contains("missing.parquet"));
+    let input = tmp.path().join("in.parquet");
+    common::write_string_parquet(
+        &input,
+        &[("photo_url", vec![Some("http://127.0.0.1:9/a.jpg".into())])],
+    );
+    let o = common::run_ldawt(
+        &[
+            "node",
+            "--seed",
+            input.to_str().unwrap(),
+            "--class-col",
+            "species",
+            "--out",
+            out.to_str().unwrap(),
+            "--status-addr",
+            "127.0.0.1:0",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(common::code(&o), 2, "{}", common::text(&o));
+    let t = common::text(&o);
+    assert!(t.contains("species") && t.contains("photo_url"), "{t}");
+    assert!(!out.exists(), "nothing is created for a bad seed");
+}
