@@ -388,3 +388,55 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
         10
     );
 }
+
+#[tokio::test]
+async fn an_idle_peer_copies_the_slowest_shard_and_the_first_completion_wins() {
+    let s = setup(20, 10);
+    let ds = s.seeded.id;
+    let tmp = s.out.parent().unwrap().join("w");
+    let mut c = coordinator(
+        &s,
+        10_000,
+        Store::open(&s.data.join("leases.redb")).unwrap(),
+    );
+    c.add_dataset(s.seeded.clone(), UnixMillis(0))
+        .await
+        .unwrap();
+    let a = grant(&mut c, "a", ds, 0).await;
+    let b = grant(&mut c, "b", ds, 0).await;
+    let renew = |shard, epoch, rows_done| ControlRequest::Renew {
+        dataset: ds,
+        shard,
+        epoch,
+        rows_done,
+    };
+    c.handle_request("a", renew(a.shard, a.epoch, 9), UnixMillis(1_000))
+        .await;
+    c.handle_request("b", renew(b.shard, b.epoch, 1), UnixMillis(1_000))
+        .await;
+    // Nothing is free: the idle peer gets a copy of b's shard, the slow one.
+    let copy = grant(&mut c, "c", ds, 1_100).await;
+    assert!(copy.speculative);
+    assert_eq!(copy.shard, b.shard);
+    assert_eq!(
+        deliver(&mut c, "c", &copy, &tmp.join("c"), 1_200).await,
+        ControlResponse::Ack
+    );
+    // The original holder learns at its next renewal, and its files are refused.
+    let r = c
+        .handle_request("b", renew(b.shard, b.epoch, 5), UnixMillis(1_300))
+        .await;
+    assert!(matches!(r, ControlResponse::Rejected { .. }), "{r:?}");
+    let late = deliver(&mut c, "b", &b, &tmp.join("b"), 1_300).await;
+    assert!(matches!(late, ControlResponse::Rejected { .. }), "{late:?}");
+    assert_eq!(
+        deliver(&mut c, "a", &a, &tmp.join("a"), 1_400).await,
+        ControlResponse::Ack
+    );
+    let reports = c.finalize().await.unwrap();
+    assert_eq!(
+        reports[0].shards[copy.shard.0 as usize].done_by.as_deref(),
+        Some("c")
+    );
+    assert_eq!(read_results(&s.out.join("results.parquet")).len(), 20);
+}

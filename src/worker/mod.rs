@@ -94,7 +94,11 @@ pub async fn run(
     activity: Arc<Activity>,
     shutdown: CancellationToken,
 ) -> WorkerSummary {
-    std::fs::create_dir_all(&cfg.work_dir).ok();
+    // Scratch left by a previous life (kill -9) belongs to leases that are gone or fenced.
+    let _ = std::fs::remove_dir_all(&cfg.work_dir);
+    if let Err(e) = std::fs::create_dir_all(&cfg.work_dir) {
+        tracing::error!("cannot create the work dir {}: {e}", cfg.work_dir.display());
+    }
     let mut tasks: JoinSet<LeaseOutcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
     let mut next_bid: HashMap<DatasetId, Instant> = HashMap::new();
