@@ -13,6 +13,7 @@ use super::*;
 use crate::engine::{RowResult, RowStatus};
 use crate::input::UrlRow;
 use crate::model::shard::ShardSizing;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant};
 use crate::protocol::swarm::{FileKind, TransferHeader};
 use crate::results::ResultsWriter;
 use crate::seed::{Columns, SeedSpec};
