@@ -131,12 +131,7 @@ impl Coordinator {
             .collect();
         self.store
             .put_dataset(DatasetRecord {
-                id: seeded.id,
-                name: seeded.name.clone(),
-                source: seeded.source.clone(),
-                rows_total: seeded.rows_total,
-                shard_rows: seeded.shard_rows.clone(),
-                archive_names: seeded.archive_names.clone(),
+                seeded: seeded.clone(),
                 lease: self.cfg.lease,
                 created_at: now,
             })

@@ -142,22 +142,37 @@ impl Coordinator {
         epoch: u64,
         now: UnixMillis,
     ) -> ControlResponse {
-        let Some(d) = self.datasets.get(&dataset) else {
-            return unknown(dataset);
-        };
-        if let Err(e) = d.book.check(shard, epoch, peer, now) {
-            return rejected(e);
+        if let Err(refused) = self.live_lease(peer, dataset, shard, epoch, now) {
+            return refused;
         }
         let path = shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard);
-        match tokio::task::spawn_blocking(move || rowfile::read_rows(&path)).await {
-            Ok(Ok(rows)) => ControlResponse::Rows(rows),
-            Ok(Err(e)) => ControlResponse::Rejected {
-                reason: format!("seeder cannot read the rows of {shard}: {e}"),
-            },
+        let read = tokio::task::spawn_blocking(move || rowfile::read_rows(&path))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        match read {
+            Ok(rows) => ControlResponse::Rows(rows),
             Err(e) => ControlResponse::Rejected {
                 reason: format!("seeder cannot read the rows of {shard}: {e}"),
             },
         }
+    }
+
+    /// The dataset, if `epoch` is a live lease of `peer` on `shard`; else the refusal.
+    fn live_lease(
+        &self,
+        peer: &str,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: u64,
+        now: UnixMillis,
+    ) -> Result<&super::Dataset, ControlResponse> {
+        let d = self
+            .datasets
+            .get(&dataset)
+            .ok_or_else(|| unknown(dataset))?;
+        d.book.check(shard, epoch, peer, now).map_err(rejected)?;
+        Ok(d)
     }
 
     async fn complete(
@@ -169,12 +184,10 @@ impl Coordinator {
         [ok, failed, bytes]: [u64; 3],
         now: UnixMillis,
     ) -> ControlResponse {
-        let Some(d) = self.datasets.get(&dataset) else {
-            return unknown(dataset);
+        let d = match self.live_lease(peer, dataset, shard, epoch, now) {
+            Ok(d) => d,
+            Err(refused) => return refused,
         };
-        if let Err(e) = d.book.check(shard, epoch, peer, now) {
-            return rejected(e);
-        }
         let archive_name = d
             .seeded
             .archive_names
