@@ -72,3 +72,37 @@ fn a_worker_uses_defaults_and_bad_values_are_usage_errors() {
     assert_eq!(exit::code_for(&e), exit::BAD_INPUT);
     assert!(Cli::try_parse_from(["ldawt", "node", "--shards", "2", "--shard-rows", "3"]).is_err());
 }
+
+#[test]
+fn the_progress_line_names_datasets_peers_and_local_work() {
+    use crate::protocol::status::{DatasetProgress, PeerStatus};
+    let s = NodeStatus {
+        roles: vec!["seeder".into(), "worker".into()],
+        local: PeerStatus {
+            leases_held: 2,
+            shards_done: 3,
+            mb_per_s: 12.34,
+            images_per_s: 80.0,
+            ..Default::default()
+        },
+        peers: vec![
+            PeerStatus {
+                connected: true,
+                ..Default::default()
+            },
+            PeerStatus::default(),
+        ],
+        datasets: vec![DatasetProgress {
+            name: "birds".into(),
+            shards_total: 16,
+            shards_done: 5,
+            shards_leased: 2,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        progress_line(&s),
+        "birds: 5/16 shards done, 2 leased, 0 failed · 1 peer(s) · here: 2 lease(s), 3 shard(s) done, 12.3 MB/s, 80 img/s"
+    );
+}

@@ -51,9 +51,12 @@ fn spawn_node(
     tokio::task::JoinHandle<NodeOutcome>,
 ) {
     let (tx, rx) = oneshot::channel();
+    let mut tx = Some(tx);
     let task = tokio::spawn(async move {
-        node::run(cfg, stop, move |r| {
-            let _ = tx.send(r.clone());
+        node::run(cfg, stop, move |r: &Ready| {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(r.clone());
+            }
         })
         .await
         .expect("node runs")
