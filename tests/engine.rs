@@ -5,3 +5,15 @@ mod common;
 
 #[path = "engine/fixture.rs"]
 mod fixture;
+
+#[path = "engine/download.rs"]
+mod download;
+
+#[path = "engine/resume.rs"]
+mod resume;
+
+#[path = "engine/bad_input.rs"]
+mod bad_input;
+
+#[path = "engine/memory.rs"]
+mod memory;

@@ -2,6 +2,7 @@
 //! endpoint and `ldawt peers` through the binary, and mDNS discovery inside network namespaces
 //! the test creates (skipped with a printed reason when not root).
 
+mod common;
 #[path = "net/harness.rs"]
 mod harness;
 #[path = "net/mdns.rs"]
@@ -10,6 +11,8 @@ mod mdns;
 mod netns;
 #[path = "net/peers_cli.rs"]
 mod peers_cli;
+#[path = "net/swarm_netns.rs"]
+mod swarm_netns;
 #[path = "net/transfer.rs"]
 mod transfer;
 #[path = "net/transport.rs"]

@@ -254,6 +254,16 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         ))
         .into());
     }
+    let (input, url_col, class_col) = (
+        resolved.input.clone(),
+        resolved.url_col.clone(),
+        resolved.class_col.clone(),
+    );
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::input::open(&input, &url_col, class_col.as_deref())
+    })
+    .await??;
+    // Only once the input is known good: a refused run leaves nothing behind.
     if let Some(parent) = resolved
         .output
         .parent()
@@ -266,15 +276,6 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
             ))
         })?;
     }
-    let (input, url_col, class_col) = (
-        resolved.input.clone(),
-        resolved.url_col.clone(),
-        resolved.class_col.clone(),
-    );
-    let rows = tokio::task::spawn_blocking(move || {
-        crate::input::open(&input, &url_col, class_col.as_deref())
-    })
-    .await??;
     let counters = ShardCounters::new();
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());

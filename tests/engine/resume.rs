@@ -1,0 +1,124 @@
+//! Interruption and `--resume`: SIGTERM mid-run leaves a valid archive and results (exit 130);
+//! the resumed run downloads only what is missing, and ends with exactly the members (and
+//! bytes) of one clean run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ldawt::engine::RowStatus;
+use ldawt::fixture::FixtureConfig;
+
+use super::download::{archive_members, results};
+use crate::common;
+
+#[test]
+fn interrupted_then_resumed_equals_one_clean_run() {
+    let Some(mut rows) = common::inat_paths(2500) else {
+        eprintln!("SKIP: ../shared/data/subset_50k.parquet not found");
+        return;
+    };
+    // Duplicates (same photo, same class) exercise the `_r<index>` names across runs.
+    let dups: Vec<_> = rows[..20].to_vec();
+    rows.extend(dups);
+    let fx = common::fixture_with(FixtureConfig {
+        first_byte_delay: Duration::from_millis(25),
+        ..FixtureConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                rows.iter().map(|(p, _)| Some(fx.url(p))).collect(),
+            ),
+            (
+                "taxon_name",
+                rows.iter().map(|(_, c)| Some(c.clone())).collect(),
+            ),
+        ],
+    );
+    let resumed = dir.path().join("r").join("shard.tar.gz");
+    let args = |out: &std::path::Path, conc: &'static str| -> Vec<String> {
+        [
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .chain(["--concurrency".to_string(), conc.to_string()])
+        .collect()
+    };
+    let first: Vec<String> = args(&resumed, "8");
+    let child = common::spawn_ldawt(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = common::wait_timeout(child, Duration::from_secs(30));
+    assert_eq!(common::code(&out), 130, "{}", common::text(&out));
+    let partial = results(&dir.path().join("r").join("shard.results.parquet"));
+    let partial_ok = partial
+        .values()
+        .filter(|r| r.status == RowStatus::Ok)
+        .count();
+    assert!(
+        partial_ok > 0 && partial_ok < rows.len(),
+        "interrupted mid-run: {partial_ok}"
+    );
+    assert_eq!(
+        archive_members(&resumed).len(),
+        partial_ok,
+        "the partial archive is valid"
+    );
+    let requests_before = fx.total_requests();
+
+    let mut second = args(&resumed, "64");
+    second.push("--resume".into());
+    let out = common::run_ldawt(
+        &second.iter().map(String::as_str).collect::<Vec<_>>(),
+        Duration::from_secs(90),
+    );
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out));
+    assert_eq!(
+        fx.total_requests(),
+        rows.len() as u64,
+        "nothing downloaded twice (first run {requests_before} requests)"
+    );
+
+    let clean = dir.path().join("c").join("shard.tar.gz");
+    let third = args(&clean, "64");
+    let out = common::run_ldawt(
+        &third.iter().map(String::as_str).collect::<Vec<_>>(),
+        Duration::from_secs(90),
+    );
+    assert_eq!(common::code(&out), 0, "{}", common::text(&out));
+
+    let a = archive_members(&resumed);
+    let b = archive_members(&clean);
+    assert_eq!(a.len(), rows.len());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert!(a == b, "same bytes under the same names");
+    let ra = results(&dir.path().join("r").join("shard.results.parquet"));
+    let rb = results(&dir.path().join("c").join("shard.results.parquet"));
+    let members = |r: &BTreeMap<u64, ldawt::engine::RowResult>| {
+        r.iter()
+            .map(|(i, r)| (*i, r.member.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        members(&ra),
+        members(&rb),
+        "every row has the same member in both runs"
+    );
+    assert!(
+        ra.values()
+            .any(|r| r.member.as_deref().is_some_and(|m| m.contains("_r2500")))
+    );
+}
