@@ -63,6 +63,13 @@ impl PeerTable {
         }
     }
 
+    /// A peer's stats arrived directly (in a bid).
+    pub fn stats(&mut self, peer: PeerId, stats: &NodeStats, now: UnixMillis) {
+        let p = self.peers.entry(peer).or_default();
+        p.last_seen = now;
+        p.stats = Some(stats.clone());
+    }
+
     /// A gossip message arrived.
     pub fn gossip(&mut self, from: PeerId, msg: &Gossip, now: UnixMillis) {
         let p = self.peers.entry(from).or_default();
