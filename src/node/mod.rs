@@ -319,7 +319,7 @@ pub async fn run(
                 if let Some(c) = &coord {
                     offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() } }));
                 }
-                let remote = peers.lock().map(|p| p.open_datasets()).unwrap_or_default();
+                let remote = peers.lock().map(|p| p.open_datasets(clock.now())).unwrap_or_default();
                 for (dataset, seeder) in remote {
                     if !local_ds.contains(&dataset) {
                         offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder } });
