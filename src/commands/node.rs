@@ -221,6 +221,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
                 .or(file.max_retries)
                 .unwrap_or(defaults.max_retries),
             speculative: true,
+            copy_after: defaults.copy_after,
         },
         work: !args.no_work,
         keep_serving: args.keep_serving,

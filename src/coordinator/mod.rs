@@ -215,7 +215,7 @@ impl Coordinator {
                     name: d.seeded.name.clone(),
                     shards_total: c.free + c.leased + c.done + c.failed,
                     shards_done: c.done,
-                    shards_open: d.book.open_count(),
+                    shards_open: d.book.open_count(now),
                     shards_failed: c.failed,
                     rows_total: d.seeded.rows_total,
                     sent_at: now,

@@ -76,6 +76,7 @@ fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
                 ttl: Duration::from_millis(ttl_ms),
                 max_retries: 1,
                 speculative: true,
+                copy_after: Duration::ZERO,
             },
         },
         store,

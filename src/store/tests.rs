@@ -23,6 +23,7 @@ fn record(id: DatasetId, rows: &[u64]) -> DatasetRecord {
             ttl: Duration::from_secs(5),
             max_retries: 2,
             speculative: true,
+            copy_after: Duration::ZERO,
         },
         created_at: UnixMillis(1),
     }

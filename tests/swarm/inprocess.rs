@@ -117,6 +117,7 @@ async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker()
         ttl: Duration::from_millis(1_500),
         max_retries: 3,
         speculative: true,
+        copy_after: Duration::ZERO,
     };
     let seeder_stop = CancellationToken::new();
     let (ready, seeder) = spawn_node(seeder_cfg, seeder_stop.clone());

@@ -17,6 +17,9 @@ pub struct LeaseConfig {
     pub max_retries: u32,
     /// Whether idle peers may take speculative copies of in-flight shards at the tail.
     pub speculative: bool,
+    /// A shard is copied only once its holder has had it this long (no copies of shards that
+    /// just started: they would double the load on the origin servers for nothing).
+    pub copy_after: Duration,
 }
 
 impl Default for LeaseConfig {
@@ -25,6 +28,7 @@ impl Default for LeaseConfig {
             ttl: Duration::from_secs(60),
             max_retries: 3,
             speculative: true,
+            copy_after: Duration::from_secs(30),
         }
     }
 }

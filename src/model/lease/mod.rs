@@ -6,7 +6,8 @@
 //! - every grant gets a fresh, strictly growing epoch (fencing token); a request that names an
 //!   epoch which is not a live holder of that shard is rejected;
 //! - a shard has at most one non-speculative live holder, plus at most one speculative copy
-//!   handed out at the tail (when nothing is free) to a different peer;
+//!   handed out at the tail (when nothing is free) to a different peer, once the holder has had
+//!   it for `copy_after`;
 //! - the first completion by a live holder wins; the shard becomes `Done` (terminal) and the
 //!   other holders are cancelled;
 //! - a lost lease (expired or abandoned) without a surviving holder counts as one failed
@@ -107,7 +108,7 @@ impl LeaseBook {
     }
 
     /// Shards open to a bid now: free ones, plus in-flight ones eligible for a tail copy.
-    pub fn open_count(&self) -> u32 {
+    pub fn open_count(&self, now: UnixMillis) -> u32 {
         let free = self
             .shards
             .iter()
@@ -118,7 +119,7 @@ impl LeaseBook {
         } else {
             self.shards
                 .iter()
-                .filter(|s| s.phase == ShardPhase::Leased && s.holders.len() == 1)
+                .filter(|s| self.copyable(s, None, now))
                 .count()
         };
         u32::try_from(n).unwrap_or(u32::MAX)
@@ -160,11 +161,7 @@ impl LeaseBook {
             .shards
             .iter()
             .enumerate()
-            .filter(|(_, s)| {
-                s.phase == ShardPhase::Leased
-                    && s.holders.len() == 1
-                    && s.holders.iter().all(|h| h.peer != peer)
-            })
+            .filter(|(_, s)| self.copyable(s, Some(peer), now))
             .max_by_key(|(i, s)| (expected_finish(s, now), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)?;
         let epoch = self.take_epoch();
@@ -288,6 +285,15 @@ impl LeaseBook {
             .iter()
             .flat_map(|s| s.holders.iter().map(|h| h.expires_at))
             .min()
+    }
+
+    /// Whether `s` may get a tail copy (for `peer`, who must not hold it already).
+    fn copyable(&self, s: &ShardEntry, peer: Option<&str>, now: UnixMillis) -> bool {
+        s.phase == ShardPhase::Leased
+            && s.holders.len() == 1
+            && s.holders.iter().all(|h| {
+                Some(h.peer.as_str()) != peer && now.since(h.granted_at) >= self.cfg.copy_after
+            })
     }
 
     fn take_epoch(&mut self) -> u64 {

@@ -9,12 +9,15 @@ use proptest::prelude::*;
 use super::*;
 
 const TTL: u64 = 1_000;
+/// Tail copies need the holder to have had the shard this long (property test).
+const COPY_AFTER: u64 = 300;
 
 fn cfg(max_retries: u32) -> LeaseConfig {
     LeaseConfig {
         ttl: Duration::from_millis(TTL),
         max_retries,
         speculative: true,
+        copy_after: Duration::ZERO,
     }
 }
 
@@ -131,6 +134,23 @@ fn tail_copy_goes_to_another_peer_and_first_completion_wins() {
 }
 
 #[test]
+fn shards_that_just_started_are_not_copied() {
+    let mut book = LeaseBook::new(
+        LeaseConfig {
+            copy_after: Duration::from_millis(500),
+            ..cfg(1)
+        },
+        &[10],
+    );
+    book.handle_bid("a", true, t(0)).unwrap();
+    assert_eq!(book.open_count(t(499)), 0);
+    assert_eq!(book.handle_bid("b", true, t(499)), None);
+    assert_eq!(book.open_count(t(500)), 1);
+    assert!(book.handle_bid("b", true, t(500)).unwrap().speculative);
+    assert_eq!(book.open_count(t(501)), 0);
+}
+
+#[test]
 fn a_surviving_copy_becomes_primary() {
     let mut book = LeaseBook::new(cfg(0), &[10]);
     let a = book.handle_bid("a", true, t(0)).unwrap();
@@ -179,10 +199,11 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The reference: epochs → (shard, peer, expiry, speculative); per shard done/failed/failures.
+/// The reference: epochs → (shard, peer, expiry, speculative, granted at); per shard
+/// done/failed/failures.
 #[derive(Default)]
 struct Model {
-    live: BTreeMap<u64, (u32, String, u64, bool)>,
+    live: BTreeMap<u64, (u32, String, u64, bool, u64)>,
     done: BTreeMap<u32, u64>,
     failed: BTreeMap<u32, ()>,
     failures: BTreeMap<u32, u32>,
@@ -204,7 +225,7 @@ impl Model {
     }
 
     fn lose(&mut self, epoch: u64, max_retries: u32) {
-        if let Some((shard, _, _, spec)) = self.live.remove(&epoch) {
+        if let Some((shard, _, _, spec, _)) = self.live.remove(&epoch) {
             let others: Vec<u64> = self.holders(shard);
             if others.is_empty() {
                 let f = self.failures.entry(shard).or_default();
@@ -246,7 +267,11 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..120),
     ) {
         let rows: Vec<u64> = (0..shards as u64).map(|i| 10 + i).collect();
-        let mut book = LeaseBook::new(cfg(max_retries), &rows);
+        let policy = LeaseConfig {
+            copy_after: Duration::from_millis(COPY_AFTER),
+            ..cfg(max_retries)
+        };
+        let mut book = LeaseBook::new(policy, &rows);
         let mut model = Model::default();
         let mut now = 0u64;
         let mut last_epoch = 0u64;
@@ -282,9 +307,10 @@ proptest! {
                                 let hs = model.holders(lease.shard.0);
                                 prop_assert_eq!(hs.len(), 1);
                                 prop_assert!(model.live[&hs[0]].1 != peer);
+                                prop_assert!(now - model.live[&hs[0]].4 >= COPY_AFTER, "copied too early");
                             }
                             model.live.insert(lease.epoch,
-                                (lease.shard.0, peer.clone(), now + TTL, lease.speculative));
+                                (lease.shard.0, peer.clone(), now + TTL, lease.speculative, now));
                             model.granted.push((lease.epoch, lease.shard.0, peer));
                         }
                         None => {
@@ -292,7 +318,9 @@ proptest! {
                             if spec {
                                 let copyable = (0..shards as u32).any(|s| {
                                     let hs = model.holders(s);
-                                    hs.len() == 1 && model.live[&hs[0]].1 != peer
+                                    hs.len() == 1
+                                        && model.live[&hs[0]].1 != peer
+                                        && now - model.live[&hs[0]].4 >= COPY_AFTER
                                 });
                                 prop_assert!(!copyable, "a tail copy was possible");
                             }
