@@ -60,14 +60,17 @@ impl Coordinator {
                 shard,
                 epoch,
                 reason,
+                failed,
             } => {
                 let r = match self.datasets.get_mut(&dataset) {
                     None => return unknown(dataset),
-                    Some(d) => d.book.handle_abandon(shard, epoch, peer, &reason, now),
+                    Some(d) => d
+                        .book
+                        .handle_abandon(shard, epoch, peer, &reason, failed, now),
                 };
                 match r {
                     Ok(lost) => {
-                        tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease abandoned");
+                        tracing::info!(dataset = %dataset, shard = %shard, peer, reason, failed, "lease given back");
                         self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
                         self.persist(dataset, &[shard]).await;
                         ControlResponse::Ack

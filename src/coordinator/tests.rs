@@ -367,6 +367,7 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
                 shard: held.shard,
                 epoch: held.epoch,
                 reason: "disk full".into(),
+                failed: true,
             },
             UnixMillis(600),
         )

@@ -16,6 +16,9 @@ use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
 use crate::input::VecRows;
 use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
 
+/// Why a lease is released on shutdown.
+const SHUTTING_DOWN: &str = "the worker is shutting down";
+
 /// Attempts per file transfer before the lease is given back.
 const TRANSFER_ATTEMPTS: u32 = 8;
 
@@ -26,8 +29,10 @@ pub enum LeaseOutcome {
     Completed,
     /// The seeder took it back (expired, another copy won).
     Lost(String),
-    /// Given back (shutdown or local failure).
+    /// Given back after failing here (counts against the shard's retries).
     Abandoned(String),
+    /// Given back because this worker is going away (costs the shard nothing).
+    Released(String),
 }
 
 /// What a lease task needs.
@@ -69,12 +74,18 @@ pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutco
     };
     renewer.abort();
     ctx.activity.untrack(&counters);
-    if let LeaseOutcome::Abandoned(reason) = &outcome {
+    let given_back = match &outcome {
+        LeaseOutcome::Abandoned(reason) => Some((reason.clone(), true)),
+        LeaseOutcome::Released(reason) => Some((reason.clone(), false)),
+        _ => None,
+    };
+    if let Some((reason, failed)) = given_back {
         let req = ControlRequest::Abandon {
             dataset: g.dataset,
             shard: g.shard,
             epoch: g.epoch,
-            reason: reason.clone(),
+            reason,
+            failed,
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
     }
@@ -102,7 +113,7 @@ async fn work(
         Ok(other) => {
             return LeaseOutcome::Abandoned(format!("unexpected answer to Rows: {other:?}"));
         }
-        Err(e) => return LeaseOutcome::Abandoned(e),
+        Err(e) => return given_up(e, shutdown),
     };
     if let Err(e) = tokio::fs::create_dir_all(dir).await {
         return LeaseOutcome::Abandoned(format!("cannot create {}: {e}", dir.display()));
@@ -123,7 +134,7 @@ async fn work(
     let report = engine::run_shard(job, &ctx.engine, counters, engine_cancel).await;
     watcher.abort();
     if shutdown.is_cancelled() {
-        return LeaseOutcome::Abandoned("the worker is shutting down".into());
+        return LeaseOutcome::Released(SHUTTING_DOWN.into());
     }
     let report = match report {
         Ok(r) if !r.interrupted => r,
@@ -149,7 +160,7 @@ async fn work(
                 Err(LinkError::Transient(e)) if attempt < TRANSFER_ATTEMPTS => {
                     tracing::warn!(shard = %g.shard, attempt, "transfer failed, retrying: {e}");
                     if sleep_or_cancel(backoff(attempt), shutdown).await {
-                        return LeaseOutcome::Abandoned("the worker is shutting down".into());
+                        return LeaseOutcome::Released(SHUTTING_DOWN.into());
                     }
                 }
                 Err(e) => return LeaseOutcome::Abandoned(e.to_string()),
@@ -173,7 +184,7 @@ async fn work(
         }
         Ok(ControlResponse::Rejected { reason }) => LeaseOutcome::Lost(reason),
         Ok(other) => LeaseOutcome::Abandoned(format!("unexpected answer to Complete: {other:?}")),
-        Err(e) => LeaseOutcome::Abandoned(e),
+        Err(e) => given_up(e, shutdown),
     }
 }
 
@@ -222,11 +233,20 @@ where
             Err(LinkError::Transient(e)) if attempt < 12 => {
                 tracing::warn!(attempt, "seeder unreachable, retrying: {e}");
                 if sleep_or_cancel(backoff(attempt), shutdown).await {
-                    return Err("the worker is shutting down".into());
+                    return Err(SHUTTING_DOWN.into());
                 }
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// A lease given up after `reason`: released when the worker is going away, abandoned else.
+fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOutcome {
+    if shutdown.is_cancelled() {
+        LeaseOutcome::Released(reason)
+    } else {
+        LeaseOutcome::Abandoned(reason)
     }
 }
 

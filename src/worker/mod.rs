@@ -112,7 +112,9 @@ pub async fn run(
                 match done {
                     Ok(LeaseOutcome::Completed) => summary.completed += 1,
                     Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
-                    Ok(LeaseOutcome::Abandoned(_)) | Err(_) => summary.abandoned += 1,
+                    Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
+                        summary.abandoned += 1
+                    }
                 }
                 idle_since = Instant::now();
                 continue;
@@ -195,7 +197,9 @@ pub async fn run(
                 match done {
                     Ok(LeaseOutcome::Completed) => summary.completed += 1,
                     Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
-                    Ok(LeaseOutcome::Abandoned(_)) | Err(_) => summary.abandoned += 1,
+                    Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
+                        summary.abandoned += 1
+                    }
                 }
             }
         }

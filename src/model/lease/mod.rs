@@ -239,20 +239,23 @@ impl LeaseBook {
         Ok(others)
     }
 
-    /// Gives a live lease back before its expiry; counts as a failed attempt unless another
-    /// holder keeps the shard going.
+    /// Gives a live lease back before its expiry. When `failed` (the shard failed on that
+    /// worker) it counts as a failed attempt unless another holder keeps the shard going; a
+    /// worker that is only going away (`failed == false`) costs the shard nothing.
     pub fn handle_abandon(
         &mut self,
         shard: ShardId,
         epoch: u64,
         peer: &str,
         reason: &str,
+        failed: bool,
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
         self.check(shard, epoch, peer, now)?;
         let max_retries = self.cfg.max_retries;
         let entry = self.entry_mut(shard)?;
-        Ok(drop_holder(entry, shard, epoch, reason, max_retries))
+        let budget = if failed { Some(max_retries) } else { None };
+        Ok(drop_holder(entry, shard, epoch, reason, budget))
     }
 
     /// Expires every lease whose expiry is at or before `now`.
@@ -272,7 +275,7 @@ impl LeaseBook {
                     shard_id(idx),
                     epoch,
                     "lease expired",
-                    max_retries,
+                    Some(max_retries),
                 ));
             }
         }
@@ -354,12 +357,14 @@ fn expected_finish(entry: &ShardEntry, now: UnixMillis) -> u64 {
         .unwrap_or(0)
 }
 
+/// Removes a holder. `retries` is the failure budget when the loss counts as a failed attempt,
+/// `None` when it does not.
 fn drop_holder(
     entry: &mut ShardEntry,
     shard: ShardId,
     epoch: u64,
     reason: &str,
-    max_retries: u32,
+    retries: Option<u32>,
 ) -> LostLease {
     let mut peer = String::new();
     let mut was_speculative = true;
@@ -373,13 +378,14 @@ fn drop_holder(
         }
     });
     if entry.holders.is_empty() {
-        entry.failures += 1;
-        entry.last_error = Some(reason.to_string());
-        entry.phase = if entry.failures > max_retries {
-            ShardPhase::Failed
-        } else {
-            ShardPhase::Free
-        };
+        entry.phase = ShardPhase::Free;
+        if let Some(max_retries) = retries {
+            entry.failures += 1;
+            entry.last_error = Some(reason.to_string());
+            if entry.failures > max_retries {
+                entry.phase = ShardPhase::Failed;
+            }
+        }
     } else if !was_speculative {
         // The primary is gone but a copy survives: it becomes the primary.
         for h in &mut entry.holders {

@@ -88,7 +88,7 @@ fn retries_are_bounded() {
     let mut book = LeaseBook::new(cfg(1), &[10]);
     let a = book.handle_bid("a", true, t(0)).unwrap();
     let lost = book
-        .handle_abandon(a.shard, a.epoch, "a", "disk full", t(1))
+        .handle_abandon(a.shard, a.epoch, "a", "disk full", true, t(1))
         .unwrap();
     assert_eq!(lost.phase_after, ShardPhase::Free);
     book.handle_bid("b", true, t(2)).unwrap();
@@ -131,6 +131,19 @@ fn tail_copy_goes_to_another_peer_and_first_completion_wins() {
         book.handle_renew(b.shard, b.epoch, "b", 20, t(800))
             .is_err()
     );
+}
+
+#[test]
+fn a_worker_going_away_costs_the_shard_nothing() {
+    let mut book = LeaseBook::new(cfg(0), &[10]);
+    for i in 0..5 {
+        let l = book.handle_bid("a", true, t(i)).unwrap();
+        let lost = book
+            .handle_abandon(l.shard, l.epoch, "a", "shutdown", false, t(i))
+            .unwrap();
+        assert_eq!(lost.phase_after, ShardPhase::Free);
+    }
+    assert_eq!(book.shard(ShardId(0)).unwrap().failures, 0);
 }
 
 #[test]
@@ -186,7 +199,7 @@ enum Op {
     Bid(u8, bool),
     Renew(u8, u8, u64),
     Complete(u8, u8),
-    Abandon(u8, u8),
+    Abandon(u8, u8, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -195,7 +208,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..4, any::<bool>()).prop_map(|(p, s)| Op::Bid(p, s)),
         (0u8..4, 0u8..40, 0u64..20).prop_map(|(p, e, r)| Op::Renew(p, e, r)),
         (0u8..4, 0u8..40).prop_map(|(p, e)| Op::Complete(p, e)),
-        (0u8..4, 0u8..40).prop_map(|(p, e)| Op::Abandon(p, e)),
+        (0u8..4, 0u8..40, any::<bool>()).prop_map(|(p, e, f)| Op::Abandon(p, e, f)),
     ]
 }
 
@@ -219,15 +232,17 @@ impl Model {
             .map(|(e, _)| *e)
             .collect();
         for e in &gone {
-            self.lose(*e, max_retries);
+            self.lose(*e, max_retries, true);
         }
         gone
     }
 
-    fn lose(&mut self, epoch: u64, max_retries: u32) {
+    fn lose(&mut self, epoch: u64, max_retries: u32, counts: bool) {
         if let Some((shard, _, _, spec, _)) = self.live.remove(&epoch) {
             let others: Vec<u64> = self.holders(shard);
-            if others.is_empty() {
+            if others.is_empty() && !counts {
+                // Released by a worker going away: the shard is free again, no failure.
+            } else if others.is_empty() {
                 let f = self.failures.entry(shard).or_default();
                 *f += 1;
                 if *f > max_retries {
@@ -352,14 +367,14 @@ proptest! {
                         }
                     }
                 }
-                Op::Abandon(p, e) => {
+                Op::Abandon(p, e, failed) => {
                     if let Some((epoch, shard, owner)) = pick(&model, e) {
                         let peer = if p == 0 { owner } else { format!("p{p}") };
                         let ok = model.valid(epoch, &peer, now);
-                        let r = book.handle_abandon(ShardId(shard), epoch, &peer, "x", t(now));
+                        let r = book.handle_abandon(ShardId(shard), epoch, &peer, "x", failed, t(now));
                         prop_assert_eq!(r.is_ok(), ok);
                         if ok {
-                            model.lose(epoch, max_retries);
+                            model.lose(epoch, max_retries, failed);
                         }
                     }
                 }
