@@ -297,3 +297,94 @@ async fn one_worker_serves_two_seeders_of_different_datasets() {
         .unwrap();
     assert_eq!(w.worker.unwrap().completed, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_mid_shard_releases_its_lease_without_costing_a_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let input = tmp.path().join("moths.parquet");
+    let rows = 40u64;
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                (0..rows)
+                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-300/m/{i}.jpg"))))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                (0..rows).map(|i| Some(format!("moth {}", i % 2))).collect(),
+            ),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let mut cfg = node_config(&tmp.path().join("seeder"));
+    cfg.seed = Some(SeedSpec {
+        path: input,
+        columns: Columns {
+            url: "photo_url".into(),
+            class: Some("taxon_name".into()),
+            group: None,
+        },
+        sizing: ShardSizing::Rows(10),
+    });
+    cfg.out = Some(out.clone());
+    cfg.work = false;
+    // Long leases: only an explicit release can free the shard quickly.
+    cfg.lease.ttl = Duration::from_secs(60);
+    cfg.lease.max_retries = 0;
+    let (ready, seeder) = spawn_node(cfg, CancellationToken::new());
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
+
+    let mut first = node_config(&tmp.path().join("first"));
+    first.join = vec![join.clone()];
+    first.engine.concurrency = 1;
+    let stop_first = CancellationToken::new();
+    let (first_ready, first_task) = spawn_node(first, stop_first.clone());
+    let first_status = first_ready.await.unwrap().status_addr.to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = ldawt::status_client::fetch_status(&first_status)
+            .await
+            .unwrap();
+        if s.local.leases_held > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first worker never got a lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_first.cancel();
+    let first_outcome = tokio::time::timeout(Duration::from_secs(30), first_task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first_outcome.interrupted);
+    assert!(first_outcome.worker.unwrap().abandoned >= 1);
+
+    let mut second = node_config(&tmp.path().join("second"));
+    second.join = vec![join];
+    second.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, second_task) = spawn_node(second, CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(60), seeder)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = &outcome.reports[0];
+    assert_eq!(
+        (r.ok, r.shards_done),
+        (rows, 4),
+        "max_retries = 0: a counted loss would fail a shard"
+    );
+    assert!(r.shards.iter().all(|s| s.failures == 0), "{:?}", r.shards);
+    assert_exactly_once(&out, rows, rows);
+    let _ = tokio::time::timeout(Duration::from_secs(30), second_task).await;
+}
