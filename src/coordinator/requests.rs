@@ -101,7 +101,7 @@ impl Coordinator {
         let avg_rows = d.seeded.rows_total / (d.seeded.shard_rows.len().max(1) as u64);
         let expected = bid::expected_shard_bytes(avg_rows, d.bytes_per_row());
         let held = d.book.held_by(peer);
-        if held >= bid::capacity(&stats, expected) {
+        if held >= bid::capacity(&stats, expected).leases {
             return no_work();
         }
         // Tail copies go to idle bidders only, and only to ones at least half as fast as the

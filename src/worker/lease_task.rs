@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -131,7 +132,9 @@ async fn work(
         archive_path: archive.clone(),
         resume: false,
     };
+    let slot = DownloadSlot::take(&ctx.activity.downloading);
     let report = engine::run_shard(job, &ctx.engine, counters, engine_cancel).await;
+    drop(slot);
     watcher.abort();
     if shutdown.is_cancelled() {
         return LeaseOutcome::Released(SHUTTING_DOWN.into());
@@ -177,9 +180,7 @@ async fn work(
     };
     match retry(|| ctx.link.request(&ctx.me, complete.clone()), shutdown).await {
         Ok(ControlResponse::Ack) => {
-            ctx.activity
-                .shards_done
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.activity.shards_done.fetch_add(1, Ordering::Relaxed);
             LeaseOutcome::Completed
         }
         Ok(ControlResponse::Rejected { reason }) => LeaseOutcome::Lost(reason),
@@ -238,6 +239,23 @@ where
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Counts one running download; released on drop, so a lease task cancelled mid-download
+/// frees its slot too.
+struct DownloadSlot<'a>(&'a AtomicU32);
+
+impl<'a> DownloadSlot<'a> {
+    fn take(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for DownloadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
