@@ -21,6 +21,7 @@ use crate::engine::EngineConfig;
 use crate::exit::{self, UsageError};
 use crate::model::lease::LeaseConfig;
 use crate::model::shard::{DEFAULT_SHARD_ROWS, ShardSizing};
+use crate::net::NetError;
 use crate::node::{NodeConfig, NodeError, NodeOutcome, NodeReporter, Ready};
 use crate::protocol::status::{DEFAULT_STATUS_ADDR, NodeStatus};
 use crate::seed::{Columns, SeedError, SeedSpec};
@@ -240,6 +241,7 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         // Bad input is refused before anything is created.
         crate::seed::validate(spec)?;
     }
+    check_listen_ports(&cfg.listen)?;
     if let Err(e) = std::net::TcpListener::bind(cfg.status_addr) {
         return Err(UsageError::new(format!(
             "cannot serve the status endpoint on {}: {e} (another node there? pass --status-addr)",
@@ -257,10 +259,40 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     let outcome = match result {
         Ok(o) => o,
         Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
-        Err(e @ NodeError::Status { .. }) => return Err(UsageError::new(e.to_string()).into()),
+        Err(e @ (NodeError::Status { .. } | NodeError::Net(NetError::Listen { .. }))) => {
+            return Err(UsageError::new(e.to_string()).into());
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(ExitCode::from(print_outcome(&outcome)))
+}
+
+/// libp2p listens with `SO_REUSEPORT`, so a second node on a busy port would silently share
+/// it; a plain bind first turns that into a clear error.
+fn check_listen_ports(listen: &[Multiaddr]) -> anyhow::Result<()> {
+    use libp2p::multiaddr::Protocol;
+    for addr in listen {
+        let mut ip = None;
+        let mut port = None;
+        for p in addr.iter() {
+            match p {
+                Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+                Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+                Protocol::Tcp(t) => port = Some(t),
+                _ => {}
+            }
+        }
+        if let (Some(ip), Some(port)) = (ip, port)
+            && port != 0
+            && let Err(e) = std::net::TcpListener::bind((ip, port))
+        {
+            return Err(UsageError::new(format!(
+                "cannot listen on {addr}: {e} (another node there? pass another --listen port)"
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// One node per data dir: a second one would share its identity and lease database.
