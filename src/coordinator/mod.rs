@@ -100,18 +100,25 @@ impl Coordinator {
         &self.cfg
     }
 
-    /// Adds a seeded dataset: resumes its lease book from the store when it was seen before,
+    /// Adds a seeded dataset: resumes its lease book from the store when it was seen before
+    /// (under this run's lease policy: a restart may change `--lease-ttl` or `--max-retries`),
     /// else records it with every shard free. Returns true when it was resumed.
     pub async fn add_dataset(
         &mut self,
         seeded: SeededDataset,
         now: UnixMillis,
     ) -> Result<bool, CoordinatorError> {
-        if let Some((rec, shards)) = self.store.load(seeded.id).await?
+        if let Some((mut rec, shards)) = self.store.load(seeded.id).await?
             && shards.len() == seeded.shard_rows.len()
         {
-            let book =
-                LeaseBook::restore(rec.lease, shards.iter().map(|s| s.entry.clone()).collect());
+            if rec.lease != self.cfg.lease {
+                rec.lease = self.cfg.lease;
+                self.store.put_dataset(rec).await?;
+            }
+            let book = LeaseBook::restore(
+                self.cfg.lease,
+                shards.iter().map(|s| s.entry.clone()).collect(),
+            );
             tracing::info!(dataset = %seeded.id, done = book.counts().done, "resumed from the lease database");
             self.datasets.insert(
                 seeded.id,
@@ -299,7 +306,7 @@ impl Coordinator {
         self.store.put_shards(dataset, batch).await
     }
 
-    /// Whether any dataset still has shards not done or failed, per phase, for reports.
+    /// The phase of one shard of a dataset seeded here.
     pub fn phase_of(&self, dataset: DatasetId, shard: ShardId) -> Option<ShardPhase> {
         self.datasets
             .get(&dataset)
