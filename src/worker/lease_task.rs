@@ -69,9 +69,12 @@ pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutco
         lost.clone(),
     ));
     ctx.activity.track(&counters);
-    let outcome = tokio::select! {
-        o = work(&ctx, &dir, counters.clone(), &lost, &shutdown) => o,
-        _ = lost.cancelled() => LeaseOutcome::Lost("the seeder refused a renewal".into()),
+    // Never drop `work` midway: a lost lease cancels the engine through its token, so its
+    // tasks wind down and nothing keeps writing into the directory removed below.
+    let outcome = match work(&ctx, &dir, counters.clone(), &lost, &shutdown).await {
+        LeaseOutcome::Completed => LeaseOutcome::Completed,
+        _ if lost.is_cancelled() => LeaseOutcome::Lost("the seeder refused a renewal".into()),
+        other => other,
     };
     renewer.abort();
     ctx.activity.untrack(&counters);
