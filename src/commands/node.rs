@@ -3,13 +3,15 @@
 //! report of a seeder.
 
 use std::fs::File;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use libp2p::Multiaddr;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +21,9 @@ use crate::engine::EngineConfig;
 use crate::exit::{self, UsageError};
 use crate::model::lease::LeaseConfig;
 use crate::model::shard::{DEFAULT_SHARD_ROWS, ShardSizing};
-use crate::node::{NodeConfig, NodeError, NodeOutcome, Ready};
-use crate::protocol::status::DEFAULT_STATUS_ADDR;
+use crate::net::NetError;
+use crate::node::{NodeConfig, NodeError, NodeOutcome, NodeReporter, Ready};
+use crate::protocol::status::{DEFAULT_STATUS_ADDR, NodeStatus};
 use crate::seed::{Columns, SeedError, SeedSpec};
 
 /// Arguments of `ldawt node`.
@@ -219,6 +222,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
                 .or(file.max_retries)
                 .unwrap_or(defaults.max_retries),
             speculative: true,
+            copy_after: defaults.copy_after,
         },
         work: !args.no_work,
         keep_serving: args.keep_serving,
@@ -231,21 +235,64 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
 }
 
 /// Runs `ldawt node`.
-pub async fn run(args: NodeArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let cfg = node_config(&args)?;
+    if let Some(spec) = &cfg.seed {
+        // Bad input is refused before anything is created.
+        crate::seed::validate(spec)?;
+    }
+    check_listen_ports(&cfg.listen)?;
+    if let Err(e) = std::net::TcpListener::bind(cfg.status_addr) {
+        return Err(UsageError::new(format!(
+            "cannot serve the status endpoint on {}: {e} (another node there? pass --status-addr)",
+            cfg.status_addr
+        ))
+        .into());
+    }
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data dir {}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
-    let result = crate::node::run(cfg, shutdown, print_ready).await;
+    let reporter = CliReporter::new(global.no_progress);
+    let result = crate::node::run(cfg, shutdown, reporter).await;
     let outcome = match result {
         Ok(o) => o,
         Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
-        Err(e @ NodeError::Status { .. }) => return Err(UsageError::new(e.to_string()).into()),
+        Err(e @ (NodeError::Status { .. } | NodeError::Net(NetError::Listen { .. }))) => {
+            return Err(UsageError::new(e.to_string()).into());
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(ExitCode::from(print_outcome(&outcome)))
+}
+
+/// libp2p listens with `SO_REUSEPORT`, so a second node on a busy port would silently share
+/// it; a plain bind first turns that into a clear error.
+fn check_listen_ports(listen: &[Multiaddr]) -> anyhow::Result<()> {
+    use libp2p::multiaddr::Protocol;
+    for addr in listen {
+        let mut ip = None;
+        let mut port = None;
+        for p in addr.iter() {
+            match p {
+                Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+                Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+                Protocol::Tcp(t) => port = Some(t),
+                _ => {}
+            }
+        }
+        if let (Some(ip), Some(port)) = (ip, port)
+            && port != 0
+            && let Err(e) = std::net::TcpListener::bind((ip, port))
+        {
+            return Err(UsageError::new(format!(
+                "cannot listen on {addr}: {e} (another node there? pass another --listen port)"
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// One node per data dir: a second one would share its identity and lease database.
@@ -279,6 +326,80 @@ async fn forward_signals(shutdown: CancellationToken) {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
     shutdown.cancel();
+}
+
+/// The node's user-facing output: the `--join` lines on stdout, then progress on stderr (a
+/// live line on a terminal, one plain line every 10 s otherwise).
+struct CliReporter {
+    bar: Option<ProgressBar>,
+    last_line: Option<Instant>,
+}
+
+/// Seconds between plain progress lines.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+impl CliReporter {
+    fn new(no_progress: bool) -> Self {
+        let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            last_line: None,
+        }
+    }
+}
+
+impl NodeReporter for CliReporter {
+    fn ready(&mut self, r: &Ready) {
+        print_ready(r);
+    }
+
+    fn progress(&mut self, s: &NodeStatus) {
+        let line = progress_line(s);
+        match &self.bar {
+            Some(bar) => bar.set_message(line),
+            None => {
+                if self.last_line.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
+                    self.last_line = Some(Instant::now());
+                    eprintln!("progress: {line}");
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One line: each dataset's shards, the peers, this node's work and rate.
+fn progress_line(s: &NodeStatus) -> String {
+    let mut parts: Vec<String> = s
+        .datasets
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: {}/{} shards done, {} leased, {} failed",
+                d.name, d.shards_done, d.shards_total, d.shards_leased, d.shards_failed
+            )
+        })
+        .collect();
+    let connected = s.peers.iter().filter(|p| p.connected).count();
+    parts.push(format!("{connected} peer(s)"));
+    if s.roles.iter().any(|r| r == "worker") {
+        parts.push(format!(
+            "here: {} lease(s), {} shard(s) done, {:.1} MB/s, {:.0} img/s",
+            s.local.leases_held, s.local.shards_done, s.local.mb_per_s, s.local.images_per_s
+        ));
+    }
+    parts.join(" · ")
 }
 
 fn print_ready(r: &Ready) {
@@ -361,3 +482,7 @@ fn print_outcome(o: &NodeOutcome) -> u8 {
     }
     code
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

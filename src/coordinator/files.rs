@@ -10,22 +10,8 @@ use super::Coordinator;
 use crate::engine::results_path;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
+pub use crate::net::FileDecision;
 use crate::protocol::swarm::{FileKind, TransferHeader};
-
-/// The seeder's answer to an incoming transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileDecision {
-    /// Write (or resume) the bytes at this path.
-    Accept {
-        /// The `.part` file.
-        part_path: PathBuf,
-    },
-    /// Refuse the transfer.
-    Reject {
-        /// Why.
-        reason: String,
-    },
-}
 
 fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
     out.join(".incoming").join(dataset.to_hex())

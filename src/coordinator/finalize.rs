@@ -12,7 +12,6 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
 use super::{Coordinator, CoordinatorError, Dataset};
@@ -20,7 +19,7 @@ use crate::engine::results_path;
 use crate::input::UrlRow;
 use crate::model::ids::ShardId;
 use crate::model::lease::ShardPhase;
-use crate::seed::read::cell;
+use crate::results::{read_results, status_text};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 
 /// A shard that exhausted its retries.
@@ -298,38 +297,19 @@ fn shard_batch(
     RecordBatch::try_new(schema.clone(), cols)
 }
 
-/// Reads a shard's results parquet: index → (status, member, error kind). Column names follow
-/// the engine's `RowResult` fields.
+/// Reads a shard's results file: index → (status, member, error kind).
 fn read_outcomes(path: &Path) -> std::io::Result<HashMap<u64, Outcome>> {
-    let file = File::open(path)?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(std::io::Error::other)?;
     let mut map = HashMap::new();
-    for batch in reader {
-        let batch = batch.map_err(std::io::Error::other)?;
-        let col = |name: &str| batch.column_by_name(name).cloned();
-        let (Some(index), Some(status)) = (col("index"), col("status")) else {
-            return Err(std::io::Error::other(format!(
-                "{}: no 'index' or 'status' column",
-                path.display()
-            )));
-        };
-        let member = col("member");
-        let kind = col("error_kind");
-        for i in 0..batch.num_rows() {
-            let Some(idx) = cell(&index, i).and_then(|v| v.parse::<u64>().ok()) else {
-                continue;
-            };
-            map.insert(
-                idx,
-                Outcome {
-                    status: cell(&status, i).unwrap_or_default().to_ascii_lowercase(),
-                    member: member.as_ref().and_then(|m| cell(m, i)),
-                    error_kind: kind.as_ref().and_then(|k| cell(k, i)),
-                },
-            );
-        }
-    }
+    read_results(path, |r| {
+        map.insert(
+            r.index,
+            Outcome {
+                status: status_text(r.status).to_string(),
+                member: r.member,
+                error_kind: r.error_kind,
+            },
+        );
+    })
+    .map_err(std::io::Error::other)?;
     Ok(map)
 }

@@ -9,17 +9,18 @@
 mod files;
 mod finalize;
 mod handle;
+mod requests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
-use crate::model::lease::{LeaseBook, LeaseConfig, LeaseError, LostLease, ShardPhase};
+use crate::model::lease::{LeaseBook, LeaseConfig, LostLease, ShardPhase};
 use crate::model::time::UnixMillis;
 use crate::protocol::status::DatasetProgress;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, Grant, NodeStats};
-use crate::seed::{SeededDataset, dataset_dir, rowfile, shard_path};
+use crate::protocol::swarm::{Gossip, NodeStats};
+use crate::seed::SeededDataset;
 use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
 pub use files::FileDecision;
@@ -99,18 +100,25 @@ impl Coordinator {
         &self.cfg
     }
 
-    /// Adds a seeded dataset: resumes its lease book from the store when it was seen before,
+    /// Adds a seeded dataset: resumes its lease book from the store when it was seen before
+    /// (under this run's lease policy: a restart may change `--lease-ttl` or `--max-retries`),
     /// else records it with every shard free. Returns true when it was resumed.
     pub async fn add_dataset(
         &mut self,
         seeded: SeededDataset,
         now: UnixMillis,
     ) -> Result<bool, CoordinatorError> {
-        if let Some((rec, shards)) = self.store.load(seeded.id).await?
+        if let Some((mut rec, shards)) = self.store.load(seeded.id).await?
             && shards.len() == seeded.shard_rows.len()
         {
-            let book =
-                LeaseBook::restore(rec.lease, shards.iter().map(|s| s.entry.clone()).collect());
+            if rec.lease != self.cfg.lease {
+                rec.lease = self.cfg.lease;
+                self.store.put_dataset(rec).await?;
+            }
+            let book = LeaseBook::restore(
+                self.cfg.lease,
+                shards.iter().map(|s| s.entry.clone()).collect(),
+            );
             tracing::info!(dataset = %seeded.id, done = book.counts().done, "resumed from the lease database");
             self.datasets.insert(
                 seeded.id,
@@ -130,12 +138,7 @@ impl Coordinator {
             .collect();
         self.store
             .put_dataset(DatasetRecord {
-                id: seeded.id,
-                name: seeded.name.clone(),
-                source: seeded.source.clone(),
-                rows_total: seeded.rows_total,
-                shard_rows: seeded.shard_rows.clone(),
-                archive_names: seeded.archive_names.clone(),
+                seeded: seeded.clone(),
                 lease: self.cfg.lease,
                 created_at: now,
             })
@@ -219,7 +222,7 @@ impl Coordinator {
                     name: d.seeded.name.clone(),
                     shards_total: c.free + c.leased + c.done + c.failed,
                     shards_done: c.done,
-                    shards_open: d.book.open_count(),
+                    shards_open: d.book.open_count(now),
                     shards_failed: c.failed,
                     rows_total: d.seeded.rows_total,
                     sent_at: now,
@@ -248,205 +251,6 @@ impl Coordinator {
                 }
             })
             .collect()
-    }
-
-    /// Answers one control request from `peer`.
-    pub async fn handle_request(
-        &mut self,
-        peer: &str,
-        req: ControlRequest,
-        now: UnixMillis,
-    ) -> ControlResponse {
-        self.handle_timeout(now).await;
-        match req {
-            ControlRequest::Bid { dataset, stats } => self.bid(peer, dataset, stats, now).await,
-            ControlRequest::Rows {
-                dataset,
-                shard,
-                epoch,
-            } => self.rows(peer, dataset, shard, epoch, now).await,
-            ControlRequest::Renew {
-                dataset,
-                shard,
-                epoch,
-                rows_done,
-            } => {
-                let r = match self.datasets.get_mut(&dataset) {
-                    None => return unknown(dataset),
-                    Some(d) => d.book.handle_renew(shard, epoch, peer, rows_done, now),
-                };
-                match r {
-                    Ok(expires_at) => {
-                        self.persist(dataset, &[shard]).await;
-                        ControlResponse::Renewed { expires_at }
-                    }
-                    Err(e) => rejected(e),
-                }
-            }
-            ControlRequest::Complete {
-                dataset,
-                shard,
-                epoch,
-                ok,
-                failed,
-                bytes,
-            } => {
-                self.complete(peer, dataset, shard, epoch, [ok, failed, bytes], now)
-                    .await
-            }
-            ControlRequest::Abandon {
-                dataset,
-                shard,
-                epoch,
-                reason,
-            } => {
-                let r = match self.datasets.get_mut(&dataset) {
-                    None => return unknown(dataset),
-                    Some(d) => d.book.handle_abandon(shard, epoch, peer, &reason, now),
-                };
-                match r {
-                    Ok(lost) => {
-                        tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease abandoned");
-                        self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
-                        self.persist(dataset, &[shard]).await;
-                        ControlResponse::Ack
-                    }
-                    Err(e) => rejected(e),
-                }
-            }
-        }
-    }
-
-    async fn bid(
-        &mut self,
-        peer: &str,
-        dataset: DatasetId,
-        stats: NodeStats,
-        now: UnixMillis,
-    ) -> ControlResponse {
-        self.peer_stats.insert(peer.to_string(), stats.clone());
-        let Some(d) = self.datasets.get_mut(&dataset) else {
-            return unknown(dataset);
-        };
-        if d.book.is_finished() {
-            return ControlResponse::NoWork {
-                retry_after_ms: NO_WORK_RETRY_MS,
-                finished: true,
-            };
-        }
-        let avg_rows = d.seeded.rows_total / (d.seeded.shard_rows.len().max(1) as u64);
-        let expected = bid::expected_shard_bytes(avg_rows, d.bytes_per_row());
-        let held = d.book.held_by(peer);
-        if held >= bid::capacity(&stats, expected) {
-            return no_work();
-        }
-        // Tail copies go to idle bidders only, and only to ones at least half as fast as the
-        // fastest bidder seen: a copy on a slower peer would not finish first.
-        let best = self
-            .peer_stats
-            .values()
-            .map(bid::score)
-            .fold(0.0f64, f64::max);
-        let allow_copy = held == 0 && bid::score(&stats) >= best * 0.5;
-        let Some(lease) = d.book.handle_bid(peer, allow_copy, now) else {
-            return no_work();
-        };
-        let idx = lease.shard.0 as usize;
-        let grant = Grant {
-            dataset,
-            shard: lease.shard,
-            epoch: lease.epoch,
-            expires_at: lease.expires_at,
-            ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
-            rows: d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
-            archive_name: d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
-            speculative: lease.speculative,
-        };
-        tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, "lease granted");
-        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
-        if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
-            tracing::error!("cannot record a grant: {e}");
-            return ControlResponse::Rejected {
-                reason: format!("seeder storage failure: {e}"),
-            };
-        }
-        ControlResponse::Granted(grant)
-    }
-
-    async fn rows(
-        &mut self,
-        peer: &str,
-        dataset: DatasetId,
-        shard: ShardId,
-        epoch: u64,
-        now: UnixMillis,
-    ) -> ControlResponse {
-        let Some(d) = self.datasets.get(&dataset) else {
-            return unknown(dataset);
-        };
-        if let Err(e) = d.book.check(shard, epoch, peer, now) {
-            return rejected(e);
-        }
-        let path = shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard);
-        match tokio::task::spawn_blocking(move || rowfile::read_rows(&path)).await {
-            Ok(Ok(rows)) => ControlResponse::Rows(rows),
-            Ok(Err(e)) => ControlResponse::Rejected {
-                reason: format!("seeder cannot read the rows of {shard}: {e}"),
-            },
-            Err(e) => ControlResponse::Rejected {
-                reason: format!("seeder cannot read the rows of {shard}: {e}"),
-            },
-        }
-    }
-
-    async fn complete(
-        &mut self,
-        peer: &str,
-        dataset: DatasetId,
-        shard: ShardId,
-        epoch: u64,
-        [ok, failed, bytes]: [u64; 3],
-        now: UnixMillis,
-    ) -> ControlResponse {
-        let Some(d) = self.datasets.get(&dataset) else {
-            return unknown(dataset);
-        };
-        if let Err(e) = d.book.check(shard, epoch, peer, now) {
-            return rejected(e);
-        }
-        let archive_name = d
-            .seeded
-            .archive_names
-            .get(shard.0 as usize)
-            .cloned()
-            .unwrap_or_default();
-        if let Err(reason) = files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
-            return ControlResponse::Rejected { reason };
-        }
-        let Some(d) = self.datasets.get_mut(&dataset) else {
-            return unknown(dataset);
-        };
-        let cancelled = match d.book.handle_complete(shard, epoch, peer, now) {
-            Ok(c) => c,
-            Err(e) => return rejected(e),
-        };
-        if let Some(r) = d.records.get_mut(shard.0 as usize) {
-            r.ok = ok;
-            r.failed = failed;
-            r.bytes = bytes;
-        }
-        for c in &cancelled {
-            tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");
-        }
-        files::discard_staged(&self.cfg.out, dataset, shard);
-        tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok, failed, "shard done");
-        self.lease_gossip(dataset, shard, peer, epoch, "done", now);
-        if let Err(e) = self.persist_checked(dataset, &[shard]).await {
-            return ControlResponse::Rejected {
-                reason: format!("seeder storage failure: {e}"),
-            };
-        }
-        ControlResponse::Ack
     }
 
     fn lease_gossip(
@@ -502,7 +306,7 @@ impl Coordinator {
         self.store.put_shards(dataset, batch).await
     }
 
-    /// Whether any dataset still has shards not done or failed, per phase, for reports.
+    /// The phase of one shard of a dataset seeded here.
     pub fn phase_of(&self, dataset: DatasetId, shard: ShardId) -> Option<ShardPhase> {
         self.datasets
             .get(&dataset)
@@ -513,25 +317,6 @@ impl Coordinator {
 
 fn shard(i: usize) -> ShardId {
     ShardId(u32::try_from(i).unwrap_or(u32::MAX))
-}
-
-fn no_work() -> ControlResponse {
-    ControlResponse::NoWork {
-        retry_after_ms: NO_WORK_RETRY_MS,
-        finished: false,
-    }
-}
-
-fn unknown(dataset: DatasetId) -> ControlResponse {
-    ControlResponse::Rejected {
-        reason: format!("unknown dataset {dataset}"),
-    }
-}
-
-fn rejected(e: LeaseError) -> ControlResponse {
-    ControlResponse::Rejected {
-        reason: e.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Resource-aware bidding: how much work a node may hold at once and how good a bid is,
 //! derived from the `NodeStats` it advertises. Pure functions, documented formulas.
 //!
-//! **Capacity** (concurrent leases a node may hold) is the minimum of
+//! **Capacity** has two numbers. *Downloads* (engine runs at once) is the minimum of
 //! - disk: `disk_free / (expected_shard_bytes × 1.25)` — never take more than the disk holds
 //!   with a 25 % margin;
 //! - memory: `mem_free / 512 MiB` — one engine run (128 requests in flight, tar writer,
@@ -10,7 +10,10 @@
 //!   plus one slot per 25 MB/s of measured throughput, so faster peers get more leases;
 //! - a hard cap of [`MAX_LEASES_PER_NODE`].
 //!
-//! A node that does not work (`works == false`) has capacity 0.
+//! *Leases* (held at once) is `min(disk bound, 2 × downloads)`: a finished shard still being
+//! pushed back to its seeder holds its lease but no download slot, so a worker keeps
+//! downloading while it uploads (one upload in flight per download slot). A node that does
+//! not work (`works == false`) has capacity 0.
 //!
 //! **Score** (used to rank bids and to decide who may copy a slow shard at the tail) is the
 //! expected throughput in bytes/s: the measured rate, or a prior of 2 MB/s per core before
@@ -32,23 +35,37 @@ pub const DEFAULT_BYTES_PER_ROW: u64 = 200_000;
 /// Disk margin over the expected shard size (archive + temp + results).
 const DISK_MARGIN: f64 = 1.25;
 
-/// How many leases a node with `stats` may hold at once for shards of about
-/// `expected_shard_bytes`.
-pub fn capacity(stats: &NodeStats, expected_shard_bytes: u64) -> u32 {
+/// What a node may take on at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capacity {
+    /// Shards downloading at once.
+    pub downloads: u32,
+    /// Leases held at once (downloading or being returned).
+    pub leases: u32,
+}
+
+/// The capacity of a node with `stats` for shards of about `expected_shard_bytes`.
+pub fn capacity(stats: &NodeStats, expected_shard_bytes: u64) -> Capacity {
     if !stats.works {
-        return 0;
+        return Capacity::default();
     }
     let need = (expected_shard_bytes.max(1) as f64) * DISK_MARGIN;
-    let by_disk = (stats.disk_free as f64 / need).floor();
-    let by_mem = (stats.mem_free / MEM_PER_LEASE) as f64;
-    let by_speed = (stats.cores / 2).max(1) as f64
-        + (stats.bytes_per_s.max(0.0) / BYTES_PER_S_PER_SLOT).floor();
-    let cap = by_disk
-        .min(by_mem)
-        .min(by_speed)
-        .min(MAX_LEASES_PER_NODE as f64);
-    if cap.is_finite() && cap > 0.0 {
-        cap as u32
+    let by_disk = whole(stats.disk_free as f64 / need);
+    let by_mem = whole((stats.mem_free / MEM_PER_LEASE) as f64);
+    let by_speed = whole(
+        (stats.cores / 2).max(1) as f64 + (stats.bytes_per_s.max(0.0) / BYTES_PER_S_PER_SLOT),
+    );
+    let downloads = by_disk.min(by_mem).min(by_speed).min(MAX_LEASES_PER_NODE);
+    Capacity {
+        downloads,
+        leases: by_disk.min(downloads.saturating_mul(2)),
+    }
+}
+
+/// `x` rounded down to a whole number of slots (0 for anything not finite or negative).
+fn whole(x: f64) -> u32 {
+    if x.is_finite() && x > 0.0 {
+        x.floor().min(u32::MAX as f64) as u32
     } else {
         0
     }
@@ -91,16 +108,29 @@ mod tests {
     #[test]
     fn capacity_never_exceeds_disk_or_memory() {
         let shard = 2u64 << 30; // 2 GiB shards
-        // Plenty of cores and speed, 5 GiB of disk: 5 / 2.5 = 2 leases.
-        assert_eq!(capacity(&node(32, 64, 5, 1e9, 0.0), shard), 2);
-        // 1 GiB free memory: 2 leases of 512 MiB.
-        assert_eq!(capacity(&node(32, 1, 1000, 1e9, 0.0), shard), 2);
+        let cap = |s: NodeStats| capacity(&s, shard);
+        // Plenty of cores and speed, 5 GiB of disk: 5 / 2.5 = 2 shards, downloading or not.
+        assert_eq!(
+            cap(node(32, 64, 5, 1e9, 0.0)),
+            Capacity {
+                downloads: 2,
+                leases: 2
+            }
+        );
+        // 1 GiB free memory: 2 downloads of 512 MiB, and 2 more shards may be uploading.
+        assert_eq!(
+            cap(node(32, 1, 1000, 1e9, 0.0)),
+            Capacity {
+                downloads: 2,
+                leases: 4
+            }
+        );
         // Not enough disk for one shard: nothing.
-        assert_eq!(capacity(&node(32, 64, 2, 1e9, 0.0), shard), 0);
+        assert_eq!(cap(node(32, 64, 2, 1e9, 0.0)), Capacity::default());
         // A non-worker takes nothing.
         let mut s = node(8, 8, 100, 0.0, 0.0);
         s.works = false;
-        assert_eq!(capacity(&s, 1), 0);
+        assert_eq!(capacity(&s, 1), Capacity::default());
     }
 
     #[test]
@@ -108,12 +138,10 @@ mod tests {
         let shard = 100 << 20;
         let slow = capacity(&node(4, 64, 1000, 5e6, 0.0), shard);
         let fast = capacity(&node(4, 64, 1000, 100e6, 0.0), shard);
-        assert_eq!(slow, 2);
-        assert_eq!(fast, 6);
-        assert_eq!(
-            capacity(&node(256, 1024, 100_000, 1e12, 0.0), shard),
-            MAX_LEASES_PER_NODE
-        );
+        assert_eq!((slow.downloads, slow.leases), (2, 4));
+        assert_eq!((fast.downloads, fast.leases), (6, 12));
+        let huge = capacity(&node(256, 1024, 100_000, 1e12, 0.0), shard);
+        assert_eq!(huge.downloads, MAX_LEASES_PER_NODE);
     }
 
     #[test]

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::peers::PeerTable;
-use crate::coordinator::{CoordinatorHandle, FileDecision as CoordDecision};
+use crate::coordinator::CoordinatorHandle;
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
-use crate::protocol::swarm::ControlResponse;
+use crate::protocol::swarm::{ControlRequest, ControlResponse};
 
 /// Serves events until the transport closes its queue.
 pub async fn run(
@@ -28,6 +28,11 @@ pub async fn run(
                 reply,
             } => match &coord {
                 Some(c) => {
+                    if let ControlRequest::Bid { stats, .. } = &request
+                        && let Ok(mut p) = peers.lock()
+                    {
+                        p.stats(peer, stats, now);
+                    }
                     let c = c.clone();
                     tokio::spawn(async move {
                         let _ = reply.send(c.request(&peer.to_string(), request).await);
@@ -47,13 +52,7 @@ pub async fn run(
                 Some(c) => {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let d = match c.decide_file(&peer.to_string(), header).await {
-                            CoordDecision::Accept { part_path } => {
-                                FileDecision::Accept { part_path }
-                            }
-                            CoordDecision::Reject { reason } => FileDecision::Reject { reason },
-                        };
-                        let _ = decide.send(d);
+                        let _ = decide.send(c.decide_file(&peer.to_string(), header).await);
                     });
                 }
                 None => {

@@ -81,6 +81,22 @@ pub struct Ready {
     pub seeded: Option<(SeededDataset, bool)>,
 }
 
+/// What the node tells its user: once it listens, and then its status every half second.
+pub trait NodeReporter: Send {
+    /// The node is up.
+    fn ready(&mut self, ready: &Ready);
+    /// A fresh status document.
+    fn progress(&mut self, _status: &NodeStatus) {}
+    /// The node is stopping (clear any live display).
+    fn finish(&mut self) {}
+}
+
+impl<F: FnMut(&Ready) + Send> NodeReporter for F {
+    fn ready(&mut self, ready: &Ready) {
+        self(ready)
+    }
+}
+
 /// How the node ended.
 #[derive(Debug, Clone, Default)]
 pub struct NodeOutcome {
@@ -137,11 +153,11 @@ fn mkdir(p: &std::path::Path) -> Result<(), NodeError> {
 }
 
 /// Runs a node until its seeded dataset is finished (unless `keep_serving`), its worker went
-/// idle (`exit_when_idle`), or `shutdown` fires. `on_ready` is called once it listens.
+/// idle (`exit_when_idle`), or `shutdown` fires, telling `reporter` what happens.
 pub async fn run(
     cfg: NodeConfig,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce(&Ready),
+    mut reporter: impl NodeReporter,
 ) -> Result<NodeOutcome, NodeError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     mkdir(&cfg.data_dir)?;
@@ -213,7 +229,7 @@ pub async fn run(
             })?;
 
     let join_addrs = wait_listen_addrs(&client).await;
-    on_ready(&Ready {
+    reporter.ready(&Ready {
         peer_id: me.clone(),
         join_addrs: join_addrs.clone(),
         status_addr,
@@ -303,7 +319,7 @@ pub async fn run(
                 if let Some(c) = &coord {
                     offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() } }));
                 }
-                let remote = peers.lock().map(|p| p.open_datasets()).unwrap_or_default();
+                let remote = peers.lock().map(|p| p.open_datasets(clock.now())).unwrap_or_default();
                 for (dataset, seeder) in remote {
                     if !local_ds.contains(&dataset) {
                         offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder } });
@@ -324,12 +340,14 @@ pub async fn run(
                     activity: &activity,
                     worker_cfg: &worker_cfg,
                 }).await;
+                reporter.progress(&doc);
                 let _ = status_tx.send(doc);
             }
         }
     }
 
     // Shutdown: the worker gives its leases back, then the transport closes.
+    reporter.finish();
     stop.cancel();
     if let Some(t) = worker_task {
         outcome.worker = tokio::time::timeout(Duration::from_secs(20), t)

@@ -27,7 +27,13 @@ pub struct Announced {
     pub progress: DatasetProgress,
     /// Shards open to a bid.
     pub open: u32,
+    /// When the announcement arrived.
+    pub seen: UnixMillis,
 }
+
+/// A dataset not announced again for this long is no longer offered to the worker (its
+/// seeder is gone or finished).
+pub const ANNOUNCEMENT_TTL_MS: u64 = 30_000;
 
 /// The peer and dataset tables.
 #[derive(Default)]
@@ -63,6 +69,13 @@ impl PeerTable {
         }
     }
 
+    /// A peer's stats arrived directly (in a bid).
+    pub fn stats(&mut self, peer: PeerId, stats: &NodeStats, now: UnixMillis) {
+        let p = self.peers.entry(peer).or_default();
+        p.last_seen = now;
+        p.stats = Some(stats.clone());
+    }
+
     /// A gossip message arrived.
     pub fn gossip(&mut self, from: PeerId, msg: &Gossip, now: UnixMillis) {
         let p = self.peers.entry(from).or_default();
@@ -84,6 +97,7 @@ impl PeerTable {
                     Announced {
                         seeder: from,
                         open: *shards_open,
+                        seen: now,
                         progress: DatasetProgress {
                             dataset_id: dataset.to_hex(),
                             seeder: from.to_string(),
@@ -103,11 +117,11 @@ impl PeerTable {
         }
     }
 
-    /// Datasets announced by others that still have shards to hand out.
-    pub fn open_datasets(&self) -> Vec<(DatasetId, PeerId)> {
+    /// Datasets recently announced by others that still have shards to hand out.
+    pub fn open_datasets(&self, now: UnixMillis) -> Vec<(DatasetId, PeerId)> {
         self.datasets
             .iter()
-            .filter(|(_, a)| a.open > 0)
+            .filter(|(_, a)| a.open > 0 && now.0.saturating_sub(a.seen.0) < ANNOUNCEMENT_TTL_MS)
             .map(|(id, a)| (*id, a.seeder))
             .collect()
     }
@@ -169,4 +183,60 @@ pub fn role(s: &NodeStats) -> String {
         (false, false) => "idle",
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announce(open: u32) -> Gossip {
+        Gossip::Dataset {
+            dataset: DatasetId([1; 16]),
+            name: "d".into(),
+            shards_total: 4,
+            shards_done: 1,
+            shards_open: open,
+            shards_failed: 0,
+            rows_total: 40,
+            sent_at: UnixMillis(0),
+        }
+    }
+
+    #[test]
+    fn datasets_are_offered_while_open_and_freshly_announced() {
+        let seeder = PeerId::random();
+        let mut t = PeerTable::default();
+        t.gossip(seeder, &announce(2), UnixMillis(1_000));
+        assert_eq!(
+            t.open_datasets(UnixMillis(2_000)),
+            vec![(DatasetId([1; 16]), seeder)]
+        );
+        assert!(
+            t.open_datasets(UnixMillis(1_000 + ANNOUNCEMENT_TTL_MS))
+                .is_empty()
+        );
+        t.gossip(seeder, &announce(0), UnixMillis(3_000));
+        assert!(t.open_datasets(UnixMillis(3_001)).is_empty());
+        let d = &t.datasets()[0];
+        assert_eq!((d.shards_total, d.shards_done, d.shards_leased), (4, 1, 3));
+        let mut stats = NodeStats {
+            cores: 8,
+            works: true,
+            ..Default::default()
+        };
+        stats.bytes_per_s = 2e6;
+        t.stats(seeder, &stats, UnixMillis(3_002));
+        t.connected(
+            seeder,
+            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            UnixMillis(3_003),
+        );
+        let p = &t.statuses()[0];
+        assert_eq!(
+            (p.cores, p.role.as_str(), p.mb_per_s, p.connected),
+            (8, "worker", 2.0, true)
+        );
+        t.disconnected(seeder);
+        assert!(!t.statuses()[0].connected);
+    }
 }

@@ -78,33 +78,23 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SeedError + '_ {
     }
 }
 
-/// The files a seed path stands for: the file itself, or the directory's `*.parquet` files in
-/// name order.
+/// The files a seed path stands for: the file itself, or the directory's `.parquet` / `.csv`
+/// files in name order (one shard each).
 pub fn seed_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
-    if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| InputError::Unreadable {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(InputError::Unreadable {
-                path: path.display().to_string(),
-                reason: "the directory holds no .parquet file".into(),
-            });
+    crate::input::list_inputs(path)
+}
+
+/// Checks that every seed file exists and has the asked-for columns, before anything is
+/// written anywhere.
+pub fn validate(spec: &SeedSpec) -> Result<(), InputError> {
+    let c = &spec.columns;
+    for f in seed_files(&spec.path)? {
+        crate::input::open(&f, &c.url, c.class.as_deref())?;
+        if let Some(g) = &c.group {
+            crate::input::open(&f, &c.url, Some(g))?;
         }
-        Ok(files)
-    } else if path.exists() {
-        Ok(vec![path.to_path_buf()])
-    } else {
-        Err(InputError::NotFound {
-            path: path.display().to_string(),
-        })
     }
+    Ok(())
 }
 
 /// sha256 over every file's name, size and content, then the sharding parameters.
@@ -251,7 +241,7 @@ fn unwritable(path: &Path, e: std::io::Error) -> InputError {
 }
 
 fn write_contiguous(file: &Path, spec: &SeedSpec, dir: &Path) -> Result<Vec<u64>, SeedError> {
-    let total = read::count_rows(file)?;
+    let total = read::count_rows(file, &spec.columns)?;
     let ranges = plan_contiguous(total, spec.sizing);
     let mut counts = Vec::with_capacity(ranges.len());
     let mut current: Option<(usize, RowFileWriter)> = None;

@@ -106,6 +106,19 @@ fn group_col_keeps_each_class_in_one_shard() {
     }
     seen.sort_unstable();
     assert_eq!(seen, (0..13).collect::<Vec<_>>());
+    // Grouping by a column that is not the class column gives the same cut.
+    let mut other = spec(&input, ShardSizing::Count(2), true);
+    other.columns.class = None;
+    let s2 = seed(&other, &tmp.path().join("data2")).unwrap();
+    assert_eq!(s2.shard_rows, s.shard_rows);
+    let shards2 = all_rows(&tmp.path().join("data2"), &s2);
+    let idx = |v: &Vec<Vec<UrlRow>>| -> Vec<Vec<u64>> {
+        v.iter()
+            .map(|rs| rs.iter().map(|r| r.index).collect())
+            .collect()
+    };
+    assert_eq!(idx(&shards2), idx(&shards));
+    assert!(shards2.iter().flatten().all(|r| r.class.is_none()));
 }
 
 #[test]

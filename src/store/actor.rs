@@ -44,7 +44,7 @@ fn put_dataset(db: &Database, rec: &DatasetRecord) -> Result<(), StoreError> {
     {
         let mut table = txn.open_table(DATASETS).map_err(db_err)?;
         table
-            .insert(rec.id.0.as_slice(), bytes.as_slice())
+            .insert(rec.seeded.id.0.as_slice(), bytes.as_slice())
             .map_err(db_err)?;
     }
     txn.commit().map_err(db_err)
@@ -82,7 +82,7 @@ fn load(
         return Ok(None);
     };
     let rec: DatasetRecord = postcard::from_bytes(raw.value())?;
-    let mut shards = Vec::with_capacity(rec.shard_rows.len());
+    let mut shards = Vec::with_capacity(rec.seeded.shard_rows.len());
     let table = match txn.open_table(SHARDS) {
         Ok(t) => Some(t),
         Err(redb::TableError::TableDoesNotExist(_)) => None,

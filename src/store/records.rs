@@ -2,25 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::DatasetId;
 use crate::model::lease::{LeaseConfig, ShardEntry};
 use crate::model::time::UnixMillis;
+use crate::seed::SeededDataset;
 
-/// A seeded dataset: where it came from, how it was cut, and its lease policy.
+/// A seeded dataset (as in its manifest) with its lease policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetRecord {
-    /// Its id.
-    pub id: DatasetId,
-    /// Human name (seed file or directory stem).
-    pub name: String,
-    /// The seed path as given.
-    pub source: String,
-    /// Rows in total.
-    pub rows_total: u64,
-    /// Rows per shard, by shard number.
-    pub shard_rows: Vec<u64>,
-    /// Archive file name per shard.
-    pub archive_names: Vec<String>,
+    /// Id, name, source, rows and shards.
+    pub seeded: SeededDataset,
     /// Lease policy.
     pub lease: LeaseConfig,
     /// When it was first seeded.

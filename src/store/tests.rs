@@ -5,21 +5,25 @@ use std::time::Duration;
 use super::*;
 use crate::model::lease::{LeaseBook, LeaseConfig, ShardPhase};
 use crate::model::time::UnixMillis;
+use crate::seed::SeededDataset;
 
 fn record(id: DatasetId, rows: &[u64]) -> DatasetRecord {
     DatasetRecord {
-        id,
-        name: "ds".into(),
-        source: "/x/ds.parquet".into(),
-        rows_total: rows.iter().sum(),
-        shard_rows: rows.to_vec(),
-        archive_names: (0..rows.len())
-            .map(|i| format!("ds-{i:05}.tar.gz"))
-            .collect(),
+        seeded: SeededDataset {
+            id,
+            name: "ds".into(),
+            source: "/x/ds.parquet".into(),
+            rows_total: rows.iter().sum(),
+            shard_rows: rows.to_vec(),
+            archive_names: (0..rows.len())
+                .map(|i| format!("ds-{i:05}.tar.gz"))
+                .collect(),
+        },
         lease: LeaseConfig {
             ttl: Duration::from_secs(5),
             max_retries: 2,
             speculative: true,
+            copy_after: Duration::ZERO,
         },
         created_at: UnixMillis(1),
     }
@@ -32,7 +36,7 @@ async fn reopening_restores_the_lease_book() {
     let ds = DatasetId([3; 16]);
     let other = DatasetId([4; 16]);
     let rec = record(ds, &[5, 6, 7]);
-    let mut book = LeaseBook::new(rec.lease, &rec.shard_rows);
+    let mut book = LeaseBook::new(rec.lease, &rec.seeded.shard_rows);
     let a = book.handle_bid("a", true, UnixMillis(100)).unwrap();
     let b = book.handle_bid("b", true, UnixMillis(100)).unwrap();
     book.handle_complete(b.shard, b.epoch, "b", UnixMillis(200))
@@ -78,7 +82,7 @@ async fn reopening_restores_the_lease_book() {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.id)
+        .map(|r| r.seeded.id)
         .collect();
     names.sort();
     assert_eq!(names, vec![ds, other]);

@@ -16,6 +16,8 @@ const RATE_WINDOW: Duration = Duration::from_secs(10);
 pub struct Activity {
     /// Leases held now.
     pub leases_held: AtomicU32,
+    /// Leases whose shard is downloading now (the others are being returned).
+    pub downloading: AtomicU32,
     /// Shards completed since start.
     pub shards_done: AtomicU64,
     finished_bytes: AtomicU64,

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -16,6 +17,9 @@ use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
 use crate::input::VecRows;
 use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
 
+/// Why a lease is released on shutdown.
+const SHUTTING_DOWN: &str = "the worker is shutting down";
+
 /// Attempts per file transfer before the lease is given back.
 const TRANSFER_ATTEMPTS: u32 = 8;
 
@@ -26,8 +30,10 @@ pub enum LeaseOutcome {
     Completed,
     /// The seeder took it back (expired, another copy won).
     Lost(String),
-    /// Given back (shutdown or local failure).
+    /// Given back after failing here (counts against the shard's retries).
     Abandoned(String),
+    /// Given back because this worker is going away (costs the shard nothing).
+    Released(String),
 }
 
 /// What a lease task needs.
@@ -63,18 +69,27 @@ pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutco
         lost.clone(),
     ));
     ctx.activity.track(&counters);
-    let outcome = tokio::select! {
-        o = work(&ctx, &dir, counters.clone(), &lost, &shutdown) => o,
-        _ = lost.cancelled() => LeaseOutcome::Lost("the seeder refused a renewal".into()),
+    // Never drop `work` midway: a lost lease cancels the engine through its token, so its
+    // tasks wind down and nothing keeps writing into the directory removed below.
+    let outcome = match work(&ctx, &dir, counters.clone(), &lost, &shutdown).await {
+        LeaseOutcome::Completed => LeaseOutcome::Completed,
+        _ if lost.is_cancelled() => LeaseOutcome::Lost("the seeder refused a renewal".into()),
+        other => other,
     };
     renewer.abort();
     ctx.activity.untrack(&counters);
-    if let LeaseOutcome::Abandoned(reason) = &outcome {
+    let given_back = match &outcome {
+        LeaseOutcome::Abandoned(reason) => Some((reason.clone(), true)),
+        LeaseOutcome::Released(reason) => Some((reason.clone(), false)),
+        _ => None,
+    };
+    if let Some((reason, failed)) = given_back {
         let req = ControlRequest::Abandon {
             dataset: g.dataset,
             shard: g.shard,
             epoch: g.epoch,
-            reason: reason.clone(),
+            reason,
+            failed,
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
     }
@@ -102,7 +117,7 @@ async fn work(
         Ok(other) => {
             return LeaseOutcome::Abandoned(format!("unexpected answer to Rows: {other:?}"));
         }
-        Err(e) => return LeaseOutcome::Abandoned(e),
+        Err(e) => return given_up(e, shutdown),
     };
     if let Err(e) = tokio::fs::create_dir_all(dir).await {
         return LeaseOutcome::Abandoned(format!("cannot create {}: {e}", dir.display()));
@@ -120,10 +135,12 @@ async fn work(
         archive_path: archive.clone(),
         resume: false,
     };
+    let slot = DownloadSlot::take(&ctx.activity.downloading);
     let report = engine::run_shard(job, &ctx.engine, counters, engine_cancel).await;
+    drop(slot);
     watcher.abort();
     if shutdown.is_cancelled() {
-        return LeaseOutcome::Abandoned("the worker is shutting down".into());
+        return LeaseOutcome::Released(SHUTTING_DOWN.into());
     }
     let report = match report {
         Ok(r) if !r.interrupted => r,
@@ -149,7 +166,7 @@ async fn work(
                 Err(LinkError::Transient(e)) if attempt < TRANSFER_ATTEMPTS => {
                     tracing::warn!(shard = %g.shard, attempt, "transfer failed, retrying: {e}");
                     if sleep_or_cancel(backoff(attempt), shutdown).await {
-                        return LeaseOutcome::Abandoned("the worker is shutting down".into());
+                        return LeaseOutcome::Released(SHUTTING_DOWN.into());
                     }
                 }
                 Err(e) => return LeaseOutcome::Abandoned(e.to_string()),
@@ -166,14 +183,12 @@ async fn work(
     };
     match retry(|| ctx.link.request(&ctx.me, complete.clone()), shutdown).await {
         Ok(ControlResponse::Ack) => {
-            ctx.activity
-                .shards_done
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ctx.activity.shards_done.fetch_add(1, Ordering::Relaxed);
             LeaseOutcome::Completed
         }
         Ok(ControlResponse::Rejected { reason }) => LeaseOutcome::Lost(reason),
         Ok(other) => LeaseOutcome::Abandoned(format!("unexpected answer to Complete: {other:?}")),
-        Err(e) => LeaseOutcome::Abandoned(e),
+        Err(e) => given_up(e, shutdown),
     }
 }
 
@@ -222,11 +237,37 @@ where
             Err(LinkError::Transient(e)) if attempt < 12 => {
                 tracing::warn!(attempt, "seeder unreachable, retrying: {e}");
                 if sleep_or_cancel(backoff(attempt), shutdown).await {
-                    return Err("the worker is shutting down".into());
+                    return Err(SHUTTING_DOWN.into());
                 }
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Counts one running download; released on drop, so a lease task cancelled mid-download
+/// frees its slot too.
+struct DownloadSlot<'a>(&'a AtomicU32);
+
+impl<'a> DownloadSlot<'a> {
+    fn take(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for DownloadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A lease given up after `reason`: released when the worker is going away, abandoned else.
+fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOutcome {
+    if shutdown.is_cancelled() {
+        LeaseOutcome::Released(reason)
+    } else {
+        LeaseOutcome::Abandoned(reason)
     }
 }
 

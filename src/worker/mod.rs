@@ -76,14 +76,26 @@ pub fn current_stats(probe: &Probe, activity: &Activity, cfg: &WorkerConfig) -> 
     s.shards_done = activity.shards_done.load(Ordering::Relaxed);
     s.works = true;
     let cap = local_capacity(&s, cfg);
-    s.free_slots = cap.saturating_sub(s.leases_held);
+    let downloading = activity.downloading.load(Ordering::Relaxed);
+    s.free_slots = cap
+        .downloads
+        .saturating_sub(downloading)
+        .min(cap.leases.saturating_sub(s.leases_held));
     s
 }
 
-fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> u32 {
+/// This node's own limits: resources for a shard of 1,000 typical rows (the seeder re-checks
+/// with the dataset's real shard size), and `--max-leases`.
+fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> bid::Capacity {
     let expected = bid::expected_shard_bytes(1_000, bid::DEFAULT_BYTES_PER_ROW);
     let cap = bid::capacity(s, expected);
-    cfg.max_leases.map_or(cap, |m| cap.min(m))
+    match cfg.max_leases {
+        Some(m) => bid::Capacity {
+            downloads: cap.downloads.min(m),
+            leases: cap.leases.min(m),
+        },
+        None => cap,
+    }
 }
 
 /// Runs the worker until `shutdown` or until it has been idle for `exit_when_idle`.
@@ -94,7 +106,11 @@ pub async fn run(
     activity: Arc<Activity>,
     shutdown: CancellationToken,
 ) -> WorkerSummary {
-    std::fs::create_dir_all(&cfg.work_dir).ok();
+    // Scratch left by a previous life (kill -9) belongs to leases that are gone or fenced.
+    let _ = std::fs::remove_dir_all(&cfg.work_dir);
+    if let Err(e) = std::fs::create_dir_all(&cfg.work_dir) {
+        tracing::error!("cannot create the work dir {}: {e}", cfg.work_dir.display());
+    }
     let mut tasks: JoinSet<LeaseOutcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
     let mut next_bid: HashMap<DatasetId, Instant> = HashMap::new();
@@ -108,7 +124,9 @@ pub async fn run(
                 match done {
                     Ok(LeaseOutcome::Completed) => summary.completed += 1,
                     Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
-                    Ok(LeaseOutcome::Abandoned(_)) | Err(_) => summary.abandoned += 1,
+                    Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
+                        summary.abandoned += 1
+                    }
                 }
                 idle_since = Instant::now();
                 continue;
@@ -126,7 +144,7 @@ pub async fn run(
         let current: Vec<Offer> = offers.borrow().clone();
         for offer in current {
             let stats = current_stats(&probe, &activity, &cfg);
-            if stats.leases_held >= local_capacity(&stats, &cfg) {
+            if stats.free_slots == 0 {
                 break;
             }
             if next_bid
@@ -191,7 +209,9 @@ pub async fn run(
                 match done {
                     Ok(LeaseOutcome::Completed) => summary.completed += 1,
                     Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
-                    Ok(LeaseOutcome::Abandoned(_)) | Err(_) => summary.abandoned += 1,
+                    Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
+                        summary.abandoned += 1
+                    }
                 }
             }
         }

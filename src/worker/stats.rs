@@ -4,14 +4,19 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sysinfo::{Disks, MemoryRefreshKind, RefreshKind, System};
 
 use crate::protocol::swarm::NodeStats;
 
-/// Reads the machine's resources; keeps the sysinfo handles between calls.
+/// How long a measurement is reused (sysinfo walks /proc and every mount).
+const CACHE_FOR: Duration = Duration::from_millis(900);
+
+/// Reads the machine's resources; keeps the sysinfo handles and the last measurement.
 pub struct Probe {
     system: Mutex<Option<System>>,
+    last: Mutex<Option<(Instant, NodeStats)>>,
 }
 
 impl Default for Probe {
@@ -30,11 +35,27 @@ impl Probe {
         .ok();
         Self {
             system: Mutex::new(system),
+            last: Mutex::new(None),
         }
     }
 
     /// Cores, memory, free disk under `dir`, load; the caller fills the activity fields.
+    /// Measurements less than a second old are reused.
     pub fn measure(&self, dir: &Path) -> NodeStats {
+        if let Ok(last) = self.last.lock()
+            && let Some((at, stats)) = last.as_ref()
+            && at.elapsed() < CACHE_FOR
+        {
+            return stats.clone();
+        }
+        let stats = self.measure_now(dir);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), stats.clone()));
+        }
+        stats
+    }
+
+    fn measure_now(&self, dir: &Path) -> NodeStats {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);

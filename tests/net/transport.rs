@@ -182,6 +182,7 @@ async fn a_dropped_reply_answers_rejected_and_oversize_requests_are_refused() {
         shard: ShardId(0),
         epoch: 1,
         reason: "x".repeat(2 << 20),
+        failed: false,
     };
     let err = worker
         .client

@@ -2,17 +2,22 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use proptest::prelude::*;
 
 use super::*;
 
 const TTL: u64 = 1_000;
+/// Tail copies need the holder to have had the shard this long (property test).
+const COPY_AFTER: u64 = 300;
 
 fn cfg(max_retries: u32) -> LeaseConfig {
     LeaseConfig {
         ttl: Duration::from_millis(TTL),
         max_retries,
         speculative: true,
+        copy_after: Duration::ZERO,
     }
 }
 
@@ -83,7 +88,7 @@ fn retries_are_bounded() {
     let mut book = LeaseBook::new(cfg(1), &[10]);
     let a = book.handle_bid("a", true, t(0)).unwrap();
     let lost = book
-        .handle_abandon(a.shard, a.epoch, "a", "disk full", t(1))
+        .handle_abandon(a.shard, a.epoch, "a", "disk full", true, t(1))
         .unwrap();
     assert_eq!(lost.phase_after, ShardPhase::Free);
     book.handle_bid("b", true, t(2)).unwrap();
@@ -129,6 +134,36 @@ fn tail_copy_goes_to_another_peer_and_first_completion_wins() {
 }
 
 #[test]
+fn a_worker_going_away_costs_the_shard_nothing() {
+    let mut book = LeaseBook::new(cfg(0), &[10]);
+    for i in 0..5 {
+        let l = book.handle_bid("a", true, t(i)).unwrap();
+        let lost = book
+            .handle_abandon(l.shard, l.epoch, "a", "shutdown", false, t(i))
+            .unwrap();
+        assert_eq!(lost.phase_after, ShardPhase::Free);
+    }
+    assert_eq!(book.shard(ShardId(0)).unwrap().failures, 0);
+}
+
+#[test]
+fn shards_that_just_started_are_not_copied() {
+    let mut book = LeaseBook::new(
+        LeaseConfig {
+            copy_after: Duration::from_millis(500),
+            ..cfg(1)
+        },
+        &[10],
+    );
+    book.handle_bid("a", true, t(0)).unwrap();
+    assert_eq!(book.open_count(t(499)), 0);
+    assert_eq!(book.handle_bid("b", true, t(499)), None);
+    assert_eq!(book.open_count(t(500)), 1);
+    assert!(book.handle_bid("b", true, t(500)).unwrap().speculative);
+    assert_eq!(book.open_count(t(501)), 0);
+}
+
+#[test]
 fn a_surviving_copy_becomes_primary() {
     let mut book = LeaseBook::new(cfg(0), &[10]);
     let a = book.handle_bid("a", true, t(0)).unwrap();
@@ -164,7 +199,7 @@ enum Op {
     Bid(u8, bool),
     Renew(u8, u8, u64),
     Complete(u8, u8),
-    Abandon(u8, u8),
+    Abandon(u8, u8, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -173,14 +208,15 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..4, any::<bool>()).prop_map(|(p, s)| Op::Bid(p, s)),
         (0u8..4, 0u8..40, 0u64..20).prop_map(|(p, e, r)| Op::Renew(p, e, r)),
         (0u8..4, 0u8..40).prop_map(|(p, e)| Op::Complete(p, e)),
-        (0u8..4, 0u8..40).prop_map(|(p, e)| Op::Abandon(p, e)),
+        (0u8..4, 0u8..40, any::<bool>()).prop_map(|(p, e, f)| Op::Abandon(p, e, f)),
     ]
 }
 
-/// The reference: epochs → (shard, peer, expiry, speculative); per shard done/failed/failures.
+/// The reference: epochs → (shard, peer, expiry, speculative, granted at); per shard
+/// done/failed/failures.
 #[derive(Default)]
 struct Model {
-    live: BTreeMap<u64, (u32, String, u64, bool)>,
+    live: BTreeMap<u64, (u32, String, u64, bool, u64)>,
     done: BTreeMap<u32, u64>,
     failed: BTreeMap<u32, ()>,
     failures: BTreeMap<u32, u32>,
@@ -196,15 +232,17 @@ impl Model {
             .map(|(e, _)| *e)
             .collect();
         for e in &gone {
-            self.lose(*e, max_retries);
+            self.lose(*e, max_retries, true);
         }
         gone
     }
 
-    fn lose(&mut self, epoch: u64, max_retries: u32) {
-        if let Some((shard, _, _, spec)) = self.live.remove(&epoch) {
+    fn lose(&mut self, epoch: u64, max_retries: u32, counts: bool) {
+        if let Some((shard, _, _, spec, _)) = self.live.remove(&epoch) {
             let others: Vec<u64> = self.holders(shard);
-            if others.is_empty() {
+            if others.is_empty() && !counts {
+                // Released by a worker going away: the shard is free again, no failure.
+            } else if others.is_empty() {
                 let f = self.failures.entry(shard).or_default();
                 *f += 1;
                 if *f > max_retries {
@@ -244,7 +282,11 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..120),
     ) {
         let rows: Vec<u64> = (0..shards as u64).map(|i| 10 + i).collect();
-        let mut book = LeaseBook::new(cfg(max_retries), &rows);
+        let policy = LeaseConfig {
+            copy_after: Duration::from_millis(COPY_AFTER),
+            ..cfg(max_retries)
+        };
+        let mut book = LeaseBook::new(policy, &rows);
         let mut model = Model::default();
         let mut now = 0u64;
         let mut last_epoch = 0u64;
@@ -280,9 +322,10 @@ proptest! {
                                 let hs = model.holders(lease.shard.0);
                                 prop_assert_eq!(hs.len(), 1);
                                 prop_assert!(model.live[&hs[0]].1 != peer);
+                                prop_assert!(now - model.live[&hs[0]].4 >= COPY_AFTER, "copied too early");
                             }
                             model.live.insert(lease.epoch,
-                                (lease.shard.0, peer.clone(), now + TTL, lease.speculative));
+                                (lease.shard.0, peer.clone(), now + TTL, lease.speculative, now));
                             model.granted.push((lease.epoch, lease.shard.0, peer));
                         }
                         None => {
@@ -290,7 +333,9 @@ proptest! {
                             if spec {
                                 let copyable = (0..shards as u32).any(|s| {
                                     let hs = model.holders(s);
-                                    hs.len() == 1 && model.live[&hs[0]].1 != peer
+                                    hs.len() == 1
+                                        && model.live[&hs[0]].1 != peer
+                                        && now - model.live[&hs[0]].4 >= COPY_AFTER
                                 });
                                 prop_assert!(!copyable, "a tail copy was possible");
                             }
@@ -322,14 +367,14 @@ proptest! {
                         }
                     }
                 }
-                Op::Abandon(p, e) => {
+                Op::Abandon(p, e, failed) => {
                     if let Some((epoch, shard, owner)) = pick(&model, e) {
                         let peer = if p == 0 { owner } else { format!("p{p}") };
                         let ok = model.valid(epoch, &peer, now);
-                        let r = book.handle_abandon(ShardId(shard), epoch, &peer, "x", t(now));
+                        let r = book.handle_abandon(ShardId(shard), epoch, &peer, "x", failed, t(now));
                         prop_assert_eq!(r.is_ok(), ok);
                         if ok {
-                            model.lose(epoch, max_retries);
+                            model.lose(epoch, max_retries, failed);
                         }
                     }
                 }

@@ -6,178 +6,21 @@
 //! - every grant gets a fresh, strictly growing epoch (fencing token); a request that names an
 //!   epoch which is not a live holder of that shard is rejected;
 //! - a shard has at most one non-speculative live holder, plus at most one speculative copy
-//!   handed out at the tail (when nothing is free) to a different peer;
+//!   handed out at the tail (when nothing is free) to a different peer, once the holder has had
+//!   it for `copy_after`;
 //! - the first completion by a live holder wins; the shard becomes `Done` (terminal) and the
 //!   other holders are cancelled;
 //! - a lost lease (expired or abandoned) without a surviving holder counts as one failed
 //!   attempt; after more than `max_retries` failed attempts the shard is `Failed` (terminal).
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
+mod entry;
 
 use crate::model::ids::ShardId;
 use crate::model::time::UnixMillis;
 
-/// Policy of a lease book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseConfig {
-    /// How long a grant or renewal lasts.
-    pub ttl: Duration,
-    /// Failed attempts allowed before a shard is given up (0 = one attempt only).
-    pub max_retries: u32,
-    /// Whether idle peers may take speculative copies of in-flight shards at the tail.
-    pub speculative: bool,
-}
-
-impl Default for LeaseConfig {
-    fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(60),
-            max_retries: 3,
-            speculative: true,
-        }
-    }
-}
-
-/// Where a shard stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ShardPhase {
-    /// Waiting for a worker.
-    Free,
-    /// Held by one or more live leases.
-    Leased,
-    /// Verified and stored (terminal).
-    Done,
-    /// Exhausted its retries (terminal).
-    Failed,
-}
-
-/// One live lease on a shard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    /// The holder (peer id, base58).
-    pub peer: String,
-    /// The grant's fencing epoch.
-    pub epoch: u64,
-    /// When it was granted.
-    pub granted_at: UnixMillis,
-    /// When it lapses unless renewed.
-    pub expires_at: UnixMillis,
-    /// Rows finished, as last reported by a renewal.
-    pub rows_done: u64,
-    /// True for a tail copy of a shard someone else holds.
-    pub speculative: bool,
-}
-
-/// Everything the book knows about one shard; persisted as is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardEntry {
-    /// Rows in the shard.
-    pub rows: u64,
-    /// Its phase.
-    pub phase: ShardPhase,
-    /// Live leases (empty unless `Leased`).
-    pub holders: Vec<Holder>,
-    /// Leases lost without completion.
-    pub failures: u32,
-    /// The epoch of the winning completion, once `Done`.
-    pub done_epoch: Option<u64>,
-    /// Who completed it, once `Done`.
-    pub done_by: Option<String>,
-    /// Why it failed, once `Failed` (the last loss).
-    pub last_error: Option<String>,
-}
-
-impl ShardEntry {
-    /// A free shard of `rows` rows.
-    pub fn new(rows: u64) -> Self {
-        Self {
-            rows,
-            phase: ShardPhase::Free,
-            holders: Vec::new(),
-            failures: 0,
-            done_epoch: None,
-            done_by: None,
-            last_error: None,
-        }
-    }
-
-    /// The live holder with `epoch`, if any.
-    pub fn holder(&self, epoch: u64) -> Option<&Holder> {
-        self.holders.iter().find(|h| h.epoch == epoch)
-    }
-}
-
-/// A lease handed out by [`LeaseBook::handle_bid`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// The shard.
-    pub shard: ShardId,
-    /// Its fencing epoch.
-    pub epoch: u64,
-    /// Its expiry.
-    pub expires_at: UnixMillis,
-    /// Whether it is a speculative copy.
-    pub speculative: bool,
-}
-
-/// Why a request on a lease was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LeaseError {
-    /// No such shard in this dataset.
-    #[error("unknown {0}")]
-    UnknownShard(ShardId),
-    /// The shard is already done.
-    #[error("{0} is already done")]
-    AlreadyDone(ShardId),
-    /// The shard exhausted its retries.
-    #[error("{0} has failed for good")]
-    Failed(ShardId),
-    /// The epoch is not a live lease (expired, superseded, or never granted).
-    #[error("stale epoch {epoch} for {shard}")]
-    StaleEpoch {
-        /// The shard.
-        shard: ShardId,
-        /// The epoch presented.
-        epoch: u64,
-    },
-    /// The lease belongs to another peer.
-    #[error("{shard} epoch {epoch} is held by another peer")]
-    NotHolder {
-        /// The shard.
-        shard: ShardId,
-        /// The epoch presented.
-        epoch: u64,
-    },
-}
-
-/// A lease that ended without completion, reported by [`LeaseBook::handle_timeout`] and
-/// [`LeaseBook::handle_abandon`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LostLease {
-    /// The shard.
-    pub shard: ShardId,
-    /// The holder that lost it.
-    pub peer: String,
-    /// Its epoch.
-    pub epoch: u64,
-    /// The shard's phase afterwards (`Free`, `Leased` if a copy survives, or `Failed`).
-    pub phase_after: ShardPhase,
-}
-
-/// Counts of shards per phase.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PhaseCounts {
-    /// Free shards.
-    pub free: u32,
-    /// Leased shards.
-    pub leased: u32,
-    /// Done shards.
-    pub done: u32,
-    /// Failed shards.
-    pub failed: u32,
-}
+pub use entry::{
+    Holder, Lease, LeaseConfig, LeaseError, LostLease, PhaseCounts, ShardEntry, ShardPhase,
+};
 
 /// The lease state of every shard of one dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +108,7 @@ impl LeaseBook {
     }
 
     /// Shards open to a bid now: free ones, plus in-flight ones eligible for a tail copy.
-    pub fn open_count(&self) -> u32 {
+    pub fn open_count(&self, now: UnixMillis) -> u32 {
         let free = self
             .shards
             .iter()
@@ -276,7 +119,7 @@ impl LeaseBook {
         } else {
             self.shards
                 .iter()
-                .filter(|s| s.phase == ShardPhase::Leased && s.holders.len() == 1)
+                .filter(|s| self.copyable(s, None, now))
                 .count()
         };
         u32::try_from(n).unwrap_or(u32::MAX)
@@ -318,11 +161,7 @@ impl LeaseBook {
             .shards
             .iter()
             .enumerate()
-            .filter(|(_, s)| {
-                s.phase == ShardPhase::Leased
-                    && s.holders.len() == 1
-                    && s.holders.iter().all(|h| h.peer != peer)
-            })
+            .filter(|(_, s)| self.copyable(s, Some(peer), now))
             .max_by_key(|(i, s)| (expected_finish(s, now), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)?;
         let epoch = self.take_epoch();
@@ -400,20 +239,23 @@ impl LeaseBook {
         Ok(others)
     }
 
-    /// Gives a live lease back before its expiry; counts as a failed attempt unless another
-    /// holder keeps the shard going.
+    /// Gives a live lease back before its expiry. When `failed` (the shard failed on that
+    /// worker) it counts as a failed attempt unless another holder keeps the shard going; a
+    /// worker that is only going away (`failed == false`) costs the shard nothing.
     pub fn handle_abandon(
         &mut self,
         shard: ShardId,
         epoch: u64,
         peer: &str,
         reason: &str,
+        failed: bool,
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
         self.check(shard, epoch, peer, now)?;
         let max_retries = self.cfg.max_retries;
         let entry = self.entry_mut(shard)?;
-        Ok(drop_holder(entry, shard, epoch, reason, max_retries))
+        let budget = if failed { Some(max_retries) } else { None };
+        Ok(drop_holder(entry, shard, epoch, reason, budget))
     }
 
     /// Expires every lease whose expiry is at or before `now`.
@@ -433,7 +275,7 @@ impl LeaseBook {
                     shard_id(idx),
                     epoch,
                     "lease expired",
-                    max_retries,
+                    Some(max_retries),
                 ));
             }
         }
@@ -446,6 +288,15 @@ impl LeaseBook {
             .iter()
             .flat_map(|s| s.holders.iter().map(|h| h.expires_at))
             .min()
+    }
+
+    /// Whether `s` may get a tail copy (for `peer`, who must not hold it already).
+    fn copyable(&self, s: &ShardEntry, peer: Option<&str>, now: UnixMillis) -> bool {
+        s.phase == ShardPhase::Leased
+            && s.holders.len() == 1
+            && s.holders.iter().all(|h| {
+                Some(h.peer.as_str()) != peer && now.since(h.granted_at) >= self.cfg.copy_after
+            })
     }
 
     fn take_epoch(&mut self) -> u64 {
@@ -506,12 +357,14 @@ fn expected_finish(entry: &ShardEntry, now: UnixMillis) -> u64 {
         .unwrap_or(0)
 }
 
+/// Removes a holder. `retries` is the failure budget when the loss counts as a failed attempt,
+/// `None` when it does not.
 fn drop_holder(
     entry: &mut ShardEntry,
     shard: ShardId,
     epoch: u64,
     reason: &str,
-    max_retries: u32,
+    retries: Option<u32>,
 ) -> LostLease {
     let mut peer = String::new();
     let mut was_speculative = true;
@@ -525,13 +378,14 @@ fn drop_holder(
         }
     });
     if entry.holders.is_empty() {
-        entry.failures += 1;
-        entry.last_error = Some(reason.to_string());
-        entry.phase = if entry.failures > max_retries {
-            ShardPhase::Failed
-        } else {
-            ShardPhase::Free
-        };
+        entry.phase = ShardPhase::Free;
+        if let Some(max_retries) = retries {
+            entry.failures += 1;
+            entry.last_error = Some(reason.to_string());
+            if entry.failures > max_retries {
+                entry.phase = ShardPhase::Failed;
+            }
+        }
     } else if !was_speculative {
         // The primary is gone but a copy survives: it becomes the primary.
         for h in &mut entry.holders {
@@ -547,5 +401,4 @@ fn drop_holder(
 }
 
 #[cfg(test)]
-#[path = "lease_tests.rs"]
 mod tests;
