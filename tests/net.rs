@@ -15,5 +15,7 @@ mod peers_cli;
 mod swarm_netns;
 #[path = "net/transfer.rs"]
 mod transfer;
+#[path = "net/transfer_bench_cli.rs"]
+mod transfer_bench_cli;
 #[path = "net/transport.rs"]
 mod transport;
