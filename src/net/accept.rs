@@ -4,21 +4,39 @@
 
 use std::future::Future;
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use libp2p::{PeerId, Stream};
 use libp2p_stream::IncomingStreams;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// Spawns `handle(peer, stream)` for each inbound stream until `cancel` fires or the protocol
-/// is deregistered; running handlers are dropped when `cancel` fires.
+use super::metrics::NetCounters;
+use super::{Event, NetTuning};
+
+/// What every stream handler needs: where events go, the limits, the counters.
+#[derive(Clone)]
+pub(crate) struct StreamContext {
+    pub(crate) events: mpsc::Sender<Event>,
+    pub(crate) tuning: Arc<NetTuning>,
+    pub(crate) counters: Arc<NetCounters>,
+}
+
+/// Spawns `handle(peer, stream, ctx, slots)` for each inbound stream until `cancel` fires or
+/// the protocol is deregistered; running handlers are dropped when `cancel` fires. `slots`
+/// holds `bound` permits for the handlers to bound the work they do at once.
 pub(crate) async fn accept_streams<F, Fut>(
     mut incoming: IncomingStreams,
+    ctx: StreamContext,
+    bound: usize,
     cancel: CancellationToken,
     handle: F,
 ) where
-    F: Fn(PeerId, Stream) -> Fut,
+    F: Fn(PeerId, Stream, StreamContext, Arc<Semaphore>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let slots = Arc::new(Semaphore::new(bound.max(1)));
     loop {
         let (peer, stream) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -27,7 +45,7 @@ pub(crate) async fn accept_streams<F, Fut>(
                 None => return,
             },
         };
-        let task = handle(peer, stream);
+        let task = handle(peer, stream, ctx.clone(), slots.clone());
         let cancel = cancel.clone();
         tokio::spawn(async move {
             tokio::select! {

@@ -4,17 +4,15 @@
 //! application drops the reply, takes too long or produces an oversize response, so a peer
 //! never hangs.
 
-use std::sync::Arc;
-
 use futures::AsyncWriteExt;
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::IncomingStreams;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::accept::accept_streams;
+use super::accept::{StreamContext, accept_streams};
 use super::framing::{recv_msg, write_frame};
 use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning};
@@ -72,30 +70,27 @@ pub(crate) async fn request(
 /// `max_inbound_requests` handled at once.
 pub(crate) async fn serve(
     incoming: IncomingStreams,
-    events: mpsc::Sender<Event>,
-    tuning: Arc<NetTuning>,
-    counters: Arc<NetCounters>,
+    ctx: StreamContext,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(tuning.max_inbound_requests.max(1)));
-    accept_streams(incoming, cancel, |peer, stream| {
-        let (events, tuning, counters, slots) = (
-            events.clone(),
-            tuning.clone(),
-            counters.clone(),
-            slots.clone(),
-        );
-        async move {
-            let Ok(Ok(_slot)) = timeout(tuning.idle_timeout, slots.acquire_owned()).await else {
+    let bound = ctx.tuning.max_inbound_requests;
+    accept_streams(
+        incoming,
+        ctx,
+        bound,
+        cancel,
+        |peer, stream, ctx, slots| async move {
+            let Ok(Ok(_slot)) = timeout(ctx.tuning.idle_timeout, slots.acquire_owned()).await
+            else {
                 warn!(%peer, "too many control requests in progress: stream dropped");
                 return;
             };
-            match answer(peer, stream, &events, &tuning).await {
-                Ok(()) => NetCounters::add(&counters.control_requests_served, 1),
+            match answer(peer, stream, &ctx.events, &ctx.tuning).await {
+                Ok(()) => NetCounters::add(&ctx.counters.control_requests_served, 1),
                 Err(e) => debug!(%peer, error = %e, "control request not answered"),
             }
-        }
-    })
+        },
+    )
     .await;
 }
 

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
+use super::accept::StreamContext;
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::bootstrap::Bootstrap;
 use super::metrics::NetCounters;
@@ -102,20 +103,17 @@ impl EventLoop {
     pub async fn run(mut self) {
         let cancel = CancellationToken::new();
         if let Some((control_incoming, transfer_incoming)) = self.incoming.take() {
+            let ctx = StreamContext {
+                events: self.events.clone(),
+                tuning: self.tuning.clone(),
+                counters: self.counters.clone(),
+            };
             tokio::spawn(control::serve(
                 control_incoming,
-                self.events.clone(),
-                self.tuning.clone(),
-                self.counters.clone(),
+                ctx.clone(),
                 cancel.clone(),
             ));
-            tokio::spawn(transfer::serve(
-                transfer_incoming,
-                self.events.clone(),
-                self.tuning.clone(),
-                self.counters.clone(),
-                cancel.clone(),
-            ));
+            tokio::spawn(transfer::serve(transfer_incoming, ctx, cancel.clone()));
         }
         let _stop_serving = cancel.drop_guard();
         let mut tick = tokio::time::interval(TICK);

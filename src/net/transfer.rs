@@ -15,7 +15,6 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
@@ -29,7 +28,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::accept::accept_streams;
+use super::accept::{StreamContext, accept_streams};
 use super::control::open_stream;
 use super::framing::{CHUNK_BYTES, recv_msg, send_msg, write_all_timed};
 use super::metrics::NetCounters;
@@ -127,26 +126,22 @@ pub(crate) async fn send_file(
 /// `max_inbound_transfers` write to disk at once, the others wait for a slot.
 pub(crate) async fn serve(
     incoming: IncomingStreams,
-    events: mpsc::Sender<Event>,
-    tuning: Arc<NetTuning>,
-    counters: Arc<NetCounters>,
+    ctx: StreamContext,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(tuning.max_inbound_transfers.max(1)));
-    accept_streams(incoming, cancel, |peer, stream| {
-        let (events, tuning, counters, slots) = (
-            events.clone(),
-            tuning.clone(),
-            counters.clone(),
-            slots.clone(),
-        );
-        async move {
-            if let Err(e) = receive(peer, stream, &events, &tuning, &counters, &slots).await {
-                NetCounters::add(&counters.transfers_failed, 1);
+    let bound = ctx.tuning.max_inbound_transfers;
+    accept_streams(
+        incoming,
+        ctx,
+        bound,
+        cancel,
+        |peer, stream, ctx, slots| async move {
+            if let Err(e) = receive(peer, stream, &ctx, &slots).await {
+                NetCounters::add(&ctx.counters.transfers_failed, 1);
                 warn!(%peer, error = %e, "incoming transfer failed");
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -154,11 +149,10 @@ pub(crate) async fn serve(
 async fn receive(
     peer: PeerId,
     mut stream: Stream,
-    events: &mpsc::Sender<Event>,
-    tuning: &NetTuning,
-    counters: &NetCounters,
+    ctx: &StreamContext,
     slots: &Semaphore,
 ) -> Result<(), NetError> {
+    let (events, tuning, counters) = (&ctx.events, &*ctx.tuning, &*ctx.counters);
     let idle = tuning.idle_timeout;
     let header: TransferHeader =
         recv_msg(&mut stream, MAX_TRANSFER_HEADER_BYTES, idle, idle).await?;
