@@ -85,6 +85,24 @@ async fn gossip_flows_every_way_across_three_nodes() {
     let mut b = spawn_node().await;
     let mut c = spawn_node().await;
     connect(&mut b, &mut hub).await;
+    let hub_id = hub.peer_id();
+    let (listen_addrs, agent) = wait_for(&mut b.events, "identify", |e| match e {
+        Event::PeerIdentified {
+            peer,
+            listen_addrs,
+            agent,
+        } if peer == hub_id => Some((listen_addrs, agent)),
+        _ => None,
+    })
+    .await;
+    assert!(agent.starts_with("ldawt/"), "{agent}");
+    let hub_listen = hub.addr.to_string();
+    assert!(
+        listen_addrs
+            .iter()
+            .any(|a| hub_listen.starts_with(&a.to_string())),
+        "{listen_addrs:?} should contain {hub_listen}"
+    );
     connect(&mut c, &mut hub).await;
     let peers = b.client.connected_peers().await.unwrap();
     assert_eq!(peers.len(), 1);
