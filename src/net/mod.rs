@@ -190,6 +190,31 @@ pub enum FileDecision {
     },
 }
 
+/// libp2p listens with `SO_REUSEPORT` (so dials can reuse the port), which would let a second
+/// node silently share an explicit port with a running one; a plain bind first turns that
+/// into a clear error. Port 0 and non-IP addresses are left to libp2p.
+fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(t) => port = Some(t),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port))
+            .map(drop)
+            .map_err(|e| NetError::Listen {
+                addr: addr.to_string(),
+                reason: format!("{e} (is another node running there?)"),
+            }),
+        _ => Ok(()),
+    }
+}
+
 /// Builds the transport with the default [`NetTuning`]: binds the listen addresses and
 /// returns the handle, the event stream and the loop to spawn.
 pub fn new(cfg: NetConfig) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), NetError> {
@@ -205,6 +230,7 @@ pub fn new_with(
     let mut swarm =
         behaviour::build_swarm(cfg.keypair.clone(), cfg.mdns, cfg.idle_connection_timeout)?;
     for addr in &cfg.listen {
+        ensure_port_free(addr)?;
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetError::Listen {

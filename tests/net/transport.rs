@@ -362,3 +362,28 @@ async fn inbound_requests_are_answered_concurrently() {
     worker.stop().await;
     seeder.stop().await;
 }
+
+#[tokio::test]
+async fn a_busy_listen_port_is_refused_naming_the_address() {
+    let first = spawn_node().await;
+    let port = first
+        .addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let mut cfg = ldawt::net::NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    cfg.listen = vec![listen.clone()];
+    cfg.mdns = false;
+    match ldawt::net::new(cfg) {
+        Err(e @ NetError::Listen { .. }) => {
+            assert!(e.to_string().contains(&listen.to_string()), "{e}")
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second node silently shared port {port}"),
+    }
+    first.stop().await;
+}
