@@ -17,6 +17,7 @@ mod error;
 mod event_loop;
 mod framing;
 mod metrics;
+mod offer;
 mod transfer;
 
 use std::net::Ipv4Addr;

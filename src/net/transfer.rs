@@ -32,12 +32,13 @@ use super::accept::{StreamContext, accept_streams};
 use super::control::open_stream;
 use super::framing::{CHUNK_BYTES, recv_msg, send_msg, write_all_timed};
 use super::metrics::NetCounters;
+use super::offer::offer;
 use super::{Event, FileDecision, NetError, NetTuning};
 use crate::protocol::swarm::{MAX_TRANSFER_HEADER_BYTES, TRANSFER_PROTOCOL, TransferHeader};
 
 /// The receiver's answer to a header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Reply {
+pub(crate) enum Reply {
     /// Send the bytes from `offset` on.
     Accept { offset: u64 },
     /// Refused.
@@ -82,11 +83,14 @@ pub(crate) async fn send_file(
         )));
     }
     let idle = tuning.idle_timeout;
-    let mut stream = open_stream(streams, peer, protocol(), tuning).await?;
-    send_msg(&mut stream, header, MAX_TRANSFER_HEADER_BYTES, idle).await?;
     // The receiver may queue us behind its other transfers, then ask its application.
     let wait = tuning.app_reply_timeout * 2 + idle;
-    let offset = match recv_msg(&mut stream, MAX_TRANSFER_HEADER_BYTES, wait, idle).await? {
+    let open = || {
+        let mut control = streams.clone();
+        async move { open_stream(&mut control, peer, protocol(), tuning).await }
+    };
+    let (mut stream, reply) = offer(open, header, wait, idle).await?;
+    let offset = match reply {
         Reply::Accept { offset } if offset <= header.size => offset,
         Reply::Accept { offset } => {
             return Err(NetError::Protocol(format!(

@@ -371,3 +371,59 @@ async fn inbound_transfers_beyond_the_bound_wait_for_a_slot() {
     sender.stop().await;
     receiver.stop().await;
 }
+
+#[tokio::test]
+async fn many_small_transfers_in_parallel_all_succeed_first_time() {
+    let mut p = pair().await;
+    let recv_dir = p.dir.path().join("recv");
+    std::fs::create_dir(&recv_dir).unwrap();
+    let mut events = take_events(&mut p.receiver);
+    let app_dir = recv_dir.clone();
+    let app = tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::IncomingFile { decide, header, .. } => {
+                    n += 1;
+                    let part = app_dir.join(format!("{}-{n}.part", hex::encode(header.sha256)));
+                    tokio::spawn(async move {
+                        decide
+                            .send(FileDecision::Accept { part_path: part })
+                            .unwrap();
+                    });
+                }
+                Event::FileReceived { verdict, .. } => {
+                    tokio::spawn(async move {
+                        verdict.send(Ok(())).unwrap();
+                    });
+                }
+                _ => {}
+            }
+        }
+    });
+    let mut sends = Vec::new();
+    for i in 0..40u64 {
+        let size = 100_000 + (i as usize * 48_611) % 1_900_000;
+        let (src, sha) = random_file(p.dir.path(), &format!("f{i}.bin"), size, 100 + i);
+        let client = p.sender.client.clone();
+        let to = p.receiver.peer_id();
+        sends.push(tokio::spawn(async move {
+            client.send_file(to, header(size as u64, sha), &src).await
+        }));
+    }
+    let mut failures = Vec::new();
+    for s in sends {
+        if let Err(e) = s.await.unwrap() {
+            failures.push(e.to_string());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(p.sender.client.metrics().transfers_sent, 40);
+    app.abort();
+    p.sender.stop().await;
+    p.receiver.stop().await;
+}

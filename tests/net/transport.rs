@@ -387,3 +387,43 @@ async fn a_busy_listen_port_is_refused_naming_the_address() {
     }
     first.stop().await;
 }
+
+/// libp2p-stream hands inbound streams to the accept loop over a one-slot channel and drops
+/// those that arrive while it is full; a burst of concurrent requests on a single-threaded
+/// runtime (the accept loop competes with everything else) must still be answered in full.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
+    let mut seeder = spawn_node().await;
+    let mut worker = spawn_node().await;
+    connect(&mut worker, &mut seeder).await;
+    let mut events = take_events(&mut seeder);
+    let app = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Request { reply, .. } = event {
+                let _ = reply.send(ControlResponse::Ack);
+            }
+        }
+    });
+    let to = seeder.peer_id();
+    let burst: Vec<_> = (0..40)
+        .map(|_| {
+            let client = worker.client.clone();
+            tokio::spawn(async move { client.request(to, rows_request()).await })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for r in burst {
+        match r.await.unwrap() {
+            Ok(ControlResponse::Ack) => {}
+            other => failures.push(format!("{other:?}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40 failed: {failures:?}",
+        failures.len()
+    );
+    app.abort();
+    worker.stop().await;
+    seeder.stop().await;
+}
