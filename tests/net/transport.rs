@@ -316,6 +316,17 @@ async fn a_restarted_bootstrap_peer_is_redialed() {
     seeder.stop().await;
 }
 
+async fn wait_for_request(
+    events: &mut mpsc::Receiver<Event>,
+    expected: ControlRequest,
+) -> tokio::sync::oneshot::Sender<ControlResponse> {
+    wait_for(events, "a request", |e| match e {
+        Event::Request { reply, request, .. } if request == expected => Some(reply),
+        _ => None,
+    })
+    .await
+}
+
 #[tokio::test]
 async fn inbound_requests_are_answered_concurrently() {
     let mut seeder = spawn_node().await;
@@ -328,26 +339,14 @@ async fn inbound_requests_are_answered_concurrently() {
         epoch,
         rows_done: 0,
     };
-    let slow = {
+    let spawn_request = |epoch: u64| {
         let client = worker.client.clone();
-        let req = renew(1);
-        tokio::spawn(async move { client.request(to, req).await })
+        tokio::spawn(async move { client.request(to, renew(epoch)).await })
     };
-    let held = wait_for(&mut seeder.events, "first request", |e| match e {
-        Event::Request { reply, request, .. } if request == renew(1) => Some(reply),
-        _ => None,
-    })
-    .await;
-    let fast = {
-        let client = worker.client.clone();
-        let req = renew(2);
-        tokio::spawn(async move { client.request(to, req).await })
-    };
-    let reply_fast = wait_for(&mut seeder.events, "second request", |e| match e {
-        Event::Request { reply, request, .. } if request == renew(2) => Some(reply),
-        _ => None,
-    })
-    .await;
+    let slow = spawn_request(1);
+    let held = wait_for_request(&mut seeder.events, renew(1)).await;
+    let fast = spawn_request(2);
+    let reply_fast = wait_for_request(&mut seeder.events, renew(2)).await;
     reply_fast.send(ControlResponse::Ack).unwrap();
     assert_eq!(fast.await.unwrap().unwrap(), ControlResponse::Ack);
     assert!(
