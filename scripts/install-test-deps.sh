@@ -5,6 +5,9 @@
 set -uo pipefail
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

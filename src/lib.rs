@@ -8,6 +8,9 @@
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers).
 //! - `protocol`: versioned wire and control-endpoint types.
+//! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
+//! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint, its
+//!   client and the `ldawt peers` tables.
 //! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
@@ -15,14 +18,23 @@
 pub mod archive;
 pub mod cli;
 pub mod commands;
+pub mod coordinator;
 pub mod engine;
 pub mod exit;
 pub mod fetch;
 pub mod fixture;
 pub mod input;
 pub mod model;
+pub mod net;
+pub mod node;
+pub mod peers_view;
 pub mod protocol;
 pub mod report;
 pub mod results;
 pub mod size;
+pub mod seed;
+pub mod status_client;
+pub mod status_server;
+pub mod store;
 pub mod telemetry;
+pub mod worker;

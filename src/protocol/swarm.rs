@@ -158,6 +158,9 @@ pub enum ControlRequest {
         epoch: u64,
         /// Why.
         reason: String,
+        /// True when the shard failed on this worker (counts against its retries); false when
+        /// the worker is merely going away (shutdown, preemption).
+        failed: bool,
     },
 }
 

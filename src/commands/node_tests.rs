@@ -1,0 +1,108 @@
+//! Tests of `ldawt node`'s flag and config parsing.
+
+use clap::Parser;
+
+use super::*;
+use crate::cli::{Cli, Command};
+
+fn args(v: &[&str]) -> NodeArgs {
+    let mut full = vec!["ldawt", "node"];
+    full.extend_from_slice(v);
+    match Cli::try_parse_from(full).unwrap().command {
+        Command::Node(a) => *a,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn ldawt_manager_config_is_accepted_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("taskvine.json");
+    std::fs::write(
+        &cfg_path,
+        r#"{"port_number": 9124, "parquets_directory": "examples/2split",
+            "url_col": "photo_url", "class_col": "species_name",
+            "timeout_minutes": 30, "max_retries": 5, "unused": true}"#,
+    )
+    .unwrap();
+    let c = node_config(&args(&["--config", cfg_path.to_str().unwrap()])).unwrap();
+    let seed = c.seed.unwrap();
+    assert_eq!(seed.path, PathBuf::from("examples/2split"));
+    assert_eq!(seed.columns.class.as_deref(), Some("species_name"));
+    assert_eq!(c.listen[0].to_string(), "/ip4/0.0.0.0/tcp/9124");
+    assert_eq!(c.lease.ttl, Duration::from_secs(1800));
+    assert_eq!(c.lease.max_retries, 5);
+    assert_eq!(c.out, Some(PathBuf::from("results")));
+    assert_eq!(c.data_dir, PathBuf::from("results/.ldawt"));
+
+    let c = node_config(&args(&[
+        "--config",
+        cfg_path.to_str().unwrap(),
+        "--class-col",
+        "taxon_name",
+        "--max-retries",
+        "1",
+        "--lease-ttl",
+        "20",
+        "--shards",
+        "4",
+        "--out",
+        "o",
+    ]))
+    .unwrap();
+    let seed = c.seed.unwrap();
+    assert_eq!(seed.columns.class.as_deref(), Some("taxon_name"));
+    assert_eq!(seed.sizing, ShardSizing::Count(4));
+    assert_eq!(
+        (c.lease.max_retries, c.lease.ttl),
+        (1, Duration::from_secs(20))
+    );
+    assert_eq!(c.data_dir, PathBuf::from("o/.ldawt"));
+}
+
+#[test]
+fn a_worker_uses_defaults_and_bad_values_are_usage_errors() {
+    let c = node_config(&args(&["--join", "/ip4/10.0.0.5/tcp/4001"])).unwrap();
+    assert!(c.seed.is_none() && c.work && c.mdns);
+    assert_eq!(c.status_addr.to_string(), DEFAULT_STATUS_ADDR);
+    assert!(c.data_dir.ends_with("ldawt"));
+    let e = node_config(&args(&["--seed", "x.parquet", "--shard-rows", "0"])).unwrap_err();
+    assert_eq!(exit::code_for(&e), exit::BAD_INPUT);
+    let e = node_config(&args(&["--config", "/nonexistent/ldawt.json"])).unwrap_err();
+    assert_eq!(exit::code_for(&e), exit::BAD_INPUT);
+    assert!(Cli::try_parse_from(["ldawt", "node", "--shards", "2", "--shard-rows", "3"]).is_err());
+}
+
+#[test]
+fn the_progress_line_names_datasets_peers_and_local_work() {
+    use crate::protocol::status::{DatasetProgress, PeerStatus};
+    let s = NodeStatus {
+        roles: vec!["seeder".into(), "worker".into()],
+        local: PeerStatus {
+            leases_held: 2,
+            shards_done: 3,
+            mb_per_s: 12.34,
+            images_per_s: 80.0,
+            ..Default::default()
+        },
+        peers: vec![
+            PeerStatus {
+                connected: true,
+                ..Default::default()
+            },
+            PeerStatus::default(),
+        ],
+        datasets: vec![DatasetProgress {
+            name: "birds".into(),
+            shards_total: 16,
+            shards_done: 5,
+            shards_leased: 2,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        progress_line(&s),
+        "birds: 5/16 shards done, 2 leased, 0 failed · 1 peer(s) · here: 2 lease(s), 3 shard(s) done, 12.3 MB/s, 80 img/s"
+    );
+}

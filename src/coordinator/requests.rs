@@ -1,0 +1,247 @@
+//! The coordinator's answers to control requests: bids (checked against the bidder's
+//! capacity), a shard's rows, renewals, completions (files promoted into `--out` and the shard
+//! committed as done in one step) and abandons.
+
+use super::{Coordinator, NO_WORK_RETRY_MS, files};
+use crate::model::bid;
+use crate::model::ids::{DatasetId, ShardId};
+use crate::model::lease::LeaseError;
+use crate::model::time::UnixMillis;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant, NodeStats};
+use crate::seed::{dataset_dir, rowfile, shard_path};
+
+impl Coordinator {
+    /// Answers one control request from `peer`.
+    pub async fn handle_request(
+        &mut self,
+        peer: &str,
+        req: ControlRequest,
+        now: UnixMillis,
+    ) -> ControlResponse {
+        self.handle_timeout(now).await;
+        match req {
+            ControlRequest::Bid { dataset, stats } => self.bid(peer, dataset, stats, now).await,
+            ControlRequest::Rows {
+                dataset,
+                shard,
+                epoch,
+            } => self.rows(peer, dataset, shard, epoch, now).await,
+            ControlRequest::Renew {
+                dataset,
+                shard,
+                epoch,
+                rows_done,
+            } => {
+                let r = match self.datasets.get_mut(&dataset) {
+                    None => return unknown(dataset),
+                    Some(d) => d.book.handle_renew(shard, epoch, peer, rows_done, now),
+                };
+                match r {
+                    Ok(expires_at) => {
+                        self.persist(dataset, &[shard]).await;
+                        ControlResponse::Renewed { expires_at }
+                    }
+                    Err(e) => rejected(e),
+                }
+            }
+            ControlRequest::Complete {
+                dataset,
+                shard,
+                epoch,
+                ok,
+                failed,
+                bytes,
+            } => {
+                self.complete(peer, dataset, shard, epoch, [ok, failed, bytes], now)
+                    .await
+            }
+            ControlRequest::Abandon {
+                dataset,
+                shard,
+                epoch,
+                reason,
+                failed,
+            } => {
+                let r = match self.datasets.get_mut(&dataset) {
+                    None => return unknown(dataset),
+                    Some(d) => d
+                        .book
+                        .handle_abandon(shard, epoch, peer, &reason, failed, now),
+                };
+                match r {
+                    Ok(lost) => {
+                        tracing::info!(dataset = %dataset, shard = %shard, peer, reason, failed, "lease given back");
+                        self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
+                        self.persist(dataset, &[shard]).await;
+                        ControlResponse::Ack
+                    }
+                    Err(e) => rejected(e),
+                }
+            }
+        }
+    }
+
+    async fn bid(
+        &mut self,
+        peer: &str,
+        dataset: DatasetId,
+        stats: NodeStats,
+        now: UnixMillis,
+    ) -> ControlResponse {
+        self.peer_stats.insert(peer.to_string(), stats.clone());
+        let Some(d) = self.datasets.get_mut(&dataset) else {
+            return unknown(dataset);
+        };
+        if d.book.is_finished() {
+            return ControlResponse::NoWork {
+                retry_after_ms: NO_WORK_RETRY_MS,
+                finished: true,
+            };
+        }
+        let avg_rows = d.seeded.rows_total / (d.seeded.shard_rows.len().max(1) as u64);
+        let expected = bid::expected_shard_bytes(avg_rows, d.bytes_per_row());
+        let held = d.book.held_by(peer);
+        if held >= bid::capacity(&stats, expected).leases {
+            return no_work();
+        }
+        // Tail copies go to idle bidders only, and only to ones at least half as fast as the
+        // fastest bidder seen: a copy on a slower peer would not finish first.
+        let best = self
+            .peer_stats
+            .values()
+            .map(bid::score)
+            .fold(0.0f64, f64::max);
+        let allow_copy = held == 0 && bid::score(&stats) >= best * 0.5;
+        let Some(lease) = d.book.handle_bid(peer, allow_copy, now) else {
+            return no_work();
+        };
+        let idx = lease.shard.0 as usize;
+        let grant = Grant {
+            dataset,
+            shard: lease.shard,
+            epoch: lease.epoch,
+            expires_at: lease.expires_at,
+            ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
+            rows: d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
+            archive_name: d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
+            speculative: lease.speculative,
+        };
+        tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, "lease granted");
+        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
+        if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
+            tracing::error!("cannot record a grant: {e}");
+            return ControlResponse::Rejected {
+                reason: format!("seeder storage failure: {e}"),
+            };
+        }
+        ControlResponse::Granted(grant)
+    }
+
+    async fn rows(
+        &mut self,
+        peer: &str,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: u64,
+        now: UnixMillis,
+    ) -> ControlResponse {
+        if let Err(refused) = self.live_lease(peer, dataset, shard, epoch, now) {
+            return refused;
+        }
+        let path = shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard);
+        let read = tokio::task::spawn_blocking(move || rowfile::read_rows(&path))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r);
+        match read {
+            Ok(rows) => ControlResponse::Rows(rows),
+            Err(e) => ControlResponse::Rejected {
+                reason: format!("seeder cannot read the rows of {shard}: {e}"),
+            },
+        }
+    }
+
+    /// The dataset, if `epoch` is a live lease of `peer` on `shard`; else the refusal.
+    fn live_lease(
+        &self,
+        peer: &str,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: u64,
+        now: UnixMillis,
+    ) -> Result<&super::Dataset, ControlResponse> {
+        let d = self
+            .datasets
+            .get(&dataset)
+            .ok_or_else(|| unknown(dataset))?;
+        d.book.check(shard, epoch, peer, now).map_err(rejected)?;
+        Ok(d)
+    }
+
+    async fn complete(
+        &mut self,
+        peer: &str,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: u64,
+        [ok, failed, bytes]: [u64; 3],
+        now: UnixMillis,
+    ) -> ControlResponse {
+        let d = match self.live_lease(peer, dataset, shard, epoch, now) {
+            Ok(d) => d,
+            Err(refused) => return refused,
+        };
+        let archive_name = d
+            .seeded
+            .archive_names
+            .get(shard.0 as usize)
+            .cloned()
+            .unwrap_or_default();
+        if let Err(reason) = files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
+            return ControlResponse::Rejected { reason };
+        }
+        let Some(d) = self.datasets.get_mut(&dataset) else {
+            return unknown(dataset);
+        };
+        let cancelled = match d.book.handle_complete(shard, epoch, peer, now) {
+            Ok(c) => c,
+            Err(e) => return rejected(e),
+        };
+        if let Some(r) = d.records.get_mut(shard.0 as usize) {
+            r.ok = ok;
+            r.failed = failed;
+            r.bytes = bytes;
+        }
+        for c in &cancelled {
+            tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");
+        }
+        files::discard_staged(&self.cfg.out, dataset, shard);
+        tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok, failed, "shard done");
+        self.lease_gossip(dataset, shard, peer, epoch, "done", now);
+        if let Err(e) = self.persist_checked(dataset, &[shard]).await {
+            return ControlResponse::Rejected {
+                reason: format!("seeder storage failure: {e}"),
+            };
+        }
+        ControlResponse::Ack
+    }
+}
+
+fn no_work() -> ControlResponse {
+    ControlResponse::NoWork {
+        retry_after_ms: NO_WORK_RETRY_MS,
+        finished: false,
+    }
+}
+
+fn unknown(dataset: DatasetId) -> ControlResponse {
+    ControlResponse::Rejected {
+        reason: format!("unknown dataset {dataset}"),
+    }
+}
+
+fn rejected(e: LeaseError) -> ControlResponse {
+    ControlResponse::Rejected {
+        reason: e.to_string(),
+    }
+}

@@ -1,0 +1,173 @@
+//! The lease book's values: its policy, each shard's persisted entry and live holders, what a
+//! grant returns, and why a request is refused.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ids::ShardId;
+use crate::model::time::UnixMillis;
+
+/// Policy of a lease book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseConfig {
+    /// How long a grant or renewal lasts.
+    pub ttl: Duration,
+    /// Failed attempts allowed before a shard is given up (0 = one attempt only).
+    pub max_retries: u32,
+    /// Whether idle peers may take speculative copies of in-flight shards at the tail.
+    pub speculative: bool,
+    /// A shard is copied only once its holder has had it this long (no copies of shards that
+    /// just started: they would double the load on the origin servers for nothing).
+    pub copy_after: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(60),
+            max_retries: 3,
+            speculative: true,
+            copy_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where a shard stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardPhase {
+    /// Waiting for a worker.
+    Free,
+    /// Held by one or more live leases.
+    Leased,
+    /// Verified and stored (terminal).
+    Done,
+    /// Exhausted its retries (terminal).
+    Failed,
+}
+
+/// One live lease on a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The holder (peer id, base58).
+    pub peer: String,
+    /// The grant's fencing epoch.
+    pub epoch: u64,
+    /// When it was granted.
+    pub granted_at: UnixMillis,
+    /// When it lapses unless renewed.
+    pub expires_at: UnixMillis,
+    /// Rows finished, as last reported by a renewal.
+    pub rows_done: u64,
+    /// True for a tail copy of a shard someone else holds.
+    pub speculative: bool,
+}
+
+/// Everything the book knows about one shard; persisted as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// Rows in the shard.
+    pub rows: u64,
+    /// Its phase.
+    pub phase: ShardPhase,
+    /// Live leases (empty unless `Leased`).
+    pub holders: Vec<Holder>,
+    /// Leases lost without completion.
+    pub failures: u32,
+    /// The epoch of the winning completion, once `Done`.
+    pub done_epoch: Option<u64>,
+    /// Who completed it, once `Done`.
+    pub done_by: Option<String>,
+    /// Why it failed, once `Failed` (the last loss).
+    pub last_error: Option<String>,
+}
+
+impl ShardEntry {
+    /// A free shard of `rows` rows.
+    pub fn new(rows: u64) -> Self {
+        Self {
+            rows,
+            phase: ShardPhase::Free,
+            holders: Vec::new(),
+            failures: 0,
+            done_epoch: None,
+            done_by: None,
+            last_error: None,
+        }
+    }
+
+    /// The live holder with `epoch`, if any.
+    pub fn holder(&self, epoch: u64) -> Option<&Holder> {
+        self.holders.iter().find(|h| h.epoch == epoch)
+    }
+}
+
+/// A lease handed out by [`LeaseBook::handle_bid`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The shard.
+    pub shard: ShardId,
+    /// Its fencing epoch.
+    pub epoch: u64,
+    /// Its expiry.
+    pub expires_at: UnixMillis,
+    /// Whether it is a speculative copy.
+    pub speculative: bool,
+}
+
+/// Why a request on a lease was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// No such shard in this dataset.
+    #[error("unknown {0}")]
+    UnknownShard(ShardId),
+    /// The shard is already done.
+    #[error("{0} is already done")]
+    AlreadyDone(ShardId),
+    /// The shard exhausted its retries.
+    #[error("{0} has failed for good")]
+    Failed(ShardId),
+    /// The epoch is not a live lease (expired, superseded, or never granted).
+    #[error("stale epoch {epoch} for {shard}")]
+    StaleEpoch {
+        /// The shard.
+        shard: ShardId,
+        /// The epoch presented.
+        epoch: u64,
+    },
+    /// The lease belongs to another peer.
+    #[error("{shard} epoch {epoch} is held by another peer")]
+    NotHolder {
+        /// The shard.
+        shard: ShardId,
+        /// The epoch presented.
+        epoch: u64,
+    },
+}
+
+/// A lease that ended without completion, reported by [`LeaseBook::handle_timeout`] and
+/// [`LeaseBook::handle_abandon`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostLease {
+    /// The shard.
+    pub shard: ShardId,
+    /// The holder that lost it.
+    pub peer: String,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The shard's phase afterwards (`Free`, `Leased` if a copy survives, or `Failed`).
+    pub phase_after: ShardPhase,
+}
+
+/// Counts of shards per phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseCounts {
+    /// Free shards.
+    pub free: u32,
+    /// Leased shards.
+    pub leased: u32,
+    /// Done shards.
+    pub done: u32,
+    /// Failed shards.
+    pub failed: u32,
+}

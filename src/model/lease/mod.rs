@@ -1,0 +1,404 @@
+//! The lease book: a sans-IO state machine (quinn / kad style) that owns which peer works on
+//! which shard of one dataset. Inputs are `handle_*(…, now)`, the next deadline is
+//! [`LeaseBook::poll_timeout`], and [`LeaseBook::handle_timeout`] expires what lapsed.
+//!
+//! Rules:
+//! - every grant gets a fresh, strictly growing epoch (fencing token); a request that names an
+//!   epoch which is not a live holder of that shard is rejected;
+//! - a shard has at most one non-speculative live holder, plus at most one speculative copy
+//!   handed out at the tail (when nothing is free) to a different peer, once the holder has had
+//!   it for `copy_after`;
+//! - the first completion by a live holder wins; the shard becomes `Done` (terminal) and the
+//!   other holders are cancelled;
+//! - a lost lease (expired or abandoned) without a surviving holder counts as one failed
+//!   attempt; after more than `max_retries` failed attempts the shard is `Failed` (terminal).
+
+mod entry;
+
+use crate::model::ids::ShardId;
+use crate::model::time::UnixMillis;
+
+pub use entry::{
+    Holder, Lease, LeaseConfig, LeaseError, LostLease, PhaseCounts, ShardEntry, ShardPhase,
+};
+
+/// The lease state of every shard of one dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseBook {
+    cfg: LeaseConfig,
+    shards: Vec<ShardEntry>,
+    next_epoch: u64,
+}
+
+impl LeaseBook {
+    /// A book of free shards with the given row counts.
+    pub fn new(cfg: LeaseConfig, shard_rows: &[u64]) -> Self {
+        Self {
+            cfg,
+            shards: shard_rows.iter().map(|r| ShardEntry::new(*r)).collect(),
+            next_epoch: 1,
+        }
+    }
+
+    /// Rebuilds a book from persisted entries: in-flight leases keep their holders and expiries,
+    /// done stays done. Epochs continue above every epoch seen.
+    pub fn restore(cfg: LeaseConfig, shards: Vec<ShardEntry>) -> Self {
+        let max_epoch = shards
+            .iter()
+            .flat_map(|s| s.holders.iter().map(|h| h.epoch).chain(s.done_epoch))
+            .max()
+            .unwrap_or(0);
+        Self {
+            cfg,
+            shards,
+            next_epoch: max_epoch + 1,
+        }
+    }
+
+    /// The policy.
+    pub fn config(&self) -> LeaseConfig {
+        self.cfg
+    }
+
+    /// Every shard's entry, indexed by shard number.
+    pub fn shards(&self) -> &[ShardEntry] {
+        &self.shards
+    }
+
+    /// One shard's entry.
+    pub fn shard(&self, shard: ShardId) -> Option<&ShardEntry> {
+        self.shards.get(shard.0 as usize)
+    }
+
+    /// The next epoch that will be handed out (persisted implicitly through the entries).
+    pub fn next_epoch(&self) -> u64 {
+        self.next_epoch
+    }
+
+    /// Shards per phase.
+    pub fn counts(&self) -> PhaseCounts {
+        let mut c = PhaseCounts::default();
+        for s in &self.shards {
+            match s.phase {
+                ShardPhase::Free => c.free += 1,
+                ShardPhase::Leased => c.leased += 1,
+                ShardPhase::Done => c.done += 1,
+                ShardPhase::Failed => c.failed += 1,
+            }
+        }
+        c
+    }
+
+    /// True when every shard is done or failed.
+    pub fn is_finished(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| matches!(s.phase, ShardPhase::Done | ShardPhase::Failed))
+    }
+
+    /// Live leases held by `peer` across the book.
+    pub fn held_by(&self, peer: &str) -> u32 {
+        let n = self
+            .shards
+            .iter()
+            .flat_map(|s| s.holders.iter())
+            .filter(|h| h.peer == peer)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Shards open to a bid now: free ones, plus in-flight ones eligible for a tail copy.
+    pub fn open_count(&self, now: UnixMillis) -> u32 {
+        let free = self
+            .shards
+            .iter()
+            .filter(|s| s.phase == ShardPhase::Free)
+            .count();
+        let n = if free > 0 || !self.cfg.speculative {
+            free
+        } else {
+            self.shards
+                .iter()
+                .filter(|s| self.copyable(s, None, now))
+                .count()
+        };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Hands `peer` a lease: the lowest free shard; at the tail (nothing free) a speculative
+    /// copy of the in-flight shard expected to finish last, if `allow_speculative` and the peer
+    /// does not already hold it. `None` when there is nothing to give.
+    pub fn handle_bid(
+        &mut self,
+        peer: &str,
+        allow_speculative: bool,
+        now: UnixMillis,
+    ) -> Option<Lease> {
+        let expires_at = now.plus(self.cfg.ttl);
+        if let Some(idx) = self.shards.iter().position(|s| s.phase == ShardPhase::Free) {
+            let epoch = self.take_epoch();
+            let entry = &mut self.shards[idx];
+            entry.phase = ShardPhase::Leased;
+            entry.holders.push(Holder {
+                peer: peer.to_string(),
+                epoch,
+                granted_at: now,
+                expires_at,
+                rows_done: 0,
+                speculative: false,
+            });
+            return Some(Lease {
+                shard: shard_id(idx),
+                epoch,
+                expires_at,
+                speculative: false,
+            });
+        }
+        if !(self.cfg.speculative && allow_speculative) {
+            return None;
+        }
+        let idx = self
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| self.copyable(s, Some(peer), now))
+            .max_by_key(|(i, s)| (expected_finish(s, now), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)?;
+        let epoch = self.take_epoch();
+        self.shards[idx].holders.push(Holder {
+            peer: peer.to_string(),
+            epoch,
+            granted_at: now,
+            expires_at,
+            rows_done: 0,
+            speculative: true,
+        });
+        Some(Lease {
+            shard: shard_id(idx),
+            epoch,
+            expires_at,
+            speculative: true,
+        })
+    }
+
+    /// Checks that `epoch` is a live, unexpired lease of `peer` on `shard` (used before
+    /// accepting files).
+    pub fn check(
+        &self,
+        shard: ShardId,
+        epoch: u64,
+        peer: &str,
+        now: UnixMillis,
+    ) -> Result<&Holder, LeaseError> {
+        let entry = self.entry(shard)?;
+        let holder = entry
+            .holder(epoch)
+            .filter(|h| h.expires_at > now)
+            .ok_or(LeaseError::StaleEpoch { shard, epoch })?;
+        if holder.peer != peer {
+            return Err(LeaseError::NotHolder { shard, epoch });
+        }
+        Ok(holder)
+    }
+
+    /// Extends a live lease by the TTL from `now`; returns the new expiry.
+    pub fn handle_renew(
+        &mut self,
+        shard: ShardId,
+        epoch: u64,
+        peer: &str,
+        rows_done: u64,
+        now: UnixMillis,
+    ) -> Result<UnixMillis, LeaseError> {
+        self.check(shard, epoch, peer, now)?;
+        let ttl = self.cfg.ttl;
+        let holder = self.holder_mut(shard, epoch)?;
+        holder.expires_at = holder.expires_at.max(now.plus(ttl));
+        holder.rows_done = holder.rows_done.max(rows_done);
+        Ok(holder.expires_at)
+    }
+
+    /// Marks the shard done by this live lease. Returns the other holders, now cancelled.
+    pub fn handle_complete(
+        &mut self,
+        shard: ShardId,
+        epoch: u64,
+        peer: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<Holder>, LeaseError> {
+        self.check(shard, epoch, peer, now)?;
+        let entry = self.entry_mut(shard)?;
+        let others: Vec<Holder> = entry
+            .holders
+            .drain(..)
+            .filter(|h| h.epoch != epoch)
+            .collect();
+        entry.phase = ShardPhase::Done;
+        entry.done_epoch = Some(epoch);
+        entry.done_by = Some(peer.to_string());
+        Ok(others)
+    }
+
+    /// Gives a live lease back before its expiry. When `failed` (the shard failed on that
+    /// worker) it counts as a failed attempt unless another holder keeps the shard going; a
+    /// worker that is only going away (`failed == false`) costs the shard nothing.
+    pub fn handle_abandon(
+        &mut self,
+        shard: ShardId,
+        epoch: u64,
+        peer: &str,
+        reason: &str,
+        failed: bool,
+        now: UnixMillis,
+    ) -> Result<LostLease, LeaseError> {
+        self.check(shard, epoch, peer, now)?;
+        let max_retries = self.cfg.max_retries;
+        let entry = self.entry_mut(shard)?;
+        let budget = if failed { Some(max_retries) } else { None };
+        Ok(drop_holder(entry, shard, epoch, reason, budget))
+    }
+
+    /// Expires every lease whose expiry is at or before `now`.
+    pub fn handle_timeout(&mut self, now: UnixMillis) -> Vec<LostLease> {
+        let max_retries = self.cfg.max_retries;
+        let mut lost = Vec::new();
+        for (idx, entry) in self.shards.iter_mut().enumerate() {
+            let lapsed: Vec<u64> = entry
+                .holders
+                .iter()
+                .filter(|h| h.expires_at <= now)
+                .map(|h| h.epoch)
+                .collect();
+            for epoch in lapsed {
+                lost.push(drop_holder(
+                    entry,
+                    shard_id(idx),
+                    epoch,
+                    "lease expired",
+                    Some(max_retries),
+                ));
+            }
+        }
+        lost
+    }
+
+    /// The earliest lease expiry, when something must be expired.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.holders.iter().map(|h| h.expires_at))
+            .min()
+    }
+
+    /// Whether `s` may get a tail copy (for `peer`, who must not hold it already).
+    fn copyable(&self, s: &ShardEntry, peer: Option<&str>, now: UnixMillis) -> bool {
+        s.phase == ShardPhase::Leased
+            && s.holders.len() == 1
+            && s.holders.iter().all(|h| {
+                Some(h.peer.as_str()) != peer && now.since(h.granted_at) >= self.cfg.copy_after
+            })
+    }
+
+    fn take_epoch(&mut self) -> u64 {
+        let e = self.next_epoch;
+        self.next_epoch += 1;
+        e
+    }
+
+    fn entry(&self, shard: ShardId) -> Result<&ShardEntry, LeaseError> {
+        let entry = self
+            .shards
+            .get(shard.0 as usize)
+            .ok_or(LeaseError::UnknownShard(shard))?;
+        match entry.phase {
+            ShardPhase::Done => Err(LeaseError::AlreadyDone(shard)),
+            ShardPhase::Failed => Err(LeaseError::Failed(shard)),
+            _ => Ok(entry),
+        }
+    }
+
+    fn entry_mut(&mut self, shard: ShardId) -> Result<&mut ShardEntry, LeaseError> {
+        self.entry(shard)?;
+        self.shards
+            .get_mut(shard.0 as usize)
+            .ok_or(LeaseError::UnknownShard(shard))
+    }
+
+    fn holder_mut(&mut self, shard: ShardId, epoch: u64) -> Result<&mut Holder, LeaseError> {
+        self.entry_mut(shard)?
+            .holders
+            .iter_mut()
+            .find(|h| h.epoch == epoch)
+            .ok_or(LeaseError::StaleEpoch { shard, epoch })
+    }
+}
+
+fn shard_id(idx: usize) -> ShardId {
+    ShardId(u32::try_from(idx).unwrap_or(u32::MAX))
+}
+
+/// When the shard's only holder is expected to finish, extrapolating its reported progress;
+/// a holder with no progress yet is assumed to need twice what it has spent.
+fn expected_finish(entry: &ShardEntry, now: UnixMillis) -> u64 {
+    entry
+        .holders
+        .iter()
+        .map(|h| {
+            let spent = now.0.saturating_sub(h.granted_at.0).max(1);
+            let remaining = if h.rows_done == 0 {
+                spent.saturating_mul(2)
+            } else {
+                let left = entry.rows.saturating_sub(h.rows_done);
+                spent.saturating_mul(left) / h.rows_done
+            };
+            now.0.saturating_add(remaining)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// Removes a holder. `retries` is the failure budget when the loss counts as a failed attempt,
+/// `None` when it does not.
+fn drop_holder(
+    entry: &mut ShardEntry,
+    shard: ShardId,
+    epoch: u64,
+    reason: &str,
+    retries: Option<u32>,
+) -> LostLease {
+    let mut peer = String::new();
+    let mut was_speculative = true;
+    entry.holders.retain(|h| {
+        if h.epoch == epoch {
+            peer = h.peer.clone();
+            was_speculative = h.speculative;
+            false
+        } else {
+            true
+        }
+    });
+    if entry.holders.is_empty() {
+        entry.phase = ShardPhase::Free;
+        if let Some(max_retries) = retries {
+            entry.failures += 1;
+            entry.last_error = Some(reason.to_string());
+            if entry.failures > max_retries {
+                entry.phase = ShardPhase::Failed;
+            }
+        }
+    } else if !was_speculative {
+        // The primary is gone but a copy survives: it becomes the primary.
+        for h in &mut entry.holders {
+            h.speculative = false;
+        }
+    }
+    LostLease {
+        shard,
+        peer,
+        epoch,
+        phase_after: entry.phase,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The first exchange of a transfer — header out, `Accept`/`Reject` back — with a retry when
+//! the stream ends or is reset before any answer. libp2p-stream hands inbound streams to the
+//! receiver over a one-slot channel and silently drops those that arrive while it is full, so
+//! under load a fresh stream can die unanswered. Nothing is committed on either side before
+//! the answer (and the transfer resumes from the receiver's partial copy anyway), so opening a
+//! new stream is safe.
+
+use std::future::Future;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncWrite};
+use tracing::debug;
+
+use super::NetError;
+use super::framing::{recv_msg, send_msg};
+use super::transfer::Reply;
+use crate::protocol::swarm::{MAX_TRANSFER_HEADER_BYTES, TransferHeader};
+
+/// Streams opened per transfer before giving up on a receiver that never answers.
+const OFFER_ATTEMPTS: u32 = 4;
+
+/// Whether `e` means the stream died before the receiver said anything.
+fn died_unanswered(e: &NetError) -> bool {
+    matches!(e, NetError::Io(io) if matches!(
+        io.kind(),
+        ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::WriteZero
+    ))
+}
+
+/// Opens a stream with `open`, sends `header` and returns the stream with the receiver's
+/// reply (waiting up to `wait` for it), opening a new stream when one dies unanswered.
+pub(crate) async fn offer<S, F, Fut>(
+    mut open: F,
+    header: &TransferHeader,
+    wait: Duration,
+    idle: Duration,
+) -> Result<(S, Reply), NetError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<S, NetError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let mut stream = open().await?;
+        let answered = async {
+            send_msg(&mut stream, header, MAX_TRANSFER_HEADER_BYTES, idle).await?;
+            recv_msg(&mut stream, MAX_TRANSFER_HEADER_BYTES, wait, idle).await
+        }
+        .await;
+        match answered {
+            Ok(reply) => return Ok((stream, reply)),
+            Err(e) if attempt < OFFER_ATTEMPTS && died_unanswered(&e) => {
+                debug!(attempt, error = %e, "transfer stream died before any answer; reopening");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+
+    use super::*;
+    use crate::model::ids::{DatasetId, ShardId};
+    use crate::protocol::swarm::FileKind;
+
+    const T: Duration = Duration::from_secs(2);
+
+    fn header() -> TransferHeader {
+        TransferHeader {
+            dataset: DatasetId([1; 16]),
+            shard: ShardId(2),
+            epoch: 3,
+            kind: FileKind::Results,
+            size: 10,
+            sha256: [4; 32],
+        }
+    }
+
+    /// A stream whose receiver behaves as `answer` says: `None` drops it unanswered.
+    fn stream(answer: Option<Reply>) -> Compat<tokio::io::DuplexStream> {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let mut theirs = theirs.compat();
+            let got: TransferHeader = recv_msg(&mut theirs, MAX_TRANSFER_HEADER_BYTES, T, T)
+                .await
+                .unwrap();
+            assert_eq!(got, header());
+            if let Some(reply) = answer {
+                send_msg(&mut theirs, &reply, MAX_TRANSFER_HEADER_BYTES, T)
+                    .await
+                    .unwrap();
+                // Keep the stream open while the sender reads.
+                tokio::time::sleep(T).await;
+            }
+        });
+        ours.compat()
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_before_answering_is_reopened() {
+        let opened = AtomicU32::new(0);
+        let open = || {
+            let n = opened.fetch_add(1, Ordering::SeqCst);
+            let answer = (n >= 2).then_some(Reply::Accept { offset: 7 });
+            async move { Ok::<_, NetError>(stream(answer)) }
+        };
+        let (_stream, reply) = offer(open, &header(), T, T).await.unwrap();
+        assert_eq!(reply, Reply::Accept { offset: 7 });
+        assert_eq!(opened.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_is_given_up_on() {
+        let opened = AtomicU32::new(0);
+        let open = || {
+            opened.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, NetError>(stream(None)) }
+        };
+        let err = offer(open, &header(), T, T).await.unwrap_err();
+        assert!(died_unanswered(&err), "{err}");
+        assert_eq!(opened.load(Ordering::SeqCst), OFFER_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn refusals_and_timeouts_are_not_retried() {
+        let opened = AtomicU32::new(0);
+        let open = || {
+            opened.fetch_add(1, Ordering::SeqCst);
+            async {
+                Ok::<_, NetError>(stream(Some(Reply::Reject {
+                    reason: "no".into(),
+                })))
+            }
+        };
+        let (_s, reply) = offer(open, &header(), T, T).await.unwrap();
+        assert_eq!(
+            reply,
+            Reply::Reject {
+                reason: "no".into()
+            }
+        );
+        assert_eq!(opened.load(Ordering::SeqCst), 1);
+
+        // A receiver that holds the stream without answering costs one wait, not four.
+        let (ours, _held) = tokio::io::duplex(1 << 16);
+        let mut once = Some(ours.compat());
+        let open = || {
+            let s = once.take();
+            async move { s.ok_or(NetError::Closed) }
+        };
+        let err = offer(open, &header(), Duration::from_millis(100), T)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NetError::Timeout(_)), "{err}");
+    }
+}
