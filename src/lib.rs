@@ -18,4 +18,5 @@ pub mod exit;
 pub mod input;
 pub mod model;
 pub mod protocol;
+pub mod split;
 pub mod telemetry;

@@ -1,0 +1,9 @@
+//! Integration tests of LDAWT's toolbox (`split`, `reconstruct`, `compare`, `upload`, `slurm`,
+//! `monitor`), each driven through the real `ldawt` binary against real files and real servers
+//! on loopback. One test binary; one module per subcommand under `tests/tools/`.
+
+#[path = "tools/util.rs"]
+mod util;
+
+#[path = "tools/split.rs"]
+mod split;
