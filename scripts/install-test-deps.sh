@@ -5,6 +5,8 @@
 set -uo pipefail
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# WebDAV server for `ldawt upload` / `ldawt compare` tests (rclone serve webdav)
+command -v rclone >/dev/null 2>&1 || need+=(rclone)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

@@ -20,3 +20,4 @@ pub mod model;
 pub mod protocol;
 pub mod split;
 pub mod telemetry;
+pub mod webdav;

@@ -7,3 +7,9 @@ mod util;
 
 #[path = "tools/split.rs"]
 mod split;
+
+#[path = "tools/dav.rs"]
+mod dav;
+
+#[path = "tools/upload.rs"]
+mod upload;
