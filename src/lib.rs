@@ -16,6 +16,7 @@ pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod input;
+pub mod listing;
 pub mod model;
 pub mod protocol;
 pub mod split;

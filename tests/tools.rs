@@ -13,3 +13,6 @@ mod dav;
 
 #[path = "tools/upload.rs"]
 mod upload;
+
+#[path = "tools/compare.rs"]
+mod compare;
