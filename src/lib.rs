@@ -19,6 +19,7 @@ pub mod input;
 pub mod listing;
 pub mod model;
 pub mod protocol;
+pub mod reconstruct;
 pub mod split;
 pub mod telemetry;
 pub mod webdav;

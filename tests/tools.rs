@@ -16,3 +16,6 @@ mod upload;
 
 #[path = "tools/compare.rs"]
 mod compare;
+
+#[path = "tools/reconstruct.rs"]
+mod reconstruct;
