@@ -1,0 +1,101 @@
+//! Redial schedule for bootstrap (`--join`) addresses: exponential backoff with jitter, reset by
+//! a successful connection. Pure: the caller passes the current time and a jitter fraction.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// When to dial one bootstrap address next.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+    next_at: Option<Instant>,
+}
+
+impl Backoff {
+    /// A schedule whose first attempt is due immediately.
+    pub(crate) fn new(initial: Duration, max: Duration, now: Instant) -> Self {
+        Self {
+            initial,
+            max: max.max(initial),
+            current: initial,
+            next_at: Some(now),
+        }
+    }
+
+    /// Whether an attempt is due at `now`.
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
+        self.next_at.is_some_and(|at| now >= at)
+    }
+
+    /// An attempt has started: nothing is due until it fails or the connection drops.
+    pub(crate) fn on_attempt(&mut self) {
+        self.next_at = None;
+    }
+
+    /// The attempt failed: wait the current delay (stretched by `jitter` in `0.0..=1.0`, up to
+    /// +50 %), then double the delay up to the maximum.
+    pub(crate) fn on_failure(&mut self, now: Instant, jitter: f64) -> Duration {
+        let wait = self.current.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0));
+        self.next_at = Some(now + wait);
+        self.current = (self.current * 2).min(self.max);
+        wait
+    }
+
+    /// Connected: the delay goes back to its initial value and nothing is due.
+    pub(crate) fn on_connected(&mut self) {
+        self.current = self.initial;
+        self.next_at = None;
+    }
+
+    /// A live connection dropped: try again after the initial delay.
+    pub(crate) fn on_disconnected(&mut self, now: Instant) {
+        self.current = self.initial;
+        self.next_at = Some(now + self.initial);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn doubles_up_to_the_cap_and_resets_on_connect() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5), t0);
+        assert!(b.is_due(t0));
+        b.on_attempt();
+        assert!(!b.is_due(t0 + Duration::from_secs(3600)));
+        let waits: Vec<u64> = (0..5).map(|_| b.on_failure(t0, 0.0).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 5, 5]);
+        b.on_connected();
+        assert!(!b.is_due(t0 + Duration::from_secs(3600)));
+        b.on_disconnected(t0);
+        assert!(!b.is_due(t0));
+        assert!(b.is_due(t0 + Duration::from_secs(1)));
+        assert_eq!(b.on_failure(t0, 0.0), Duration::from_secs(1));
+    }
+
+    proptest! {
+        #[test]
+        fn waits_stay_within_bounds(jitters in proptest::collection::vec(0.0f64..=1.0, 1..40)) {
+            let t0 = Instant::now();
+            let mut b = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), t0);
+            let mut previous_base = Duration::ZERO;
+            for j in jitters {
+                let wait = b.on_failure(t0, j);
+                prop_assert!(wait >= Duration::from_millis(200));
+                prop_assert!(wait <= Duration::from_secs(15));
+                prop_assert!(!b.is_due(t0 + wait - Duration::from_millis(1)));
+                prop_assert!(b.is_due(t0 + wait));
+                let base = wait.mul_f64(1.0 / (1.0 + 0.5 * j));
+                prop_assert!(base + Duration::from_millis(1) >= previous_base);
+                previous_base = base;
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The node's control endpoint (`--status-addr`): a minimal HTTP/1.1 server on tokio serving
+//! `GET /status` and `GET /peers` (the [`NodeStatus`] JSON document), `GET /metrics`
+//! (Prometheus text) and `GET /healthz`. One request per connection, bounded request size and
+//! time, so a stuck client cannot hold the node.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::net::NetError;
+use crate::protocol::status::NodeStatus;
+
+/// Largest request head accepted.
+const MAX_REQUEST_BYTES: usize = 8 << 10;
+/// Time a client has to send its request and to read the answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds `addr` (port 0 picks a free one), serves until `shutdown` and returns the bound
+/// address. `status` is the document to serve; `metrics` renders the Prometheus text.
+pub async fn serve(
+    addr: SocketAddr,
+    status: watch::Receiver<NodeStatus>,
+    metrics: impl Fn() -> String + Send + Sync + 'static,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, NetError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| NetError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    let bound = listener.local_addr()?;
+    info!(addr = %bound, "status endpoint listening");
+    let metrics: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(metrics);
+    tokio::spawn(async move {
+        loop {
+            let (socket, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        debug!(error = %e, "status endpoint accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let (status, metrics) = (status.clone(), metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = timeout(CLIENT_TIMEOUT, handle(socket, &status, &*metrics)).await {
+                    debug!(%peer, error = %e, "status client timed out");
+                }
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// A parsed request line.
+#[derive(Debug, PartialEq, Eq)]
+struct RequestLine<'a> {
+    method: &'a str,
+    path: &'a str,
+}
+
+/// Parses the first line of a request head (`GET /path?query HTTP/1.1`); the query is dropped.
+fn parse_request_line(head: &str) -> Option<RequestLine<'_>> {
+    let line = head.lines().next()?;
+    let mut parts = line.split(' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next()?;
+    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
+        return None;
+    }
+    let path = target.split('?').next().unwrap_or(target);
+    Some(RequestLine { method, path })
+}
+
+/// The status code, content type and body for a request.
+fn respond(
+    request: Option<RequestLine<'_>>,
+    status: &watch::Receiver<NodeStatus>,
+    metrics: &(dyn Fn() -> String + Send + Sync),
+) -> (u16, &'static str, Vec<u8>) {
+    let text = "text/plain; charset=utf-8";
+    let Some(request) = request else {
+        return (400, text, b"bad request\n".to_vec());
+    };
+    if request.method != "GET" && request.method != "HEAD" {
+        return (405, text, b"only GET is supported\n".to_vec());
+    }
+    match request.path {
+        "/status" | "/peers" => {
+            let doc = status.borrow().clone();
+            match serde_json::to_vec_pretty(&doc) {
+                Ok(body) => (200, "application/json", body),
+                Err(e) => (
+                    500,
+                    text,
+                    format!("cannot render status: {e}\n").into_bytes(),
+                ),
+            }
+        }
+        "/metrics" => (200, "text/plain; version=0.0.4", metrics().into_bytes()),
+        "/healthz" => (200, text, b"ok\n".to_vec()),
+        _ => (
+            404,
+            text,
+            b"not found: try /status, /peers, /metrics or /healthz\n".to_vec(),
+        ),
+    }
+}
+
+fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
+    }
+}
+
+async fn handle(
+    mut socket: TcpStream,
+    status: &watch::Receiver<NodeStatus>,
+    metrics: &(dyn Fn() -> String + Send + Sync),
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    let too_large = loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            break false;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            break false;
+        }
+        if head.len() > MAX_REQUEST_BYTES {
+            break true;
+        }
+    };
+    let head_text = String::from_utf8_lossy(&head);
+    let (code, content_type, body) = if too_large {
+        (
+            431,
+            "text/plain; charset=utf-8",
+            b"request too large\n".to_vec(),
+        )
+    } else {
+        respond(parse_request_line(&head_text), status, metrics)
+    };
+    let is_head = head_text.starts_with("HEAD ");
+    let mut response = format!(
+        "HTTP/1.1 {code} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n",
+        reason_phrase(code),
+        body.len()
+    )
+    .into_bytes();
+    if !is_head {
+        response.extend_from_slice(&body);
+    }
+    socket.write_all(&response).await?;
+    socket.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines_parse_and_garbage_does_not() {
+        assert_eq!(
+            parse_request_line("GET /status?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(RequestLine {
+                method: "GET",
+                path: "/status"
+            })
+        );
+        assert_eq!(parse_request_line("GET /status\r\n"), None);
+        assert_eq!(parse_request_line("hello"), None);
+        assert_eq!(parse_request_line("GET / SPDY/3 extra\r\n"), None);
+    }
+
+    #[tokio::test]
+    async fn serves_status_metrics_health_and_errors() {
+        let doc = NodeStatus {
+            peer_id: "12D3KooWtest".into(),
+            ..Default::default()
+        };
+        let (_tx, rx) = watch::channel(doc.clone());
+        let stop = CancellationToken::new();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            rx,
+            || "ldawt_up 1\n".to_string(),
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let get = |req: &'static str| async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let status = get("GET /status HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(status.starts_with("HTTP/1.1 200 OK\r\n"), "{status}");
+        let body = status.split("\r\n\r\n").nth(1).unwrap();
+        assert_eq!(serde_json::from_str::<NodeStatus>(body).unwrap(), doc);
+        let metrics = get("GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(metrics.ends_with("\r\n\r\nldawt_up 1\n"), "{metrics}");
+        assert!(get("GET /healthz HTTP/1.1\r\n\r\n").await.ends_with("ok\n"));
+        assert!(
+            get("GET /nope HTTP/1.1\r\n\r\n")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
+        assert!(
+            get("POST /status HTTP/1.1\r\n\r\n")
+                .await
+                .starts_with("HTTP/1.1 405")
+        );
+        assert!(get("nonsense\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+        stop.cancel();
+    }
+}

@@ -1,0 +1,12 @@
+//! Transport tests with real sockets: in-process nodes on 127.0.0.1 (mDNS off), the status
+//! endpoint and `ldawt peers` through the binary, and mDNS discovery inside network namespaces
+//! the test creates (skipped with a printed reason when not root).
+
+#[path = "net/harness.rs"]
+mod harness;
+#[path = "net/peers_cli.rs"]
+mod peers_cli;
+#[path = "net/transfer.rs"]
+mod transfer;
+#[path = "net/transport.rs"]
+mod transport;

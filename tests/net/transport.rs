@@ -1,0 +1,298 @@
+//! Dialing, gossip, control requests and connection failures between in-process nodes.
+
+use std::time::{Duration, Instant};
+
+use ldawt::input::UrlRow;
+use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::time::UnixMillis;
+use ldawt::net::{Client, Event, NetError};
+use ldawt::protocol::swarm::{
+    CodecError, ControlRequest, ControlResponse, Gossip, MAX_CONTROL_RESPONSE_BYTES, NodeStats,
+    encode,
+};
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+
+use crate::harness::{TestNode, WAIT, connect, spawn_node, spawn_node_with, tuning, wait_for};
+
+fn heartbeat(nonce: u64) -> Gossip {
+    Gossip::Heartbeat {
+        stats: NodeStats {
+            cores: 3,
+            ..Default::default()
+        },
+        nonce,
+        sent_at: UnixMillis(nonce),
+    }
+}
+
+fn rows_request() -> ControlRequest {
+    ControlRequest::Rows {
+        dataset: DatasetId([1; 16]),
+        shard: ShardId(4),
+        epoch: 2,
+    }
+}
+
+/// Publishes numbered heartbeats from `client` every 200 ms until aborted.
+fn keep_publishing(client: Client, base: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for i in 0..200 {
+            client.publish(heartbeat(base + i)).await.expect("publish");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+async fn wait_for_gossip_from(events: &mut mpsc::Receiver<Event>, sender: PeerId, base: u64) {
+    wait_for(events, "gossip", |e| match e {
+        Event::Gossip {
+            from,
+            message: Gossip::Heartbeat { nonce, .. },
+        } if from == sender && nonce >= base => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+fn take_events(node: &mut TestNode) -> mpsc::Receiver<Event> {
+    std::mem::replace(&mut node.events, mpsc::channel(1).1)
+}
+
+#[tokio::test]
+async fn lone_node_publishes_and_reports_its_addresses() {
+    let lone = spawn_node().await;
+    lone.client
+        .publish(heartbeat(1))
+        .await
+        .expect("publishing with no peer is fine");
+    let addrs = lone.client.listen_addrs().await.unwrap();
+    assert!(!addrs.is_empty());
+    for a in &addrs {
+        assert!(a.to_string().starts_with("/ip4/127.0.0.1/tcp/"), "{a}");
+        assert!(
+            a.to_string().ends_with(&format!("/p2p/{}", lone.peer_id())),
+            "{a}"
+        );
+    }
+    assert!(lone.client.connected_peers().await.unwrap().is_empty());
+    lone.stop().await;
+}
+
+#[tokio::test]
+async fn gossip_flows_every_way_across_three_nodes() {
+    let mut hub = spawn_node().await;
+    let mut b = spawn_node().await;
+    let mut c = spawn_node().await;
+    connect(&mut b, &mut hub).await;
+    connect(&mut c, &mut hub).await;
+    let peers = b.client.connected_peers().await.unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].0, hub.peer_id());
+    assert!(peers[0].1[0].to_string().starts_with("/ip4/127.0.0.1/tcp/"));
+
+    // b → hub and b → c (c is reached only through the hub).
+    let publisher = keep_publishing(b.client.clone(), 1000);
+    wait_for_gossip_from(&mut hub.events, b.peer_id(), 1000).await;
+    wait_for_gossip_from(&mut c.events, b.peer_id(), 1000).await;
+    publisher.abort();
+    // hub → b and c.
+    let publisher = keep_publishing(hub.client.clone(), 2000);
+    wait_for_gossip_from(&mut b.events, hub.peer_id(), 2000).await;
+    wait_for_gossip_from(&mut c.events, hub.peer_id(), 2000).await;
+    publisher.abort();
+    assert!(hub.client.metrics().gossip_published >= 1);
+    assert!(c.client.metrics().gossip_received >= 2);
+    for n in [hub, b, c] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn control_request_carries_a_20_mb_rows_response() {
+    let mut seeder = spawn_node().await;
+    let mut worker = spawn_node().await;
+    connect(&mut worker, &mut seeder).await;
+    let rows: Vec<UrlRow> = (0..150_000u64)
+        .map(|i| UrlRow {
+            index: i,
+            url: Some(format!(
+                "http://127.0.0.1:9/photos/{i:09}/original-{:0>80}.jpg",
+                i * 7
+            )),
+            class: Some(format!("Species number {}", i % 977)),
+        })
+        .collect();
+    let expected = ControlResponse::Rows(rows);
+    let encoded = encode(&expected, MAX_CONTROL_RESPONSE_BYTES).unwrap().len();
+    assert!(encoded > 20_000_000, "response is {encoded} bytes");
+    let answer = expected.clone();
+    let worker_id = worker.peer_id();
+    let mut events = take_events(&mut seeder);
+    let app = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Request {
+                peer,
+                request,
+                reply,
+            } = event
+            {
+                assert_eq!(peer, worker_id);
+                assert_eq!(request, rows_request());
+                reply.send(answer.clone()).unwrap();
+            }
+        }
+    });
+    let got = worker
+        .client
+        .request(seeder.peer_id(), rows_request())
+        .await
+        .expect("rows response");
+    assert!(got == expected, "the 20 MB response arrived intact");
+    assert_eq!(seeder.client.metrics().control_requests_served, 1);
+    app.abort();
+    worker.stop().await;
+    seeder.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_reply_answers_rejected_and_oversize_requests_are_refused() {
+    let mut seeder = spawn_node().await;
+    let mut worker = spawn_node().await;
+    connect(&mut worker, &mut seeder).await;
+    let mut events = take_events(&mut seeder);
+    let app = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Request { reply, .. } = event {
+                drop(reply);
+            }
+        }
+    });
+    let got = worker
+        .client
+        .request(seeder.peer_id(), rows_request())
+        .await
+        .unwrap();
+    match got {
+        ControlResponse::Rejected { reason } => assert!(reason.contains("dropped"), "{reason}"),
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    let oversize = ControlRequest::Abandon {
+        dataset: DatasetId([0; 16]),
+        shard: ShardId(0),
+        epoch: 1,
+        reason: "x".repeat(2 << 20),
+    };
+    let err = worker
+        .client
+        .request(seeder.peer_id(), oversize)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NetError::Codec(CodecError::TooLarge { .. })),
+        "{err}"
+    );
+    // The refused request never reached the seeder; the connection is still usable.
+    let again = worker
+        .client
+        .request(seeder.peer_id(), rows_request())
+        .await
+        .unwrap();
+    assert!(matches!(again, ControlResponse::Rejected { .. }));
+    assert_eq!(seeder.client.metrics().control_requests_served, 2);
+    app.abort();
+    worker.stop().await;
+    seeder.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_disappears_mid_request_gives_an_error_not_a_hang() {
+    let mut slow = tuning();
+    slow.app_reply_timeout = Duration::from_secs(60);
+    slow.idle_timeout = Duration::from_secs(60);
+    let mut seeder = spawn_node_with(None, "/ip4/127.0.0.1/tcp/0", Vec::new(), slow.clone()).await;
+    let mut worker = spawn_node_with(None, "/ip4/127.0.0.1/tcp/0", Vec::new(), slow).await;
+    connect(&mut worker, &mut seeder).await;
+    let seeder_id = seeder.peer_id();
+    let client = worker.client.clone();
+    let started = Instant::now();
+    let pending = tokio::spawn(async move { client.request(seeder_id, rows_request()).await });
+    // The seeder's application receives the request, holds the reply, and the node dies.
+    let held_reply = wait_for(&mut seeder.events, "the request", |e| match e {
+        Event::Request { reply, .. } => Some(reply),
+        _ => None,
+    })
+    .await;
+    seeder.stop().await;
+    let result = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("the request ends instead of hanging")
+        .unwrap();
+    drop(held_reply);
+    assert!(result.is_err(), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "ended by the disconnect, not by the 60 s timeouts"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn dialing_a_closed_port_fails_with_the_address() {
+    let node = spawn_node().await;
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{free_port}").parse().unwrap();
+    let err = node.client.dial(addr).await.unwrap_err();
+    assert!(matches!(err, NetError::Dial(_)), "{err}");
+    assert!(err.to_string().contains(&free_port.to_string()), "{err}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_bootstrap_peer_is_redialed() {
+    let seeder = spawn_node().await;
+    let seeder_addr = seeder.addr.clone();
+    let seeder_id = seeder.peer_id();
+    let keypair = seeder.keypair.clone();
+    let port = seeder_addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    let mut worker = spawn_node_with(
+        None,
+        "/ip4/127.0.0.1/tcp/0",
+        vec![seeder_addr.clone()],
+        tuning(),
+    )
+    .await;
+    let is_seeder_connected = |e: Event| match e {
+        Event::PeerConnected { peer, .. } if peer == seeder_id => Some(()),
+        _ => None,
+    };
+    wait_for(&mut worker.events, "first connection", is_seeder_connected).await;
+    seeder.stop().await;
+    wait_for(&mut worker.events, "disconnection", |e| match e {
+        Event::PeerDisconnected { peer } if peer == seeder_id => Some(()),
+        _ => None,
+    })
+    .await;
+    // Let a few redials fail while the seeder is down, then bring it back on the same port.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let seeder = spawn_node_with(Some(keypair), &listen, Vec::new(), tuning()).await;
+    wait_for(&mut worker.events, "reconnection", is_seeder_connected).await;
+    let peers = worker.client.connected_peers().await.unwrap();
+    assert_eq!(
+        peers.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![seeder_id]
+    );
+    worker.stop().await;
+    seeder.stop().await;
+}
