@@ -19,3 +19,6 @@ mod compare;
 
 #[path = "tools/reconstruct.rs"]
 mod reconstruct;
+
+#[path = "tools/monitor.rs"]
+mod monitor;
