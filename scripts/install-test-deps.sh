@@ -7,6 +7,8 @@ need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # WebDAV server for `ldawt upload` / `ldawt compare` tests (rclone serve webdav)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
+# single-host Slurm for the `ldawt slurm` job test (auth/none: no munge daemon needed)
+command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurmd slurm-client)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

@@ -23,6 +23,7 @@ pub mod net;
 pub mod peers_view;
 pub mod protocol;
 pub mod reconstruct;
+pub mod slurm;
 pub mod split;
 pub mod status_client;
 pub mod status_server;

@@ -22,3 +22,9 @@ mod reconstruct;
 
 #[path = "tools/monitor.rs"]
 mod monitor;
+
+#[path = "tools/slurm_harness.rs"]
+mod slurm_harness;
+
+#[path = "tools/slurm.rs"]
+mod slurm;
