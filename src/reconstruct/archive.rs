@@ -49,7 +49,7 @@ pub fn stem_and_gzip(output: &Path) -> Option<(String, bool)> {
 
 enum Sink {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
 }
 
 impl Write for Sink {
@@ -87,7 +87,7 @@ impl ArchiveOut {
         let temp = output.with_file_name(format!(".{name}.partial"));
         let file = BufWriter::new(File::create(&temp)?);
         let sink = if gzip {
-            Sink::Gzip(GzEncoder::new(file, flate2::Compression::new(6)))
+            Sink::Gzip(Box::new(GzEncoder::new(file, flate2::Compression::new(6))))
         } else {
             Sink::Plain(file)
         };

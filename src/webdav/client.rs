@@ -103,27 +103,24 @@ impl WebDavClient {
         }
     }
 
-    /// Sends the request built by `build`, retrying transient failures when `retry` is set.
-    /// Returns the final response whatever its status (callers judge it), or the last network
-    /// error as `Unreachable`.
+    /// Sends the request built by `build`, retrying transient failures (server errors,
+    /// dropped connections); a refused or failed connection is retried only when
+    /// `retry_connect` is set. Returns the final response whatever its status (callers judge
+    /// it), or the last network error as `Unreachable`.
     async fn send(
         &self,
         url: &Url,
-        retry: bool,
+        retry_connect: bool,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, WebDavError> {
-        let attempts = if retry {
-            self.policy.attempts.max(1)
-        } else {
-            1
-        };
+        let attempts = self.policy.attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome = build().send().await;
             let transient = match &outcome {
                 Ok(r) => is_retryable_status(r.status().as_u16()),
-                Err(_) => true,
+                Err(e) => retry_connect || !e.is_connect(),
             };
             if !transient || attempt >= attempts {
                 return outcome.map_err(|e| WebDavError::Unreachable {
@@ -137,7 +134,8 @@ impl WebDavClient {
     }
 
     /// Lists collection `url` (Depth 1). `Ok(None)` when it does not exist. Without `retry`,
-    /// a refused connection fails at once (used to probe a server before a run).
+    /// a refused connection fails at once (used to probe a server before a run); other
+    /// transient failures are retried either way.
     pub async fn list(&self, url: &Url, retry: bool) -> Result<Option<Vec<DavEntry>>, WebDavError> {
         let url = as_collection(url);
         let resp = self

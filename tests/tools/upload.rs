@@ -91,7 +91,12 @@ fn upload_retries_failed_puts_and_reports_what_still_fails() {
         Some(PASS),
     );
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        crate::util::stderr(&out)
+    );
     assert!(
         text.contains("FAILED") && text.contains("shard_4.tar.gz") && text.contains("HTTP 500"),
         "{text}"
