@@ -10,10 +10,10 @@ use flate2::read::MultiGzDecoder;
 use super::{Listing, ListingError, io_error};
 
 fn unreadable(path: &Path, e: impl std::fmt::Display) -> ListingError {
-    ListingError::Unreadable {
-        path: path.display().to_string(),
-        reason: format!("not a readable tar archive: {e}"),
-    }
+    super::unreadable(
+        &path.display().to_string(),
+        format!("not a readable tar archive: {e}"),
+    )
 }
 
 /// Lists `path`.

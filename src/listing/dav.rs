@@ -19,10 +19,10 @@ pub async fn read_webdav(client: &WebDavClient, url: &Url) -> Result<Listing, Li
     while let Some((dir, prefix)) = queue.pop_front() {
         visited += 1;
         if visited > MAX_COLLECTIONS {
-            return Err(ListingError::Unreadable {
-                path: url.to_string(),
-                reason: format!("more than {MAX_COLLECTIONS} collections"),
-            });
+            return Err(super::unreadable(
+                url.as_str(),
+                format!("more than {MAX_COLLECTIONS} collections"),
+            ));
         }
         // The first request fails fast (no retries) so a wrong address or password is quick.
         let entries = client.list(&dir, !first).await?.ok_or_else(|| {

@@ -14,10 +14,10 @@ pub fn read_dir(root: &Path) -> Result<Listing, ListingError> {
     let mut stack = vec![(root.to_path_buf(), String::new(), 0usize)];
     while let Some((dir, prefix, depth)) = stack.pop() {
         if depth > MAX_DEPTH {
-            return Err(ListingError::Unreadable {
-                path: dir.display().to_string(),
-                reason: format!("more than {MAX_DEPTH} nested directories (symlink loop?)"),
-            });
+            return Err(super::unreadable(
+                &dir.display().to_string(),
+                format!("more than {MAX_DEPTH} nested directories (symlink loop?)"),
+            ));
         }
         for entry in std::fs::read_dir(&dir).map_err(|e| io_error(&dir, e))? {
             let entry = entry.map_err(|e| io_error(&dir, e))?;

@@ -10,6 +10,8 @@ mod text;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::input::InputError;
+
 pub use dav::read_webdav;
 
 /// Relative path (with `/` separators) → size in bytes when the source knows it.
@@ -50,20 +52,9 @@ impl Source {
 /// Problems reading a listing; each names the file or URL.
 #[derive(Debug, thiserror::Error)]
 pub enum ListingError {
-    /// The path does not exist.
-    #[error("{path} not found")]
-    NotFound {
-        /// The path.
-        path: String,
-    },
-    /// The file or directory could not be read or is not what its name says.
-    #[error("cannot read {path}: {reason}")]
-    Unreadable {
-        /// The path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// The path does not exist or cannot be read (or is not what its name says).
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// A WebDAV side failed.
     #[error(transparent)]
     WebDav(#[from] crate::webdav::WebDavError),
@@ -81,15 +72,21 @@ impl ListingError {
 
 fn io_error(path: &Path, e: std::io::Error) -> ListingError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        ListingError::NotFound {
+        InputError::NotFound {
             path: path.display().to_string(),
         }
+        .into()
     } else {
-        ListingError::Unreadable {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }
+        unreadable(&path.display().to_string(), e)
     }
+}
+
+fn unreadable(path: &str, reason: impl std::fmt::Display) -> ListingError {
+    InputError::Unreadable {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    }
+    .into()
 }
 
 /// Reads a local side (text, directory or archive). WebDAV sides go through [`read_webdav`].
@@ -98,10 +95,10 @@ pub fn read_local(source: &Source) -> Result<Listing, ListingError> {
         Source::Text(p) => text::read_text(p),
         Source::Dir(p) => local::read_dir(p),
         Source::Archive(p) => archive::read_archive(p),
-        Source::WebDav(url) => Err(ListingError::Unreadable {
-            path: url.clone(),
-            reason: "a WebDAV side must be read with read_webdav".into(),
-        }),
+        Source::WebDav(url) => Err(unreadable(
+            url,
+            "a WebDAV side must be read with read_webdav",
+        )),
     }
 }
 

@@ -30,12 +30,12 @@ pub fn check_image_type(dt: &DataType, path: &Path, column: &str) -> Result<(), 
     if ok {
         Ok(())
     } else {
-        Err(InputError::WrongColumnType {
-            path: path.display().to_string(),
-            column: column.to_string(),
-            found: dt.to_string(),
-            expected: "binary image bytes or a {bytes, path} struct".into(),
-        })
+        Err(crate::split::wrong_type(
+            path,
+            column,
+            dt,
+            "binary image bytes or a {bytes, path} struct",
+        ))
     }
 }
 

@@ -162,15 +162,10 @@ pub fn reconstruct(req: &ReconstructRequest) -> Result<ReconstructReport, Recons
         path,
         &req.image_col,
     )?;
-    let label_type = builder.schema().field(label_idx).data_type().clone();
-    if !crate::split::is_class_type(&label_type) {
-        return Err(InputError::WrongColumnType {
-            path: path.display().to_string(),
-            column: req.label_col.clone(),
-            found: label_type.to_string(),
-            expected: "a string, integer or boolean label".into(),
-        }
-        .into());
+    let label_type = builder.schema().field(label_idx).data_type();
+    if !crate::split::is_class_type(label_type) {
+        let expected = "a string, integer or boolean label";
+        return Err(crate::split::wrong_type(path, &req.label_col, label_type, expected).into());
     }
     let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
     if rows == 0 {

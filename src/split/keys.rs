@@ -20,17 +20,27 @@ pub fn is_class_type(dt: &DataType) -> bool {
     ) || dt.is_integer()
 }
 
+/// The `WrongColumnType` error for `column` of `path`, found `dt`, `expected` something else.
+pub fn wrong_type(path: &Path, column: &str, dt: &DataType, expected: &str) -> InputError {
+    InputError::WrongColumnType {
+        path: path.display().to_string(),
+        column: column.to_string(),
+        found: dt.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
 /// A `WrongColumnType` error unless `dt` can name classes.
 pub fn check_class_type(dt: &DataType, path: &Path, column: &str) -> Result<(), InputError> {
     if is_class_type(dt) {
         Ok(())
     } else {
-        Err(InputError::WrongColumnType {
-            path: path.display().to_string(),
-            column: column.to_string(),
-            found: dt.to_string(),
-            expected: "a string, integer or boolean class".into(),
-        })
+        Err(wrong_type(
+            path,
+            column,
+            dt,
+            "a string, integer or boolean class",
+        ))
     }
 }
 

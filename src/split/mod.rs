@@ -11,14 +11,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::input::InputError;
 use crate::model::split_plan::{ClassWeight, SplitPlan, plan_lpt};
 
-pub use keys::class_keys;
+pub use keys::{check_class_type, class_keys, is_class_type, wrong_type};
 
 /// Rows per record batch in both passes.
 const BATCH_ROWS: usize = 16_384;
@@ -171,13 +170,9 @@ pub fn weigh_classes(req: &SplitRequest) -> Result<(Vec<ClassWeight>, u64, u64),
             let idx = column_index(&builder, path, size_col)?;
             let dt = builder.schema().field(idx).data_type().clone();
             if !dt.is_integer() {
-                return Err(InputError::WrongColumnType {
-                    path: path.display().to_string(),
-                    column: size_col.clone(),
-                    found: dt.to_string(),
-                    expected: "an integer size in bytes".into(),
-                }
-                .into());
+                return Err(
+                    keys::wrong_type(path, size_col, &dt, "an integer size in bytes").into(),
+                );
             }
             roots.push(idx);
             Some(size_col.clone())
@@ -267,9 +262,4 @@ pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> SplitError {
         path: path.display().to_string(),
         reason: e.to_string(),
     }
-}
-
-/// True when `dt` can be used as a class column (strings, integers, booleans).
-pub fn is_class_type(dt: &DataType) -> bool {
-    keys::is_class_type(dt)
 }
