@@ -9,6 +9,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
 # single-host Slurm for the `ldawt slurm` job test (auth/none: no munge daemon needed)
 command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurmd slurm-client)
+command -v tc >/dev/null 2>&1 || need+=(iproute2)
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

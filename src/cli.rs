@@ -37,7 +37,7 @@ pub struct GlobalOpts {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a swarm node: `--seed DATA` manages a dataset, `--join ADDR` (or mDNS) helps.
-    Node(commands::node::NodeArgs),
+    Node(Box<commands::node::NodeArgs>),
     /// List the peers and dataset progress known to a local node.
     Peers(commands::peers::PeersArgs),
     /// Split a parquet into N balanced groups, keeping each class inside one group.
@@ -59,4 +59,7 @@ pub enum Command {
     /// Serve deterministic test images over HTTP (used by tests and benchmarks).
     #[command(hide = true)]
     FixtureServer(commands::fixture_server::FixtureServerArgs),
+    /// Measure the archive transfer protocol between two nodes (used by benchmarks).
+    #[command(hide = true)]
+    TransferBench(commands::transfer_bench::TransferBenchArgs),
 }

@@ -8,24 +8,35 @@
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers).
 //! - `protocol`: versioned wire and control-endpoint types.
+//! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
+pub mod coordinator;
 pub mod engine;
 pub mod exit;
+pub mod fetch;
+pub mod fixture;
 pub mod input;
 pub mod listing;
 pub mod model;
 pub mod monitor;
 pub mod net;
+pub mod node;
 pub mod peers_view;
 pub mod protocol;
 pub mod reconstruct;
+pub mod report;
+pub mod results;
+pub mod seed;
 pub mod slurm;
 pub mod split;
 pub mod status_client;
 pub mod status_server;
+pub mod store;
 pub mod telemetry;
 pub mod webdav;
+pub mod worker;

@@ -4,6 +4,10 @@
 
 #[path = "net/harness.rs"]
 mod harness;
+#[path = "net/mdns.rs"]
+mod mdns;
+#[path = "common/netns.rs"]
+mod netns;
 #[path = "net/peers_cli.rs"]
 mod peers_cli;
 #[path = "net/transfer.rs"]

@@ -1,16 +1,303 @@
-//! `ldawt download`: command-line glue (not built yet).
+//! `ldawt download`: command-line glue for the acquisition engine. Resolves options (flags >
+//! `--config` file > defaults; LDAWT's flag names are accepted as aliases), validates the input
+//! before anything is written (bad input → exit 2, no output), runs the engine with a progress
+//! display, turns SIGINT/SIGTERM into a clean interruption (exit 130, resumable), prints the
+//! summary and exits 0 (all ok) or 1 (some rows failed).
 
+mod config;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::GlobalOpts;
+use crate::engine::{self, Compression, EngineConfig, EngineError, ShardCounters, ShardJob};
+use crate::exit::{self, UsageError};
+use crate::report::{Progress, write_summary};
 
-/// Arguments of `ldawt download`.
+/// Archive compression on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// A plain tar (images are already compressed).
+    None,
+    /// gzip (fast level 1 unless `--level`).
+    Gzip,
+}
+
+/// Arguments of `ldawt download` (boxed: the option set is large).
 #[derive(Debug, Args)]
-pub struct DownloadArgs {}
+pub struct DownloadArgs {
+    /// The options.
+    #[command(flatten)]
+    pub options: Box<DownloadOptions>,
+}
+
+/// The options of `ldawt download`.
+#[derive(Debug, Args)]
+pub struct DownloadOptions {
+    /// Input URL list (.parquet or .csv). LDAWT: `--input_path`.
+    #[arg(long, visible_alias = "input_path")]
+    pub input: Option<PathBuf>,
+    /// Output archive: `.tar` (plain) or `.tar.gz`/`.tgz` (gzip). The results
+    /// (`<stem>.results.parquet`) and overview (`<stem>.overview.json`) go next to it.
+    /// LDAWT: `--output_tar`.
+    #[arg(long, visible_alias = "output_tar")]
+    pub output: Option<PathBuf>,
+    /// URL column [default: photo_url]. LDAWT: `--url`, `--url_name`.
+    #[arg(long = "url-col", visible_aliases = ["url", "url_name"])]
+    pub url_col: Option<String>,
+    /// Class column (one folder per class) [default: taxon_name]. LDAWT: `--label`, `--class_name`.
+    #[arg(long = "class-col", visible_aliases = ["label", "class_name"])]
+    pub class_col: Option<String>,
+    /// Do not use a class column (members go to `<stem>/unlabeled/`).
+    #[arg(long, conflicts_with = "class_col")]
+    pub no_class: bool,
+    /// An LDAWT JSON config file (`input`, `output`, `url`, `label`, `concurrent_downloads`,
+    /// `timeout`, `max_file_size`, `max_retry_attempts`, …). Flags given on the command line win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Requests in flight across all hosts [default: 128]. LDAWT: `--concurrent_downloads`.
+    #[arg(long, visible_alias = "concurrent_downloads")]
+    pub concurrency: Option<usize>,
+    /// Requests in flight per host; lowered automatically while a host answers 429/503
+    /// [default: the concurrency].
+    #[arg(long)]
+    pub per_host: Option<usize>,
+    /// Largest file accepted, in bytes, enforced while streaming [default: 524288000].
+    /// LDAWT: `--max_file_size`.
+    #[arg(long, visible_alias = "max_file_size")]
+    pub max_file_size: Option<u64>,
+    /// Time allowed for one attempt, end to end, in seconds [default: 120].
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Time allowed to connect, in seconds [default: 10].
+    #[arg(long)]
+    pub connect_timeout: Option<f64>,
+    /// Time allowed until the response headers, in seconds [default: 30].
+    #[arg(long)]
+    pub first_byte_timeout: Option<f64>,
+    /// Longest pause allowed between two body chunks, in seconds [default: 30].
+    #[arg(long)]
+    pub idle_timeout: Option<f64>,
+    /// Attempts per row for retryable failures (timeouts, resets, 5xx, 429) [default: 4].
+    #[arg(long, visible_alias = "max_retry_attempts")]
+    pub max_attempts: Option<u32>,
+    /// Archive compression [default: from the output name].
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// gzip level 0–9 [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: Option<u32>,
+    /// Continue an interrupted run: rows recorded as ok are kept (copied from the previous
+    /// archive), the rest is downloaded.
+    #[arg(long)]
+    pub resume: bool,
+    /// Accepted Content-Type patterns (repeatable) [default: image/*].
+    #[arg(long = "accept-type")]
+    pub accept_type: Vec<String>,
+    /// User-Agent header.
+    #[arg(long)]
+    pub user_agent: Option<String>,
+}
+
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            UsageError::new(format!("{flag} must be a positive number of seconds")).into()
+        })
+}
+
+/// The run's settings after merging flags, config file and defaults.
+struct Resolved {
+    input: PathBuf,
+    output: PathBuf,
+    url_col: String,
+    class_col: Option<String>,
+    resume: bool,
+    engine: EngineConfig,
+}
+
+fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
+    let file = match &args.config {
+        Some(path) => config::load(path).map_err(UsageError::new)?,
+        None => config::LdawtConfig::default(),
+    };
+    let input = args
+        .input
+        .or(file.input)
+        .ok_or_else(|| UsageError::new("--input is required (or `input` in --config)"))?;
+    let output = args
+        .output
+        .or(file.output)
+        .ok_or_else(|| UsageError::new("--output is required (or `output` in --config)"))?;
+    let mut engine = EngineConfig::default();
+    if let Some(c) = args.concurrency.or(file.concurrent_downloads) {
+        if c == 0 {
+            return Err(UsageError::new("--concurrency must be at least 1").into());
+        }
+        engine.concurrency = c;
+    }
+    engine.per_host = args
+        .per_host
+        .or(file.per_host)
+        .unwrap_or(engine.concurrency)
+        .max(1);
+    if let Some(m) = args.max_file_size.or(file.max_file_size) {
+        engine.max_file_size = m;
+    }
+    if let Some(t) = args.timeout.or(file.timeout) {
+        engine.total_timeout = seconds("--timeout", t)?;
+        engine.first_byte_timeout = engine.first_byte_timeout.min(engine.total_timeout);
+        engine.idle_timeout = engine.idle_timeout.min(engine.total_timeout);
+    }
+    if let Some(t) = args.connect_timeout {
+        engine.connect_timeout = seconds("--connect-timeout", t)?;
+    }
+    if let Some(t) = args.first_byte_timeout {
+        engine.first_byte_timeout = seconds("--first-byte-timeout", t)?;
+    }
+    if let Some(t) = args.idle_timeout {
+        engine.idle_timeout = seconds("--idle-timeout", t)?;
+    }
+    if let Some(a) = args.max_attempts.or(file.max_retry_attempts) {
+        engine.max_attempts = a.max(1);
+    }
+    if !args.accept_type.is_empty() {
+        engine.accept_types = args.accept_type;
+    }
+    if let Some(ua) = args.user_agent {
+        engine.user_agent = ua;
+    }
+    let level = args.level.unwrap_or(1);
+    engine.compression = match args.compression {
+        Some(CompressionArg::None) => Some(Compression::None),
+        Some(CompressionArg::Gzip) => Some(Compression::Gzip { level }),
+        None if args.level.is_some() => Some(Compression::Gzip { level }),
+        None => None,
+    };
+    let class_col = if args.no_class {
+        None
+    } else {
+        Some(
+            args.class_col
+                .or(file.label)
+                .unwrap_or_else(|| "taxon_name".into()),
+        )
+    };
+    Ok(Resolved {
+        input,
+        output,
+        url_col: args
+            .url_col
+            .or(file.url)
+            .unwrap_or_else(|| "photo_url".into()),
+        class_col,
+        resume: args.resume || file.resume.unwrap_or(false),
+        engine,
+    })
+}
+
+/// Cancels `token` on the first SIGINT/SIGTERM; a second signal exits at once.
+fn watch_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        for round in 0..2 {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if round == 0 {
+                eprintln!(
+                    "interrupted: finishing in-flight rows, then writing a resumable archive (signal again to quit now)"
+                );
+                token.cancel();
+            } else {
+                std::process::exit(i32::from(exit::INTERRUPTED));
+            }
+        }
+    });
+}
+
+/// Adds the command-level inputs to the overview the engine wrote.
+fn annotate_overview(report_archive: &std::path::Path, r: &Resolved) -> anyhow::Result<()> {
+    let path = engine::overview_path(report_archive);
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: serde_json::Value = serde_json::from_slice(&text)?;
+    if let Some(inputs) = doc.get_mut("script_inputs").and_then(|v| v.as_object_mut()) {
+        inputs.insert("input_file".into(), r.input.display().to_string().into());
+        inputs.insert("url_column".into(), r.url_col.clone().into());
+        inputs.insert("label_column".into(), r.class_col.clone().into());
+    }
+    crate::results::overview::write_overview(&path, &doc)
+        .with_context(|| format!("writing {}", path.display()))
+}
 
 /// Runs `ldawt download`.
-pub async fn run(_args: DownloadArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    super::not_built("download")
+pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let resolved = resolve(*args.options)?;
+    if resolved.output.is_dir() {
+        return Err(UsageError::new(format!(
+            "--output {} is a directory; give an archive path such as out/shard.tar.gz",
+            resolved.output.display()
+        ))
+        .into());
+    }
+    if let Some(parent) = resolved
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            UsageError::new(format!(
+                "cannot create the output folder {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    let (input, url_col, class_col) = (
+        resolved.input.clone(),
+        resolved.url_col.clone(),
+        resolved.class_col.clone(),
+    );
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::input::open(&input, &url_col, class_col.as_deref())
+    })
+    .await??;
+    let counters = ShardCounters::new();
+    let cancel = CancellationToken::new();
+    watch_signals(cancel.clone());
+    let progress = Progress::start(counters.clone(), global.no_progress);
+    let job = ShardJob {
+        rows,
+        archive_path: resolved.output.clone(),
+        resume: resolved.resume,
+    };
+    let outcome = engine::run_shard(job, &resolved.engine, counters, cancel).await;
+    progress.finish().await;
+    let report = match outcome {
+        Ok(r) => r,
+        Err(EngineError::Input(e)) => return Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    annotate_overview(&report.archive_path, &resolved)?;
+    write_summary(&mut std::io::stdout().lock(), &report).context("writing the summary")?;
+    Ok(ExitCode::from(if report.interrupted {
+        exit::INTERRUPTED
+    } else if report.failed > 0 {
+        exit::PARTIAL
+    } else {
+        exit::OK
+    }))
 }

@@ -16,13 +16,14 @@ pub mod reconstruct;
 pub mod size;
 pub mod slurm;
 pub mod split;
+pub mod transfer_bench;
 pub mod upload;
 
 /// Runs the subcommand chosen on the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
-        Command::Node(args) => node::run(args, &global).await,
+        Command::Node(args) => node::run(*args, &global).await,
         Command::Peers(args) => peers::run(args, &global).await,
         Command::Split(args) => split::run(args, &global).await,
         Command::Size(args) => size::run(args, &global).await,
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Slurm(args) => slurm::run(args, &global).await,
         Command::Upload(args) => upload::run(args, &global).await,
         Command::FixtureServer(args) => fixture_server::run(args, &global).await,
+        Command::TransferBench(args) => transfer_bench::run(args, &global).await,
     }
 }
 

@@ -1,7 +1,14 @@
 //! The acquisition engine's public contract: turn one shard of `UrlRow`s into one archive
 //! organised by class, a per-row results file and an overview JSON. `ldawt download` runs it on
 //! a local file; a swarm worker runs it on a leased shard. The implementation lives in the
-//! submodules; this file holds the types every caller relies on.
+//! submodules (`run`: the pipeline, `row`: one row's retries, `writer`: the archive/results
+//! thread, `resume`: carrying a previous run over); this file holds the types every caller
+//! relies on.
+
+mod resume;
+mod row;
+mod run;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -225,9 +232,12 @@ pub enum EngineError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Placeholder until the engine lands.
-    #[error("the download engine is not built yet")]
-    NotBuilt,
+    /// The results file could not be read or written.
+    #[error(transparent)]
+    Results(#[from] crate::results::ResultsError),
+    /// The HTTP client or the runtime failed (not a per-row failure).
+    #[error("{0}")]
+    Http(String),
 }
 
 /// Runs one shard to completion (or until `cancel` fires, in which case the archive and the
@@ -238,8 +248,7 @@ pub async fn run_shard(
     counters: Arc<ShardCounters>,
     cancel: CancellationToken,
 ) -> Result<ShardReport, EngineError> {
-    let _ = (job, cfg, counters, cancel);
-    Err(EngineError::NotBuilt)
+    run::run(job, cfg, counters, cancel).await
 }
 
 #[cfg(test)]

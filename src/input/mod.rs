@@ -2,7 +2,93 @@
 //! trait, and `InputError`. Readers for parquet and CSV files live in submodules; they stream by
 //! row group / record chunk so a 10M-row file is never held in memory whole.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
+
+pub mod csv;
+pub mod parquet;
+
+/// Rows per batch handed out by the file readers.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Opens a `.parquet` or `.csv` URL list, validating its columns before any row is read.
+/// `class_col` is optional (no class folders then).
+pub fn open(
+    path: &Path,
+    url_col: &str,
+    class_col: Option<&str>,
+) -> Result<Box<dyn RowBatches>, InputError> {
+    let shown = path.display().to_string();
+    if !path.exists() {
+        return Err(InputError::NotFound { path: shown });
+    }
+    if path.is_dir() {
+        return Err(InputError::Unreadable {
+            path: shown,
+            reason: "is a directory, expected a .parquet or .csv file".to_string(),
+        });
+    }
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "parquet" | "pq" => Ok(Box::new(parquet::open(
+            path, url_col, class_col, BATCH_ROWS,
+        )?)),
+        "csv" => Ok(Box::new(csv::open(path, url_col, class_col, BATCH_ROWS)?)),
+        _ => Err(InputError::UnsupportedFormat { path: shown }),
+    }
+}
+
+/// The input files named by `path`: the file itself, or every `.parquet`/`.csv` file directly
+/// inside a directory, sorted by name.
+pub fn list_inputs(path: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let shown = path.display().to_string();
+    if !path.exists() {
+        return Err(InputError::NotFound { path: shown });
+    }
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| InputError::Unreadable {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| {
+                    matches!(
+                        e.to_string_lossy().to_ascii_lowercase().as_str(),
+                        "parquet" | "pq" | "csv"
+                    )
+                })
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(InputError::Empty { path: shown });
+    }
+    Ok(files)
+}
+
+/// Maps a failed `File::open` to `NotFound` or `Unreadable`.
+pub(crate) fn open_error(path: &str, err: std::io::Error) -> InputError {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        InputError::NotFound {
+            path: path.to_string(),
+        }
+    } else {
+        InputError::Unreadable {
+            path: path.to_string(),
+            reason: err.to_string(),
+        }
+    }
+}
 
 /// One input row: its 0-based index in the source file (stable across reruns, used as the key of
 /// every result), its URL and its class label. Missing or null values are `None`, never dropped.

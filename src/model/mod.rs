@@ -2,6 +2,13 @@
 //! module performs I/O or reads a clock — time is always an argument (`now: UnixMillis`) — so
 //! all of it is unit- and property-tested without sockets, files or sleeps.
 
+pub mod bid;
+pub mod content;
+pub mod host_pace;
 pub mod ids;
+pub mod lease;
+pub mod naming;
+pub mod retry;
+pub mod shard;
 pub mod split_plan;
 pub mod time;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, PublishError};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{ConnectionId, DialError, SwarmEvent};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
 use libp2p_stream::IncomingStreams;
 use tokio::sync::{mpsc, oneshot};
@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
-use super::backoff::Backoff;
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::bootstrap::Bootstrap;
 use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning, control, transfer};
 use crate::protocol::swarm::{GOSSIP_TOPIC, Gossip, MAX_GOSSIP_BYTES, decode};
@@ -49,22 +49,12 @@ pub(crate) struct Parts {
     pub(crate) counters: Arc<NetCounters>,
 }
 
-/// One `--join` address and its redial state.
-struct BootstrapPeer {
-    addr: Multiaddr,
-    /// Known from `/p2p/…` in the address, or learnt on the first connection.
-    peer: Option<PeerId>,
-    dialing: Option<ConnectionId>,
-    connected: bool,
-    backoff: Backoff,
-}
-
 /// Owns the swarm; spawn [`EventLoop::run`] on the runtime.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
-    bootstrap: Vec<BootstrapPeer>,
+    bootstrap: Bootstrap,
     incoming: Option<(IncomingStreams, IncomingStreams)>,
     tuning: Arc<NetTuning>,
     counters: Arc<NetCounters>,
@@ -75,8 +65,8 @@ pub struct EventLoop {
     connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
 }
 
-/// The peer id named by a `/p2p/…` component, if any.
-pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+/// The peer id named by an address's `/p2p/…` component, if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
         Protocol::P2p(id) => Some(id),
         _ => None,
@@ -85,18 +75,12 @@ pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 
 impl EventLoop {
     pub(crate) fn new(parts: Parts) -> Self {
-        let now = Instant::now();
-        let bootstrap = parts
-            .bootstrap
-            .into_iter()
-            .map(|addr| BootstrapPeer {
-                peer: peer_of(&addr),
-                addr,
-                dialing: None,
-                connected: false,
-                backoff: Backoff::new(parts.tuning.redial_initial, parts.tuning.redial_max, now),
-            })
-            .collect();
+        let bootstrap = Bootstrap::new(
+            parts.bootstrap,
+            parts.tuning.redial_initial,
+            parts.tuning.redial_max,
+            Instant::now(),
+        );
         Self {
             swarm: parts.swarm,
             commands: parts.commands,
@@ -180,43 +164,28 @@ impl EventLoop {
                 let _ = reply.send(addrs.clone());
             }
         }
-        for i in 0..self.bootstrap.len() {
-            let entry = &self.bootstrap[i];
-            if entry.connected || entry.dialing.is_some() || !entry.backoff.is_due(now) {
+        for (i, addr, peer) in self.bootstrap.due(now) {
+            if peer.is_some_and(|p| self.swarm.is_connected(&p)) {
+                self.bootstrap.on_already_connected(i);
                 continue;
             }
-            if let Some(peer) = entry.peer
-                && self.swarm.is_connected(&peer)
-            {
-                self.bootstrap[i].connected = true;
-                self.bootstrap[i].backoff.on_connected();
-                continue;
-            }
-            let opts = match entry.peer {
+            let opts = match peer {
                 Some(peer) => DialOpts::peer_id(peer)
-                    .addresses(vec![entry.addr.clone()])
+                    .addresses(vec![addr.clone()])
                     .condition(PeerCondition::DisconnectedAndNotDialing)
                     .build(),
-                None => DialOpts::unknown_peer_id()
-                    .address(entry.addr.clone())
-                    .build(),
+                None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
             };
             let id = opts.connection_id();
-            let addr = entry.addr.clone();
             match self.swarm.dial(opts) {
                 Ok(()) => {
                     debug!(%addr, "dialing bootstrap peer");
-                    self.bootstrap[i].dialing = Some(id);
-                    self.bootstrap[i].backoff.on_attempt();
-                }
-                Err(DialError::DialPeerConditionFalse(_)) => {
-                    // Already connected or being dialed by someone else (mDNS, a Client):
-                    // the connection events will tell.
-                    self.bootstrap[i].backoff.on_failure(now, fastrand::f64());
+                    self.bootstrap.on_dial_started(i, id);
                 }
                 Err(e) => {
-                    let wait = self.bootstrap[i].backoff.on_failure(now, fastrand::f64());
-                    warn!(%addr, error = %e, "cannot dial bootstrap peer; retrying in {wait:?}");
+                    // DialPeerConditionFalse: someone else is dialing it; look again later.
+                    let wait = self.bootstrap.on_dial_not_started(i, now, fastrand::f64());
+                    debug!(%addr, error = %e, "bootstrap dial not started; next try in {wait:?}");
                 }
             }
         }
@@ -325,14 +294,7 @@ impl EventLoop {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
-                for entry in &mut self.bootstrap {
-                    if entry.dialing == Some(connection_id) || entry.peer == Some(peer_id) {
-                        entry.peer = Some(peer_id);
-                        entry.dialing = None;
-                        entry.connected = true;
-                        entry.backoff.on_connected();
-                    }
-                }
+                self.bootstrap.on_established(connection_id, peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -353,12 +315,8 @@ impl EventLoop {
                         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
                     self.emit(Event::PeerDisconnected { peer: peer_id });
-                    for entry in &mut self.bootstrap {
-                        if entry.peer == Some(peer_id) && entry.connected {
-                            info!(addr = %entry.addr, "bootstrap peer lost; will redial");
-                            entry.connected = false;
-                            entry.backoff.on_disconnected(now);
-                        }
+                    for addr in self.bootstrap.on_all_closed(peer_id, now) {
+                        info!(%addr, "bootstrap peer lost; will redial");
                     }
                 }
             }
@@ -370,12 +328,11 @@ impl EventLoop {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Dial(error.to_string())));
                 }
-                for entry in &mut self.bootstrap {
-                    if entry.dialing == Some(connection_id) {
-                        entry.dialing = None;
-                        let wait = entry.backoff.on_failure(now, fastrand::f64());
-                        warn!(addr = %entry.addr, %error, "bootstrap dial failed; retrying in {wait:?}");
-                    }
+                if let Some((addr, wait)) =
+                    self.bootstrap
+                        .on_dial_failed(connection_id, now, fastrand::f64())
+                {
+                    warn!(%addr, %error, "bootstrap dial failed; retrying in {wait:?}");
                 }
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }

@@ -9,6 +9,7 @@
 
 mod backoff;
 mod behaviour;
+mod bootstrap;
 mod client;
 mod control;
 mod error;
@@ -17,16 +18,18 @@ mod framing;
 mod metrics;
 mod transfer;
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use tokio::sync::{mpsc, oneshot};
 
 pub use client::Client;
 pub use error::NetError;
-pub use event_loop::EventLoop;
+pub use event_loop::{EventLoop, peer_of};
 pub use metrics::NetMetrics;
 
 use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, TransferHeader};
@@ -56,9 +59,9 @@ impl NetConfig {
         Self {
             keypair,
             listen: vec![
-                format!("/ip4/0.0.0.0/tcp/{DEFAULT_PORT}")
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
+                Multiaddr::empty()
+                    .with(Protocol::Ip4(Ipv4Addr::UNSPECIFIED))
+                    .with(Protocol::Tcp(DEFAULT_PORT)),
             ],
             bootstrap: Vec::new(),
             mdns: true,

@@ -1,0 +1,240 @@
+//! The shard archive: a tar (plain or gzip) written by one thread to `<archive>.part` through a
+//! large buffer, hashed as it is written, then fsynced and renamed into place. Members are
+//! `<top>/<class folder>/<name>.<ext>` with directory entries for `<top>/` and each folder, and
+//! fixed metadata (mode 0644, uid/gid 0, the run's start time) so runs are reproducible.
+//! [`copy`] carries members of a previous archive over for `--resume`.
+
+pub mod copy;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+use crate::engine::Compression;
+
+/// Buffer between the tar builder and the file: few, large writes.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// `out/x.tar.gz` → `out/x.tar.gz.part`.
+pub fn part_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".part");
+    path.with_file_name(name)
+}
+
+/// Chooses the compression from the output name: `.tar` → none, anything else (`.tar.gz`,
+/// `.tgz`) → gzip at the fast level 1.
+pub fn compression_for(path: &Path) -> Compression {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".tar") {
+        Compression::None
+    } else {
+        Compression::Gzip { level: 1 }
+    }
+}
+
+/// A file writer that hashes everything written through it.
+struct HashingFile {
+    file: File,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The byte sink under the tar builder.
+enum Sink {
+    Plain(BufWriter<HashingFile>),
+    Gzip(Box<GzEncoder<BufWriter<HashingFile>>>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.write_all(buf),
+            Self::Gzip(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Gzip(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    fn into_file(self) -> io::Result<HashingFile> {
+        let buffered = match self {
+            Self::Plain(w) => w,
+            Self::Gzip(w) => w.finish()?,
+        };
+        buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+}
+
+/// What a finished archive is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its hex sha256.
+    pub sha256: String,
+}
+
+/// Writes one archive (blocking; owned by the writer thread).
+pub struct ArchiveWriter {
+    builder: tar::Builder<Sink>,
+    part: PathBuf,
+    path: PathBuf,
+    top: String,
+    dirs: HashSet<String>,
+    mtime: u64,
+}
+
+impl ArchiveWriter {
+    /// Creates `<path>.part`. `top` is the archive's top folder; `mtime` stamps every member.
+    pub fn create(
+        path: &Path,
+        top: &str,
+        compression: Compression,
+        mtime: u64,
+    ) -> io::Result<Self> {
+        let part = part_path(path);
+        let file = File::create(&part)?;
+        let hashing = HashingFile {
+            file,
+            hasher: Sha256::new(),
+            written: 0,
+        };
+        let buffered = BufWriter::with_capacity(WRITE_BUFFER, hashing);
+        let sink = match compression {
+            Compression::None => Sink::Plain(buffered),
+            Compression::Gzip { level } => {
+                let level = flate2::Compression::new(level.min(9));
+                Sink::Gzip(Box::new(GzEncoder::new(buffered, level)))
+            }
+        };
+        let mut builder = tar::Builder::new(sink);
+        builder.mode(tar::HeaderMode::Deterministic);
+        Ok(Self {
+            builder,
+            part,
+            path: path.to_path_buf(),
+            top: top.to_string(),
+            dirs: HashSet::new(),
+            mtime,
+        })
+    }
+
+    /// The archive's top folder.
+    pub fn top(&self) -> &str {
+        &self.top
+    }
+
+    fn header(&self, kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_mtime(self.mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    /// Adds the directory entry `dir/` once.
+    pub fn ensure_dir(&mut self, dir: &str) -> io::Result<()> {
+        if self.dirs.contains(dir) {
+            return Ok(());
+        }
+        if let Some((parent, _)) = dir.rsplit_once('/') {
+            let parent = parent.to_string();
+            self.ensure_dir(&parent)?;
+        }
+        let mut h = self.header(tar::EntryType::Directory, 0, 0o755);
+        self.builder
+            .append_data(&mut h, format!("{dir}/"), io::empty())?;
+        self.dirs.insert(dir.to_string());
+        Ok(())
+    }
+
+    /// Appends a regular file `member` (a full path starting with the top folder) of `size`
+    /// bytes read from `data`, creating its parent directory entries first.
+    pub fn append(&mut self, member: &str, size: u64, data: impl Read) -> io::Result<()> {
+        if let Some((dir, _)) = member.rsplit_once('/') {
+            let dir = dir.to_string();
+            self.ensure_dir(&dir)?;
+        }
+        let mut h = self.header(tar::EntryType::Regular, size, 0o644);
+        self.builder.append_data(&mut h, member, data)
+    }
+
+    /// Writes the end-of-archive blocks, fsyncs and renames `.part` into place.
+    pub fn finish(self) -> io::Result<ArchiveSummary> {
+        let sink = self.builder.into_inner()?;
+        let hashing = sink.into_file()?;
+        hashing.file.sync_all()?;
+        let summary = ArchiveSummary {
+            size: hashing.written,
+            sha256: hex::encode(hashing.hasher.finalize()),
+        };
+        drop(hashing.file);
+        std::fs::rename(&self.part, &self.path)?;
+        Ok(summary)
+    }
+
+    /// Drops the partial archive.
+    pub fn abort(self) {
+        let part = self.part.clone();
+        drop(self);
+        let _ = std::fs::remove_file(part);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_follows_the_name() {
+        assert_eq!(compression_for(Path::new("a/x.tar")), Compression::None);
+        assert_eq!(
+            compression_for(Path::new("a/x.tar.gz")),
+            Compression::Gzip { level: 1 }
+        );
+        assert_eq!(
+            compression_for(Path::new("a/x.TGZ")),
+            Compression::Gzip { level: 1 }
+        );
+        assert_eq!(part_path(Path::new("a/x.tar")), Path::new("a/x.tar.part"));
+    }
+}

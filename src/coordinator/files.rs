@@ -1,0 +1,184 @@
+//! Archive and results files arriving at the seeder. A transfer writes
+//! `<out>/.incoming/<dataset>/<shard>.e<epoch>.<kind>.part`; once net has verified size and
+//! sha256 it is renamed to the same name without `.part` (staged). A `Complete` with that epoch
+//! then moves both staged files into `--out` under their final names and marks the shard done.
+//! Staging per epoch keeps a late copy's files from ever mixing with the winner's.
+
+use std::path::{Path, PathBuf};
+
+use super::Coordinator;
+use crate::engine::results_path;
+use crate::model::ids::{DatasetId, ShardId};
+use crate::model::time::UnixMillis;
+use crate::protocol::swarm::{FileKind, TransferHeader};
+
+/// The seeder's answer to an incoming transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileDecision {
+    /// Write (or resume) the bytes at this path.
+    Accept {
+        /// The `.part` file.
+        part_path: PathBuf,
+    },
+    /// Refuse the transfer.
+    Reject {
+        /// Why.
+        reason: String,
+    },
+}
+
+fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
+    out.join(".incoming").join(dataset.to_hex())
+}
+
+fn kind_name(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Archive => "archive",
+        FileKind::Results => "results",
+    }
+}
+
+fn staged_path(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+    kind: FileKind,
+) -> PathBuf {
+    incoming_dir(out, dataset).join(format!("{:05}.e{epoch}.{}", shard.0, kind_name(kind)))
+}
+
+fn part_path(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+    kind: FileKind,
+) -> PathBuf {
+    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
+    p.push(".part");
+    PathBuf::from(p)
+}
+
+impl Coordinator {
+    fn check_header(&self, peer: &str, h: &TransferHeader, now: UnixMillis) -> Result<(), String> {
+        let d = self
+            .datasets
+            .get(&h.dataset)
+            .ok_or_else(|| format!("unknown dataset {}", h.dataset))?;
+        d.book
+            .check(h.shard, h.epoch, peer, now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Where an incoming transfer should be written, or why it is refused (stale epoch…).
+    pub fn decide_file(
+        &self,
+        peer: &str,
+        header: &TransferHeader,
+        now: UnixMillis,
+    ) -> FileDecision {
+        if let Err(reason) = self.check_header(peer, header, now) {
+            return FileDecision::Reject { reason };
+        }
+        let dir = incoming_dir(&self.cfg.out, header.dataset);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return FileDecision::Reject {
+                reason: format!("seeder cannot create {}: {e}", dir.display()),
+            };
+        }
+        FileDecision::Accept {
+            part_path: part_path(
+                &self.cfg.out,
+                header.dataset,
+                header.shard,
+                header.epoch,
+                header.kind,
+            ),
+        }
+    }
+
+    /// A transfer finished and net verified its size and sha256: stage it if the lease is still
+    /// live.
+    pub fn file_received(
+        &self,
+        peer: &str,
+        header: &TransferHeader,
+        part: &Path,
+        now: UnixMillis,
+    ) -> Result<(), String> {
+        if let Err(reason) = self.check_header(peer, header, now) {
+            let _ = std::fs::remove_file(part);
+            return Err(reason);
+        }
+        let staged = staged_path(
+            &self.cfg.out,
+            header.dataset,
+            header.shard,
+            header.epoch,
+            header.kind,
+        );
+        std::fs::rename(part, &staged)
+            .map_err(|e| format!("seeder cannot stage {}: {e}", staged.display()))
+    }
+
+    /// The in-process worker's file: moved (or copied across filesystems) straight into the
+    /// staging area, no network hop.
+    pub fn accept_local_file(
+        &self,
+        peer: &str,
+        header: &TransferHeader,
+        src: &Path,
+        now: UnixMillis,
+    ) -> Result<(), String> {
+        let part = match self.decide_file(peer, header, now) {
+            FileDecision::Accept { part_path } => part_path,
+            FileDecision::Reject { reason } => return Err(reason),
+        };
+        if std::fs::rename(src, &part).is_err() {
+            std::fs::copy(src, &part)
+                .map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), part.display()))?;
+        }
+        self.file_received(peer, header, &part, now)
+    }
+}
+
+/// Moves the staged archive and results of `(shard, epoch)` into `--out`.
+pub(super) fn promote(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+    archive_name: &str,
+) -> Result<(), String> {
+    let archive = staged_path(out, dataset, shard, epoch, FileKind::Archive);
+    let results = staged_path(out, dataset, shard, epoch, FileKind::Results);
+    for (p, what) in [(&archive, "archive"), (&results, "results file")] {
+        if !p.exists() {
+            return Err(format!(
+                "the {what} of {shard} epoch {epoch} has not been received"
+            ));
+        }
+    }
+    let final_archive = out.join(archive_name);
+    let final_results = results_path(&final_archive);
+    std::fs::rename(&results, &final_results)
+        .map_err(|e| format!("seeder cannot store {}: {e}", final_results.display()))?;
+    std::fs::rename(&archive, &final_archive)
+        .map_err(|e| format!("seeder cannot store {}: {e}", final_archive.display()))?;
+    Ok(())
+}
+
+/// Removes every staged or partial file of `shard` (losing copies, old epochs).
+pub(super) fn discard_staged(out: &Path, dataset: DatasetId, shard: ShardId) {
+    let prefix = format!("{:05}.e", shard.0);
+    let Ok(entries) = std::fs::read_dir(incoming_dir(out, dataset)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

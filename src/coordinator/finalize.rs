@@ -1,0 +1,335 @@
+//! The end of a dataset: `<out>/results.parquet` with one row per input row exactly once (URL,
+//! class, status, archive, member, error kind), built from the seeded shard rows and the
+//! shards' results files, plus `<out>/overview.json` merging every shard, and the report of
+//! failed shards. Rows of a shard that exhausted its retries are listed as failed with
+//! `error_kind = "shard_failed"`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Serialize;
+
+use super::{Coordinator, CoordinatorError, Dataset};
+use crate::engine::results_path;
+use crate::input::UrlRow;
+use crate::model::ids::ShardId;
+use crate::model::lease::ShardPhase;
+use crate::seed::read::cell;
+use crate::seed::{dataset_dir, rowfile, shard_path};
+
+/// A shard that exhausted its retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedShard {
+    /// The shard.
+    pub shard: u32,
+    /// Its archive name (never written).
+    pub archive: String,
+    /// Rows it holds.
+    pub rows: u64,
+    /// Leases lost.
+    pub failures: u32,
+    /// The last reason.
+    pub last_error: Option<String>,
+}
+
+/// The outcome of a finished dataset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FinalReport {
+    /// Dataset id (hex).
+    pub dataset_id: String,
+    /// Dataset name.
+    pub name: String,
+    /// Rows in the input.
+    pub rows_total: u64,
+    /// Rows stored.
+    pub ok: u64,
+    /// Rows failed (including those of failed shards).
+    pub failed: u64,
+    /// Rows skipped (null URL, interrupted).
+    pub skipped: u64,
+    /// Bytes stored (sum over done shards).
+    pub bytes: u64,
+    /// Shards in total.
+    pub shards_total: u32,
+    /// Shards done.
+    pub shards_done: u32,
+    /// Shards that exhausted their retries.
+    pub failed_shards: Vec<FailedShard>,
+    /// Failure kind → rows.
+    pub error_breakdown: BTreeMap<String, u64>,
+    /// Per shard: archive, status, rows, ok, failed, who did it.
+    pub shards: Vec<ShardSummary>,
+    /// `<out>/results.parquet`.
+    pub results_path: PathBuf,
+    /// Up to 20 failed rows (index, URL, error kind) for the report.
+    pub failed_rows_sample: Vec<(u64, Option<String>, Option<String>)>,
+}
+
+/// One shard in the overview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardSummary {
+    /// Shard number.
+    pub shard: u32,
+    /// Archive name.
+    pub archive: String,
+    /// `done` or `failed`.
+    pub state: String,
+    /// Rows.
+    pub rows: u64,
+    /// Rows stored.
+    pub ok: u64,
+    /// Rows failed.
+    pub failed: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Peer that completed it.
+    pub done_by: Option<String>,
+    /// Leases lost before it finished or failed.
+    pub failures: u32,
+}
+
+struct Outcome {
+    status: String,
+    member: Option<String>,
+    error_kind: Option<String>,
+}
+
+impl Coordinator {
+    /// Writes `results.parquet` and `overview.json` for every (finished) dataset into `--out`
+    /// and returns their reports.
+    pub async fn finalize(&self) -> Result<Vec<FinalReport>, CoordinatorError> {
+        let mut reports = Vec::new();
+        for d in self.datasets.values() {
+            let out = self.cfg.out.clone();
+            let dir = dataset_dir(&self.cfg.data_dir, d.seeded.id);
+            let plan = Plan::of(d);
+            let report = tokio::task::spawn_blocking(move || plan.write(&out, &dir))
+                .await
+                .map_err(|e| CoordinatorError::Io {
+                    path: "results.parquet".into(),
+                    source: std::io::Error::other(e),
+                })??;
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+}
+
+/// Everything the blocking writer needs, copied out of the coordinator.
+struct Plan {
+    id: String,
+    name: String,
+    rows_total: u64,
+    shards: Vec<ShardSummary>,
+    failed_shards: Vec<FailedShard>,
+}
+
+impl Plan {
+    fn of(d: &Dataset) -> Self {
+        let mut shards = Vec::new();
+        let mut failed_shards = Vec::new();
+        for (i, e) in d.book.shards().iter().enumerate() {
+            let rec = d.records.get(i);
+            let archive = d.seeded.archive_names.get(i).cloned().unwrap_or_default();
+            if e.phase == ShardPhase::Failed {
+                failed_shards.push(FailedShard {
+                    shard: i as u32,
+                    archive: archive.clone(),
+                    rows: e.rows,
+                    failures: e.failures,
+                    last_error: e.last_error.clone(),
+                });
+            }
+            shards.push(ShardSummary {
+                shard: i as u32,
+                archive,
+                state: match e.phase {
+                    ShardPhase::Done => "done",
+                    ShardPhase::Failed => "failed",
+                    ShardPhase::Leased => "leased",
+                    ShardPhase::Free => "free",
+                }
+                .into(),
+                rows: e.rows,
+                ok: rec.map(|r| r.ok).unwrap_or(0),
+                failed: rec.map(|r| r.failed).unwrap_or(0),
+                bytes: rec.map(|r| r.bytes).unwrap_or(0),
+                done_by: e.done_by.clone(),
+                failures: e.failures,
+            });
+        }
+        Self {
+            id: d.seeded.id.to_hex(),
+            name: d.seeded.name.clone(),
+            rows_total: d.seeded.rows_total,
+            shards,
+            failed_shards,
+        }
+    }
+
+    fn write(self, out: &Path, dir: &Path) -> Result<FinalReport, CoordinatorError> {
+        let results = out.join("results.parquet");
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source: std::io::Error| CoordinatorError::Io { path, source }
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("index", DataType::UInt64, false),
+            Field::new("url", DataType::Utf8, true),
+            Field::new("class", DataType::Utf8, true),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("archive", DataType::Utf8, true),
+            Field::new("member", DataType::Utf8, true),
+            Field::new("error_kind", DataType::Utf8, true),
+        ]));
+        let tmp = results.with_extension("parquet.tmp");
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)
+            .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
+        let mut report = FinalReport {
+            dataset_id: self.id.clone(),
+            name: self.name.clone(),
+            rows_total: self.rows_total,
+            ok: 0,
+            failed: 0,
+            skipped: 0,
+            bytes: self.shards.iter().map(|s| s.bytes).sum(),
+            shards_total: self.shards.len() as u32,
+            shards_done: self.shards.iter().filter(|s| s.state == "done").count() as u32,
+            failed_shards: self.failed_shards.clone(),
+            error_breakdown: BTreeMap::new(),
+            shards: self.shards.clone(),
+            results_path: results.clone(),
+            failed_rows_sample: Vec::new(),
+        };
+        for s in &self.shards {
+            let rows_file = shard_path(dir, ShardId(s.shard));
+            let rows = rowfile::read_rows(&rows_file).map_err(io(&rows_file))?;
+            let archive = out.join(&s.archive);
+            let outcomes = if s.state == "done" {
+                read_outcomes(&results_path(&archive)).map_err(io(&results_path(&archive)))?
+            } else {
+                HashMap::new()
+            };
+            let batch = shard_batch(&schema, s, &rows, &outcomes, &mut report)
+                .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
+            writer
+                .write(&batch)
+                .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
+        }
+        writer
+            .close()
+            .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
+        std::fs::rename(&tmp, &results).map_err(io(&results))?;
+        let overview = out.join("overview.json");
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| io(&overview)(std::io::Error::other(e)))?;
+        std::fs::write(&overview, text).map_err(io(&overview))?;
+        Ok(report)
+    }
+}
+
+fn shard_batch(
+    schema: &Arc<Schema>,
+    s: &ShardSummary,
+    rows: &[UrlRow],
+    outcomes: &HashMap<u64, Outcome>,
+    report: &mut FinalReport,
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let mut index = Vec::with_capacity(rows.len());
+    let mut status = Vec::with_capacity(rows.len());
+    let mut archive = Vec::with_capacity(rows.len());
+    let mut member = Vec::with_capacity(rows.len());
+    let mut kind = Vec::with_capacity(rows.len());
+    for r in rows {
+        index.push(r.index);
+        let (st, mem, k) = match (s.state.as_str(), outcomes.get(&r.index)) {
+            (_, Some(o)) => (o.status.clone(), o.member.clone(), o.error_kind.clone()),
+            ("done", None) => (
+                "failed".to_string(),
+                None,
+                Some("missing_result".to_string()),
+            ),
+            _ => ("failed".to_string(), None, Some("shard_failed".to_string())),
+        };
+        match st.as_str() {
+            "ok" => report.ok += 1,
+            "skipped" => report.skipped += 1,
+            _ => {
+                report.failed += 1;
+                if report.failed_rows_sample.len() < 20 {
+                    report
+                        .failed_rows_sample
+                        .push((r.index, r.url.clone(), k.clone()));
+                }
+            }
+        }
+        if let Some(k) = &k {
+            *report.error_breakdown.entry(k.clone()).or_default() += 1;
+        }
+        archive.push(mem.as_ref().map(|_| s.archive.clone()));
+        status.push(st);
+        member.push(mem);
+        kind.push(k);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from(index)),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.url.as_deref())
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|r| r.class.as_deref())
+                .collect::<StringArray>(),
+        ),
+        Arc::new(StringArray::from(status)),
+        Arc::new(StringArray::from(archive)),
+        Arc::new(StringArray::from(member)),
+        Arc::new(StringArray::from(kind)),
+    ];
+    RecordBatch::try_new(schema.clone(), cols)
+}
+
+/// Reads a shard's results parquet: index → (status, member, error kind). Column names follow
+/// the engine's `RowResult` fields.
+fn read_outcomes(path: &Path) -> std::io::Result<HashMap<u64, Outcome>> {
+    let file = File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(std::io::Error::other)?;
+    let mut map = HashMap::new();
+    for batch in reader {
+        let batch = batch.map_err(std::io::Error::other)?;
+        let col = |name: &str| batch.column_by_name(name).cloned();
+        let (Some(index), Some(status)) = (col("index"), col("status")) else {
+            return Err(std::io::Error::other(format!(
+                "{}: no 'index' or 'status' column",
+                path.display()
+            )));
+        };
+        let member = col("member");
+        let kind = col("error_kind");
+        for i in 0..batch.num_rows() {
+            let Some(idx) = cell(&index, i).and_then(|v| v.parse::<u64>().ok()) else {
+                continue;
+            };
+            map.insert(
+                idx,
+                Outcome {
+                    status: cell(&status, i).unwrap_or_default().to_ascii_lowercase(),
+                    member: member.as_ref().and_then(|m| cell(m, i)),
+                    error_kind: kind.as_ref().and_then(|k| cell(k, i)),
+                },
+            );
+        }
+    }
+    Ok(map)
+}

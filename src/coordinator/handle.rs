@@ -1,0 +1,217 @@
+//! The coordinator as an actor: one task owns the [`Coordinator`], serves messages one at a
+//! time (so every transition is ordered and persisted before the next), and expires leases
+//! when the earliest one is due. [`CoordinatorHandle`] is the cloneable front used by the node's
+//! network dispatcher and by the in-process worker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{Coordinator, CoordinatorError, FileDecision, FinalReport};
+use crate::model::time::Clock;
+use crate::protocol::status::DatasetProgress;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, TransferHeader};
+
+/// Longest sleep between two expiry checks.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+enum Msg {
+    Request(String, ControlRequest, oneshot::Sender<ControlResponse>),
+    Decide(String, TransferHeader, oneshot::Sender<FileDecision>),
+    Received(
+        String,
+        TransferHeader,
+        PathBuf,
+        oneshot::Sender<Result<(), String>>,
+    ),
+    LocalFile(
+        String,
+        TransferHeader,
+        PathBuf,
+        oneshot::Sender<Result<(), String>>,
+    ),
+    Snapshot(String, oneshot::Sender<Snapshot>),
+    Finalize(oneshot::Sender<Result<Vec<FinalReport>, CoordinatorError>>),
+}
+
+/// What the node publishes about its datasets.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Progress per dataset.
+    pub progress: Vec<DatasetProgress>,
+    /// `Gossip::Dataset` announcements.
+    pub announcements: Vec<Gossip>,
+    /// True when every dataset is finished.
+    pub finished: bool,
+}
+
+/// A cloneable front of the coordinator actor.
+#[derive(Clone)]
+pub struct CoordinatorHandle {
+    tx: mpsc::Sender<Msg>,
+    finished: watch::Receiver<bool>,
+}
+
+/// The coordinator has stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the coordinator has stopped")]
+pub struct Stopped;
+
+impl CoordinatorHandle {
+    /// Starts the actor. Lease changes are sent on `gossip`; it stops on `cancel`.
+    pub fn spawn(
+        mut coord: Coordinator,
+        clock: Arc<dyn Clock>,
+        gossip: mpsc::UnboundedSender<Gossip>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Msg>(256);
+        let (finished_tx, finished) = watch::channel(coord.is_finished());
+        tokio::spawn(async move {
+            loop {
+                let now = clock.now();
+                let wait = coord
+                    .poll_timeout()
+                    .map(|t| t.since(now).max(Duration::from_millis(5)))
+                    .unwrap_or(MAX_IDLE)
+                    .min(MAX_IDLE);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {
+                        coord.handle_timeout(clock.now()).await;
+                    }
+                    msg = rx.recv() => match msg {
+                        None => break,
+                        Some(msg) => serve(&mut coord, msg, clock.now()).await,
+                    },
+                }
+                for g in coord.drain_gossip() {
+                    let _ = gossip.send(g);
+                }
+                let done = coord.is_finished();
+                finished_tx.send_if_modified(|f| std::mem::replace(f, done) != done);
+            }
+        });
+        Self { tx, finished }
+    }
+
+    /// Answers a control request from `peer`.
+    pub async fn request(&self, peer: &str, req: ControlRequest) -> ControlResponse {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Msg::Request(peer.into(), req, tx))
+            .await
+            .is_err()
+        {
+            return stopped();
+        }
+        rx.await.unwrap_or_else(|_| stopped())
+    }
+
+    /// Where to write an incoming transfer.
+    pub async fn decide_file(&self, peer: &str, header: TransferHeader) -> FileDecision {
+        let (tx, rx) = oneshot::channel();
+        let reject = || FileDecision::Reject {
+            reason: "the coordinator has stopped".into(),
+        };
+        if self
+            .tx
+            .send(Msg::Decide(peer.into(), header, tx))
+            .await
+            .is_err()
+        {
+            return reject();
+        }
+        rx.await.unwrap_or_else(|_| reject())
+    }
+
+    /// A verified transfer arrived at `part`.
+    pub async fn file_received(
+        &self,
+        peer: &str,
+        header: TransferHeader,
+        part: PathBuf,
+    ) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Received(peer.into(), header, part, tx))
+            .await
+            .map_err(|_| Stopped.to_string())?;
+        rx.await.map_err(|_| Stopped.to_string())?
+    }
+
+    /// The in-process worker hands over a finished file.
+    pub async fn local_file(
+        &self,
+        peer: &str,
+        header: TransferHeader,
+        path: PathBuf,
+    ) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::LocalFile(peer.into(), header, path, tx))
+            .await
+            .map_err(|_| Stopped.to_string())?;
+        rx.await.map_err(|_| Stopped.to_string())?
+    }
+
+    /// Progress and announcements, naming `seeder` as the seeder.
+    pub async fn snapshot(&self, seeder: &str) -> Result<Snapshot, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Snapshot(seeder.into(), tx))
+            .await
+            .map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Writes the final results and overview of every dataset.
+    pub async fn finalize(&self) -> Result<Result<Vec<FinalReport>, CoordinatorError>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Finalize(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Resolves when every dataset is finished (or the actor stopped).
+    pub async fn wait_finished(&self) {
+        let mut rx = self.finished.clone();
+        let _ = rx.wait_for(|f| *f).await;
+    }
+}
+
+fn stopped() -> ControlResponse {
+    ControlResponse::Rejected {
+        reason: Stopped.to_string(),
+    }
+}
+
+async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixMillis) {
+    match msg {
+        Msg::Request(peer, req, reply) => {
+            let _ = reply.send(coord.handle_request(&peer, req, now).await);
+        }
+        Msg::Decide(peer, header, reply) => {
+            let _ = reply.send(coord.decide_file(&peer, &header, now));
+        }
+        Msg::Received(peer, header, part, reply) => {
+            let _ = reply.send(coord.file_received(&peer, &header, &part, now));
+        }
+        Msg::LocalFile(peer, header, path, reply) => {
+            let _ = reply.send(coord.accept_local_file(&peer, &header, &path, now));
+        }
+        Msg::Snapshot(seeder, reply) => {
+            let _ = reply.send(Snapshot {
+                progress: coord.progress(&seeder),
+                announcements: coord.announcements(now),
+                finished: coord.is_finished(),
+            });
+        }
+        Msg::Finalize(reply) => {
+            let _ = reply.send(coord.finalize().await);
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The seeder's logic: it owns the lease books of the datasets this node seeds, answers
+//! workers' control requests (bid, rows, renew, complete, abandon), accepts their archive
+//! transfers into `<out>/.incoming/`, and on a verified completion moves both files into
+//! `--out` and marks the shard done in the same step (persisted in redb before answering).
+//!
+//! It performs no networking: the node runtime feeds it requests and file events (from `net` or
+//! from the in-process worker) with the current time, and publishes what it returns.
+
+mod files;
+mod finalize;
+mod handle;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use crate::model::bid;
+use crate::model::ids::{DatasetId, ShardId};
+use crate::model::lease::{LeaseBook, LeaseConfig, LeaseError, LostLease, ShardPhase};
+use crate::model::time::UnixMillis;
+use crate::protocol::status::DatasetProgress;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, Grant, NodeStats};
+use crate::seed::{SeededDataset, dataset_dir, rowfile, shard_path};
+use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
+
+pub use files::FileDecision;
+pub use finalize::{FailedShard, FinalReport};
+pub use handle::{CoordinatorHandle, Snapshot, Stopped};
+
+/// How long a worker with nothing to do waits before asking again.
+pub const NO_WORK_RETRY_MS: u64 = 1_000;
+
+/// Where the seeder writes and how it leases.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// The `--out` directory (archives, results, final report).
+    pub out: PathBuf,
+    /// The data dir holding the seeded row files.
+    pub data_dir: PathBuf,
+    /// Lease policy for newly seeded datasets.
+    pub lease: LeaseConfig,
+}
+
+/// Coordinator failures (storage only: bad requests are answered, not raised).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoordinatorError {
+    /// The lease database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file in `--out` could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+struct Dataset {
+    seeded: SeededDataset,
+    book: LeaseBook,
+    records: Vec<ShardRecord>,
+}
+
+impl Dataset {
+    fn bytes_per_row(&self) -> u64 {
+        let (ok, bytes) = self
+            .records
+            .iter()
+            .fold((0u64, 0u64), |(o, b), r| (o + r.ok, b + r.bytes));
+        bytes.checked_div(ok).unwrap_or(bid::DEFAULT_BYTES_PER_ROW)
+    }
+}
+
+/// The seeder state of every dataset this node seeds.
+pub struct Coordinator {
+    cfg: CoordinatorConfig,
+    store: Store,
+    datasets: BTreeMap<DatasetId, Dataset>,
+    peer_stats: HashMap<String, NodeStats>,
+    outbox: Vec<Gossip>,
+}
+
+impl Coordinator {
+    /// A coordinator with no dataset yet.
+    pub fn new(cfg: CoordinatorConfig, store: Store) -> Self {
+        Self {
+            cfg,
+            store,
+            datasets: BTreeMap::new(),
+            peer_stats: HashMap::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.cfg
+    }
+
+    /// Adds a seeded dataset: resumes its lease book from the store when it was seen before,
+    /// else records it with every shard free. Returns true when it was resumed.
+    pub async fn add_dataset(
+        &mut self,
+        seeded: SeededDataset,
+        now: UnixMillis,
+    ) -> Result<bool, CoordinatorError> {
+        if let Some((rec, shards)) = self.store.load(seeded.id).await?
+            && shards.len() == seeded.shard_rows.len()
+        {
+            let book =
+                LeaseBook::restore(rec.lease, shards.iter().map(|s| s.entry.clone()).collect());
+            tracing::info!(dataset = %seeded.id, done = book.counts().done, "resumed from the lease database");
+            self.datasets.insert(
+                seeded.id,
+                Dataset {
+                    seeded,
+                    book,
+                    records: shards,
+                },
+            );
+            return Ok(true);
+        }
+        let book = LeaseBook::new(self.cfg.lease, &seeded.shard_rows);
+        let records: Vec<ShardRecord> = book
+            .shards()
+            .iter()
+            .map(|e| ShardRecord::new(e.clone()))
+            .collect();
+        self.store
+            .put_dataset(DatasetRecord {
+                id: seeded.id,
+                name: seeded.name.clone(),
+                source: seeded.source.clone(),
+                rows_total: seeded.rows_total,
+                shard_rows: seeded.shard_rows.clone(),
+                archive_names: seeded.archive_names.clone(),
+                lease: self.cfg.lease,
+                created_at: now,
+            })
+            .await?;
+        self.store
+            .put_shards(
+                seeded.id,
+                records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (shard(i), r.clone()))
+                    .collect(),
+            )
+            .await?;
+        self.datasets.insert(
+            seeded.id,
+            Dataset {
+                seeded,
+                book,
+                records,
+            },
+        );
+        Ok(false)
+    }
+
+    /// The ids of the datasets seeded here.
+    pub fn dataset_ids(&self) -> Vec<DatasetId> {
+        self.datasets.keys().copied().collect()
+    }
+
+    /// True when every shard of every dataset is done or failed.
+    pub fn is_finished(&self) -> bool {
+        self.datasets.values().all(|d| d.book.is_finished())
+    }
+
+    /// Leases held by `peer` across every dataset.
+    pub fn leases_held_by(&self, peer: &str) -> u32 {
+        self.datasets.values().map(|d| d.book.held_by(peer)).sum()
+    }
+
+    /// The earliest lease expiry across datasets.
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        self.datasets
+            .values()
+            .filter_map(|d| d.book.poll_timeout())
+            .min()
+    }
+
+    /// Expires lapsed leases and persists the shards concerned.
+    pub async fn handle_timeout(&mut self, now: UnixMillis) -> Vec<(DatasetId, LostLease)> {
+        let mut all = Vec::new();
+        let ids = self.dataset_ids();
+        for id in ids {
+            let lost = match self.datasets.get_mut(&id) {
+                Some(d) => d.book.handle_timeout(now),
+                None => continue,
+            };
+            for l in &lost {
+                tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = l.epoch, "lease expired");
+            }
+            let shards: Vec<ShardId> = lost.iter().map(|l| l.shard).collect();
+            self.persist(id, &shards).await;
+            all.extend(lost.into_iter().map(|l| (id, l)));
+        }
+        all
+    }
+
+    /// Takes the gossip produced since the last call (lease changes).
+    pub fn drain_gossip(&mut self) -> Vec<Gossip> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// One `Gossip::Dataset` announcement per dataset.
+    pub fn announcements(&self, now: UnixMillis) -> Vec<Gossip> {
+        self.datasets
+            .values()
+            .map(|d| {
+                let c = d.book.counts();
+                Gossip::Dataset {
+                    dataset: d.seeded.id,
+                    name: d.seeded.name.clone(),
+                    shards_total: c.free + c.leased + c.done + c.failed,
+                    shards_done: c.done,
+                    shards_open: d.book.open_count(),
+                    shards_failed: c.failed,
+                    rows_total: d.seeded.rows_total,
+                    sent_at: now,
+                }
+            })
+            .collect()
+    }
+
+    /// Progress of every dataset seeded here, for the status document.
+    pub fn progress(&self, seeder: &str) -> Vec<DatasetProgress> {
+        self.datasets
+            .values()
+            .map(|d| {
+                let c = d.book.counts();
+                DatasetProgress {
+                    dataset_id: d.seeded.id.to_hex(),
+                    seeder: seeder.to_string(),
+                    name: d.seeded.name.clone(),
+                    shards_total: c.free + c.leased + c.done + c.failed,
+                    shards_done: c.done,
+                    shards_leased: c.leased,
+                    shards_failed: c.failed,
+                    rows_total: d.seeded.rows_total,
+                    rows_ok: d.records.iter().map(|r| r.ok).sum(),
+                    rows_failed: d.records.iter().map(|r| r.failed).sum(),
+                }
+            })
+            .collect()
+    }
+
+    /// Answers one control request from `peer`.
+    pub async fn handle_request(
+        &mut self,
+        peer: &str,
+        req: ControlRequest,
+        now: UnixMillis,
+    ) -> ControlResponse {
+        self.handle_timeout(now).await;
+        match req {
+            ControlRequest::Bid { dataset, stats } => self.bid(peer, dataset, stats, now).await,
+            ControlRequest::Rows {
+                dataset,
+                shard,
+                epoch,
+            } => self.rows(peer, dataset, shard, epoch, now).await,
+            ControlRequest::Renew {
+                dataset,
+                shard,
+                epoch,
+                rows_done,
+            } => {
+                let r = match self.datasets.get_mut(&dataset) {
+                    None => return unknown(dataset),
+                    Some(d) => d.book.handle_renew(shard, epoch, peer, rows_done, now),
+                };
+                match r {
+                    Ok(expires_at) => {
+                        self.persist(dataset, &[shard]).await;
+                        ControlResponse::Renewed { expires_at }
+                    }
+                    Err(e) => rejected(e),
+                }
+            }
+            ControlRequest::Complete {
+                dataset,
+                shard,
+                epoch,
+                ok,
+                failed,
+                bytes,
+            } => {
+                self.complete(peer, dataset, shard, epoch, [ok, failed, bytes], now)
+                    .await
+            }
+            ControlRequest::Abandon {
+                dataset,
+                shard,
+                epoch,
+                reason,
+            } => {
+                let r = match self.datasets.get_mut(&dataset) {
+                    None => return unknown(dataset),
+                    Some(d) => d.book.handle_abandon(shard, epoch, peer, &reason, now),
+                };
+                match r {
+                    Ok(lost) => {
+                        tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease abandoned");
+                        self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
+                        self.persist(dataset, &[shard]).await;
+                        ControlResponse::Ack
+                    }
+                    Err(e) => rejected(e),
+                }
+            }
+        }
+    }
+
+    async fn bid(
+        &mut self,
+        peer: &str,
+        dataset: DatasetId,
+        stats: NodeStats,
+        now: UnixMillis,
+    ) -> ControlResponse {
+        self.peer_stats.insert(peer.to_string(), stats.clone());
+        let Some(d) = self.datasets.get_mut(&dataset) else {
+            return unknown(dataset);
+        };
+        if d.book.is_finished() {
+            return ControlResponse::NoWork {
+                retry_after_ms: NO_WORK_RETRY_MS,
+                finished: true,
+            };
+        }
+        let avg_rows = d.seeded.rows_total / (d.seeded.shard_rows.len().max(1) as u64);
+        let expected = bid::expected_shard_bytes(avg_rows, d.bytes_per_row());
+        let held = d.book.held_by(peer);
+        if held >= bid::capacity(&stats, expected) {
+            return no_work();
+        }
+        // Tail copies go to idle bidders only, and only to ones at least half as fast as the
+        // fastest bidder seen: a copy on a slower peer would not finish first.
+        let best = self
+            .peer_stats
+            .values()
+            .map(bid::score)
+            .fold(0.0f64, f64::max);
+        let allow_copy = held == 0 && bid::score(&stats) >= best * 0.5;
+        let Some(lease) = d.book.handle_bid(peer, allow_copy, now) else {
+            return no_work();
+        };
+        let idx = lease.shard.0 as usize;
+        let grant = Grant {
+            dataset,
+            shard: lease.shard,
+            epoch: lease.epoch,
+            expires_at: lease.expires_at,
+            ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
+            rows: d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
+            archive_name: d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
+            speculative: lease.speculative,
+        };
+        tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, "lease granted");
+        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
+        if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
+            tracing::error!("cannot record a grant: {e}");
+            return ControlResponse::Rejected {
+                reason: format!("seeder storage failure: {e}"),
+            };
+        }
+        ControlResponse::Granted(grant)
+    }
+
+    async fn rows(
+        &mut self,
+        peer: &str,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: u64,
+        now: UnixMillis,
+    ) -> ControlResponse {
+        let Some(d) = self.datasets.get(&dataset) else {
+            return unknown(dataset);
+        };
+        if let Err(e) = d.book.check(shard, epoch, peer, now) {
+            return rejected(e);
+        }
+        let path = shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard);
+        match tokio::task::spawn_blocking(move || rowfile::read_rows(&path)).await {
+            Ok(Ok(rows)) => ControlResponse::Rows(rows),
+            Ok(Err(e)) => ControlResponse::Rejected {
+                reason: format!("seeder cannot read the rows of {shard}: {e}"),
+            },
+            Err(e) => ControlResponse::Rejected {
+                reason: format!("seeder cannot read the rows of {shard}: {e}"),
+            },
+        }
+    }
+
+    async fn complete(
+        &mut self,
+        peer: &str,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: u64,
+        [ok, failed, bytes]: [u64; 3],
+        now: UnixMillis,
+    ) -> ControlResponse {
+        let Some(d) = self.datasets.get(&dataset) else {
+            return unknown(dataset);
+        };
+        if let Err(e) = d.book.check(shard, epoch, peer, now) {
+            return rejected(e);
+        }
+        let archive_name = d
+            .seeded
+            .archive_names
+            .get(shard.0 as usize)
+            .cloned()
+            .unwrap_or_default();
+        if let Err(reason) = files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
+            return ControlResponse::Rejected { reason };
+        }
+        let Some(d) = self.datasets.get_mut(&dataset) else {
+            return unknown(dataset);
+        };
+        let cancelled = match d.book.handle_complete(shard, epoch, peer, now) {
+            Ok(c) => c,
+            Err(e) => return rejected(e),
+        };
+        if let Some(r) = d.records.get_mut(shard.0 as usize) {
+            r.ok = ok;
+            r.failed = failed;
+            r.bytes = bytes;
+        }
+        for c in &cancelled {
+            tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");
+        }
+        files::discard_staged(&self.cfg.out, dataset, shard);
+        tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok, failed, "shard done");
+        self.lease_gossip(dataset, shard, peer, epoch, "done", now);
+        if let Err(e) = self.persist_checked(dataset, &[shard]).await {
+            return ControlResponse::Rejected {
+                reason: format!("seeder storage failure: {e}"),
+            };
+        }
+        ControlResponse::Ack
+    }
+
+    fn lease_gossip(
+        &mut self,
+        dataset: DatasetId,
+        shard: ShardId,
+        holder: &str,
+        epoch: u64,
+        state: &str,
+        now: UnixMillis,
+    ) {
+        let expires_at = self
+            .datasets
+            .get(&dataset)
+            .and_then(|d| d.book.shard(shard))
+            .and_then(|e| e.holder(epoch).map(|h| h.expires_at))
+            .unwrap_or(now);
+        self.outbox.push(Gossip::Lease {
+            dataset,
+            shard,
+            holder: holder.to_string(),
+            epoch,
+            expires_at,
+            state: state.to_string(),
+        });
+    }
+
+    async fn persist(&mut self, dataset: DatasetId, shards: &[ShardId]) {
+        if let Err(e) = self.persist_checked(dataset, shards).await {
+            tracing::error!(dataset = %dataset, "cannot persist lease state: {e}");
+        }
+    }
+
+    async fn persist_checked(
+        &mut self,
+        dataset: DatasetId,
+        shards: &[ShardId],
+    ) -> Result<(), StoreError> {
+        if shards.is_empty() {
+            return Ok(());
+        }
+        let Some(d) = self.datasets.get_mut(&dataset) else {
+            return Ok(());
+        };
+        let mut batch = Vec::with_capacity(shards.len());
+        for s in shards {
+            let idx = s.0 as usize;
+            if let (Some(entry), Some(rec)) = (d.book.shards().get(idx), d.records.get_mut(idx)) {
+                rec.entry = entry.clone();
+                batch.push((*s, rec.clone()));
+            }
+        }
+        self.store.put_shards(dataset, batch).await
+    }
+
+    /// Whether any dataset still has shards not done or failed, per phase, for reports.
+    pub fn phase_of(&self, dataset: DatasetId, shard: ShardId) -> Option<ShardPhase> {
+        self.datasets
+            .get(&dataset)
+            .and_then(|d| d.book.shard(shard))
+            .map(|e| e.phase)
+    }
+}
+
+fn shard(i: usize) -> ShardId {
+    ShardId(u32::try_from(i).unwrap_or(u32::MAX))
+}
+
+fn no_work() -> ControlResponse {
+    ControlResponse::NoWork {
+        retry_after_ms: NO_WORK_RETRY_MS,
+        finished: false,
+    }
+}
+
+fn unknown(dataset: DatasetId) -> ControlResponse {
+    ControlResponse::Rejected {
+        reason: format!("unknown dataset {dataset}"),
+    }
+}
+
+fn rejected(e: LeaseError) -> ControlResponse {
+    ControlResponse::Rejected {
+        reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

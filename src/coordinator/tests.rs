@@ -1,0 +1,382 @@
+//! Coordinator tests on real files: grants, staging, fencing of stale epochs, resume from the
+//! store, and the final results covering every input row exactly once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::*;
+use crate::input::UrlRow;
+use crate::model::shard::ShardSizing;
+use crate::protocol::swarm::{FileKind, TransferHeader};
+use crate::seed::{Columns, SeedSpec};
+
+fn worker_stats() -> NodeStats {
+    NodeStats {
+        cores: 4,
+        mem_total: 8 << 30,
+        mem_free: 8 << 30,
+        disk_free: 1 << 40,
+        works: true,
+        ..Default::default()
+    }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    out: PathBuf,
+    data: PathBuf,
+    seeded: SeededDataset,
+}
+
+fn setup(rows: u64, shard_rows: u64) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("d.csv");
+    let mut text = String::from("photo_url,taxon_name\n");
+    for i in 0..rows {
+        text.push_str(&format!("http://h/{i}.jpg,c{}\n", i % 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let data = tmp.path().join("data");
+    let seeded = crate::seed::seed(
+        &SeedSpec {
+            path: csv,
+            columns: Columns {
+                url: "photo_url".into(),
+                class: Some("taxon_name".into()),
+                group: None,
+            },
+            sizing: ShardSizing::Rows(shard_rows),
+        },
+        &data,
+    )
+    .unwrap();
+    Setup {
+        out: tmp.path().join("out"),
+        data,
+        seeded,
+        _tmp: tmp,
+    }
+}
+
+fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
+    std::fs::create_dir_all(&s.out).unwrap();
+    Coordinator::new(
+        CoordinatorConfig {
+            out: s.out.clone(),
+            data_dir: s.data.clone(),
+            lease: LeaseConfig {
+                ttl: Duration::from_millis(ttl_ms),
+                max_retries: 1,
+                speculative: true,
+            },
+        },
+        store,
+    )
+}
+
+/// What a worker would produce for `rows`: an archive and a results parquet (every row ok).
+fn worker_files(dir: &Path, rows: &[UrlRow]) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let archive = dir.join("a.tar.gz");
+    std::fs::write(&archive, b"archive bytes").unwrap();
+    let results = dir.join("a.results.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("index", DataType::UInt64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("member", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(UInt64Array::from(
+                rows.iter().map(|r| r.index).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(vec!["ok"; rows.len()])),
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| format!("a/c/{}.jpg", r.index))
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(&results).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    (archive, results)
+}
+
+fn header(g: &Grant, kind: FileKind) -> TransferHeader {
+    TransferHeader {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        kind,
+        size: 0,
+        sha256: [0; 32],
+    }
+}
+
+async fn grant(c: &mut Coordinator, peer: &str, ds: DatasetId, now: u64) -> Grant {
+    match c
+        .handle_request(
+            peer,
+            ControlRequest::Bid {
+                dataset: ds,
+                stats: worker_stats(),
+            },
+            UnixMillis(now),
+        )
+        .await
+    {
+        ControlResponse::Granted(g) => g,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+async fn deliver(
+    c: &mut Coordinator,
+    peer: &str,
+    g: &Grant,
+    dir: &Path,
+    now: u64,
+) -> ControlResponse {
+    let rows = match c
+        .handle_request(
+            peer,
+            ControlRequest::Rows {
+                dataset: g.dataset,
+                shard: g.shard,
+                epoch: g.epoch,
+            },
+            UnixMillis(now),
+        )
+        .await
+    {
+        ControlResponse::Rows(r) => r,
+        other => return other,
+    };
+    assert_eq!(rows.len() as u64, g.rows);
+    let (a, r) = worker_files(dir, &rows);
+    for (kind, p) in [(FileKind::Archive, a), (FileKind::Results, r)] {
+        if let Err(reason) = c.accept_local_file(peer, &header(g, kind), &p, UnixMillis(now)) {
+            return ControlResponse::Rejected { reason };
+        }
+    }
+    c.handle_request(
+        peer,
+        ControlRequest::Complete {
+            dataset: g.dataset,
+            shard: g.shard,
+            epoch: g.epoch,
+            ok: g.rows,
+            failed: 0,
+            bytes: 13,
+        },
+        UnixMillis(now),
+    )
+    .await
+}
+
+fn read_results(path: &Path) -> Vec<(u64, String, Option<String>)> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let idx = b.column_by_name("index").unwrap().clone();
+        let st = b.column_by_name("status").unwrap().clone();
+        let mem = b.column_by_name("member").unwrap().clone();
+        for i in 0..b.num_rows() {
+            out.push((
+                crate::seed::read::cell(&idx, i).unwrap().parse().unwrap(),
+                crate::seed::read::cell(&st, i).unwrap(),
+                crate::seed::read::cell(&mem, i),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn stale_epochs_are_fenced_and_every_row_is_accounted_once() {
+    let s = setup(25, 10);
+    let store = Store::open(&s.data.join("leases.redb")).unwrap();
+    let mut c = coordinator(&s, 1_000, store);
+    let ds = s.seeded.id;
+    assert!(
+        !c.add_dataset(s.seeded.clone(), UnixMillis(0))
+            .await
+            .unwrap()
+    );
+    let tmp = s.out.parent().unwrap().join("w");
+
+    // Worker a takes shard 0 and goes silent; its lease expires and b gets the shard.
+    let a0 = grant(&mut c, "a", ds, 0).await;
+    assert_eq!(a0.shard, ShardId(0));
+    c.handle_timeout(UnixMillis(1_000)).await;
+    let b0 = grant(&mut c, "b", ds, 1_001).await;
+    assert_eq!(b0.shard, ShardId(0));
+    assert!(b0.epoch > a0.epoch);
+    // a comes back late: its files and its completion are refused.
+    let late = deliver(&mut c, "a", &a0, &tmp.join("a"), 1_002).await;
+    assert!(matches!(late, ControlResponse::Rejected { .. }), "{late:?}");
+    assert!(matches!(
+        c.decide_file("a", &header(&a0, FileKind::Archive), UnixMillis(1_002)),
+        FileDecision::Reject { .. }
+    ));
+    // Completing without the files is refused too.
+    let early = c
+        .handle_request(
+            "b",
+            ControlRequest::Complete {
+                dataset: ds,
+                shard: b0.shard,
+                epoch: b0.epoch,
+                ok: 0,
+                failed: 0,
+                bytes: 0,
+            },
+            UnixMillis(1_003),
+        )
+        .await;
+    assert!(matches!(early, ControlResponse::Rejected { .. }));
+    assert_eq!(
+        deliver(&mut c, "b", &b0, &tmp.join("b0"), 1_004).await,
+        ControlResponse::Ack
+    );
+    assert!(s.out.join("d-00000.tar.gz").exists());
+    assert!(s.out.join("d-00000.results.parquet").exists());
+    // A duplicate completion is refused.
+    let dup = deliver(&mut c, "b", &b0, &tmp.join("b0bis"), 1_005).await;
+    assert!(matches!(dup, ControlResponse::Rejected { .. }));
+
+    let b1 = grant(&mut c, "b", ds, 1_006).await;
+    let b2 = grant(&mut c, "b", ds, 1_006).await;
+    assert_eq!(
+        deliver(&mut c, "b", &b1, &tmp.join("b1"), 1_100).await,
+        ControlResponse::Ack
+    );
+    assert_eq!(
+        deliver(&mut c, "b", &b2, &tmp.join("b2"), 1_100).await,
+        ControlResponse::Ack
+    );
+    assert!(c.is_finished());
+    assert!(matches!(
+        c.handle_request(
+            "a",
+            ControlRequest::Bid {
+                dataset: ds,
+                stats: worker_stats()
+            },
+            UnixMillis(1_200)
+        )
+        .await,
+        ControlResponse::NoWork { finished: true, .. }
+    ));
+
+    let reports = c.finalize().await.unwrap();
+    assert_eq!(reports[0].ok, 25);
+    assert_eq!(reports[0].shards_done, 3);
+    let rows = read_results(&s.out.join("results.parquet"));
+    let mut idx: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    idx.sort_unstable();
+    assert_eq!(idx, (0..25).collect::<Vec<_>>(), "every row exactly once");
+    assert!(rows.iter().all(|r| r.1 == "ok"));
+    // The staging area holds nothing once every shard is done.
+    let staged = std::fs::read_dir(s.out.join(".incoming").join(ds.to_hex()))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 0);
+}
+
+#[tokio::test]
+async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
+    let s = setup(20, 10);
+    let ds = s.seeded.id;
+    let tmp = s.out.parent().unwrap().join("w");
+    let path = s.data.join("leases.redb");
+    let (done_shard, held) = {
+        let mut c = coordinator(&s, 1_000, Store::open(&path).unwrap());
+        c.add_dataset(s.seeded.clone(), UnixMillis(0))
+            .await
+            .unwrap();
+        let g0 = grant(&mut c, "a", ds, 0).await;
+        let g1 = grant(&mut c, "a", ds, 0).await;
+        assert_eq!(
+            deliver(&mut c, "a", &g0, &tmp.join("g0"), 10).await,
+            ControlResponse::Ack
+        );
+        (g0, g1)
+    };
+    // "kill -9": a new coordinator on the same database.
+    let mut store = None;
+    for _ in 0..100 {
+        if let Ok(st) = Store::open(&path) {
+            store = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut c = coordinator(&s, 1_000, store.unwrap());
+    assert!(
+        c.add_dataset(s.seeded.clone(), UnixMillis(20))
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.phase_of(ds, done_shard.shard), Some(ShardPhase::Done));
+    // The holder of the in-flight lease keeps renewing with its epoch.
+    let renewed = c
+        .handle_request(
+            "a",
+            ControlRequest::Renew {
+                dataset: ds,
+                shard: held.shard,
+                epoch: held.epoch,
+                rows_done: 3,
+            },
+            UnixMillis(500),
+        )
+        .await;
+    assert!(matches!(renewed, ControlResponse::Renewed { .. }));
+    // Then it gives up twice: the shard exhausts its retries (max_retries = 1).
+    let r = c
+        .handle_request(
+            "a",
+            ControlRequest::Abandon {
+                dataset: ds,
+                shard: held.shard,
+                epoch: held.epoch,
+                reason: "disk full".into(),
+            },
+            UnixMillis(600),
+        )
+        .await;
+    assert_eq!(r, ControlResponse::Ack);
+    let again = grant(&mut c, "b", ds, 700).await;
+    assert_eq!(again.shard, held.shard);
+    c.handle_timeout(UnixMillis(700 + 1_000)).await;
+    assert!(c.is_finished());
+    let reports = c.finalize().await.unwrap();
+    assert_eq!(reports[0].failed_shards.len(), 1);
+    assert_eq!(reports[0].failed_shards[0].shard, held.shard.0);
+    assert_eq!(reports[0].ok, 10);
+    assert_eq!(reports[0].failed, 10);
+    let rows = read_results(&s.out.join("results.parquet"));
+    assert_eq!(rows.len(), 20);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.1 == "failed" && r.2.is_none())
+            .count(),
+        10
+    );
+}

@@ -1,0 +1,140 @@
+//! One row's life: take a slot of its host, attempt the download, and on failure retry as the
+//! policy says (backoff with jitter, `Retry-After`), feeding the host's pacing; then hand the
+//! result (and body) to the writer. Cancellation is honoured at every wait.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::writer::WriterMsg;
+use super::{RowResult, RowStatus};
+use crate::fetch::hosts::HostGates;
+use crate::fetch::{AttemptError, Fetcher};
+use crate::model::retry::RetryPolicy;
+
+/// Shared by every row task of a run.
+pub(crate) struct RowContext {
+    pub(crate) fetcher: Fetcher,
+    pub(crate) gates: HostGates,
+    pub(crate) policy: RetryPolicy,
+    /// Stop starting new attempts (SIGINT/SIGTERM).
+    pub(crate) stop: CancellationToken,
+    /// Abandon in-flight attempts (the grace period after `stop` ran out).
+    pub(crate) abort: CancellationToken,
+}
+
+/// One row, named and ready to fetch.
+pub(crate) struct RowJob {
+    pub(crate) index: u64,
+    pub(crate) url_text: String,
+    pub(crate) url: reqwest::Url,
+    pub(crate) class: Option<String>,
+    /// `<top>/<folder>/<stem>`; the extension is added once known.
+    pub(crate) member_base: String,
+    pub(crate) spill: PathBuf,
+}
+
+fn interrupted(job: &RowJob, attempts: u32, started: Instant) -> WriterMsg {
+    WriterMsg::Record(RowResult {
+        index: job.index,
+        url: Some(job.url_text.clone()),
+        class: job.class.clone(),
+        status: RowStatus::Skipped,
+        http_status: None,
+        error_kind: Some("interrupted".to_string()),
+        error_message: Some("the run was interrupted before this row finished".to_string()),
+        bytes: 0,
+        sha256: None,
+        member: None,
+        attempts,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn failed(job: &RowJob, err: AttemptError, attempts: u32, started: Instant) -> WriterMsg {
+    WriterMsg::Record(RowResult {
+        index: job.index,
+        url: Some(job.url_text.clone()),
+        class: job.class.clone(),
+        status: RowStatus::Failed,
+        http_status: err.http_status,
+        error_kind: Some(err.failure.kind()),
+        error_message: Some(err.message),
+        bytes: 0,
+        sha256: None,
+        member: None,
+        attempts,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Downloads one row with retries and returns what the writer must record.
+pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
+    let started = Instant::now();
+    let host = format!(
+        "{}:{}",
+        job.url.host_str().unwrap_or(""),
+        job.url.port_or_known_default().unwrap_or(0)
+    );
+    let gate = ctx.gates.gate(&host);
+    let mut attempts = 0u32;
+    loop {
+        let Some(permit) = gate.acquire(&ctx.abort).await else {
+            return interrupted(&job, attempts, started);
+        };
+        attempts += 1;
+        let outcome = tokio::select! {
+            r = ctx.fetcher.fetch_once(&job.url, &job.spill) => r,
+            _ = ctx.abort.cancelled() => {
+                let _ = tokio::fs::remove_file(&job.spill).await;
+                return interrupted(&job, attempts, started);
+            }
+        };
+        drop(permit);
+        let err = match outcome {
+            Ok(fetched) => {
+                gate.on_success();
+                let member = format!("{}.{}", job.member_base, fetched.extension);
+                return WriterMsg::Stored {
+                    result: RowResult {
+                        index: job.index,
+                        url: Some(job.url_text.clone()),
+                        class: job.class.clone(),
+                        status: RowStatus::Ok,
+                        http_status: Some(200),
+                        error_kind: None,
+                        error_message: None,
+                        bytes: fetched.len,
+                        sha256: Some(hex::encode(fetched.sha256)),
+                        member: Some(member),
+                        attempts,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    },
+                    body: fetched.body,
+                };
+            }
+            Err(err) => err,
+        };
+        if err.failure.is_throttle() {
+            gate.on_throttle(err.retry_after);
+        } else if err.http_status.is_some() {
+            gate.on_success();
+        }
+        let delay = ctx
+            .policy
+            .next_delay(&err.failure, attempts, err.retry_after, fastrand::f64());
+        let Some(delay) = delay else {
+            return failed(&job, err, attempts, started);
+        };
+        if ctx.stop.is_cancelled() {
+            return interrupted(&job, attempts, started);
+        }
+        tracing::debug!(url = %job.url_text, attempt = attempts, kind = %err.failure.kind(), ?delay, "retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = ctx.stop.cancelled() => return interrupted(&job, attempts, started),
+        }
+    }
+}

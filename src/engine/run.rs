@@ -1,0 +1,328 @@
+//! The pipeline of one shard run: a reader thread streams row batches through a bounded
+//! channel; the dispatcher names each row (in input order) and spawns its fetch under the
+//! global concurrency semaphore; fetch tasks send finished rows through a bounded channel to the
+//! writer thread. Memory is bounded by concurrency and channel sizes, never by the row count.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::resume::{self, Prepared, url_key};
+use super::row::{RowContext, RowJob, fetch_row};
+use super::writer::{WriterMsg, WriterOutcome, writer_loop};
+use super::{
+    EngineConfig, EngineError, RowResult, RowStatus, ShardCounters, ShardJob, ShardReport,
+    archive_stem, overview_path, results_path,
+};
+use crate::archive::compression_for;
+use crate::fetch::Fetcher;
+use crate::fetch::hosts::{HostGates, now};
+use crate::input::{InputError, UrlRow};
+use crate::model::naming::url_stem;
+use crate::model::retry::RetryPolicy;
+use crate::results::overview::{overview_json, write_overview};
+
+/// Time in-flight rows get to finish after SIGINT/SIGTERM before they are abandoned.
+const GRACE: Duration = Duration::from_secs(4);
+/// Finished rows waiting for the writer.
+const WRITER_QUEUE: usize = 64;
+
+fn record(row: &UrlRow, status: RowStatus, kind: &str, message: String) -> WriterMsg {
+    WriterMsg::Record(RowResult {
+        index: row.index,
+        url: row.url.clone(),
+        class: row.class.clone(),
+        status,
+        http_status: None,
+        error_kind: Some(kind.to_string()),
+        error_message: Some(message),
+        bytes: 0,
+        sha256: None,
+        member: None,
+        attempts: 0,
+        elapsed_ms: 0,
+    })
+}
+
+/// Parses a row's URL; only absolute http(s) URLs with a host are fetchable.
+fn parse_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("unsupported URL scheme '{}'", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("URL without a host".to_string());
+    }
+    Ok(url)
+}
+
+/// Runs one shard (see [`super::run_shard`]).
+pub(crate) async fn run(
+    job: ShardJob,
+    cfg: &EngineConfig,
+    counters: Arc<ShardCounters>,
+    cancel: CancellationToken,
+) -> Result<ShardReport, EngineError> {
+    let started = Instant::now();
+    let ShardJob {
+        mut rows,
+        archive_path,
+        resume,
+    } = job;
+    let compression = cfg
+        .compression
+        .unwrap_or_else(|| compression_for(&archive_path));
+    let fetcher = Fetcher::new(cfg).map_err(|e| EngineError::Http(e.to_string()))?;
+    let top = archive_stem(&archive_path);
+    let mtime = now().0 / 1000;
+    let prepared = {
+        let (path, top) = (archive_path.clone(), top.clone());
+        tokio::task::spawn_blocking(move || {
+            resume::prepare(&path, &top, compression, resume, mtime)
+        })
+        .await
+        .map_err(|e| EngineError::Http(format!("preparing outputs: {e}")))??
+    };
+    let Prepared {
+        archive,
+        results,
+        done,
+        mut names,
+        mut folders,
+        tally,
+    } = prepared;
+    if let Some(total) = rows.total_rows() {
+        counters.rows_total.store(total, Ordering::Relaxed);
+    }
+    counters.ok.store(tally.ok, Ordering::Relaxed);
+    counters.bytes.store(tally.bytes, Ordering::Relaxed);
+    counters.rows_done.store(tally.ok, Ordering::Relaxed);
+
+    let (tx, rx) = mpsc::channel::<WriterMsg>(WRITER_QUEUE);
+    let writer = {
+        let counters = Arc::clone(&counters);
+        let path = archive_path.clone();
+        std::thread::Builder::new()
+            .name("ldawt-writer".into())
+            .spawn(move || writer_loop(rx, archive, results, tally, counters, path))
+            .map_err(|source| EngineError::Output {
+                path: archive_path.clone(),
+                source,
+            })?
+    };
+    let (row_tx, mut row_rx) = mpsc::channel::<Result<Vec<UrlRow>, InputError>>(2);
+    let reader = std::thread::Builder::new()
+        .name("ldawt-reader".into())
+        .spawn(move || {
+            while let Some(batch) = rows.next_batch() {
+                let stop = batch.is_err();
+                if row_tx.blocking_send(batch).is_err() || stop {
+                    break;
+                }
+            }
+        })
+        .map_err(|source| EngineError::Output {
+            path: archive_path.clone(),
+            source,
+        })?;
+
+    let abort = CancellationToken::new();
+    let ctx = Arc::new(RowContext {
+        fetcher,
+        gates: HostGates::new(cfg.per_host.max(1)),
+        policy: RetryPolicy {
+            max_attempts: cfg.max_attempts.max(1),
+            ..RetryPolicy::default()
+        },
+        stop: cancel.clone(),
+        abort: abort.clone(),
+    });
+    let semaphore = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let tracker = TaskTracker::new();
+    let spill_dir = archive_path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let spill_prefix = format!(
+        ".{}.spill",
+        archive_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut input_error: Option<InputError> = None;
+    'batches: loop {
+        let batch = tokio::select! {
+            _ = cancel.cancelled() => break,
+            b = row_rx.recv() => b,
+        };
+        let batch = match batch {
+            None => break,
+            Some(Err(e)) => {
+                input_error = Some(e);
+                break;
+            }
+            Some(Ok(b)) => b,
+        };
+        for row in batch {
+            if done
+                .get(&row.index)
+                .is_some_and(|key| *key == url_key(row.url.as_deref()))
+            {
+                continue;
+            }
+            let text = row.url.as_deref().map(str::trim).unwrap_or("");
+            if text.is_empty() {
+                let msg = record(
+                    &row,
+                    RowStatus::Skipped,
+                    "empty_url",
+                    "the URL cell is empty".into(),
+                );
+                if tx.send(msg).await.is_err() {
+                    break 'batches;
+                }
+                continue;
+            }
+            let url = match parse_url(text) {
+                Ok(u) => u,
+                Err(message) => {
+                    let msg = record(&row, RowStatus::Failed, "invalid_url", message);
+                    if tx.send(msg).await.is_err() {
+                        break 'batches;
+                    }
+                    continue;
+                }
+            };
+            let folder = folders.folder(row.class.as_deref()).to_string();
+            let stem = names.claim(&folder, &url_stem(text), row.index);
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => break 'batches,
+                p = Arc::clone(&semaphore).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break 'batches,
+                },
+            };
+            let job = RowJob {
+                index: row.index,
+                url_text: text.to_string(),
+                url,
+                class: row.class,
+                member_base: format!("{top}/{folder}/{stem}"),
+                spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
+            };
+            let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
+            tracker.spawn(async move {
+                let msg = fetch_row(ctx, job).await;
+                drop(permit);
+                let _ = tx.send(msg).await;
+            });
+        }
+    }
+    drop(row_rx);
+    if cancel.is_cancelled() || input_error.is_some() {
+        let abort = abort.clone();
+        let grace = if input_error.is_some() {
+            Duration::ZERO
+        } else {
+            GRACE
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abort.cancel();
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    drop(tx);
+    drop(ctx);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _ = reader.join();
+        writer.join()
+    })
+    .await
+    .map_err(|e| EngineError::Http(format!("writer task: {e}")))?
+    .map_err(|_| EngineError::Http("the writer thread panicked".to_string()))?;
+    finish(
+        outcome,
+        input_error,
+        cfg,
+        &archive_path,
+        &counters,
+        cancel.is_cancelled(),
+        started,
+    )
+    .await
+}
+
+/// Closes the outputs (or removes them on error), writes the overview and builds the report.
+async fn finish(
+    outcome: WriterOutcome,
+    input_error: Option<InputError>,
+    cfg: &EngineConfig,
+    archive_path: &std::path::Path,
+    counters: &ShardCounters,
+    interrupted: bool,
+    started: Instant,
+) -> Result<ShardReport, EngineError> {
+    let WriterOutcome {
+        archive,
+        results,
+        tally,
+        error,
+    } = outcome;
+    if let Some(e) = input_error {
+        archive.abort();
+        results.abort();
+        return Err(EngineError::Input(e));
+    }
+    if let Some(e) = error {
+        archive.abort();
+        results.abort();
+        return Err(e);
+    }
+    let path = archive_path.to_path_buf();
+    let closed = tokio::task::spawn_blocking(move || {
+        let summary = archive
+            .finish()
+            .map_err(|source| EngineError::Output { path, source });
+        match summary {
+            Ok(s) => results.finish().map(|()| s).map_err(EngineError::Results),
+            Err(e) => {
+                results.abort();
+                Err(e)
+            }
+        }
+    })
+    .await
+    .map_err(|e| EngineError::Http(format!("closing outputs: {e}")))??;
+    let rows_total = counters.rows_total.load(Ordering::Relaxed);
+    let report = ShardReport {
+        rows_total: rows_total.max(tally.ok + tally.failed + tally.skipped),
+        ok: tally.ok,
+        failed: tally.failed,
+        skipped: tally.skipped,
+        bytes: tally.bytes,
+        elapsed: started.elapsed(),
+        interrupted,
+        archive_path: archive_path.to_path_buf(),
+        archive_size: closed.size,
+        archive_sha256: closed.sha256,
+        results_path: results_path(archive_path),
+        error_breakdown: tally.errors,
+    };
+    counters
+        .rows_total
+        .store(report.rows_total, Ordering::Relaxed);
+    let doc = overview_json(&report, cfg, now().0);
+    write_overview(&overview_path(archive_path), &doc).map_err(|source| EngineError::Output {
+        path: overview_path(archive_path),
+        source,
+    })?;
+    Ok(report)
+}

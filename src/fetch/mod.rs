@@ -1,0 +1,366 @@
+//! One HTTP attempt for one URL: the shared reqwest client (rustls + ring, pooled keep-alive
+//! connections, HTTP/2 when offered, `TCP_NODELAY`, caching DNS, bounded redirects) and the
+//! streaming read of one response under first-byte / idle / total timeouts and the size cap,
+//! hashing as it goes. Bodies above [`SPILL_AT`] go to a spill file so memory stays bounded by
+//! concurrency, not body size. Deciding whether to retry is not done here (see
+//! [`crate::model::retry`]).
+
+mod dns;
+pub mod hosts;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::engine::EngineConfig;
+use crate::model::content::{check_content, jpeg_truncated};
+use crate::model::naming::choose_extension;
+use crate::model::retry::{Failure, parse_retry_after};
+
+pub use dns::CachingResolver;
+
+/// Bodies larger than this are written to a spill file instead of memory.
+pub const SPILL_AT: usize = 1024 * 1024;
+
+/// Bytes of an error response read (and dropped) so its connection can be reused.
+const ERROR_BODY_DRAIN: usize = 64 * 1024;
+
+/// A downloaded body.
+#[derive(Debug)]
+pub enum Body {
+    /// Held in memory.
+    Memory(Vec<u8>),
+    /// Written to a spill file (removed once archived).
+    Spilled {
+        /// The spill file.
+        path: PathBuf,
+    },
+}
+
+/// A successful attempt.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The bytes.
+    pub body: Body,
+    /// Their length.
+    pub len: u64,
+    /// Their sha256.
+    pub sha256: [u8; 32],
+    /// The extension to store them under (without the dot).
+    pub extension: String,
+}
+
+/// A failed attempt.
+#[derive(Debug)]
+pub struct AttemptError {
+    /// What kind of failure (drives the retry decision).
+    pub failure: Failure,
+    /// The HTTP status, when a response arrived.
+    pub http_status: Option<u16>,
+    /// The server's `Retry-After`, if any.
+    pub retry_after: Option<Duration>,
+    /// A human-readable message.
+    pub message: String,
+}
+
+impl AttemptError {
+    fn new(failure: Failure, message: impl Into<String>) -> Self {
+        Self {
+            failure,
+            http_status: None,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Failures building the HTTP client.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+/// The shared HTTP client and the limits every attempt obeys.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    first_byte_timeout: Duration,
+    idle_timeout: Duration,
+    total_timeout: Duration,
+    max_file_size: u64,
+    accept_types: Arc<Vec<String>>,
+}
+
+/// The error and its causes on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn map_send_error(err: &reqwest::Error) -> Failure {
+    if err.is_redirect() {
+        Failure::Redirects
+    } else if err.is_builder() {
+        Failure::InvalidUrl
+    } else if err.is_connect() {
+        Failure::Connect
+    } else if err.is_timeout() {
+        Failure::FirstByteTimeout
+    } else {
+        Failure::Broken
+    }
+}
+
+impl Fetcher {
+    /// Builds the client for `cfg` (installs the ring TLS provider first).
+    pub fn new(cfg: &EngineConfig) -> Result<Self, ClientError> {
+        // A second installation (several runs in one process) reports an error: harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .connect_timeout(cfg.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(cfg.per_host.max(1))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_adaptive_window(true)
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .dns_resolver(Arc::new(CachingResolver::new(Duration::from_secs(300))))
+            .build()?;
+        Ok(Self {
+            client,
+            first_byte_timeout: cfg.first_byte_timeout,
+            idle_timeout: cfg.idle_timeout,
+            total_timeout: cfg.total_timeout,
+            max_file_size: cfg.max_file_size,
+            accept_types: Arc::new(cfg.accept_types.clone()),
+        })
+    }
+
+    /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`.
+    pub async fn fetch_once(
+        &self,
+        url: &reqwest::Url,
+        spill: &Path,
+    ) -> Result<Fetched, AttemptError> {
+        let deadline = Instant::now() + self.total_timeout;
+        match timeout_at(deadline, self.attempt(url, spill)).await {
+            Ok(result) => result,
+            Err(_) => {
+                let _ = tokio::fs::remove_file(spill).await;
+                Err(AttemptError::new(
+                    Failure::TotalTimeout,
+                    format!("no complete response within {:?}", self.total_timeout),
+                ))
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &reqwest::Url, spill: &Path) -> Result<Fetched, AttemptError> {
+        let send = self.client.get(url.clone()).send();
+        let mut resp = match timeout(self.first_byte_timeout, send).await {
+            Err(_) => {
+                return Err(AttemptError::new(
+                    Failure::FirstByteTimeout,
+                    format!("no response headers within {:?}", self.first_byte_timeout),
+                ));
+            }
+            Ok(Err(e)) => return Err(AttemptError::new(map_send_error(&e), chain(&e))),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        if status != 200 {
+            let retry_after = header(reqwest::header::RETRY_AFTER)
+                .and_then(|v| parse_retry_after(&v, hosts::now()));
+            self.drain(&mut resp).await;
+            return Err(AttemptError {
+                failure: Failure::Http(status),
+                http_status: Some(status),
+                retry_after,
+                message: format!("HTTP {status}"),
+            });
+        }
+        if let Some(len) = resp.content_length()
+            && len > self.max_file_size
+        {
+            return Err(self.too_large(format!("announced {len} bytes")));
+        }
+        let mut read = BodyRead::new();
+        loop {
+            let chunk = match timeout(self.idle_timeout, resp.chunk()).await {
+                Err(_) => {
+                    read.discard(spill).await;
+                    return Err(AttemptError {
+                        http_status: Some(status),
+                        ..AttemptError::new(
+                            Failure::IdleTimeout,
+                            format!(
+                                "body stalled for {:?} after {} bytes",
+                                self.idle_timeout, read.len
+                            ),
+                        )
+                    });
+                }
+                Ok(Err(e)) => {
+                    read.discard(spill).await;
+                    return Err(AttemptError {
+                        http_status: Some(status),
+                        ..AttemptError::new(
+                            Failure::Broken,
+                            format!("after {} bytes: {}", read.len, chain(&e)),
+                        )
+                    });
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(c))) => c,
+            };
+            if read.len + chunk.len() as u64 > self.max_file_size {
+                read.discard(spill).await;
+                return Err(self.too_large(format!("more than {} bytes", self.max_file_size)));
+            }
+            if let Err(e) = read.push(&chunk, spill).await {
+                read.discard(spill).await;
+                return Err(AttemptError::new(
+                    Failure::Broken,
+                    format!("spill file: {e}"),
+                ));
+            }
+        }
+        let fail = |failure, message: String| AttemptError {
+            http_status: Some(status),
+            ..AttemptError::new(failure, message)
+        };
+        if let Err(reason) = check_content(content_type.as_deref(), &read.head, &self.accept_types)
+        {
+            read.discard(spill).await;
+            return Err(fail(Failure::NotImage, reason));
+        }
+        if jpeg_truncated(&read.head, read.last_two) {
+            read.discard(spill).await;
+            return Err(fail(
+                Failure::Truncated,
+                format!("JPEG without its end marker after {} bytes", read.len),
+            ));
+        }
+        let extension = choose_extension(url.as_str(), content_type.as_deref(), &read.head);
+        read.finish(extension, spill)
+            .await
+            .map_err(|e| fail(Failure::Broken, format!("spill file: {e}")))
+    }
+
+    fn too_large(&self, detail: String) -> AttemptError {
+        AttemptError {
+            http_status: Some(200),
+            ..AttemptError::new(
+                Failure::TooLarge,
+                format!(
+                    "body exceeds --max-file-size {} ({detail})",
+                    self.max_file_size
+                ),
+            )
+        }
+    }
+
+    /// Reads a little of an error body so the connection can go back to the pool.
+    async fn drain(&self, resp: &mut reqwest::Response) {
+        let mut seen = 0usize;
+        while seen < ERROR_BODY_DRAIN {
+            match timeout(Duration::from_millis(500), resp.chunk()).await {
+                Ok(Ok(Some(c))) => seen += c.len(),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// A body being read: in memory until it grows past [`SPILL_AT`], then in a spill file.
+struct BodyRead {
+    mem: Vec<u8>,
+    file: Option<tokio::fs::File>,
+    hasher: Sha256,
+    len: u64,
+    head: Vec<u8>,
+    last_two: [u8; 2],
+}
+
+impl BodyRead {
+    fn new() -> Self {
+        Self {
+            mem: Vec::new(),
+            file: None,
+            hasher: Sha256::new(),
+            len: 0,
+            head: Vec::with_capacity(32),
+            last_two: [0, 0],
+        }
+    }
+
+    async fn push(&mut self, chunk: &[u8], spill: &Path) -> std::io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.hasher.update(chunk);
+        if self.head.len() < 32 {
+            let take = (32 - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        match chunk {
+            [.., a, b] => self.last_two = [*a, *b],
+            [b] => self.last_two = [self.last_two[1], *b],
+            [] => {}
+        }
+        self.len += chunk.len() as u64;
+        if let Some(file) = self.file.as_mut() {
+            return file.write_all(chunk).await;
+        }
+        if self.mem.len() + chunk.len() > SPILL_AT {
+            let mut file = tokio::fs::File::create(spill).await?;
+            file.write_all(&self.mem).await?;
+            file.write_all(chunk).await?;
+            self.mem = Vec::new();
+            self.file = Some(file);
+            return Ok(());
+        }
+        self.mem.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    async fn discard(&mut self, spill: &Path) {
+        if self.file.take().is_some() {
+            let _ = tokio::fs::remove_file(spill).await;
+        }
+    }
+
+    async fn finish(self, extension: String, spill: &Path) -> std::io::Result<Fetched> {
+        let body = match self.file {
+            Some(mut file) => {
+                file.flush().await?;
+                Body::Spilled {
+                    path: spill.to_path_buf(),
+                }
+            }
+            None => Body::Memory(self.mem),
+        };
+        Ok(Fetched {
+            body,
+            len: self.len,
+            sha256: self.hasher.finalize().into(),
+            extension,
+        })
+    }
+}

@@ -1,0 +1,356 @@
+//! The node runtime: wires identity, transport, lease store, coordinator (when seeding),
+//! worker (unless `--no-work`), gossip publishing, the status endpoint and shutdown, and returns
+//! the final report. `ldawt node` is a thin layer over [`run`].
+
+pub mod dispatch;
+pub mod identity;
+pub mod peers;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::coordinator::{
+    Coordinator, CoordinatorConfig, CoordinatorError, CoordinatorHandle, FinalReport,
+};
+use crate::engine::EngineConfig;
+use crate::model::ids::DatasetId;
+use crate::model::lease::LeaseConfig;
+use crate::model::time::{Clock, SystemClock};
+use crate::net::{self, NetConfig, NetError};
+use crate::protocol::status::NodeStatus;
+use crate::protocol::swarm::Gossip;
+use crate::seed::{SeedError, SeedSpec, SeededDataset};
+use crate::store::{Store, StoreError};
+use crate::worker::activity::Activity;
+use crate::worker::link::SeederLink;
+use crate::worker::stats::Probe;
+use crate::worker::{self, Offer, WorkerConfig, WorkerSummary};
+use identity::IdentityError;
+use peers::PeerTable;
+
+/// Everything a node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Identity, lease database, seeded rows, worker scratch space.
+    pub data_dir: PathBuf,
+    /// The dataset to seed, if any.
+    pub seed: Option<SeedSpec>,
+    /// Where a seeder writes archives and the final results.
+    pub out: Option<PathBuf>,
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// `--join` addresses.
+    pub join: Vec<Multiaddr>,
+    /// mDNS discovery.
+    pub mdns: bool,
+    /// Lease policy of a seeded dataset.
+    pub lease: LeaseConfig,
+    /// Whether this node downloads shards.
+    pub work: bool,
+    /// Stay up after the seeded dataset is finished.
+    pub keep_serving: bool,
+    /// A worker-only node stops after being idle this long.
+    pub exit_when_idle: Option<Duration>,
+    /// Status endpoint address.
+    pub status_addr: SocketAddr,
+    /// Engine tuning.
+    pub engine: EngineConfig,
+    /// Cap on concurrent leases of this node's worker.
+    pub max_leases: Option<u32>,
+    /// Heartbeat / announcement period.
+    pub heartbeat: Duration,
+}
+
+/// What the node prints once it is up.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Each listen address with `/p2p/<id>`: what to paste after `--join`.
+    pub join_addrs: Vec<String>,
+    /// The bound status endpoint.
+    pub status_addr: SocketAddr,
+    /// The seeded dataset, and whether it was resumed.
+    pub seeded: Option<(SeededDataset, bool)>,
+}
+
+/// How the node ended.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOutcome {
+    /// Final reports of the seeded datasets (empty if not seeding or interrupted first).
+    pub reports: Vec<FinalReport>,
+    /// True when stopped by a signal.
+    pub interrupted: bool,
+    /// What the worker did.
+    pub worker: Option<WorkerSummary>,
+}
+
+/// Node failures (all before or outside the swarm's normal operation).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Seeding failed (bad input: exit code 2).
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    /// The lease database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The coordinator failed.
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+    /// The transport failed to start.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The identity file is unusable.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The status endpoint could not be bound.
+    #[error("cannot serve the status endpoint on {addr}: {source}")]
+    Status {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: NetError,
+    },
+    /// A directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn mkdir(p: &std::path::Path) -> Result<(), NodeError> {
+    std::fs::create_dir_all(p).map_err(|source| NodeError::Io {
+        path: p.display().to_string(),
+        source,
+    })
+}
+
+/// Runs a node until its seeded dataset is finished (unless `keep_serving`), its worker went
+/// idle (`exit_when_idle`), or `shutdown` fires. `on_ready` is called once it listens.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<NodeOutcome, NodeError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    mkdir(&cfg.data_dir)?;
+    let keypair = identity::load_or_create(&cfg.data_dir.join("identity.key"))?;
+    let me = keypair.public().to_peer_id().to_string();
+    let stop = shutdown.child_token();
+
+    // Seeding and the coordinator.
+    let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel::<Gossip>();
+    let mut seeded = None;
+    let mut coord = None;
+    if let Some(spec) = cfg.seed.clone() {
+        let out = cfg.out.clone().unwrap_or_else(|| PathBuf::from("."));
+        mkdir(&out)?;
+        let data = cfg.data_dir.clone();
+        let ds = tokio::task::spawn_blocking(move || crate::seed::seed(&spec, &data))
+            .await
+            .map_err(|e| NodeError::Io {
+                path: "seeding".into(),
+                source: std::io::Error::other(e),
+            })??;
+        let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
+        let mut c = Coordinator::new(
+            CoordinatorConfig {
+                out,
+                data_dir: cfg.data_dir.clone(),
+                lease: cfg.lease,
+            },
+            store,
+        );
+        let resumed = c.add_dataset(ds.clone(), clock.now()).await?;
+        seeded = Some((ds, resumed));
+        coord = Some(CoordinatorHandle::spawn(
+            c,
+            clock.clone(),
+            gossip_tx.clone(),
+            stop.clone(),
+        ));
+    }
+
+    // Transport.
+    let mut net_cfg = NetConfig::new(keypair);
+    if !cfg.listen.is_empty() {
+        net_cfg.listen = cfg.listen.clone();
+    }
+    net_cfg.bootstrap = cfg.join.clone();
+    net_cfg.mdns = cfg.mdns;
+    let (client, events, event_loop) = net::new(net_cfg)?;
+    let net_task = tokio::spawn(event_loop.run());
+    let peers = Arc::new(Mutex::new(PeerTable::default()));
+    tokio::spawn(dispatch::run(
+        events,
+        coord.clone(),
+        peers.clone(),
+        clock.clone(),
+    ));
+
+    // Status endpoint.
+    let activity = Activity::new();
+    let probe = Arc::new(Probe::new());
+    let (status_tx, status_rx) = watch::channel(NodeStatus::default());
+    let metrics = status::metrics_renderer(client.clone(), activity.clone(), status_rx.clone());
+    let status_addr =
+        crate::status_server::serve(cfg.status_addr, status_rx, metrics, stop.clone())
+            .await
+            .map_err(|source| NodeError::Status {
+                addr: cfg.status_addr,
+                source,
+            })?;
+
+    let join_addrs = wait_listen_addrs(&client).await;
+    on_ready(&Ready {
+        peer_id: me.clone(),
+        join_addrs: join_addrs.clone(),
+        status_addr,
+        seeded: seeded.clone(),
+    });
+
+    // Worker.
+    let (offers_tx, offers_rx) = watch::channel(Vec::<Offer>::new());
+    let work_dir = cfg.data_dir.join("work");
+    let worker_cfg = WorkerConfig {
+        me: me.clone(),
+        work_dir: work_dir.clone(),
+        engine: cfg.engine.clone(),
+        exit_when_idle: cfg.exit_when_idle,
+        max_leases: cfg.max_leases,
+        poll: Duration::from_millis(300),
+    };
+    let worker_task = cfg.work.then(|| {
+        tokio::spawn(worker::run(
+            worker_cfg.clone(),
+            offers_rx,
+            probe.clone(),
+            activity.clone(),
+            stop.clone(),
+        ))
+    });
+
+    // Heartbeats, announcements, offers, status.
+    let started = clock.now();
+    let mut tick = tokio::time::interval(cfg.heartbeat);
+    let mut status_tick = tokio::time::interval(Duration::from_millis(500));
+    let local_ds: Vec<DatasetId> = seeded.iter().map(|(d, _)| d.id).collect();
+    let mut worker_task = worker_task;
+    let mut finalized = false;
+    let mut outcome = NodeOutcome::default();
+    loop {
+        let coord_finished = async {
+            match &coord {
+                Some(c) if !finalized => c.wait_finished().await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                outcome.interrupted = true;
+                break;
+            }
+            _ = coord_finished => {
+                if let Some(c) = &coord {
+                    // Let the last gossip go out, then write the results.
+                    outcome.reports = match c.finalize().await {
+                        Ok(r) => r?,
+                        Err(_) => Vec::new(),
+                    };
+                }
+                finalized = true;
+                if !cfg.keep_serving {
+                    break;
+                }
+            }
+            done = async { match worker_task.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => {
+                outcome.worker = done;
+                worker_task = None;
+                if coord.is_none() {
+                    break;
+                }
+            }
+            Some(g) = gossip_rx.recv() => {
+                if let Err(e) = client.publish(g).await {
+                    tracing::debug!("cannot publish: {e}");
+                }
+            }
+            _ = tick.tick() => {
+                let mut stats = worker::current_stats(&probe, &activity, &worker_cfg);
+                stats.works = cfg.work;
+                stats.seeds = coord.is_some();
+                let hb = Gossip::Heartbeat { stats, nonce: fastrand::u64(..), sent_at: clock.now() };
+                let _ = client.publish(hb).await;
+                if let Some(c) = &coord
+                    && let Ok(snap) = c.snapshot(&me).await
+                {
+                    for a in snap.announcements {
+                        let _ = client.publish(a).await;
+                    }
+                }
+                let mut offers: Vec<Offer> = Vec::new();
+                if let Some(c) = &coord {
+                    offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() } }));
+                }
+                let remote = peers.lock().map(|p| p.open_datasets()).unwrap_or_default();
+                for (dataset, seeder) in remote {
+                    if !local_ds.contains(&dataset) {
+                        offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder } });
+                    }
+                }
+                let _ = offers_tx.send(offers);
+            }
+            _ = status_tick.tick() => {
+                let doc = status::build(&status::Inputs {
+                    me: &me,
+                    join_addrs: &join_addrs,
+                    started,
+                    now: clock.now(),
+                    work: cfg.work,
+                    coord: coord.as_ref(),
+                    peers: &peers,
+                    probe: &probe,
+                    activity: &activity,
+                    worker_cfg: &worker_cfg,
+                }).await;
+                let _ = status_tx.send(doc);
+            }
+        }
+    }
+
+    // Shutdown: the worker gives its leases back, then the transport closes.
+    stop.cancel();
+    if let Some(t) = worker_task {
+        outcome.worker = tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .ok()
+            .and_then(|r| r.ok());
+    }
+    client.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+    Ok(outcome)
+}
+
+/// The listen addresses with `/p2p/<id>`, waiting briefly for the listeners to come up.
+async fn wait_listen_addrs(client: &net::Client) -> Vec<String> {
+    for _ in 0..50 {
+        if let Ok(addrs) = client.listen_addrs().await
+            && !addrs.is_empty()
+        {
+            return addrs.iter().map(|a| a.to_string()).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Vec::new()
+}

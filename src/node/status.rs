@@ -1,0 +1,107 @@
+//! The node's status document (`GET /status`) and its Prometheus metrics (`GET /metrics`).
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::peers::{PeerTable, peer_status};
+use crate::coordinator::CoordinatorHandle;
+use crate::model::time::UnixMillis;
+use crate::net::Client;
+use crate::protocol::status::{NodeStatus, STATUS_VERSION};
+use crate::worker::activity::Activity;
+use crate::worker::stats::Probe;
+use crate::worker::{WorkerConfig, current_stats};
+
+/// What the status document is built from.
+pub(super) struct Inputs<'a> {
+    pub me: &'a str,
+    pub join_addrs: &'a [String],
+    pub started: UnixMillis,
+    pub now: UnixMillis,
+    pub work: bool,
+    pub coord: Option<&'a CoordinatorHandle>,
+    pub peers: &'a Mutex<PeerTable>,
+    pub probe: &'a Probe,
+    pub activity: &'a Activity,
+    pub worker_cfg: &'a WorkerConfig,
+}
+
+/// Builds the document.
+pub(super) async fn build(i: &Inputs<'_>) -> NodeStatus {
+    let mut stats = current_stats(i.probe, i.activity, i.worker_cfg);
+    stats.works = i.work;
+    stats.seeds = i.coord.is_some();
+    let mut local = peer_status(&stats);
+    local.peer_id = i.me.to_string();
+    local.addrs = i.join_addrs.to_vec();
+    local.last_seen_ms = i.now.0;
+    local.connected = true;
+    let (peers, mut datasets) = match i.peers.lock() {
+        Ok(p) => (p.statuses(), p.datasets()),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    if let Some(c) = i.coord
+        && let Ok(snap) = c.snapshot(i.me).await
+    {
+        datasets.retain(|d| !snap.progress.iter().any(|p| p.dataset_id == d.dataset_id));
+        datasets.extend(snap.progress);
+    }
+    let mut roles = Vec::new();
+    if i.coord.is_some() {
+        roles.push("seeder".to_string());
+    }
+    if i.work {
+        roles.push("worker".to_string());
+    }
+    NodeStatus {
+        version: STATUS_VERSION,
+        peer_id: i.me.to_string(),
+        listen_addrs: i.join_addrs.to_vec(),
+        roles,
+        started_at_ms: i.started.0,
+        now_ms: i.now.0,
+        local,
+        peers,
+        datasets,
+    }
+}
+
+/// The `/metrics` renderer: transport counters, worker activity and dataset progress.
+pub(super) fn metrics_renderer(
+    client: Client,
+    activity: Arc<Activity>,
+    status: watch::Receiver<NodeStatus>,
+) -> impl Fn() -> String + Send + Sync + 'static {
+    move || {
+        let mut out = String::new();
+        client.metrics().render_prometheus(&mut out);
+        let (bytes, images) = activity.totals();
+        let s = status.borrow();
+        let _ = writeln!(out, "# TYPE ldawt_worker_bytes_total counter");
+        let _ = writeln!(out, "ldawt_worker_bytes_total {bytes}");
+        let _ = writeln!(out, "# TYPE ldawt_worker_images_total counter");
+        let _ = writeln!(out, "ldawt_worker_images_total {images}");
+        let _ = writeln!(out, "# TYPE ldawt_worker_leases_held gauge");
+        let _ = writeln!(out, "ldawt_worker_leases_held {}", s.local.leases_held);
+        let _ = writeln!(out, "# TYPE ldawt_peers_known gauge");
+        let _ = writeln!(out, "ldawt_peers_known {}", s.peers.len());
+        let _ = writeln!(out, "# TYPE ldawt_dataset_shards gauge");
+        for d in &s.datasets {
+            for (state, n) in [
+                ("total", d.shards_total),
+                ("done", d.shards_done),
+                ("leased", d.shards_leased),
+                ("failed", d.shards_failed),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "ldawt_dataset_shards{{dataset=\"{}\",state=\"{state}\"}} {n}",
+                    d.dataset_id
+                );
+            }
+        }
+        out
+    }
+}

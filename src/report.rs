@@ -1,0 +1,149 @@
+//! User-facing output of the acquisition commands: a live progress bar (indicatif, on a
+//! terminal) or plain periodic lines (otherwise) fed from [`ShardCounters`], and the final
+//! summary table. Logs go through `tracing`; this module is what the user reads.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{ShardCounters, ShardReport};
+
+/// How often plain progress lines are printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// A running progress display; [`Progress::finish`] stops it.
+pub struct Progress {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+fn rates(done: u64, bytes: u64, since: Instant) -> (f64, f64) {
+    let secs = since.elapsed().as_secs_f64().max(1e-3);
+    (done as f64 / secs, bytes as f64 / 1e6 / secs)
+}
+
+impl Progress {
+    /// Starts showing `counters`: a bar when stderr is a terminal and `plain` is false, one line
+    /// every few seconds otherwise.
+    pub fn start(counters: Arc<ShardCounters>, plain: bool) -> Self {
+        let stop = CancellationToken::new();
+        let bar_wanted = !plain && std::io::stderr().is_terminal();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let since = Instant::now();
+            if bar_wanted {
+                draw_bar(&counters, &token, since).await;
+            } else {
+                plain_lines(&counters, &token, since).await;
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops the display (the bar is cleared).
+    pub async fn finish(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn draw_bar(counters: &ShardCounters, stop: &CancellationToken, since: Instant) {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    loop {
+        let (done, ok, failed, bytes, total) = counters.snapshot();
+        if total > 0 {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+        let (ips, mbps) = rates(ok, bytes, since);
+        bar.set_message(format!("{ips:.0} img/s {mbps:.1} MB/s, {failed} errors"));
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    bar.finish_and_clear();
+}
+
+async fn plain_lines(counters: &ShardCounters, stop: &CancellationToken, since: Instant) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PLAIN_EVERY) => {}
+        }
+        let (done, ok, failed, bytes, total) = counters.snapshot();
+        let (ips, mbps) = rates(ok, bytes, since);
+        let total = if total > 0 {
+            total.to_string()
+        } else {
+            "?".into()
+        };
+        eprintln!(
+            "progress: {done}/{total} rows, {ok} ok, {failed} failed, {ips:.0} images/s, {mbps:.1} MB/s"
+        );
+    }
+}
+
+/// Writes the final summary table of a shard run.
+pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Result<()> {
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    let attempted = report.ok + report.failed;
+    let rate = if attempted == 0 {
+        0.0
+    } else {
+        report.ok as f64 * 100.0 / attempted as f64
+    };
+    let mb = report.bytes as f64 / 1e6;
+    writeln!(
+        out,
+        "Download summary{}",
+        if report.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(out, "  rows          {}", report.rows_total)?;
+    writeln!(out, "  ok            {}", report.ok)?;
+    writeln!(out, "  failed        {}", report.failed)?;
+    writeln!(out, "  skipped       {}", report.skipped)?;
+    writeln!(out, "  success rate  {rate:.1}%")?;
+    writeln!(out, "  data          {mb:.2} MB")?;
+    writeln!(out, "  time          {secs:.2} s")?;
+    writeln!(
+        out,
+        "  speed         {:.2} MB/s, {:.1} images/s",
+        mb / secs,
+        report.ok as f64 / secs
+    )?;
+    if !report.error_breakdown.is_empty() {
+        writeln!(out, "Errors")?;
+        let mut errors: Vec<_> = report.error_breakdown.iter().collect();
+        errors.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (kind, n) in errors {
+            writeln!(out, "  {kind:<22} {n}")?;
+        }
+    }
+    writeln!(
+        out,
+        "Archive   {} ({:.2} MB, sha256 {})",
+        report.archive_path.display(),
+        report.archive_size as f64 / 1e6,
+        report.archive_sha256
+    )?;
+    writeln!(out, "Results   {}", report.results_path.display())?;
+    writeln!(
+        out,
+        "Overview  {}",
+        crate::engine::overview_path(&report.archive_path).display()
+    )
+}

@@ -1,0 +1,345 @@
+//! The per-row results file (`<stem>.results.parquet`): one row per input row handled, with its
+//! outcome, written in row groups as results arrive (memory bounded), to a `.part` file renamed
+//! into place at the end. [`read_results`] streams a previous file back for `--resume`;
+//! [`overview`] writes the LDAWT-compatible summary JSON.
+
+pub mod overview;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt16Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::properties::WriterProperties;
+
+use crate::archive::part_path;
+use crate::engine::{RowResult, RowStatus};
+
+/// Rows buffered before they are encoded.
+const BATCH_ROWS: usize = 8192;
+/// Rows per parquet row group (bounds the writer's memory).
+const ROW_GROUP_ROWS: usize = 65_536;
+
+/// Failures reading or writing a results file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultsError {
+    /// File I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Parquet/arrow encoding or decoding.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The results file schema.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("index", DataType::UInt64, false),
+        Field::new("url", DataType::Utf8, true),
+        Field::new("class", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("http_status", DataType::UInt16, true),
+        Field::new("error_kind", DataType::Utf8, true),
+        Field::new("error_message", DataType::Utf8, true),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("sha256", DataType::Utf8, true),
+        Field::new("member", DataType::Utf8, true),
+        Field::new("attempts", DataType::UInt32, false),
+        Field::new("elapsed_ms", DataType::UInt64, false),
+    ]))
+}
+
+/// The text stored in the `status` column.
+pub fn status_text(status: RowStatus) -> &'static str {
+    match status {
+        RowStatus::Ok => "ok",
+        RowStatus::Failed => "failed",
+        RowStatus::Skipped => "skipped",
+    }
+}
+
+fn parse_status(text: &str) -> Option<RowStatus> {
+    match text {
+        "ok" => Some(RowStatus::Ok),
+        "failed" => Some(RowStatus::Failed),
+        "skipped" => Some(RowStatus::Skipped),
+        _ => None,
+    }
+}
+
+/// Writes a results file (blocking; owned by the writer thread).
+pub struct ResultsWriter {
+    writer: ArrowWriter<File>,
+    buffer: Vec<RowResult>,
+    part: PathBuf,
+    path: PathBuf,
+}
+
+impl ResultsWriter {
+    /// Creates `<path>.part`.
+    pub fn create(path: &Path) -> Result<Self, ResultsError> {
+        let part = part_path(path);
+        let file = File::create(&part).map_err(|source| ResultsError::Io {
+            path: part.clone(),
+            source,
+        })?;
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| {
+            ResultsError::Format {
+                path: part.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            writer,
+            buffer: Vec::with_capacity(BATCH_ROWS),
+            part,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Adds one row's result.
+    pub fn push(&mut self, result: RowResult) -> Result<(), ResultsError> {
+        self.buffer.push(result);
+        if self.buffer.len() >= BATCH_ROWS {
+            self.flush_buffer()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buffer(&mut self) -> Result<(), ResultsError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let batch = to_batch(&self.buffer).map_err(|reason| ResultsError::Format {
+            path: self.part.clone(),
+            reason,
+        })?;
+        self.buffer.clear();
+        self.writer.write(&batch).map_err(|e| ResultsError::Format {
+            path: self.part.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes what is buffered, closes, fsyncs and renames into place.
+    pub fn finish(mut self) -> Result<(), ResultsError> {
+        self.flush_buffer()?;
+        let file = self.writer.into_inner().map_err(|e| ResultsError::Format {
+            path: self.part.clone(),
+            reason: e.to_string(),
+        })?;
+        let io = |source| ResultsError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.part, &self.path).map_err(io)
+    }
+
+    /// Drops the partial file.
+    pub fn abort(self) {
+        let part = self.part.clone();
+        drop(self);
+        let _ = std::fs::remove_file(part);
+    }
+}
+
+fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
+    let n = rows.len();
+    let mut index = UInt64Builder::with_capacity(n);
+    let mut url = StringBuilder::new();
+    let mut class = StringBuilder::new();
+    let mut status = StringBuilder::new();
+    let mut http = UInt16Builder::with_capacity(n);
+    let mut kind = StringBuilder::new();
+    let mut message = StringBuilder::new();
+    let mut bytes = UInt64Builder::with_capacity(n);
+    let mut sha = StringBuilder::new();
+    let mut member = StringBuilder::new();
+    let mut attempts = UInt32Builder::with_capacity(n);
+    let mut elapsed = UInt64Builder::with_capacity(n);
+    for r in rows {
+        index.append_value(r.index);
+        url.append_option(r.url.as_deref());
+        class.append_option(r.class.as_deref());
+        status.append_value(status_text(r.status));
+        http.append_option(r.http_status);
+        kind.append_option(r.error_kind.as_deref());
+        message.append_option(r.error_message.as_deref());
+        bytes.append_value(r.bytes);
+        sha.append_option(r.sha256.as_deref());
+        member.append_option(r.member.as_deref());
+        attempts.append_value(r.attempts);
+        elapsed.append_value(r.elapsed_ms);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(index.finish()),
+        Arc::new(url.finish()),
+        Arc::new(class.finish()),
+        Arc::new(status.finish()),
+        Arc::new(http.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(message.finish()),
+        Arc::new(bytes.finish()),
+        Arc::new(sha.finish()),
+        Arc::new(member.finish()),
+        Arc::new(attempts.finish()),
+        Arc::new(elapsed.finish()),
+    ];
+    RecordBatch::try_new(schema(), columns).map_err(|e| e.to_string())
+}
+
+/// Streams every result of a results file to `each`.
+pub fn read_results(path: &Path, mut each: impl FnMut(RowResult)) -> Result<(), ResultsError> {
+    let fmt = |reason: String| ResultsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| ResultsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+        .map_err(|e| fmt(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| fmt(e.to_string()))?;
+        from_batch(&batch, &mut each).map_err(fmt)?;
+    }
+    Ok(())
+}
+
+fn from_batch(batch: &RecordBatch, each: &mut impl FnMut(RowResult)) -> Result<(), String> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("not a results file: no column '{name}'"))
+    };
+    let bad = |name: &str| format!("column '{name}' has the wrong type");
+    let strings = |name: &str| -> Result<Vec<Option<String>>, String> {
+        let c = col(name)?;
+        let a = c.as_string_opt::<i32>().ok_or_else(|| bad(name))?;
+        Ok((0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+            .collect())
+    };
+    let index = col("index")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("index"))?
+        .clone();
+    let http = col("http_status")?
+        .as_primitive_opt::<UInt16Type>()
+        .ok_or_else(|| bad("http_status"))?
+        .clone();
+    let bytes = col("bytes")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("bytes"))?
+        .clone();
+    let attempts = col("attempts")?
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| bad("attempts"))?
+        .clone();
+    let elapsed = col("elapsed_ms")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("elapsed_ms"))?
+        .clone();
+    let url = strings("url")?;
+    let class = strings("class")?;
+    let status = strings("status")?;
+    let kind = strings("error_kind")?;
+    let message = strings("error_message")?;
+    let sha = strings("sha256")?;
+    let member = strings("member")?;
+    let parts = url
+        .into_iter()
+        .zip(class)
+        .zip(status)
+        .zip(kind)
+        .zip(message)
+        .zip(sha)
+        .zip(member)
+        .enumerate();
+    for (i, ((((((url, class), status), kind), message), sha), member)) in parts {
+        let status = status
+            .as_deref()
+            .and_then(parse_status)
+            .ok_or_else(|| format!("row {i}: unknown status"))?;
+        each(RowResult {
+            index: index.value(i),
+            url,
+            class,
+            status,
+            http_status: (!http.is_null(i)).then(|| http.value(i)),
+            error_kind: kind,
+            error_message: message,
+            bytes: bytes.value(i),
+            sha256: sha,
+            member,
+            attempts: attempts.value(i),
+            elapsed_ms: elapsed.value(i),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.results.parquet");
+        let mut w = ResultsWriter::create(&path).unwrap();
+        let rows: Vec<RowResult> = (0..20_000u64)
+            .map(|i| RowResult {
+                index: i,
+                url: Some(format!("http://h/{i}.jpg")),
+                class: (i % 3 != 0).then(|| "c".to_string()),
+                status: if i % 2 == 0 {
+                    RowStatus::Ok
+                } else {
+                    RowStatus::Failed
+                },
+                http_status: (i % 5 != 0).then_some(200),
+                error_kind: (i % 2 == 1).then(|| "http_404".to_string()),
+                error_message: None,
+                bytes: i * 10,
+                sha256: Some("ab".into()),
+                member: Some(format!("s/c/{i}.jpg")),
+                attempts: 1,
+                elapsed_ms: 3,
+            })
+            .collect();
+        for r in rows.clone() {
+            w.push(r).unwrap();
+        }
+        w.finish().unwrap();
+        assert!(!part_path(&path).exists());
+        let mut back = Vec::new();
+        read_results(&path, |r| back.push(r)).unwrap();
+        assert_eq!(back, rows);
+    }
+}

@@ -1,0 +1,118 @@
+//! The thread that owns the redb database and serves [`Msg`]s one at a time; every write is a
+//! committed transaction before the reply is sent.
+
+use std::sync::mpsc;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::tables::{DATASETS, SHARDS, shard_key};
+use super::{DatasetRecord, Msg, ShardRecord, StoreError};
+use crate::model::ids::{DatasetId, ShardId};
+
+pub(super) fn spawn(db: Database) -> std::io::Result<mpsc::Sender<Msg>> {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    std::thread::Builder::new()
+        .name("ldawt-store".into())
+        .spawn(move || {
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    Msg::PutDataset(rec, reply) => {
+                        let _ = reply.send(put_dataset(&db, &rec));
+                    }
+                    Msg::PutShards(ds, shards, reply) => {
+                        let _ = reply.send(put_shards(&db, ds, &shards));
+                    }
+                    Msg::Load(ds, reply) => {
+                        let _ = reply.send(load(&db, ds));
+                    }
+                    Msg::List(reply) => {
+                        let _ = reply.send(list(&db));
+                    }
+                }
+            }
+        })?;
+    Ok(tx)
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(Box::new(e.into()))
+}
+
+fn put_dataset(db: &Database, rec: &DatasetRecord) -> Result<(), StoreError> {
+    let bytes = postcard::to_stdvec(rec)?;
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut table = txn.open_table(DATASETS).map_err(db_err)?;
+        table
+            .insert(rec.id.0.as_slice(), bytes.as_slice())
+            .map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)
+}
+
+fn put_shards(
+    db: &Database,
+    ds: DatasetId,
+    shards: &[(ShardId, ShardRecord)],
+) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut table = txn.open_table(SHARDS).map_err(db_err)?;
+        for (id, rec) in shards {
+            let bytes = postcard::to_stdvec(rec)?;
+            table
+                .insert(shard_key(&ds.0, id.0).as_slice(), bytes.as_slice())
+                .map_err(db_err)?;
+        }
+    }
+    txn.commit().map_err(db_err)
+}
+
+fn load(
+    db: &Database,
+    ds: DatasetId,
+) -> Result<Option<(DatasetRecord, Vec<ShardRecord>)>, StoreError> {
+    let txn = db.begin_read().map_err(db_err)?;
+    let datasets = match txn.open_table(DATASETS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(db_err(e)),
+    };
+    let Some(raw) = datasets.get(ds.0.as_slice()).map_err(db_err)? else {
+        return Ok(None);
+    };
+    let rec: DatasetRecord = postcard::from_bytes(raw.value())?;
+    let mut shards = Vec::with_capacity(rec.shard_rows.len());
+    let table = match txn.open_table(SHARDS) {
+        Ok(t) => Some(t),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(db_err(e)),
+    };
+    if let Some(table) = table {
+        let start = shard_key(&ds.0, 0);
+        let end = shard_key(&ds.0, u32::MAX);
+        for item in table
+            .range(start.as_slice()..=end.as_slice())
+            .map_err(db_err)?
+        {
+            let (_, v) = item.map_err(db_err)?;
+            shards.push(postcard::from_bytes(v.value())?);
+        }
+    }
+    Ok(Some((rec, shards)))
+}
+
+fn list(db: &Database) -> Result<Vec<DatasetRecord>, StoreError> {
+    let txn = db.begin_read().map_err(db_err)?;
+    let table = match txn.open_table(DATASETS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(db_err(e)),
+    };
+    let mut out = Vec::new();
+    for item in table.iter().map_err(db_err)? {
+        let (_, v) = item.map_err(db_err)?;
+        out.push(postcard::from_bytes(v.value())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,113 @@
+//! The seeder's durable state in redb: dataset records and every shard's lease entry, written
+//! in one write transaction per transition, so a seeder killed with `kill -9` and restarted
+//! resumes exactly (done shards stay done, in-flight leases keep holders and expiries).
+//!
+//! redb is synchronous and allows one writer per file, so the database is owned by one actor
+//! thread (iroh style); [`Store`] is a cloneable handle that sends it messages.
+
+mod actor;
+mod records;
+mod tables;
+
+use std::path::Path;
+
+use tokio::sync::oneshot;
+
+use crate::model::ids::{DatasetId, ShardId};
+
+pub use records::{DatasetRecord, ShardRecord};
+
+/// Failures of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened (another process holds it, corrupt file…).
+    #[error("cannot open the lease database {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// The redb error.
+        source: Box<redb::Error>,
+    },
+    /// A read or write failed.
+    #[error("lease database: {0}")]
+    Db(#[from] Box<redb::Error>),
+    /// A stored value could not be decoded.
+    #[error("lease database holds an unreadable record: {0}")]
+    Decode(#[from] postcard::Error),
+    /// The actor thread is gone.
+    #[error("the lease database thread has stopped")]
+    Closed,
+}
+
+/// A dataset and its shard records, as loaded.
+pub type LoadedDataset = (DatasetRecord, Vec<ShardRecord>);
+
+pub(crate) enum Msg {
+    PutDataset(DatasetRecord, oneshot::Sender<Result<(), StoreError>>),
+    PutShards(
+        DatasetId,
+        Vec<(ShardId, ShardRecord)>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
+    Load(
+        DatasetId,
+        oneshot::Sender<Result<Option<LoadedDataset>, StoreError>>,
+    ),
+    List(oneshot::Sender<Result<Vec<DatasetRecord>, StoreError>>),
+}
+
+/// A handle on the lease database; cheap to clone. The database closes when every handle is
+/// dropped.
+#[derive(Clone)]
+pub struct Store {
+    tx: std::sync::mpsc::Sender<Msg>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and starts its thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = redb::Database::create(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e.into()),
+        })?;
+        let tx = actor::spawn(db).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e.into()),
+        })?;
+        Ok(Self { tx })
+    }
+
+    /// Writes (or replaces) a dataset record.
+    pub async fn put_dataset(&self, record: DatasetRecord) -> Result<(), StoreError> {
+        self.call(|tx| Msg::PutDataset(record, tx)).await?
+    }
+
+    /// Writes shard records of one dataset in a single transaction.
+    pub async fn put_shards(
+        &self,
+        dataset: DatasetId,
+        shards: Vec<(ShardId, ShardRecord)>,
+    ) -> Result<(), StoreError> {
+        self.call(|tx| Msg::PutShards(dataset, shards, tx)).await?
+    }
+
+    /// A dataset and all its shard records, in shard order.
+    pub async fn load(&self, dataset: DatasetId) -> Result<Option<LoadedDataset>, StoreError> {
+        self.call(|tx| Msg::Load(dataset, tx)).await?
+    }
+
+    /// Every dataset record.
+    pub async fn list(&self) -> Result<Vec<DatasetRecord>, StoreError> {
+        self.call(Msg::List).await?
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

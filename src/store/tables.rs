@@ -1,0 +1,16 @@
+//! Table definitions, versioned by name: a change of value layout gets a new table name.
+
+use redb::TableDefinition;
+
+/// Dataset id (16 bytes) → postcard `DatasetRecord`.
+pub(super) const DATASETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("datasets-1");
+/// Dataset id (16 bytes) ++ shard number (4 bytes, big-endian) → postcard `ShardRecord`.
+pub(super) const SHARDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shards-1");
+
+/// The key of one shard; big-endian so a dataset's shards sort by number.
+pub(super) fn shard_key(dataset: &[u8; 16], shard: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(dataset);
+    k[16..].copy_from_slice(&shard.to_be_bytes());
+    k
+}

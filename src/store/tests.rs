@@ -1,0 +1,88 @@
+//! Store tests on a temporary file, including a reopen.
+
+use std::time::Duration;
+
+use super::*;
+use crate::model::lease::{LeaseBook, LeaseConfig, ShardPhase};
+use crate::model::time::UnixMillis;
+
+fn record(id: DatasetId, rows: &[u64]) -> DatasetRecord {
+    DatasetRecord {
+        id,
+        name: "ds".into(),
+        source: "/x/ds.parquet".into(),
+        rows_total: rows.iter().sum(),
+        shard_rows: rows.to_vec(),
+        archive_names: (0..rows.len())
+            .map(|i| format!("ds-{i:05}.tar.gz"))
+            .collect(),
+        lease: LeaseConfig {
+            ttl: Duration::from_secs(5),
+            max_retries: 2,
+            speculative: true,
+        },
+        created_at: UnixMillis(1),
+    }
+}
+
+#[tokio::test]
+async fn reopening_restores_the_lease_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leases.redb");
+    let ds = DatasetId([3; 16]);
+    let other = DatasetId([4; 16]);
+    let rec = record(ds, &[5, 6, 7]);
+    let mut book = LeaseBook::new(rec.lease, &rec.shard_rows);
+    let a = book.handle_bid("a", true, UnixMillis(100)).unwrap();
+    let b = book.handle_bid("b", true, UnixMillis(100)).unwrap();
+    book.handle_complete(b.shard, b.epoch, "b", UnixMillis(200))
+        .unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        assert!(store.load(ds).await.unwrap().is_none());
+        store.put_dataset(rec.clone()).await.unwrap();
+        store.put_dataset(record(other, &[1])).await.unwrap();
+        let shards: Vec<_> = book
+            .shards()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (ShardId(i as u32), ShardRecord::new(e.clone())))
+            .collect();
+        store.put_shards(ds, shards).await.unwrap();
+        // A second open while the first handle lives is refused (one writer per file).
+        assert!(Store::open(&path).is_err());
+    }
+    // Let the actor thread drop the database.
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(s) = Store::open(&path) {
+            reopened = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = reopened.expect("database reopens after the handle is dropped");
+    let (got, shards) = store.load(ds).await.unwrap().unwrap();
+    assert_eq!(got, rec);
+    assert_eq!(shards.len(), 3);
+    let restored = LeaseBook::restore(got.lease, shards.into_iter().map(|s| s.entry).collect());
+    assert_eq!(restored.shards(), book.shards());
+    assert_eq!(restored.shard(b.shard).unwrap().phase, ShardPhase::Done);
+    let h = restored
+        .check(a.shard, a.epoch, "a", UnixMillis(101))
+        .unwrap();
+    assert_eq!(h.expires_at, a.expires_at);
+    assert!(restored.next_epoch() > b.epoch);
+    let mut names: Vec<_> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![ds, other]);
+    // The other dataset's shards do not leak into this one's.
+    let (_, none) = store.load(other).await.unwrap().unwrap();
+    assert!(none.is_empty());
+}

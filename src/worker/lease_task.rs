@@ -1,0 +1,275 @@
+//! One granted lease, start to finish: fetch the shard's rows, run the engine into the work
+//! dir while renewing the lease on a ticker (a `Refused` renewal cancels the engine), push the
+//! archive then the results file to the seeder, and complete with the grant's epoch. On
+//! shutdown or local failure the lease is given back with `Abandon`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::activity::Activity;
+use super::link::{LinkError, SeederLink};
+use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
+use crate::input::VecRows;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
+
+/// Attempts per file transfer before the lease is given back.
+const TRANSFER_ATTEMPTS: u32 = 8;
+
+/// How a lease ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// Completed and acknowledged.
+    Completed,
+    /// The seeder took it back (expired, another copy won).
+    Lost(String),
+    /// Given back (shutdown or local failure).
+    Abandoned(String),
+}
+
+/// What a lease task needs.
+pub struct LeaseCtx {
+    /// Route to the seeder.
+    pub link: SeederLink,
+    /// This node's peer id.
+    pub me: String,
+    /// The grant.
+    pub grant: Grant,
+    /// Root of the worker's scratch space.
+    pub work_dir: PathBuf,
+    /// Engine tuning.
+    pub engine: EngineConfig,
+    /// Shared counters.
+    pub activity: Arc<Activity>,
+}
+
+/// Runs one lease to its end; `shutdown` gives it back.
+pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
+    let g = ctx.grant.clone();
+    let dir = ctx
+        .work_dir
+        .join(g.dataset.to_hex())
+        .join(format!("{:05}-e{}", g.shard.0, g.epoch));
+    let lost = CancellationToken::new();
+    let counters = ShardCounters::new();
+    let renewer = tokio::spawn(renew_loop(
+        ctx.link.clone(),
+        ctx.me.clone(),
+        g.clone(),
+        counters.clone(),
+        lost.clone(),
+    ));
+    ctx.activity.track(&counters);
+    let outcome = tokio::select! {
+        o = work(&ctx, &dir, counters.clone(), &lost, &shutdown) => o,
+        _ = lost.cancelled() => LeaseOutcome::Lost("the seeder refused a renewal".into()),
+    };
+    renewer.abort();
+    ctx.activity.untrack(&counters);
+    if let LeaseOutcome::Abandoned(reason) = &outcome {
+        let req = ControlRequest::Abandon {
+            dataset: g.dataset,
+            shard: g.shard,
+            epoch: g.epoch,
+            reason: reason.clone(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
+    }
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, ?outcome, "lease ended");
+    outcome
+}
+
+async fn work(
+    ctx: &LeaseCtx,
+    dir: &Path,
+    counters: Arc<ShardCounters>,
+    lost: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> LeaseOutcome {
+    let g = &ctx.grant;
+    let rows_req = ControlRequest::Rows {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+    };
+    let rows = match retry(|| ctx.link.request(&ctx.me, rows_req.clone()), shutdown).await {
+        Ok(ControlResponse::Rows(rows)) => rows,
+        Ok(ControlResponse::Rejected { reason }) => return LeaseOutcome::Lost(reason),
+        Ok(other) => {
+            return LeaseOutcome::Abandoned(format!("unexpected answer to Rows: {other:?}"));
+        }
+        Err(e) => return LeaseOutcome::Abandoned(e),
+    };
+    if let Err(e) = tokio::fs::create_dir_all(dir).await {
+        return LeaseOutcome::Abandoned(format!("cannot create {}: {e}", dir.display()));
+    }
+    let archive = dir.join(&g.archive_name);
+    let engine_cancel = shutdown.child_token();
+    let stop_engine = engine_cancel.clone();
+    let lost_watch = lost.clone();
+    let watcher = tokio::spawn(async move {
+        lost_watch.cancelled().await;
+        stop_engine.cancel();
+    });
+    let job = ShardJob {
+        rows: Box::new(VecRows::new(rows)),
+        archive_path: archive.clone(),
+        resume: false,
+    };
+    let report = engine::run_shard(job, &ctx.engine, counters, engine_cancel).await;
+    watcher.abort();
+    if shutdown.is_cancelled() {
+        return LeaseOutcome::Abandoned("the worker is shutting down".into());
+    }
+    let report = match report {
+        Ok(r) if !r.interrupted => r,
+        Ok(_) => return LeaseOutcome::Abandoned("the engine was interrupted".into()),
+        Err(e) => return LeaseOutcome::Abandoned(format!("engine failure: {e}")),
+    };
+    for (kind, path) in [
+        (FileKind::Archive, archive.clone()),
+        (FileKind::Results, results_path(&archive)),
+    ] {
+        let header = match header_for(g, kind, &path).await {
+            Ok(h) => h,
+            Err(e) => {
+                return LeaseOutcome::Abandoned(format!("cannot read {}: {e}", path.display()));
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match ctx.link.send_file(&ctx.me, header.clone(), &path).await {
+                Ok(()) => break,
+                Err(LinkError::Refused(r)) => return LeaseOutcome::Lost(r),
+                Err(LinkError::Transient(e)) if attempt < TRANSFER_ATTEMPTS => {
+                    tracing::warn!(shard = %g.shard, attempt, "transfer failed, retrying: {e}");
+                    if sleep_or_cancel(backoff(attempt), shutdown).await {
+                        return LeaseOutcome::Abandoned("the worker is shutting down".into());
+                    }
+                }
+                Err(e) => return LeaseOutcome::Abandoned(e.to_string()),
+            }
+        }
+    }
+    let complete = ControlRequest::Complete {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        ok: report.ok,
+        failed: report.failed + report.skipped,
+        bytes: report.bytes,
+    };
+    match retry(|| ctx.link.request(&ctx.me, complete.clone()), shutdown).await {
+        Ok(ControlResponse::Ack) => {
+            ctx.activity
+                .shards_done
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            LeaseOutcome::Completed
+        }
+        Ok(ControlResponse::Rejected { reason }) => LeaseOutcome::Lost(reason),
+        Ok(other) => LeaseOutcome::Abandoned(format!("unexpected answer to Complete: {other:?}")),
+        Err(e) => LeaseOutcome::Abandoned(e),
+    }
+}
+
+/// Renews every third of the TTL until refused (then cancels `lost`).
+async fn renew_loop(
+    link: SeederLink,
+    me: String,
+    g: Grant,
+    counters: Arc<ShardCounters>,
+    lost: CancellationToken,
+) {
+    let period = Duration::from_millis((g.ttl_ms / 3).max(100));
+    loop {
+        tokio::time::sleep(period).await;
+        let req = ControlRequest::Renew {
+            dataset: g.dataset,
+            shard: g.shard,
+            epoch: g.epoch,
+            rows_done: counters.snapshot().0,
+        };
+        match link.request(&me, req).await {
+            Ok(ControlResponse::Renewed { .. }) => {}
+            Ok(ControlResponse::Rejected { reason }) => {
+                tracing::warn!(shard = %g.shard, epoch = g.epoch, "lease lost: {reason}");
+                lost.cancel();
+                return;
+            }
+            Ok(other) => tracing::warn!(shard = %g.shard, "unexpected answer to Renew: {other:?}"),
+            Err(e) => tracing::warn!(shard = %g.shard, "cannot renew (will retry): {e}"),
+        }
+    }
+}
+
+/// Retries a transient failure with backoff for about a minute (a restarting seeder).
+async fn retry<F, Fut>(mut call: F, shutdown: &CancellationToken) -> Result<ControlResponse, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<ControlResponse, LinkError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Ok(r) => return Ok(r),
+            Err(LinkError::Refused(r)) => return Ok(ControlResponse::Rejected { reason: r }),
+            Err(LinkError::Transient(e)) if attempt < 12 => {
+                tracing::warn!(attempt, "seeder unreachable, retrying: {e}");
+                if sleep_or_cancel(backoff(attempt), shutdown).await {
+                    return Err("the worker is shutting down".into());
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((250u64 << attempt.min(5)).min(8_000))
+}
+
+/// Sleeps `d`; true when cancelled first.
+async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+async fn header_for(g: &Grant, kind: FileKind, path: &Path) -> std::io::Result<TransferHeader> {
+    let path = path.to_path_buf();
+    let (size, sha256) = tokio::task::spawn_blocking(move || hash_file(&path))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(TransferHeader {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        kind,
+        size,
+        sha256,
+    })
+}
+
+fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((size, h.finalize().into()))
+}

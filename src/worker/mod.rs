@@ -1,0 +1,200 @@
+//! The worker loop: bid for shards of every dataset it knows of (from gossip announcements and
+//! from this node's own coordinator) while it has room, run each granted lease in its own task
+//! (see [`lease_task`]), and stop on shutdown (giving leases back) or after `--exit-when-idle`.
+//!
+//! Bids carry measured stats ([`stats::Probe`] + [`activity::Activity`]); the seeder decides,
+//! and the worker also never runs more leases than its own capacity allows.
+
+pub mod activity;
+pub mod lease_task;
+pub mod link;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::EngineConfig;
+use crate::model::bid;
+use crate::model::ids::DatasetId;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
+use activity::Activity;
+use lease_task::{LeaseCtx, LeaseOutcome, run_lease};
+use link::SeederLink;
+use stats::Probe;
+
+/// A dataset with work, and how to reach its seeder.
+#[derive(Clone)]
+pub struct Offer {
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// The route to its seeder.
+    pub link: SeederLink,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This node's peer id.
+    pub me: String,
+    /// Scratch space for archives being built.
+    pub work_dir: PathBuf,
+    /// Engine tuning.
+    pub engine: EngineConfig,
+    /// Stop after holding no lease for this long.
+    pub exit_when_idle: Option<Duration>,
+    /// Never hold more leases than this (on top of the resource-derived capacity).
+    pub max_leases: Option<u32>,
+    /// Pause between bidding rounds.
+    pub poll: Duration,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerSummary {
+    /// Leases completed.
+    pub completed: u64,
+    /// Leases lost to the seeder.
+    pub lost: u64,
+    /// Leases given back.
+    pub abandoned: u64,
+}
+
+/// The worker's current stats, as bid and advertised.
+pub fn current_stats(probe: &Probe, activity: &Activity, cfg: &WorkerConfig) -> NodeStats {
+    let mut s = probe.measure(&cfg.work_dir);
+    let (bps, ips) = activity.rate();
+    s.bytes_per_s = bps;
+    s.images_per_s = ips;
+    s.leases_held = activity.leases_held.load(Ordering::Relaxed);
+    s.shards_done = activity.shards_done.load(Ordering::Relaxed);
+    s.works = true;
+    let cap = local_capacity(&s, cfg);
+    s.free_slots = cap.saturating_sub(s.leases_held);
+    s
+}
+
+fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> u32 {
+    let expected = bid::expected_shard_bytes(1_000, bid::DEFAULT_BYTES_PER_ROW);
+    let cap = bid::capacity(s, expected);
+    cfg.max_leases.map_or(cap, |m| cap.min(m))
+}
+
+/// Runs the worker until `shutdown` or until it has been idle for `exit_when_idle`.
+pub async fn run(
+    cfg: WorkerConfig,
+    offers: watch::Receiver<Vec<Offer>>,
+    probe: Arc<Probe>,
+    activity: Arc<Activity>,
+    shutdown: CancellationToken,
+) -> WorkerSummary {
+    std::fs::create_dir_all(&cfg.work_dir).ok();
+    let mut tasks: JoinSet<LeaseOutcome> = JoinSet::new();
+    let mut summary = WorkerSummary::default();
+    let mut next_bid: HashMap<DatasetId, Instant> = HashMap::new();
+    let mut idle_since = Instant::now();
+    let leases = shutdown.child_token();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                activity.leases_held.fetch_sub(1, Ordering::Relaxed);
+                match done {
+                    Ok(LeaseOutcome::Completed) => summary.completed += 1,
+                    Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
+                    Ok(LeaseOutcome::Abandoned(_)) | Err(_) => summary.abandoned += 1,
+                }
+                idle_since = Instant::now();
+                continue;
+            }
+            _ = tokio::time::sleep(cfg.poll) => {}
+        }
+        if !tasks.is_empty() {
+            idle_since = Instant::now();
+        } else if let Some(limit) = cfg.exit_when_idle
+            && idle_since.elapsed() >= limit
+        {
+            tracing::info!("idle for {limit:?}: the worker stops");
+            break;
+        }
+        let current: Vec<Offer> = offers.borrow().clone();
+        for offer in current {
+            let stats = current_stats(&probe, &activity, &cfg);
+            if stats.leases_held >= local_capacity(&stats, &cfg) {
+                break;
+            }
+            if next_bid
+                .get(&offer.dataset)
+                .is_some_and(|t| *t > Instant::now())
+            {
+                continue;
+            }
+            let req = ControlRequest::Bid {
+                dataset: offer.dataset,
+                stats,
+            };
+            let wait = match offer.link.request(&cfg.me, req).await {
+                Ok(ControlResponse::Granted(grant)) => {
+                    tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = grant.epoch, speculative = grant.speculative, "lease granted");
+                    activity.leases_held.fetch_add(1, Ordering::Relaxed);
+                    let ctx = LeaseCtx {
+                        link: offer.link.clone(),
+                        me: cfg.me.clone(),
+                        grant,
+                        work_dir: cfg.work_dir.clone(),
+                        engine: cfg.engine.clone(),
+                        activity: activity.clone(),
+                    };
+                    tasks.spawn(run_lease(ctx, leases.clone()));
+                    idle_since = Instant::now();
+                    Duration::ZERO
+                }
+                Ok(ControlResponse::NoWork {
+                    retry_after_ms,
+                    finished,
+                }) => Duration::from_millis(if finished {
+                    retry_after_ms.max(5_000)
+                } else {
+                    retry_after_ms
+                }),
+                Ok(ControlResponse::Rejected { reason }) => {
+                    tracing::debug!(dataset = %offer.dataset, "bid refused: {reason}");
+                    Duration::from_secs(5)
+                }
+                Ok(other) => {
+                    tracing::warn!("unexpected answer to a bid: {other:?}");
+                    Duration::from_secs(5)
+                }
+                Err(e) => {
+                    tracing::debug!(dataset = %offer.dataset, "cannot reach the seeder: {e}");
+                    Duration::from_secs(2)
+                }
+            };
+            next_bid.insert(offer.dataset, Instant::now() + wait);
+        }
+    }
+    // Give every lease back, bounded in time.
+    leases.cancel();
+    let deadline = tokio::time::sleep(Duration::from_secs(15));
+    tokio::pin!(deadline);
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = &mut deadline => { tasks.abort_all(); break; }
+            Some(done) = tasks.join_next() => {
+                activity.leases_held.fetch_sub(1, Ordering::Relaxed);
+                match done {
+                    Ok(LeaseOutcome::Completed) => summary.completed += 1,
+                    Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
+                    Ok(LeaseOutcome::Abandoned(_)) | Err(_) => summary.abandoned += 1,
+                }
+            }
+        }
+    }
+    summary
+}

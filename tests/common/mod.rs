@@ -1,0 +1,229 @@
+//! Shared helpers for the integration tests: start the HTTP fixture (from sync or async tests),
+//! write parquet inputs, take real iNaturalist rows from `../shared/data/subset_50k.parquet`
+//! with their hosts rewritten to the fixture, and run the `ldawt` binary with a timeout.
+//! Other helpers add their own `tests/common/<name>.rs` files next to this one.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use ldawt::fixture::{self, FixtureConfig, FixtureHandle};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// A fixture server with its own small tokio runtime, usable from plain `#[test]`s and from
+/// async tests alike. Derefs to the [`FixtureHandle`].
+pub struct TestFixture {
+    handle: Option<FixtureHandle>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Deref for TestFixture {
+    type Target = FixtureHandle;
+    fn deref(&self) -> &FixtureHandle {
+        self.handle.as_ref().expect("fixture running")
+    }
+}
+
+impl Drop for TestFixture {
+    fn drop(&mut self) {
+        drop(self.handle.take());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Starts a fixture with `cfg` on 127.0.0.1 (a free port) in a dedicated runtime.
+pub fn fixture_with(cfg: FixtureConfig) -> TestFixture {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("fixture")
+        .build()
+        .expect("fixture runtime");
+    let handle = runtime
+        .block_on(async { tokio::spawn(fixture::start(cfg)).await })
+        .expect("fixture task")
+        .expect("fixture start");
+    TestFixture {
+        handle: Some(handle),
+        runtime: Some(runtime),
+    }
+}
+
+/// Starts a fixture with small bodies (2–20 KB).
+pub fn fixture() -> TestFixture {
+    fixture_with(FixtureConfig::default())
+}
+
+/// Writes a parquet file whose columns are all nullable strings.
+pub fn write_string_parquet(path: &Path, columns: &[(&str, Vec<Option<String>>)]) {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
+        .collect();
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|(_, values)| Arc::new(StringArray::from(values.clone())) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("batch");
+    write_batches(path, &[batch], None);
+}
+
+/// Writes record batches to a parquet file, optionally capping the row-group size.
+pub fn write_batches(path: &Path, batches: &[RecordBatch], row_group_rows: Option<usize>) {
+    let file = File::create(path).expect("create parquet");
+    let mut props = parquet::file::properties::WriterProperties::builder();
+    if let Some(rows) = row_group_rows {
+        props = props.set_max_row_group_row_count(Some(rows));
+    }
+    let schema = batches[0].schema();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props.build())).expect("writer");
+    for b in batches {
+        writer.write(b).expect("write batch");
+    }
+    writer.close().expect("close parquet");
+}
+
+/// `../shared/data/<name>` seen from the repository (CI clones the repo with `shared/` beside
+/// it); ancestors are searched so git worktrees find it too. `None` when it is absent.
+pub fn shared_data(name: &str) -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    repo.ancestors()
+        .map(|dir| dir.join("shared").join("data").join(name))
+        .find(|p| p.exists())
+}
+
+/// The first `n` (photo_url path, taxon_name) pairs of the real iNaturalist subset, or `None`
+/// (the caller prints a SKIP) when the shared data is missing.
+pub fn inat_paths(n: usize) -> Option<Vec<(String, String)>> {
+    let path = shared_data("subset_50k.parquet")?;
+    let file = File::open(path).expect("open subset_50k");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
+    let mask = parquet::arrow::ProjectionMask::columns(
+        builder.parquet_schema(),
+        ["photo_url", "taxon_name"],
+    );
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .expect("reader");
+    let mut out = Vec::with_capacity(n);
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let urls = string_column(&batch, "photo_url");
+        let classes = string_column(&batch, "taxon_name");
+        for i in 0..batch.num_rows() {
+            if out.len() == n {
+                return Some(out);
+            }
+            let url = urls.value(i);
+            let path = url_path(url);
+            out.push((path.to_string(), classes.value(i).to_string()));
+        }
+    }
+    Some(out)
+}
+
+fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .expect("string column")
+}
+
+/// The path (and query) part of an absolute URL.
+pub fn url_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    after_scheme
+        .find('/')
+        .map(|i| &after_scheme[i..])
+        .unwrap_or("/")
+}
+
+/// Writes `<dir>/<name>` with columns `photo_url` (hosts rewritten to `base_url`) and
+/// `taxon_name` from the first `n` real iNaturalist rows. `None` when the shared data is absent.
+pub fn inat_parquet(dir: &Path, name: &str, n: usize, base_url: &str) -> Option<PathBuf> {
+    let rows = inat_paths(n)?;
+    let path = dir.join(name);
+    write_string_parquet(
+        &path,
+        &[
+            (
+                "photo_url",
+                rows.iter()
+                    .map(|(p, _)| Some(format!("{base_url}{p}")))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                rows.iter().map(|(_, c)| Some(c.clone())).collect(),
+            ),
+        ],
+    );
+    Some(path)
+}
+
+/// The `ldawt` binary built for these tests.
+pub fn ldawt_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ldawt")
+}
+
+/// Starts `ldawt <args>` with piped stdout/stderr and no progress bars.
+pub fn spawn_ldawt(args: &[&str]) -> Child {
+    Command::new(ldawt_bin())
+        .args(args)
+        .arg("--no-progress")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ldawt")
+}
+
+/// Waits for `child` for at most `timeout`, killing it (and failing the test) if it overruns.
+pub fn wait_timeout(mut child: Child, timeout: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => return child.wait_with_output().expect("output"),
+            None if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "ldawt did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Runs `ldawt <args>` to completion within `timeout`.
+pub fn run_ldawt(args: &[&str], timeout: Duration) -> Output {
+    wait_timeout(spawn_ldawt(args), timeout)
+}
+
+/// The process exit code (`-1` when killed by a signal).
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// stdout + stderr as text, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

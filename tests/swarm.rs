@@ -1,0 +1,13 @@
+//! Integration tests of the swarm: nodes in one process over real loopback sockets, and real
+//! `ldawt node` processes (seeder + `--join` workers, `kill -9` of a worker and of the seeder),
+//! all downloading from the HTTP fixture. Each ends by checking that every input row is
+//! accounted for exactly once and that no archive member is duplicated.
+
+mod common;
+
+#[path = "swarm/inprocess.rs"]
+mod inprocess;
+#[path = "swarm/processes.rs"]
+mod processes;
+#[path = "swarm/util.rs"]
+mod util;

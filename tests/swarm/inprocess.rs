@@ -1,0 +1,229 @@
+//! Nodes inside this test process, talking over real loopback sockets: a `--no-work` seeder,
+//! two workers, and a "ghost" worker (a bare transport) that takes a lease and vanishes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ldawt::engine::EngineConfig;
+use ldawt::fixture::{self, FixtureConfig};
+use ldawt::model::lease::LeaseConfig;
+use ldawt::model::shard::ShardSizing;
+use ldawt::net::{self, NetConfig, NetError};
+use ldawt::node::{self, NodeConfig, NodeOutcome, Ready};
+use ldawt::protocol::swarm::{
+    ControlRequest, ControlResponse, FileKind, NodeStats, TransferHeader,
+};
+use ldawt::seed::{Columns, SeedSpec};
+use libp2p::Multiaddr;
+use libp2p::identity::Keypair;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::common;
+use super::util::assert_exactly_once;
+
+const ROWS: u64 = 120;
+
+fn node_config(data: &Path) -> NodeConfig {
+    NodeConfig {
+        data_dir: data.to_path_buf(),
+        seed: None,
+        out: None,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        join: Vec::new(),
+        mdns: false,
+        lease: LeaseConfig::default(),
+        work: true,
+        keep_serving: false,
+        exit_when_idle: None,
+        status_addr: "127.0.0.1:0".parse().unwrap(),
+        engine: EngineConfig::default(),
+        max_leases: Some(2),
+        heartbeat: Duration::from_millis(300),
+    }
+}
+
+fn spawn_node(
+    cfg: NodeConfig,
+    stop: CancellationToken,
+) -> (
+    oneshot::Receiver<Ready>,
+    tokio::task::JoinHandle<NodeOutcome>,
+) {
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        node::run(cfg, stop, move |r| {
+            let _ = tx.send(r.clone());
+        })
+        .await
+        .expect("node runs")
+    });
+    (rx, task)
+}
+
+fn stats() -> NodeStats {
+    NodeStats {
+        cores: 2,
+        mem_total: 4 << 30,
+        mem_free: 4 << 30,
+        disk_free: 1 << 40,
+        works: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let input = tmp.path().join("birds.parquet");
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                (0..ROWS)
+                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-100/p/{i}.jpg"))))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                (0..ROWS)
+                    .map(|i| Some(format!("species {}", i % 5)))
+                    .collect(),
+            ),
+        ],
+    );
+    let out: PathBuf = tmp.path().join("out");
+
+    // The seeder coordinates only; short leases so a vanished worker is noticed quickly.
+    let mut seeder_cfg = node_config(&tmp.path().join("seeder"));
+    seeder_cfg.seed = Some(SeedSpec {
+        path: input,
+        columns: Columns {
+            url: "photo_url".into(),
+            class: Some("taxon_name".into()),
+            group: None,
+        },
+        sizing: ShardSizing::Rows(12),
+    });
+    seeder_cfg.out = Some(out.clone());
+    seeder_cfg.work = false;
+    seeder_cfg.keep_serving = true;
+    seeder_cfg.lease = LeaseConfig {
+        ttl: Duration::from_millis(1_500),
+        max_retries: 3,
+        speculative: true,
+    };
+    let seeder_stop = CancellationToken::new();
+    let (ready, seeder) = spawn_node(seeder_cfg, seeder_stop.clone());
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let (dataset, _) = ready.seeded.clone().unwrap();
+    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
+    let seeder_peer = ready.peer_id.parse().unwrap();
+
+    // The ghost: takes a lease over the real transport, then never renews.
+    let mut ghost_cfg = NetConfig::new(Keypair::generate_ed25519());
+    ghost_cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    ghost_cfg.bootstrap = vec![join.clone()];
+    ghost_cfg.mdns = false;
+    let (ghost, _ghost_events, ghost_loop) = net::new(ghost_cfg).unwrap();
+    tokio::spawn(ghost_loop.run());
+    let mut grant = None;
+    for _ in 0..100 {
+        if let Ok(ControlResponse::Granted(g)) = ghost
+            .request(
+                seeder_peer,
+                ControlRequest::Bid {
+                    dataset: dataset.id,
+                    stats: stats(),
+                },
+            )
+            .await
+        {
+            grant = Some(g);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ghost_grant = grant.expect("the ghost gets a lease");
+
+    // Two real workers join and do everything.
+    let mut workers = Vec::new();
+    for name in ["w1", "w2"] {
+        let mut cfg = node_config(&tmp.path().join(name));
+        cfg.join = vec![join.clone()];
+        cfg.exit_when_idle = Some(Duration::from_secs(3));
+        let (_, task) = spawn_node(cfg, CancellationToken::new());
+        workers.push(task);
+    }
+    let mut summaries = Vec::new();
+    for w in workers {
+        let o = tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .expect("worker finishes")
+            .unwrap();
+        summaries.push(o.worker.expect("worker summary"));
+    }
+    assert!(
+        summaries.iter().all(|s| s.completed > 0),
+        "both workers worked: {summaries:?}"
+    );
+    assert_eq!(summaries.iter().map(|s| s.completed).sum::<u64>(), 10);
+
+    // The ghost comes back with its stale epoch: completion and files are refused.
+    let late = ghost
+        .request(
+            seeder_peer,
+            ControlRequest::Complete {
+                dataset: dataset.id,
+                shard: ghost_grant.shard,
+                epoch: ghost_grant.epoch,
+                ok: 12,
+                failed: 0,
+                bytes: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(late, ControlResponse::Rejected { .. }), "{late:?}");
+    let fake = tmp.path().join("fake.tar.gz");
+    std::fs::write(&fake, b"not an archive").unwrap();
+    let header = TransferHeader {
+        dataset: dataset.id,
+        shard: ghost_grant.shard,
+        epoch: ghost_grant.epoch,
+        kind: FileKind::Archive,
+        size: 14,
+        sha256: sha256(b"not an archive"),
+    };
+    let sent = ghost.send_file(seeder_peer, header, &fake).await;
+    assert!(matches!(sent, Err(NetError::Rejected(_))), "{sent:?}");
+
+    seeder_stop.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), seeder)
+        .await
+        .unwrap()
+        .unwrap();
+    let report = &outcome.reports[0];
+    assert_eq!(
+        (report.ok, report.failed, report.shards_done),
+        (ROWS, 0, 10)
+    );
+    // The ghost's shard was re-leased after its lease expired and finished by a real worker.
+    let s = &report.shards[ghost_grant.shard.0 as usize];
+    assert!(s.failures >= 1, "{s:?}");
+    assert_ne!(
+        s.done_by.as_deref(),
+        Some(ghost.local_peer_id().to_string().as_str())
+    );
+    assert_exactly_once(&out, ROWS, ROWS);
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}

@@ -1,0 +1,289 @@
+//! Real `ldawt node` processes on loopback: a `--no-work` seeder and two `--join` workers.
+//! One worker is killed with SIGKILL while it holds a lease, then the seeder is killed with
+//! SIGKILL mid-run and restarted with the same command; the run still ends with every row
+//! accounted for exactly once. `ldawt peers --json` shows all three nodes.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ldawt::protocol::status::NodeStatus;
+
+use super::common;
+use super::util::assert_exactly_once;
+
+const ROWS: u64 = 160;
+const SHARDS: u32 = 16;
+
+struct NodeProc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: PathBuf,
+}
+
+impl NodeProc {
+    fn start(args: &[String], stderr: PathBuf) -> Self {
+        let mut child = Command::new(common::ldawt_bin())
+            .args(args)
+            .arg("--no-progress")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn ldawt node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Lines printed until one contains `needle` (panics after `timeout`).
+    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line containing {needle:?}; stderr:\n{}", self.log()),
+            }
+        }
+    }
+
+    /// Waits for exit; returns the code and the rest of stdout.
+    fn wait(mut self, timeout: Duration) -> (i32, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                // The reader thread may still be draining: give it a moment.
+                std::thread::sleep(Duration::from_millis(200));
+                let more: Vec<String> = self.lines.try_iter().collect();
+                return (
+                    status.code().unwrap_or(-1),
+                    [rest, more].concat().join("\n"),
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("node did not exit in {timeout:?}; stderr:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn status(addr: &str) -> Option<NodeStatus> {
+    let out = common::run_ldawt(
+        &["peers", "--json", "--status-addr", addr],
+        Duration::from_secs(20),
+    );
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Polls `addr`'s status until `pred` holds (panics after `timeout`).
+fn wait_status(
+    addr: &str,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&NodeStatus) -> bool,
+) -> NodeStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = status(addr)
+            && pred(&s)
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn seeder_args(input: &Path, out: &Path, port: u16, status_addr: &str) -> Vec<String> {
+    [
+        "node",
+        "--seed",
+        &input.display().to_string(),
+        "--class-col",
+        "taxon_name",
+        "--out",
+        &out.display().to_string(),
+        "--shards",
+        &SHARDS.to_string(),
+        "--listen",
+        &format!("/ip4/127.0.0.1/tcp/{port}"),
+        "--no-mdns",
+        "--status-addr",
+        status_addr,
+        "--no-work",
+        "--lease-ttl",
+        "3",
+        "--heartbeat",
+        "0.3",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("birds.parquet");
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                (0..ROWS)
+                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-400/p/{i}.jpg"))))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                (0..ROWS)
+                    .map(|i| Some(format!("species {}", i % 4)))
+                    .collect(),
+            ),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let port = free_port();
+    let seeder_status = format!("127.0.0.1:{}", free_port());
+    let args = seeder_args(&input, &out, port, &seeder_status);
+    let seeder = NodeProc::start(&args, tmp.path().join("seeder.err"));
+    let join = seeder.wait_line("--join ", Duration::from_secs(60));
+    let join = join.split_whitespace().last().unwrap().to_string();
+    assert!(
+        join.starts_with(&format!("/ip4/127.0.0.1/tcp/{port}/p2p/12D3")),
+        "{join}"
+    );
+
+    let mut workers = Vec::new();
+    let mut worker_status = Vec::new();
+    for name in ["w1", "w2"] {
+        let st = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> = [
+            "node",
+            "--join",
+            &join,
+            "--data-dir",
+            &tmp.path().join(name).display().to_string(),
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--status-addr",
+            &st,
+            "--exit-when-idle",
+            "15",
+            "--concurrency",
+            "2",
+            "--max-leases",
+            "1",
+            "--heartbeat",
+            "0.3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        workers.push(NodeProc::start(
+            &args,
+            tmp.path().join(format!("{name}.err")),
+        ));
+        worker_status.push(st);
+    }
+    let ids: Vec<String> = worker_status
+        .iter()
+        .map(|st| wait_status(st, Duration::from_secs(30), "worker up", |_| true).peer_id)
+        .collect();
+
+    // `ldawt peers --json` on the seeder lists both workers, with their resources.
+    let s = wait_status(
+        &seeder_status,
+        Duration::from_secs(30),
+        "both workers seen",
+        |s| {
+            ids.iter()
+                .all(|id| s.peers.iter().any(|p| &p.peer_id == id && p.cores > 0))
+        },
+    );
+    assert!(s.roles.contains(&"seeder".to_string()));
+    assert_eq!(s.datasets.len(), 1);
+    assert_eq!(s.datasets[0].shards_total, SHARDS);
+
+    // kill -9 of worker 1 while it holds a lease.
+    wait_status(
+        &worker_status[0],
+        Duration::from_secs(60),
+        "w1 holding a lease",
+        |s| s.local.leases_held > 0,
+    );
+    workers.remove(0).kill9();
+
+    // kill -9 of the seeder once some shards are done, then the same command again.
+    wait_status(
+        &seeder_status,
+        Duration::from_secs(90),
+        "3 shards done",
+        |s| s.datasets.first().is_some_and(|d| d.shards_done >= 3),
+    );
+    seeder.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    let seeder = NodeProc::start(&args, tmp.path().join("seeder2.err"));
+    seeder.wait_line("resumed", Duration::from_secs(60));
+    let (code, report) = seeder.wait(Duration::from_secs(240));
+    assert_eq!(code, 0, "seeder report:\n{report}");
+    assert!(
+        report.contains(&format!("{SHARDS}/{SHARDS} shards done")),
+        "{report}"
+    );
+
+    let (code, w2) = workers.remove(0).wait(Duration::from_secs(60));
+    assert_eq!(code, 0, "{w2}");
+    assert_exactly_once(&out, ROWS, ROWS);
+}
