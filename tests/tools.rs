@@ -2,6 +2,8 @@
 //! `monitor`), each driven through the real `ldawt` binary against real files and real servers
 //! on loopback. One test binary; one module per subcommand under `tests/tools/`.
 
+mod common;
+
 #[path = "tools/util.rs"]
 mod util;
 

@@ -15,9 +15,13 @@ use crate::slurm::{SlurmJob, render};
 /// Arguments of `ldawt slurm`.
 #[derive(Debug, Args)]
 pub struct SlurmArgs {
-    /// The swarm address every node joins (the seeder's multiaddr or host:port).
+    /// The swarm address every node joins: the seeder's multiaddr, as its `ldawt node` prints
+    /// it (`/ip4/10.0.0.5/tcp/4001/p2p/12D3KooW…`).
     #[arg(long)]
     pub join: String,
+    /// Each node exits after holding no lease for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub exit_when_idle: u64,
     /// Nodes to allocate; one `ldawt node` runs on each.
     #[arg(long, default_value_t = 1)]
     pub nodes: u32,
@@ -68,6 +72,7 @@ pub async fn run(args: SlurmArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
     };
     let job = SlurmJob {
         join: args.join,
+        idle_secs: args.exit_when_idle,
         nodes: args.nodes,
         cpus_per_task: args.cpus_per_task,
         mem: args.mem,

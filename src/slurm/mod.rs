@@ -9,8 +9,10 @@ pub const TEMPLATE: &str = include_str!("../../bootstrap/ldawt.sbatch.tmpl");
 /// Everything the job script needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmJob {
-    /// Swarm address to join (multiaddr or host:port).
+    /// Swarm address to join (the seeder's multiaddr).
     pub join: String,
+    /// Seconds without a lease after which each node exits.
+    pub idle_secs: u64,
     /// Nodes to allocate (one `ldawt node` each).
     pub nodes: u32,
     /// CPUs per node task.
@@ -129,11 +131,14 @@ pub fn render(job: &SlurmJob) -> Result<String, SlurmError> {
             "letters, digits, '-', '_' and '.' only",
         ));
     }
-    if !is_single_line(&job.join) || job.join.contains(char::is_whitespace) {
+    if !is_single_line(&job.join)
+        || job.join.contains(char::is_whitespace)
+        || !job.join.starts_with('/')
+    {
         return Err(bad(
             "join",
             &job.join,
-            "one address (multiaddr or host:port) without spaces",
+            "the seeder's multiaddr, e.g. /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...",
         ));
     }
     for (option, value) in [
@@ -185,6 +190,7 @@ pub fn render(job: &SlurmJob) -> Result<String, SlurmError> {
         .replace("{{LDAWT}}", &shell_quote(&job.ldawt))
         .replace("{{JOIN}}", &shell_quote(&job.join))
         .replace("{{WORK_ROOT}}", &shell_quote(&job.work_root))
+        .replace("{{IDLE_SECS}}", &job.idle_secs.to_string())
         .replace("{{NODE_ARGS}}", &node_args);
     Ok(script)
 }
@@ -196,6 +202,7 @@ mod tests {
     fn job() -> SlurmJob {
         SlurmJob {
             join: "/ip4/10.0.0.5/tcp/4001/p2p/12D3KooW".into(),
+            idle_secs: 300,
             nodes: 4,
             cpus_per_task: 8,
             mem: "16G".into(),
@@ -217,7 +224,7 @@ mod tests {
         assert!(s.contains("#SBATCH --nodes=4\n") && s.contains("#SBATCH --cpus-per-task=8\n"));
         assert!(s.contains("#SBATCH --partition=standard\n") && !s.contains("--account"));
         assert!(s.contains("WORK_ROOT='/tmp/ldawt work'"));
-        assert!(s.contains(r" --exit-when-idle '--out' 'it'\''s here'"));
+        assert!(s.contains(r" --exit-when-idle 300 '--out' 'it'\''s here'"));
         // Directives start their lines (LDAWT's generator indented them, so sbatch ignored them).
         assert!(
             s.lines()
@@ -236,6 +243,8 @@ mod tests {
         assert_eq!(render(&j).unwrap_err().option, "partition");
         let mut j = job();
         j.join = "a b".into();
+        assert_eq!(render(&j).unwrap_err().option, "join");
+        j.join = "10.0.0.5:4001".into();
         assert_eq!(render(&j).unwrap_err().option, "join");
         let mut j = job();
         j.mem = "16GB".into();
