@@ -13,8 +13,14 @@ use parquet::file::properties::WriterProperties;
 use super::{SplitError, SplitRequest, class_keys, io_err, open_parquet};
 use crate::model::split_plan::SplitPlan;
 
-/// Rows per output row group: small enough that N open writers stay light on memory.
-const ROW_GROUP_ROWS: usize = 65_536;
+/// Rows per output row group at most.
+const ROW_GROUP_ROWS: usize = 1_048_576;
+/// Encoded bytes all open writers may buffer together before flushing row groups; each of the
+/// N writers gets an equal share (at least [`MIN_ROW_GROUP_BYTES`]). This bounds memory
+/// whatever the input size.
+const WRITE_BUDGET_BYTES: usize = 32 << 20;
+/// Smallest row group a writer flushes, so many groups do not make tiny row groups.
+const MIN_ROW_GROUP_BYTES: usize = 1 << 20;
 
 /// Temp files that are deleted unless `publish` renames them into place.
 struct PendingFiles {
@@ -67,6 +73,9 @@ pub fn write_groups(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(
+            (WRITE_BUDGET_BYTES / files.len().max(1)).max(MIN_ROW_GROUP_BYTES),
+        ))
         .build();
     let mut pending = PendingFiles {
         temps: files.iter().map(|f| temp_name(f)).collect(),
