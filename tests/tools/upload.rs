@@ -181,3 +181,55 @@ fn upload_refuses_bad_input_with_exit_2() {
         "nothing created by refused runs"
     );
 }
+
+#[test]
+fn upload_file_library_call_creates_parents_then_skips() {
+    // The entry point `ldawt node --upload-to` uses for each verified shard archive.
+    use ldawt::webdav::{Credentials, FileOutcome, RetryPolicy, WebDavClient, upload_file};
+    let Some(server) = DavServer::start() else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let archive = local.path().join("shard_00007.tar.gz");
+    std::fs::write(&archive, vec![9u8; 70_000]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = Credentials {
+        user: USER.into(),
+        password: PASS.into(),
+    };
+    let client = WebDavClient::new(Some(creds), RetryPolicy::default()).unwrap();
+    let dir = reqwest::Url::parse(&server.url("deep/er/run 7/")).unwrap();
+    let sent = std::sync::atomic::AtomicU64::new(0);
+    let first = rt
+        .block_on(upload_file(&client, &archive, &dir, true, &sent))
+        .unwrap();
+    assert_eq!(first, FileOutcome::Uploaded(70_000));
+    assert_eq!(sent.load(std::sync::atomic::Ordering::Relaxed), 70_000);
+    assert_eq!(
+        std::fs::read(server.file("deep/er/run 7/shard_00007.tar.gz")).unwrap(),
+        vec![9u8; 70_000]
+    );
+    let again = rt
+        .block_on(upload_file(&client, &archive, &dir, true, &sent))
+        .unwrap();
+    assert_eq!(again, FileOutcome::Skipped);
+    // Wrong password: a clear Unauthorized error, flagged as bad input.
+    let wrong = WebDavClient::new(
+        Some(Credentials {
+            user: USER.into(),
+            password: "nope".into(),
+        }),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    let err = rt
+        .block_on(upload_file(&wrong, &archive, &dir, true, &sent))
+        .unwrap_err();
+    assert!(
+        err.is_bad_input() && err.to_string().contains("401"),
+        "{err}"
+    );
+}
