@@ -45,6 +45,9 @@ pub struct UploadReport {
     pub failed: Vec<(PathBuf, WebDavError)>,
 }
 
+/// Deepest directory nesting walked, so a symlink loop cannot walk forever.
+const MAX_DEPTH: usize = 64;
+
 fn local_err(path: &Path, e: impl std::fmt::Display) -> WebDavError {
     WebDavError::Local {
         path: path.display().to_string(),
@@ -82,8 +85,14 @@ pub fn plan_uploads(
             continue;
         }
         // Depth-first walk of a directory, bounded by the files that exist.
-        let mut stack = vec![(path.clone(), child_collection_url(&base, &name))];
-        while let Some((dir, remote)) = stack.pop() {
+        let mut stack = vec![(path.clone(), child_collection_url(&base, &name), 0usize)];
+        while let Some((dir, remote, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(local_err(
+                    &dir,
+                    format!("more than {MAX_DEPTH} nested directories (symlink loop?)"),
+                ));
+            }
             dirs.push(remote.clone());
             let mut children: Vec<_> = std::fs::read_dir(&dir)
                 .map_err(|e| local_err(&dir, e))?
@@ -95,7 +104,11 @@ pub fn plan_uploads(
                 let child_name = child.file_name().to_string_lossy().into_owned();
                 let meta = std::fs::metadata(&child_path).map_err(|e| local_err(&child_path, e))?;
                 if meta.is_dir() {
-                    stack.push((child_path, child_collection_url(&remote, &child_name)));
+                    stack.push((
+                        child_path,
+                        child_collection_url(&remote, &child_name),
+                        depth + 1,
+                    ));
                 } else if meta.is_file() {
                     items.push(UploadItem {
                         local: child_path,
@@ -247,5 +260,18 @@ mod tests {
             plan_uploads(&[dir.path().join("missing")], &base),
             Err(WebDavError::Local { .. })
         ));
+    }
+
+    #[test]
+    fn plan_refuses_a_symlink_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("loop");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("again")).unwrap();
+        let base = Url::parse("http://h/x").unwrap();
+        // Either our depth bound or the kernel's ELOOP stops the walk, with a local error.
+        let err = plan_uploads(&[root], &base).unwrap_err();
+        assert!(matches!(err, WebDavError::Local { .. }), "{err}");
+        assert!(err.to_string().contains("loop/again/again"), "{err}");
     }
 }
