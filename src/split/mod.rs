@@ -257,6 +257,7 @@ fn prepare_out_dir(dir: &Path, files: &[PathBuf], overwrite: bool) -> Result<(),
     Ok(())
 }
 
+/// An I/O failure mid-run on `path` (exit code 3, not bad input).
 pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> SplitError {
     SplitError::Io {
         path: path.display().to_string(),

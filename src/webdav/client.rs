@@ -150,6 +150,12 @@ impl WebDavClient {
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
+        if status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_IMPLEMENTED {
+            return Err(WebDavError::BadReply {
+                url: url.to_string(),
+                reason: format!("the server refuses PROPFIND ({status}): not a WebDAV endpoint"),
+            });
+        }
         check_status(&url, "PROPFIND", status)?;
         if status != StatusCode::MULTI_STATUS {
             return Err(WebDavError::BadReply {

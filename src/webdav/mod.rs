@@ -88,12 +88,14 @@ pub enum WebDavError {
 }
 
 impl WebDavError {
-    /// True for problems with what the user gave (URL, credentials, server address, local
-    /// paths): exit code 2 when they stop a run before it starts.
+    /// True for problems with what the user gave (URL, credentials, a server address that is
+    /// down or does not speak WebDAV, local paths): exit code 2 when they stop a run before it
+    /// starts.
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
             WebDavError::BadUrl { .. }
+                | WebDavError::BadReply { .. }
                 | WebDavError::Unreachable { .. }
                 | WebDavError::Unauthorized { .. }
                 | WebDavError::Local { .. }

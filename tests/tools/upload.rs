@@ -176,6 +176,12 @@ fn upload_refuses_bad_input_with_exit_2() {
         &upload("ftp://127.0.0.1/x", &[&file], &[], Some(PASS)),
         &["ftp://127.0.0.1/x"],
     );
+    // A plain HTTP server (the image fixture), not WebDAV: refused before anything is sent.
+    let fx = crate::common::fixture();
+    bad_input(
+        &upload(&fx.url("/dav"), &[&file], &[], Some(PASS)),
+        &["not 207 Multi-Status"],
+    );
     assert!(
         !server.file("x").exists(),
         "nothing created by refused runs"
