@@ -3,28 +3,7 @@
 
 use super::Sample;
 use super::alerts::AlertEvent;
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time in milliseconds.
-pub fn utc_timestamp(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+use crate::results::overview::utc_timestamp;
 
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
@@ -109,10 +88,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_are_utc_civil_dates() {
-        assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00");
-        assert_eq!(utc_timestamp(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(utc_timestamp(1_795_315_230_000), "2026-11-22 02:40:30");
+    fn lines_start_with_a_utc_timestamp() {
+        let s = Sample {
+            ts_ms: 1_795_315_230_000,
+            ..Default::default()
+        };
+        assert!(human_line(&s).starts_with("[2026-11-22 02:40:30] cpu 0.0%"));
+        let e = event_line(0, &AlertEvent::Cleared("x".into()));
+        assert_eq!(e, "[1970-01-01 00:00:00] cleared: x");
     }
 
     #[test]
