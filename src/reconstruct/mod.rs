@@ -146,7 +146,7 @@ pub fn reconstruct(req: &ReconstructRequest) -> Result<ReconstructReport, Recons
         path: req.output.display().to_string(),
         reason,
     };
-    let (stem, gzip) = stem_and_gzip(&req.output)
+    let (stem, _) = stem_and_gzip(&req.output)
         .ok_or_else(|| out_err("the name must end in .tar, .tar.gz or .tgz".into()))?;
     if req.output.exists() && !req.overwrite {
         return Err(out_err(
@@ -185,7 +185,7 @@ pub fn reconstruct(req: &ReconstructRequest) -> Result<ReconstructReport, Recons
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| io_err(path, e))?;
-    let mut out = archive::ArchiveOut::create(&req.output, &stem, gzip, mtime)
+    let mut out = archive::PendingArchive::create(&req.output, &stem, mtime)
         .map_err(|e| out_err(e.to_string()))?;
     let mut report = ReconstructReport {
         rows,
