@@ -116,15 +116,7 @@ pub(crate) fn open_parquet(
     path: &Path,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>, InputError> {
     let shown = path.display().to_string();
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => InputError::NotFound {
-            path: shown.clone(),
-        },
-        _ => InputError::Unreadable {
-            path: shown.clone(),
-            reason: e.to_string(),
-        },
-    })?;
+    let file = File::open(path).map_err(|e| crate::input::open_error(&shown, e))?;
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| InputError::Unreadable {
         path: shown,
         reason: e.to_string(),
