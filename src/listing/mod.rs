@@ -71,14 +71,7 @@ impl ListingError {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> ListingError {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        InputError::NotFound {
-            path: path.display().to_string(),
-        }
-        .into()
-    } else {
-        unreadable(&path.display().to_string(), e)
-    }
+    crate::input::open_error(&path.display().to_string(), e).into()
 }
 
 fn unreadable(path: &str, reason: impl std::fmt::Display) -> ListingError {
