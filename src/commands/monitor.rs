@@ -116,14 +116,18 @@ pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
     tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(50)).await;
     let mut state = AlertState::default();
     let mut taken = 0u64;
+    let mut node_pid: Option<u32> = None;
     let stop_reason = loop {
         let now = SystemClock.now().0;
-        let pid = args.pid.or_else(|| {
+        // The node's pid is looked up by its port once, and again only after it went away.
+        let alive = |p: &u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+        node_pid = node_pid.filter(alive).or_else(|| {
             args.node
                 .as_deref()
                 .and_then(node_port)
                 .and_then(procfs::pid_listening_on)
         });
+        let pid = args.pid.or(node_pid);
         let mut sample = sampler.sample(now, pid);
         if let Some(addr) = &args.node {
             sample.node = Some(node::poll(addr).await);
