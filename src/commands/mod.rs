@@ -38,9 +38,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The answer of a subcommand whose implementation has not landed yet: says so on stderr and
-/// exits non-zero, so that no script mistakes it for a successful run.
-pub(crate) fn not_built(name: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("ldawt {name}: this subcommand is not built yet in this version");
-    Ok(ExitCode::from(crate::exit::INTERNAL))
-}
