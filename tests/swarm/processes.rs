@@ -85,6 +85,20 @@ impl NodeProc {
         }
     }
 
+    /// Reads the start-up lines: (peer id, first `--join` address, status address).
+    fn ready(&self) -> (String, String, String) {
+        let t = Duration::from_secs(60);
+        let last = |l: String| l.split_whitespace().last().unwrap_or_default().to_string();
+        let id = last(self.wait_line("ldawt node ", t));
+        let join = last(self.wait_line("--join ", t));
+        let status = last(self.wait_line("status: http://", t));
+        let status = status
+            .trim_start_matches("http://")
+            .trim_end_matches("/status")
+            .to_string();
+        (id, join, status)
+    }
+
     fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
@@ -137,13 +151,14 @@ fn wait_status(
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what} on {addr}"
+            "timed out waiting for {what} on {addr}; last status: {:#?}",
+            status(addr)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-fn seeder_args(input: &Path, out: &Path, port: u16, status_addr: &str) -> Vec<String> {
+fn seeder_args(input: &Path, out: &Path, port: u16) -> Vec<String> {
     [
         "node",
         "--seed",
@@ -158,7 +173,7 @@ fn seeder_args(input: &Path, out: &Path, port: u16, status_addr: &str) -> Vec<St
         &format!("/ip4/127.0.0.1/tcp/{port}"),
         "--no-mdns",
         "--status-addr",
-        status_addr,
+        "127.0.0.1:0",
         "--no-work",
         "--lease-ttl",
         "3",
@@ -194,11 +209,9 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     );
     let out = tmp.path().join("out");
     let port = free_port();
-    let seeder_status = format!("127.0.0.1:{}", free_port());
-    let args = seeder_args(&input, &out, port, &seeder_status);
+    let args = seeder_args(&input, &out, port);
     let seeder = NodeProc::start(&args, tmp.path().join("seeder.err"));
-    let join = seeder.wait_line("--join ", Duration::from_secs(60));
-    let join = join.split_whitespace().last().unwrap().to_string();
+    let (_, join, seeder_status) = seeder.ready();
     assert!(
         join.starts_with(&format!("/ip4/127.0.0.1/tcp/{port}/p2p/12D3")),
         "{join}"
@@ -206,8 +219,8 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
 
     let mut workers = Vec::new();
     let mut worker_status = Vec::new();
+    let mut ids = Vec::new();
     for name in ["w1", "w2"] {
-        let st = format!("127.0.0.1:{}", free_port());
         let args: Vec<String> = [
             "node",
             "--join",
@@ -218,7 +231,7 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
             "--status-addr",
-            &st,
+            "127.0.0.1:0",
             "--exit-when-idle",
             "15",
             "--concurrency",
@@ -231,21 +244,17 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        workers.push(NodeProc::start(
-            &args,
-            tmp.path().join(format!("{name}.err")),
-        ));
+        let w = NodeProc::start(&args, tmp.path().join(format!("{name}.err")));
+        let (id, _, st) = w.ready();
+        ids.push(id);
         worker_status.push(st);
+        workers.push(w);
     }
-    let ids: Vec<String> = worker_status
-        .iter()
-        .map(|st| wait_status(st, Duration::from_secs(30), "worker up", |_| true).peer_id)
-        .collect();
 
     // `ldawt peers --json` on the seeder lists both workers, with their resources.
     let s = wait_status(
         &seeder_status,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "both workers seen",
         |s| {
             ids.iter()
