@@ -5,6 +5,10 @@
 set -uo pipefail
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# WebDAV server for `ldawt upload` / `ldawt compare` tests (rclone serve webdav)
+command -v rclone >/dev/null 2>&1 || need+=(rclone)
+# single-host Slurm for the `ldawt slurm` job test (auth/none: no munge daemon needed)
+command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurmd slurm-client)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)

@@ -1,16 +1,163 @@
-//! `ldawt compare`: command-line glue (not built yet).
+//! `ldawt compare`: command-line glue over `crate::listing` — reads both sides, diffs them,
+//! prints what is only on each side (and size differences with `--sizes`), optionally writes
+//! the lists to `--out-dir`. Exit 0 when the sides match, 1 when they differ (like `diff`).
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 use crate::cli::GlobalOpts;
+use crate::exit::UsageError;
+use crate::listing::{self, Listing, ListingDiff, ListingError, Source};
+use crate::webdav::{RetryPolicy, parse_url};
+
+/// How many names of each list are printed (all are written with `--out-dir`).
+const SHOWN: usize = 20;
 
 /// Arguments of `ldawt compare`.
 #[derive(Debug, Args)]
-pub struct CompareArgs {}
+pub struct CompareArgs {
+    /// Left side: a text listing, a directory, a .tar/.tar.gz/.tgz, or a WebDAV URL.
+    pub left: String,
+    /// Right side: same kinds as LEFT.
+    pub right: String,
+    /// Also report files present on both sides with different sizes.
+    #[arg(long)]
+    pub sizes: bool,
+    /// Compare file names only, ignoring folders (for flat listings against trees).
+    #[arg(long)]
+    pub basename: bool,
+    /// Only consider names ending with this suffix (e.g. `.tar.gz`).
+    #[arg(long)]
+    pub suffix: Option<String>,
+    /// Write only_left.txt, only_right.txt and size_differs.tsv into this directory.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// WebDAV user for URL sides; the password comes from LDAWT_PASSWORD or ~/.netrc.
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+fn listing_failure(e: ListingError) -> anyhow::Error {
+    if e.is_bad_input() {
+        UsageError::new(e.to_string()).into()
+    } else {
+        e.into()
+    }
+}
+
+async fn read_side(arg: &str, user: Option<&str>) -> anyhow::Result<Listing> {
+    match Source::detect(arg) {
+        Source::WebDav(text) => {
+            let url = parse_url(&text).map_err(super::upload::webdav_failure)?;
+            let client = super::upload::client_for(&url, user, RetryPolicy::default())?;
+            listing::read_webdav(&client, &url)
+                .await
+                .map_err(listing_failure)
+        }
+        local => tokio::task::spawn_blocking(move || listing::read_local(&local))
+            .await
+            .context("the listing thread failed")?
+            .map_err(listing_failure),
+    }
+}
+
+fn write_lists(dir: &Path, d: &ListingDiff) -> anyhow::Result<()> {
+    let unwritable = |e: std::io::Error| {
+        UsageError::new(format!("cannot write to --out-dir {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(unwritable)?;
+    let write = |name: &str, lines: Vec<String>| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.partial"));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(unwritable)?);
+        for l in lines {
+            writeln!(f, "{l}").with_context(|| format!("writing {}", tmp.display()))?;
+        }
+        f.flush()
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    };
+    write("only_left.txt", d.only_left.clone())?;
+    write("only_right.txt", d.only_right.clone())?;
+    write(
+        "size_differs.tsv",
+        d.size_differs
+            .iter()
+            .map(|(n, l, r)| format!("{n}\t{l}\t{r}"))
+            .collect(),
+    )?;
+    Ok(())
+}
+
+fn print_list(title: &str, names: &[String]) {
+    println!("{title} ({}):", names.len());
+    for n in names.iter().take(SHOWN) {
+        println!("  {n}");
+    }
+    if names.len() > SHOWN {
+        println!("  ... and {} more", names.len() - SHOWN);
+    }
+}
 
 /// Runs `ldawt compare`.
-pub async fn run(_args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    super::not_built("compare")
+pub async fn run(args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let (left, right) = tokio::try_join!(
+        read_side(&args.left, args.user.as_deref()),
+        read_side(&args.right, args.user.as_deref())
+    )?;
+    let prepare = |mut l: Listing| {
+        if args.basename {
+            l = listing::basenames(l);
+        }
+        if let Some(s) = &args.suffix {
+            l = listing::with_suffix(l, s);
+        }
+        l
+    };
+    let (left, right) = (prepare(left), prepare(right));
+    let d = listing::diff(&left, &right, args.sizes);
+    println!("left:  {} ({} files)", args.left, left.len());
+    println!("right: {} ({} files)", args.right, right.len());
+    print_list("only in left", &d.only_left);
+    print_list("only in right", &d.only_right);
+    if args.sizes {
+        println!("size differs ({}):", d.size_differs.len());
+        for (n, l, r) in d.size_differs.iter().take(SHOWN) {
+            println!("  {n}: {l} vs {r} bytes");
+        }
+        if d.size_differs.len() > SHOWN {
+            println!("  ... and {} more", d.size_differs.len() - SHOWN);
+        }
+        if d.size_unknown > 0 {
+            println!(
+                "size unknown on one side for {} common files (not size-checked)",
+                d.size_unknown
+            );
+        }
+    }
+    println!(
+        "{} in common, {} only left, {} only right{}",
+        d.common,
+        d.only_left.len(),
+        d.only_right.len(),
+        if args.sizes {
+            format!(", {} size differs", d.size_differs.len())
+        } else {
+            String::new()
+        }
+    );
+    if let Some(dir) = &args.out_dir {
+        write_lists(dir, &d)?;
+        println!("lists written to {}", dir.display());
+    }
+    Ok(if d.is_same() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::PARTIAL)
+    })
 }

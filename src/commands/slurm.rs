@@ -1,16 +1,117 @@
-//! `ldawt slurm`: command-line glue (not built yet).
+//! `ldawt slurm`: command-line glue over `crate::slurm` — collects the job's values, renders
+//! the sbatch script and prints it or writes it (atomically, executable) to `--output`.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 
 use crate::cli::GlobalOpts;
+use crate::exit::UsageError;
+use crate::slurm::{SlurmJob, render};
 
 /// Arguments of `ldawt slurm`.
 #[derive(Debug, Args)]
-pub struct SlurmArgs {}
+pub struct SlurmArgs {
+    /// The swarm address every node joins: the seeder's multiaddr, as its `ldawt node` prints
+    /// it (`/ip4/10.0.0.5/tcp/4001/p2p/12D3KooW…`).
+    #[arg(long)]
+    pub join: String,
+    /// Each node exits after holding no lease for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub exit_when_idle: u64,
+    /// Nodes to allocate; one `ldawt node` runs on each.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
+    /// CPUs per node.
+    #[arg(long, default_value_t = 4)]
+    pub cpus_per_task: u32,
+    /// Memory per node (Slurm syntax: 16G, 4000M).
+    #[arg(long, default_value = "16G")]
+    pub mem: String,
+    /// Wall-time limit (Slurm syntax: 4:00:00, 1-00:00:00).
+    #[arg(long, default_value = "4:00:00")]
+    pub time: String,
+    /// Partition to submit to.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Account to charge.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Job name.
+    #[arg(long, default_value = "ldawt")]
+    pub job_name: String,
+    /// Path of the ldawt binary on the compute nodes (default: this binary's absolute path,
+    /// right when the cluster shares the filesystem).
+    #[arg(long)]
+    pub ldawt: Option<String>,
+    /// Directory under which each node creates its working directory.
+    #[arg(long, default_value = "/tmp/ldawt")]
+    pub work_root: String,
+    /// Slurm log file pattern (%j = job id, %N = node name).
+    #[arg(long, default_value = "ldawt-%j.out")]
+    pub log: String,
+    /// Extra argument passed to every `ldawt node` (repeat for several).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// Write the script here (mode 755) instead of printing it.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
 
 /// Runs `ldawt slurm`.
-pub async fn run(_args: SlurmArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    super::not_built("slurm")
+pub async fn run(args: SlurmArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let ldawt = match args.ldawt {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("cannot find this binary's path; pass --ldawt")?
+            .display()
+            .to_string(),
+    };
+    let job = SlurmJob {
+        join: args.join,
+        idle_secs: args.exit_when_idle,
+        nodes: args.nodes,
+        cpus_per_task: args.cpus_per_task,
+        mem: args.mem,
+        time: args.time,
+        partition: args.partition,
+        account: args.account,
+        job_name: args.job_name,
+        ldawt,
+        work_root: args.work_root,
+        output_pattern: args.log,
+        node_args: args.node_args,
+    };
+    let script = render(&job).map_err(|e| UsageError::new(e.to_string()))?;
+    let Some(path) = args.output else {
+        std::io::stdout().write_all(script.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let unwritable = |e: std::io::Error| {
+        UsageError::new(format!("cannot write --output {}: {e}", path.display()))
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&temp, &script).map_err(unwritable)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755))
+            .map_err(unwritable)?;
+    }
+    std::fs::rename(&temp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        unwritable(e)
+    })?;
+    println!(
+        "wrote {}; submit it with: sbatch {}",
+        path.display(),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,121 @@
+//! The archive `ldawt reconstruct` writes: `<stem>/<label>/<row>.<ext>` in a `.tar`, or gzip
+//! compressed for `.tar.gz`/`.tgz`, through the engine's `crate::archive::ArchiveWriter` (temp
+//! file, renamed into place only when complete). Also owns the label → folder name rule.
+
+use std::path::Path;
+
+use crate::archive::{ArchiveWriter, compression_for};
+
+/// The folder name used for rows whose label is null.
+pub const NULL_LABEL_DIR: &str = "__null__";
+
+/// A label as a single safe path component: `/`, `\`, NUL and control characters become `_`;
+/// empty, `.` and `..` become `_`; a null label becomes [`NULL_LABEL_DIR`].
+pub fn label_dir(label: Option<&str>) -> String {
+    let Some(label) = label else {
+        return NULL_LABEL_DIR.to_string();
+    };
+    let cleaned: String = label
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => "_".to_string(),
+        _ => cleaned,
+    }
+}
+
+/// Splits an output name into (stem, gzip?): `x.tar.gz`/`x.tgz` → ("x", true), `x.tar` →
+/// ("x", false); anything else → None.
+pub fn stem_and_gzip(output: &Path) -> Option<(String, bool)> {
+    let name = output.file_name()?.to_string_lossy().into_owned();
+    let lower = name.to_ascii_lowercase();
+    for (suffix, gz) in [(".tar.gz", true), (".tgz", true), (".tar", false)] {
+        if lower.ends_with(suffix) && name.len() > suffix.len() {
+            return Some((name[..name.len() - suffix.len()].to_string(), gz));
+        }
+    }
+    None
+}
+
+/// The archive being written: `crate::archive::ArchiveWriter` (temp `.part` file, fsync,
+/// rename), removed again if dropped before [`PendingArchive::finish`].
+pub struct PendingArchive {
+    writer: Option<ArchiveWriter>,
+    stem: String,
+}
+
+impl PendingArchive {
+    /// Starts `output` (gzip unless it ends in `.tar`) with top folder `stem`; `mtime` is
+    /// stamped on every member.
+    pub fn create(output: &Path, stem: &str, mtime: u64) -> std::io::Result<Self> {
+        let writer = ArchiveWriter::create(output, stem, compression_for(output), mtime)?;
+        Ok(Self {
+            writer: Some(writer),
+            stem: stem.to_string(),
+        })
+    }
+
+    /// Adds `<stem>/<label_dir>/<file_name>`.
+    pub fn add_file(
+        &mut self,
+        label_dir: &str,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        let member = format!("{}/{label_dir}/{file_name}", self.stem);
+        self.writer
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("archive already finished"))?
+            .append(&member, bytes.len() as u64, bytes)
+    }
+
+    /// Completes the archive and renames it into place.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| std::io::Error::other("archive already finished"))?;
+        writer.finish().map(|_| ())
+    }
+}
+
+impl Drop for PendingArchive {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_single_safe_components() {
+        assert_eq!(label_dir(Some("Apis mellifera")), "Apis mellifera");
+        assert_eq!(label_dir(Some("../etc/passwd")), ".._etc_passwd");
+        assert_eq!(label_dir(Some("..")), "_");
+        assert_eq!(label_dir(Some("a\nb")), "a_b");
+        assert_eq!(label_dir(None), NULL_LABEL_DIR);
+    }
+
+    #[test]
+    fn output_names() {
+        assert_eq!(
+            stem_and_gzip(Path::new("/x/y.tar.gz")),
+            Some(("y".into(), true))
+        );
+        assert_eq!(stem_and_gzip(Path::new("y.TGZ")), Some(("y".into(), true)));
+        assert_eq!(stem_and_gzip(Path::new("y.tar")), Some(("y".into(), false)));
+        assert_eq!(stem_and_gzip(Path::new("y.zip")), None);
+        assert_eq!(stem_and_gzip(Path::new(".tar")), None);
+    }
+}

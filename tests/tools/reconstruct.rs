@@ -1,0 +1,267 @@
+//! `ldawt reconstruct` on parquets built here: the Hugging Face `{bytes, path}` struct and a
+//! plain binary column, original bytes and re-encoding, bad rows, and refused inputs.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray};
+use arrow_schema::{DataType, Field, Fields, Schema};
+
+use crate::util::{bad_input, ok, run, stderr, stdout, write_parquet};
+
+fn encoded(format: image::ImageFormat, seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(8, 6, |x, y| image::Rgb([seed, x as u8 * 20, y as u8 * 30]));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// Archive member path → bytes.
+fn members(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let file = std::fs::File::open(path).unwrap();
+    let name = path.to_string_lossy();
+    let reader: Box<dyn Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut ar = tar::Archive::new(reader);
+    let mut out = BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = e.path().unwrap().to_string_lossy().into_owned();
+        let mut buf = Vec::new();
+        e.read_to_end(&mut buf).unwrap();
+        out.insert(p, buf);
+    }
+    out
+}
+
+fn hf_parquet(path: &Path) -> Vec<Option<Vec<u8>>> {
+    let png = encoded(image::ImageFormat::Png, 1);
+    let jpg = encoded(image::ImageFormat::Jpeg, 2);
+    let cells: Vec<Option<Vec<u8>>> = vec![
+        Some(png.clone()),
+        Some(jpg.clone()),
+        None,
+        Some(b"not an image".to_vec()),
+        Some(png),
+    ];
+    let labels = vec![
+        Some("Apis mellifera"),
+        Some("Bombus"),
+        Some("Bombus"),
+        Some("Apis mellifera"),
+        None,
+    ];
+    let bytes = BinaryArray::from_iter(cells.iter().map(|c| c.as_deref()));
+    let paths = StringArray::from(
+        (0..5)
+            .map(|i| Some(format!("img{i}.x")))
+            .collect::<Vec<_>>(),
+    );
+    let fields = Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ]);
+    let image = StructArray::new(
+        fields.clone(),
+        vec![Arc::new(bytes) as ArrayRef, Arc::new(paths)],
+        None,
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("image", DataType::Struct(fields), true),
+        Field::new("label", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(image), Arc::new(StringArray::from(labels))],
+    )
+    .unwrap();
+    write_parquet(path, &batch);
+    cells
+}
+
+#[test]
+fn reconstruct_hugging_face_struct_keeps_bytes_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.parquet");
+    let cells = hf_parquet(&input);
+    let output = dir.path().join("train.tar.gz");
+    let out = run(&[
+        "reconstruct",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad rows → exit 1\n{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("row 2: image bytes are null"), "{err}");
+    assert!(
+        err.contains("row 3: bytes are not a recognised image format"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).contains("5 rows: 3 images written in 3 label folders, 2 bad rows skipped")
+    );
+    let m = members(&output);
+    let files: Vec<&String> = m.keys().filter(|k| !k.ends_with('/')).collect();
+    assert_eq!(
+        files,
+        [
+            "train/Apis mellifera/0.png",
+            "train/Bombus/1.jpg",
+            "train/__null__/4.png"
+        ]
+    );
+    assert_eq!(
+        m["train/Apis mellifera/0.png"],
+        *cells[0].as_ref().unwrap(),
+        "original bytes kept"
+    );
+    assert_eq!(m["train/Bombus/1.jpg"], *cells[1].as_ref().unwrap());
+    assert!(m.contains_key("train/") && m.contains_key("train/Bombus/"));
+    // Deterministic: a second run (with --force) gives the same archive bytes.
+    let first = std::fs::read(&output).unwrap();
+    run(&[
+        "reconstruct",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--force",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(std::fs::read(&output).unwrap(), first);
+    // Without --force an existing output is refused.
+    bad_input(
+        &run(&[
+            "reconstruct",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]),
+        &["train.tar.gz", "--force"],
+    );
+}
+
+#[test]
+fn reconstruct_plain_binary_column_reencodes_to_jpg() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("plain.parquet");
+    let n = 600; // more than one record batch
+    let imgs: Vec<Vec<u8>> = (0..n)
+        .map(|i| encoded(image::ImageFormat::Png, i as u8))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("img", DataType::Binary, false),
+        Field::new("cls", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(BinaryArray::from_iter_values(imgs.iter())),
+            Arc::new(StringArray::from(
+                (0..n).map(|i| format!("c{}", i % 3)).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    write_parquet(&input, &batch);
+    let output = dir.path().join("plain.tar");
+    let text = ok(&run(&[
+        "reconstruct",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--image-col",
+        "img",
+        "--label-col",
+        "cls",
+        "--format",
+        "jpg",
+        "--threads",
+        "3",
+    ]));
+    assert!(
+        text.contains("600 images written in 3 label folders, 0 bad rows"),
+        "{text}"
+    );
+    let m = members(&output);
+    let files: Vec<_> = m.iter().filter(|(k, _)| !k.ends_with('/')).collect();
+    assert_eq!(files.len(), n);
+    for (name, bytes) in files {
+        assert!(name.ends_with(".jpg"), "{name}");
+        assert_eq!(
+            image::guess_format(bytes).unwrap(),
+            image::ImageFormat::Jpeg
+        );
+        let img = image::load_from_memory(bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (8, 6));
+    }
+    assert!(m.contains_key("plain/c2/599.jpg"));
+}
+
+#[test]
+fn reconstruct_refuses_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("train.parquet");
+    hf_parquet(&input);
+    let i = input.to_str().unwrap();
+    let o = dir.path().join("o.tar.gz");
+    let o = o.to_str().unwrap();
+    let r = |args: &[&str]| {
+        let mut all = vec!["reconstruct"];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+    bad_input(
+        &r(&["--input", "/nonexistent/a.parquet", "--output", o]),
+        &["/nonexistent/a.parquet"],
+    );
+    bad_input(
+        &r(&["--input", i, "--output", o, "--image-col", "pixels"]),
+        &["pixels", "image, label"],
+    );
+    bad_input(
+        &r(&["--input", i, "--output", o, "--label-col", "species"]),
+        &["species"],
+    );
+    bad_input(
+        &r(&["--input", i, "--output", o, "--image-col", "label"]),
+        &["label", "binary image bytes"],
+    );
+    bad_input(
+        &r(&["--input", i, "--output", o, "--label-col", "image"]),
+        &["image", "label"],
+    );
+    bad_input(
+        &r(&[
+            "--input",
+            i,
+            "--output",
+            dir.path().join("o.zip").to_str().unwrap(),
+        ]),
+        &["o.zip", ".tar"],
+    );
+    bad_input(
+        &r(&["--input", i, "--output", "/nonexistent/dir/o.tar"]),
+        &["/nonexistent/dir/o.tar"],
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "nothing but the input left behind: {left:?}");
+}
