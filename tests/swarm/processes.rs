@@ -338,3 +338,133 @@ fn bad_seeds_exit_2_naming_the_problem_and_leave_nothing_behind() {
     assert!(t.contains("species") && t.contains("photo_url"), "{t}");
     assert!(!out.exists(), "nothing is created for a bad seed");
 }
+
+#[test]
+fn a_seeder_uploads_each_stored_archive_to_webdav() {
+    if Command::new("rclone").arg("version").output().is_err() {
+        eprintln!("SKIP: rclone is not installed (scripts/install-test-deps.sh installs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("dav");
+    std::fs::create_dir(&served).unwrap();
+    let port = free_port();
+    let mut rclone = Command::new("rclone")
+        .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
+        .arg(&served)
+        .args([
+            "--user",
+            "ldawt",
+            "--pass",
+            "pw-123",
+            "--config",
+            "/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rclone");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "rclone did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fx = common::fixture();
+    let input = tmp.path().join("wasps.parquet");
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                (0..30)
+                    .map(|i| Some(fx.url(&format!("/w/{i}.jpg"))))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                (0..30).map(|i| Some(format!("wasp {}", i % 2))).collect(),
+            ),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let url = format!("http://127.0.0.1:{port}/run1");
+    let o = Command::new(common::ldawt_bin())
+        .args([
+            "node",
+            "--seed",
+            input.to_str().unwrap(),
+            "--class-col",
+            "taxon_name",
+            "--out",
+            out.to_str().unwrap(),
+            "--shards",
+            "3",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--status-addr",
+            "127.0.0.1:0",
+            "--upload-to",
+            &url,
+            "--upload-user",
+            "ldawt",
+            "--no-progress",
+        ])
+        .env("LDAWT_PASSWORD", "pw-123")
+        .env("NETRC", "/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ldawt node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("uploaded 8 file(s)"), "{text}");
+    for i in 0..3 {
+        for name in [
+            format!("wasps-0000{i}.tar.gz"),
+            format!("wasps-0000{i}.results.parquet"),
+        ] {
+            let local = std::fs::read(out.join(&name)).unwrap();
+            let remote = std::fs::read(served.join("run1").join(&name)).unwrap_or_default();
+            assert_eq!(local, remote, "{name} uploaded intact");
+        }
+    }
+    assert!(served.join("run1/results.parquet").exists());
+    assert!(served.join("run1/overview.json").exists());
+
+    // Wrong credentials: exit 2 before anything is seeded or created.
+    let out2 = tmp.path().join("out2");
+    let o = Command::new(common::ldawt_bin())
+        .args([
+            "node",
+            "--seed",
+            input.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+            "--status-addr",
+            "127.0.0.1:0",
+            "--upload-to",
+            &url,
+            "--upload-user",
+            "ldawt",
+        ])
+        .env("LDAWT_PASSWORD", "wrong")
+        .env("NETRC", "/dev/null")
+        .output()
+        .expect("run ldawt node");
+    let _ = rclone.kill();
+    let _ = rclone.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("credential"),
+        "{err}"
+    );
+    assert!(
+        !out2.exists(),
+        "nothing is created when the upload target refuses us"
+    );
+}
