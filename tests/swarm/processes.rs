@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ldawt::protocol::status::NodeStatus;
 
 use super::common;
-use super::util::assert_exactly_once;
+use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 160;
 const SHARDS: u32 = 16;
@@ -190,22 +190,11 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
     let input = tmp.path().join("birds.parquet");
-    common::write_string_parquet(
+    write_seed(
         &input,
-        &[
-            (
-                "photo_url",
-                (0..ROWS)
-                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-400/p/{i}.jpg"))))
-                    .collect(),
-            ),
-            (
-                "taxon_name",
-                (0..ROWS)
-                    .map(|i| Some(format!("species {}", i % 4)))
-                    .collect(),
-            ),
-        ],
+        ROWS,
+        |i| fx.url(&format!("/fx/slow-first-byte-400/p/{i}.jpg")),
+        |i| format!("species {}", i % 4),
     );
     let out = tmp.path().join("out");
     let port = free_port();
@@ -371,20 +360,11 @@ fn a_seeder_uploads_each_stored_archive_to_webdav() {
     }
     let fx = common::fixture();
     let input = tmp.path().join("wasps.parquet");
-    common::write_string_parquet(
+    write_seed(
         &input,
-        &[
-            (
-                "photo_url",
-                (0..30)
-                    .map(|i| Some(fx.url(&format!("/w/{i}.jpg"))))
-                    .collect(),
-            ),
-            (
-                "taxon_name",
-                (0..30).map(|i| Some(format!("wasp {}", i % 2))).collect(),
-            ),
-        ],
+        30,
+        |i| fx.url(&format!("/w/{i}.jpg")),
+        |i| format!("wasp {}", i % 2),
     );
     let out = tmp.path().join("out");
     let url = format!("http://127.0.0.1:{port}/run1");
