@@ -213,7 +213,15 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     }
     let status_addr = match args.status_addr {
         Some(a) => a,
-        None => DEFAULT_STATUS_ADDR.parse()?,
+        None => {
+            let mut a: SocketAddr = DEFAULT_STATUS_ADDR.parse()?;
+            // LDAWT configs use 9124 as the manager port, which becomes the swarm port here:
+            // the status endpoint then moves one port up (it is printed at start).
+            if listen.iter().any(|l| tcp_port(l) == Some(a.port())) {
+                a.set_port(a.port() + 1);
+            }
+            a
+        }
     };
     Ok(NodeConfig {
         data_dir,
@@ -360,6 +368,14 @@ impl Uploader {
         }
         !failed.is_empty()
     }
+}
+
+/// The TCP port of a multiaddr, if it has one.
+fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
 }
 
 /// libp2p listens with `SO_REUSEPORT`, so a second node on a busy port would silently share
