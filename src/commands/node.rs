@@ -102,6 +102,13 @@ pub struct NodeArgs {
     /// At most this many shards at once on this node.
     #[arg(long)]
     pub max_leases: Option<u32>,
+    /// A seeder uploads every stored shard archive (and its results file) into this WebDAV
+    /// collection as it arrives, then `results.parquet` and `overview.json` at the end.
+    #[arg(long, value_name = "URL")]
+    pub upload_to: Option<String>,
+    /// WebDAV user for `--upload-to`; the password comes from LDAWT_PASSWORD or ~/.netrc.
+    #[arg(long, value_name = "USER")]
+    pub upload_user: Option<String>,
     /// Seconds between heartbeats and dataset announcements.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, hide = true)]
     pub heartbeat: f64,
@@ -206,7 +213,15 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     }
     let status_addr = match args.status_addr {
         Some(a) => a,
-        None => DEFAULT_STATUS_ADDR.parse()?,
+        None => {
+            let mut a: SocketAddr = DEFAULT_STATUS_ADDR.parse()?;
+            // LDAWT configs use 9124 as the manager port, which becomes the swarm port here:
+            // the status endpoint then moves one port up (it is printed at start).
+            if listen.iter().any(|l| tcp_port(l) == Some(a.port())) {
+                a.set_port(a.port() + 1);
+            }
+            a
+        }
     };
     Ok(NodeConfig {
         data_dir,
@@ -231,12 +246,13 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         engine,
         max_leases: args.max_leases,
         heartbeat: Duration::from_secs_f64(args.heartbeat.clamp(0.1, 60.0)),
+        stored_files: None,
     })
 }
 
 /// Runs `ldawt node`.
 pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
-    let cfg = node_config(&args)?;
+    let mut cfg = node_config(&args)?;
     if let Some(spec) = &cfg.seed {
         // Bad input is refused before anything is created.
         crate::seed::validate(spec)?;
@@ -249,6 +265,20 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         ))
         .into());
     }
+    let uploader = match &args.upload_to {
+        Some(url) if cfg.seed.is_some() => {
+            let up = Uploader::start(url, args.upload_user.as_deref()).await?;
+            cfg.stored_files = Some(up.sender());
+            Some(up)
+        }
+        Some(_) => {
+            return Err(UsageError::new(
+                "--upload-to needs --seed (the seeder stores the archives)",
+            )
+            .into());
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data dir {}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
@@ -256,6 +286,18 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     tokio::spawn(forward_signals(shutdown.clone()));
     let reporter = CliReporter::new(global.no_progress);
     let result = crate::node::run(cfg, shutdown, reporter).await;
+    let upload_failed = match uploader {
+        Some(up) => {
+            if let Ok(o) = &result {
+                for r in &o.reports {
+                    up.send(r.results_path.clone());
+                    up.send(r.results_path.with_file_name("overview.json"));
+                }
+            }
+            up.finish().await
+        }
+        None => false,
+    };
     let outcome = match result {
         Ok(o) => o,
         Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
@@ -264,7 +306,76 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(ExitCode::from(print_outcome(&outcome)))
+    let code = print_outcome(&outcome);
+    Ok(ExitCode::from(if upload_failed && code == exit::OK {
+        exit::PARTIAL
+    } else {
+        code
+    }))
+}
+
+/// Uploads the seeder's stored files to a WebDAV collection, one at a time, as they arrive.
+struct Uploader {
+    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+    task: tokio::task::JoinHandle<(u64, Vec<(PathBuf, String)>)>,
+    url: String,
+}
+
+impl Uploader {
+    /// Checks the server and credentials (bad ones exit 2 before anything starts).
+    async fn start(url: &str, user: Option<&str>) -> anyhow::Result<Self> {
+        use crate::commands::upload::{client_for, webdav_failure};
+        let base = crate::webdav::parse_url(url).map_err(webdav_failure)?;
+        let client = client_for(&base, user, crate::webdav::RetryPolicy::default())?;
+        client.list(&base, false).await.map_err(webdav_failure)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+        let task = tokio::spawn(async move {
+            let sent = std::sync::atomic::AtomicU64::new(0);
+            let (mut done, mut failed) = (0u64, Vec::new());
+            while let Some(path) = rx.recv().await {
+                match crate::webdav::upload_file(&client, &path, &base, true, &sent).await {
+                    Ok(_) => done += 1,
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), "upload failed: {e}");
+                        failed.push((path, e.to_string()));
+                    }
+                }
+            }
+            (done, failed)
+        });
+        Ok(Self {
+            tx,
+            task,
+            url: url.to_string(),
+        })
+    }
+
+    fn sender(&self) -> tokio::sync::mpsc::UnboundedSender<PathBuf> {
+        self.tx.clone()
+    }
+
+    fn send(&self, path: PathBuf) {
+        let _ = self.tx.send(path);
+    }
+
+    /// Waits for the queue to drain; prints the outcome; true if some file failed.
+    async fn finish(self) -> bool {
+        drop(self.tx);
+        let (done, failed) = self.task.await.unwrap_or_default();
+        println!("uploaded {done} file(s) to {}", self.url);
+        for (path, e) in &failed {
+            println!("  upload failed: {}: {e}", path.display());
+        }
+        !failed.is_empty()
+    }
+}
+
+/// The TCP port of a multiaddr, if it has one.
+fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
 }
 
 /// libp2p listens with `SO_REUSEPORT`, so a second node on a busy port would silently share

@@ -30,6 +30,8 @@ fn ldawt_manager_config_is_accepted_and_flags_win() {
     assert_eq!(seed.path, PathBuf::from("examples/2split"));
     assert_eq!(seed.columns.class.as_deref(), Some("species_name"));
     assert_eq!(c.listen[0].to_string(), "/ip4/0.0.0.0/tcp/9124");
+    // The swarm takes LDAWT's port; the status endpoint moves out of its way.
+    assert_eq!(c.status_addr.to_string(), "127.0.0.1:9125");
     assert_eq!(c.lease.ttl, Duration::from_secs(1800));
     assert_eq!(c.lease.max_retries, 5);
     assert_eq!(c.out, Some(PathBuf::from("results")));

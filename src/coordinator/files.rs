@@ -130,14 +130,15 @@ impl Coordinator {
     }
 }
 
-/// Moves the staged archive and results of `(shard, epoch)` into `--out`.
+/// Moves the staged archive and results of `(shard, epoch)` into `--out`; returns their final
+/// paths.
 pub(super) fn promote(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
     epoch: u64,
     archive_name: &str,
-) -> Result<(), String> {
+) -> Result<[PathBuf; 2], String> {
     let archive = staged_path(out, dataset, shard, epoch, FileKind::Archive);
     let results = staged_path(out, dataset, shard, epoch, FileKind::Results);
     for (p, what) in [(&archive, "archive"), (&results, "results file")] {
@@ -153,7 +154,7 @@ pub(super) fn promote(
         .map_err(|e| format!("seeder cannot store {}: {e}", final_results.display()))?;
     std::fs::rename(&archive, &final_archive)
         .map_err(|e| format!("seeder cannot store {}: {e}", final_archive.display()))?;
-    Ok(())
+    Ok([final_archive, final_results])
 }
 
 /// Removes every staged or partial file of `shard` (losing copies, old epochs).

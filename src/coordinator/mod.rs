@@ -39,6 +39,9 @@ pub struct CoordinatorConfig {
     pub data_dir: PathBuf,
     /// Lease policy for newly seeded datasets.
     pub lease: LeaseConfig,
+    /// Told the path of every file stored into `--out` (archives and shard results), e.g. to
+    /// upload them as they arrive.
+    pub stored: Option<tokio::sync::mpsc::UnboundedSender<PathBuf>>,
 }
 
 /// Coordinator failures (storage only: bad requests are answered, not raised).

@@ -197,9 +197,10 @@ impl Coordinator {
             .get(shard.0 as usize)
             .cloned()
             .unwrap_or_default();
-        if let Err(reason) = files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
-            return ControlResponse::Rejected { reason };
-        }
+        let stored = match files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
+            Ok(paths) => paths,
+            Err(reason) => return ControlResponse::Rejected { reason },
+        };
         let Some(d) = self.datasets.get_mut(&dataset) else {
             return unknown(dataset);
         };
@@ -222,6 +223,11 @@ impl Coordinator {
             return ControlResponse::Rejected {
                 reason: format!("seeder storage failure: {e}"),
             };
+        }
+        if let Some(tx) = &self.cfg.stored {
+            for p in stored {
+                let _ = tx.send(p);
+            }
         }
         ControlResponse::Ack
     }

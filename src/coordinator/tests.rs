@@ -78,6 +78,7 @@ fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
                 speculative: true,
                 copy_after: Duration::ZERO,
             },
+            stored: None,
         },
         store,
     )

@@ -6,8 +6,9 @@
 //!   with a 25 % margin;
 //! - memory: `mem_free / 512 MiB` — one engine run (128 requests in flight, tar writer,
 //!   shard rows) stays well under that;
-//! - speed: `max(1, cores / 2) + floor(bytes_per_s / 25 MB/s)` — two cores per engine run,
-//!   plus one slot per 25 MB/s of measured throughput, so faster peers get more leases;
+//! - speed: `max(2, cores / 2) + floor(bytes_per_s / 25 MB/s)` — two cores per engine run but
+//!   at least two runs (downloads wait on the network: a second shard fills the first one's
+//!   tail), plus one slot per 25 MB/s of measured throughput, so faster peers get more leases;
 //! - a hard cap of [`MAX_LEASES_PER_NODE`].
 //!
 //! *Leases* (held at once) is `min(disk bound, 2 × downloads)`: a finished shard still being
@@ -53,7 +54,7 @@ pub fn capacity(stats: &NodeStats, expected_shard_bytes: u64) -> Capacity {
     let by_disk = whole(stats.disk_free as f64 / need);
     let by_mem = whole((stats.mem_free / MEM_PER_LEASE) as f64);
     let by_speed = whole(
-        (stats.cores / 2).max(1) as f64 + (stats.bytes_per_s.max(0.0) / BYTES_PER_S_PER_SLOT),
+        (stats.cores / 2).max(2) as f64 + (stats.bytes_per_s.max(0.0) / BYTES_PER_S_PER_SLOT),
     );
     let downloads = by_disk.min(by_mem).min(by_speed).min(MAX_LEASES_PER_NODE);
     Capacity {

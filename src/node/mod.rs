@@ -66,6 +66,8 @@ pub struct NodeConfig {
     pub max_leases: Option<u32>,
     /// Heartbeat / announcement period.
     pub heartbeat: Duration,
+    /// A seeder sends here the path of every archive and shard results file it stores.
+    pub stored_files: Option<mpsc::UnboundedSender<PathBuf>>,
 }
 
 /// What the node prints once it is up.
@@ -185,6 +187,7 @@ pub async fn run(
                 out,
                 data_dir: cfg.data_dir.clone(),
                 lease: cfg.lease,
+                stored: cfg.stored_files.clone(),
             },
             store,
         );

@@ -18,6 +18,8 @@ pub struct Activity {
     pub leases_held: AtomicU32,
     /// Leases whose shard is downloading now (the others are being returned).
     pub downloading: AtomicU32,
+    /// Notified when a download ends (its slot is free for the next shard).
+    pub slot_freed: tokio::sync::Notify,
     /// Shards completed since start.
     pub shards_done: AtomicU64,
     finished_bytes: AtomicU64,

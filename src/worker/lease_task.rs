@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -135,7 +135,7 @@ async fn work(
         archive_path: archive.clone(),
         resume: false,
     };
-    let slot = DownloadSlot::take(&ctx.activity.downloading);
+    let slot = DownloadSlot::take(&ctx.activity);
     let report = engine::run_shard(job, &ctx.engine, counters, engine_cancel).await;
     drop(slot);
     watcher.abort();
@@ -247,18 +247,19 @@ where
 
 /// Counts one running download; released on drop, so a lease task cancelled mid-download
 /// frees its slot too.
-struct DownloadSlot<'a>(&'a AtomicU32);
+struct DownloadSlot<'a>(&'a Activity);
 
 impl<'a> DownloadSlot<'a> {
-    fn take(counter: &'a AtomicU32) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter)
+    fn take(activity: &'a Activity) -> Self {
+        activity.downloading.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
     }
 }
 
 impl Drop for DownloadSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.downloading.fetch_sub(1, Ordering::Relaxed);
+        self.0.slot_freed.notify_one();
     }
 }
 

@@ -129,8 +129,9 @@ pub async fn run(
                     }
                 }
                 idle_since = Instant::now();
-                continue;
             }
+            // A download finished: its slot can take the next shard right away.
+            _ = activity.slot_freed.notified() => {}
             _ = tokio::time::sleep(cfg.poll) => {}
         }
         if !tasks.is_empty() {

@@ -19,8 +19,7 @@ use libp2p::identity::Keypair;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::common;
-use super::util::assert_exactly_once;
+use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 120;
 
@@ -40,6 +39,7 @@ fn node_config(data: &Path) -> NodeConfig {
         engine: EngineConfig::default(),
         max_leases: Some(2),
         heartbeat: Duration::from_millis(300),
+        stored_files: None,
     }
 }
 
@@ -80,22 +80,11 @@ async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker()
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture::start(FixtureConfig::default()).await.unwrap();
     let input = tmp.path().join("birds.parquet");
-    common::write_string_parquet(
+    write_seed(
         &input,
-        &[
-            (
-                "photo_url",
-                (0..ROWS)
-                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-100/p/{i}.jpg"))))
-                    .collect(),
-            ),
-            (
-                "taxon_name",
-                (0..ROWS)
-                    .map(|i| Some(format!("species {}", i % 5)))
-                    .collect(),
-            ),
-        ],
+        ROWS,
+        |i| fx.url(&format!("/fx/slow-first-byte-100/p/{i}.jpg")),
+        |i| format!("species {}", i % 5),
     );
     let out: PathBuf = tmp.path().join("out");
 
@@ -240,22 +229,11 @@ async fn one_worker_serves_two_seeders_of_different_datasets() {
     let mut joins: Vec<Multiaddr> = Vec::new();
     for (name, rows) in [("ants", 30u64), ("bees", 45u64)] {
         let input = tmp.path().join(format!("{name}.parquet"));
-        common::write_string_parquet(
+        write_seed(
             &input,
-            &[
-                (
-                    "photo_url",
-                    (0..rows)
-                        .map(|i| Some(fx.url(&format!("/{name}/{i}.jpg"))))
-                        .collect(),
-                ),
-                (
-                    "taxon_name",
-                    (0..rows)
-                        .map(|i| Some(format!("{name} {}", i % 3)))
-                        .collect(),
-                ),
-            ],
+            rows,
+            |i| fx.url(&format!("/{name}/{i}.jpg")),
+            |i| format!("{name} {}", i % 3),
         );
         let mut cfg = node_config(&tmp.path().join(format!("seed-{name}")));
         cfg.seed = Some(SeedSpec {
@@ -304,20 +282,11 @@ async fn a_worker_stopped_mid_shard_releases_its_lease_without_costing_a_retry()
     let fx = fixture::start(FixtureConfig::default()).await.unwrap();
     let input = tmp.path().join("moths.parquet");
     let rows = 40u64;
-    common::write_string_parquet(
+    write_seed(
         &input,
-        &[
-            (
-                "photo_url",
-                (0..rows)
-                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-300/m/{i}.jpg"))))
-                    .collect(),
-            ),
-            (
-                "taxon_name",
-                (0..rows).map(|i| Some(format!("moth {}", i % 2))).collect(),
-            ),
-        ],
+        rows,
+        |i| fx.url(&format!("/fx/slow-first-byte-300/m/{i}.jpg")),
+        |i| format!("moth {}", i % 2),
     );
     let out = tmp.path().join("out");
     let mut cfg = node_config(&tmp.path().join("seeder"));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ldawt::protocol::status::NodeStatus;
 
 use super::common;
-use super::util::assert_exactly_once;
+use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 160;
 const SHARDS: u32 = 16;
@@ -85,6 +85,20 @@ impl NodeProc {
         }
     }
 
+    /// Reads the start-up lines: (peer id, first `--join` address, status address).
+    fn ready(&self) -> (String, String, String) {
+        let t = Duration::from_secs(60);
+        let last = |l: String| l.split_whitespace().last().unwrap_or_default().to_string();
+        let id = last(self.wait_line("ldawt node ", t));
+        let join = last(self.wait_line("--join ", t));
+        let status = last(self.wait_line("status: http://", t));
+        let status = status
+            .trim_start_matches("http://")
+            .trim_end_matches("/status")
+            .to_string();
+        (id, join, status)
+    }
+
     fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
@@ -137,13 +151,14 @@ fn wait_status(
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what} on {addr}"
+            "timed out waiting for {what} on {addr}; last status: {:#?}",
+            status(addr)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
-fn seeder_args(input: &Path, out: &Path, port: u16, status_addr: &str) -> Vec<String> {
+fn seeder_args(input: &Path, out: &Path, port: u16) -> Vec<String> {
     [
         "node",
         "--seed",
@@ -158,7 +173,7 @@ fn seeder_args(input: &Path, out: &Path, port: u16, status_addr: &str) -> Vec<St
         &format!("/ip4/127.0.0.1/tcp/{port}"),
         "--no-mdns",
         "--status-addr",
-        status_addr,
+        "127.0.0.1:0",
         "--no-work",
         "--lease-ttl",
         "3",
@@ -175,30 +190,17 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
     let input = tmp.path().join("birds.parquet");
-    common::write_string_parquet(
+    write_seed(
         &input,
-        &[
-            (
-                "photo_url",
-                (0..ROWS)
-                    .map(|i| Some(fx.url(&format!("/fx/slow-first-byte-400/p/{i}.jpg"))))
-                    .collect(),
-            ),
-            (
-                "taxon_name",
-                (0..ROWS)
-                    .map(|i| Some(format!("species {}", i % 4)))
-                    .collect(),
-            ),
-        ],
+        ROWS,
+        |i| fx.url(&format!("/fx/slow-first-byte-400/p/{i}.jpg")),
+        |i| format!("species {}", i % 4),
     );
     let out = tmp.path().join("out");
     let port = free_port();
-    let seeder_status = format!("127.0.0.1:{}", free_port());
-    let args = seeder_args(&input, &out, port, &seeder_status);
+    let args = seeder_args(&input, &out, port);
     let seeder = NodeProc::start(&args, tmp.path().join("seeder.err"));
-    let join = seeder.wait_line("--join ", Duration::from_secs(60));
-    let join = join.split_whitespace().last().unwrap().to_string();
+    let (_, join, seeder_status) = seeder.ready();
     assert!(
         join.starts_with(&format!("/ip4/127.0.0.1/tcp/{port}/p2p/12D3")),
         "{join}"
@@ -206,8 +208,8 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
 
     let mut workers = Vec::new();
     let mut worker_status = Vec::new();
+    let mut ids = Vec::new();
     for name in ["w1", "w2"] {
-        let st = format!("127.0.0.1:{}", free_port());
         let args: Vec<String> = [
             "node",
             "--join",
@@ -218,7 +220,7 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
             "--status-addr",
-            &st,
+            "127.0.0.1:0",
             "--exit-when-idle",
             "15",
             "--concurrency",
@@ -231,21 +233,17 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        workers.push(NodeProc::start(
-            &args,
-            tmp.path().join(format!("{name}.err")),
-        ));
+        let w = NodeProc::start(&args, tmp.path().join(format!("{name}.err")));
+        let (id, _, st) = w.ready();
+        ids.push(id);
         worker_status.push(st);
+        workers.push(w);
     }
-    let ids: Vec<String> = worker_status
-        .iter()
-        .map(|st| wait_status(st, Duration::from_secs(30), "worker up", |_| true).peer_id)
-        .collect();
 
     // `ldawt peers --json` on the seeder lists both workers, with their resources.
     let s = wait_status(
         &seeder_status,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         "both workers seen",
         |s| {
             ids.iter()
@@ -328,4 +326,125 @@ fn bad_seeds_exit_2_naming_the_problem_and_leave_nothing_behind() {
     let t = common::text(&o);
     assert!(t.contains("species") && t.contains("photo_url"), "{t}");
     assert!(!out.exists(), "nothing is created for a bad seed");
+}
+
+#[test]
+fn a_seeder_uploads_each_stored_archive_to_webdav() {
+    if Command::new("rclone").arg("version").output().is_err() {
+        eprintln!("SKIP: rclone is not installed (scripts/install-test-deps.sh installs it)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("dav");
+    std::fs::create_dir(&served).unwrap();
+    let port = free_port();
+    let mut rclone = Command::new("rclone")
+        .args(["serve", "webdav", "--addr", &format!("127.0.0.1:{port}")])
+        .arg(&served)
+        .args([
+            "--user",
+            "ldawt",
+            "--pass",
+            "pw-123",
+            "--config",
+            "/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rclone");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "rclone did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fx = common::fixture();
+    let input = tmp.path().join("wasps.parquet");
+    write_seed(
+        &input,
+        30,
+        |i| fx.url(&format!("/w/{i}.jpg")),
+        |i| format!("wasp {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let url = format!("http://127.0.0.1:{port}/run1");
+    let o = Command::new(common::ldawt_bin())
+        .args([
+            "node",
+            "--seed",
+            input.to_str().unwrap(),
+            "--class-col",
+            "taxon_name",
+            "--out",
+            out.to_str().unwrap(),
+            "--shards",
+            "3",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--status-addr",
+            "127.0.0.1:0",
+            "--upload-to",
+            &url,
+            "--upload-user",
+            "ldawt",
+            "--no-progress",
+        ])
+        .env("LDAWT_PASSWORD", "pw-123")
+        .env("NETRC", "/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ldawt node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("uploaded 8 file(s)"), "{text}");
+    for i in 0..3 {
+        for name in [
+            format!("wasps-0000{i}.tar.gz"),
+            format!("wasps-0000{i}.results.parquet"),
+        ] {
+            let local = std::fs::read(out.join(&name)).unwrap();
+            let remote = std::fs::read(served.join("run1").join(&name)).unwrap_or_default();
+            assert_eq!(local, remote, "{name} uploaded intact");
+        }
+    }
+    assert!(served.join("run1/results.parquet").exists());
+    assert!(served.join("run1/overview.json").exists());
+
+    // Wrong credentials: exit 2 before anything is seeded or created.
+    let out2 = tmp.path().join("out2");
+    let o = Command::new(common::ldawt_bin())
+        .args([
+            "node",
+            "--seed",
+            input.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+            "--status-addr",
+            "127.0.0.1:0",
+            "--upload-to",
+            &url,
+            "--upload-user",
+            "ldawt",
+        ])
+        .env("LDAWT_PASSWORD", "wrong")
+        .env("NETRC", "/dev/null")
+        .output()
+        .expect("run ldawt node");
+    let _ = rclone.kill();
+    let _ = rclone.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("credential"),
+        "{err}"
+    );
+    assert!(
+        !out2.exists(),
+        "nothing is created when the upload target refuses us"
+    );
 }
