@@ -37,4 +37,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TransferBench(args) => transfer_bench::run(args, &global).await,
     }
 }
-

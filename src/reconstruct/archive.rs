@@ -73,7 +73,11 @@ impl PendingArchive {
         self.writer
             .as_mut()
             .ok_or_else(|| std::io::Error::other("archive already finished"))?
-            .append_bytes(&member, bytes, crate::model::naming::is_precompressed(bytes))
+            .append_bytes(
+                &member,
+                bytes,
+                crate::model::naming::is_precompressed(bytes),
+            )
     }
 
     /// Completes the archive and renames it into place.
