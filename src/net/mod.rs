@@ -194,7 +194,7 @@ pub enum FileDecision {
 /// libp2p listens with `SO_REUSEPORT` (so dials can reuse the port), which would let a second
 /// node silently share an explicit port with a running one; a plain bind first turns that
 /// into a clear error. Port 0 and non-IP addresses are left to libp2p.
-fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+pub fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetError> {
     let mut ip = None;
     let mut port = None;
     for p in addr.iter() {

@@ -2,8 +2,13 @@
 
 use clap::Parser;
 
+use std::time::Duration;
+
+use super::output::progress_line;
 use super::*;
 use crate::cli::{Cli, Command};
+use crate::model::shard::ShardSizing;
+use crate::protocol::status::{DEFAULT_STATUS_ADDR, NodeStatus};
 
 fn args(v: &[&str]) -> NodeArgs {
     let mut full = vec!["ldawt", "node"];

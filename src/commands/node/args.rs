@@ -1,0 +1,251 @@
+//! The flags of `ldawt node`, LDAWT's manager config JSON, and their translation into a
+//! validated [`NodeConfig`].
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+use crate::exit::UsageError;
+use crate::model::lease::LeaseConfig;
+use crate::model::shard::{DEFAULT_SHARD_ROWS, ShardSizing};
+use crate::node::NodeConfig;
+use crate::protocol::status::DEFAULT_STATUS_ADDR;
+use crate::seed::{Columns, SeedSpec};
+
+/// Arguments of `ldawt node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Seed this dataset: a parquet/CSV file, or a directory of pre-split parquet files (one
+    /// shard per file). This node then manages it and writes the archives into `--out`.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub seed: Option<PathBuf>,
+    /// Join a swarm through this node (repeatable): `/ip4/10.0.0.5/tcp/4001/p2p/12D3…`.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub join: Vec<Multiaddr>,
+    /// Listen address (repeatable). Default: every interface on TCP port 4001; `/tcp/0` picks
+    /// a free port.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<Multiaddr>,
+    /// Do not discover peers on the local network by mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// URL column of the seed [default: photo_url].
+    #[arg(long)]
+    pub url_col: Option<String>,
+    /// Class column of the seed (archive folders); none if absent.
+    #[arg(long)]
+    pub class_col: Option<String>,
+    /// Keep every value of this column inside one shard (balanced greedy split).
+    #[arg(long)]
+    pub group_col: Option<String>,
+    /// Rows per shard (default 10,000).
+    #[arg(long, conflicts_with = "shards")]
+    pub shard_rows: Option<u64>,
+    /// Number of shards.
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Output directory of a seeder (archives, results.parquet, overview.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Identity, lease database and scratch space. Default: `<out>/.ldawt` for a seeder,
+    /// `$XDG_DATA_HOME/ldawt` (or `~/.local/share/ldawt`) otherwise.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds a lease lives without renewal (a silent worker loses its shard after that).
+    #[arg(long, value_name = "SECS")]
+    pub lease_ttl: Option<u64>,
+    /// Failed attempts per shard before it is given up.
+    #[arg(long)]
+    pub max_retries: Option<u32>,
+    /// Coordinate only: this node downloads nothing.
+    #[arg(long)]
+    pub no_work: bool,
+    /// Stay up after the seeded dataset is finished.
+    #[arg(long)]
+    pub keep_serving: bool,
+    /// Stop after holding no lease for SECS seconds (batch jobs, Slurm).
+    #[arg(long, value_name = "SECS")]
+    pub exit_when_idle: Option<u64>,
+    /// Control endpoint (HTTP+JSON `/status`, `/metrics`) [default: 127.0.0.1:9124].
+    #[arg(long, value_name = "ADDR")]
+    pub status_addr: Option<SocketAddr>,
+    /// LDAWT manager config JSON (`port_number`, `parquets_directory`, `url_col`, `class_col`,
+    /// `timeout_minutes`, `max_retries`); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Requests in flight per shard.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Requests in flight per host.
+    #[arg(long)]
+    pub per_host: Option<usize>,
+    /// Attempts per URL.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Seconds allowed per download attempt.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// At most this many shards at once on this node.
+    #[arg(long)]
+    pub max_leases: Option<u32>,
+    /// A seeder uploads every stored shard archive (and its results file) into this WebDAV
+    /// collection as it arrives, then `results.parquet` and `overview.json` at the end.
+    #[arg(long, value_name = "URL")]
+    pub upload_to: Option<String>,
+    /// WebDAV user for `--upload-to`; the password comes from LDAWT_PASSWORD or ~/.netrc.
+    #[arg(long, value_name = "USER")]
+    pub upload_user: Option<String>,
+    /// Seconds between heartbeats and dataset announcements.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, hide = true)]
+    pub heartbeat: f64,
+}
+
+/// LDAWT's manager config (`taskvine.json`).
+#[derive(Debug, Default, Deserialize)]
+struct LdawtConfig {
+    port_number: Option<u16>,
+    parquets_directory: Option<PathBuf>,
+    url_col: Option<String>,
+    class_col: Option<String>,
+    timeout_minutes: Option<u64>,
+    max_retries: Option<u32>,
+}
+
+fn read_config(path: &Path) -> anyhow::Result<LdawtConfig> {
+    let file = File::open(path)
+        .map_err(|e| UsageError::new(format!("cannot read config {}: {e}", path.display())))?;
+    let cfg: LdawtConfig = serde_json::from_reader(file)
+        .map_err(|e| UsageError::new(format!("config {} is not valid: {e}", path.display())))?;
+    Ok(cfg)
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("ldawt");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/ldawt");
+    }
+    std::env::temp_dir().join("ldawt")
+}
+
+/// Turns the flags (and config) into a node configuration.
+pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
+    let file = match &args.config {
+        Some(p) => read_config(p)?,
+        None => LdawtConfig::default(),
+    };
+    let seed_path = args.seed.clone().or(file.parquets_directory);
+    let out = args
+        .out
+        .clone()
+        .or_else(|| seed_path.as_ref().map(|_| PathBuf::from("results")));
+    let seed = seed_path.map(|path| {
+        let sizing = match (args.shard_rows, args.shards) {
+            (_, Some(n)) => ShardSizing::Count(n),
+            (Some(r), None) => ShardSizing::Rows(r),
+            (None, None) => ShardSizing::Rows(DEFAULT_SHARD_ROWS),
+        };
+        let url = args
+            .url_col
+            .clone()
+            .or(file.url_col.clone())
+            .unwrap_or_else(|| "photo_url".into());
+        SeedSpec {
+            path,
+            columns: Columns {
+                url,
+                class: args.class_col.clone().or(file.class_col.clone()),
+                group: args.group_col.clone(),
+            },
+            sizing,
+        }
+    });
+    if args.shard_rows == Some(0) || args.shards == Some(0) {
+        return Err(UsageError::new("--shard-rows and --shards must be at least 1").into());
+    }
+    let data_dir = match (&args.data_dir, &out, &seed) {
+        (Some(d), _, _) => d.clone(),
+        (None, Some(o), Some(_)) => o.join(".ldawt"),
+        _ => default_data_dir(),
+    };
+    let mut listen = args.listen.clone();
+    if listen.is_empty()
+        && let Some(port) = file.port_number
+    {
+        listen.push(format!("/ip4/0.0.0.0/tcp/{port}").parse()?);
+    }
+    let defaults = LeaseConfig::default();
+    let ttl = args
+        .lease_ttl
+        .or(file.timeout_minutes.map(|m| m * 60))
+        .map(Duration::from_secs)
+        .unwrap_or(defaults.ttl);
+    if ttl < Duration::from_secs(1) {
+        return Err(UsageError::new("--lease-ttl must be at least 1 second").into());
+    }
+    let mut engine = EngineConfig::default();
+    if let Some(c) = args.concurrency {
+        engine.concurrency = c.max(1);
+    }
+    if let Some(p) = args.per_host {
+        engine.per_host = p.max(1);
+    }
+    if let Some(a) = args.max_attempts {
+        engine.max_attempts = a.max(1);
+    }
+    if let Some(t) = args.timeout {
+        engine.total_timeout = Duration::from_secs(t.max(1));
+    }
+    let status_addr = match args.status_addr {
+        Some(a) => a,
+        None => {
+            let mut a: SocketAddr = DEFAULT_STATUS_ADDR.parse()?;
+            // LDAWT configs use 9124 as the manager port, which becomes the swarm port here:
+            // the status endpoint then moves one port up (it is printed at start).
+            if listen.iter().any(|l| tcp_port(l) == Some(a.port())) {
+                a.set_port(a.port() + 1);
+            }
+            a
+        }
+    };
+    Ok(NodeConfig {
+        data_dir,
+        seed,
+        out,
+        listen,
+        join: args.join.clone(),
+        mdns: !args.no_mdns,
+        lease: LeaseConfig {
+            ttl,
+            max_retries: args
+                .max_retries
+                .or(file.max_retries)
+                .unwrap_or(defaults.max_retries),
+            speculative: true,
+            copy_after: defaults.copy_after,
+        },
+        work: !args.no_work,
+        keep_serving: args.keep_serving,
+        exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
+        status_addr,
+        engine,
+        max_leases: args.max_leases,
+        heartbeat: Duration::from_secs_f64(args.heartbeat.clamp(0.1, 60.0)),
+        stored_files: None,
+    })
+}
+
+/// The TCP port of a multiaddr, if it has one.
+fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}

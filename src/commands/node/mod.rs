@@ -1,0 +1,192 @@
+//! `ldawt node`: command-line glue over [`crate::node::run`]. Parses the flags (and LDAWT's
+//! manager config JSON with `--config`), prints the `--join` lines when up, and the final
+//! report of a seeder.
+//!
+//! Layout: `args` holds the flags and their translation into a `NodeConfig`; `output` renders
+//! progress and the final report; this file starts the node and wires signals, the data-dir
+//! lock and the optional WebDAV uploader.
+
+mod args;
+mod output;
+
+pub use args::{NodeArgs, node_config};
+use output::{CliReporter, print_outcome};
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use libp2p::Multiaddr;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::GlobalOpts;
+use crate::exit::{self, UsageError};
+use crate::net::NetError;
+use crate::node::NodeError;
+use crate::seed::SeedError;
+
+/// Runs `ldawt node`.
+pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+    let mut cfg = node_config(&args)?;
+    if let Some(spec) = &cfg.seed {
+        // Bad input is refused before anything is created.
+        crate::seed::validate(spec)?;
+    }
+    check_listen_ports(&cfg.listen)?;
+    if let Err(e) = std::net::TcpListener::bind(cfg.status_addr) {
+        return Err(UsageError::new(format!(
+            "cannot serve the status endpoint on {}: {e} (another node there? pass --status-addr)",
+            cfg.status_addr
+        ))
+        .into());
+    }
+    let uploader = match &args.upload_to {
+        Some(url) if cfg.seed.is_some() => {
+            let up = Uploader::start(url, args.upload_user.as_deref()).await?;
+            cfg.stored_files = Some(up.sender());
+            Some(up)
+        }
+        Some(_) => {
+            return Err(UsageError::new(
+                "--upload-to needs --seed (the seeder stores the archives)",
+            )
+            .into());
+        }
+        None => None,
+    };
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", cfg.data_dir.display()))?;
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(forward_signals(shutdown.clone()));
+    let reporter = CliReporter::new(global.no_progress);
+    let result = crate::node::run(cfg, shutdown, reporter).await;
+    let upload_failed = match uploader {
+        Some(up) => {
+            if let Ok(o) = &result {
+                for r in &o.reports {
+                    up.send(r.results_path.clone());
+                    up.send(r.results_path.with_file_name("overview.json"));
+                }
+            }
+            up.finish().await
+        }
+        None => false,
+    };
+    let outcome = match result {
+        Ok(o) => o,
+        Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
+        Err(e @ (NodeError::Status { .. } | NodeError::Net(NetError::Listen { .. }))) => {
+            return Err(UsageError::new(e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let code = print_outcome(&outcome);
+    Ok(ExitCode::from(if upload_failed && code == exit::OK {
+        exit::PARTIAL
+    } else {
+        code
+    }))
+}
+
+/// Uploads the seeder's stored files to a WebDAV collection, one at a time, as they arrive.
+struct Uploader {
+    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
+    task: tokio::task::JoinHandle<(u64, Vec<(PathBuf, String)>)>,
+    url: String,
+}
+
+impl Uploader {
+    /// Checks the server and credentials (bad ones exit 2 before anything starts).
+    async fn start(url: &str, user: Option<&str>) -> anyhow::Result<Self> {
+        use crate::commands::upload::{client_for, webdav_failure};
+        let base = crate::webdav::parse_url(url).map_err(webdav_failure)?;
+        let client = client_for(&base, user, crate::webdav::RetryPolicy::default())?;
+        client.list(&base, false).await.map_err(webdav_failure)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+        let task = tokio::spawn(async move {
+            let sent = std::sync::atomic::AtomicU64::new(0);
+            let (mut done, mut failed) = (0u64, Vec::new());
+            while let Some(path) = rx.recv().await {
+                match crate::webdav::upload_file(&client, &path, &base, true, &sent).await {
+                    Ok(_) => done += 1,
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), "upload failed: {e}");
+                        failed.push((path, e.to_string()));
+                    }
+                }
+            }
+            (done, failed)
+        });
+        Ok(Self {
+            tx,
+            task,
+            url: url.to_string(),
+        })
+    }
+
+    fn sender(&self) -> tokio::sync::mpsc::UnboundedSender<PathBuf> {
+        self.tx.clone()
+    }
+
+    fn send(&self, path: PathBuf) {
+        let _ = self.tx.send(path);
+    }
+
+    /// Waits for the queue to drain; prints the outcome; true if some file failed.
+    async fn finish(self) -> bool {
+        drop(self.tx);
+        let (done, failed) = self.task.await.unwrap_or_default();
+        println!("uploaded {done} file(s) to {}", self.url);
+        for (path, e) in &failed {
+            println!("  upload failed: {}: {e}", path.display());
+        }
+        !failed.is_empty()
+    }
+}
+
+/// Refuses a busy `--listen` port with a clear error before anything is created (the check
+/// itself lives in `net`, which applies it again when it binds).
+fn check_listen_ports(listen: &[Multiaddr]) -> anyhow::Result<()> {
+    for addr in listen {
+        crate::net::ensure_port_free(addr).map_err(|e| UsageError::new(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// One node per data dir: a second one would share its identity and lease database.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("node.lock");
+    let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    if f.try_lock().is_err() {
+        return Err(UsageError::new(format!(
+            "the data dir {} is in use by another ldawt node; give this one its own --data-dir",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(f)
+}
+
+async fn forward_signals(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! What `ldawt node` shows a person: the `--join` lines when ready, a progress bar or
+//! periodic lines while running, and the final report of a seeder.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::exit::{self};
+use crate::node::{NodeOutcome, NodeReporter, Ready};
+use crate::protocol::status::NodeStatus;
+
+/// The node's user-facing output: the `--join` lines on stdout, then progress on stderr (a
+/// live line on a terminal, one plain line every 10 s otherwise).
+pub(super) struct CliReporter {
+    bar: Option<ProgressBar>,
+    last_line: Option<Instant>,
+}
+
+/// Seconds between plain progress lines.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+impl CliReporter {
+    pub(super) fn new(no_progress: bool) -> Self {
+        let bar = (!no_progress && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            last_line: None,
+        }
+    }
+}
+
+impl NodeReporter for CliReporter {
+    fn ready(&mut self, r: &Ready) {
+        print_ready(r);
+    }
+
+    fn progress(&mut self, s: &NodeStatus) {
+        let line = progress_line(s);
+        match &self.bar {
+            Some(bar) => bar.set_message(line),
+            None => {
+                if self.last_line.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
+                    self.last_line = Some(Instant::now());
+                    eprintln!("progress: {line}");
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// One line: each dataset's shards, the peers, this node's work and rate.
+pub(super) fn progress_line(s: &NodeStatus) -> String {
+    let mut parts: Vec<String> = s
+        .datasets
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: {}/{} shards done, {} leased, {} failed",
+                d.name, d.shards_done, d.shards_total, d.shards_leased, d.shards_failed
+            )
+        })
+        .collect();
+    let connected = s.peers.iter().filter(|p| p.connected).count();
+    parts.push(format!("{connected} peer(s)"));
+    if s.roles.iter().any(|r| r == "worker") {
+        parts.push(format!(
+            "here: {} lease(s), {} shard(s) done, {:.1} MB/s, {:.0} img/s",
+            s.local.leases_held, s.local.shards_done, s.local.mb_per_s, s.local.images_per_s
+        ));
+    }
+    parts.join(" · ")
+}
+
+fn print_ready(r: &Ready) {
+    println!("ldawt node {}", r.peer_id);
+    if let Some((ds, resumed)) = &r.seeded {
+        println!(
+            "seeding {} (dataset {}): {} rows in {} shards{}",
+            ds.name,
+            ds.id.to_hex(),
+            ds.rows_total,
+            ds.shard_rows.len(),
+            if *resumed { ", resumed" } else { "" }
+        );
+    }
+    if r.join_addrs.is_empty() {
+        println!("warning: no listen address is up; peers cannot join this node");
+    } else {
+        println!("join this swarm with:");
+        for a in &r.join_addrs {
+            println!("  ldawt node --join {a}");
+        }
+    }
+    println!("status: http://{}/status", r.status_addr);
+}
+
+/// Prints the final report and chooses the exit code.
+pub(super) fn print_outcome(o: &NodeOutcome) -> u8 {
+    if o.interrupted {
+        println!("interrupted: leases given back; rerun the same command to resume");
+        return exit::INTERRUPTED;
+    }
+    if let Some(w) = &o.worker {
+        println!(
+            "worker: {} shards completed, {} lost, {} given back",
+            w.completed, w.lost, w.abandoned
+        );
+    }
+    let mut code = exit::OK;
+    for r in &o.reports {
+        println!(
+            "dataset {} ({}): {} rows — {} ok, {} failed, {} skipped; {}/{} shards done, {:.1} MB",
+            r.name,
+            r.dataset_id,
+            r.rows_total,
+            r.ok,
+            r.failed,
+            r.skipped,
+            r.shards_done,
+            r.shards_total,
+            r.bytes as f64 / 1e6
+        );
+        println!("results: {}", r.results_path.display());
+        for (kind, n) in &r.error_breakdown {
+            println!("  {kind}: {n} rows");
+        }
+        if !r.failed_shards.is_empty() {
+            code = exit::PARTIAL;
+            println!("failed shards (retries exhausted):");
+            for f in &r.failed_shards {
+                println!(
+                    "  shard {} ({}, {} rows): {} attempts lost, last error: {}",
+                    f.shard,
+                    f.archive,
+                    f.rows,
+                    f.failures,
+                    f.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        if !r.failed_rows_sample.is_empty() {
+            println!("failed rows (first {}):", r.failed_rows_sample.len());
+            for (i, url, kind) in &r.failed_rows_sample {
+                println!(
+                    "  row {i}: {} ({})",
+                    url.as_deref().unwrap_or("<no url>"),
+                    kind.as_deref().unwrap_or("failed")
+                );
+            }
+        }
+    }
+    code
+}
