@@ -151,7 +151,19 @@ async fn work(
         (FileKind::Archive, archive.clone()),
         (FileKind::Results, results_path(&archive)),
     ] {
-        let header = match header_for(g, kind, &path).await {
+        // The engine hashed the archive bytes as it wrote them: reuse that digest (one pass
+        // less per shard, and a disk that corrupts the file after the write is caught by the
+        // seeder's verification instead of being blessed by a re-hash). The small results file
+        // is hashed here.
+        let known = match kind {
+            FileKind::Archive => header_from_report(g, &report),
+            FileKind::Results => None,
+        };
+        let header = match known {
+            Some(h) => Ok(h),
+            None => header_for(g, kind, &path).await,
+        };
+        let header = match header {
             Ok(h) => h,
             Err(e) => {
                 return LeaseOutcome::Abandoned(format!("cannot read {}: {e}", path.display()));
@@ -282,6 +294,21 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
     }
+}
+
+/// The archive's transfer header from the engine's own size and streaming sha256, if the
+/// report carries a well-formed digest.
+fn header_from_report(g: &Grant, report: &engine::ShardReport) -> Option<TransferHeader> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(&report.archive_sha256, &mut sha256).ok()?;
+    Some(TransferHeader {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        kind: FileKind::Archive,
+        size: report.archive_size,
+        sha256,
+    })
 }
 
 async fn header_for(g: &Grant, kind: FileKind, path: &Path) -> std::io::Result<TransferHeader> {
