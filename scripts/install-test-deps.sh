@@ -19,6 +19,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null 2>&1 || echo "install-test-deps: apt-get update failed" >&2
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-  || echo "install-test-deps: could not install: ${need[*]} (tests needing them will skip)" >&2
+if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+  # One unavailable package must not keep the others out: retry them one by one.
+  for p in "${need[@]}"; do
+    apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 \
+      || echo "install-test-deps: could not install $p (tests needing it will skip)" >&2
+  done
+fi
 exit 0

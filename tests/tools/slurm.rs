@@ -215,10 +215,11 @@ fn slurm_job_runs_ldawt_node_on_a_real_single_host_cluster() {
         .args(["node", "--help"])
         .output()
         .unwrap();
-    if !String::from_utf8_lossy(&help.stdout).contains("--exit-when-idle") {
-        eprintln!("SKIP: this build's `ldawt node` has no --join/--exit-when-idle");
-        return;
-    }
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--exit-when-idle") && help.contains("--join"),
+        "the generated job relies on `ldawt node --join … --exit-when-idle`: {help}"
+    );
     let fx = common::fixture();
     // Real iNaturalist rows when the shared data is here, with their hosts rewritten to the
     // fixture; otherwise synthetic rows of the same shape.
