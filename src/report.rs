@@ -130,10 +130,14 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
     }
     writeln!(
         out,
-        "Archive   {} ({:.2} MB, sha256 {})",
+        "Archive   {} ({:.2} MB{})",
         report.archive_path.display(),
         report.archive_size as f64 / 1e6,
-        report.archive_sha256
+        report
+            .archive_sha256
+            .as_deref()
+            .map(|h| format!(", sha256 {h}"))
+            .unwrap_or_default()
     )?;
     writeln!(out, "Results   {}", report.results_path.display())?;
     writeln!(

@@ -59,6 +59,9 @@ pub struct EngineConfig {
     pub compression: Option<Compression>,
     /// User-Agent header.
     pub user_agent: String,
+    /// Compute the archive's sha256 while writing it (needed to ship it to a seeder; costs a
+    /// full extra pass over the bytes).
+    pub hash_archive: bool,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             accept_types: vec!["image/*".to_string()],
             compression: None,
             user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
+            hash_archive: true,
         }
     }
 }
@@ -176,8 +180,8 @@ pub struct ShardReport {
     pub archive_path: PathBuf,
     /// Its size in bytes.
     pub archive_size: u64,
-    /// Its hex sha256.
-    pub archive_sha256: String,
+    /// Its hex sha256 (`None` when [`EngineConfig::hash_archive`] was off).
+    pub archive_sha256: Option<String>,
     /// The per-row results file written.
     pub results_path: PathBuf,
     /// Failure kind → number of rows.

@@ -35,6 +35,7 @@ pub(crate) fn prepare(
     compression: Compression,
     resume: bool,
     mtime: u64,
+    digest: bool,
 ) -> Result<Prepared, EngineError> {
     let out = |source| EngineError::Output {
         path: archive_path.to_path_buf(),
@@ -55,7 +56,9 @@ pub(crate) fn prepare(
         })
         .map_err(EngineError::Results)?;
     }
-    let mut archive = ArchiveWriter::create(archive_path, top, compression, mtime).map_err(out)?;
+    let mut archive =
+        ArchiveWriter::create_with_digest(archive_path, top, compression, mtime, digest)
+            .map_err(out)?;
     let mut results = match ResultsWriter::create(&results_file) {
         Ok(r) => r,
         Err(e) => {

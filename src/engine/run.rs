@@ -80,10 +80,11 @@ pub(crate) async fn run(
     let fetcher = Fetcher::new(cfg).map_err(|e| EngineError::Http(e.to_string()))?;
     let top = archive_stem(&archive_path);
     let mtime = now().0 / 1000;
+    let digest = cfg.hash_archive;
     let prepared = {
         let (path, top) = (archive_path.clone(), top.clone());
         tokio::task::spawn_blocking(move || {
-            resume::prepare(&path, &top, compression, resume, mtime)
+            resume::prepare(&path, &top, compression, resume, mtime, digest)
         })
         .await
         .map_err(|e| EngineError::Http(format!("preparing outputs: {e}")))??

@@ -300,7 +300,7 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
 /// report carries a well-formed digest.
 fn header_from_report(g: &Grant, report: &engine::ShardReport) -> Option<TransferHeader> {
     let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(&report.archive_sha256, &mut sha256).ok()?;
+    hex::decode_to_slice(report.archive_sha256.as_deref()?, &mut sha256).ok()?;
     Some(TransferHeader {
         dataset: g.dataset,
         shard: g.shard,

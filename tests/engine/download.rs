@@ -385,3 +385,43 @@ fn csv_input_ldawt_aliases_config_file_and_plain_tar() {
         Err(_) => eprintln!("SKIP (partial): no tar command to cross-check the gzip archive"),
     }
 }
+
+#[test]
+fn archive_digest_is_opt_in_and_matches_the_file() {
+    use sha2::{Digest, Sha256};
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    let urls: Vec<Option<String>> = (0..30)
+        .map(|i| Some(fx.url(&format!("/photos/{i}/medium.jpg"))))
+        .collect();
+    let classes: Vec<Option<String>> = (0..30).map(|i| Some(format!("sp {}", i % 4))).collect();
+    common::write_string_parquet(&input, &[("photo_url", urls), ("taxon_name", classes)]);
+    for (name, flag) in [
+        ("plain.tar.gz", None),
+        ("hashed.tar.gz", Some("--archive-sha256")),
+    ] {
+        let output = dir.path().join(name);
+        let mut args = vec![
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ];
+        args.extend(flag);
+        let out = common::run_ldawt(&args, Duration::from_secs(60));
+        assert_eq!(common::code(&out), 0, "{}", common::text(&out));
+        let overview_path = dir.path().join(name.replace(".tar.gz", ".overview.json"));
+        let overview: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(overview_path).unwrap()).unwrap();
+        let recorded = &overview["archive"]["sha256"];
+        match flag {
+            None => assert!(recorded.is_null(), "{overview}"),
+            Some(_) => {
+                let actual = hex::encode(Sha256::digest(std::fs::read(&output).unwrap()));
+                assert_eq!(recorded.as_str(), Some(actual.as_str()), "{overview}");
+            }
+        }
+    }
+}
