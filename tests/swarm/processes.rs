@@ -448,3 +448,53 @@ fn a_seeder_uploads_each_stored_archive_to_webdav() {
         "nothing is created when the upload target refuses us"
     );
 }
+
+#[test]
+fn a_run_with_failed_rows_exits_1_and_lists_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("moths.parquet");
+    // Rows 2, 5 and 8 are gone from the server (404, final: no retry).
+    write_seed(
+        &input,
+        10,
+        |i| match i {
+            2 | 5 | 8 => fx.url(&format!("/fx/404/m/{i}.jpg")),
+            _ => fx.url(&format!("/m/{i}.jpg")),
+        },
+        |i| format!("moth {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let o = Command::new(common::ldawt_bin())
+        .args([
+            "node",
+            "--seed",
+            input.to_str().unwrap(),
+            "--class-col",
+            "taxon_name",
+            "--out",
+            out.to_str().unwrap(),
+            "--shards",
+            "2",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+            "--status-addr",
+            "127.0.0.1:0",
+            "--no-progress",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ldawt node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("7 ok, 3 failed"), "{text}");
+    for i in [2, 5, 8] {
+        assert!(text.contains(&format!("row {i}: ")), "{text}");
+    }
+    assert!(out.join("results.parquet").exists());
+}

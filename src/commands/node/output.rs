@@ -134,6 +134,11 @@ pub(super) fn print_outcome(o: &NodeOutcome) -> u8 {
             r.bytes as f64 / 1e6
         );
         println!("results: {}", r.results_path.display());
+        // As `ldawt download`: a run in which rows failed is not a success (LDAWT exited 0
+        // even when most rows failed). Skipped rows (no URL) do not count as failures.
+        if r.failed > 0 {
+            code = exit::PARTIAL;
+        }
         for (kind, n) in &r.error_breakdown {
             println!("  {kind}: {n} rows");
         }
