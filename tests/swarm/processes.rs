@@ -368,37 +368,12 @@ fn a_seeder_uploads_each_stored_archive_to_webdav() {
     );
     let out = tmp.path().join("out");
     let url = format!("http://127.0.0.1:{port}/run1");
-    let o = Command::new(common::ldawt_bin())
-        .args([
-            "node",
-            "--seed",
-            input.to_str().unwrap(),
-            "--class-col",
-            "taxon_name",
-            "--out",
-            out.to_str().unwrap(),
-            "--shards",
-            "3",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--status-addr",
-            "127.0.0.1:0",
-            "--upload-to",
-            &url,
-            "--upload-user",
-            "ldawt",
-            "--no-progress",
-        ])
-        .env("LDAWT_PASSWORD", "pw-123")
-        .env("NETRC", "/dev/null")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ldawt node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let (o, text) = lone_seeder(
+        &input,
+        &out,
+        3,
+        &["--upload-to", &url, "--upload-user", "ldawt"],
+        &[("LDAWT_PASSWORD", "pw-123"), ("NETRC", "/dev/null")],
     );
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(text.contains("uploaded 8 file(s)"), "{text}");
@@ -465,36 +440,48 @@ fn a_run_with_failed_rows_exits_1_and_lists_them() {
         |i| format!("moth {}", i % 2),
     );
     let out = tmp.path().join("out");
-    let o = Command::new(common::ldawt_bin())
-        .args([
-            "node",
-            "--seed",
-            input.to_str().unwrap(),
-            "--class-col",
-            "taxon_name",
-            "--out",
-            out.to_str().unwrap(),
-            "--shards",
-            "2",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--status-addr",
-            "127.0.0.1:0",
-            "--no-progress",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ldawt node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (o, text) = lone_seeder(&input, &out, 2, &[], &[]);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("7 ok, 3 failed"), "{text}");
     for i in [2, 5, 8] {
         assert!(text.contains(&format!("row {i}: ")), "{text}");
     }
     assert!(out.join("results.parquet").exists());
+}
+
+/// Runs `ldawt node --seed INPUT` alone on loopback (no mDNS, free ports) to completion with
+/// `extra` flags and `env`; returns its output and stdout+stderr as text.
+fn lone_seeder(
+    input: &Path,
+    out: &Path,
+    shards: u32,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, String) {
+    let shards = shards.to_string();
+    let mut cmd = Command::new(common::ldawt_bin());
+    cmd.args(["node", "--seed"])
+        .arg(input)
+        .args(["--class-col", "taxon_name", "--out"])
+        .arg(out)
+        .args([
+            "--shards",
+            &shards,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ])
+        .args(["--status-addr", "127.0.0.1:0", "--no-progress"])
+        .args(extra)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("run ldawt node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o, text)
 }
