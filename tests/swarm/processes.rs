@@ -485,3 +485,40 @@ fn lone_seeder(
     );
     (o, text)
 }
+
+#[test]
+fn a_seeder_whose_stdout_is_closed_still_finishes_with_its_real_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("bees.parquet");
+    write_seed(
+        &input,
+        12,
+        |i| fx.url(&format!("/b/{i}.jpg")),
+        |i| format!("bee {}", i % 3),
+    );
+    let out = tmp.path().join("out");
+    let mut child = Command::new(common::ldawt_bin())
+        .args(["node", "--seed"])
+        .arg(&input)
+        .args(["--class-col", "taxon_name", "--out"])
+        .arg(&out)
+        .args([
+            "--shards",
+            "2",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-mdns",
+        ])
+        .args(["--status-addr", "127.0.0.1:0", "--no-progress"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ldawt node");
+    // Nobody reads the report: every write to stdout fails with a broken pipe.
+    drop(child.stdout.take());
+    let out_status = common::wait_timeout(child, Duration::from_secs(120));
+    assert_eq!(out_status.status.code(), Some(0));
+    assert!(out.join("results.parquet").exists());
+}

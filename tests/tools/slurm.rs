@@ -357,9 +357,8 @@ impl Seeder {
             for line in
                 std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok)
             {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                // Keep draining after the join line, so the seeder's stdout stays open.
+                let _ = tx.send(line);
             }
         });
         let mut seeder = Seeder {

@@ -138,9 +138,9 @@ impl Uploader {
     async fn finish(self) -> bool {
         drop(self.tx);
         let (done, failed) = self.task.await.unwrap_or_default();
-        println!("uploaded {done} file(s) to {}", self.url);
+        output::say!("uploaded {done} file(s) to {}", self.url);
         for (path, e) in &failed {
-            println!("  upload failed: {}: {e}", path.display());
+            output::say!("  upload failed: {}: {e}", path.display());
         }
         !failed.is_empty()
     }

@@ -10,6 +10,25 @@ use crate::exit::{self};
 use crate::node::{NodeOutcome, NodeReporter, Ready};
 use crate::protocol::status::NodeStatus;
 
+/// Writes one line of the node's report to stdout. A closed or broken stdout (a parent that
+/// stopped reading, `| head`, a detached terminal) is ignored: the node's work and its exit code
+/// must not depend on whether anyone still reads its report (`println!` would panic instead).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(super) use say;
+
+/// [`say`] for stderr (progress lines).
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// The node's user-facing output: the `--join` lines on stdout, then progress on stderr (a
 /// live line on a terminal, one plain line every 10 s otherwise).
 pub(super) struct CliReporter {
@@ -48,7 +67,7 @@ impl NodeReporter for CliReporter {
             None => {
                 if self.last_line.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
                     self.last_line = Some(Instant::now());
-                    eprintln!("progress: {line}");
+                    say_err!("progress: {line}");
                 }
             }
         }
@@ -85,9 +104,9 @@ pub(super) fn progress_line(s: &NodeStatus) -> String {
 }
 
 fn print_ready(r: &Ready) {
-    println!("ldawt node {}", r.peer_id);
+    say!("ldawt node {}", r.peer_id);
     if let Some((ds, resumed)) = &r.seeded {
-        println!(
+        say!(
             "seeding {} (dataset {}): {} rows in {} shards{}",
             ds.name,
             ds.id.to_hex(),
@@ -97,31 +116,33 @@ fn print_ready(r: &Ready) {
         );
     }
     if r.join_addrs.is_empty() {
-        println!("warning: no listen address is up; peers cannot join this node");
+        say!("warning: no listen address is up; peers cannot join this node");
     } else {
-        println!("join this swarm with:");
+        say!("join this swarm with:");
         for a in &r.join_addrs {
-            println!("  ldawt node --join {a}");
+            say!("  ldawt node --join {a}");
         }
     }
-    println!("status: http://{}/status", r.status_addr);
+    say!("status: http://{}/status", r.status_addr);
 }
 
 /// Prints the final report and chooses the exit code.
 pub(super) fn print_outcome(o: &NodeOutcome) -> u8 {
     if o.interrupted {
-        println!("interrupted: leases given back; rerun the same command to resume");
+        say!("interrupted: leases given back; rerun the same command to resume");
         return exit::INTERRUPTED;
     }
     if let Some(w) = &o.worker {
-        println!(
+        say!(
             "worker: {} shards completed, {} lost, {} given back",
-            w.completed, w.lost, w.abandoned
+            w.completed,
+            w.lost,
+            w.abandoned
         );
     }
     let mut code = exit::OK;
     for r in &o.reports {
-        println!(
+        say!(
             "dataset {} ({}): {} rows — {} ok, {} failed, {} skipped; {}/{} shards done, {:.1} MB",
             r.name,
             r.dataset_id,
@@ -133,20 +154,20 @@ pub(super) fn print_outcome(o: &NodeOutcome) -> u8 {
             r.shards_total,
             r.bytes as f64 / 1e6
         );
-        println!("results: {}", r.results_path.display());
+        say!("results: {}", r.results_path.display());
         // As `ldawt download`: a run in which rows failed is not a success (LDAWT exited 0
         // even when most rows failed). Skipped rows (no URL) do not count as failures.
         if r.failed > 0 {
             code = exit::PARTIAL;
         }
         for (kind, n) in &r.error_breakdown {
-            println!("  {kind}: {n} rows");
+            say!("  {kind}: {n} rows");
         }
         if !r.failed_shards.is_empty() {
             code = exit::PARTIAL;
-            println!("failed shards (retries exhausted):");
+            say!("failed shards (retries exhausted):");
             for f in &r.failed_shards {
-                println!(
+                say!(
                     "  shard {} ({}, {} rows): {} attempts lost, last error: {}",
                     f.shard,
                     f.archive,
@@ -157,9 +178,9 @@ pub(super) fn print_outcome(o: &NodeOutcome) -> u8 {
             }
         }
         if !r.failed_rows_sample.is_empty() {
-            println!("failed rows (first {}):", r.failed_rows_sample.len());
+            say!("failed rows (first {}):", r.failed_rows_sample.len());
             for (i, url, kind) in &r.failed_rows_sample {
-                println!(
+                say!(
                     "  row {i}: {} ({})",
                     url.as_deref().unwrap_or("<no url>"),
                     kind.as_deref().unwrap_or("failed")
