@@ -170,19 +170,9 @@ pub struct ArchiveWriter {
 
 impl ArchiveWriter {
     /// Creates `<path>.part`. `top` is the archive's top folder; `mtime` stamps every member.
-    /// The archive's sha256 is computed as it is written.
+    /// With `digest`, the archive's sha256 is computed as it is written (a full extra pass over
+    /// every byte: a third of the engine's CPU on fast links, so only when someone uses it).
     pub fn create(
-        path: &Path,
-        top: &str,
-        compression: Compression,
-        mtime: u64,
-    ) -> io::Result<Self> {
-        Self::create_with_digest(path, top, compression, mtime, true)
-    }
-
-    /// [`ArchiveWriter::create`], computing the archive's sha256 only when `digest` is true
-    /// (it is a full extra pass over every byte: a third of the engine's CPU on fast links).
-    pub fn create_with_digest(
         path: &Path,
         top: &str,
         compression: Compression,

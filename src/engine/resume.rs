@@ -57,8 +57,7 @@ pub(crate) fn prepare(
         .map_err(EngineError::Results)?;
     }
     let mut archive =
-        ArchiveWriter::create_with_digest(archive_path, top, compression, mtime, digest)
-            .map_err(out)?;
+        ArchiveWriter::create(archive_path, top, compression, mtime, digest).map_err(out)?;
     let mut results = match ResultsWriter::create(&results_file) {
         Ok(r) => r,
         Err(e) => {

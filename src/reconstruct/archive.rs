@@ -55,7 +55,7 @@ impl PendingArchive {
     /// Starts `output` (gzip unless it ends in `.tar`) with top folder `stem`; `mtime` is
     /// stamped on every member.
     pub fn create(output: &Path, stem: &str, mtime: u64) -> std::io::Result<Self> {
-        let writer = ArchiveWriter::create(output, stem, compression_for(output), mtime)?;
+        let writer = ArchiveWriter::create(output, stem, compression_for(output), mtime, false)?;
         Ok(Self {
             writer: Some(writer),
             stem: stem.to_string(),
