@@ -111,7 +111,7 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
                         error_kind: None,
                         error_message: None,
                         bytes: fetched.len,
-                        sha256: Some(hex::encode(fetched.sha256)),
+                        sha256: fetched.sha256.map(hex::encode),
                         member: Some(member),
                         attempts,
                         elapsed_ms: started.elapsed().as_millis() as u64,

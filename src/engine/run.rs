@@ -220,7 +220,11 @@ pub(crate) async fn run(
             };
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
             tracker.spawn(async move {
-                let msg = fetch_row(ctx, job).await;
+                let mut msg = fetch_row(ctx, job).await;
+                if tx.capacity() < WRITER_QUEUE / 2 {
+                    // The writer is behind: hash here rather than add to its work.
+                    msg.hash_body();
+                }
                 // The slot is held until the writer took the row: a slow writer slows the
                 // fetches instead of piling finished bodies up in memory.
                 let _ = tx.send(msg).await;

@@ -1,8 +1,9 @@
 //! One HTTP attempt for one URL: the shared reqwest client (rustls + ring, pooled keep-alive
 //! connections, HTTP/2 when offered, `TCP_NODELAY`, caching DNS, bounded redirects) and the
-//! streaming read of one response under first-byte / idle / total timeouts and the size cap,
-//! hashing as it goes. Bodies above [`SPILL_AT`] go to a spill file so memory stays bounded by
-//! concurrency, not body size. Deciding whether to retry is not done here (see
+//! streaming read of one response under first-byte / idle / total timeouts and the size cap.
+//! Bodies above [`SPILL_AT`] go to a spill file (hashed as they stream) so memory stays bounded
+//! by concurrency, not body size; bodies in memory are hashed later, where there is CPU to
+//! spare (see [`crate::engine`]'s writer). Deciding whether to retry is not done here (see
 //! [`crate::model::retry`]).
 
 mod dns;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -34,9 +36,10 @@ const ERROR_BODY_DRAIN: usize = 64 * 1024;
 /// A downloaded body.
 #[derive(Debug)]
 pub enum Body {
-    /// Held in memory (one buffer sized from `Content-Length`: copying each chunk once frees
-    /// the connection's read buffer for reuse, which keeps memory at the bodies' real size).
-    Memory(Vec<u8>),
+    /// Held in memory: the chunks as the connection read them. They are not copied: each
+    /// shares the connection's read buffer until the writer has archived it (copying every
+    /// image once into a body buffer cost about 5 % of the engine's CPU).
+    Memory(Vec<Bytes>),
     /// Written to a spill file (removed once archived).
     Spilled {
         /// The spill file.
@@ -51,8 +54,9 @@ pub struct Fetched {
     pub body: Body,
     /// Their length.
     pub len: u64,
-    /// Their sha256.
-    pub sha256: [u8; 32],
+    /// Their sha256 for a spilled body (hashed while it streamed to disk); `None` for a body in
+    /// memory, which is hashed later by whichever thread has time (see [`sha256_of`]).
+    pub sha256: Option<[u8; 32]>,
     /// The extension to store them under (without the dot).
     pub extension: String,
     /// True when the bytes are an already-compressed image format (stored, not deflated).
@@ -205,8 +209,7 @@ impl Fetcher {
         {
             return Err(self.too_large(format!("announced {len} bytes")));
         }
-        let expected = resp.content_length().unwrap_or(0).min(SPILL_AT as u64) as usize;
-        let mut read = BodyRead::new(expected);
+        let mut read = BodyRead::new();
         loop {
             let chunk = match timeout(self.idle_timeout, resp.chunk()).await {
                 Err(_) => {
@@ -295,11 +298,22 @@ impl Fetcher {
     }
 }
 
-/// A body being read: in memory until it grows past [`SPILL_AT`], then in a spill file.
+/// The sha256 of a body held in memory.
+pub fn sha256_of(chunks: &[Bytes]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for c in chunks {
+        h.update(c);
+    }
+    h.finalize().into()
+}
+
+/// A body being read: in memory until it grows past [`SPILL_AT`], then in a spill file (and
+/// hashed from then on).
 struct BodyRead {
-    mem: Vec<u8>,
+    mem: Vec<Bytes>,
+    mem_len: usize,
     file: Option<tokio::fs::File>,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     len: u64,
     head: Vec<u8>,
     last_two: [u8; 2],
@@ -307,11 +321,12 @@ struct BodyRead {
 }
 
 impl BodyRead {
-    fn new(capacity: usize) -> Self {
+    fn new() -> Self {
         Self {
-            mem: Vec::with_capacity(capacity),
+            mem: Vec::new(),
+            mem_len: 0,
             file: None,
-            hasher: Sha256::new(),
+            hasher: None,
             len: 0,
             head: Vec::with_capacity(32),
             last_two: [0, 0],
@@ -319,11 +334,13 @@ impl BodyRead {
         }
     }
 
-    async fn push(&mut self, chunk: bytes::Bytes, spill: &Path) -> std::io::Result<()> {
+    async fn push(&mut self, chunk: Bytes, spill: &Path) -> std::io::Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
-        self.hasher.update(&chunk);
+        if let Some(h) = &mut self.hasher {
+            h.update(&chunk);
+        }
         if self.head.len() < 32 {
             let take = (32 - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
@@ -337,15 +354,19 @@ impl BodyRead {
         if let Some(file) = self.file.as_mut() {
             return file.write_all(&chunk).await;
         }
-        if self.mem.len() + chunk.len() > SPILL_AT {
+        if self.mem_len + chunk.len() > SPILL_AT {
+            let mut hasher = Sha256::new();
             let mut file = tokio::fs::File::create(spill).await?;
-            file.write_all(&self.mem).await?;
-            file.write_all(&chunk).await?;
-            self.mem = Vec::new();
+            for c in std::mem::take(&mut self.mem).iter().chain([&chunk]) {
+                hasher.update(c);
+                file.write_all(c).await?;
+            }
+            self.hasher = Some(hasher);
             self.file = Some(file);
             return Ok(());
         }
-        self.mem.extend_from_slice(&chunk);
+        self.mem_len += chunk.len();
+        self.mem.push(chunk);
         Ok(())
     }
 
@@ -368,7 +389,7 @@ impl BodyRead {
         Ok(Fetched {
             body,
             len: self.len,
-            sha256: self.hasher.finalize().into(),
+            sha256: self.hasher.map(|h| h.finalize().into()),
             extension,
             precompressed: self.precompressed,
         })
