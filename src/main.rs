@@ -32,7 +32,18 @@ fn main() -> ExitCode {
             return ExitCode::from(ldawt::exit::INTERNAL);
         }
     };
-    match runtime.block_on(ldawt::commands::run(cli)) {
+    // The command runs as a task on the workers, not on this thread: a future driven by
+    // `block_on` is woken across threads (a futex call and a context switch) by every task
+    // it waits for — thousands of times a second in the engine's dispatcher.
+    let outcome = runtime.block_on(async { tokio::spawn(ldawt::commands::run(cli)).await });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            eprintln!("error: the command's task failed: {err}");
+            return ExitCode::from(ldawt::exit::INTERNAL);
+        }
+    };
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             // A closed stdout (`ldawt peers | head`) is not an error worth reporting.

@@ -92,10 +92,11 @@ pub async fn run(args: FixtureServerArgs, _global: &GlobalOpts) -> anyhow::Resul
     let handle = fixture::start(cfg)
         .await
         .map_err(|e| crate::exit::UsageError::new(e.to_string()))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", handle.addr()).context("writing the bound address")?;
-    out.flush().context("writing the bound address")?;
-    drop(out);
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", handle.addr()).context("writing the bound address")?;
+        out.flush().context("writing the bound address")?;
+    }
     wait_for_signal().await;
     handle.stop().await;
     Ok(ExitCode::SUCCESS)

@@ -134,21 +134,23 @@ pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
         }
         let events = state.update(exceeded(&sample, &thresholds));
         sample.alerts = state.active();
-        let mut stdout = std::io::stdout().lock();
-        if args.json {
-            writeln!(stdout, "{}", render::json_sample(&sample))?;
-        } else {
-            writeln!(stdout, "{}", render::human_line(&sample))?;
-        }
-        for e in &events {
+        {
+            // Scoped: the stdout lock must not live across an await (the task may move).
+            let mut stdout = std::io::stdout().lock();
             if args.json {
-                writeln!(stdout, "{}", render::json_event(now, e))?;
+                writeln!(stdout, "{}", render::json_sample(&sample))?;
             } else {
-                writeln!(stdout, "{}", render::event_line(now, e))?;
+                writeln!(stdout, "{}", render::human_line(&sample))?;
             }
+            for e in &events {
+                if args.json {
+                    writeln!(stdout, "{}", render::json_event(now, e))?;
+                } else {
+                    writeln!(stdout, "{}", render::event_line(now, e))?;
+                }
+            }
+            stdout.flush()?;
         }
-        stdout.flush()?;
-        drop(stdout);
         if let Some(file) = log.as_mut() {
             writeln!(file, "{}", render::json_sample(&sample))?;
             for e in &events {

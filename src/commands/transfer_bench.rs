@@ -89,12 +89,14 @@ async fn serve(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (client, mut events, event_loop) = net::new(config(listen))?;
     tokio::spawn(event_loop.run());
-    let mut out = std::io::stdout().lock();
-    for addr in client.listen_addrs().await? {
-        writeln!(out, "{addr}")?;
+    let addrs = client.listen_addrs().await?;
+    {
+        let mut out = std::io::stdout().lock();
+        for addr in addrs {
+            writeln!(out, "{addr}")?;
+        }
+        out.flush()?;
     }
-    out.flush()?;
-    drop(out);
     let mut stored = 0u64;
     while let Some(event) = events.recv().await {
         match event {
