@@ -1,10 +1,11 @@
-//! The shard archive: a tar (plain or gzip) written by one thread to `<archive>.part` through a
-//! large buffer, hashed as it is written, then fsynced and renamed into place. Members are
+//! The shard archive: a tar (plain or gzip) written by one thread to `<archive>.part` in large
+//! writes ([`file`]: image chunks are not copied on the way), hashed as it is written when asked, then fsynced and renamed into place. Members are
 //! `<top>/<class folder>/<name>.<ext>` with directory entries for `<top>/` and each folder, and
 //! fixed metadata (mode 0644, uid/gid 0, the run's start time) so runs are reproducible.
 //! [`copy`] carries members of a previous archive over for `--resume`.
 
 pub mod copy;
+mod file;
 mod gzip;
 
 use std::collections::HashSet;
@@ -12,13 +13,11 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use bytes::Bytes;
 
+use self::file::{GatherWriter, HashingFile, WRITE_BUFFER};
 use self::gzip::GzipWriter;
 use crate::engine::Compression;
-
-/// Buffer between the tar builder and the file: few, large writes.
-const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// `out/x.tar.gz` → `out/x.tar.gz.part`.
 pub fn part_path(path: &Path) -> PathBuf {
@@ -41,92 +40,12 @@ pub fn compression_for(path: &Path) -> Compression {
     }
 }
 
-/// A file writer that hashes everything written through it (when asked to).
-/// It also asks a background thread to `fdatasync` every [`SYNC_EVERY`] bytes, so the disk
-/// writes overlap the downloads instead of all waiting for the final fsync.
-struct HashingFile {
-    file: File,
-    hasher: Option<Sha256>,
-    written: u64,
-    unsynced: u64,
-    syncer: Option<Syncer>,
-}
-
-/// Bytes written between two background `fdatasync`s.
-const SYNC_EVERY: u64 = 64 * 1024 * 1024;
-
-/// The background flusher: a thread holding a clone of the file descriptor. After each
-/// `fdatasync` it drops the synced pages from the page cache (`POSIX_FADV_DONTNEED`): an
-/// archive is written once and not read back soon, so keeping it cached only evicts what the
-/// machine does use, and the writes then reuse the pages just freed instead of ever fresh
-/// ones. On the development VM that cut the cost of writing the archive by half or more
-/// (fresh pages of a virtual machine are slow to fault in).
-struct Syncer {
-    wake: std::sync::mpsc::SyncSender<u64>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Syncer {
-    fn start(file: &File) -> Option<Self> {
-        let clone = file.try_clone().ok()?;
-        let (wake, rx) = std::sync::mpsc::sync_channel::<u64>(1);
-        let thread = std::thread::Builder::new()
-            .name("ldawt-sync".into())
-            .spawn(move || {
-                while let Ok(upto) = rx.recv() {
-                    if clone.sync_data().is_ok() {
-                        let len = std::num::NonZeroU64::new(upto);
-                        let dont = rustix::fs::Advice::DontNeed;
-                        let _ = rustix::fs::fadvise(&clone, 0, len, dont);
-                    }
-                }
-            })
-            .ok()?;
-        Some(Self { wake, thread })
-    }
-
-    fn stop(self) {
-        drop(self.wake);
-        let _ = self.thread.join();
-    }
-}
-
-impl HashingFile {
-    /// Counts `n` written bytes and wakes the syncer every [`SYNC_EVERY`].
-    fn counted(&mut self, n: u64) {
-        self.written += n;
-        self.unsynced += n;
-        if self.unsynced >= SYNC_EVERY {
-            self.unsynced = 0;
-            if let Some(s) = &self.syncer {
-                // A sync already pending covers these bytes too.
-                let _ = s.wake.try_send(self.written);
-            }
-        }
-    }
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        if let Some(h) = &mut self.hasher {
-            h.update(&buf[..n]);
-        }
-        self.counted(n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
 /// The byte sink under the tar builder.
 // One per archive, so the variants' size difference does not matter; boxing the plain one
 // would add an indirection to every write of the hot path.
 #[allow(clippy::large_enum_variant)]
 enum Sink {
-    Plain(BufWriter<HashingFile>),
+    Plain(GatherWriter),
     Gzip(Box<GzipWriter<BufWriter<HashingFile>>>),
 }
 
@@ -155,13 +74,13 @@ impl Write for Sink {
 
 impl Sink {
     fn into_file(self) -> io::Result<HashingFile> {
-        let buffered = match self {
-            Self::Plain(w) => w,
-            Self::Gzip(w) => w.finish()?,
-        };
-        buffered
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)
+        match self {
+            Self::Plain(w) => w.into_inner(),
+            Self::Gzip(w) => w
+                .finish()?
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error),
+        }
     }
 }
 
@@ -218,18 +137,13 @@ impl ArchiveWriter {
         digest: bool,
     ) -> io::Result<Self> {
         let part = part_path(path);
-        let file = File::create(&part)?;
-        let hashing = HashingFile {
-            syncer: Syncer::start(&file),
-            file,
-            hasher: digest.then(Sha256::new),
-            written: 0,
-            unsynced: 0,
-        };
-        let buffered = BufWriter::with_capacity(WRITE_BUFFER, hashing);
+        let hashing = HashingFile::new(File::create(&part)?, digest);
         let sink = match compression {
-            Compression::None => Sink::Plain(buffered),
-            Compression::Gzip { level } => Sink::Gzip(Box::new(GzipWriter::new(buffered, level)?)),
+            Compression::None => Sink::Plain(GatherWriter::new(hashing)),
+            Compression::Gzip { level } => {
+                let buffered = BufWriter::with_capacity(WRITE_BUFFER, hashing);
+                Sink::Gzip(Box::new(GzipWriter::new(buffered, level)?))
+            }
         };
         let mut builder = tar::Builder::new(sink);
         builder.mode(tar::HeaderMode::Deterministic);
@@ -300,30 +214,30 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Like [`ArchiveWriter::append`] for a body in memory: when the name fits the tar header,
-    /// the header and the bytes go straight into the output buffer (one copy); longer names
-    /// take the builder's GNU long-name path.
+    /// Like [`ArchiveWriter::append`] for a body in memory.
     pub fn append_bytes(
         &mut self,
         member: &str,
         data: &[u8],
         precompressed: bool,
     ) -> io::Result<()> {
-        self.append_chunks(member, &[data], precompressed)
+        self.append_chunks(member, &[Bytes::copy_from_slice(data)], precompressed)
     }
 
-    /// [`ArchiveWriter::append_bytes`] for a body held as several chunks, in order.
-    pub fn append_chunks<C: AsRef<[u8]>>(
+    /// Like [`ArchiveWriter::append`] for a body held as chunks, in order. When the name fits
+    /// the tar header, a plain tar queues the chunks themselves (no copy, see [`file`]);
+    /// longer names take the builder's GNU long-name path.
+    pub fn append_chunks(
         &mut self,
         member: &str,
-        chunks: &[C],
+        chunks: &[Bytes],
         precompressed: bool,
     ) -> io::Result<()> {
-        let size: u64 = chunks.iter().map(|c| c.as_ref().len() as u64).sum();
+        let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let mut h = self.header(tar::EntryType::Regular, size, 0o644);
         if h.set_path(member).is_err() {
             let reader = ChunksReader {
-                chunks: chunks.iter().map(AsRef::as_ref).collect(),
+                chunks: chunks.iter().map(|c| &c[..]).collect(),
             };
             return self.append(member, size, reader, precompressed);
         }
@@ -332,35 +246,32 @@ impl ArchiveWriter {
             let dir = dir.to_string();
             self.ensure_dir(&dir)?;
         }
-        let sink = self.builder.get_mut();
-        if let Sink::Gzip(g) = sink {
-            g.set_storing(precompressed)?;
+        let pad = &[0u8; 512][..((512 - size % 512) % 512) as usize];
+        match self.builder.get_mut() {
+            Sink::Plain(w) => {
+                w.write_all(h.as_bytes())?;
+                for chunk in chunks {
+                    w.push(chunk.clone())?;
+                }
+                w.write_all(pad)
+            }
+            Sink::Gzip(g) => {
+                g.set_storing(precompressed)?;
+                g.write_all(h.as_bytes())?;
+                for chunk in chunks {
+                    g.write_all(chunk)?;
+                }
+                g.write_all(pad)?;
+                g.set_storing(false)
+            }
         }
-        sink.write_all(h.as_bytes())?;
-        for chunk in chunks {
-            sink.write_all(chunk.as_ref())?;
-        }
-        let pad = ((512 - size % 512) % 512) as usize;
-        sink.write_all(&[0u8; 512][..pad])?;
-        if let Sink::Gzip(g) = sink {
-            g.set_storing(false)?;
-        }
-        Ok(())
     }
 
     /// Writes the end-of-archive blocks, fsyncs and renames `.part` into place.
     pub fn finish(self) -> io::Result<ArchiveSummary> {
         let sink = self.builder.into_inner()?;
-        let mut hashing = sink.into_file()?;
-        if let Some(s) = hashing.syncer.take() {
-            s.stop();
-        }
-        hashing.file.sync_all()?;
-        let summary = ArchiveSummary {
-            size: hashing.written,
-            sha256: hashing.hasher.map(|h| hex::encode(h.finalize())),
-        };
-        drop(hashing.file);
+        let (size, sha256) = sink.into_file()?.close()?;
+        let summary = ArchiveSummary { size, sha256 };
         std::fs::rename(&self.part, &self.path)?;
         Ok(summary)
     }
@@ -383,13 +294,16 @@ mod tests {
         let path = dir.path().join("s.tar");
         let mut w = ArchiveWriter::create(&path, "s", Compression::None, 0, true).unwrap();
         let long = format!("s/{}/{}.jpg", "c".repeat(90), "n".repeat(60));
-        let chunks: Vec<Vec<u8>> = vec![vec![1; 700], vec![], vec![2; 5000], vec![3; 3]];
+        let chunks: Vec<Bytes> = [vec![1; 700], vec![], vec![2; 5000], vec![3; 3]]
+            .into_iter()
+            .map(Bytes::from)
+            .collect();
         w.append_chunks("s/a/x.jpg", &chunks, true).unwrap();
         w.append_chunks(&long, &chunks, true).unwrap();
         let summary = w.finish().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(summary.size, bytes.len() as u64);
-        let want: Vec<u8> = chunks.concat();
+        let want: Vec<u8> = chunks.iter().flat_map(|c| c.to_vec()).collect();
         let mut archive = tar::Archive::new(&bytes[..]);
         let mut found = Vec::new();
         for entry in archive.entries().unwrap() {
