@@ -12,6 +12,8 @@ command -v slurmctld >/dev/null 2>&1 || need+=(slurmctld slurmd slurm-client)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
+# test CA and certificates for the HTTPS / HTTP/2 test
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

@@ -26,3 +26,6 @@ mod pacing;
 
 #[path = "engine/spill.rs"]
 mod spill;
+
+#[path = "engine/tls.rs"]
+mod tls;

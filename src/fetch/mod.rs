@@ -115,8 +115,32 @@ fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// True when a certificate check failed somewhere in `err`'s causes.
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        // TLS errors arrive wrapped in io::Errors, whose `source()` skips the wrapped error.
+        cause = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 fn map_send_error(err: &reqwest::Error) -> Failure {
-    if err.is_redirect() {
+    if is_certificate_error(err) {
+        Failure::Tls
+    } else if err.is_redirect() {
         Failure::Redirects
     } else if err.is_builder() {
         Failure::InvalidUrl

@@ -31,6 +31,9 @@ pub enum Failure {
     TooLarge,
     /// The body is not an accepted image type (an HTML page served with 200, say).
     NotImage,
+    /// The server's TLS certificate was rejected (unknown issuer, wrong name, expired):
+    /// retrying cannot cure it.
+    Tls,
 }
 
 impl Failure {
@@ -48,6 +51,7 @@ impl Failure {
             Self::Redirects => "too_many_redirects".into(),
             Self::TooLarge => "too_large".into(),
             Self::NotImage => "not_image".into(),
+            Self::Tls => "tls_certificate".into(),
         }
     }
 
@@ -62,7 +66,9 @@ impl Failure {
             | Self::TotalTimeout
             | Self::Broken
             | Self::Truncated => true,
-            Self::InvalidUrl | Self::Redirects | Self::TooLarge | Self::NotImage => false,
+            Self::InvalidUrl | Self::Redirects | Self::TooLarge | Self::NotImage | Self::Tls => {
+                false
+            }
         }
     }
 
