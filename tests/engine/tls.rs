@@ -99,7 +99,7 @@ impl Nginx {
         );
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(nginx)
+        let mut child = Command::new(nginx)
             .arg("-c")
             .arg(dir.join("nginx.conf"))
             .arg("-p")
@@ -115,6 +115,8 @@ impl Nginx {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "nginx did not listen on {port}: {}",
             std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
