@@ -1,7 +1,6 @@
 //! `--resume` support: streams a previous archive (plain or gzip, detected by its magic bytes)
 //! and copies the members a caller wants to keep into the new archive, without extracting.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -11,15 +10,17 @@ use flate2::read::GzDecoder;
 use super::ArchiveWriter;
 use crate::model::naming::has_precompressed_extension;
 
-/// Copies every regular member of `old` whose path is in `keep` into `into`; returns the paths
-/// actually copied. A missing old archive copies nothing; a damaged one stops at the damage
-/// (what was copied so far is kept, the rest is downloaded again).
+/// Copies every regular member of `old` for which `keep` answers true into `into` (`keep` is
+/// asked once per member, just before the copy; answering true for a path already copied
+/// would store it twice, so callers remember what they accepted); returns how many were
+/// copied. A missing old archive copies nothing; a damaged one stops at the damage (what was
+/// copied so far is kept, the rest is downloaded again).
 pub fn copy_members(
     old: &Path,
-    keep: &HashSet<String>,
+    mut keep: impl FnMut(&str) -> bool,
     into: &mut ArchiveWriter,
-) -> io::Result<HashSet<String>> {
-    let mut copied = HashSet::new();
+) -> io::Result<u64> {
+    let mut copied = 0;
     let Ok(file) = File::open(old) else {
         return Ok(copied);
     };
@@ -51,13 +52,13 @@ pub fn copy_members(
         }
         let Ok(path) = entry.path() else { continue };
         let member = path.to_string_lossy().into_owned();
-        if !keep.contains(&member) || copied.contains(&member) {
+        if !keep(&member) {
             continue;
         }
         let size = entry.header().size()?;
         let precompressed = has_precompressed_extension(&member);
         into.append(&member, size, entry, precompressed)?;
-        copied.insert(member);
+        copied += 1;
     }
     Ok(copied)
 }

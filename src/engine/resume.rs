@@ -1,12 +1,15 @@
 //! Preparing a run's outputs: a fresh archive and results file, and for `--resume` the rows a
 //! previous run stored — their members are copied from the old archive into the new one and
 //! their results carried over, so nothing is downloaded twice and names stay identical.
+//! The previous results are streamed twice (which members to keep; then the rows to carry)
+//! rather than held: what stays in memory is a 64-bit hash per stored row, so resuming a
+//! million-row shard costs tens of megabytes, not the rows' text.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::writer::Tally;
-use super::{Compression, EngineError, RowResult, RowStatus, results_path};
+use super::{Compression, EngineError, RowStatus, results_path};
 use crate::archive::{ArchiveWriter, copy::copy_members};
 use crate::model::naming::{ClassFolders, NameSet, fnv1a, split_member};
 use crate::results::{ResultsWriter, read_results};
@@ -45,17 +48,19 @@ pub(crate) fn prepare(
         std::fs::create_dir_all(parent).map_err(out)?;
     }
     let results_file = results_path(archive_path);
-    let mut previous: HashMap<String, RowResult> = HashMap::new();
+    // Pass 1: the members of the rows stored before, as hashes.
+    let mut wanted: HashSet<u64> = HashSet::new();
     if resume && results_file.exists() {
         read_results(&results_file, |r| {
             if r.status == RowStatus::Ok
-                && let Some(member) = r.member.clone()
+                && let Some(member) = &r.member
             {
-                previous.insert(member, r);
+                wanted.insert(fnv1a(member.as_bytes()));
             }
         })
         .map_err(EngineError::Results)?;
     }
+    // The previous results are read again below, so the new file goes to its `.part` name.
     let mut archive =
         ArchiveWriter::create(archive_path, top, compression, mtime, digest).map_err(out)?;
     let mut results = match ResultsWriter::create(&results_file) {
@@ -65,46 +70,63 @@ pub(crate) fn prepare(
             return Err(EngineError::Results(e));
         }
     };
-    let mut prepared_rows = Vec::new();
-    if !previous.is_empty() {
-        let keep: HashSet<String> = previous.keys().cloned().collect();
-        let copied = match copy_members(archive_path, &keep, &mut archive) {
-            Ok(c) => c,
-            Err(source) => {
-                archive.abort();
-                results.abort();
-                return Err(out(source));
-            }
-        };
-        for member in copied {
-            if let Some(r) = previous.remove(&member) {
-                prepared_rows.push(r);
-            }
-        }
-        tracing::info!(
-            carried = prepared_rows.len(),
-            missing = previous.len(),
-            "resume: rows carried over from the previous run"
-        );
-    }
-    prepared_rows.sort_by_key(|r| r.index);
-    let mut done = HashMap::with_capacity(prepared_rows.len());
+    let mut done = HashMap::new();
     let mut names = NameSet::new();
     let mut folders = ClassFolders::new();
     let mut tally = Tally::default();
-    for r in prepared_rows {
-        if let Some((folder, stem)) = r.member.as_deref().and_then(split_member) {
+    if wanted.is_empty() {
+        return Ok(Prepared {
+            archive,
+            results,
+            done,
+            names,
+            folders,
+            tally,
+        });
+    }
+    // Copy those members from the old archive (each once).
+    let mut copied: HashSet<u64> = HashSet::with_capacity(wanted.len());
+    let keep = |member: &str| {
+        let key = fnv1a(member.as_bytes());
+        wanted.remove(&key) && copied.insert(key)
+    };
+    if let Err(source) = copy_members(archive_path, keep, &mut archive) {
+        archive.abort();
+        results.abort();
+        return Err(out(source));
+    }
+    // Pass 2: carry over the rows whose member was copied.
+    let mut failure = None;
+    let read = read_results(&results_file, |r| {
+        if failure.is_some() || r.status != RowStatus::Ok {
+            return;
+        }
+        let Some(member) = r.member.as_deref() else {
+            return;
+        };
+        if !copied.remove(&fnv1a(member.as_bytes())) {
+            return;
+        }
+        if let Some((folder, stem)) = split_member(member) {
             names.insert_existing(folder, stem);
             folders.preassign(r.class.as_deref(), folder);
         }
         done.insert(r.index, url_key(r.url.as_deref()));
         tally.count(&r);
         if let Err(e) = results.push(r) {
-            archive.abort();
-            results.abort();
-            return Err(EngineError::Results(e));
+            failure = Some(e);
         }
+    });
+    if let Some(e) = read.err().or(failure) {
+        archive.abort();
+        results.abort();
+        return Err(EngineError::Results(e));
     }
+    tracing::info!(
+        carried = done.len(),
+        missing = wanted.len() + copied.len(),
+        "resume: rows carried over from the previous run"
+    );
     Ok(Prepared {
         archive,
         results,
