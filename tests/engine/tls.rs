@@ -69,7 +69,8 @@ fn make_certificates(openssl: &Path, dir: &Path) {
         .args(["-out".into(), d("srv.pem"), "-extfile".into(), d("ext.cnf")]));
 }
 
-/// nginx serving `root` over HTTPS (HTTP/2 offered) on a free loopback port; killed on drop.
+/// nginx serving `root` over HTTPS (HTTP/2 offered) on a free loopback port, as a single
+/// process (`master_process off`: killing a master would orphan its workers); killed on drop.
 struct Nginx {
     child: Child,
     port: u16,
@@ -84,7 +85,7 @@ impl Nginx {
             .port();
         let d = dir.display();
         let conf = format!(
-            "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log warn;\n\
+            "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log warn;\n\
              events {{ worker_connections 64; }}\n\
              http {{\n\
                log_format proto '$server_protocol $status $request_uri';\n\
