@@ -94,7 +94,6 @@ impl HashingFile {
     fn write_parts(&mut self, parts: &[Bytes]) -> io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
         let mut left: &mut [IoSlice<'_>] = &mut slices;
-        IoSlice::advance_slices(&mut left, 0);
         while !left.is_empty() {
             match self.file.write_vectored(left) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -1,7 +1,8 @@
 //! The shard archive: a tar (plain or gzip) written by one thread to `<archive>.part` in large
-//! writes ([`file`]: image chunks are not copied on the way), hashed as it is written when asked, then fsynced and renamed into place. Members are
-//! `<top>/<class folder>/<name>.<ext>` with directory entries for `<top>/` and each folder, and
-//! fixed metadata (mode 0644, uid/gid 0, the run's start time) so runs are reproducible.
+//! writes ([`file`]: image chunks are not copied on the way), hashed as it is written when
+//! asked, then fsynced and renamed into place. Members are `<top>/<class folder>/<name>.<ext>`
+//! with directory entries for `<top>/` and each folder, and fixed metadata (mode 0644, uid/gid
+//! 0, the run's start time) so runs are reproducible.
 //! [`copy`] carries members of a previous archive over for `--resume`.
 
 pub mod copy;
@@ -81,28 +82,6 @@ impl Sink {
                 .into_inner()
                 .map_err(io::IntoInnerError::into_error),
         }
-    }
-}
-
-/// Reads a list of chunks one after the other (for the long-name path of
-/// [`ArchiveWriter::append_chunks`]).
-struct ChunksReader<'a> {
-    chunks: std::collections::VecDeque<&'a [u8]>,
-}
-
-impl Read for ChunksReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while let Some(front) = self.chunks.front_mut() {
-            if front.is_empty() {
-                self.chunks.pop_front();
-                continue;
-            }
-            let n = front.len().min(buf.len());
-            buf[..n].copy_from_slice(&front[..n]);
-            *front = &front[n..];
-            return Ok(n);
-        }
-        Ok(0)
     }
 }
 
@@ -236,10 +215,8 @@ impl ArchiveWriter {
         let size: u64 = chunks.iter().map(|c| c.len() as u64).sum();
         let mut h = self.header(tar::EntryType::Regular, size, 0o644);
         if h.set_path(member).is_err() {
-            let reader = ChunksReader {
-                chunks: chunks.iter().map(|c| &c[..]).collect(),
-            };
-            return self.append(member, size, reader, precompressed);
+            // Rare (a path over 100 bytes): one copy is fine here.
+            return self.append(member, size, &chunks.concat()[..], precompressed);
         }
         h.set_cksum();
         if let Some((dir, _)) = member.rsplit_once('/') {

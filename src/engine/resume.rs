@@ -61,43 +61,53 @@ pub(crate) fn prepare(
         .map_err(EngineError::Results)?;
     }
     // The previous results are read again below, so the new file goes to its `.part` name.
-    let mut archive =
+    let archive =
         ArchiveWriter::create(archive_path, top, compression, mtime, digest).map_err(out)?;
-    let mut results = match ResultsWriter::create(&results_file) {
+    let results = match ResultsWriter::create(&results_file) {
         Ok(r) => r,
         Err(e) => {
             archive.abort();
             return Err(EngineError::Results(e));
         }
     };
-    let mut done = HashMap::new();
-    let mut names = NameSet::new();
-    let mut folders = ClassFolders::new();
-    let mut tally = Tally::default();
-    if wanted.is_empty() {
-        return Ok(Prepared {
-            archive,
-            results,
-            done,
-            names,
-            folders,
-            tally,
-        });
+    let mut prepared = Prepared {
+        archive,
+        results,
+        done: HashMap::new(),
+        names: NameSet::new(),
+        folders: ClassFolders::new(),
+        tally: Tally::default(),
+    };
+    if !wanted.is_empty()
+        && let Err(e) = carry_over(archive_path, &results_file, wanted, &mut prepared)
+    {
+        prepared.archive.abort();
+        prepared.results.abort();
+        return Err(e);
     }
-    // Copy those members from the old archive (each once).
+    Ok(prepared)
+}
+
+/// Copies the `wanted` members (hashes) from the old archive, each once, then carries over the
+/// previous results of the rows whose member was copied.
+fn carry_over(
+    archive_path: &Path,
+    results_file: &Path,
+    mut wanted: HashSet<u64>,
+    to: &mut Prepared,
+) -> Result<(), EngineError> {
     let mut copied: HashSet<u64> = HashSet::with_capacity(wanted.len());
     let keep = |member: &str| {
         let key = fnv1a(member.as_bytes());
         wanted.remove(&key) && copied.insert(key)
     };
-    if let Err(source) = copy_members(archive_path, keep, &mut archive) {
-        archive.abort();
-        results.abort();
-        return Err(out(source));
-    }
+    copy_members(archive_path, keep, &mut to.archive).map_err(|source| EngineError::Output {
+        path: archive_path.to_path_buf(),
+        source,
+    })?;
     // Pass 2: carry over the rows whose member was copied.
     let mut failure = None;
-    let read = read_results(&results_file, |r| {
+    read_results(results_file, |r| {
         if failure.is_some() || r.status != RowStatus::Ok {
             return;
         }
@@ -108,31 +118,23 @@ pub(crate) fn prepare(
             return;
         }
         if let Some((folder, stem)) = split_member(member) {
-            names.insert_existing(folder, stem);
-            folders.preassign(r.class.as_deref(), folder);
+            to.names.insert_existing(folder, stem);
+            to.folders.preassign(r.class.as_deref(), folder);
         }
-        done.insert(r.index, url_key(r.url.as_deref()));
-        tally.count(&r);
-        if let Err(e) = results.push(r) {
+        to.done.insert(r.index, url_key(r.url.as_deref()));
+        to.tally.count(&r);
+        if let Err(e) = to.results.push(r) {
             failure = Some(e);
         }
-    });
-    if let Some(e) = read.err().or(failure) {
-        archive.abort();
-        results.abort();
+    })
+    .map_err(EngineError::Results)?;
+    if let Some(e) = failure {
         return Err(EngineError::Results(e));
     }
     tracing::info!(
-        carried = done.len(),
+        carried = to.done.len(),
         missing = wanted.len() + copied.len(),
         "resume: rows carried over from the previous run"
     );
-    Ok(Prepared {
-        archive,
-        results,
-        done,
-        names,
-        folders,
-        tally,
-    })
+    Ok(())
 }

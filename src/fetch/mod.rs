@@ -335,7 +335,6 @@ pub fn sha256_of(chunks: &[Bytes]) -> [u8; 32] {
 /// hashed from then on).
 struct BodyRead {
     mem: Vec<Bytes>,
-    mem_len: usize,
     file: Option<tokio::fs::File>,
     hasher: Option<Sha256>,
     len: u64,
@@ -348,7 +347,6 @@ impl BodyRead {
     fn new() -> Self {
         Self {
             mem: Vec::new(),
-            mem_len: 0,
             file: None,
             hasher: None,
             len: 0,
@@ -378,7 +376,8 @@ impl BodyRead {
         if let Some(file) = self.file.as_mut() {
             return file.write_all(&chunk).await;
         }
-        if self.mem_len + chunk.len() > SPILL_AT {
+        // Still in memory, so `len` is the memory's size with this chunk.
+        if self.len > SPILL_AT as u64 {
             let mut hasher = Sha256::new();
             let mut file = tokio::fs::File::create(spill).await?;
             for c in std::mem::take(&mut self.mem).iter().chain([&chunk]) {
@@ -389,7 +388,6 @@ impl BodyRead {
             self.file = Some(file);
             return Ok(());
         }
-        self.mem_len += chunk.len();
         self.mem.push(chunk);
         Ok(())
     }
