@@ -144,7 +144,7 @@ pub enum Event {
         /// The verified file (the `part_path` of the decision).
         part_path: PathBuf,
         /// `Ok(())` when stored, `Err(reason)` to refuse (dropping it refuses).
-        verdict: oneshot::Sender<Result<(), String>>,
+        verdict: oneshot::Sender<Result<(), crate::protocol::swarm::Refusal>>,
     },
     /// A gossip message from `from` (its original publisher).
     Gossip {
@@ -185,10 +185,7 @@ pub enum FileDecision {
         part_path: PathBuf,
     },
     /// Refuse, telling the sender why.
-    Reject {
-        /// Why.
-        reason: String,
-    },
+    Reject(crate::protocol::swarm::Refusal),
 }
 
 /// libp2p listens with `SO_REUSEPORT` (so dials can reuse the port), which would let a second

@@ -182,8 +182,8 @@ pub async fn run(
                 } else {
                     retry_after_ms
                 }),
-                Ok(ControlResponse::Rejected { reason }) => {
-                    tracing::debug!(dataset = %offer.dataset, "bid refused: {reason}");
+                Ok(ControlResponse::Rejected(r)) => {
+                    tracing::debug!(dataset = %offer.dataset, "bid refused: {r}");
                     Duration::from_secs(5)
                 }
                 Ok(other) => {
