@@ -382,7 +382,7 @@ fn csv_input_ldawt_aliases_config_file_and_plain_tar() {
                 .count();
             assert_eq!(files, 50);
         }
-        Err(_) => eprintln!("SKIP (partial): no tar command to cross-check the gzip archive"),
+        Err(_) => common::skip("(partial) no tar command to cross-check the gzip archive"),
     }
 }
 

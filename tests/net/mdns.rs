@@ -22,7 +22,7 @@ const NODES: usize = 3;
 #[test]
 fn nodes_in_namespaces_discover_each_other_by_mdns_and_gossip() {
     if let Some(why) = TestNet::unavailable() {
-        eprintln!("SKIP: mDNS namespace test: {why}");
+        crate::common::skip(format!("mDNS namespace test: {why}"));
         return;
     }
     let net = TestNet::create(NODES).expect("create namespaces");

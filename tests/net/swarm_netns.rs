@@ -15,7 +15,7 @@ use arrow_array::{Array, StringArray, UInt64Array};
 use ldawt::protocol::status::NodeStatus;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{inat_parquet, ldawt_bin};
+use crate::common::{self, inat_parquet, ldawt_bin};
 use crate::netns::{KillOnDrop, TestNet, namespaces_with_prefix};
 
 const ROWS: usize = 240;
@@ -90,7 +90,7 @@ fn logs(dir: &Path) -> String {
 #[test]
 fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
     if let Some(why) = TestNet::unavailable() {
-        eprintln!("SKIP: swarm namespace test: {why}");
+        common::skip(format!("swarm namespace test: {why}"));
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -100,7 +100,7 @@ fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
     let fixture_addr = format!("{}:8080", net.addr(0));
     let Some(data) = inat_parquet(dir, "inat.parquet", ROWS, &format!("http://{fixture_addr}"))
     else {
-        eprintln!("SKIP: swarm namespace test: ../shared/data/subset_50k.parquet is missing");
+        common::skip("swarm namespace test: ../shared/data/subset_50k.parquet is missing");
         return;
     };
     let mut fixture = KillOnDrop(

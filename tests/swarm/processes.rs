@@ -331,7 +331,7 @@ fn bad_seeds_exit_2_naming_the_problem_and_leave_nothing_behind() {
 #[test]
 fn a_seeder_uploads_each_stored_archive_to_webdav() {
     if Command::new("rclone").arg("version").output().is_err() {
-        eprintln!("SKIP: rclone is not installed (scripts/install-test-deps.sh installs it)");
+        common::skip("rclone is not installed (scripts/install-test-deps.sh installs it)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

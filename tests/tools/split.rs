@@ -17,7 +17,7 @@ fn subset() -> Option<&'static Path> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIP: {SUBSET} is not on this machine");
+        crate::common::skip(format!("{SUBSET} is not on this machine"));
         None
     }
 }
