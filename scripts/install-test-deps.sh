@@ -14,6 +14,8 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 # test CA and certificates for the HTTPS / HTTP/2 test
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# a real browser for the live-dashboard test (headless Chromium)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

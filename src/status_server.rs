@@ -1,6 +1,7 @@
 //! The node's control endpoint (`--status-addr`): a minimal HTTP/1.1 server on tokio serving
-//! `GET /status` and `GET /peers` (the [`NodeStatus`] JSON document), `GET /metrics`
-//! (Prometheus text) and `GET /healthz`. One request per connection, bounded request size and
+//! `GET /` (a self-contained live dashboard page that polls `/status`), `GET /status` and
+//! `GET /peers` (the [`NodeStatus`] JSON document), `GET /metrics` (Prometheus text) and
+//! `GET /healthz`. One request per connection, bounded request size and
 //! time, so a stuck client cannot hold the node.
 
 use std::net::SocketAddr;
@@ -16,6 +17,9 @@ use tracing::{debug, info};
 
 use crate::net::NetError;
 use crate::protocol::status::NodeStatus;
+
+/// The live dashboard: one HTML page with inline CSS and script, no external asset.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 
 /// Largest request head accepted.
 const MAX_REQUEST_BYTES: usize = 8 << 10;
@@ -109,12 +113,17 @@ fn respond(
                 ),
             }
         }
+        "/" | "/dashboard" => (
+            200,
+            "text/html; charset=utf-8",
+            DASHBOARD_HTML.as_bytes().to_vec(),
+        ),
         "/metrics" => (200, "text/plain; version=0.0.4", metrics().into_bytes()),
         "/healthz" => (200, text, b"ok\n".to_vec()),
         _ => (
             404,
             text,
-            b"not found: try /status, /peers, /metrics or /healthz\n".to_vec(),
+            b"not found: try /, /status, /peers, /metrics or /healthz\n".to_vec(),
         ),
     }
 }
@@ -222,6 +231,10 @@ mod tests {
         let metrics = get("GET /metrics HTTP/1.1\r\n\r\n").await;
         assert!(metrics.ends_with("\r\n\r\nldawt_up 1\n"), "{metrics}");
         assert!(get("GET /healthz HTTP/1.1\r\n\r\n").await.ends_with("ok\n"));
+        let page = get("GET / HTTP/1.1\r\n\r\n").await;
+        assert!(page.contains("content-type: text/html"), "{page}");
+        assert!(page.contains("fetch(\"/status\""), "the page polls /status");
+        assert!(!page.contains("src=\"http"), "no external asset");
         assert!(
             get("GET /nope HTTP/1.1\r\n\r\n")
                 .await
