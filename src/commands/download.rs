@@ -254,6 +254,17 @@ fn annotate_overview(report_archive: &std::path::Path, r: &Resolved) -> anyhow::
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes `<stem>.report.html` beside the overview, from the results file.
+fn write_run_report(report: &engine::ShardReport) -> anyhow::Result<()> {
+    use crate::results::report_html::{RunFigures, render, report_path, write_report};
+    let figures = RunFigures::from_results(&[report.results_path.as_path()])
+        .context("reading the results for report.html")?;
+    let title = engine::archive_stem(&report.archive_path);
+    let html = render(&title, &figures, report.elapsed.as_secs_f64());
+    let path = report_path(&engine::overview_path(&report.archive_path));
+    write_report(&path, &html).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs `ldawt download`.
 pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let resolved = resolve(*args.options)?;
@@ -317,6 +328,7 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         Err(e) => return Err(e.into()),
     };
     annotate_overview(&report.archive_path, &resolved)?;
+    write_run_report(&report)?;
     write_summary(&mut std::io::stdout().lock(), &report).context("writing the summary")?;
     Ok(ExitCode::from(if report.interrupted {
         exit::INTERRUPTED

@@ -1,9 +1,10 @@
 //! The per-row results file (`<stem>.results.parquet`): one row per input row handled, with its
 //! outcome, written in row groups as results arrive (memory bounded), to a `.part` file renamed
 //! into place at the end. [`read_results`] streams a previous file back for `--resume`;
-//! [`overview`] writes the LDAWT-compatible summary JSON.
+//! [`overview`] writes the LDAWT-compatible summary JSON; [`report_html`] the run's page.
 
 pub mod overview;
+pub mod report_html;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
