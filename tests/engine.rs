@@ -3,6 +3,9 @@
 
 mod common;
 
+#[path = "common/netns.rs"]
+mod netns;
+
 #[path = "engine/fixture.rs"]
 mod fixture;
 
@@ -32,3 +35,6 @@ mod tls;
 
 #[path = "engine/ssrf.rs"]
 mod ssrf;
+
+#[path = "engine/dns.rs"]
+mod dns;
