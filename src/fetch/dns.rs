@@ -85,6 +85,7 @@ struct Inner {
     cache: Mutex<DnsCache<Answer>>,
     in_flight: Mutex<InFlight>,
     lookups: Semaphore,
+    lookup_timeout: Duration,
     block_private: bool,
 }
 
@@ -116,8 +117,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl CachingResolver {
     /// A resolver on the system configuration; with `block_private`, internal addresses are
-    /// never returned.
-    pub fn new(block_private: bool) -> Result<Self, ResolverSetupError> {
+    /// never returned. A lookup taking longer than `lookup_timeout` fails as a timeout (keep
+    /// it below the connect timeout, which also covers resolution, so the row sees why).
+    pub fn new(block_private: bool, lookup_timeout: Duration) -> Result<Self, ResolverSetupError> {
         let mut builder =
             TokioResolver::builder_tokio().map_err(|e| ResolverSetupError(e.to_string()))?;
         // This cache replaces hickory's (one place decides TTLs and bounds).
@@ -131,6 +133,7 @@ impl CachingResolver {
                 cache: Mutex::new(DnsCache::new(CACHE_ENTRIES)),
                 in_flight: Mutex::new(HashMap::new()),
                 lookups: Semaphore::new(MAX_CONCURRENT_LOOKUPS),
+                lookup_timeout,
                 block_private,
             }),
         })
@@ -151,8 +154,11 @@ impl CachingResolver {
         match answer {
             Answer::Failed(kind, detail) => Err(fail(kind, detail.to_string())),
             Answer::Found(addrs) if self.inner.block_private => {
-                let allowed: Vec<IpAddr> =
-                    addrs.iter().copied().filter(|ip| !is_blocked(*ip)).collect();
+                let allowed: Vec<IpAddr> = addrs
+                    .iter()
+                    .copied()
+                    .filter(|ip| !is_blocked(*ip))
+                    .collect();
                 if allowed.is_empty() {
                     let list: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
                     return Err(fail(
@@ -208,7 +214,16 @@ impl Inner {
     async fn query(self: Arc<Self>, host: String, tx: watch::Sender<Option<Answer>>) {
         let (answer, ttl) = {
             let _permit = self.lookups.acquire().await;
-            resolve(&self.resolver, &host).await
+            match tokio::time::timeout(self.lookup_timeout, resolve(&self.resolver, &host)).await {
+                Ok(found) => found,
+                Err(_) => {
+                    let detail = format!("no answer within {:?}", self.lookup_timeout);
+                    (
+                        Answer::Failed(ResolveFailure::Timeout, detail.into()),
+                        TRANSIENT_TTL,
+                    )
+                }
+            }
         };
         {
             let mut in_flight = lock(&self.in_flight);
@@ -328,12 +343,12 @@ mod tests {
 
     #[tokio::test]
     async fn ip_literals_skip_dns_and_are_filtered_when_blocking() {
-        let open = CachingResolver::new(false).expect("resolver");
+        let open = CachingResolver::new(false, Duration::from_secs(5)).expect("resolver");
         assert_eq!(
             open.lookup("127.0.0.1").await.expect("literal"),
             vec![IpAddr::from([127, 0, 0, 1])]
         );
-        let guarded = CachingResolver::new(true).expect("resolver");
+        let guarded = CachingResolver::new(true, Duration::from_secs(5)).expect("resolver");
         let err = guarded.lookup("127.0.0.1").await.expect_err("blocked");
         assert_eq!(err.kind, ResolveFailure::Blocked);
         assert!(guarded.lookup("8.8.8.8").await.is_ok());

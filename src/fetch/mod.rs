@@ -185,7 +185,14 @@ impl Fetcher {
         // A second installation (several runs in one process) reports an error: harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let block_private = cfg.block_private_addresses;
-        let resolver = CachingResolver::new(block_private)?;
+        // Resolution counts against the connect timeout: give up on DNS a little earlier so
+        // the row records the DNS timeout rather than a connect timeout.
+        let resolver = CachingResolver::new(
+            block_private,
+            cfg.connect_timeout
+                .mul_f64(0.9)
+                .max(Duration::from_millis(100)),
+        )?;
         let limited = reqwest::redirect::Policy::limited(MAX_REDIRECTS);
         // Names in redirect targets go through the resolver (and its guard); IP literals do
         // not, so they are checked here.

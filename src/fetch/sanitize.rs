@@ -84,7 +84,12 @@ mod tests {
 
     #[test]
     fn odd_kinds_and_stored_rows() {
-        let r = row(RowStatus::Failed, Some("Connection refused 10.0.0.5"), None, "");
+        let r = row(
+            RowStatus::Failed,
+            Some("Connection refused 10.0.0.5"),
+            None,
+            "",
+        );
         assert_eq!(sanitized_error(&r).as_deref(), Some("error"));
         let r = row(RowStatus::Failed, None, Some(500), "");
         assert_eq!(sanitized_error(&r).as_deref(), Some("error (HTTP 500)"));

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use ldawt::engine::RowStatus;
 
-use crate::netns::{KillOnDrop, LoneNs, TestNet, enter_netns};
 use crate::common::{self, results};
+use crate::netns::{KillOnDrop, LoneNs, TestNet, enter_netns};
 
 /// Where the test DNS server listens inside the namespace.
 const DNS_ADDR: &str = "127.0.0.53:53";
@@ -210,7 +210,12 @@ fn dns_outcomes_become_row_kinds_and_a_dead_host_is_asked_once() {
     let plan: [(&str, usize, RowStatus, Option<&str>); 5] = [
         ("img.ok.test", 3, RowStatus::Ok, None),
         ("img.slow.test", 2, RowStatus::Ok, None),
-        ("www.dead.test", 200, RowStatus::Failed, Some("dns_nxdomain")),
+        (
+            "www.dead.test",
+            200,
+            RowStatus::Failed,
+            Some("dns_nxdomain"),
+        ),
         ("www.fail.test", 20, RowStatus::Failed, Some("dns_servfail")),
         ("www.mute.test", 3, RowStatus::Failed, Some("dns_timeout")),
     ];
@@ -246,7 +251,12 @@ fn dns_outcomes_become_row_kinds_and_a_dead_host_is_asked_once() {
     let started = Instant::now();
     let out = common::wait_timeout(child, Duration::from_secs(90));
     let took = started.elapsed();
-    assert_eq!(common::code(&out), 1, "some rows fail\n{}", common::text(&out));
+    assert_eq!(
+        common::code(&out),
+        1,
+        "some rows fail\n{}",
+        common::text(&out)
+    );
 
     let rows = results(&dir.path().join("out").join("shard.results.parquet"));
     assert_eq!(rows.len(), urls.len());
@@ -281,10 +291,7 @@ fn dns_outcomes_become_row_kinds_and_a_dead_host_is_asked_once() {
         (1..=8).contains(&fail),
         "www.fail.test asked {fail} times for 60 attempts"
     );
-    assert!(
-        dns.queries("www.mute.test") >= 1,
-        "the mute host was asked"
-    );
+    assert!(dns.queries("www.mute.test") >= 1, "the mute host was asked");
     assert!(
         took < Duration::from_secs(60),
         "DNS failures must not stall the run: {took:?}"
