@@ -62,6 +62,12 @@ pub struct EngineConfig {
     /// Compute the archive's sha256 while writing it (needed to ship it to a seeder; costs a
     /// full extra pass over the bytes).
     pub hash_archive: bool,
+    /// Refuse to connect to internal addresses (loopback, private, CGNAT, link-local,
+    /// multicast, unique-local…), checked after DNS resolution, for IP-literal URLs and for
+    /// every redirect; such rows fail as `blocked_address`. Swarm workers set it for rows of a
+    /// remote seeder so a rogue seeder cannot probe the worker's internal network.
+    #[serde(default)]
+    pub block_private_addresses: bool,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +85,7 @@ impl Default for EngineConfig {
             compression: None,
             user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
             hash_archive: true,
+            block_private_addresses: false,
         }
     }
 }
