@@ -116,11 +116,33 @@ pub(crate) fn open_parquet(
     path: &Path,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>, InputError> {
     let shown = path.display().to_string();
-    let file = File::open(path).map_err(|e| crate::input::open_error(&shown, e))?;
+    let mut file = File::open(path).map_err(|e| crate::input::open_error(&shown, e))?;
+    let mut magic = [0u8; 4];
+    let is_parquet = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"PAR1";
+    if !is_parquet {
+        return Err(InputError::Unreadable {
+            reason: not_parquet_reason(path),
+            path: shown,
+        });
+    }
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| InputError::Unreadable {
         path: shown,
         reason: e.to_string(),
     })
+}
+
+/// Why a file without the parquet magic bytes is refused, with a hint for CSV files.
+fn not_parquet_reason(path: &Path) -> String {
+    let csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if csv {
+        "this command reads parquet files only, and this looks like a CSV; convert it to \
+         parquet first (`download` and `size` read CSV directly)"
+            .to_string()
+    } else {
+        "not a parquet file (it does not start with the PAR1 magic bytes)".to_string()
+    }
 }
 
 /// Index of `column` among the top-level fields, or a `MissingColumn` error listing them.
