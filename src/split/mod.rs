@@ -243,8 +243,8 @@ pub fn split_parquet(req: &SplitRequest) -> Result<SplitOutcome, SplitError> {
         }
         .into());
     }
-    let plan = plan_lpt(&weights, req.groups);
-    let files: Vec<PathBuf> = (0..req.groups)
+    let plan = without_empty_groups(plan_lpt(&weights, req.groups));
+    let files: Vec<PathBuf> = (0..plan.loads.len())
         .map(|g| group_file(&req.out_dir, g))
         .collect();
     prepare_out_dir(&req.out_dir, &files, req.overwrite)?;
@@ -256,6 +256,35 @@ pub fn split_parquet(req: &SplitRequest) -> Result<SplitOutcome, SplitError> {
         input_rows,
         null_class_rows,
     })
+}
+
+/// Drops the groups that received no class (more groups asked than there are classes) and
+/// renumbers the rest in order, so no empty group file is ever written.
+pub fn without_empty_groups(plan: SplitPlan) -> SplitPlan {
+    let mut new_index = vec![None; plan.loads.len()];
+    let mut next = 0usize;
+    for (g, n) in plan.classes_per_group.iter().enumerate() {
+        if *n > 0 {
+            new_index[g] = Some(next);
+            next += 1;
+        }
+    }
+    let keep = |g: &usize| plan.classes_per_group[*g] > 0;
+    SplitPlan {
+        assignment: plan
+            .assignment
+            .iter()
+            .filter_map(|(class, g)| new_index[*g].map(|n| (class.clone(), n)))
+            .collect(),
+        loads: (0..plan.loads.len())
+            .filter(keep)
+            .map(|g| plan.loads[g])
+            .collect(),
+        classes_per_group: (0..plan.loads.len())
+            .filter(keep)
+            .map(|g| plan.classes_per_group[g])
+            .collect(),
+    }
 }
 
 fn prepare_out_dir(dir: &Path, files: &[PathBuf], overwrite: bool) -> Result<(), SplitError> {

@@ -295,3 +295,34 @@ fn download_and_reconstruct_name_class_folders_the_same() {
     assert_eq!(folders(&downloaded), expected);
     assert_eq!(folders(&rebuilt), expected);
 }
+
+#[test]
+fn size_on_a_folder_without_lists_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a list").unwrap();
+    let out = common::run_ldawt(
+        &["size", "--input", dir.path().to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(common::code(&out), 2, "{}", common::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(dir.path().to_str().unwrap()) && err.contains("no .parquet"),
+        "{err}"
+    );
+    assert!(!err.contains("no rows"), "{err}");
+}
+
+#[test]
+fn help_lists_global_flags_after_the_subcommand_options() {
+    for sub in ["download", "reconstruct", "compare", "upload"] {
+        let out = common::run_ldawt(&[sub, "--help"], Duration::from_secs(10));
+        assert_eq!(common::code(&out), 0, "{}", common::text(&out));
+        let text = stdout(&out);
+        let own = text.find("\nOptions:").expect("options");
+        let global = text.find("\nGlobal options:").expect("global heading");
+        let verbose = text.find("--verbose").expect("--verbose");
+        let last_own = text.find("--help").expect("--help");
+        assert!(own < last_own && last_own < global && global < verbose, "{sub}:\n{text}");
+    }
+}
