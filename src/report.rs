@@ -145,7 +145,10 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
             out,
             "Failed rows{}",
             if report.failed > listed {
-                format!(" (first {listed} of {}; all are in the results file)", report.failed)
+                format!(
+                    " (first {listed} of {}; all are in the results file)",
+                    report.failed
+                )
             } else {
                 String::new()
             }

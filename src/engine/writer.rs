@@ -64,7 +64,12 @@ pub(crate) struct Tally {
 impl Tally {
     fn keep_failed(&mut self, r: &RowResult) {
         let full = self.failed_rows.len() >= FAILED_ROWS_LISTED;
-        if full && self.failed_rows.last_key_value().is_some_and(|(i, _)| *i < r.index) {
+        if full
+            && self
+                .failed_rows
+                .last_key_value()
+                .is_some_and(|(i, _)| *i < r.index)
+        {
             return;
         }
         self.failed_rows.insert(

@@ -117,7 +117,8 @@ pub fn with_suffix(listing: Listing, suffix: &str) -> Listing {
 /// True when a path has a hidden component (a name starting with `.`), such as a node's
 /// private `.ldawt/` folder, a `.incoming/` folder or a temp file.
 pub fn is_hidden_path(path: &str) -> bool {
-    path.split('/').any(|seg| seg.starts_with('.') && seg != "." && seg != "..")
+    path.split('/')
+        .any(|seg| seg.starts_with('.') && seg != "." && seg != "..")
 }
 
 /// Drops the entries with a hidden component; returns the rest and how many were dropped.
@@ -268,7 +269,10 @@ mod tests {
             ("x/1.jpg", Some(2)),
         ]);
         let (kept, dropped) = without_hidden(a);
-        assert_eq!(kept.keys().map(String::as_str).collect::<Vec<_>>(), ["x/1.jpg"]);
+        assert_eq!(
+            kept.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["x/1.jpg"]
+        );
         assert_eq!(dropped, 2);
         let tar = l(&[("a/c/1.jpg", Some(1)), ("a/d/2.jpg", Some(2))]);
         let dir = l(&[("c/1.jpg", Some(1)), ("d/2.jpg", Some(2))]);

@@ -192,7 +192,10 @@ mod tests {
             .nth(1)
             .and_then(|l| l.trim().trim_end_matches('%').parse().ok())
             .expect("df output");
-        let ours = Sampler::new(Path::new(".")).unwrap().sample(0, None).disk_used_percent;
+        let ours = Sampler::new(Path::new("."))
+            .unwrap()
+            .sample(0, None)
+            .disk_used_percent;
         assert!(df - 1.0 <= ours && ours <= df + 0.01, "df {df}% vs {ours}%");
     }
 

@@ -105,7 +105,9 @@ fn a_rerun_without_resume_is_refused_and_force_replaces() {
     assert_eq!(common::code(&out), 2, "{}", common::text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(output.to_str().unwrap()) && err.contains("--resume") && err.contains("--force"),
+        err.contains(output.to_str().unwrap())
+            && err.contains("--resume")
+            && err.contains("--force"),
         "{err}"
     );
     assert_eq!(std::fs::read(&output).unwrap(), before, "left untouched");
@@ -138,7 +140,10 @@ fn the_summary_lists_failed_rows_and_results_are_in_input_order() {
                     })
                     .collect(),
             ),
-            ("taxon_name", (0..n).map(|_| Some("c".to_string())).collect()),
+            (
+                "taxon_name",
+                (0..n).map(|_| Some("c".to_string())).collect(),
+            ),
         ],
     );
     let output = dir.path().join("s.tar");
@@ -182,7 +187,10 @@ fn an_interrupted_summary_counts_rows_never_attempted_and_resume_counts_carried_
                     .map(|i| Some(fx.url(&format!("/photos/{i}/medium.jpg"))))
                     .collect(),
             ),
-            ("taxon_name", (0..n).map(|_| Some("c".to_string())).collect()),
+            (
+                "taxon_name",
+                (0..n).map(|_| Some("c".to_string())).collect(),
+            ),
         ],
     );
     let output = dir.path().join("s.tar");
@@ -323,6 +331,9 @@ fn help_lists_global_flags_after_the_subcommand_options() {
         let global = text.find("\nGlobal options:").expect("global heading");
         let verbose = text.find("--verbose").expect("--verbose");
         let last_own = text.find("--help").expect("--help");
-        assert!(own < last_own && last_own < global && global < verbose, "{sub}:\n{text}");
+        assert!(
+            own < last_own && last_own < global && global < verbose,
+            "{sub}:\n{text}"
+        );
     }
 }

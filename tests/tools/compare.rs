@@ -211,7 +211,10 @@ fn compare_an_archive_with_its_unpacked_folder_strips_the_top_folder() {
         text.contains("every entry of the left side is under shard/"),
         "{text}"
     );
-    assert!(text.contains("3 in common, 0 only left, 0 only right"), "{text}");
+    assert!(
+        text.contains("3 in common, 0 only left, 0 only right"),
+        "{text}"
+    );
     // --keep-prefix compares the names as they are.
     let out = compare(&[
         tarp.to_str().unwrap(),

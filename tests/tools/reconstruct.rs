@@ -344,7 +344,11 @@ fn reconstruct_decodes_gif_and_webp_and_lists_bad_rows_one_line_each() {
             stdout(&out)
         );
         let lines: Vec<&str> = err.lines().collect();
-        assert_eq!(lines.len(), 5, "one line per bad row, no blank lines: {err:?}");
+        assert_eq!(
+            lines.len(),
+            5,
+            "one line per bad row, no blank lines: {err:?}"
+        );
         for (line, row) in lines.iter().zip(2..) {
             assert!(line.starts_with(&format!("row {row}: ")), "{err:?}");
         }
@@ -367,6 +371,10 @@ fn reconstruct_decodes_gif_and_webp_and_lists_bad_rows_one_line_each() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let m = members(&output);
-    assert!(m.contains_key("keep/Abaeis_mexicana/0.gif"), "{:?}", m.keys());
+    assert!(
+        m.contains_key("keep/Abaeis_mexicana/0.gif"),
+        "{:?}",
+        m.keys()
+    );
     assert!(m.contains_key("keep/unlabeled/1.webp"), "{:?}", m.keys());
 }

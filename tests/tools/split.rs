@@ -470,7 +470,12 @@ fn split_into_more_groups_than_classes_writes_no_empty_file() {
     names.sort();
     assert_eq!(
         names,
-        ["group_1.parquet", "group_2.parquet", "group_3.parquet", "group_4.parquet"],
+        [
+            "group_1.parquet",
+            "group_2.parquet",
+            "group_3.parquet",
+            "group_4.parquet"
+        ],
         "{text}"
     );
     let rows: u64 = names

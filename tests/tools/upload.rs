@@ -269,7 +269,10 @@ fn upload_and_compare_leave_hidden_entries_out_unless_asked() {
     let remote = tree(&server.file("run/results"));
     let names: Vec<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["data-00000.tar.gz", "overview.json"]);
-    assert!(!server.file("run/results/.ldawt").exists(), "the key stays home");
+    assert!(
+        !server.file("run/results/.ldawt").exists(),
+        "the key stays home"
+    );
 
     // compare leaves the local hidden entries out too: the sides match.
     let envs = [("LDAWT_PASSWORD", PASS)];
@@ -281,7 +284,10 @@ fn upload_and_compare_leave_hidden_entries_out_unless_asked() {
     );
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("left out 2 hidden files of the left side"), "{text}");
+    assert!(
+        text.contains("left out 2 hidden files of the left side"),
+        "{text}"
+    );
     let out = run_env(
         &[
             "compare",
@@ -295,7 +301,11 @@ fn upload_and_compare_leave_hidden_entries_out_unless_asked() {
         Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stdout(&out).contains("2 in common, 2 only left"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("2 in common, 2 only left"),
+        "{}",
+        stdout(&out)
+    );
 
     // Asked for: everything goes.
     let text = ok(&upload(&to, &[&root], &["--include-hidden"], Some(PASS)));
