@@ -38,3 +38,5 @@ mod ssrf;
 
 #[path = "engine/dns.rs"]
 mod dns;
+#[path = "engine/everyday.rs"]
+mod everyday;
