@@ -62,6 +62,8 @@ pub struct EngineConfig {
     /// Compute the archive's sha256 while writing it (needed to ship it to a seeder; costs a
     /// full extra pass over the bytes).
     pub hash_archive: bool,
+    /// Refuse URLs that resolve to loopback, private, link-local or multicast addresses.
+    pub block_private_addresses: bool,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +81,7 @@ impl Default for EngineConfig {
             compression: None,
             user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
             hash_archive: true,
+            block_private_addresses: false,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! In-process nodes on 127.0.0.1 with short time limits, and helpers to wait for events.
+//! In-process nodes on 127.0.0.1 with short time limits, and helpers to wait for events. They
+//! hold the tests' swarm key unless a test gives another one (or none).
 
 use std::time::Duration;
 
@@ -49,21 +50,26 @@ pub fn tuning() -> NetTuning {
     }
 }
 
-/// Starts a node listening on `listen` (e.g. `/ip4/127.0.0.1/tcp/0`), mDNS off.
+/// Starts a node listening on `listen` (e.g. `/ip4/127.0.0.1/tcp/0`), mDNS off, with the
+/// tests' swarm key.
 pub async fn spawn_node_with(
     keypair: Option<Keypair>,
     listen: &str,
     bootstrap: Vec<Multiaddr>,
     tuning: NetTuning,
 ) -> TestNode {
-    let keypair = keypair.unwrap_or_else(Keypair::generate_ed25519);
-    let cfg = NetConfig {
-        keypair: keypair.clone(),
-        listen: vec![listen.parse().expect("listen multiaddr")],
-        bootstrap,
-        mdns: false,
-        idle_connection_timeout: Duration::from_secs(30),
-    };
+    let mut cfg = NetConfig::new(keypair.unwrap_or_else(Keypair::generate_ed25519));
+    cfg.listen = vec![listen.parse().expect("listen multiaddr")];
+    cfg.bootstrap = bootstrap;
+    cfg.mdns = false;
+    cfg.idle_connection_timeout = Duration::from_secs(30);
+    cfg.psk = Some(crate::common::test_swarm_key());
+    spawn_configured(cfg, tuning).await
+}
+
+/// Starts a node with exactly `cfg` (any key, or none).
+pub async fn spawn_configured(cfg: NetConfig, tuning: NetTuning) -> TestNode {
+    let keypair = cfg.keypair.clone();
     let (client, events, event_loop) = net::new_with(cfg, tuning).expect("node starts");
     let task = tokio::spawn(event_loop.run());
     let addrs = client.listen_addrs().await.expect("listen addresses");
