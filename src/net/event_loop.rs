@@ -233,6 +233,8 @@ impl EventLoop {
                 let _ = reply.send(peers);
             }
             Command::Publish(bytes, reply) => {
+                let local = *self.swarm.local_peer_id();
+                self.gossip_guard.bind_local(local, &bytes, Instant::now());
                 let result = match self
                     .swarm
                     .behaviour_mut()

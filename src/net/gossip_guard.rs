@@ -65,6 +65,17 @@ impl GossipGuard {
         Verdict::Accept(message)
     }
 
+    /// Records this node's own announcement: its datasets are bound to itself, so announcements
+    /// of them by others are neither delivered nor forwarded.
+    pub(crate) fn bind_local(&mut self, local: PeerId, data: &[u8], now: Instant) {
+        if let Ok(Gossip::Dataset { dataset, .. }) = decode::<Gossip>(data, MAX_GOSSIP_BYTES) {
+            if !self.owners.contains_key(&dataset) && self.owners.len() >= MAX_BINDINGS {
+                self.evict_oldest();
+            }
+            self.owners.insert(dataset, (local, now));
+        }
+    }
+
     fn evict_oldest(&mut self) {
         if let Some(oldest) = self
             .owners

@@ -127,3 +127,56 @@ pub async fn connect(a: &mut TestNode, b: &mut TestNode) {
     )
     .await;
 }
+
+/// A hostile peer: an in-process node on the project's `net` layer with any key (or none) and
+/// any allow list, driven directly by the test, which can send any request or gossip.
+pub async fn spawn_rogue(
+    psk: Option<ldawt::net::PreSharedKey>,
+    allow_peers: Vec<PeerId>,
+    keypair: Option<Keypair>,
+) -> TestNode {
+    let mut cfg = NetConfig::new(keypair.unwrap_or_else(Keypair::generate_ed25519));
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen multiaddr")];
+    cfg.mdns = false;
+    cfg.psk = psk;
+    cfg.allow_peers = allow_peers;
+    // A silent rogue keeps a request unanswered for as long as the asker waits.
+    let tuning = NetTuning {
+        app_reply_timeout: Duration::from_secs(600),
+        ..tuning()
+    };
+    spawn_configured(cfg, tuning).await
+}
+
+/// Makes `node` silent: every request it receives stays unanswered (the reply is held until
+/// the node stops) and every other event is dropped. Returns the count of requests held.
+pub fn hold_every_request(
+    events: mpsc::Receiver<Event>,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = held.clone();
+    tokio::spawn(async move {
+        let mut events = events;
+        let (mut replies, mut files) = (Vec::new(), Vec::new());
+        while let Some(e) = events.recv().await {
+            match e {
+                Event::Request { reply, .. } => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Bounded: past this many, older replies are answered by being dropped.
+                    if replies.len() >= 10_000 {
+                        replies.clear();
+                    }
+                    replies.push(reply);
+                }
+                Event::IncomingFile { decide, .. } => {
+                    if files.len() >= 10_000 {
+                        files.clear();
+                    }
+                    files.push(decide);
+                }
+                _ => {}
+            }
+        }
+    });
+    held
+}
