@@ -1,8 +1,10 @@
 //! The node's control endpoint (`--status-addr`): a minimal HTTP/1.1 server on tokio serving
 //! `GET /` (a self-contained live dashboard page that polls `/status`), `GET /status` and
 //! `GET /peers` (the [`NodeStatus`] JSON document), `GET /metrics` (Prometheus text) and
-//! `GET /healthz`. One request per connection, bounded request size and
-//! time, so a stuck client cannot hold the node.
+//! `GET /healthz`. One request per connection, bounded request size and time, and at most
+//! [`MAX_CLIENTS`] connections served at once: a connection beyond that gets a `503` at once
+//! (without a task of its own) and is closed, so a flood of idle connections costs the node a
+//! bounded number of sockets and tasks and `/healthz` answers again within [`HEAD_TIMEOUT`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -25,6 +27,12 @@ const DASHBOARD_HTML: &str = include_str!("dashboard.html");
 const MAX_REQUEST_BYTES: usize = 8 << 10;
 /// Time a client has to send its request and to read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send its request head (an idle connection is closed after this).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 64;
+/// The answer to a connection beyond [`MAX_CLIENTS`].
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 5\r\nconnection: close\r\nretry-after: 1\r\n\r\nbusy\n";
 
 /// Binds `addr` (port 0 picks a free one), serves until `shutdown` and returns the bound
 /// address. `status` is the document to serve; `metrics` renders the Prometheus text.
@@ -43,6 +51,7 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     info!(addr = %bound, "status endpoint listening");
     let metrics: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(metrics);
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     tokio::spawn(async move {
         loop {
             let (socket, peer) = tokio::select! {
@@ -56,11 +65,18 @@ pub async fn serve(
                     }
                 },
             };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Best effort, never waiting: the socket is closed right after.
+                let _ = socket.try_write(BUSY);
+                debug!(%peer, "status endpoint busy: connection refused");
+                continue;
+            };
             let (status, metrics) = (status.clone(), metrics.clone());
             tokio::spawn(async move {
                 if let Err(e) = timeout(CLIENT_TIMEOUT, handle(socket, &status, &*metrics)).await {
                     debug!(%peer, error = %e, "status client timed out");
                 }
+                drop(permit);
             });
         }
     });
@@ -146,8 +162,17 @@ async fn handle(
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
+    let head_deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     let too_large = loop {
-        let n = socket.read(&mut buf).await?;
+        let n = match tokio::time::timeout_at(head_deadline, socket.read(&mut buf)).await {
+            Ok(n) => n?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request head",
+                ));
+            }
+        };
         if n == 0 {
             break false;
         }

@@ -193,6 +193,20 @@ pub fn skip(reason: impl std::fmt::Display) {
     }
     eprintln!("SKIP: {reason}");
 }
+/// The swarm key of in-process test nodes (every node of a test shares it).
+pub fn test_swarm_key() -> ldawt::net::PreSharedKey {
+    ldawt::net::PreSharedKey::new([0x5a; 32])
+}
+
+/// Writes `key` as a swarm key file at `path` (mode 0600).
+pub fn write_swarm_key(path: &Path, key: ldawt::net::PreSharedKey) {
+    std::fs::write(path, key.to_key_file()).expect("write swarm key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
 
 /// The `ldawt` binary built for these tests.
 pub fn ldawt_bin() -> &'static str {
