@@ -7,6 +7,8 @@ mod common;
 
 #[path = "swarm/dashboard.rs"]
 mod dashboard;
+#[path = "swarm/defaults.rs"]
+mod defaults;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
 #[path = "swarm/processes.rs"]

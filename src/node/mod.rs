@@ -152,6 +152,19 @@ pub enum NodeError {
         /// Why.
         source: NetError,
     },
+    /// `--out` already holds another dataset's results (exit code 2).
+    #[error(
+        "{out} already holds the results of another dataset ({existing}); a second dataset \
+         would overwrite them: give this seed its own --out (dataset {new})"
+    )]
+    OutTaken {
+        /// The output directory.
+        out: String,
+        /// The dataset recorded there (id and name).
+        existing: String,
+        /// This seed's dataset id.
+        new: String,
+    },
     /// A directory could not be created.
     #[error("cannot create {path}: {source}")]
     Io {
@@ -167,6 +180,28 @@ fn mkdir(p: &std::path::Path) -> Result<(), NodeError> {
         path: p.display().to_string(),
         source,
     })
+}
+
+/// The marker naming the dataset whose results an `--out` directory holds.
+const OUT_MARKER: &str = ".ldawt-dataset";
+
+/// Claims `out` for `ds`: refuses a directory that already holds another dataset's results
+/// (two seeds into one `--out` would overwrite each other's archives, results and overview).
+fn claim_out_dir(out: &std::path::Path, ds: &SeededDataset) -> Result<(), NodeError> {
+    let marker = out.join(OUT_MARKER);
+    let mine = format!("{} {}\n", ds.id.to_hex(), ds.name);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text.split_whitespace().next() == Some(ds.id.to_hex().as_str()) => Ok(()),
+        Ok(text) => Err(NodeError::OutTaken {
+            out: out.display().to_string(),
+            existing: text.trim().to_string(),
+            new: ds.id.to_hex(),
+        }),
+        Err(_) => std::fs::write(&marker, mine).map_err(|source| NodeError::Io {
+            path: marker.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// Runs a node until its seeded dataset is finished (unless `keep_serving`), its worker went
@@ -202,6 +237,7 @@ pub async fn run(
                 path: "seeding".into(),
                 source: std::io::Error::other(e),
             })??;
+        claim_out_dir(&out, &ds)?;
         let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
         let mut c = Coordinator::new(
             CoordinatorConfig {

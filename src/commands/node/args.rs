@@ -52,17 +52,19 @@ pub struct NodeArgs {
     /// Number of shards.
     #[arg(long)]
     pub shards: Option<u32>,
-    /// Output directory of a seeder (archives, results.parquet, overview.json).
+    /// Output directory of a seeder (archives, results.parquet, overview.json, report.html);
+    /// one dataset per directory [default: results].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Identity, lease database and scratch space. Default: `<out>/.ldawt` for a seeder,
     /// `$XDG_DATA_HOME/ldawt` (or `~/.local/share/ldawt`) otherwise.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Seconds a lease lives without renewal (a silent worker loses its shard after that).
+    /// Seconds a lease lives without renewal (a silent worker loses its shard after that)
+    /// [default: 60].
     #[arg(long, value_name = "SECS")]
     pub lease_ttl: Option<u64>,
-    /// Failed attempts per shard before it is given up.
+    /// Failed attempts per shard before it is given up [default: 3].
     #[arg(long)]
     pub max_retries: Option<u32>,
     /// Coordinate only: this node downloads nothing.
@@ -81,7 +83,7 @@ pub struct NodeArgs {
     /// `timeout_minutes`, `max_retries`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Requests in flight per shard.
+    /// Requests in flight per shard [default: 128].
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Requests in flight per host.
@@ -140,6 +142,24 @@ fn default_data_dir() -> PathBuf {
     std::env::temp_dir().join("ldawt")
 }
 
+/// The class column used when none is named: `taxon_name` (as `ldawt download`), else LDAWT's
+/// `name`, whichever the first seed file has; with neither, every image goes to `unlabeled/`,
+/// which is said once as a warning.
+fn default_class_col(seed: &Path, url: &str) -> Option<String> {
+    let first = crate::input::list_inputs(seed).ok()?.into_iter().next()?;
+    let found = ["taxon_name", "name"]
+        .into_iter()
+        .find(|c| crate::input::open(&first, url, Some(c)).is_ok());
+    if found.is_none() {
+        tracing::warn!(
+            "{} has no class column (taxon_name or name): every image goes to unlabeled/; \
+             name one with --class-col",
+            first.display()
+        );
+    }
+    found.map(str::to_string)
+}
+
 /// Turns the flags (and config) into a node configuration.
 pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     let file = match &args.config {
@@ -162,11 +182,16 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
             .clone()
             .or(file.url_col.clone())
             .unwrap_or_else(|| "photo_url".into());
+        let class = args
+            .class_col
+            .clone()
+            .or(file.class_col.clone())
+            .or_else(|| default_class_col(&path, &url));
         SeedSpec {
             path,
             columns: Columns {
                 url,
-                class: args.class_col.clone().or(file.class_col.clone()),
+                class,
                 group: args.group_col.clone(),
             },
             sizing,

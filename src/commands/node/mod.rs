@@ -81,7 +81,8 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         Err(
             e @ (NodeError::Status { .. }
             | NodeError::Net(NetError::Listen { .. })
-            | NodeError::SwarmKey(_)),
+            | NodeError::SwarmKey(_)
+            | NodeError::OutTaken { .. }),
         ) => {
             return Err(UsageError::new(e.to_string()).into());
         }

@@ -107,11 +107,12 @@ fn print_ready(r: &Ready) {
     say!("ldawt node {}", r.peer_id);
     if let Some((ds, resumed)) = &r.seeded {
         say!(
-            "seeding {} (dataset {}): {} rows in {} shards{}",
+            "seeding {} (dataset {}): {} rows in {} shard{}{}",
             ds.name,
             ds.id.to_hex(),
             ds.rows_total,
             ds.shard_rows.len(),
+            if ds.shard_rows.len() == 1 { "" } else { "s" },
             if *resumed { ", resumed" } else { "" }
         );
     }
