@@ -62,7 +62,7 @@ impl ResolveFailure {
 
 /// A failed resolution, as carried inside reqwest's error.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("DNS {host}: {detail}")]
+#[error("{}{host}: {detail}", if *kind == ResolveFailure::Blocked { "" } else { "DNS lookup of " })]
 pub struct ResolveError {
     /// The name.
     pub host: String,
