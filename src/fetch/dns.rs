@@ -18,9 +18,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::TokioResolver;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::sync::{Semaphore, watch};
 
@@ -61,7 +62,7 @@ impl ResolveFailure {
 
 /// A failed resolution, as carried inside reqwest's error.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("DNS {host}: {detail}")]
+#[error("{}{host}: {detail}", if *kind == ResolveFailure::Blocked { "" } else { "DNS lookup of " })]
 pub struct ResolveError {
     /// The name.
     pub host: String,
@@ -120,8 +121,16 @@ impl CachingResolver {
     /// never returned. A lookup taking longer than `lookup_timeout` fails as a timeout (keep
     /// it below the connect timeout, which also covers resolution, so the row sees why).
     pub fn new(block_private: bool, lookup_timeout: Duration) -> Result<Self, ResolverSetupError> {
-        let mut builder =
+        let builder =
             TokioResolver::builder_tokio().map_err(|e| ResolverSetupError(e.to_string()))?;
+        Self::from_builder(builder, block_private, lookup_timeout)
+    }
+
+    fn from_builder(
+        mut builder: ResolverBuilder<TokioRuntimeProvider>,
+        block_private: bool,
+        lookup_timeout: Duration,
+    ) -> Result<Self, ResolverSetupError> {
         // This cache replaces hickory's (one place decides TTLs and bounds).
         builder.options_mut().cache_size = 0;
         let resolver = builder
@@ -318,39 +327,4 @@ impl Resolve for CachingResolver {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hickory_errors_map_to_row_failures() {
-        let (a, ttl) = classify(&NetError::Timeout);
-        assert!(matches!(a, Answer::Failed(ResolveFailure::Timeout, _)));
-        assert_eq!(ttl, TRANSIENT_TTL);
-        let (a, _) = classify(&NetError::Dns(DnsError::ResponseCode(
-            ResponseCode::ServFail,
-        )));
-        assert!(matches!(a, Answer::Failed(ResolveFailure::ServFail, _)));
-        let nx = hickory_resolver::net::NoRecords::new(
-            hickory_resolver::proto::op::Query::default(),
-            ResponseCode::NXDomain,
-        );
-        let (a, ttl) = classify(&NetError::Dns(DnsError::NoRecordsFound(nx)));
-        assert!(matches!(a, Answer::Failed(ResolveFailure::NxDomain, _)));
-        assert_eq!(ttl, negative_ttl(None));
-        assert_eq!(ResolveFailure::NxDomain.failure().kind(), "dns_nxdomain");
-        assert_eq!(ResolveFailure::Blocked.failure().kind(), "blocked_address");
-    }
-
-    #[tokio::test]
-    async fn ip_literals_skip_dns_and_are_filtered_when_blocking() {
-        let open = CachingResolver::new(false, Duration::from_secs(5)).expect("resolver");
-        assert_eq!(
-            open.lookup("127.0.0.1").await.expect("literal"),
-            vec![IpAddr::from([127, 0, 0, 1])]
-        );
-        let guarded = CachingResolver::new(true, Duration::from_secs(5)).expect("resolver");
-        let err = guarded.lookup("127.0.0.1").await.expect_err("blocked");
-        assert_eq!(err.kind, ResolveFailure::Blocked);
-        assert!(guarded.lookup("8.8.8.8").await.is_ok());
-    }
-}
+mod tests;

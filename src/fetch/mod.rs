@@ -201,7 +201,7 @@ impl Fetcher {
                 && let Some(ip) = blocked::literal_ip(attempt.url())
                 && is_blocked(ip)
             {
-                return attempt.error(blocked_literal(ip, "redirect to"));
+                return attempt.error(blocked_literal(ip, "a redirect"));
             }
             limited.redirect(attempt)
         });
@@ -232,7 +232,7 @@ impl Fetcher {
         match blocked::literal_ip(url) {
             Some(ip) if self.block_private && is_blocked(ip) => Err(AttemptError::new(
                 Failure::BlockedAddress,
-                blocked_literal(ip, "URL").to_string(),
+                blocked_literal(ip, "the URL").to_string(),
             )),
             _ => Ok(()),
         }
@@ -383,12 +383,12 @@ impl Fetcher {
     }
 }
 
-/// The typed error for an internal IP literal (`what`: "URL", "redirect to").
+/// The typed error for an internal IP literal (`what`: "the URL", "a redirect").
 fn blocked_literal(ip: std::net::IpAddr, what: &str) -> ResolveError {
     ResolveError {
         host: ip.to_string(),
         kind: ResolveFailure::Blocked,
-        detail: format!("{what} an internal address, blocked"),
+        detail: format!("{what} points to an internal address (blocked)"),
     }
 }
 

@@ -68,14 +68,14 @@ mod tests {
             RowStatus::Failed,
             Some("dns_nxdomain"),
             None,
-            "DNS intranet.corp: no such host (NXDOMAIN)",
+            "DNS lookup of intranet.corp: no such host (NXDOMAIN)",
         );
         assert_eq!(sanitized_error(&r).as_deref(), Some("dns_nxdomain"));
         let r = row(
             RowStatus::Failed,
             Some("blocked_address"),
             None,
-            "DNS 127.0.0.1: URL an internal address, blocked",
+            "127.0.0.1: the URL points to an internal address (blocked)",
         );
         assert_eq!(sanitized_error(&r).as_deref(), Some("blocked_address"));
         let r = row(RowStatus::Skipped, Some("interrupted"), None, "x");

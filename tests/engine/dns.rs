@@ -267,7 +267,11 @@ fn dns_outcomes_become_row_kinds_and_a_dead_host_is_asked_once() {
     }
     for r in rows.values() {
         match r.error_kind.as_deref() {
-            Some("dns_nxdomain") => assert_eq!(r.attempts, 1, "NXDOMAIN is final: {r:?}"),
+            Some("dns_nxdomain") => {
+                assert_eq!(r.attempts, 1, "NXDOMAIN is final: {r:?}");
+                let message = r.error_message.as_deref().unwrap_or_default();
+                assert!(message.contains("www.dead.test: no such host"), "{message}");
+            }
             Some("dns_servfail" | "dns_timeout") => {
                 assert_eq!(r.attempts, 3, "retryable: {r:?}")
             }

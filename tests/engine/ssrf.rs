@@ -99,6 +99,8 @@ fn internal_addresses_are_blocked_only_when_asked() {
             "row {i}: {r:?}"
         );
         assert_eq!(r.attempts, 1, "blocked_address is final: row {i}");
+        let message = r.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains("internal address"), "row {i}: {message}");
         assert_eq!(
             ldawt::fetch::sanitized_error(r).as_deref(),
             Some("blocked_address")
