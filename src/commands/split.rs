@@ -29,7 +29,8 @@ pub struct SplitArgs {
     /// The class column; every class ends up wholly inside one group.
     #[arg(long, alias = "class-col")]
     pub group_col: String,
-    /// Number of groups (output files group_1.parquet … group_N.parquet).
+    /// Number of groups (output files group_1.parquet … group_N.parquet). A class is never
+    /// split, so with fewer classes than groups only one file per class is written (none empty).
     #[arg(long)]
     pub groups: usize,
     /// Output directory (created if missing).

@@ -41,7 +41,7 @@ pub struct SplitRequest {
     pub input: PathBuf,
     /// The class column.
     pub group_col: String,
-    /// How many groups (≥ 1).
+    /// How many groups (≥ 1); groups that would receive no class are not written.
     pub groups: usize,
     /// The output directory (created if missing).
     pub out_dir: PathBuf,

@@ -337,3 +337,60 @@ fn help_lists_global_flags_after_the_subcommand_options() {
         );
     }
 }
+
+#[test]
+fn logs_on_a_terminal_are_coloured_unless_no_color_is_set() {
+    // `script` (util-linux) runs ldawt with stderr on a pseudo-terminal.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "script (util-linux) is required under CI"
+        );
+        eprintln!("SKIP: no `script` command to give ldawt a terminal");
+        return;
+    }
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    mixed_input(&fx, &input, 3);
+    let config = dir.path().join("ldawt.json");
+    std::fs::write(&config, br#"{"rate_limit": 5}"#).unwrap();
+    let on_terminal = |no_color: Option<&str>, name: &str| -> Vec<u8> {
+        let output = dir.path().join(name);
+        let line = format!(
+            "{} -v download --no-progress --input {} --output {} --config {}",
+            common::ldawt_bin(),
+            input.display(),
+            output.display(),
+            config.display()
+        );
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = common::wait_timeout(cmd.spawn().unwrap(), Duration::from_secs(60));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains("INFO"), "{text}");
+        out.stdout
+    };
+    assert!(
+        on_terminal(None, "a.tar").contains(&0x1b),
+        "colour on a terminal"
+    );
+    let plain = on_terminal(Some("1"), "b.tar");
+    assert!(
+        !plain.contains(&0x1b),
+        "NO_COLOR: {:?}",
+        String::from_utf8_lossy(&plain)
+    );
+}
