@@ -68,6 +68,10 @@ pub struct EngineConfig {
     /// remote seeder so a rogue seeder cannot probe the worker's internal network.
     #[serde(default)]
     pub block_private_addresses: bool,
+    /// Write failed rows' messages as their error kind and HTTP status only (results sent to a
+    /// remote seeder: raw texts name internal hosts, addresses and ports).
+    #[serde(default)]
+    pub redact_error_messages: bool,
 }
 
 impl Default for EngineConfig {
@@ -86,6 +90,7 @@ impl Default for EngineConfig {
             user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
             hash_archive: true,
             block_private_addresses: false,
+            redact_error_messages: false,
         }
     }
 }

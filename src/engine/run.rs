@@ -91,12 +91,13 @@ pub(crate) async fn run(
     };
     let Prepared {
         archive,
-        results,
+        mut results,
         done,
         mut names,
         mut folders,
         tally,
     } = prepared;
+    results.redact_error_messages(cfg.redact_error_messages);
     if let Some(total) = rows.total_rows() {
         counters.rows_total.store(total, Ordering::Relaxed);
     }

@@ -98,9 +98,16 @@ pub struct ResultsWriter {
     buffer: Vec<RowResult>,
     part: PathBuf,
     path: PathBuf,
+    redact: bool,
 }
 
 impl ResultsWriter {
+    /// From now on, write each failed row's message as its kind and HTTP status only
+    /// ([`crate::fetch::sanitized_error`]): results bound for a remote seeder.
+    pub fn redact_error_messages(&mut self, on: bool) {
+        self.redact = on;
+    }
+
     /// Creates `<path>.part`.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
         let part = part_path(path);
@@ -124,6 +131,7 @@ impl ResultsWriter {
             buffer: Vec::with_capacity(BATCH_ROWS),
             part,
             path: path.to_path_buf(),
+            redact: false,
         })
     }
 
@@ -141,7 +149,10 @@ impl ResultsWriter {
         Ok(())
     }
 
-    fn emit(&mut self, result: RowResult) -> Result<(), ResultsError> {
+    fn emit(&mut self, mut result: RowResult) -> Result<(), ResultsError> {
+        if self.redact && result.error_message.is_some() {
+            result.error_message = crate::fetch::sanitized_error(&result);
+        }
         self.buffer.push(result);
         if self.buffer.len() >= BATCH_ROWS {
             self.flush_buffer()?;
@@ -332,6 +343,36 @@ fn from_batch(batch: &RecordBatch, each: &mut impl FnMut(RowResult)) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_results_carry_only_kind_and_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.results.parquet");
+        let mut w = ResultsWriter::create(&path).unwrap();
+        w.redact_error_messages(true);
+        w.push(RowResult {
+            index: 0,
+            url: Some("http://10.0.0.9:8080/a.jpg".into()),
+            class: None,
+            status: RowStatus::Failed,
+            http_status: Some(502),
+            error_kind: Some("http_502".into()),
+            error_message: Some("connection to 10.0.0.9:8080 refused by internal-db".into()),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+        w.finish().unwrap();
+        let mut got = Vec::new();
+        read_results(&path, |r| got.push(r)).unwrap();
+        assert_eq!(
+            got[0].error_message.as_deref(),
+            Some("http_502 (HTTP 502)")
+        );
+    }
 
     #[test]
     fn results_round_trip() {

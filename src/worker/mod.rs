@@ -211,8 +211,9 @@ pub async fn run(
                     tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = grant.epoch, speculative = grant.speculative, "lease granted");
                     activity.leases_held.fetch_add(1, Ordering::Relaxed);
                     let mut engine = cfg.engine.clone();
-                    if matches!(offer.link, SeederLink::Remote { .. }) && !cfg.allow_private_urls {
-                        engine.block_private_addresses = true;
+                    if matches!(offer.link, SeederLink::Remote { .. }) {
+                        engine.redact_error_messages = true;
+                        engine.block_private_addresses = !cfg.allow_private_urls;
                     }
                     let ctx = LeaseCtx {
                         link: offer.link.clone(),
