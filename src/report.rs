@@ -111,7 +111,18 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
     writeln!(out, "  ok            {}", report.ok)?;
     writeln!(out, "  failed        {}", report.failed)?;
     writeln!(out, "  skipped       {}", report.skipped)?;
-    writeln!(out, "  success rate  {rate:.1}%")?;
+    let not_attempted = report.not_attempted();
+    if not_attempted > 0 || report.interrupted {
+        writeln!(out, "  not attempted {not_attempted}")?;
+    }
+    if report.carried_over > 0 {
+        writeln!(
+            out,
+            "  carried over  {} (stored by the previous run, kept by --resume)",
+            report.carried_over
+        )?;
+    }
+    writeln!(out, "  success rate  {rate:.1}% of the rows attempted")?;
     writeln!(out, "  data          {mb:.2} MB")?;
     writeln!(out, "  time          {secs:.2} s")?;
     writeln!(
@@ -126,6 +137,30 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
         errors.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         for (kind, n) in errors {
             writeln!(out, "  {kind:<22} {n}")?;
+        }
+    }
+    if !report.failed_rows.is_empty() {
+        let listed = report.failed_rows.len() as u64;
+        writeln!(
+            out,
+            "Failed rows{}",
+            if report.failed > listed {
+                format!(
+                    " (first {listed} of {}; all are in the results file)",
+                    report.failed
+                )
+            } else {
+                String::new()
+            }
+        )?;
+        for r in &report.failed_rows {
+            writeln!(
+                out,
+                "  row {:<8} {:<20} {}",
+                r.index,
+                r.error_kind.as_deref().unwrap_or("-"),
+                r.url.as_deref().unwrap_or("(no URL)")
+            )?;
         }
     }
     writeln!(
@@ -144,5 +179,13 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
         out,
         "Overview  {}",
         crate::engine::overview_path(&report.archive_path).display()
-    )
+    )?;
+    if report.interrupted || not_attempted > 0 {
+        writeln!(
+            out,
+            "Interrupted: {not_attempted} rows were never attempted. Run the same command with \
+             --resume to download only what is missing."
+        )?;
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@
 
 mod common;
 
+#[path = "swarm/dashboard.rs"]
+mod dashboard;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
 #[path = "swarm/processes.rs"]

@@ -11,7 +11,7 @@ use crate::engine::results_path;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 pub use crate::net::FileDecision;
-use crate::protocol::swarm::{FileKind, TransferHeader};
+use crate::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
 
 fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
     out.join(".incoming").join(dataset.to_hex())
@@ -47,15 +47,17 @@ fn part_path(
 }
 
 impl Coordinator {
-    fn check_header(&self, peer: &str, h: &TransferHeader, now: UnixMillis) -> Result<(), String> {
-        let d = self
-            .datasets
-            .get(&h.dataset)
-            .ok_or_else(|| format!("unknown dataset {}", h.dataset))?;
+    fn check_header(&self, peer: &str, h: &TransferHeader, now: UnixMillis) -> Result<(), Refusal> {
+        let d = self.datasets.get(&h.dataset).ok_or_else(|| {
+            Refusal::new(
+                RejectReason::UnknownDataset,
+                format!("unknown dataset {}", h.dataset),
+            )
+        })?;
         d.book
             .check(h.shard, h.epoch, peer, now)
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| super::requests::lease_refusal(&e))
     }
 
     /// Where an incoming transfer should be written, or why it is refused (stale epoch…).
@@ -65,14 +67,16 @@ impl Coordinator {
         header: &TransferHeader,
         now: UnixMillis,
     ) -> FileDecision {
-        if let Err(reason) = self.check_header(peer, header, now) {
-            return FileDecision::Reject { reason };
+        if let Err(refusal) = self.check_header(peer, header, now) {
+            return FileDecision::Reject(refusal);
         }
         let dir = incoming_dir(&self.cfg.out, header.dataset);
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            return FileDecision::Reject {
-                reason: format!("seeder cannot create {}: {e}", dir.display()),
-            };
+            tracing::error!("seeder cannot create {}: {e}", dir.display());
+            return FileDecision::Reject(Refusal::new(
+                RejectReason::StorageFailed,
+                format!("the seeder cannot create its staging folder: {e}"),
+            ));
         }
         FileDecision::Accept {
             part_path: part_path(
@@ -93,10 +97,10 @@ impl Coordinator {
         header: &TransferHeader,
         part: &Path,
         now: UnixMillis,
-    ) -> Result<(), String> {
-        if let Err(reason) = self.check_header(peer, header, now) {
+    ) -> Result<(), Refusal> {
+        if let Err(refusal) = self.check_header(peer, header, now) {
             let _ = std::fs::remove_file(part);
-            return Err(reason);
+            return Err(refusal);
         }
         let staged = staged_path(
             &self.cfg.out,
@@ -105,8 +109,13 @@ impl Coordinator {
             header.epoch,
             header.kind,
         );
-        std::fs::rename(part, &staged)
-            .map_err(|e| format!("seeder cannot stage {}: {e}", staged.display()))
+        std::fs::rename(part, &staged).map_err(|e| {
+            tracing::error!("seeder cannot stage {}: {e}", staged.display());
+            Refusal::new(
+                RejectReason::StorageFailed,
+                format!("the seeder cannot stage the file: {e}"),
+            )
+        })
     }
 
     /// The in-process worker's file: moved (or copied across filesystems) straight into the
@@ -117,14 +126,18 @@ impl Coordinator {
         header: &TransferHeader,
         src: &Path,
         now: UnixMillis,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let part = match self.decide_file(peer, header, now) {
             FileDecision::Accept { part_path } => part_path,
-            FileDecision::Reject { reason } => return Err(reason),
+            FileDecision::Reject(refusal) => return Err(refusal),
         };
         if std::fs::rename(src, &part).is_err() {
-            std::fs::copy(src, &part)
-                .map_err(|e| format!("cannot copy {} to {}: {e}", src.display(), part.display()))?;
+            std::fs::copy(src, &part).map_err(|e| {
+                Refusal::new(
+                    RejectReason::StorageFailed,
+                    format!("cannot copy {} to {}: {e}", src.display(), part.display()),
+                )
+            })?;
         }
         self.file_received(peer, header, &part, now)
     }

@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Coordinator, CoordinatorError, FileDecision, FinalReport};
 use crate::model::time::Clock;
 use crate::protocol::status::DatasetProgress;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, TransferHeader};
+use crate::protocol::swarm::{
+    ControlRequest, ControlResponse, Gossip, Refusal, RejectReason, TransferHeader,
+};
 
 /// Longest sleep between two expiry checks.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -25,13 +27,13 @@ enum Msg {
         String,
         TransferHeader,
         PathBuf,
-        oneshot::Sender<Result<(), String>>,
+        oneshot::Sender<Result<(), Refusal>>,
     ),
     LocalFile(
         String,
         TransferHeader,
         PathBuf,
-        oneshot::Sender<Result<(), String>>,
+        oneshot::Sender<Result<(), Refusal>>,
     ),
     Snapshot(String, oneshot::Sender<Snapshot>),
     Finalize(oneshot::Sender<Result<Vec<FinalReport>, CoordinatorError>>),
@@ -115,9 +117,7 @@ impl CoordinatorHandle {
     /// Where to write an incoming transfer.
     pub async fn decide_file(&self, peer: &str, header: TransferHeader) -> FileDecision {
         let (tx, rx) = oneshot::channel();
-        let reject = || FileDecision::Reject {
-            reason: "the coordinator has stopped".into(),
-        };
+        let reject = || FileDecision::Reject(stopped_refusal());
         if self
             .tx
             .send(Msg::Decide(peer.into(), header, tx))
@@ -135,13 +135,13 @@ impl CoordinatorHandle {
         peer: &str,
         header: TransferHeader,
         part: PathBuf,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Received(peer.into(), header, part, tx))
             .await
-            .map_err(|_| Stopped.to_string())?;
-        rx.await.map_err(|_| Stopped.to_string())?
+            .map_err(|_| stopped_refusal())?;
+        rx.await.map_err(|_| stopped_refusal())?
     }
 
     /// The in-process worker hands over a finished file.
@@ -150,13 +150,13 @@ impl CoordinatorHandle {
         peer: &str,
         header: TransferHeader,
         path: PathBuf,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::LocalFile(peer.into(), header, path, tx))
             .await
-            .map_err(|_| Stopped.to_string())?;
-        rx.await.map_err(|_| Stopped.to_string())?
+            .map_err(|_| stopped_refusal())?;
+        rx.await.map_err(|_| stopped_refusal())?
     }
 
     /// Progress and announcements, naming `seeder` as the seeder.
@@ -183,10 +183,12 @@ impl CoordinatorHandle {
     }
 }
 
+fn stopped_refusal() -> Refusal {
+    Refusal::new(RejectReason::Busy, Stopped.to_string())
+}
+
 fn stopped() -> ControlResponse {
-    ControlResponse::Rejected {
-        reason: Stopped.to_string(),
-    }
+    ControlResponse::Rejected(stopped_refusal())
 }
 
 async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixMillis) {

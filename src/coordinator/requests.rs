@@ -7,7 +7,9 @@ use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::LeaseError;
 use crate::model::time::UnixMillis;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant, NodeStats};
+use crate::protocol::swarm::{
+    ControlRequest, ControlResponse, Grant, NodeStats, Refusal, RejectReason,
+};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 
 impl Coordinator {
@@ -130,9 +132,10 @@ impl Coordinator {
         self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
         if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
             tracing::error!("cannot record a grant: {e}");
-            return ControlResponse::Rejected {
-                reason: format!("seeder storage failure: {e}"),
-            };
+            return ControlResponse::rejected(
+                RejectReason::StorageFailed,
+                format!("seeder storage failure: {e}"),
+            );
         }
         ControlResponse::Granted(grant)
     }
@@ -155,9 +158,10 @@ impl Coordinator {
             .and_then(|r| r);
         match read {
             Ok(rows) => ControlResponse::Rows(rows),
-            Err(e) => ControlResponse::Rejected {
-                reason: format!("seeder cannot read the rows of {shard}: {e}"),
-            },
+            Err(e) => ControlResponse::rejected(
+                RejectReason::StorageFailed,
+                format!("seeder cannot read the rows of {shard}: {e}"),
+            ),
         }
     }
 
@@ -199,7 +203,7 @@ impl Coordinator {
             .unwrap_or_default();
         let stored = match files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
             Ok(paths) => paths,
-            Err(reason) => return ControlResponse::Rejected { reason },
+            Err(reason) => return ControlResponse::rejected(RejectReason::Invalid, reason),
         };
         let Some(d) = self.datasets.get_mut(&dataset) else {
             return unknown(dataset);
@@ -220,9 +224,10 @@ impl Coordinator {
         tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok, failed, "shard done");
         self.lease_gossip(dataset, shard, peer, epoch, "done", now);
         if let Err(e) = self.persist_checked(dataset, &[shard]).await {
-            return ControlResponse::Rejected {
-                reason: format!("seeder storage failure: {e}"),
-            };
+            return ControlResponse::rejected(
+                RejectReason::StorageFailed,
+                format!("seeder storage failure: {e}"),
+            );
         }
         if let Some(tx) = &self.cfg.stored {
             for p in stored {
@@ -241,13 +246,18 @@ fn no_work() -> ControlResponse {
 }
 
 fn unknown(dataset: DatasetId) -> ControlResponse {
-    ControlResponse::Rejected {
-        reason: format!("unknown dataset {dataset}"),
-    }
+    ControlResponse::rejected(
+        RejectReason::UnknownDataset,
+        format!("unknown dataset {dataset}"),
+    )
 }
 
 fn rejected(e: LeaseError) -> ControlResponse {
-    ControlResponse::Rejected {
-        reason: e.to_string(),
-    }
+    ControlResponse::Rejected(lease_refusal(&e))
+}
+
+/// A lease-book refusal on the wire: every [`LeaseError`] means the lease is not the sender's
+/// (any more), so the worker stops working on it.
+pub(super) fn lease_refusal(e: &LeaseError) -> Refusal {
+    Refusal::new(RejectReason::Fenced, e.to_string())
 }

@@ -165,8 +165,8 @@ async fn deliver(
     assert_eq!(rows.len() as u64, g.rows);
     let (a, r) = worker_files(dir, &rows);
     for (kind, p) in [(FileKind::Archive, a), (FileKind::Results, r)] {
-        if let Err(reason) = c.accept_local_file(peer, &header(g, kind), &p, UnixMillis(now)) {
-            return ControlResponse::Rejected { reason };
+        if let Err(refusal) = c.accept_local_file(peer, &header(g, kind), &p, UnixMillis(now)) {
+            return ControlResponse::Rejected(refusal);
         }
     }
     c.handle_request(

@@ -103,6 +103,7 @@ pub(crate) async fn run(
     counters.ok.store(tally.ok, Ordering::Relaxed);
     counters.bytes.store(tally.bytes, Ordering::Relaxed);
     counters.rows_done.store(tally.ok, Ordering::Relaxed);
+    let carried_over = tally.ok;
 
     let (tx, rx) = mpsc::channel::<WriterMsg>(WRITER_QUEUE);
     let writer = {
@@ -262,7 +263,7 @@ pub(crate) async fn run(
         cfg,
         &archive_path,
         &counters,
-        cancel.is_cancelled(),
+        (cancel.is_cancelled(), carried_over),
         started,
     )
     .await
@@ -275,7 +276,7 @@ async fn finish(
     cfg: &EngineConfig,
     archive_path: &std::path::Path,
     counters: &ShardCounters,
-    interrupted: bool,
+    (interrupted, carried_over): (bool, u64),
     started: Instant,
 ) -> Result<ShardReport, EngineError> {
     let WriterOutcome {
@@ -323,6 +324,8 @@ async fn finish(
         archive_sha256: closed.sha256,
         results_path: results_path(archive_path),
         error_breakdown: tally.errors,
+        carried_over,
+        failed_rows: tally.failed_rows.into_values().collect(),
     };
     counters
         .rows_total

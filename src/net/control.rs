@@ -18,7 +18,7 @@ use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning};
 use crate::protocol::swarm::{
     CONTROL_PROTOCOL, ControlRequest, ControlResponse, MAX_CONTROL_REQUEST_BYTES,
-    MAX_CONTROL_RESPONSE_BYTES, encode,
+    MAX_CONTROL_RESPONSE_BYTES, RejectReason, encode,
 };
 
 /// The protocol name as libp2p wants it.
@@ -114,9 +114,10 @@ async fn answer(
         Err(e) => {
             warn!(%peer, error = %e, "control response too large: answering Rejected");
             encode(
-                &ControlResponse::Rejected {
-                    reason: format!("the response could not be sent: {e}"),
-                },
+                &ControlResponse::rejected(
+                    RejectReason::NotAllowed,
+                    format!("the response could not be sent: {e}"),
+                ),
                 MAX_CONTROL_RESPONSE_BYTES,
             )?
         }
@@ -132,9 +133,7 @@ async fn ask_application(
     events: &mpsc::Sender<Event>,
     tuning: &NetTuning,
 ) -> ControlResponse {
-    let rejected = |reason: &str| ControlResponse::Rejected {
-        reason: reason.to_string(),
-    };
+    let rejected = |detail: &str| ControlResponse::rejected(RejectReason::Busy, detail);
     let (reply, answer) = oneshot::channel();
     let event = Event::Request {
         peer,

@@ -1,7 +1,7 @@
 //! The transport's error type: everything a [`super::Client`] call can fail with, and which of
 //! those failures are worth retrying.
 
-use crate::protocol::swarm::CodecError;
+use crate::protocol::swarm::{CodecError, Refusal};
 
 /// A failure of a transport operation.
 #[derive(Debug, thiserror::Error)]
@@ -10,7 +10,7 @@ pub enum NetError {
     /// The remote node (or its application) refused: stale epoch, unknown dataset, busy, a
     /// dropped reply. Not retryable as such: the caller decides what to do next.
     #[error("refused by the remote node: {0}")]
-    Rejected(String),
+    Rejected(Refusal),
     /// The received file did not match its announced size or sha256; the receiver deleted its
     /// partial copy, so a retry starts from the beginning.
     #[error("transfer verification failed: {0}")]

@@ -70,6 +70,7 @@ mod tests {
     use super::*;
     use crate::model::ids::{DatasetId, ShardId};
     use crate::protocol::swarm::FileKind;
+    use crate::protocol::swarm::{Refusal, RejectReason};
 
     const T: Duration = Duration::from_secs(2);
 
@@ -135,17 +136,16 @@ mod tests {
         let open = || {
             opened.fetch_add(1, Ordering::SeqCst);
             async {
-                Ok::<_, NetError>(stream(Some(Reply::Reject {
-                    reason: "no".into(),
-                })))
+                Ok::<_, NetError>(stream(Some(Reply::Reject(Refusal::new(
+                    RejectReason::Fenced,
+                    "no",
+                )))))
             }
         };
         let (_s, reply) = offer(open, &header(), T, T).await.unwrap();
         assert_eq!(
             reply,
-            Reply::Reject {
-                reason: "no".into()
-            }
+            Reply::Reject(Refusal::new(RejectReason::Fenced, "no"))
         );
         assert_eq!(opened.load(Ordering::SeqCst), 1);
 

@@ -34,7 +34,9 @@ use super::framing::{CHUNK_BYTES, recv_msg, send_msg, write_all_timed};
 use super::metrics::NetCounters;
 use super::offer::offer;
 use super::{Event, FileDecision, NetError, NetTuning};
-use crate::protocol::swarm::{MAX_TRANSFER_HEADER_BYTES, TRANSFER_PROTOCOL, TransferHeader};
+use crate::protocol::swarm::{
+    MAX_TRANSFER_HEADER_BYTES, Refusal, RejectReason, TRANSFER_PROTOCOL, TransferHeader,
+};
 
 /// The receiver's answer to a header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +44,7 @@ pub(crate) enum Reply {
     /// Send the bytes from `offset` on.
     Accept { offset: u64 },
     /// Refused.
-    Reject { reason: String },
+    Reject(Refusal),
 }
 
 /// The receiver's last word.
@@ -51,7 +53,7 @@ enum Outcome {
     /// Verified and stored.
     Stored,
     /// Verified but refused by the application.
-    Refused { reason: String },
+    Refused(Refusal),
     /// Size or sha256 did not match; the partial file was deleted.
     Mismatch { reason: String },
 }
@@ -98,7 +100,7 @@ pub(crate) async fn send_file(
                 header.size
             )));
         }
-        Reply::Reject { reason } => return Err(NetError::Rejected(reason)),
+        Reply::Reject(refusal) => return Err(NetError::Rejected(refusal)),
     };
     if offset > 0 {
         debug!(%peer, offset, size = header.size, "resuming transfer");
@@ -121,7 +123,7 @@ pub(crate) async fn send_file(
     let _ = stream.close().await;
     match outcome {
         Outcome::Stored => Ok(()),
-        Outcome::Refused { reason } => Err(NetError::Rejected(reason)),
+        Outcome::Refused(refusal) => Err(NetError::Rejected(refusal)),
         Outcome::Mismatch { reason } => Err(NetError::Mismatch(reason)),
     }
 }
@@ -160,9 +162,11 @@ async fn receive(
     let idle = tuning.idle_timeout;
     let header: TransferHeader =
         recv_msg(&mut stream, MAX_TRANSFER_HEADER_BYTES, idle, idle).await?;
-    let reject = |reason: String| Reply::Reject { reason };
     let Ok(Ok(_slot)) = timeout(tuning.app_reply_timeout, slots.acquire()).await else {
-        let reply = reject("the receiver is busy with other transfers".into());
+        let reply = Reply::Reject(Refusal::new(
+            RejectReason::Busy,
+            "the receiver is busy with other transfers",
+        ));
         return send_msg(&mut stream, &reply, MAX_TRANSFER_HEADER_BYTES, idle).await;
     };
     let (decide, decision) = oneshot::channel();
@@ -174,23 +178,26 @@ async fn receive(
     let decision = match timeout(tuning.app_reply_timeout, events.send(asked)).await {
         Ok(Ok(())) => match timeout(tuning.app_reply_timeout, decision).await {
             Ok(Ok(d)) => d,
-            Ok(Err(_)) => FileDecision::Reject {
-                reason: "the node dropped the transfer without deciding".into(),
-            },
-            Err(_) => FileDecision::Reject {
-                reason: "the node did not decide in time".into(),
-            },
+            Ok(Err(_)) => FileDecision::Reject(Refusal::new(
+                RejectReason::Busy,
+                "the node dropped the transfer without deciding",
+            )),
+            Err(_) => FileDecision::Reject(Refusal::new(
+                RejectReason::Busy,
+                "the node did not decide in time",
+            )),
         },
-        _ => FileDecision::Reject {
-            reason: "the node is not taking transfers".into(),
-        },
+        _ => FileDecision::Reject(Refusal::new(
+            RejectReason::Busy,
+            "the node is not taking transfers",
+        )),
     };
     let part_path = match decision {
         FileDecision::Accept { part_path } => part_path,
-        FileDecision::Reject { reason } => {
+        FileDecision::Reject(refusal) => {
             return send_msg(
                 &mut stream,
-                &reject(reason),
+                &Reply::Reject(refusal),
                 MAX_TRANSFER_HEADER_BYTES,
                 idle,
             )
@@ -201,9 +208,14 @@ async fn receive(
         Ok(opened) => opened,
         Err(e) => {
             let reason = format!("cannot write {}: {e}", part_path.display());
+            warn!(%peer, "{reason}");
+            let refusal = Refusal::new(
+                RejectReason::StorageFailed,
+                format!("the receiver cannot write the file: {e}"),
+            );
             send_msg(
                 &mut stream,
-                &reject(reason),
+                &Reply::Reject(refusal),
                 MAX_TRANSFER_HEADER_BYTES,
                 idle,
             )
@@ -249,7 +261,7 @@ async fn receive(
     }
     let outcome = match application_verdict(peer, header, part_path, events, tuning).await {
         Ok(()) => Outcome::Stored,
-        Err(reason) => Outcome::Refused { reason },
+        Err(refusal) => Outcome::Refused(refusal),
     };
     if outcome == Outcome::Stored {
         NetCounters::add(&counters.transfers_received, 1);
@@ -326,7 +338,7 @@ async fn application_verdict(
     part_path: PathBuf,
     events: &mpsc::Sender<Event>,
     tuning: &NetTuning,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let (verdict, answer) = oneshot::channel();
     let event = Event::FileReceived {
         peer,
@@ -336,11 +348,22 @@ async fn application_verdict(
     };
     match timeout(tuning.app_reply_timeout, events.send(event)).await {
         Ok(Ok(())) => {}
-        _ => return Err("the node is not taking transfers".into()),
+        _ => {
+            return Err(Refusal::new(
+                RejectReason::Busy,
+                "the node is not taking transfers",
+            ));
+        }
     }
     match timeout(tuning.app_reply_timeout, answer).await {
         Ok(Ok(verdict)) => verdict,
-        Ok(Err(_)) => Err("the node dropped the file without a verdict".into()),
-        Err(_) => Err("the node did not store the file in time".into()),
+        Ok(Err(_)) => Err(Refusal::new(
+            RejectReason::Busy,
+            "the node dropped the file without a verdict",
+        )),
+        Err(_) => Err(Refusal::new(
+            RejectReason::Busy,
+            "the node did not store the file in time",
+        )),
     }
 }

@@ -10,7 +10,10 @@ use super::peers::PeerTable;
 use crate::coordinator::CoordinatorHandle;
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
-use crate::protocol::swarm::{ControlRequest, ControlResponse};
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Refusal, RejectReason};
+
+/// The refusal of a node that seeds nothing.
+const NO_DATASET: &str = "this node seeds no dataset";
 
 /// Serves events until the transport closes its queue.
 pub async fn run(
@@ -39,9 +42,10 @@ pub async fn run(
                     });
                 }
                 None => {
-                    let _ = reply.send(ControlResponse::Rejected {
-                        reason: "this node seeds no dataset".into(),
-                    });
+                    let _ = reply.send(ControlResponse::rejected(
+                        RejectReason::UnknownDataset,
+                        NO_DATASET,
+                    ));
                 }
             },
             Event::IncomingFile {
@@ -56,9 +60,10 @@ pub async fn run(
                     });
                 }
                 None => {
-                    let _ = decide.send(FileDecision::Reject {
-                        reason: "this node seeds no dataset".into(),
-                    });
+                    let _ = decide.send(FileDecision::Reject(Refusal::new(
+                        RejectReason::UnknownDataset,
+                        NO_DATASET,
+                    )));
                 }
             },
             Event::FileReceived {
@@ -76,7 +81,8 @@ pub async fn run(
                 }
                 None => {
                     let _ = std::fs::remove_file(&part_path);
-                    let _ = verdict.send(Err("this node seeds no dataset".into()));
+                    let _ =
+                        verdict.send(Err(Refusal::new(RejectReason::UnknownDataset, NO_DATASET)));
                 }
             },
             Event::Gossip { from, message } => {

@@ -5,14 +5,16 @@
 pub mod dispatch;
 pub mod identity;
 pub mod peers;
+pub mod rlimit;
 mod status;
+pub mod swarm_key;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,7 @@ use crate::worker::stats::Probe;
 use crate::worker::{self, Offer, WorkerConfig, WorkerSummary};
 use identity::IdentityError;
 use peers::PeerTable;
+use swarm_key::{KeySource, SwarmKeyError};
 
 /// Everything a node needs to run.
 #[derive(Debug, Clone)]
@@ -68,6 +71,13 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     /// A seeder sends here the path of every archive and shard results file it stores.
     pub stored_files: Option<mpsc::UnboundedSender<PathBuf>>,
+    /// Where the swarm key comes from (or [`KeySource::Open`]).
+    pub swarm_key: KeySource,
+    /// When not empty, connections with any other peer are closed (`--allow-peer`).
+    pub allow_peers: Vec<PeerId>,
+    /// Rows of a remote seeder may target loopback and private addresses
+    /// (`--allow-private-urls`).
+    pub allow_private_urls: bool,
 }
 
 /// What the node prints once it is up.
@@ -81,6 +91,8 @@ pub struct Ready {
     pub status_addr: SocketAddr,
     /// The seeded dataset, and whether it was resumed.
     pub seeded: Option<(SeededDataset, bool)>,
+    /// The swarm key this node runs with (`psk: None` for an open swarm).
+    pub swarm_key: swarm_key::SwarmKey,
 }
 
 /// What the node tells its user: once it listens, and then its status every half second.
@@ -129,6 +141,9 @@ pub enum NodeError {
     /// The identity file is unusable.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The swarm key is missing or unusable (exit code 2).
+    #[error(transparent)]
+    SwarmKey(#[from] SwarmKeyError),
     /// The status endpoint could not be bound.
     #[error("cannot serve the status endpoint on {addr}: {source}")]
     Status {
@@ -163,6 +178,12 @@ pub async fn run(
 ) -> Result<NodeOutcome, NodeError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     mkdir(&cfg.data_dir)?;
+    let swarm_key = swarm_key::resolve(&cfg.swarm_key)?;
+    if swarm_key.psk.is_none() {
+        tracing::warn!(
+            "open swarm (--open): any host that can reach this node can join, receive rows and report results"
+        );
+    }
     let keypair = identity::load_or_create(&cfg.data_dir.join("identity.key"))?;
     let me = keypair.public().to_peer_id().to_string();
     let stop = shutdown.child_token();
@@ -208,6 +229,8 @@ pub async fn run(
     }
     net_cfg.bootstrap = cfg.join.clone();
     net_cfg.mdns = cfg.mdns;
+    net_cfg.psk = swarm_key.psk;
+    net_cfg.allow_peers = cfg.allow_peers.clone();
     let (client, events, event_loop) = net::new(net_cfg)?;
     let net_task = tokio::spawn(event_loop.run());
     let peers = Arc::new(Mutex::new(PeerTable::default()));
@@ -237,6 +260,7 @@ pub async fn run(
         join_addrs: join_addrs.clone(),
         status_addr,
         seeded: seeded.clone(),
+        swarm_key: swarm_key.clone(),
     });
 
     // Worker.
@@ -249,6 +273,7 @@ pub async fn run(
         exit_when_idle: cfg.exit_when_idle,
         max_leases: cfg.max_leases,
         poll: Duration::from_millis(300),
+        allow_private_urls: cfg.allow_private_urls,
     };
     let worker_task = cfg.work.then(|| {
         tokio::spawn(worker::run(

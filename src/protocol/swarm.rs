@@ -11,10 +11,11 @@ use crate::input::UrlRow;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 
-/// Control streams: one request, one response.
-pub const CONTROL_PROTOCOL: &str = "/ldawt/control/1";
-/// Archive transfer streams (worker → seeder push, resumable).
-pub const TRANSFER_PROTOCOL: &str = "/ldawt/archive/1";
+/// Control streams: one request, one response. Version 2: refusals carry a typed
+/// [`RejectReason`].
+pub const CONTROL_PROTOCOL: &str = "/ldawt/control/2";
+/// Archive transfer streams (worker → seeder push, resumable). Version 2: typed refusals.
+pub const TRANSFER_PROTOCOL: &str = "/ldawt/archive/2";
 /// The gossipsub topic every node subscribes to.
 pub const GOSSIP_TOPIC: &str = "ldawt/announce/1";
 /// Largest encoded control request.
@@ -206,12 +207,91 @@ pub enum ControlResponse {
     },
     /// Request accepted.
     Ack,
-    /// Refused (stale epoch, unknown dataset, already done, speculative copy lost…): stop
-    /// working on that shard.
-    Rejected {
-        /// Why.
-        reason: String,
-    },
+    /// Refused; what the worker does next depends on [`Refusal::reason`].
+    Rejected(Refusal),
+}
+
+/// Why a node refused a request or a transfer. The worker's reaction depends on it: a
+/// [`RejectReason::Fenced`] lease is over, a [`RejectReason::Busy`] request is retried later and
+/// never costs finished work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The lease is not (or no longer) the sender's: stale epoch, expired, another copy won,
+    /// shard already done. Stop working on that shard.
+    Fenced,
+    /// The dataset is not seeded by the receiving node.
+    UnknownDataset,
+    /// Temporarily unable (transfer slots taken, overloaded, slow to decide): retry the same
+    /// request later with backoff.
+    Busy,
+    /// What the sender delivered failed verification; the shard goes to another peer.
+    Invalid,
+    /// The sender is not allowed this now (over its lease cap, excluded for the dataset,
+    /// a malformed or oversized request).
+    NotAllowed,
+    /// The receiver's own storage failed; it grants and accepts nothing until restarted.
+    /// Keep finished work and retry later.
+    StorageFailed,
+}
+
+impl RejectReason {
+    /// True when the same request may succeed later (keep finished work, back off, retry).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, RejectReason::Busy | RejectReason::StorageFailed)
+    }
+
+    /// A short stable name (logs, status documents).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Fenced => "fenced",
+            RejectReason::UnknownDataset => "unknown_dataset",
+            RejectReason::Busy => "busy",
+            RejectReason::Invalid => "invalid",
+            RejectReason::NotAllowed => "not_allowed",
+            RejectReason::StorageFailed => "storage_failed",
+        }
+    }
+}
+
+/// A refusal: a typed reason plus a human-readable detail (bounded, never a path on the
+/// receiver's disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// What kind of refusal (drives the sender's reaction).
+    pub reason: RejectReason,
+    /// For people and logs.
+    pub detail: String,
+}
+
+/// Longest refusal detail kept (longer ones are cut on a char boundary).
+pub const MAX_REFUSAL_DETAIL: usize = 512;
+
+impl Refusal {
+    /// A refusal of kind `reason` explained by `detail` (cut to [`MAX_REFUSAL_DETAIL`]).
+    pub fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        let mut detail = detail.into();
+        if detail.len() > MAX_REFUSAL_DETAIL {
+            let mut cut = MAX_REFUSAL_DETAIL;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+        }
+        Self { reason, detail }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+impl ControlResponse {
+    /// `Rejected` with a typed reason.
+    pub fn rejected(reason: RejectReason, detail: impl Into<String>) -> Self {
+        ControlResponse::Rejected(Refusal::new(reason, detail))
+    }
 }
 
 /// Which file of a shard a transfer carries.
@@ -357,10 +437,23 @@ mod tests {
     }
 
     #[test]
-    fn oversize_and_garbage_are_refused() {
-        let big = ControlResponse::Rejected {
-            reason: "x".repeat(100),
+    fn refusals_round_trip_and_are_bounded() {
+        let r = ControlResponse::rejected(RejectReason::Fenced, "é".repeat(1_000));
+        let b = encode(&r, MAX_CONTROL_RESPONSE_BYTES).unwrap();
+        let back = decode::<ControlResponse>(&b, MAX_CONTROL_RESPONSE_BYTES).unwrap();
+        assert_eq!(back, r);
+        let ControlResponse::Rejected(refusal) = back else {
+            panic!("not a refusal")
         };
+        assert!(refusal.detail.len() <= MAX_REFUSAL_DETAIL);
+        assert!(!refusal.reason.is_retryable());
+        assert!(RejectReason::Busy.is_retryable());
+        assert!(RejectReason::StorageFailed.is_retryable());
+    }
+
+    #[test]
+    fn oversize_and_garbage_are_refused() {
+        let big = ControlResponse::rejected(RejectReason::Busy, "x".repeat(100));
         assert!(matches!(encode(&big, 10), Err(CodecError::TooLarge { .. })));
         assert!(decode::<ControlRequest>(&[0xff, 0xff, 0xff], 100).is_err());
         assert!(decode::<ControlRequest>(&[0u8; 200], 100).is_err());

@@ -113,7 +113,7 @@ async fn work(
     };
     let rows = match retry(|| ctx.link.request(&ctx.me, rows_req.clone()), shutdown).await {
         Ok(ControlResponse::Rows(rows)) => rows,
-        Ok(ControlResponse::Rejected { reason }) => return LeaseOutcome::Lost(reason),
+        Ok(ControlResponse::Rejected(r)) => return LeaseOutcome::Lost(r.to_string()),
         Ok(other) => {
             return LeaseOutcome::Abandoned(format!("unexpected answer to Rows: {other:?}"));
         }
@@ -174,8 +174,10 @@ async fn work(
             attempt += 1;
             match ctx.link.send_file(&ctx.me, header.clone(), &path).await {
                 Ok(()) => break,
-                Err(LinkError::Refused(r)) => return LeaseOutcome::Lost(r),
-                Err(LinkError::Transient(e)) if attempt < TRANSFER_ATTEMPTS => {
+                Err(LinkError::Refused(r)) if !r.reason.is_retryable() => {
+                    return LeaseOutcome::Lost(r.to_string());
+                }
+                Err(e) if attempt < TRANSFER_ATTEMPTS => {
                     tracing::warn!(shard = %g.shard, attempt, "transfer failed, retrying: {e}");
                     if sleep_or_cancel(backoff(attempt), shutdown).await {
                         return LeaseOutcome::Released(SHUTTING_DOWN.into());
@@ -198,7 +200,7 @@ async fn work(
             ctx.activity.shards_done.fetch_add(1, Ordering::Relaxed);
             LeaseOutcome::Completed
         }
-        Ok(ControlResponse::Rejected { reason }) => LeaseOutcome::Lost(reason),
+        Ok(ControlResponse::Rejected(r)) => LeaseOutcome::Lost(r.to_string()),
         Ok(other) => LeaseOutcome::Abandoned(format!("unexpected answer to Complete: {other:?}")),
         Err(e) => given_up(e, shutdown),
     }
@@ -223,8 +225,11 @@ async fn renew_loop(
         };
         match link.request(&me, req).await {
             Ok(ControlResponse::Renewed { .. }) => {}
-            Ok(ControlResponse::Rejected { reason }) => {
-                tracing::warn!(shard = %g.shard, epoch = g.epoch, "lease lost: {reason}");
+            Ok(ControlResponse::Rejected(r)) if r.reason.is_retryable() => {
+                tracing::warn!(shard = %g.shard, "renewal refused for now (will retry): {r}");
+            }
+            Ok(ControlResponse::Rejected(r)) => {
+                tracing::warn!(shard = %g.shard, epoch = g.epoch, "lease lost: {r}");
                 lost.cancel();
                 return;
             }
@@ -244,9 +249,17 @@ where
     loop {
         attempt += 1;
         match call().await {
+            Ok(ControlResponse::Rejected(r)) if r.reason.is_retryable() && attempt < 12 => {
+                tracing::warn!(attempt, "seeder refused for now, retrying: {r}");
+                if sleep_or_cancel(backoff(attempt), shutdown).await {
+                    return Err(SHUTTING_DOWN.into());
+                }
+            }
             Ok(r) => return Ok(r),
-            Err(LinkError::Refused(r)) => return Ok(ControlResponse::Rejected { reason: r }),
-            Err(LinkError::Transient(e)) if attempt < 12 => {
+            Err(LinkError::Refused(r)) if !r.reason.is_retryable() => {
+                return Ok(ControlResponse::Rejected(r));
+            }
+            Err(e) if attempt < 12 => {
                 tracing::warn!(attempt, "seeder unreachable, retrying: {e}");
                 if sleep_or_cancel(backoff(attempt), shutdown).await {
                     return Err(SHUTTING_DOWN.into());

@@ -7,7 +7,7 @@ use libp2p::PeerId;
 
 use crate::coordinator::CoordinatorHandle;
 use crate::net::{Client, NetError};
-use crate::protocol::swarm::{ControlRequest, ControlResponse, TransferHeader};
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Refusal, TransferHeader};
 
 /// A route to the seeder of one dataset.
 #[derive(Clone)]
@@ -29,9 +29,10 @@ pub enum SeederLink {
 /// Why a call to the seeder did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    /// The seeder refused (stale epoch, already done…): stop working on that lease.
+    /// The seeder refused; [`Refusal::reason`] says whether to stop (fenced, invalid) or to
+    /// retry later (busy, storage failed).
     #[error("refused by the seeder: {0}")]
-    Refused(String),
+    Refused(Refusal),
     /// The seeder could not be reached or the transfer broke: try again later.
     #[error("seeder unreachable: {0}")]
     Transient(String),

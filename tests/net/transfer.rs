@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ldawt::model::ids::{DatasetId, ShardId};
 use ldawt::net::{Event, FileDecision, NetError};
-use ldawt::protocol::swarm::{FileKind, TransferHeader};
+use ldawt::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -46,8 +46,8 @@ struct Seen {
 fn receiver_app(
     mut events: mpsc::Receiver<Event>,
     dir: PathBuf,
-    refuse: Option<String>,
-    verdict: Result<(), String>,
+    refuse: Option<Refusal>,
+    verdict: Result<(), Refusal>,
 ) -> JoinHandle<Seen> {
     tokio::spawn(async move {
         let mut seen = Seen::default();
@@ -56,9 +56,7 @@ fn receiver_app(
                 Event::IncomingFile { decide, .. } => {
                     seen.offers += 1;
                     let decision = match &refuse {
-                        Some(reason) => FileDecision::Reject {
-                            reason: reason.clone(),
-                        },
+                        Some(refusal) => FileDecision::Reject(refusal.clone()),
                         None => FileDecision::Accept {
                             part_path: dir.join("incoming.part"),
                         },
@@ -150,13 +148,17 @@ async fn refusals_before_and_after_the_bytes_reach_the_sender() {
     let app = receiver_app(
         take_events(&mut p.receiver),
         p.dir.path().to_path_buf(),
-        Some("stale epoch 5, current is 6".into()),
+        Some(Refusal::new(
+            RejectReason::Fenced,
+            "stale epoch 5, current is 6",
+        )),
         Ok(()),
     );
     let (src, sha) = random_file(p.dir.path(), "a.bin", MB, 2);
     let err = send(&p, MB, sha, &src).await.unwrap_err();
     assert!(
-        matches!(&err, NetError::Rejected(r) if r.contains("stale epoch 5")),
+        matches!(&err, NetError::Rejected(r)
+            if r.reason == RejectReason::Fenced && r.detail.contains("stale epoch 5")),
         "{err}"
     );
     assert_eq!(p.sender.client.metrics().transfer_bytes_sent, 0);
@@ -168,12 +170,12 @@ async fn refusals_before_and_after_the_bytes_reach_the_sender() {
         take_events(&mut p.receiver),
         p.dir.path().to_path_buf(),
         None,
-        Err("shard already done".into()),
+        Err(Refusal::new(RejectReason::Fenced, "shard already done")),
     );
     let (src, sha) = random_file(p.dir.path(), "a.bin", MB, 2);
     let err = send(&p, MB, sha, &src).await.unwrap_err();
     assert!(
-        matches!(&err, NetError::Rejected(r) if r == "shard already done"),
+        matches!(&err, NetError::Rejected(r) if r.detail == "shard already done"),
         "{err}"
     );
     finish(p, app).await;

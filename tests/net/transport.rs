@@ -192,7 +192,7 @@ async fn a_dropped_reply_answers_rejected_and_oversize_requests_are_refused() {
         .await
         .unwrap();
     match got {
-        ControlResponse::Rejected { reason } => assert!(reason.contains("dropped"), "{reason}"),
+        ControlResponse::Rejected(r) => assert!(r.detail.contains("dropped"), "{r}"),
         other => panic!("expected Rejected, got {other:?}"),
     }
     let oversize = ControlRequest::Abandon {

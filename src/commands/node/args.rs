@@ -18,6 +18,8 @@ use crate::node::NodeConfig;
 use crate::protocol::status::DEFAULT_STATUS_ADDR;
 use crate::seed::{Columns, SeedSpec};
 
+use super::access::{AccessArgs, key_source};
+
 /// Arguments of `ldawt node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -104,6 +106,9 @@ pub struct NodeArgs {
     /// Seconds between heartbeats and dataset announcements.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, hide = true)]
     pub heartbeat: f64,
+    /// Swarm key, open swarm, allow list, private URLs.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// LDAWT's manager config (`taskvine.json`).
@@ -215,7 +220,12 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
             a
         }
     };
+    let env_key = std::env::var(crate::node::swarm_key::KEY_ENV).ok();
+    let swarm_key = key_source(&args.access, seed.is_some(), &data_dir, env_key.as_deref())?;
     Ok(NodeConfig {
+        swarm_key,
+        allow_peers: args.access.allow_peers.clone(),
+        allow_private_urls: args.access.allow_private_urls,
         data_dir,
         seed,
         out,

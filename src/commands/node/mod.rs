@@ -6,6 +6,7 @@
 //! progress and the final report; this file starts the node and wires signals, the data-dir
 //! lock and the optional WebDAV uploader.
 
+mod access;
 mod args;
 mod output;
 
@@ -77,7 +78,11 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     let outcome = match result {
         Ok(o) => o,
         Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
-        Err(e @ (NodeError::Status { .. } | NodeError::Net(NetError::Listen { .. }))) => {
+        Err(
+            e @ (NodeError::Status { .. }
+            | NodeError::Net(NetError::Listen { .. })
+            | NodeError::SwarmKey(_)),
+        ) => {
             return Err(UsageError::new(e.to_string()).into());
         }
         Err(e) => return Err(e.into()),
