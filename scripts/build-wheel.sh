@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --out=*) out="${1#*=}"; shift ;;
     --sdist) sdist=(--sdist); shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "build-wheel: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -16,6 +16,15 @@ started=$(date +%s)
 py="${PYTHON:-python3}"
 profile="${LDAWT_WHEEL_PROFILE:-dev}"
 step="setup"
+if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  # scripts/install-test-deps.sh installs python3-venv (as root)
+  if [ -n "${CI:-}" ]; then
+    echo "test-python: $py with venv/ensurepip is required (CI is set)" >&2
+    exit 1
+  fi
+  echo "test-python: SKIP: no $py with venv/ensurepip (scripts/install-test-deps.sh installs it)" >&2
+  exit 0
+fi
 fixture_pid=""
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ldawt-test-python.XXXXXX")
 finish() {
