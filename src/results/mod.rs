@@ -368,10 +368,7 @@ mod tests {
         w.finish().unwrap();
         let mut got = Vec::new();
         read_results(&path, |r| got.push(r)).unwrap();
-        assert_eq!(
-            got[0].error_message.as_deref(),
-            Some("http_502 (HTTP 502)")
-        );
+        assert_eq!(got[0].error_message.as_deref(), Some("http_502 (HTTP 502)"));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::common;
 use super::util::write_seed;
 
-/// Runs a lone seeder on `input` into `out` with `extra` flags, to completion.
-fn seed(input: &Path, out: &Path, extra: &[&str]) -> (Output, String) {
+/// Runs a lone seeder on `input` into `out` in `shards` shards with `extra` flags, to completion.
+fn seed(input: &Path, out: &Path, shards: &str, extra: &[&str]) -> (Output, String) {
     let child = Command::new(common::ldawt_bin())
         .args(["node", "--seed"])
         .arg(input)
@@ -57,7 +57,7 @@ fn without_class_col_a_seeder_uses_taxon_name_like_download() {
         |i| format!("Vespa {}", i % 2),
     );
     let out = tmp.path().join("out");
-    let (o, text) = seed(&input, &out, &[]);
+    let (o, text) = seed(&input, &out, "1", &[]);
     assert_eq!(o.status.code(), Some(0), "{text}");
     let m = members(&out);
     assert_eq!(m.len(), 6, "{m:?}");
@@ -83,7 +83,7 @@ fn a_seed_without_any_class_column_warns_and_uses_unlabeled() {
         )],
     );
     let out = tmp.path().join("out");
-    let (o, text) = seed(&input, &out, &[]);
+    let (o, text) = seed(&input, &out, "1", &[]);
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(text.contains("has no class column"), "{text}");
     assert!(members(&out).iter().all(|p| p.contains("/unlabeled/")));
@@ -101,11 +101,11 @@ fn a_second_dataset_into_the_same_out_is_refused_and_the_first_kept() {
         |_| "ant".into(),
     );
     let out = tmp.path().join("out");
-    let (o, text) = seed(&input, &out, &[]);
+    let (o, text) = seed(&input, &out, "1", &[]);
     assert_eq!(o.status.code(), Some(0), "{text}");
     let before = std::fs::read(out.join("results.parquet")).unwrap();
     // Same file, other settings: another dataset id.
-    let (o, text) = seed(&input, &out, &["--shard-rows", "2"]);
+    let (o, text) = seed(&input, &out, "2", &[]);
     assert_eq!(o.status.code(), Some(2), "{text}");
     assert!(
         text.contains("already holds the results of another dataset"),
@@ -113,6 +113,6 @@ fn a_second_dataset_into_the_same_out_is_refused_and_the_first_kept() {
     );
     assert_eq!(std::fs::read(out.join("results.parquet")).unwrap(), before);
     // The same dataset again is a resume, not a conflict.
-    let (o, text) = seed(&input, &out, &[]);
+    let (o, text) = seed(&input, &out, "1", &[]);
     assert_eq!(o.status.code(), Some(0), "{text}");
 }
