@@ -18,7 +18,7 @@ fn seed(input: &Path, out: &Path, shards: &str, extra: &[&str]) -> (Output, Stri
         .arg(out)
         .args([
             "--shards",
-            "1",
+            shards,
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
             "--no-mdns",
