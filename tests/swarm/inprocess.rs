@@ -40,6 +40,7 @@ fn node_config(data: &Path) -> NodeConfig {
         max_leases: Some(2),
         heartbeat: Duration::from_millis(300),
         stored_files: None,
+        max_archive_bytes: None,
     }
 }
 
