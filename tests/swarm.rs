@@ -5,6 +5,8 @@
 
 mod common;
 
+#[path = "swarm/hostile_results.rs"]
+mod hostile_results;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
 #[path = "swarm/processes.rs"]

@@ -23,7 +23,8 @@ use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 120;
 
-fn node_config(data: &Path) -> NodeConfig {
+/// The one place an in-process node's configuration is built (every swarm test uses it).
+pub fn node_config(data: &Path) -> NodeConfig {
     NodeConfig {
         data_dir: data.to_path_buf(),
         seed: None,
@@ -44,7 +45,7 @@ fn node_config(data: &Path) -> NodeConfig {
     }
 }
 
-fn spawn_node(
+pub fn spawn_node(
     cfg: NodeConfig,
     stop: CancellationToken,
 ) -> (
@@ -65,7 +66,7 @@ fn spawn_node(
     (rx, task)
 }
 
-fn stats() -> NodeStats {
+pub fn stats() -> NodeStats {
     NodeStats {
         cores: 2,
         mem_total: 4 << 30,
