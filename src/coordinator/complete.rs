@@ -244,8 +244,8 @@ pub async fn run_job(job: VerifyJob) -> Result<Verified, VerifyFailure> {
     tokio::task::spawn_blocking(move || job.run())
         .await
         .unwrap_or_else(|e| {
-            Err(VerifyFailure::Invalid(Invalid::UnreadableArchive(format!(
-                "verification crashed: {e}"
+            Err(VerifyFailure::Invalid(Invalid::Unverifiable(format!(
+                "the reader stopped: {e}"
             ))))
         })
 }

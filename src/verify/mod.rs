@@ -132,6 +132,9 @@ pub enum Invalid {
     /// An `ok` row's member is not in the archive.
     #[error("archive member '{0}' is missing")]
     MissingMember(String),
+    /// Reading the files failed in a way no check foresaw (the reader gave up on them).
+    #[error("the delivered files could not be verified: {0}")]
+    Unverifiable(String),
     /// Bytes after the end of the tar (other than its zero padding).
     #[error("data after the end of the archive")]
     TrailingData,
@@ -231,7 +234,7 @@ fn walk_tar<R: Read>(input: &mut R, check: &mut ArchiveCheck) -> Result<(), Inva
         }
         check.content(&member, &want, read, hasher.finalize().into())?;
     }
-    drop(archive);
+    let input = archive.into_inner();
     let mut trailing = 0u64;
     loop {
         let n = input.read(&mut buf).map_err(unreadable)?;
