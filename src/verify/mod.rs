@@ -17,12 +17,18 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::input::UrlRow;
-use crate::results::read_results;
+use crate::results::{check_foreign_results, read_results};
 use members::{ArchiveCheck, EntryKind};
 use rows::ResultsCheck;
 
 /// Zero bytes accepted after the end-of-archive block (a tar is padded to its record size).
 const MAX_TRAILING_ZEROS: u64 = 1 << 20;
+/// Uncompressed results bytes allowed per row (URL, class, error text, member, hash) and per
+/// file, checked from the footer before any row is decoded.
+const MAX_RESULT_BYTES_PER_ROW: u64 = 64 << 10;
+const MAX_RESULT_BYTES_PER_FILE: u64 = 1 << 20;
+/// Longest GNU long name read (member paths are three names of at most 255 bytes).
+const MAX_LONG_NAME: u64 = 1024;
 /// Read size while hashing members.
 const READ_CHUNK: usize = 1 << 16;
 
@@ -154,6 +160,13 @@ pub fn verify_shard(
     if !archive.exists() {
         return Err(Invalid::NotReceived("archive"));
     }
+    let max_rows = rows.len() as u64;
+    check_foreign_results(
+        results,
+        max_rows,
+        max_rows.saturating_mul(MAX_RESULT_BYTES_PER_ROW) + MAX_RESULT_BYTES_PER_FILE,
+    )
+    .map_err(|e| Invalid::UnreadableResults(format_error(&e.to_string(), results)))?;
     let mut check = ResultsCheck::new(spec, rows);
     let mut first_error = None;
     read_results(results, |r| {
@@ -207,9 +220,25 @@ fn check_archive(path: &Path, gzip: bool, check: &mut ArchiveCheck) -> Result<()
 fn walk_tar<R: Read>(input: &mut R, check: &mut ArchiveCheck) -> Result<(), Invalid> {
     let mut archive = tar::Archive::new(&mut *input);
     let mut buf = vec![0u8; READ_CHUNK];
-    for entry in archive.entries().map_err(unreadable)? {
+    // Raw entries: the tar crate would read a long-name or PAX header of any announced size
+    // into memory; here a GNU long name is read with a bound and PAX headers are refused (the
+    // engine never writes them).
+    let mut long_name: Option<Vec<u8>> = None;
+    for entry in archive.entries().map_err(unreadable)?.raw(true) {
         let mut entry = entry.map_err(unreadable)?;
         let t = entry.header().entry_type();
+        if t.is_gnu_longname() {
+            if long_name.is_some() || entry.size() > MAX_LONG_NAME {
+                return Err(unreadable("an oversized or repeated GNU long name"));
+            }
+            let mut name = Vec::new();
+            entry.read_to_end(&mut name).map_err(unreadable)?;
+            while name.last() == Some(&0) {
+                name.pop();
+            }
+            long_name = Some(name);
+            continue;
+        }
         let kind = if t.is_file() {
             EntryKind::File
         } else if t.is_dir() {
@@ -218,7 +247,10 @@ fn walk_tar<R: Read>(input: &mut R, check: &mut ArchiveCheck) -> Result<(), Inva
             EntryKind::Other(t.as_byte())
         };
         let size = entry.size();
-        let path = entry.path_bytes().into_owned();
+        let path = match long_name.take() {
+            Some(name) => name,
+            None => entry.path_bytes().into_owned(),
+        };
         let Some((member, want)) = check.entry(&path, kind, size)? else {
             continue;
         };
@@ -233,6 +265,9 @@ fn walk_tar<R: Read>(input: &mut R, check: &mut ArchiveCheck) -> Result<(), Inva
             read += n as u64;
         }
         check.content(&member, &want, read, hasher.finalize().into())?;
+    }
+    if long_name.is_some() {
+        return Err(unreadable("a GNU long name describes no entry"));
     }
     let input = archive.into_inner();
     let mut trailing = 0u64;

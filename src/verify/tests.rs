@@ -243,8 +243,15 @@ fn results_that_do_not_match_the_seeded_rows_are_refused() {
         }
     );
     let mut r = honest.clone();
-    r.push(honest[3].clone());
+    r[4] = honest[3].clone();
     assert_eq!(check(&r, None).unwrap_err(), Invalid::DuplicateRow(13));
+    // More rows than the shard holds: refused from the footer, before any row is decoded.
+    let mut r = honest.clone();
+    r.push(honest[3].clone());
+    assert!(matches!(
+        check(&r, None).unwrap_err(),
+        Invalid::UnreadableResults(_)
+    ));
     let mut r = honest.clone();
     r[0].index = 99;
     assert_eq!(check(&r, None).unwrap_err(), Invalid::UnknownRow(99));
@@ -332,4 +339,35 @@ fn trailing_data_and_garbage_results_are_refused() {
         verify_shard(&spec(true), &seeded(), &missing, &a).unwrap_err(),
         Invalid::NotReceived("results file")
     );
+}
+
+#[test]
+fn long_member_paths_pass_and_pax_headers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let label = format!("very long label {}", "x".repeat(120));
+    let rows: Vec<UrlRow> = seeded()
+        .into_iter()
+        .map(|mut r| {
+            r.class = Some(label.clone());
+            r
+        })
+        .collect();
+    let folder = crate::model::naming::safe_segment(&label);
+    let mut results = honest_results(&rows);
+    for r in results.iter_mut().filter(|r| r.member.is_some()) {
+        r.member = Some(format!("{TOP}/{folder}/{}.jpg", r.index));
+    }
+    assert!(results[0].member.as_ref().unwrap().len() > 100);
+    let r = write_results(dir.path(), &results);
+    let a = write_archive(dir.path(), false, &results, &[]);
+    assert_eq!(verify_shard(&spec(false), &rows, &r, &a).unwrap().ok, 6);
+
+    // The same member behind a PAX header.
+    let path = dir.path().join("pax.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    b.append_pax_extensions([("path", results[0].member.as_deref().unwrap().as_bytes())])
+        .unwrap();
+    b.into_inner().unwrap();
+    let e = verify_shard(&spec(false), &rows, &r, &path).unwrap_err();
+    assert!(matches!(e, Invalid::UnexpectedEntry { .. }), "{e}");
 }
