@@ -237,3 +237,124 @@ async fn a_garbage_results_file_in_out_does_not_stop_finalize() {
         assert_eq!(read_results(&s.out.join("results.parquet")).len(), 20);
     }
 }
+
+/// The staged archive is a FIFO, so its verification waits until the test writes it: while it
+/// waits on its blocking thread, the actor still answers a renewal at once; the completion is
+/// then committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_are_answered_while_a_completion_is_being_verified() {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use crate::model::time::ManualClock;
+
+    let s = setup(10, 10);
+    let ds = s.seeded.id;
+    let tmp = s.out.parent().unwrap().join("w");
+    let mut c = coordinator(
+        &s,
+        10_000,
+        Store::open(&s.data.join("leases.redb")).unwrap(),
+    );
+    c.add_dataset(s.seeded.clone(), UnixMillis(0))
+        .await
+        .unwrap();
+    let (gossip, _gossip_rx) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let clock = Arc::new(ManualClock::new(UnixMillis(0)));
+    let h = CoordinatorHandle::spawn(c, clock, gossip, cancel.clone());
+    let g = match h
+        .request(
+            "w",
+            ControlRequest::Bid {
+                dataset: ds,
+                stats: super::tests::worker_stats(),
+            },
+        )
+        .await
+    {
+        ControlResponse::Granted(g) => g,
+        other => panic!("{other:?}"),
+    };
+    let rows = match h
+        .request(
+            "w",
+            ControlRequest::Rows {
+                dataset: ds,
+                shard: g.shard,
+                epoch: g.epoch,
+            },
+        )
+        .await
+    {
+        ControlResponse::Rows(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let (archive, results) = super::tests::worker_files(&tmp, &g.archive_name, &rows);
+    let archive_bytes = std::fs::read(&archive).unwrap();
+    std::fs::remove_file(&archive).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &archive,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    for (kind, p) in [(FileKind::Archive, &archive), (FileKind::Results, &results)] {
+        h.local_file("w", header(&g, kind), p.clone())
+            .await
+            .unwrap();
+    }
+    let [staged_archive, _] = files::staged_files(&s.out, ds, g.shard, g.epoch);
+    let h2 = h.clone();
+    let complete = tokio::spawn(async move {
+        h2.request(
+            "w",
+            ControlRequest::Complete {
+                dataset: ds,
+                shard: g.shard,
+                epoch: g.epoch,
+                ok: 0,
+                failed: 0,
+                bytes: 0,
+            },
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let renew = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        h.request(
+            "w",
+            ControlRequest::Renew {
+                dataset: ds,
+                shard: g.shard,
+                epoch: g.epoch,
+                rows_done: 10,
+            },
+        ),
+    )
+    .await
+    .expect("a renewal is not queued behind a verification");
+    assert!(
+        matches!(renew, ControlResponse::Renewed { .. }),
+        "{renew:?}"
+    );
+    assert!(!complete.is_finished(), "the verification is still waiting");
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&staged_archive)
+            .unwrap();
+        f.write_all(&archive_bytes).unwrap();
+    })
+    .await
+    .unwrap();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(30), complete)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done, ControlResponse::Ack);
+    cancel.cancel();
+}
