@@ -1,6 +1,6 @@
 //! The results file of a delivered shard checked against the rows the seeder seeded (pure: fed
-//! one result at a time): exactly one result per seeded row index, with the seeded URL and
-//! class; an `ok` row names a member under the shard's top folder and the class folder the
+//! one result at a time): exactly one result per seeded row index, with the seeded URL (as the
+//! engine records it: trimmed) and class; an `ok` row names a member under the shard's top folder and the class folder the
 //! engine gives its label, a file name derived from its URL, a size within the limit and a
 //! sha256; failed and skipped rows name no member. What it accepts becomes the list of members
 //! the archive must hold, and the counts come from it, never from the worker's own claims.
@@ -137,7 +137,9 @@ impl<'a> ResultsCheck<'a> {
         if !self.seen.insert(index) {
             return Err(Invalid::DuplicateRow(index));
         }
-        if r.url != seeded.url {
+        // The engine records a fetched row's URL trimmed, an empty one as given.
+        let trimmed = |u: &Option<String>| u.as_deref().map(str::trim).map(str::to_string);
+        if trimmed(&r.url) != trimmed(&seeded.url) {
             return Err(Invalid::WrongUrl(index));
         }
         if r.class != seeded.class {
@@ -177,6 +179,8 @@ impl<'a> ResultsCheck<'a> {
         let url = seeded
             .url
             .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
             .ok_or_else(|| bad("stored without a URL"))?;
         let member = r
             .member

@@ -17,7 +17,11 @@ fn seeded() -> Vec<UrlRow> {
     (10..18u64)
         .map(|i| UrlRow {
             index: i,
-            url: (i != 14).then(|| format!("http://h/photos/{i}/medium.jpg")),
+            url: match i {
+                14 => None,
+                15 => Some(format!("  http://h/photos/{i}/medium.jpg\t")),
+                _ => Some(format!("http://h/photos/{i}/medium.jpg")),
+            },
             class: Some(format!("c {}", i % 2)),
         })
         .collect()
@@ -44,7 +48,7 @@ fn honest_results(rows: &[UrlRow]) -> Vec<RowResult> {
             let ok = status == RowStatus::Ok;
             RowResult {
                 index: i,
-                url: r.url.clone(),
+                url: r.url.as_deref().map(|u| u.trim().to_string()),
                 class: r.class.clone(),
                 status,
                 http_status: ok.then_some(200),
