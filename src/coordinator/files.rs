@@ -5,9 +5,10 @@
 //! Staging per epoch keeps a late copy's files from ever mixing with the winner's.
 //!
 //! What is accepted is bounded before any byte is written: a transfer announcing more than its
-//! shard can hold ([`IntakeLimits`]), or more than the free disk on `--out` minus a reserve, is
-//! refused. Files of an epoch that ended (expired, abandoned, fenced, refused) are deleted, and
-//! the whole staging area is cleared when the seeder starts and when it finishes.
+//! shard can hold ([`IntakeLimits`]), or more than the free disk on `--out` minus a reserve
+//! (disk promised to transfers still under way counts as used), is refused. Files of an epoch
+//! that ended (expired, abandoned, fenced, refused) are deleted, and the whole staging area is
+//! cleared when the seeder starts and when it finishes.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,26 @@ fn free_disk(path: &Path) -> std::io::Result<u64> {
     Ok(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
+/// A transfer by lease and file kind (`true` for the archive).
+type TransferKey = (DatasetId, ShardId, u64, bool);
+
+/// Disk promised to transfers accepted but not yet staged, so that several transfers accepted
+/// at once cannot together overrun the free disk each one fits in alone.
+#[derive(Debug, Default)]
+pub(super) struct Reservations(std::sync::Mutex<std::collections::HashMap<TransferKey, u64>>);
+
+impl Reservations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TransferKey, u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn transfer_key(h: &TransferHeader) -> TransferKey {
+    (h.dataset, h.shard, h.epoch, h.kind == FileKind::Archive)
+}
+
 /// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
 fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
     let (shard, rest) = name.split_once(".e")?;
@@ -162,7 +183,18 @@ impl Coordinator {
                 format!("the seeder cannot measure its free disk: {e}"),
             )
         })?;
-        if free.saturating_sub(self.cfg.intake.disk_reserve) <= h.size {
+        let key = transfer_key(h);
+        let mut reserved = self.reserved.lock();
+        reserved.retain(|(ds, shard, epoch, _), _| self.is_live(*ds, *shard, *epoch));
+        let others: u64 = reserved
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .map(|(_, v)| *v)
+            .sum();
+        let available = free
+            .saturating_sub(self.cfg.intake.disk_reserve)
+            .saturating_sub(others);
+        if available <= h.size {
             tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, "transfer refused: not enough free disk on --out");
             return Err(Refusal::new(
                 RejectReason::StorageFailed,
@@ -172,7 +204,17 @@ impl Coordinator {
                 ),
             ));
         }
+        reserved.insert(key, h.size);
         Ok(())
+    }
+
+    /// True when `epoch` is a lease still held on `shard`.
+    fn is_live(&self, dataset: DatasetId, shard: ShardId, epoch: u64) -> bool {
+        self.datasets
+            .get(&dataset)
+            .and_then(|d| d.book.shard(shard))
+            .and_then(|s| s.holder(epoch))
+            .is_some()
     }
 
     /// Deletes the staged and partial files of `dataset` whose lease epoch is no longer held
@@ -239,6 +281,7 @@ impl Coordinator {
         part: &Path,
         now: UnixMillis,
     ) -> Result<(), Refusal> {
+        self.reserved.lock().remove(&transfer_key(header));
         if let Err(refusal) = self.check_header(peer, header, now) {
             let _ = std::fs::remove_file(part);
             return Err(refusal);

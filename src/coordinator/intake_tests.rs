@@ -358,3 +358,53 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     assert_eq!(done, ControlResponse::Ack);
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn transfers_under_way_count_against_the_free_disk() {
+    let s = setup(20, 10);
+    let ds = s.seeded.id;
+    let mut c = coordinator(
+        &s,
+        10_000,
+        Store::open(&s.data.join("leases.redb")).unwrap(),
+    );
+    c.add_dataset(s.seeded.clone(), UnixMillis(0))
+        .await
+        .unwrap();
+    let g0 = grant(&mut c, "w", ds, 0).await;
+    let g1 = grant(&mut c, "w", ds, 0).await;
+    let st = rustix::fs::statvfs(&s.out).unwrap();
+    let free = st.f_bavail * st.f_frsize;
+    let size = (free / 4).min(1 << 30);
+    assert!(size > 64 << 20, "the test needs some free disk");
+    // Room for one transfer of `size` and a half, not two.
+    c.cfg.intake.disk_reserve = free - size - size / 2;
+    let decide = |c: &Coordinator, g: &crate::protocol::swarm::Grant| {
+        let mut h = header(g, FileKind::Archive);
+        h.size = size;
+        match c.decide_file("w", &h, UnixMillis(1)) {
+            FileDecision::Accept { .. } => None,
+            FileDecision::Reject(r) => Some(r.reason),
+        }
+    };
+    assert_eq!(decide(&c, &g0), None);
+    assert_eq!(decide(&c, &g1), Some(RejectReason::StorageFailed));
+    // The first one resuming is not counted twice.
+    assert_eq!(decide(&c, &g0), None);
+    // Once its lease is given back, its promise is released.
+    let r = c
+        .handle_request(
+            "w",
+            ControlRequest::Abandon {
+                dataset: ds,
+                shard: g0.shard,
+                epoch: g0.epoch,
+                reason: "bye".into(),
+                failed: false,
+            },
+            UnixMillis(2),
+        )
+        .await;
+    assert_eq!(r, ControlResponse::Ack);
+    assert_eq!(decide(&c, &g1), None);
+}

@@ -90,6 +90,7 @@ pub struct Coordinator {
     peer_stats: HashMap<String, NodeStats>,
     outbox: Vec<Gossip>,
     invalid_deliveries: BTreeMap<String, u64>,
+    reserved: files::Reservations,
 }
 
 impl Coordinator {
@@ -104,6 +105,7 @@ impl Coordinator {
             peer_stats: HashMap::new(),
             outbox: Vec::new(),
             invalid_deliveries: BTreeMap::new(),
+            reserved: files::Reservations::default(),
         }
     }
 
