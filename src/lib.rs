@@ -12,7 +12,8 @@
 //!   bytes with HEAD / ranged GETs; `report` renders progress and summaries for people.
 //! - `seed`, `store`, `coordinator`, `worker`, `node`: the swarm — seeding a dataset into
 //!   shards, the redb lease database, the seeder's lease logic, the worker loop, and the node
-//!   runtime that wires them to `net`.
+//!   runtime that wires them to `net`; `verify` checks a delivered shard before the seeder
+//!   accepts it.
 //! - `split`, `reconstruct`, `listing`, `webdav`, `slurm`, `monitor`: LDAWT's toolbox.
 //! - `protocol`: versioned wire and control-endpoint types.
 //! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
@@ -49,5 +50,6 @@ pub mod status_client;
 pub mod status_server;
 pub mod store;
 pub mod telemetry;
+pub mod verify;
 pub mod webdav;
 pub mod worker;

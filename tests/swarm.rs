@@ -9,6 +9,8 @@ mod common;
 mod dashboard;
 #[path = "swarm/defaults.rs"]
 mod defaults;
+#[path = "swarm/hostile_results.rs"]
+mod hostile_results;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
 #[path = "swarm/processes.rs"]

@@ -1,8 +1,14 @@
 //! Archive and results files arriving at the seeder. A transfer writes
 //! `<out>/.incoming/<dataset>/<shard>.e<epoch>.<kind>.part`; once net has verified size and
 //! sha256 it is renamed to the same name without `.part` (staged). A `Complete` with that epoch
-//! then moves both staged files into `--out` under their final names and marks the shard done.
+//! then has both staged files verified and moved into `--out` under their final names.
 //! Staging per epoch keeps a late copy's files from ever mixing with the winner's.
+//!
+//! What is accepted is bounded before any byte is written: a transfer announcing more than its
+//! shard can hold ([`IntakeLimits`]), or more than the free disk on `--out` minus a reserve
+//! (disk promised to transfers still under way counts as used), is refused. Files of an epoch
+//! that ended (expired, abandoned, fenced, refused) are deleted, and the whole staging area is
+//! cleared when the seeder starts and when it finishes.
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +19,99 @@ use crate::model::time::UnixMillis;
 pub use crate::net::FileDecision;
 use crate::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
 
+/// Tar overhead allowed per row (header, padding, GNU long name, folder entry).
+const TAR_BYTES_PER_ROW: u64 = 4 << 10;
+/// Tar and gzip overhead allowed per archive (end blocks, gzip framing).
+const TAR_BYTES_PER_ARCHIVE: u64 = 1 << 20;
+/// Results-file bytes allowed per row (URL, class, error text, member, hash).
+const RESULTS_BYTES_PER_ROW: u64 = 8 << 10;
+/// Results-file bytes allowed per file (parquet footer and schema).
+const RESULTS_BYTES_PER_FILE: u64 = 1 << 20;
+/// Free disk kept on `--out` by default.
+pub const DEFAULT_DISK_RESERVE: u64 = 256 << 20;
+
+/// Bounds on what the seeder accepts from workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntakeLimits {
+    /// Largest file a row may store (the engine's `max_file_size`).
+    pub max_file_size: u64,
+    /// `--max-archive-bytes`: a cap on any one archive on top of the per-shard bound.
+    pub max_archive_bytes: Option<u64>,
+    /// Free disk that must remain on `--out` after a transfer.
+    pub disk_reserve: u64,
+}
+
+impl Default for IntakeLimits {
+    fn default() -> Self {
+        Self {
+            max_file_size: crate::engine::EngineConfig::default().max_file_size,
+            max_archive_bytes: None,
+            disk_reserve: DEFAULT_DISK_RESERVE,
+        }
+    }
+}
+
+impl IntakeLimits {
+    /// The largest file of `kind` a shard of `rows` rows can produce.
+    pub fn max_bytes(&self, kind: FileKind, rows: u64) -> u64 {
+        match kind {
+            FileKind::Archive => {
+                let per_row = self
+                    .max_file_size
+                    .saturating_add(self.max_file_size / 1024)
+                    .saturating_add(TAR_BYTES_PER_ROW);
+                let derived = rows
+                    .saturating_mul(per_row)
+                    .saturating_add(TAR_BYTES_PER_ARCHIVE);
+                self.max_archive_bytes
+                    .map_or(derived, |cap| derived.min(cap))
+            }
+            FileKind::Results => rows
+                .saturating_mul(RESULTS_BYTES_PER_ROW)
+                .saturating_add(RESULTS_BYTES_PER_FILE),
+        }
+    }
+}
+
+fn incoming_root(out: &Path) -> PathBuf {
+    out.join(".incoming")
+}
+
 fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
-    out.join(".incoming").join(dataset.to_hex())
+    incoming_root(out).join(dataset.to_hex())
+}
+
+/// Free bytes for an unprivileged writer on the file system of `path`.
+fn free_disk(path: &Path) -> std::io::Result<u64> {
+    let s = rustix::fs::statvfs(path)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// A transfer by lease and file kind (`true` for the archive).
+type TransferKey = (DatasetId, ShardId, u64, bool);
+
+/// Disk promised to transfers accepted but not yet staged, so that several transfers accepted
+/// at once cannot together overrun the free disk each one fits in alone.
+#[derive(Debug, Default)]
+pub(super) struct Reservations(std::sync::Mutex<std::collections::HashMap<TransferKey, u64>>);
+
+impl Reservations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TransferKey, u64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn transfer_key(h: &TransferHeader) -> TransferKey {
+    (h.dataset, h.shard, h.epoch, h.kind == FileKind::Archive)
+}
+
+/// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
+fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
+    let (shard, rest) = name.split_once(".e")?;
+    let (epoch, _) = rest.split_once('.')?;
+    Some((ShardId(shard.parse().ok()?), epoch.parse().ok()?))
 }
 
 fn kind_name(kind: FileKind) -> &'static str {
@@ -60,16 +157,102 @@ impl Coordinator {
             .map_err(|e| super::requests::lease_refusal(&e))
     }
 
-    /// Where an incoming transfer should be written, or why it is refused (stale epoch…).
+    /// Refuses a transfer larger than its shard can produce, or than the free disk allows.
+    fn check_size(&self, peer: &str, h: &TransferHeader) -> Result<(), Refusal> {
+        let rows = self
+            .datasets
+            .get(&h.dataset)
+            .and_then(|d| d.seeded.shard_rows.get(h.shard.0 as usize).copied())
+            .unwrap_or(0);
+        let limit = self.cfg.intake.max_bytes(h.kind, rows);
+        if h.size > limit {
+            tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, limit, kind = kind_name(h.kind), "transfer refused: larger than its shard can be");
+            return Err(Refusal::new(
+                RejectReason::NotAllowed,
+                format!(
+                    "a {} of {} bytes is more than a shard of {rows} rows can hold ({limit})",
+                    kind_name(h.kind),
+                    h.size
+                ),
+            ));
+        }
+        let free = free_disk(&self.cfg.out).map_err(|e| {
+            tracing::error!("seeder cannot measure its free disk: {e}");
+            Refusal::new(
+                RejectReason::StorageFailed,
+                format!("the seeder cannot measure its free disk: {e}"),
+            )
+        })?;
+        let key = transfer_key(h);
+        let mut reserved = self.reserved.lock();
+        reserved.retain(|(ds, shard, epoch, _), _| self.is_live(*ds, *shard, *epoch));
+        let others: u64 = reserved
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .map(|(_, v)| *v)
+            .sum();
+        let available = free
+            .saturating_sub(self.cfg.intake.disk_reserve)
+            .saturating_sub(others);
+        if available <= h.size {
+            tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, "transfer refused: not enough free disk on --out");
+            return Err(Refusal::new(
+                RejectReason::StorageFailed,
+                format!(
+                    "the seeder has not enough free disk for {} bytes; retry later",
+                    h.size
+                ),
+            ));
+        }
+        reserved.insert(key, h.size);
+        Ok(())
+    }
+
+    /// True when `epoch` is a lease still held on `shard`.
+    fn is_live(&self, dataset: DatasetId, shard: ShardId, epoch: u64) -> bool {
+        self.datasets
+            .get(&dataset)
+            .and_then(|d| d.book.shard(shard))
+            .and_then(|s| s.holder(epoch))
+            .is_some()
+    }
+
+    /// Deletes the staged and partial files of `dataset` whose lease epoch is no longer held
+    /// (expired, abandoned, fenced), and any file that is not a staging file.
+    pub(super) fn sweep_incoming(&self, dataset: DatasetId) {
+        let Some(d) = self.datasets.get(&dataset) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(incoming_dir(&self.cfg.out, dataset)) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let live = parse_staged_name(&name).is_some_and(|(shard, epoch)| {
+                d.book.shard(shard).and_then(|s| s.holder(epoch)).is_some()
+            });
+            if !live {
+                tracing::debug!(dataset = %dataset, file = name, "staged file of an ended lease removed");
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Where an incoming transfer should be written, or why it is refused (stale epoch, larger
+    /// than its shard, not enough disk…). Decided before any byte is written.
     pub fn decide_file(
         &self,
         peer: &str,
         header: &TransferHeader,
         now: UnixMillis,
     ) -> FileDecision {
-        if let Err(refusal) = self.check_header(peer, header, now) {
+        if let Err(refusal) = self
+            .check_header(peer, header, now)
+            .and_then(|()| self.check_size(peer, header))
+        {
             return FileDecision::Reject(refusal);
         }
+        self.sweep_incoming(header.dataset);
         let dir = incoming_dir(&self.cfg.out, header.dataset);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::error!("seeder cannot create {}: {e}", dir.display());
@@ -98,6 +281,7 @@ impl Coordinator {
         part: &Path,
         now: UnixMillis,
     ) -> Result<(), Refusal> {
+        self.reserved.lock().remove(&transfer_key(header));
         if let Err(refusal) = self.check_header(peer, header, now) {
             let _ = std::fs::remove_file(part);
             return Err(refusal);
@@ -143,6 +327,37 @@ impl Coordinator {
     }
 }
 
+/// The staged archive and results files of `(shard, epoch)`.
+pub(super) fn staged_files(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+) -> [PathBuf; 2] {
+    [
+        staged_path(out, dataset, shard, epoch, FileKind::Archive),
+        staged_path(out, dataset, shard, epoch, FileKind::Results),
+    ]
+}
+
+/// Removes the staged and partial files of one epoch of `shard`.
+pub(super) fn discard_epoch(out: &Path, dataset: DatasetId, shard: ShardId, epoch: u64) {
+    for kind in [FileKind::Archive, FileKind::Results] {
+        let _ = std::fs::remove_file(staged_path(out, dataset, shard, epoch, kind));
+        let _ = std::fs::remove_file(part_path(out, dataset, shard, epoch, kind));
+    }
+}
+
+/// Removes the whole staging area (seeder start and finish: no transfer is resumed across).
+pub(super) fn clear_incoming(out: &Path) {
+    let root = incoming_root(out);
+    match std::fs::remove_dir_all(&root) {
+        Ok(()) => tracing::debug!("staging area {} cleared", root.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot clear the staging area {}: {e}", root.display()),
+    }
+}
+
 /// Moves the staged archive and results of `(shard, epoch)` into `--out`; returns their final
 /// paths.
 pub(super) fn promote(
@@ -152,15 +367,7 @@ pub(super) fn promote(
     epoch: u64,
     archive_name: &str,
 ) -> Result<[PathBuf; 2], String> {
-    let archive = staged_path(out, dataset, shard, epoch, FileKind::Archive);
-    let results = staged_path(out, dataset, shard, epoch, FileKind::Results);
-    for (p, what) in [(&archive, "archive"), (&results, "results file")] {
-        if !p.exists() {
-            return Err(format!(
-                "the {what} of {shard} epoch {epoch} has not been received"
-            ));
-        }
-    }
+    let [archive, results] = staged_files(out, dataset, shard, epoch);
     let final_archive = out.join(archive_name);
     let final_results = results_path(&final_archive);
     std::fs::rename(&results, &final_results)

@@ -3,6 +3,12 @@
 //! shards' results files, plus `<out>/overview.json` merging every shard, and the report of
 //! failed shards. Rows of a shard that exhausted its retries are listed as failed with
 //! `error_kind = "shard_failed"`.
+//!
+//! One bad file never stops it: a shard results file in `--out` that cannot be read (garbage,
+//! truncated, deleted) is named in the report and the log, and its rows are listed as failed
+//! with `error_kind = "results_unreadable"`; a member name that is not a safe
+//! `<shard>/<folder>/<file>` path is never copied (the row is failed as `unverified`). So a
+//! rerun always finishes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -15,12 +21,13 @@ use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
 use super::{Coordinator, CoordinatorError, Dataset};
-use crate::engine::results_path;
+use crate::engine::{archive_stem, results_path};
 use crate::input::UrlRow;
 use crate::model::ids::ShardId;
 use crate::model::lease::ShardPhase;
 use crate::results::{read_results, status_text};
 use crate::seed::{dataset_dir, rowfile, shard_path};
+use crate::verify::rows::is_safe_member;
 
 /// A shard that exhausted its retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +75,8 @@ pub struct FinalReport {
     pub results_path: PathBuf,
     /// Up to 20 failed rows (index, URL, error kind) for the report.
     pub failed_rows_sample: Vec<(u64, Option<String>, Option<String>)>,
+    /// Files that could not be read (each with the reason); their rows are listed as failed.
+    pub unreadable_files: Vec<String>,
 }
 
 /// One shard in the overview.
@@ -116,6 +125,7 @@ impl Coordinator {
                 })??;
             reports.push(report);
         }
+        super::files::clear_incoming(&self.cfg.out);
         Ok(reports)
     }
 }
@@ -206,15 +216,41 @@ impl Plan {
             shards: self.shards.clone(),
             results_path: results.clone(),
             failed_rows_sample: Vec::new(),
+            unreadable_files: Vec::new(),
         };
         for s in &self.shards {
             let rows_file = shard_path(dir, ShardId(s.shard));
-            let rows = rowfile::read_rows(&rows_file).map_err(io(&rows_file))?;
+            let rows = match rowfile::read_rows(&rows_file) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let what = format!("{}: {e}", rows_file.display());
+                    tracing::error!("cannot read the rows of shard {}: {what}", s.shard);
+                    report.unreadable_files.push(what);
+                    continue;
+                }
+            };
             let archive = out.join(&s.archive);
             let outcomes = if s.state == "done" {
-                read_outcomes(&results_path(&archive)).map_err(io(&results_path(&archive)))?
+                let file = results_path(&archive);
+                match read_outcomes(&file, &archive_stem(&archive)) {
+                    Ok(o) => Outcomes::Read(o),
+                    Err(e) => {
+                        let name = file.display().to_string();
+                        let what = if e.contains(&name) {
+                            e
+                        } else {
+                            format!("{name}: {e}")
+                        };
+                        tracing::warn!(
+                            "shard {}: unreadable results file, its rows are listed as failed: {what}",
+                            s.shard
+                        );
+                        report.unreadable_files.push(what);
+                        Outcomes::Unreadable
+                    }
+                }
             } else {
-                HashMap::new()
+                Outcomes::Read(HashMap::new())
             };
             let batch = shard_batch(&schema, s, &rows, &outcomes, &mut report)
                 .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
@@ -234,11 +270,17 @@ impl Plan {
     }
 }
 
+/// A done shard's results, or the fact that its file could not be read.
+enum Outcomes {
+    Read(HashMap<u64, Outcome>),
+    Unreadable,
+}
+
 fn shard_batch(
     schema: &Arc<Schema>,
     s: &ShardSummary,
     rows: &[UrlRow],
-    outcomes: &HashMap<u64, Outcome>,
+    outcomes: &Outcomes,
     report: &mut FinalReport,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let mut index = Vec::with_capacity(rows.len());
@@ -248,8 +290,17 @@ fn shard_batch(
     let mut kind = Vec::with_capacity(rows.len());
     for r in rows {
         index.push(r.index);
-        let (st, mem, k) = match (s.state.as_str(), outcomes.get(&r.index)) {
-            (_, Some(o)) => (o.status.clone(), o.member.clone(), o.error_kind.clone()),
+        let found = match outcomes {
+            Outcomes::Read(map) => map.get(&r.index).map(Some),
+            Outcomes::Unreadable => Some(None),
+        };
+        let (st, mem, k) = match (s.state.as_str(), found) {
+            (_, Some(Some(o))) => (o.status.clone(), o.member.clone(), o.error_kind.clone()),
+            (_, Some(None)) => (
+                "failed".to_string(),
+                None,
+                Some("results_unreadable".to_string()),
+            ),
             ("done", None) => (
                 "failed".to_string(),
                 None,
@@ -297,19 +348,31 @@ fn shard_batch(
     RecordBatch::try_new(schema.clone(), cols)
 }
 
-/// Reads a shard's results file: index → (status, member, error kind).
-fn read_outcomes(path: &Path) -> std::io::Result<HashMap<u64, Outcome>> {
-    let mut map = HashMap::new();
-    read_results(path, |r| {
-        map.insert(
-            r.index,
-            Outcome {
-                status: status_text(r.status).to_string(),
-                member: r.member,
-                error_kind: r.error_kind,
-            },
-        );
-    })
-    .map_err(std::io::Error::other)?;
-    Ok(map)
+/// Reads a shard's results file: index → (status, member, error kind). A member that is not
+/// a safe path under the archive's `top` folder is dropped and its row failed as `unverified`.
+/// A panic of the parquet reader on a corrupt file is an error like any other.
+fn read_outcomes(path: &Path, top: &str) -> Result<HashMap<u64, Outcome>, String> {
+    let read = std::panic::catch_unwind(|| {
+        let mut map = HashMap::new();
+        read_results(path, |r| {
+            let safe = r.member.as_deref().is_none_or(|m| is_safe_member(top, m));
+            let outcome = if safe {
+                Outcome {
+                    status: status_text(r.status).to_string(),
+                    member: r.member,
+                    error_kind: r.error_kind,
+                }
+            } else {
+                Outcome {
+                    status: "failed".into(),
+                    member: None,
+                    error_kind: Some("unverified".into()),
+                }
+            };
+            map.insert(r.index, outcome);
+        })
+        .map(|()| map)
+        .map_err(|e| e.to_string())
+    });
+    read.unwrap_or_else(|_| Err("the parquet reader failed on this file".into()))
 }

@@ -1,27 +1,46 @@
 //! The coordinator as an actor: one task owns the [`Coordinator`], serves messages one at a
 //! time (so every transition is ordered and persisted before the next), and expires leases
 //! when the earliest one is due. [`CoordinatorHandle`] is the cloneable front used by the node's
-//! network dispatcher and by the in-process worker.
+//! network dispatcher and by the in-process worker. A completion is verified outside the
+//! actor (the actor checks the lease, a blocking thread reads the files, the actor commits), so
+//! renewals and bids are never queued behind a verification.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::complete::{CompleteKey, VerifyFailure, VerifyJob, run_job};
 use super::{Coordinator, CoordinatorError, FileDecision, FinalReport};
 use crate::model::time::Clock;
 use crate::protocol::status::DatasetProgress;
 use crate::protocol::swarm::{
     ControlRequest, ControlResponse, Gossip, Refusal, RejectReason, TransferHeader,
 };
+use crate::verify::Verified;
 
 /// Longest sleep between two expiry checks.
 const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Deliveries verified at once (each reads its files once on a blocking thread).
+const CONCURRENT_VERIFICATIONS: usize = 2;
+
+type Verdict = Result<Verified, VerifyFailure>;
 
 enum Msg {
     Request(String, ControlRequest, oneshot::Sender<ControlResponse>),
+    PrepareComplete(
+        String,
+        CompleteKey,
+        oneshot::Sender<Result<VerifyJob, ControlResponse>>,
+    ),
+    CommitComplete(
+        String,
+        CompleteKey,
+        Verdict,
+        oneshot::Sender<ControlResponse>,
+    ),
     Decide(String, TransferHeader, oneshot::Sender<FileDecision>),
     Received(
         String,
@@ -48,6 +67,8 @@ pub struct Snapshot {
     pub announcements: Vec<Gossip>,
     /// True when every dataset is finished.
     pub finished: bool,
+    /// Deliveries refused because they failed verification, per peer id.
+    pub invalid_deliveries: std::collections::BTreeMap<String, u64>,
 }
 
 /// A cloneable front of the coordinator actor.
@@ -55,6 +76,7 @@ pub struct Snapshot {
 pub struct CoordinatorHandle {
     tx: mpsc::Sender<Msg>,
     finished: watch::Receiver<bool>,
+    verifying: Arc<Semaphore>,
 }
 
 /// The coordinator has stopped.
@@ -97,15 +119,66 @@ impl CoordinatorHandle {
                 finished_tx.send_if_modified(|f| std::mem::replace(f, done) != done);
             }
         });
-        Self { tx, finished }
+        Self {
+            tx,
+            finished,
+            verifying: Arc::new(Semaphore::new(CONCURRENT_VERIFICATIONS)),
+        }
     }
 
     /// Answers a control request from `peer`.
     pub async fn request(&self, peer: &str, req: ControlRequest) -> ControlResponse {
+        if let ControlRequest::Complete {
+            dataset,
+            shard,
+            epoch,
+            ..
+        } = req
+        {
+            let key = CompleteKey {
+                dataset,
+                shard,
+                epoch,
+            };
+            return self.complete(peer, key).await;
+        }
         let (tx, rx) = oneshot::channel();
         if self
             .tx
             .send(Msg::Request(peer.into(), req, tx))
+            .await
+            .is_err()
+        {
+            return stopped();
+        }
+        rx.await.unwrap_or_else(|_| stopped())
+    }
+
+    /// A completion: the actor checks the lease, the files are verified on a blocking thread,
+    /// the actor commits (checking the lease again).
+    async fn complete(&self, peer: &str, key: CompleteKey) -> ControlResponse {
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return stopped();
+        };
+        let (tx, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Msg::PrepareComplete(peer.into(), key, tx))
+            .await
+            .is_err()
+        {
+            return stopped();
+        }
+        let job = match rx.await {
+            Ok(Ok(job)) => job,
+            Ok(Err(refused)) => return refused,
+            Err(_) => return stopped(),
+        };
+        let verdict = run_job(job).await;
+        let (tx, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Msg::CommitComplete(peer.into(), key, verdict, tx))
             .await
             .is_err()
         {
@@ -196,6 +269,12 @@ async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixM
         Msg::Request(peer, req, reply) => {
             let _ = reply.send(coord.handle_request(&peer, req, now).await);
         }
+        Msg::PrepareComplete(peer, key, reply) => {
+            let _ = reply.send(coord.prepare_complete(&peer, key, now));
+        }
+        Msg::CommitComplete(peer, key, verdict, reply) => {
+            let _ = reply.send(coord.commit_complete(&peer, key, verdict, now).await);
+        }
         Msg::Decide(peer, header, reply) => {
             let _ = reply.send(coord.decide_file(&peer, &header, now));
         }
@@ -210,6 +289,7 @@ async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixM
                 progress: coord.progress(&seeder),
                 announcements: coord.announcements(now),
                 finished: coord.is_finished(),
+                invalid_deliveries: coord.invalid_deliveries().clone(),
             });
         }
         Msg::Finalize(reply) => {

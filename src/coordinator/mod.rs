@@ -1,11 +1,13 @@
 //! The seeder's logic: it owns the lease books of the datasets this node seeds, answers
 //! workers' control requests (bid, rows, renew, complete, abandon), accepts their archive
-//! transfers into `<out>/.incoming/`, and on a verified completion moves both files into
-//! `--out` and marks the shard done in the same step (persisted in redb before answering).
+//! transfers into `<out>/.incoming/` (bounded in size), verifies a completed shard's files
+//! off the actor ([`crate::verify`]), then moves both files into `--out` and marks the shard
+//! done in the same step (persisted in redb before answering).
 //!
 //! It performs no networking: the node runtime feeds it requests and file events (from `net` or
 //! from the in-process worker) with the current time, and publishes what it returns.
 
+mod complete;
 mod files;
 mod finalize;
 mod handle;
@@ -23,7 +25,8 @@ use crate::protocol::swarm::{Gossip, NodeStats};
 use crate::seed::SeededDataset;
 use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
-pub use files::FileDecision;
+pub use complete::{CompleteKey, VerifyFailure, VerifyJob};
+pub use files::{DEFAULT_DISK_RESERVE, FileDecision, IntakeLimits};
 pub use finalize::{FailedShard, FinalReport};
 pub use handle::{CoordinatorHandle, Snapshot, Stopped};
 
@@ -42,6 +45,8 @@ pub struct CoordinatorConfig {
     /// Told the path of every file stored into `--out` (archives and shard results), e.g. to
     /// upload them as they arrive.
     pub stored: Option<tokio::sync::mpsc::UnboundedSender<PathBuf>>,
+    /// Bounds on the files accepted from workers.
+    pub intake: IntakeLimits,
 }
 
 /// Coordinator failures (storage only: bad requests are answered, not raised).
@@ -84,17 +89,23 @@ pub struct Coordinator {
     datasets: BTreeMap<DatasetId, Dataset>,
     peer_stats: HashMap<String, NodeStats>,
     outbox: Vec<Gossip>,
+    invalid_deliveries: BTreeMap<String, u64>,
+    reserved: files::Reservations,
 }
 
 impl Coordinator {
-    /// A coordinator with no dataset yet.
+    /// A coordinator with no dataset yet. Clears the staging area (no transfer is resumed
+    /// across a restart).
     pub fn new(cfg: CoordinatorConfig, store: Store) -> Self {
+        files::clear_incoming(&cfg.out);
         Self {
             cfg,
             store,
             datasets: BTreeMap::new(),
             peer_stats: HashMap::new(),
             outbox: Vec::new(),
+            invalid_deliveries: BTreeMap::new(),
+            reserved: files::Reservations::default(),
         }
     }
 
@@ -203,6 +214,9 @@ impl Coordinator {
                 tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = l.epoch, "lease expired");
             }
             let shards: Vec<ShardId> = lost.iter().map(|l| l.shard).collect();
+            if !shards.is_empty() {
+                self.sweep_incoming(id);
+            }
             self.persist(id, &shards).await;
             all.extend(lost.into_iter().map(|l| (id, l)));
         }
@@ -322,5 +336,7 @@ fn shard(i: usize) -> ShardId {
     ShardId(u32::try_from(i).unwrap_or(u32::MAX))
 }
 
+#[cfg(test)]
+mod intake_tests;
 #[cfg(test)]
 mod tests;

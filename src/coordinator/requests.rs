@@ -1,8 +1,8 @@
 //! The coordinator's answers to control requests: bids (checked against the bidder's
-//! capacity), a shard's rows, renewals, completions (files promoted into `--out` and the shard
-//! committed as done in one step) and abandons.
+//! capacity), a shard's rows, renewals, completions (see [`super::complete`]: verified, then
+//! promoted into `--out` and committed as done in one step) and abandons.
 
-use super::{Coordinator, NO_WORK_RETRY_MS, files};
+use super::{Coordinator, NO_WORK_RETRY_MS};
 use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::LeaseError;
@@ -50,12 +50,14 @@ impl Coordinator {
                 dataset,
                 shard,
                 epoch,
-                ok,
-                failed,
-                bytes,
+                ..
             } => {
-                self.complete(peer, dataset, shard, epoch, [ok, failed, bytes], now)
-                    .await
+                let key = super::CompleteKey {
+                    dataset,
+                    shard,
+                    epoch,
+                };
+                self.complete(peer, key, now).await
             }
             ControlRequest::Abandon {
                 dataset,
@@ -166,7 +168,7 @@ impl Coordinator {
     }
 
     /// The dataset, if `epoch` is a live lease of `peer` on `shard`; else the refusal.
-    fn live_lease(
+    pub(super) fn live_lease(
         &self,
         peer: &str,
         dataset: DatasetId,
@@ -181,61 +183,6 @@ impl Coordinator {
         d.book.check(shard, epoch, peer, now).map_err(rejected)?;
         Ok(d)
     }
-
-    async fn complete(
-        &mut self,
-        peer: &str,
-        dataset: DatasetId,
-        shard: ShardId,
-        epoch: u64,
-        [ok, failed, bytes]: [u64; 3],
-        now: UnixMillis,
-    ) -> ControlResponse {
-        let d = match self.live_lease(peer, dataset, shard, epoch, now) {
-            Ok(d) => d,
-            Err(refused) => return refused,
-        };
-        let archive_name = d
-            .seeded
-            .archive_names
-            .get(shard.0 as usize)
-            .cloned()
-            .unwrap_or_default();
-        let stored = match files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
-            Ok(paths) => paths,
-            Err(reason) => return ControlResponse::rejected(RejectReason::Invalid, reason),
-        };
-        let Some(d) = self.datasets.get_mut(&dataset) else {
-            return unknown(dataset);
-        };
-        let cancelled = match d.book.handle_complete(shard, epoch, peer, now) {
-            Ok(c) => c,
-            Err(e) => return rejected(e),
-        };
-        if let Some(r) = d.records.get_mut(shard.0 as usize) {
-            r.ok = ok;
-            r.failed = failed;
-            r.bytes = bytes;
-        }
-        for c in &cancelled {
-            tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");
-        }
-        files::discard_staged(&self.cfg.out, dataset, shard);
-        tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok, failed, "shard done");
-        self.lease_gossip(dataset, shard, peer, epoch, "done", now);
-        if let Err(e) = self.persist_checked(dataset, &[shard]).await {
-            return ControlResponse::rejected(
-                RejectReason::StorageFailed,
-                format!("seeder storage failure: {e}"),
-            );
-        }
-        if let Some(tx) = &self.cfg.stored {
-            for p in stored {
-                let _ = tx.send(p);
-            }
-        }
-        ControlResponse::Ack
-    }
 }
 
 fn no_work() -> ControlResponse {
@@ -245,14 +192,14 @@ fn no_work() -> ControlResponse {
     }
 }
 
-fn unknown(dataset: DatasetId) -> ControlResponse {
+pub(super) fn unknown(dataset: DatasetId) -> ControlResponse {
     ControlResponse::rejected(
         RejectReason::UnknownDataset,
         format!("unknown dataset {dataset}"),
     )
 }
 
-fn rejected(e: LeaseError) -> ControlResponse {
+pub(super) fn rejected(e: LeaseError) -> ControlResponse {
     ControlResponse::Rejected(lease_refusal(&e))
 }
 

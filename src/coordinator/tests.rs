@@ -9,6 +9,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use sha2::Digest;
+
 use super::*;
 use crate::engine::{RowResult, RowStatus};
 use crate::input::UrlRow;
@@ -18,7 +20,7 @@ use crate::protocol::swarm::{FileKind, TransferHeader};
 use crate::results::ResultsWriter;
 use crate::seed::{Columns, SeedSpec};
 
-fn worker_stats() -> NodeStats {
+pub(super) fn worker_stats() -> NodeStats {
     NodeStats {
         cores: 4,
         mem_total: 8 << 30,
@@ -29,14 +31,14 @@ fn worker_stats() -> NodeStats {
     }
 }
 
-struct Setup {
+pub(super) struct Setup {
     _tmp: tempfile::TempDir,
-    out: PathBuf,
-    data: PathBuf,
-    seeded: SeededDataset,
+    pub(super) out: PathBuf,
+    pub(super) data: PathBuf,
+    pub(super) seeded: SeededDataset,
 }
 
-fn setup(rows: u64, shard_rows: u64) -> Setup {
+pub(super) fn setup(rows: u64, shard_rows: u64) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("d.csv");
     let mut text = String::from("photo_url,taxon_name\n");
@@ -66,7 +68,7 @@ fn setup(rows: u64, shard_rows: u64) -> Setup {
     }
 }
 
-fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
+pub(super) fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
     std::fs::create_dir_all(&s.out).unwrap();
     Coordinator::new(
         CoordinatorConfig {
@@ -79,19 +81,33 @@ fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
                 copy_after: Duration::ZERO,
             },
             stored: None,
+            intake: IntakeLimits::default(),
         },
         store,
     )
 }
 
-/// What a worker would produce for `rows`: an archive and a results file (every row ok).
-fn worker_files(dir: &Path, rows: &[UrlRow]) -> (PathBuf, PathBuf) {
+/// What an honest worker would produce for `rows` of the shard archived as `archive_name`: a
+/// real archive and a results file (every row ok, sizes and hashes true).
+pub(super) fn worker_files(dir: &Path, archive_name: &str, rows: &[UrlRow]) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
-    let archive = dir.join("a.tar.gz");
-    std::fs::write(&archive, b"archive bytes").unwrap();
-    let results = dir.join("a.results.parquet");
+    let archive = dir.join(archive_name);
+    let top = crate::engine::archive_stem(&archive);
+    let mut a = crate::archive::ArchiveWriter::create(
+        &archive,
+        &top,
+        crate::engine::Compression::Gzip { level: 1 },
+        0,
+        false,
+    )
+    .unwrap();
+    let results = crate::engine::results_path(&archive);
     let mut w = ResultsWriter::create(&results).unwrap();
     for r in rows {
+        let body = format!("image {}", r.index).into_bytes();
+        let folder = crate::model::naming::safe_segment(r.class.as_deref().unwrap());
+        let member = format!("{top}/{folder}/{}.jpg", r.index);
+        a.append_bytes(&member, &body, true).unwrap();
         w.push(RowResult {
             index: r.index,
             url: r.url.clone(),
@@ -100,19 +116,20 @@ fn worker_files(dir: &Path, rows: &[UrlRow]) -> (PathBuf, PathBuf) {
             http_status: Some(200),
             error_kind: None,
             error_message: None,
-            bytes: 1,
-            sha256: None,
-            member: Some(format!("a/c/{}.jpg", r.index)),
+            bytes: body.len() as u64,
+            sha256: Some(hex::encode(sha2::Sha256::digest(&body))),
+            member: Some(member),
             attempts: 1,
             elapsed_ms: 1,
         })
         .unwrap();
     }
+    a.finish().unwrap();
     w.finish().unwrap();
     (archive, results)
 }
 
-fn header(g: &Grant, kind: FileKind) -> TransferHeader {
+pub(super) fn header(g: &Grant, kind: FileKind) -> TransferHeader {
     TransferHeader {
         dataset: g.dataset,
         shard: g.shard,
@@ -123,7 +140,7 @@ fn header(g: &Grant, kind: FileKind) -> TransferHeader {
     }
 }
 
-async fn grant(c: &mut Coordinator, peer: &str, ds: DatasetId, now: u64) -> Grant {
+pub(super) async fn grant(c: &mut Coordinator, peer: &str, ds: DatasetId, now: u64) -> Grant {
     match c
         .handle_request(
             peer,
@@ -140,7 +157,7 @@ async fn grant(c: &mut Coordinator, peer: &str, ds: DatasetId, now: u64) -> Gran
     }
 }
 
-async fn deliver(
+pub(super) async fn deliver(
     c: &mut Coordinator,
     peer: &str,
     g: &Grant,
@@ -163,7 +180,7 @@ async fn deliver(
         other => return other,
     };
     assert_eq!(rows.len() as u64, g.rows);
-    let (a, r) = worker_files(dir, &rows);
+    let (a, r) = worker_files(dir, &g.archive_name, &rows);
     for (kind, p) in [(FileKind::Archive, a), (FileKind::Results, r)] {
         if let Err(refusal) = c.accept_local_file(peer, &header(g, kind), &p, UnixMillis(now)) {
             return ControlResponse::Rejected(refusal);
@@ -184,7 +201,7 @@ async fn deliver(
     .await
 }
 
-fn read_results(path: &Path) -> Vec<(u64, String, Option<String>)> {
+pub(super) fn read_results(path: &Path) -> Vec<(u64, String, Option<String>)> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
         .unwrap()
         .build()
@@ -303,11 +320,8 @@ async fn stale_epochs_are_fenced_and_every_row_is_accounted_once() {
     idx.sort_unstable();
     assert_eq!(idx, (0..25).collect::<Vec<_>>(), "every row exactly once");
     assert!(rows.iter().all(|r| r.1 == "ok"));
-    // The staging area holds nothing once every shard is done.
-    let staged = std::fs::read_dir(s.out.join(".incoming").join(ds.to_hex()))
-        .unwrap()
-        .count();
-    assert_eq!(staged, 0);
+    // The staging area is gone once the dataset is finalized.
+    assert!(!s.out.join(".incoming").exists());
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::{
-    Coordinator, CoordinatorConfig, CoordinatorError, CoordinatorHandle, FinalReport,
+    Coordinator, CoordinatorConfig, CoordinatorError, CoordinatorHandle, FinalReport, IntakeLimits,
 };
 use crate::engine::EngineConfig;
 use crate::model::ids::DatasetId;
@@ -78,6 +78,8 @@ pub struct NodeConfig {
     /// Rows of a remote seeder may target loopback and private addresses
     /// (`--allow-private-urls`).
     pub allow_private_urls: bool,
+    /// `--max-archive-bytes`: a seeder refuses any archive transfer announcing more.
+    pub max_archive_bytes: Option<u64>,
 }
 
 /// What the node prints once it is up.
@@ -245,6 +247,11 @@ pub async fn run(
                 data_dir: cfg.data_dir.clone(),
                 lease: cfg.lease,
                 stored: cfg.stored_files.clone(),
+                intake: IntakeLimits {
+                    max_file_size: cfg.engine.max_file_size,
+                    max_archive_bytes: cfg.max_archive_bytes,
+                    ..IntakeLimits::default()
+                },
             },
             store,
         );

@@ -26,7 +26,8 @@ use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 120;
 
-fn node_config(data: &Path) -> NodeConfig {
+/// The one place an in-process node's configuration is built (every swarm test uses it).
+pub fn node_config(data: &Path) -> NodeConfig {
     NodeConfig {
         data_dir: data.to_path_buf(),
         seed: None,
@@ -46,10 +47,11 @@ fn node_config(data: &Path) -> NodeConfig {
         swarm_key: KeySource::Env(test_swarm_key()),
         allow_peers: Vec::new(),
         allow_private_urls: true,
+        max_archive_bytes: None,
     }
 }
 
-fn spawn_node(
+pub fn spawn_node(
     cfg: NodeConfig,
     stop: CancellationToken,
 ) -> (
@@ -70,7 +72,7 @@ fn spawn_node(
     (rx, task)
 }
 
-fn stats() -> NodeStats {
+pub fn stats() -> NodeStats {
     NodeStats {
         cores: 2,
         mem_total: 4 << 30,

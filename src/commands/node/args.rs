@@ -105,6 +105,10 @@ pub struct NodeArgs {
     /// WebDAV user for `--upload-to`; the password comes from LDAWT_PASSWORD or ~/.netrc.
     #[arg(long, value_name = "USER")]
     pub upload_user: Option<String>,
+    /// A seeder refuses any archive transfer announcing more than this many bytes (on top of
+    /// the per-shard bound: rows × largest file, and the free disk on `--out`).
+    #[arg(long, value_name = "BYTES")]
+    pub max_archive_bytes: Option<u64>,
     /// Seconds between heartbeats and dataset announcements.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, hide = true)]
     pub heartbeat: f64,
@@ -274,6 +278,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         max_leases: args.max_leases,
         heartbeat: Duration::from_secs_f64(args.heartbeat.clamp(0.1, 60.0)),
         stored_files: None,
+        max_archive_bytes: args.max_archive_bytes,
     })
 }
 

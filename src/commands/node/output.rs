@@ -200,6 +200,10 @@ pub(super) fn print_outcome(o: &NodeOutcome) -> u8 {
                 );
             }
         }
+        for f in &r.unreadable_files {
+            code = exit::PARTIAL;
+            say!("unreadable file (its rows are listed as failed): {f}");
+        }
         if !r.failed_rows_sample.is_empty() {
             say!("failed rows (first {}):", r.failed_rows_sample.len());
             for (i, url, kind) in &r.failed_rows_sample {

@@ -168,3 +168,12 @@ fn the_progress_line_names_datasets_peers_and_local_work() {
         "birds: 5/16 shards done, 2 leased, 0 failed · 1 peer(s) · here: 2 lease(s), 3 shard(s) done, 12.3 MB/s, 80 img/s"
     );
 }
+
+#[test]
+fn max_archive_bytes_reaches_the_node_config() {
+    let c = node_config(&args(&["--max-archive-bytes", "5000000000"])).unwrap();
+    assert_eq!(c.max_archive_bytes, Some(5_000_000_000));
+    assert_eq!(node_config(&args(&[])).unwrap().max_archive_bytes, None);
+    let cli = Cli::try_parse_from(["ldawt", "node", "--max-archive-bytes", "lots"]);
+    assert!(cli.is_err());
+}

@@ -1,0 +1,434 @@
+//! A hostile worker against a real in-process seeder over loopback (issue 8, attacks 5–7):
+//! forged, truncated, extra-member and wrong-hash deliveries are refused as invalid and the
+//! shards are finished by an honest worker, with no forged member name in the merged results;
+//! a transfer header announcing 1 TiB is refused before any byte; a garbage results file in
+//! `--out` does not stop finalize (it is named and its rows are listed as failed), on every
+//! rerun.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ldawt::archive::ArchiveWriter;
+use ldawt::engine::{Compression, RowResult, RowStatus, archive_stem};
+use ldawt::fixture::{self, FixtureConfig};
+use ldawt::input::UrlRow;
+use ldawt::model::lease::LeaseConfig;
+use ldawt::model::naming::{safe_segment, url_stem};
+use ldawt::model::shard::ShardSizing;
+use ldawt::net::{self, Client, NetConfig, NetError};
+use ldawt::node::{NodeConfig, NodeOutcome};
+use ldawt::protocol::swarm::{
+    ControlRequest, ControlResponse, FileKind, Grant, RejectReason, TransferHeader,
+};
+use ldawt::results::ResultsWriter;
+use ldawt::seed::{Columns, SeedSpec};
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::inprocess::{node_config, spawn_node, stats};
+use super::util::{assert_exactly_once, merged_results, write_seed};
+
+const ROWS: u64 = 48;
+
+/// A seeder (no work of its own) of `ROWS` fixture rows in shards of 12.
+fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
+    let mut cfg = node_config(&tmp.join("seeder"));
+    cfg.seed = Some(SeedSpec {
+        path: input,
+        columns: Columns {
+            url: "photo_url".into(),
+            class: Some("taxon_name".into()),
+            group: None,
+        },
+        sizing: ShardSizing::Rows(12),
+    });
+    cfg.out = Some(out.to_path_buf());
+    cfg.work = false;
+    cfg.lease = LeaseConfig {
+        ttl: Duration::from_secs(3),
+        max_retries: 10,
+        speculative: false,
+        copy_after: Duration::from_secs(60),
+    };
+    cfg
+}
+
+/// The hostile peer: a bare transport that can send any request or file.
+async fn hostile(join: Multiaddr) -> Client {
+    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    cfg.bootstrap = vec![join];
+    cfg.mdns = false;
+    let (client, mut events, event_loop) = net::new(cfg).unwrap();
+    tokio::spawn(event_loop.run());
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    client
+}
+
+async fn take_lease(evil: &Client, seeder: PeerId, dataset: ldawt::model::ids::DatasetId) -> Grant {
+    for _ in 0..200 {
+        if let Ok(ControlResponse::Granted(g)) = evil
+            .request(
+                seeder,
+                ControlRequest::Bid {
+                    dataset,
+                    stats: stats(),
+                },
+            )
+            .await
+        {
+            return g;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the hostile peer never got a lease");
+}
+
+async fn rows_of(evil: &Client, seeder: PeerId, g: &Grant) -> Vec<UrlRow> {
+    match evil
+        .request(
+            seeder,
+            ControlRequest::Rows {
+                dataset: g.dataset,
+                shard: g.shard,
+                epoch: g.epoch,
+            },
+        )
+        .await
+        .unwrap()
+    {
+        ControlResponse::Rows(r) => r,
+        other => panic!("no rows: {other:?}"),
+    }
+}
+
+/// What a forger can build without downloading anything: an archive and results consistent
+/// with each other (made-up bodies), then spoiled by `variant`.
+#[derive(Debug, Clone, Copy)]
+enum Variant {
+    /// A 1-byte archive; results claim every row ok under a traversal member name.
+    Forged,
+    /// The consistent archive cut in half.
+    Truncated,
+    /// One member more than the results name.
+    ExtraMember,
+    /// One row's sha256 is not its member's.
+    WrongHash,
+}
+
+fn build(dir: &Path, g: &Grant, rows: &[UrlRow], variant: Variant) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let archive = dir.join(&g.archive_name);
+    let results = dir.join("r.results.parquet");
+    let top = archive_stem(&archive);
+    let mut a =
+        ArchiveWriter::create(&archive, &top, Compression::Gzip { level: 1 }, 0, false).unwrap();
+    let mut w = ResultsWriter::create(&results).unwrap();
+    for (n, r) in rows.iter().enumerate() {
+        let url = r.url.clone().unwrap();
+        let body = format!("not really image {}", r.index)
+            .repeat(50)
+            .into_bytes();
+        let member = match variant {
+            Variant::Forged => "../../../../etc/cron.d/forged".to_string(),
+            _ => format!(
+                "{top}/{}/{}.jpg",
+                safe_segment(r.class.as_deref().unwrap()),
+                url_stem(&url)
+            ),
+        };
+        let mut sha = hex::encode(Sha256::digest(&body));
+        if matches!(variant, Variant::WrongHash) && n == 3 {
+            sha = hex::encode([9u8; 32]);
+        }
+        if !matches!(variant, Variant::Forged) {
+            a.append_bytes(&member, &body, true).unwrap();
+        }
+        w.push(RowResult {
+            index: r.index,
+            url: Some(url),
+            class: r.class.clone(),
+            status: RowStatus::Ok,
+            http_status: Some(200),
+            error_kind: None,
+            error_message: None,
+            bytes: body.len() as u64,
+            sha256: Some(sha),
+            member: Some(member),
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+    }
+    if matches!(variant, Variant::ExtraMember) {
+        a.append_bytes(&format!("{top}/extra/payload.jpg"), b"payload", false)
+            .unwrap();
+    }
+    a.finish().unwrap();
+    w.finish().unwrap();
+    match variant {
+        Variant::Forged => std::fs::write(&archive, b"x").unwrap(),
+        Variant::Truncated => {
+            let bytes = std::fs::read(&archive).unwrap();
+            std::fs::write(&archive, &bytes[..bytes.len() / 2]).unwrap();
+        }
+        _ => {}
+    }
+    (archive, results)
+}
+
+async fn send(evil: &Client, seeder: PeerId, g: &Grant, kind: FileKind, path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let header = TransferHeader {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        kind,
+        size: bytes.len() as u64,
+        sha256: Sha256::digest(&bytes).into(),
+    };
+    evil.send_file(seeder, header, path)
+        .await
+        .unwrap_or_else(|e| panic!("the seeder takes the {kind:?} bytes: {e}"));
+}
+
+/// Every file in the seeder's staging area.
+fn staged(out: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(datasets) = std::fs::read_dir(out.join(".incoming")) {
+        for d in datasets.flatten() {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                names.push(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Runs a seeder again on the same data dir, once the previous run has let go of its lease
+/// database (it closes in the background after the node returns).
+async fn rerun(cfg: NodeConfig) -> NodeOutcome {
+    for _ in 0..100 {
+        let run = ldawt::node::run(
+            cfg.clone(),
+            CancellationToken::new(),
+            |_: &ldawt::node::Ready| {},
+        );
+        match tokio::time::timeout(Duration::from_secs(120), run).await {
+            Ok(Ok(outcome)) => return outcome,
+            Ok(Err(ldawt::node::NodeError::Store(_))) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Ok(Err(e)) => panic!("the rerun failed: {e}"),
+            Err(_) => panic!("the rerun did not finish"),
+        }
+    }
+    panic!("the lease database stayed locked");
+}
+
+async fn finished(task: tokio::task::JoinHandle<NodeOutcome>) -> NodeOutcome {
+    tokio::time::timeout(Duration::from_secs(120), task)
+        .await
+        .expect("the seeder finishes")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let input = tmp.path().join("birds.parquet");
+    write_seed(
+        &input,
+        ROWS,
+        |i| fx.url(&format!("/p/{i}.jpg")),
+        |i| format!("species {}", i % 3),
+    );
+    let out = tmp.path().join("out");
+    let (ready, seeder) = spawn_node(
+        seeder_config(tmp.path(), input, &out),
+        CancellationToken::new(),
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let dataset = ready.seeded.clone().unwrap().0.id;
+    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
+    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let evil = hostile(join.clone()).await;
+
+    for variant in [
+        Variant::Forged,
+        Variant::Truncated,
+        Variant::ExtraMember,
+        Variant::WrongHash,
+    ] {
+        let g = take_lease(&evil, seeder_peer, dataset).await;
+        let rows = rows_of(&evil, seeder_peer, &g).await;
+        let (archive, results) =
+            build(&tmp.path().join(format!("{variant:?}")), &g, &rows, variant);
+        send(&evil, seeder_peer, &g, FileKind::Archive, &archive).await;
+        send(&evil, seeder_peer, &g, FileKind::Results, &results).await;
+        let answer = evil
+            .request(
+                seeder_peer,
+                ControlRequest::Complete {
+                    dataset,
+                    shard: g.shard,
+                    epoch: g.epoch,
+                    ok: g.rows,
+                    failed: 0,
+                    bytes: 1 << 40,
+                },
+            )
+            .await
+            .unwrap();
+        match &answer {
+            ControlResponse::Rejected(r) => {
+                assert_eq!(r.reason, RejectReason::Invalid, "{variant:?}: {r}")
+            }
+            other => panic!("{variant:?} was accepted: {other:?}"),
+        }
+        let epoch_tag = format!(".e{}.", g.epoch);
+        assert!(
+            !staged(&out).iter().any(|f| f.contains(&epoch_tag)),
+            "{variant:?}: the refused files are deleted: {:?}",
+            staged(&out)
+        );
+    }
+
+    // A header announcing 1 TiB (a sparse file: nothing is read unless the seeder accepts).
+    let g = take_lease(&evil, seeder_peer, dataset).await;
+    let huge = tmp.path().join("huge.tar.gz");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let header = TransferHeader {
+        dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        kind: FileKind::Archive,
+        size: 1 << 40,
+        sha256: [0; 32],
+    };
+    let sent = tokio::time::timeout(
+        Duration::from_secs(30),
+        evil.send_file(seeder_peer, header, &huge),
+    )
+    .await
+    .expect("refused at once, not streamed");
+    match sent {
+        Err(NetError::Rejected(r)) => assert_eq!(r.reason, RejectReason::NotAllowed, "{r}"),
+        other => panic!("a 1 TiB header was not refused: {other:?}"),
+    }
+    assert!(
+        !staged(&out).iter().any(|f| f.ends_with(".part")),
+        "no partial file: {:?}",
+        staged(&out)
+    );
+    let _ = std::fs::remove_file(&huge);
+    let r = evil
+        .request(
+            seeder_peer,
+            ControlRequest::Abandon {
+                dataset,
+                shard: g.shard,
+                epoch: g.epoch,
+                reason: "done probing".into(),
+                failed: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, ControlResponse::Ack);
+
+    // An honest worker finishes everything.
+    let mut cfg = node_config(&tmp.path().join("honest"));
+    cfg.join = vec![join];
+    cfg.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, worker) = spawn_node(cfg, CancellationToken::new());
+    let outcome = finished(seeder).await;
+    let report = &outcome.reports[0];
+    assert_eq!((report.ok, report.failed, report.shards_done), (ROWS, 0, 4));
+    assert!(
+        report.shards.iter().map(|s| s.failures).sum::<u32>() >= 4,
+        "each refused delivery cost its shard an attempt: {:?}",
+        report.shards
+    );
+    let evil_id = evil.local_peer_id().to_string();
+    assert!(
+        report
+            .shards
+            .iter()
+            .all(|s| s.done_by.as_deref() != Some(evil_id.as_str())),
+        "{:?}",
+        report.shards
+    );
+    let merged = merged_results(&out);
+    assert!(
+        merged
+            .iter()
+            .all(|r| r.3.as_deref().is_some_and(|m| !m.contains("..")
+                && !m.contains("etc/cron.d")
+                && !m.contains("extra/"))),
+        "a forged member reached the merged results"
+    );
+    assert_exactly_once(&out, ROWS, ROWS);
+    assert!(!out.join(".incoming").exists(), "staging area cleared");
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_results_file_in_out_is_reported_and_finalize_still_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let input = tmp.path().join("bees.parquet");
+    let rows = 24u64;
+    write_seed(
+        &input,
+        rows,
+        |i| fx.url(&format!("/b/{i}.jpg")),
+        |i| format!("bee {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let (ready, seeder) = spawn_node(
+        seeder_config(tmp.path(), input.clone(), &out),
+        CancellationToken::new(),
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut cfg = node_config(&tmp.path().join("honest"));
+    cfg.join = vec![ready.join_addrs[0].parse().unwrap()];
+    cfg.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, worker) = spawn_node(cfg, CancellationToken::new());
+    let first = finished(seeder).await;
+    assert_eq!(first.reports[0].ok, rows);
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+
+    // One shard's results file in --out is replaced by garbage; the seeder is rerun (twice).
+    let bad = out.join(format!(
+        "{}.results.parquet",
+        archive_stem(Path::new(&first.reports[0].shards[1].archive))
+    ));
+    assert!(bad.exists(), "{}", bad.display());
+    std::fs::write(&bad, b"PAR1 this is not parquet PAR1").unwrap();
+    for _ in 0..2 {
+        let outcome = rerun(seeder_config(tmp.path(), input.clone(), &out)).await;
+        let r = &outcome.reports[0];
+        assert_eq!((r.ok, r.failed), (rows - 12, 12), "{r:?}");
+        assert_eq!(r.error_breakdown.get("results_unreadable"), Some(&12));
+        assert_eq!(r.unreadable_files.len(), 1, "{:?}", r.unreadable_files);
+        assert!(
+            r.unreadable_files[0].contains(&bad.file_name().unwrap().to_string_lossy().to_string()),
+            "the file is named: {:?}",
+            r.unreadable_files
+        );
+        assert_eq!(merged_results(&out).len() as u64, rows);
+    }
+}
