@@ -5,6 +5,8 @@
 
 mod common;
 
+#[path = "swarm/hostile.rs"]
+mod hostile;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
 #[path = "swarm/processes.rs"]

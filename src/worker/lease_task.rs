@@ -15,6 +15,7 @@ use super::activity::Activity;
 use super::link::{LinkError, SeederLink};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
 use crate::input::VecRows;
+use crate::model::shard::check_archive_name;
 use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
 
 /// Why a lease is released on shutdown.
@@ -55,6 +56,20 @@ pub struct LeaseCtx {
 /// Runs one lease to its end; `shutdown` gives it back.
 pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
     let g = ctx.grant.clone();
+    // Nothing from a peer becomes a path unchecked: a grant whose archive name is not one plain
+    // file name of the form seeders generate is given back before anything is fetched or
+    // written.
+    if let Err(e) = check_archive_name(&g.archive_name) {
+        let seeder = ctx.link.seeder(&ctx.me);
+        tracing::error!(
+            dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, %seeder,
+            "refused a grant from seeder {seeder}: {e}: {:?}; nothing was written",
+            g.archive_name
+        );
+        let reason = format!("refused grant: {e}");
+        give_back(&ctx, &g, reason.clone(), false).await;
+        return LeaseOutcome::Released(reason);
+    }
     let dir = ctx
         .work_dir
         .join(g.dataset.to_hex())
@@ -84,18 +99,24 @@ pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutco
         _ => None,
     };
     if let Some((reason, failed)) = given_back {
-        let req = ControlRequest::Abandon {
-            dataset: g.dataset,
-            shard: g.shard,
-            epoch: g.epoch,
-            reason,
-            failed,
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
+        give_back(&ctx, &g, reason, failed).await;
     }
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, ?outcome, "lease ended");
     outcome
+}
+
+/// Tells the seeder the lease is given back (bounded in time; an unreachable seeder lets it
+/// expire instead).
+async fn give_back(ctx: &LeaseCtx, g: &Grant, reason: String, failed: bool) {
+    let req = ControlRequest::Abandon {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        reason,
+        failed,
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
 }
 
 async fn work(

@@ -23,7 +23,7 @@ use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 120;
 
-fn node_config(data: &Path) -> NodeConfig {
+pub(super) fn node_config(data: &Path) -> NodeConfig {
     NodeConfig {
         data_dir: data.to_path_buf(),
         seed: None,
@@ -43,7 +43,7 @@ fn node_config(data: &Path) -> NodeConfig {
     }
 }
 
-fn spawn_node(
+pub(super) fn spawn_node(
     cfg: NodeConfig,
     stop: CancellationToken,
 ) -> (
