@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Coordinator, CoordinatorError, FileDecision, FinalReport};
+use super::{Coordinator, CoordinatorError, FileDecision, FinalReport, StorageFailure};
 use crate::model::time::Clock;
 use crate::protocol::status::DatasetProgress;
 use crate::protocol::swarm::{
@@ -55,6 +55,7 @@ pub struct Snapshot {
 pub struct CoordinatorHandle {
     tx: mpsc::Sender<Msg>,
     finished: watch::Receiver<bool>,
+    storage: watch::Receiver<Option<StorageFailure>>,
 }
 
 /// The coordinator has stopped.
@@ -72,6 +73,7 @@ impl CoordinatorHandle {
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Msg>(256);
         let (finished_tx, finished) = watch::channel(coord.is_finished());
+        let (storage_tx, storage) = watch::channel(None);
         tokio::spawn(async move {
             loop {
                 let now = clock.now();
@@ -95,9 +97,18 @@ impl CoordinatorHandle {
                 }
                 let done = coord.is_finished();
                 finished_tx.send_if_modified(|f| std::mem::replace(f, done) != done);
+                if let Some(failure) = coord.storage_failure()
+                    && storage_tx.borrow().is_none()
+                {
+                    let _ = storage_tx.send(Some(failure.clone()));
+                }
             }
         });
-        Self { tx, finished }
+        Self {
+            tx,
+            finished,
+            storage,
+        }
     }
 
     /// Answers a control request from `peer`.
@@ -174,6 +185,19 @@ impl CoordinatorHandle {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Msg::Finalize(tx)).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
+    }
+
+    /// Resolves with the failure when the seeder's storage fails (fail-stop); never otherwise.
+    pub async fn wait_storage_failed(&self) -> StorageFailure {
+        let mut rx = self.storage.clone();
+        loop {
+            if let Some(f) = rx.borrow_and_update().clone() {
+                return f;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Resolves when every dataset is finished (or the actor stopped).

@@ -79,6 +79,7 @@ fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
                 copy_after: Duration::ZERO,
             },
             stored: None,
+            retry_failed: false,
         },
         store,
     )

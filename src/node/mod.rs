@@ -68,6 +68,8 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     /// A seeder sends here the path of every archive and shard results file it stores.
     pub stored_files: Option<mpsc::UnboundedSender<PathBuf>>,
+    /// A seeder reopens the failed shards of a resumed dataset (`--retry-failed`).
+    pub retry_failed: bool,
 }
 
 /// What the node prints once it is up.
@@ -188,6 +190,7 @@ pub async fn run(
                 data_dir: cfg.data_dir.clone(),
                 lease: cfg.lease,
                 stored: cfg.stored_files.clone(),
+                retry_failed: cfg.retry_failed,
             },
             store,
         );
@@ -268,6 +271,7 @@ pub async fn run(
     let mut worker_task = worker_task;
     let mut finalized = false;
     let mut outcome = NodeOutcome::default();
+    let mut storage_failure = None;
     loop {
         let coord_finished = async {
             match &coord {
@@ -275,9 +279,20 @@ pub async fn run(
                 _ => std::future::pending().await,
             }
         };
+        let storage_failed = async {
+            match &coord {
+                Some(c) => c.wait_storage_failed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {
                 outcome.interrupted = true;
+                break;
+            }
+            // Fail-stop: the seeder already refuses everything; stop the node cleanly.
+            failure = storage_failed => {
+                storage_failure = Some(failure);
                 break;
             }
             _ = coord_finished => {
@@ -360,6 +375,9 @@ pub async fn run(
     }
     client.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+    if let Some(f) = storage_failure {
+        return Err(CoordinatorError::StorageFailed(f).into());
+    }
     Ok(outcome)
 }
 

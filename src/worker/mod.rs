@@ -116,6 +116,7 @@ pub async fn run(
     let mut next_bid: HashMap<DatasetId, Instant> = HashMap::new();
     let mut idle_since = Instant::now();
     let leases = shutdown.child_token();
+    let decline = stats::DeclineLog::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -146,8 +147,14 @@ pub async fn run(
         for offer in current {
             let stats = current_stats(&probe, &activity, &cfg);
             if stats.free_slots == 0 {
+                if stats.leases_held == 0 {
+                    // Idle and not bidding: say why (WARN, once per reason).
+                    let shard = bid::expected_shard_bytes(1_000, bid::DEFAULT_BYTES_PER_ROW);
+                    decline.note(stats::why_not_bidding(&stats, shard, &cfg.work_dir));
+                }
                 break;
             }
+            decline.note(None);
             if next_bid
                 .get(&offer.dataset)
                 .is_some_and(|t| *t > Instant::now())

@@ -40,6 +40,7 @@ pub(super) fn node_config(data: &Path) -> NodeConfig {
         max_leases: Some(2),
         heartbeat: Duration::from_millis(300),
         stored_files: None,
+        retry_failed: false,
     }
 }
 

@@ -60,9 +60,13 @@ pub struct NodeArgs {
     /// Seconds a lease lives without renewal (a silent worker loses its shard after that).
     #[arg(long, value_name = "SECS")]
     pub lease_ttl: Option<u64>,
-    /// Failed attempts per shard before it is given up.
+    /// Failed attempts per shard before it is given up (each distinct peer counts once). On a
+    /// rerun, a higher value reopens shards that failed under the old one.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Coordinate only: this node downloads nothing.
     #[arg(long)]
     pub no_work: bool,
@@ -239,6 +243,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         max_leases: args.max_leases,
         heartbeat: Duration::from_secs_f64(args.heartbeat.clamp(0.1, 60.0)),
         stored_files: None,
+        retry_failed: args.retry_failed,
     })
 }
 
