@@ -4,7 +4,11 @@
 //! accounted for exactly once and that no archive member is duplicated.
 
 mod common;
+#[path = "common/faults.rs"]
+mod fault_tools;
 
+#[path = "swarm/faults.rs"]
+mod faults;
 #[path = "swarm/hostile.rs"]
 mod hostile;
 #[path = "swarm/inprocess.rs"]

@@ -92,6 +92,7 @@ impl CoordinatorHandle {
                         Some(msg) => serve(&mut coord, msg, clock.now()).await,
                     },
                 }
+                coord.check_storage(clock.now());
                 for g in coord.drain_gossip() {
                     let _ = gossip.send(g);
                 }

@@ -30,6 +30,13 @@ pub use handle::{CoordinatorHandle, Snapshot, Stopped};
 /// How long a worker with nothing to do waits before asking again.
 pub const NO_WORK_RETRY_MS: u64 = 1_000;
 
+/// Below this much free space on the filesystem of `--out` or of the data dir the seeder
+/// fail-stops (ENOSPC there means it can neither store shards nor commit leases).
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// How often the seeder checks its own free space.
+const DISK_CHECK_MS: u64 = 500;
+
 /// Where the seeder writes and how it leases.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -107,6 +114,7 @@ pub struct Coordinator {
     peer_stats: HashMap<String, NodeStats>,
     outbox: Vec<Gossip>,
     storage_failed: Option<StorageFailure>,
+    next_disk_check: UnixMillis,
 }
 
 impl Coordinator {
@@ -119,6 +127,7 @@ impl Coordinator {
             peer_stats: HashMap::new(),
             outbox: Vec::new(),
             storage_failed: None,
+            next_disk_check: UnixMillis(0),
         }
     }
 
@@ -352,6 +361,29 @@ impl Coordinator {
             self.fail_storage(&self.cfg.data_dir.clone(), e.to_string());
         }
         r
+    }
+
+    /// Fail-stops when `--out` or the data dir has (almost) no space left; checked at most
+    /// every half second.
+    pub fn check_storage(&mut self, now: UnixMillis) {
+        if self.storage_failed.is_some() || now < self.next_disk_check {
+            return;
+        }
+        self.next_disk_check = UnixMillis(now.0.saturating_add(DISK_CHECK_MS));
+        for dir in [self.cfg.out.clone(), self.cfg.data_dir.clone()] {
+            if let Some(free) = crate::worker::stats::free_space(&dir)
+                && free < MIN_FREE_BYTES
+            {
+                self.fail_storage(
+                    &dir,
+                    format!(
+                        "no space left on its filesystem (below the {} minimum)",
+                        crate::worker::stats::human_bytes(MIN_FREE_BYTES)
+                    ),
+                );
+                return;
+            }
+        }
     }
 
     /// Enters fail-stop: logs one clear error naming `dir` and its free space.

@@ -116,9 +116,25 @@ impl LeaseBook {
         self.peers.note_bid(peer, now);
     }
 
-    /// Whether `peer` may get a lease now (faults back it off, then exclude it).
+    /// Whether `peer` may get a lease now: faults back it off, then exclude it from the
+    /// dataset, but only while another admissible peer has bid within the last TTL (a lone
+    /// worker is backed off, never shut out, so a run cannot stall on exclusions).
     pub fn admission(&self, peer: &str, now: UnixMillis) -> Admission {
-        self.peers.admission(peer, now)
+        match self.peers.admission(peer, now) {
+            Admission::Excluded { .. }
+                if !self
+                    .peers
+                    .someone_else_active(peer, &[], self.cfg.ttl, now) =>
+            {
+                let until = self.peers.get(peer).map_or(now, |r| r.backoff_until);
+                if until > now {
+                    Admission::BackOff { until }
+                } else {
+                    Admission::Admitted
+                }
+            }
+            other => other,
+        }
     }
 
     /// Shards completed by `peer`, as recorded here.

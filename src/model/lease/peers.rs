@@ -7,7 +7,8 @@
 //! - a fault sets a backoff of `ttl × 2^(consecutive − 1)` (at most [`MAX_BACKOFF_TTLS`] TTLs)
 //!   during which the peer gets no lease of this dataset;
 //! - after [`MAX_PEER_FAULTS`] consecutive faults the peer is excluded from the dataset for the
-//!   rest of the run (the last cause is kept and shown);
+//!   rest of the run (the last cause is kept and shown) while other peers are around (the
+//!   lease book only backs a lone peer off);
 //! - a completion clears the consecutive count;
 //! - cap = [`INITIAL_PEER_CAP`] + completions recorded for the peer.
 

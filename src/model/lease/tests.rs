@@ -254,6 +254,9 @@ fn repeated_faults_exclude_a_peer_and_completions_raise_its_cap() {
         .unwrap();
         now += 100 * TTL;
     }
+    // Alone, it is only backed off; with another peer around, it is excluded.
+    assert_eq!(book.admission("a", t(now)), Admission::Admitted);
+    book.note_bid("b", t(now));
     assert!(matches!(
         book.admission("a", t(now)),
         Admission::Excluded { faults: 3, .. }
