@@ -80,6 +80,8 @@ pub struct NodeConfig {
     pub allow_private_urls: bool,
     /// `--max-archive-bytes`: a seeder refuses any archive transfer announcing more.
     pub max_archive_bytes: Option<u64>,
+    /// A seeder reopens the failed shards of a resumed dataset (`--retry-failed`).
+    pub retry_failed: bool,
 }
 
 /// What the node prints once it is up.
@@ -252,6 +254,7 @@ pub async fn run(
                     max_archive_bytes: cfg.max_archive_bytes,
                     ..IntakeLimits::default()
                 },
+                retry_failed: cfg.retry_failed,
             },
             store,
         );
@@ -336,6 +339,7 @@ pub async fn run(
     let mut worker_task = worker_task;
     let mut finalized = false;
     let mut outcome = NodeOutcome::default();
+    let mut storage_failure = None;
     loop {
         let coord_finished = async {
             match &coord {
@@ -343,9 +347,20 @@ pub async fn run(
                 _ => std::future::pending().await,
             }
         };
+        let storage_failed = async {
+            match &coord {
+                Some(c) => c.wait_storage_failed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {
                 outcome.interrupted = true;
+                break;
+            }
+            // Fail-stop: the seeder already refuses everything; stop the node cleanly.
+            failure = storage_failed => {
+                storage_failure = Some(failure);
                 break;
             }
             _ = coord_finished => {
@@ -428,6 +443,9 @@ pub async fn run(
     }
     client.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+    if let Some(f) = storage_failure {
+        return Err(CoordinatorError::StorageFailed(f).into());
+    }
     Ok(outcome)
 }
 

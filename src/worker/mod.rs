@@ -139,6 +139,7 @@ pub async fn run(
     let mut silent: HashMap<OfferKey, u32> = HashMap::new();
     let mut idle_since = Instant::now();
     let leases = shutdown.child_token();
+    let decline = stats::DeclineLog::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -167,6 +168,13 @@ pub async fn run(
         }
         let current: Vec<Offer> = offers.borrow().clone();
         let stats = current_stats(&probe, &activity, &cfg);
+        if stats.free_slots == 0 && stats.leases_held == 0 && !current.is_empty() {
+            // Idle and not bidding: say why (WARN, once per reason).
+            let shard = bid::expected_shard_bytes(1_000, bid::DEFAULT_BYTES_PER_ROW);
+            decline.note(stats::why_not_bidding(&stats, shard, &cfg.work_dir));
+        } else if stats.free_slots > 0 {
+            decline.note(None);
+        }
         if stats.free_slots == 0 || current.is_empty() {
             continue;
         }

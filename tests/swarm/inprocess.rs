@@ -48,6 +48,7 @@ pub fn node_config(data: &Path) -> NodeConfig {
         allow_peers: Vec::new(),
         allow_private_urls: true,
         max_archive_bytes: None,
+        retry_failed: false,
     }
 }
 

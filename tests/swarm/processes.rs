@@ -18,14 +18,14 @@ use super::util::{assert_exactly_once, write_seed};
 const ROWS: u64 = 160;
 const SHARDS: u32 = 16;
 
-struct NodeProc {
+pub(super) struct NodeProc {
     child: Child,
     lines: mpsc::Receiver<String>,
     stderr: PathBuf,
 }
 
 impl NodeProc {
-    fn start(args: &[String], stderr: PathBuf) -> Self {
+    pub(super) fn start(args: &[String], stderr: PathBuf) -> Self {
         let mut child = Command::new(common::ldawt_bin())
             .args(args)
             .arg("--no-progress")
@@ -51,7 +51,7 @@ impl NodeProc {
     }
 
     /// Lines printed until one contains `needle` (panics after `timeout`).
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+    pub(super) fn wait_line(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -64,7 +64,7 @@ impl NodeProc {
     }
 
     /// Waits for exit; returns the code and the rest of stdout.
-    fn wait(mut self, timeout: Duration) -> (i32, String) {
+    pub(super) fn wait(mut self, timeout: Duration) -> (i32, String) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -86,14 +86,14 @@ impl NodeProc {
     }
 
     /// Reads the start-up lines: (peer id, first `--join` address, status address).
-    fn ready(&self) -> (String, String, String) {
+    pub(super) fn ready(&self) -> (String, String, String) {
         let (id, join, _, status) = self.ready_with_key();
         (id, join, status)
     }
 
     /// Reads the start-up lines: (peer id, first `--join` address, the `--swarm-key` file of
     /// the join line, status address).
-    fn ready_with_key(&self) -> (String, String, String, String) {
+    pub(super) fn ready_with_key(&self) -> (String, String, String, String) {
         let t = Duration::from_secs(60);
         let last = |l: String| l.split_whitespace().last().unwrap_or_default().to_string();
         let id = last(self.wait_line("ldawt node ", t));
@@ -107,12 +107,12 @@ impl NodeProc {
         (id, join, key, status)
     }
 
-    fn kill9(mut self) {
+    pub(super) fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
@@ -138,7 +138,7 @@ pub(crate) fn parse_join_line(line: &str) -> (String, String) {
     (after("--join"), after("--swarm-key"))
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -146,7 +146,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn status(addr: &str) -> Option<NodeStatus> {
+pub(super) fn status(addr: &str) -> Option<NodeStatus> {
     let out = common::run_ldawt(
         &["peers", "--json", "--status-addr", addr],
         Duration::from_secs(20),
@@ -158,7 +158,7 @@ fn status(addr: &str) -> Option<NodeStatus> {
 }
 
 /// Polls `addr`'s status until `pred` holds (panics after `timeout`).
-fn wait_status(
+pub(super) fn wait_status(
     addr: &str,
     timeout: Duration,
     what: &str,

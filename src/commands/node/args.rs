@@ -64,9 +64,13 @@ pub struct NodeArgs {
     /// [default: 60].
     #[arg(long, value_name = "SECS")]
     pub lease_ttl: Option<u64>,
-    /// Failed attempts per shard before it is given up [default: 3].
+    /// Failed attempts per shard before it is given up (each distinct peer counts once). On a
+    /// rerun, a higher value reopens shards that failed under the old one.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Coordinate only: this node downloads nothing.
     #[arg(long)]
     pub no_work: bool,
@@ -279,6 +283,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         heartbeat: Duration::from_secs_f64(args.heartbeat.clamp(0.1, 60.0)),
         stored_files: None,
         max_archive_bytes: args.max_archive_bytes,
+        retry_failed: args.retry_failed,
     })
 }
 

@@ -22,6 +22,7 @@ use libp2p::Multiaddr;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::GlobalOpts;
+use crate::coordinator::CoordinatorError;
 use crate::exit::{self, UsageError};
 use crate::net::NetError;
 use crate::node::NodeError;
@@ -78,6 +79,8 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     let outcome = match result {
         Ok(o) => o,
         Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
+        // Exit code 4 (exit::STORAGE_FAILED): the error names the directory and its free space.
+        Err(NodeError::Coordinator(CoordinatorError::StorageFailed(f))) => return Err(f.into()),
         Err(
             e @ (NodeError::Status { .. }
             | NodeError::Net(NetError::Listen { .. })
