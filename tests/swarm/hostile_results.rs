@@ -61,6 +61,8 @@ async fn hostile(join: Multiaddr) -> Client {
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = vec![join];
     cfg.mdns = false;
+    // An insider: it holds the swarm key, so only the seeder's verification stands in its way.
+    cfg.psk = Some(super::common::test_swarm_key());
     let (client, mut events, event_loop) = net::new(cfg).unwrap();
     tokio::spawn(event_loop.run());
     tokio::spawn(async move { while events.recv().await.is_some() {} });
