@@ -28,7 +28,7 @@ const RESULTS_BYTES_PER_ROW: u64 = 8 << 10;
 /// Results-file bytes allowed per file (parquet footer and schema).
 const RESULTS_BYTES_PER_FILE: u64 = 1 << 20;
 /// Free disk kept on `--out` by default.
-pub const DEFAULT_DISK_RESERVE: u64 = 256 << 20;
+pub const DEFAULT_DISK_RESERVE: u64 = 16 << 20;
 
 /// Bounds on what the seeder accepts from workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,11 +196,18 @@ impl Coordinator {
             .saturating_sub(others);
         if available <= h.size {
             tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, "transfer refused: not enough free disk on --out");
+            // With other transfers holding reservations the shortage may pass (busy); with
+            // none, there is no room for this shard at all (storage failed: fail-stop).
+            let reason = if others > 0 {
+                RejectReason::Busy
+            } else {
+                RejectReason::StorageFailed
+            };
             return Err(Refusal::new(
-                RejectReason::StorageFailed,
+                reason,
                 format!(
-                    "the seeder has not enough free disk for {} bytes; retry later",
-                    h.size
+                    "not enough free disk on --out for a file of {} bytes ({} free, {} kept in reserve)",
+                    h.size, free, self.cfg.intake.disk_reserve
                 ),
             ));
         }

@@ -260,14 +260,15 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
     let dataset = ready.seeded.clone().unwrap().0.id;
     let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
     let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
-    let evil = hostile(join.clone()).await;
-
+    // A hostile operator with many identities: each invalid delivery gets its sender backed off
+    // (checked below), so every attack comes from a fresh one.
     for variant in [
         Variant::Forged,
         Variant::Truncated,
         Variant::ExtraMember,
         Variant::WrongHash,
     ] {
+        let evil = hostile(join.clone()).await;
         let g = take_lease(&evil, seeder_peer, dataset).await;
         let rows = rows_of(&evil, seeder_peer, &g).await;
         let (archive, results) =
@@ -294,6 +295,20 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
             }
             other => panic!("{variant:?} was accepted: {other:?}"),
         }
+        let again = evil
+            .request(
+                seeder_peer,
+                ControlRequest::Bid {
+                    dataset,
+                    stats: stats(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            !matches!(again, ControlResponse::Granted(_)),
+            "{variant:?}: the sender of an invalid shard gets no new lease at once: {again:?}"
+        );
         let epoch_tag = format!(".e{}.", g.epoch);
         assert!(
             !staged(&out).iter().any(|f| f.contains(&epoch_tag)),
@@ -303,6 +318,7 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
     }
 
     // A header announcing 1 TiB (a sparse file: nothing is read unless the seeder accepts).
+    let evil = hostile(join.clone()).await;
     let g = take_lease(&evil, seeder_peer, dataset).await;
     let huge = tmp.path().join("huge.tar.gz");
     std::fs::File::create(&huge)
