@@ -506,3 +506,45 @@ fn a_seeder_under_a_connection_flood_keeps_serving_healthz_and_workers() {
     assert_eq!(http_get_code(&ready.status, "/healthz"), Some(200));
     drop(flood);
 }
+
+/// Attack 10's wiring: a worker without `--allow-private-urls` does not fetch a remote
+/// seeder's rows that point at loopback. Needs the engine's address check
+/// (`EngineConfig::block_private_addresses`, enforced in `src/fetch/` by another branch).
+#[test]
+#[ignore = "enable once src/fetch enforces EngineConfig::block_private_addresses"]
+fn a_remote_seeders_loopback_rows_are_blocked_without_allow_private_urls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("probe.parquet");
+    write_seed(&input, 10, |i| fx.url(&format!("/internal/{i}.jpg")));
+    let seeder = seeder(tmp.path(), &input, 1, &[], None);
+    let ready = seeder.ready();
+    let mut args = s(&[
+        "node",
+        "--join",
+        &ready.join,
+        "--swarm-key",
+        ready.key.as_deref().unwrap(),
+        "--data-dir",
+        tmp.path().join("w").to_str().unwrap(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--exit-when-idle",
+        "5",
+    ]);
+    args.push("--max-attempts".into());
+    args.push("1".into());
+    let w = NodeProc::start(&args, tmp.path().join("w.err"));
+    let (code, report) = seeder.wait(Duration::from_secs(120));
+    assert_ne!(code, 0, "{report}");
+    assert!(report.contains("0 ok, 10 failed"), "{report}");
+    assert!(report.contains("blocked_address"), "{report}");
+    let reached: u64 = (0..10)
+        .map(|i| fx.requests(&format!("/internal/{i}.jpg")))
+        .sum();
+    assert_eq!(reached, 0, "the worker never reached the internal server");
+    drop(w);
+}
