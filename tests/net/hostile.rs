@@ -548,3 +548,49 @@ fn a_remote_seeders_loopback_rows_are_blocked_without_allow_private_urls() {
     assert_eq!(reached, 0, "the worker never reached the internal server");
     drop(w);
 }
+
+#[test]
+fn a_worker_without_a_key_refuses_to_start_and_open_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("w");
+    let base = [
+        "node",
+        "--join",
+        "/ip4/127.0.0.1/tcp/9",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let o = common::run_ldawt(&base, Duration::from_secs(30));
+    assert_eq!(common::code(&o), 2, "{}", common::text(&o));
+    let t = common::text(&o);
+    assert!(
+        t.contains("no swarm key") && t.contains("--swarm-key") && t.contains("LDAWT_SWARM_KEY"),
+        "{t}"
+    );
+    assert!(!data.exists(), "a refused worker creates nothing");
+    let missing = [&base[..], &["--swarm-key", "/nonexistent/swarm.key"]].concat();
+    let o = common::run_ldawt(&missing, Duration::from_secs(30));
+    assert_eq!(common::code(&o), 2, "{}", common::text(&o));
+    assert!(common::text(&o).contains("/nonexistent/swarm.key"));
+    // --open starts, warns, and prints an `--open` join line.
+    let mut args = s(&base);
+    args.extend(s(&["--open", "--exit-when-idle", "1"]));
+    let node = NodeProc::start(&args, tmp.path().join("open.err"));
+    node.wait_line("WARNING: open swarm (--open)", Duration::from_secs(30));
+    let join = node.wait_line("--join ", Duration::from_secs(30));
+    assert!(join.trim_end().ends_with(" --open"), "{join}");
+    let (code, _) = node.wait(Duration::from_secs(60));
+    assert_eq!(code, 0);
+    assert!(node_log_warns(&tmp.path().join("open.err")));
+}
+
+fn node_log_warns(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains("open swarm (--open)")
+}
