@@ -171,11 +171,13 @@ async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker()
             .unwrap();
         summaries.push(o.worker.expect("worker summary"));
     }
-    assert!(
-        summaries.iter().all(|s| s.completed > 0),
-        "both workers worked: {summaries:?}"
+    // Every shard is completed exactly once between them (which worker takes how many depends
+    // on who connects first: a fast worker's lease cap grows with its completions).
+    assert_eq!(
+        summaries.iter().map(|s| s.completed).sum::<u64>(),
+        10,
+        "{summaries:?}"
     );
-    assert_eq!(summaries.iter().map(|s| s.completed).sum::<u64>(), 10);
 
     // The ghost comes back with its stale epoch: completion and files are refused.
     let late = ghost
