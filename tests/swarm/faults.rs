@@ -89,7 +89,13 @@ fn read_leases(db: &Path) -> (u64, BTreeSet<u64>, bool) {
         let mark = store.next_epoch(id).await.unwrap();
         let epochs = shards
             .iter()
-            .flat_map(|s| s.entry.holders.iter().map(|h| h.epoch).chain(s.entry.done_epoch))
+            .flat_map(|s| {
+                s.entry
+                    .holders
+                    .iter()
+                    .map(|h| h.epoch)
+                    .chain(s.entry.done_epoch)
+            })
             .collect();
         let failed = shards.iter().any(|s| s.entry.phase == ShardPhase::Failed);
         (mark, epochs, failed)
@@ -101,8 +107,9 @@ fn five_seeder_kill_9_cycles_inside_one_shard_fail_nothing_and_epochs_only_grow(
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
     let input = tmp.path().join("owls.parquet");
-    let rows = 160u64;
-    // Two shards of 80 rows at ~0.4 s each with one connection: ~32 s per shard.
+    let rows = 200u64;
+    // Two shards of 100 rows at ~0.4 s each with one connection: ~40 s per shard, longer than
+    // the five kill/restart cycles (~35 s).
     write_seed(
         &input,
         rows,
@@ -161,9 +168,15 @@ fn five_seeder_kill_9_cycles_inside_one_shard_fail_nothing_and_epochs_only_grow(
         seeder.kill9();
         let (mark, epochs, failed) = read_leases(&db);
         assert!(!failed, "cycle {cycle}: a shard failed");
-        assert!(mark >= last_mark, "cycle {cycle}: mark went down {last_mark} → {mark}");
+        assert!(
+            mark >= last_mark,
+            "cycle {cycle}: mark went down {last_mark} → {mark}"
+        );
         for e in &epochs {
-            assert!(*e < mark, "cycle {cycle}: epoch {e} at or above the mark {mark}");
+            assert!(
+                *e < mark,
+                "cycle {cycle}: epoch {e} at or above the mark {mark}"
+            );
             if !seen.contains(e) {
                 assert!(
                     *e >= last_mark,
@@ -277,7 +290,12 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
         |i| format!("moth {}", i % 4),
     );
     let out = disk.path.join("out");
-    let args = seeder_args(&input, &out, free_port(), &["--shards", "8", "--lease-ttl", "5"]);
+    let args = seeder_args(
+        &input,
+        &out,
+        free_port(),
+        &["--shards", "8", "--lease-ttl", "5"],
+    );
     let seeder = NodeProc::start(&args, tmp.path().join("seeder-1.err"));
     let (_, join, _) = seeder.ready();
     let mut workers = Vec::new();

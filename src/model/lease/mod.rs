@@ -122,9 +122,7 @@ impl LeaseBook {
     pub fn admission(&self, peer: &str, now: UnixMillis) -> Admission {
         match self.peers.admission(peer, now) {
             Admission::Excluded { .. }
-                if !self
-                    .peers
-                    .someone_else_active(peer, &[], self.cfg.ttl, now) =>
+                if !self.peers.someone_else_active(peer, &[], self.cfg.ttl, now) =>
             {
                 let until = self.peers.get(peer).map_or(now, |r| r.backoff_until);
                 if until > now {
