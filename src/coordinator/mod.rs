@@ -3,6 +3,12 @@
 //! transfers into `<out>/.incoming/`, and on a verified completion moves both files into
 //! `--out` and marks the shard done in the same step (persisted in redb before answering).
 //!
+//! Fair leasing: a peer holds at most what its recorded completions earn (see
+//! [`crate::model::lease`]); faults back a peer off and then exclude it from the dataset. Fail-stop:
+//! the first failed lease-database commit, or no space left in `--out` or the data dir, stops
+//! all granting and renewing; every request is then refused with `StorageFailed` and the node
+//! exits with code 4, leaving the committed state for a rerun.
+//!
 //! It performs no networking: the node runtime feeds it requests and file events (from `net` or
 //! from the in-process worker) with the current time, and publishes what it returns.
 
