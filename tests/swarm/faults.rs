@@ -1,8 +1,9 @@
 //! Fault injection through the real `ldawt node` binary on loopback (issue 14): five seeder
 //! `kill -9`/restart cycles inside one shard's life with the epoch high-water mark read from
 //! redb after each kill; a worker whose data dir is a small tmpfs beside a healthy worker; a
-//! seeder whose `--out` fills up (fail-stop with exit code 4, then a rerun with more space
-//! finishes exactly once). Mounts need root: locally these tests say why they skip, under `CI`
+//! seeder whose `--out` fills up (fail-stop with exit code 4; down longer than the lease TTL
+//! while workers hold finished shards; a rerun with more space finishes exactly once and no
+//! image is downloaded twice). Mounts need root: locally these tests say why they skip, under `CI`
 //! they fail.
 
 use std::collections::BTreeSet;
@@ -315,7 +316,9 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
         log.contains("seeder storage failed in") && log.contains("free)"),
         "the error names the directory and its free space:\n{log}"
     );
-    // More space, same command: the run resumes and the workers deliver what they kept.
+    // Down for longer than the lease TTL (5 s) while the workers hold finished shards; then
+    // more space and the same command: the run resumes and the workers deliver what they kept.
+    std::thread::sleep(Duration::from_secs(7));
     disk.resize("200m").unwrap();
     let seeder = NodeProc::start(&args, tmp.path().join("seeder-2.err"));
     seeder.wait_line("resumed", Duration::from_secs(60));
@@ -324,6 +327,8 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
     assert_eq!(code, 0, "rerun:\n{report}\n{log2}");
     assert!(report.contains("8/8 shards done"), "{report}");
     assert_exactly_once(&out, rows, rows);
+    // Finished work was kept across the outage: no image was downloaded twice.
+    assert_eq!(fx.total_requests(), rows, "shards were downloaded again");
     for w in workers {
         let _ = w.wait(Duration::from_secs(90));
     }
