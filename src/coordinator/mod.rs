@@ -57,6 +57,9 @@ pub struct CoordinatorConfig {
     pub stored: Option<tokio::sync::mpsc::UnboundedSender<PathBuf>>,
     /// Reopen failed shards of a resumed dataset (`--retry-failed`).
     pub retry_failed: bool,
+    /// This node's own peer id: its in-process worker is trusted with its measured capacity
+    /// (no per-peer cap from completions).
+    pub local_peer: Option<String>,
 }
 
 /// Coordinator failures (storage only: bad requests are answered, not raised).

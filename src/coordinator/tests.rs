@@ -80,6 +80,7 @@ fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
             },
             stored: None,
             retry_failed: false,
+            local_peer: None,
         },
         store,
     )

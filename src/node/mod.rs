@@ -191,6 +191,7 @@ pub async fn run(
                 lease: cfg.lease,
                 stored: cfg.stored_files.clone(),
                 retry_failed: cfg.retry_failed,
+                local_peer: Some(me.clone()),
             },
             store,
         );
