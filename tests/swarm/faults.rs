@@ -333,3 +333,77 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
         let _ = w.wait(Duration::from_secs(90));
     }
 }
+
+#[test]
+fn a_worker_whose_disk_fills_mid_shard_gives_it_back_with_the_cause_and_a_healthy_one_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Big enough to bid (a worker wants ~250 MB free), too small for one 300 MB shard.
+    let small = match Tmpfs::mount(&tmp.path().join("small"), "260m") {
+        Ok(m) => m,
+        Err(e) => {
+            if unavailable("worker disk filling mid-shard", &e) {
+                return;
+            }
+            unreachable!()
+        }
+    };
+    let fx = common::fixture();
+    let input = tmp.path().join("crows.parquet");
+    let rows = 240u64;
+    write_seed(
+        &input,
+        rows,
+        |i| fx.url(&format!("/fx/size-2500000/c/{i}.jpg")),
+        |i| format!("crow {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let seeder = NodeProc::start(
+        &seeder_args(
+            &input,
+            &out,
+            free_port(),
+            &["--shards", "2", "--lease-ttl", "3"],
+        ),
+        tmp.path().join("seeder.err"),
+    );
+    let (_, join, _) = seeder.ready();
+    let small_worker = NodeProc::start(
+        &worker_args(
+            &join,
+            &small.path.join("data"),
+            &["--exit-when-idle", "8", "--max-leases", "1"],
+        ),
+        tmp.path().join("small.err"),
+    );
+    let (small_id, _, small_status) = small_worker.ready();
+    wait_status(
+        &small_status,
+        Duration::from_secs(60),
+        "the small worker taking a shard",
+        |s| s.local.leases_held > 0,
+    );
+    let healthy = NodeProc::start(
+        &worker_args(&join, &tmp.path().join("healthy"), &["--exit-when-idle", "8"]),
+        tmp.path().join("healthy.err"),
+    );
+    let seeder_log_path = tmp.path().join("seeder.err");
+    let (code, report) = seeder.wait(Duration::from_secs(300));
+    let seeder_log = std::fs::read_to_string(seeder_log_path).unwrap_or_default();
+    assert_eq!(code, 0, "{report}\n{seeder_log}");
+    assert!(report.contains("2/2 shards done"), "{report}");
+    assert_exactly_once(&out, rows, rows);
+    let _ = healthy.wait(Duration::from_secs(60));
+    let log = small_worker.log();
+    let _ = small_worker.wait(Duration::from_secs(60));
+    let cause_shown = |l: &str| l.contains("disk nearly full") || l.contains("No space left");
+    assert!(
+        cause_shown(&log),
+        "the small worker gave its shard back with the cause:\n{log}\nseeder:\n{report}\n{seeder_log}"
+    );
+    assert!(
+        seeder_log
+            .lines()
+            .any(|l| l.contains("given back failed") && l.contains(&small_id) && cause_shown(l)),
+        "the seeder logs the give-back, the peer and the cause:\n{seeder_log}"
+    );
+}
