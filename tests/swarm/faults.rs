@@ -383,7 +383,11 @@ fn a_worker_whose_disk_fills_mid_shard_gives_it_back_with_the_cause_and_a_health
         |s| s.local.leases_held > 0,
     );
     let healthy = NodeProc::start(
-        &worker_args(&join, &tmp.path().join("healthy"), &["--exit-when-idle", "8"]),
+        &worker_args(
+            &join,
+            &tmp.path().join("healthy"),
+            &["--exit-when-idle", "8"],
+        ),
         tmp.path().join("healthy.err"),
     );
     let seeder_log_path = tmp.path().join("seeder.err");
