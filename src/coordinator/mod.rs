@@ -4,6 +4,12 @@
 //! off the actor ([`crate::verify`]), then moves both files into `--out` and marks the shard
 //! done in the same step (persisted in redb before answering).
 //!
+//! Fair leasing: a peer holds at most what its recorded completions earn (see
+//! [`crate::model::lease`]); faults back a peer off and then exclude it from the dataset. Fail-stop:
+//! the first failed lease-database commit, or no space left in `--out` or the data dir, stops
+//! all granting and renewing; every request is then refused with `StorageFailed` and the node
+//! exits with code 4, leaving the committed state for a rerun.
+//!
 //! It performs no networking: the node runtime feeds it requests and file events (from `net` or
 //! from the in-process worker) with the current time, and publishes what it returns.
 
@@ -56,6 +62,9 @@ pub struct CoordinatorConfig {
     pub intake: IntakeLimits,
     /// Reopen failed shards of a resumed dataset (`--retry-failed`).
     pub retry_failed: bool,
+    /// This node's own peer id: its in-process worker is trusted with its measured capacity
+    /// (no per-peer cap from completions).
+    pub local_peer: Option<String>,
 }
 
 /// Coordinator failures (storage only: bad requests are answered, not raised).

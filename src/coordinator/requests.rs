@@ -137,9 +137,12 @@ impl Coordinator {
         // Claimed stats can only lower what the seeder's own measurements allow: a peer starts
         // with a small cap that grows with the completions recorded here.
         let held = d.book.held_by(peer);
-        let cap = bid::capacity(&stats, expected)
-            .leases
-            .min(d.book.peer_cap(peer));
+        let by_stats = bid::capacity(&stats, expected).leases;
+        let cap = if self.cfg.local_peer.as_deref() == Some(peer) {
+            by_stats
+        } else {
+            by_stats.min(d.book.peer_cap(peer))
+        };
         if held >= cap {
             return no_work();
         }

@@ -15,7 +15,7 @@ use super::*;
 use crate::engine::{RowResult, RowStatus};
 use crate::input::UrlRow;
 use crate::model::shard::ShardSizing;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant};
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant, RejectReason};
 use crate::protocol::swarm::{FileKind, TransferHeader};
 use crate::results::ResultsWriter;
 use crate::seed::{Columns, SeedSpec};
@@ -83,6 +83,7 @@ pub(super) fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
             stored: None,
             intake: IntakeLimits::default(),
             retry_failed: false,
+            local_peer: None,
         },
         store,
     )
@@ -458,4 +459,120 @@ async fn an_idle_peer_copies_the_slowest_shard_and_the_first_completion_wins() {
         Some("c")
     );
     assert_eq!(read_results(&s.out.join("results.parquet")).len(), 20);
+}
+
+async fn reopen(path: &Path) -> Store {
+    for _ in 0..100 {
+        if let Ok(st) = Store::open(path) {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the lease database does not reopen");
+}
+
+async fn abandon_failed(c: &mut Coordinator, peer: &str, g: &Grant, now: u64) -> ControlResponse {
+    c.handle_request(
+        peer,
+        ControlRequest::Abandon {
+            dataset: g.dataset,
+            shard: g.shard,
+            epoch: g.epoch,
+            reason: "No space left on device".into(),
+            failed: true,
+        },
+        UnixMillis(now),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure_stops_all() {
+    let s = setup(20, 10);
+    let ds = s.seeded.id;
+    let path = s.data.join("leases.redb");
+    let first_epochs = {
+        let mut c = coordinator(&s, 1_000, Store::open(&path).unwrap());
+        c.add_dataset(s.seeded.clone(), UnixMillis(0))
+            .await
+            .unwrap();
+        let a = grant(&mut c, "a", ds, 0).await;
+        assert_eq!(
+            abandon_failed(&mut c, "a", &a, 1).await,
+            ControlResponse::Ack
+        );
+        // The peer that failed backs off; the shard goes to another peer.
+        let bid = ControlRequest::Bid {
+            dataset: ds,
+            stats: worker_stats(),
+        };
+        let r = c.handle_request("a", bid, UnixMillis(2)).await;
+        assert!(
+            matches!(r, ControlResponse::NoWork { retry_after_ms, .. } if retry_after_ms >= 900),
+            "{r:?}"
+        );
+        let b = grant(&mut c, "b", ds, 3).await;
+        assert_eq!(b.shard, a.shard);
+        assert_eq!(
+            abandon_failed(&mut c, "b", &b, 4).await,
+            ControlResponse::Ack
+        );
+        // Two distinct peers, max_retries = 1: failed.
+        assert_eq!(c.phase_of(ds, a.shard), Some(ShardPhase::Failed));
+        (a.epoch, b.epoch)
+    };
+    // Rerun, same policy: still failed; epochs continue above every one issued.
+    {
+        let mut c = coordinator(&s, 1_000, reopen(&path).await);
+        c.add_dataset(s.seeded.clone(), UnixMillis(10))
+            .await
+            .unwrap();
+        assert_eq!(c.phase_of(ds, ShardId(0)), Some(ShardPhase::Failed));
+        let g = grant(&mut c, "c", ds, 11).await;
+        assert!(g.epoch > first_epochs.1);
+    }
+    // Rerun with a raised --max-retries: reopened.
+    {
+        let mut c = coordinator(&s, 1_000, reopen(&path).await);
+        c.cfg.lease.max_retries = 2;
+        c.add_dataset(s.seeded.clone(), UnixMillis(20))
+            .await
+            .unwrap();
+        assert_eq!(c.phase_of(ds, ShardId(0)), Some(ShardPhase::Free));
+    }
+    // Rerun with --retry-failed (even at the old policy): reopened with a fresh budget.
+    let mut c = coordinator(&s, 1_000, reopen(&path).await);
+    c.cfg.retry_failed = true;
+    c.add_dataset(s.seeded.clone(), UnixMillis(30))
+        .await
+        .unwrap();
+    assert_eq!(c.phase_of(ds, ShardId(0)), Some(ShardPhase::Free));
+    let g = grant(&mut c, "d", ds, 31).await;
+    assert_eq!(g.shard, ShardId(0));
+    // Fail-stop: once storage failed, nothing is granted, renewed or expired.
+    c.fail_storage(&s.data, "commit failed".into());
+    let r = c
+        .handle_request(
+            "d",
+            ControlRequest::Renew {
+                dataset: ds,
+                shard: g.shard,
+                epoch: g.epoch,
+                rows_done: 1,
+            },
+            UnixMillis(32),
+        )
+        .await;
+    match r {
+        ControlResponse::Rejected(refusal) => {
+            assert_eq!(refusal.reason, RejectReason::StorageFailed);
+            assert!(
+                refusal.detail.contains("seeder storage failed in"),
+                "{refusal}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(c.handle_timeout(UnixMillis(1 << 40)).await.is_empty());
+    assert!(c.storage_failure().is_some());
 }

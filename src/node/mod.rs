@@ -255,6 +255,7 @@ pub async fn run(
                     ..IntakeLimits::default()
                 },
                 retry_failed: cfg.retry_failed,
+                local_peer: Some(me.clone()),
             },
             store,
         );

@@ -43,7 +43,7 @@ const FINISHED_PATIENCE_TTLS: u32 = 10;
 pub const DISK_RESERVE: u64 = 8 << 20;
 
 /// How often free space is checked while a shard downloads.
-const DISK_CHECK_EVERY: Duration = Duration::from_millis(500);
+const DISK_CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// How a lease ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,15 @@ pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutco
         give_back(&ctx, &g, reason, failed).await;
     }
     let _ = tokio::fs::remove_dir_all(&dir).await;
-    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, ?outcome, "lease ended");
+    match &outcome {
+        // A local failure (disk full, engine error) is the worker's own problem: say so loudly.
+        LeaseOutcome::Abandoned(reason) => {
+            tracing::warn!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, "shard given back after a failure here: {reason}");
+        }
+        _ => {
+            tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, ?outcome, "lease ended");
+        }
+    }
     outcome
 }
 

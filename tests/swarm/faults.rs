@@ -1,8 +1,9 @@
 //! Fault injection through the real `ldawt node` binary on loopback (issue 14): five seeder
 //! `kill -9`/restart cycles inside one shard's life with the epoch high-water mark read from
 //! redb after each kill; a worker whose data dir is a small tmpfs beside a healthy worker; a
-//! seeder whose `--out` fills up (fail-stop with exit code 4, then a rerun with more space
-//! finishes exactly once). Mounts need root: locally these tests say why they skip, under `CI`
+//! seeder whose `--out` fills up (fail-stop with exit code 4; down longer than the lease TTL
+//! while workers hold finished shards; a rerun with more space finishes exactly once and no
+//! image is downloaded twice). Mounts need root: locally these tests say why they skip, under `CI`
 //! they fail.
 
 use std::collections::BTreeSet;
@@ -122,8 +123,9 @@ fn five_seeder_kill_9_cycles_inside_one_shard_fail_nothing_and_epochs_only_grow(
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
     let input = tmp.path().join("owls.parquet");
-    let rows = 160u64;
-    // Two shards of 80 rows at ~0.4 s each with one connection: ~32 s per shard.
+    let rows = 200u64;
+    // Two shards of 100 rows at ~0.4 s each with one connection: ~40 s per shard, longer than
+    // the five kill/restart cycles (~35 s).
     write_seed(
         &input,
         rows,
@@ -329,7 +331,9 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
         log.contains("seeder storage failed in") && log.contains("free)"),
         "the error names the directory and its free space:\n{log}"
     );
-    // More space, same command: the run resumes and the workers deliver what they kept.
+    // Down for longer than the lease TTL (5 s) while the workers hold finished shards; then
+    // more space and the same command: the run resumes and the workers deliver what they kept.
+    std::thread::sleep(Duration::from_secs(7));
     disk.resize("200m").unwrap();
     let seeder = NodeProc::start(&args, tmp.path().join("seeder-2.err"));
     seeder.wait_line("resumed", Duration::from_secs(60));
@@ -338,7 +342,87 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
     assert_eq!(code, 0, "rerun:\n{report}\n{log2}");
     assert!(report.contains("8/8 shards done"), "{report}");
     assert_exactly_once(&out, rows, rows);
+    // Finished work was kept across the outage: no image was downloaded twice.
+    assert_eq!(fx.total_requests(), rows, "shards were downloaded again");
     for w in workers {
         let _ = w.wait(Duration::from_secs(90));
     }
+}
+
+#[test]
+fn a_worker_whose_disk_fills_mid_shard_gives_it_back_with_the_cause_and_a_healthy_one_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Big enough to bid (a worker wants ~250 MB free), too small for one 300 MB shard.
+    let small = match Tmpfs::mount(&tmp.path().join("small"), "260m") {
+        Ok(m) => m,
+        Err(e) => {
+            if unavailable("worker disk filling mid-shard", &e) {
+                return;
+            }
+            unreachable!()
+        }
+    };
+    let fx = common::fixture();
+    let input = tmp.path().join("crows.parquet");
+    let rows = 240u64;
+    write_seed(
+        &input,
+        rows,
+        |i| fx.url(&format!("/fx/size-2500000/c/{i}.jpg")),
+        |i| format!("crow {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let seeder = NodeProc::start(
+        &seeder_args(
+            &input,
+            &out,
+            free_port(),
+            &["--shards", "2", "--lease-ttl", "3"],
+        ),
+        tmp.path().join("seeder.err"),
+    );
+    let (_, join, _) = seeder.ready();
+    let small_worker = NodeProc::start(
+        &worker_args(
+            &join,
+            &small.path.join("data"),
+            &["--exit-when-idle", "8", "--max-leases", "1"],
+        ),
+        tmp.path().join("small.err"),
+    );
+    let (small_id, _, small_status) = small_worker.ready();
+    wait_status(
+        &small_status,
+        Duration::from_secs(60),
+        "the small worker taking a shard",
+        |s| s.local.leases_held > 0,
+    );
+    let healthy = NodeProc::start(
+        &worker_args(
+            &join,
+            &tmp.path().join("healthy"),
+            &["--exit-when-idle", "8"],
+        ),
+        tmp.path().join("healthy.err"),
+    );
+    let seeder_log_path = tmp.path().join("seeder.err");
+    let (code, report) = seeder.wait(Duration::from_secs(300));
+    let seeder_log = std::fs::read_to_string(seeder_log_path).unwrap_or_default();
+    assert_eq!(code, 0, "{report}\n{seeder_log}");
+    assert!(report.contains("2/2 shards done"), "{report}");
+    assert_exactly_once(&out, rows, rows);
+    let _ = healthy.wait(Duration::from_secs(60));
+    let log = small_worker.log();
+    let _ = small_worker.wait(Duration::from_secs(60));
+    let cause_shown = |l: &str| l.contains("disk nearly full") || l.contains("No space left");
+    assert!(
+        cause_shown(&log),
+        "the small worker gave its shard back with the cause:\n{log}\nseeder:\n{report}\n{seeder_log}"
+    );
+    assert!(
+        seeder_log
+            .lines()
+            .any(|l| l.contains("given back failed") && l.contains(&small_id) && cause_shown(l)),
+        "the seeder logs the give-back, the peer and the cause:\n{seeder_log}"
+    );
 }

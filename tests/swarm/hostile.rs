@@ -14,6 +14,7 @@ use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 
 use super::inprocess::{node_config, spawn_node};
+use super::util::assert_exactly_once;
 
 /// What the rogue seeder saw the worker do.
 #[derive(Debug, Default)]
@@ -171,4 +172,202 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
         !work.exists() || std::fs::read_dir(&work).unwrap().next().is_none(),
         "work dirs were created for refused grants"
     );
+}
+
+/// Inflated stats: a peer claiming a huge machine.
+fn boastful_stats() -> ldawt::protocol::swarm::NodeStats {
+    ldawt::protocol::swarm::NodeStats {
+        cores: 256,
+        mem_total: 1 << 42,
+        mem_free: 1 << 42,
+        disk_free: 1 << 50,
+        bytes_per_s: 1e12,
+        works: true,
+        ..Default::default()
+    }
+}
+
+/// A bare transport joined to `join`.
+async fn bare_peer(join: &libp2p::Multiaddr) -> ldawt::net::Client {
+    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    cfg.bootstrap = vec![join.clone()];
+    cfg.mdns = false;
+    let (client, _events, event_loop) = net::new(cfg).unwrap();
+    tokio::spawn(async move {
+        // Keep the event receiver alive with the loop.
+        let _keep = _events;
+        event_loop.run().await
+    });
+    client
+}
+
+/// Bids with inflated stats and renews every lease it gets with `rows_done = 0`, until
+/// `stop`; returns the most leases it held at once and how many it was granted.
+async fn hoard(
+    client: ldawt::net::Client,
+    seeder: libp2p::PeerId,
+    dataset: DatasetId,
+    stop: CancellationToken,
+) -> (usize, u32) {
+    let mut held: Vec<Grant> = Vec::new();
+    let (mut most, mut granted) = (0usize, 0u32);
+    while !stop.is_cancelled() {
+        let bid = ControlRequest::Bid {
+            dataset,
+            stats: boastful_stats(),
+        };
+        if let Ok(ControlResponse::Granted(g)) = client.request(seeder, bid).await {
+            granted += 1;
+            held.push(g);
+        }
+        most = most.max(held.len());
+        let mut kept = Vec::new();
+        for g in held.drain(..) {
+            let renew = ControlRequest::Renew {
+                dataset,
+                shard: g.shard,
+                epoch: g.epoch,
+                rows_done: 0,
+            };
+            match client.request(seeder, renew).await {
+                Ok(ControlResponse::Rejected(_)) => {}
+                _ => kept.push(g),
+            }
+        }
+        held = kept;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    (most, granted)
+}
+
+/// Takes every lease it can and gives it back at once as failed.
+async fn fail_everything(
+    client: ldawt::net::Client,
+    seeder: libp2p::PeerId,
+    dataset: DatasetId,
+    stop: CancellationToken,
+) -> u32 {
+    let mut failed = 0;
+    while !stop.is_cancelled() {
+        let bid = ControlRequest::Bid {
+            dataset,
+            stats: boastful_stats(),
+        };
+        if let Ok(ControlResponse::Granted(g)) = client.request(seeder, bid).await {
+            let abandon = ControlRequest::Abandon {
+                dataset,
+                shard: g.shard,
+                epoch: g.epoch,
+                reason: "sabotage".into(),
+                failed: true,
+            };
+            if let Ok(ControlResponse::Ack) = client.request(seeder, abandon).await {
+                failed += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoarders_hold_at_most_their_cap_saboteurs_fail_no_shard_and_an_honest_worker_finishes() {
+    use ldawt::model::lease::{INITIAL_PEER_CAP, LeaseConfig};
+    use ldawt::model::shard::ShardSizing;
+    use ldawt::seed::{Columns, SeedSpec};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = ldawt::fixture::start(ldawt::fixture::FixtureConfig::default())
+        .await
+        .unwrap();
+    let rows = 120u64;
+    let input = tmp.path().join("wasps.parquet");
+    super::util::write_seed(
+        &input,
+        rows,
+        |i| fx.url(&format!("/w/{i}.jpg")),
+        |i| format!("wasp {}", i % 4),
+    );
+    let out = tmp.path().join("out");
+    let mut cfg = node_config(&tmp.path().join("seeder"));
+    cfg.seed = Some(SeedSpec {
+        path: input,
+        columns: Columns {
+            url: "photo_url".into(),
+            class: Some("taxon_name".into()),
+            group: None,
+        },
+        sizing: ShardSizing::Rows(12),
+    });
+    cfg.out = Some(out.clone());
+    cfg.work = false;
+    // Default retries (3); short leases so stalls are revoked within seconds.
+    cfg.lease = LeaseConfig {
+        ttl: Duration::from_millis(1_000),
+        max_retries: 3,
+        speculative: false,
+        copy_after: Duration::ZERO,
+    };
+    let (ready, seeder) = spawn_node(cfg, CancellationToken::new());
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let (seeded, _) = ready.seeded.clone().unwrap();
+    let join: libp2p::Multiaddr = ready.join_addrs[0].parse().unwrap();
+    let seeder_peer: libp2p::PeerId = ready.peer_id.parse().unwrap();
+
+    // Two hoarders and one saboteur start first, alone with the seeder.
+    let stop = CancellationToken::new();
+    let mut hoarders = Vec::new();
+    for _ in 0..2 {
+        let c = bare_peer(&join).await;
+        hoarders.push(tokio::spawn(hoard(c, seeder_peer, seeded.id, stop.clone())));
+    }
+    let saboteur = bare_peer(&join).await;
+    let saboteur = tokio::spawn(fail_everything(
+        saboteur,
+        seeder_peer,
+        seeded.id,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Then an honest worker joins.
+    let mut wcfg = node_config(&tmp.path().join("honest"));
+    wcfg.join = vec![join];
+    wcfg.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, honest) = spawn_node(wcfg, CancellationToken::new());
+
+    let outcome = tokio::time::timeout(Duration::from_secs(150), seeder)
+        .await
+        .expect("the dataset finishes despite hoarders and a saboteur")
+        .unwrap();
+    stop.cancel();
+    let mut most = Vec::new();
+    for h in hoarders {
+        most.push(h.await.unwrap());
+    }
+    let sabotaged = saboteur.await.unwrap();
+    let r = &outcome.reports[0];
+    assert_eq!((r.ok, r.shards_done), (rows, 10), "{r:?}");
+    assert!(r.failed_shards.is_empty(), "{:?}", r.failed_shards);
+    for (held, granted) in &most {
+        assert!(
+            *held <= INITIAL_PEER_CAP as usize,
+            "a hoarder held {held} leases at once (cap {INITIAL_PEER_CAP}); {most:?}"
+        );
+        assert!(*granted >= 1, "each hoarder got its cap's worth: {most:?}");
+    }
+    assert!(sabotaged >= 1, "the saboteur got leases to fail");
+    // One failure per distinct peer: no shard counts more failures than there are hostile
+    // identities, whatever the saboteur repeated.
+    assert!(r.shards.iter().all(|s| s.failures <= 3), "{:?}", r.shards);
+    let honest = tokio::time::timeout(Duration::from_secs(30), honest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(honest.worker.unwrap().completed, 10);
+    assert_exactly_once(&out, rows, rows);
 }

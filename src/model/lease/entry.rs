@@ -1,5 +1,6 @@
 //! The lease book's values: its policy, each shard's persisted entry and live holders, what a
-//! grant returns, and why a request is refused.
+//! grant returns, and why a request is refused; plus the two rules that act on one entry
+//! (dropping a holder, extrapolating when a holder finishes).
 
 use std::time::Duration;
 
@@ -190,4 +191,73 @@ pub struct PhaseCounts {
     pub done: u32,
     /// Failed shards.
     pub failed: u32,
+}
+
+/// When the shard's only holder is expected to finish, extrapolating its reported progress;
+/// a holder with no progress yet is assumed to need twice what it has spent.
+pub(super) fn expected_finish(entry: &ShardEntry, now: UnixMillis) -> u64 {
+    entry
+        .holders
+        .iter()
+        .map(|h| {
+            let spent = now.0.saturating_sub(h.granted_at.0).max(1);
+            let remaining = if h.rows_done == 0 {
+                spent.saturating_mul(2)
+            } else {
+                let left = entry.rows.saturating_sub(h.rows_done);
+                spent.saturating_mul(left) / h.rows_done
+            };
+            now.0.saturating_add(remaining)
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// Removes a holder. `retries` is the failure budget when the loss counts as a failed attempt,
+/// `None` when it does not.
+pub(super) fn drop_holder(
+    entry: &mut ShardEntry,
+    shard: ShardId,
+    epoch: u64,
+    reason: &str,
+    retries: Option<u32>,
+) -> LostLease {
+    let counts = retries.is_some();
+    let mut peer = String::new();
+    let mut was_speculative = true;
+    entry.holders.retain(|h| {
+        if h.epoch == epoch {
+            peer = h.peer.clone();
+            was_speculative = h.speculative;
+            false
+        } else {
+            true
+        }
+    });
+    if entry.holders.is_empty() {
+        entry.phase = ShardPhase::Free;
+        if let Some(max_retries) = retries {
+            entry.last_error = Some(reason.to_string());
+            if !entry.failed_by.contains(&peer) {
+                entry.failed_by.push(peer.clone());
+                entry.failures += 1;
+            }
+            if entry.failures > max_retries {
+                entry.phase = ShardPhase::Failed;
+            }
+        }
+    } else if !was_speculative {
+        // The primary is gone but a copy survives: it becomes the primary.
+        for h in &mut entry.holders {
+            h.speculative = false;
+        }
+    }
+    LostLease {
+        shard,
+        peer,
+        epoch,
+        phase_after: entry.phase,
+        reason: reason.to_string(),
+        peer_fault: counts,
+    }
 }

@@ -26,6 +26,8 @@
 mod entry;
 mod peers;
 
+use entry::{drop_holder, expected_finish};
+
 use crate::model::ids::ShardId;
 use crate::model::time::UnixMillis;
 
@@ -485,75 +487,6 @@ fn holder_renewed(holder: &mut Holder, until: UnixMillis) -> Result<UnixMillis, 
 
 fn shard_id(idx: usize) -> ShardId {
     ShardId(u32::try_from(idx).unwrap_or(u32::MAX))
-}
-
-/// When the shard's only holder is expected to finish, extrapolating its reported progress;
-/// a holder with no progress yet is assumed to need twice what it has spent.
-fn expected_finish(entry: &ShardEntry, now: UnixMillis) -> u64 {
-    entry
-        .holders
-        .iter()
-        .map(|h| {
-            let spent = now.0.saturating_sub(h.granted_at.0).max(1);
-            let remaining = if h.rows_done == 0 {
-                spent.saturating_mul(2)
-            } else {
-                let left = entry.rows.saturating_sub(h.rows_done);
-                spent.saturating_mul(left) / h.rows_done
-            };
-            now.0.saturating_add(remaining)
-        })
-        .min()
-        .unwrap_or(0)
-}
-
-/// Removes a holder. `retries` is the failure budget when the loss counts as a failed attempt,
-/// `None` when it does not.
-fn drop_holder(
-    entry: &mut ShardEntry,
-    shard: ShardId,
-    epoch: u64,
-    reason: &str,
-    retries: Option<u32>,
-) -> LostLease {
-    let counts = retries.is_some();
-    let mut peer = String::new();
-    let mut was_speculative = true;
-    entry.holders.retain(|h| {
-        if h.epoch == epoch {
-            peer = h.peer.clone();
-            was_speculative = h.speculative;
-            false
-        } else {
-            true
-        }
-    });
-    if entry.holders.is_empty() {
-        entry.phase = ShardPhase::Free;
-        if let Some(max_retries) = retries {
-            entry.last_error = Some(reason.to_string());
-            if !entry.failed_by.contains(&peer) {
-                entry.failed_by.push(peer.clone());
-                entry.failures += 1;
-            }
-            if entry.failures > max_retries {
-                entry.phase = ShardPhase::Failed;
-            }
-        }
-    } else if !was_speculative {
-        // The primary is gone but a copy survives: it becomes the primary.
-        for h in &mut entry.holders {
-            h.speculative = false;
-        }
-    }
-    LostLease {
-        shard,
-        peer,
-        epoch,
-        phase_after: entry.phase,
-        reason: reason.to_string(),
-        peer_fault: counts,
-    }
 }
 
 #[cfg(test)]
