@@ -85,7 +85,7 @@ impl Coordinator {
             .cloned()
             .unwrap_or_default();
         let [archive, results] =
-            files::staged_files(&self.cfg.out, key.dataset, key.shard, key.epoch);
+            files::take_for_verification(&self.cfg.out, key.dataset, key.shard, key.epoch);
         Ok(VerifyJob {
             spec: shard_spec(&archive_name, self.cfg.intake.max_file_size),
             rows_file: shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),

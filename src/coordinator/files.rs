@@ -1,7 +1,8 @@
 //! Archive and results files arriving at the seeder. A transfer writes
 //! `<out>/.incoming/<dataset>/<shard>.e<epoch>.<kind>.part`; once net has verified size and
 //! sha256 it is renamed to the same name without `.part` (staged). A `Complete` with that epoch
-//! then has both staged files verified and moved into `--out` under their final names.
+//! then sets both staged files aside (`.verifying`, beyond the reach of a later transfer of the
+//! same lease), has them verified, and moves them into `--out` under their final names.
 //! Staging per epoch keeps a late copy's files from ever mixing with the winner's.
 //!
 //! What is accepted is bounded before any byte is written: a transfer announcing more than its
@@ -140,6 +141,20 @@ fn part_path(
 ) -> PathBuf {
     let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
     p.push(".part");
+    PathBuf::from(p)
+}
+
+/// Where a staged file waits while it is verified: out of reach of a later transfer of the
+/// same lease, so what is promoted is exactly what was verified.
+fn verifying_path(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+    kind: FileKind,
+) -> PathBuf {
+    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
+    p.push(".verifying");
     PathBuf::from(p)
 }
 
@@ -327,17 +342,25 @@ impl Coordinator {
     }
 }
 
-/// The staged archive and results files of `(shard, epoch)`.
-pub(super) fn staged_files(
+/// The archive and results files of `(shard, epoch)` set aside for verification: the staged
+/// files are moved there (a file already set aside by an earlier attempt is kept when nothing
+/// newer was staged).
+pub(super) fn take_for_verification(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
     epoch: u64,
 ) -> [PathBuf; 2] {
-    [
-        staged_path(out, dataset, shard, epoch, FileKind::Archive),
-        staged_path(out, dataset, shard, epoch, FileKind::Results),
-    ]
+    [FileKind::Archive, FileKind::Results].map(|kind| {
+        let staged = staged_path(out, dataset, shard, epoch, kind);
+        let verifying = verifying_path(out, dataset, shard, epoch, kind);
+        if let Err(e) = std::fs::rename(&staged, &verifying)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!("seeder cannot set {} aside: {e}", staged.display());
+        }
+        verifying
+    })
 }
 
 /// Removes the staged and partial files of one epoch of `shard`.
@@ -345,6 +368,7 @@ pub(super) fn discard_epoch(out: &Path, dataset: DatasetId, shard: ShardId, epoc
     for kind in [FileKind::Archive, FileKind::Results] {
         let _ = std::fs::remove_file(staged_path(out, dataset, shard, epoch, kind));
         let _ = std::fs::remove_file(part_path(out, dataset, shard, epoch, kind));
+        let _ = std::fs::remove_file(verifying_path(out, dataset, shard, epoch, kind));
     }
 }
 
@@ -358,8 +382,8 @@ pub(super) fn clear_incoming(out: &Path) {
     }
 }
 
-/// Moves the staged archive and results of `(shard, epoch)` into `--out`; returns their final
-/// paths.
+/// Moves the verified archive and results of `(shard, epoch)` into `--out`; returns their
+/// final paths.
 pub(super) fn promote(
     out: &Path,
     dataset: DatasetId,
@@ -367,7 +391,8 @@ pub(super) fn promote(
     epoch: u64,
     archive_name: &str,
 ) -> Result<[PathBuf; 2], String> {
-    let [archive, results] = staged_files(out, dataset, shard, epoch);
+    let [archive, results] = [FileKind::Archive, FileKind::Results]
+        .map(|kind| verifying_path(out, dataset, shard, epoch, kind));
     let final_archive = out.join(archive_name);
     let final_results = results_path(&final_archive);
     std::fs::rename(&results, &final_results)

@@ -239,8 +239,9 @@ async fn a_garbage_results_file_in_out_does_not_stop_finalize() {
 }
 
 /// The staged archive is a FIFO, so its verification waits until the test writes it: while it
-/// waits on its blocking thread, the actor still answers a renewal at once; the completion is
-/// then committed.
+/// waits on its blocking thread, the actor still answers a renewal at once, and a second
+/// archive sent meanwhile does not replace the one being verified; the completion is then
+/// committed with the verified file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewals_are_answered_while_a_completion_is_being_verified() {
     use std::io::Write;
@@ -306,7 +307,11 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
             .await
             .unwrap();
     }
-    let [staged_archive, _] = files::staged_files(&s.out, ds, g.shard, g.epoch);
+    let staged_archive = s
+        .out
+        .join(".incoming")
+        .join(ds.to_hex())
+        .join(format!("{:05}.e{}.archive.verifying", g.shard.0, g.epoch));
     let h2 = h.clone();
     let complete = tokio::spawn(async move {
         h2.request(
@@ -342,6 +347,12 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
         "{renew:?}"
     );
     assert!(!complete.is_finished(), "the verification is still waiting");
+    // The same lease sends another archive meanwhile: it must not be what gets promoted.
+    let swapped = tmp.join("swapped.tar.gz");
+    std::fs::write(&swapped, b"not what was verified").unwrap();
+    h.local_file("w", header(&g, FileKind::Archive), swapped)
+        .await
+        .unwrap();
     tokio::task::spawn_blocking(move || {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -356,6 +367,12 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
         .unwrap()
         .unwrap();
     assert_eq!(done, ControlResponse::Ack);
+    use std::os::unix::fs::FileTypeExt;
+    let stored = std::fs::symlink_metadata(s.out.join(&g.archive_name)).unwrap();
+    assert!(
+        stored.file_type().is_fifo(),
+        "the verified file (the FIFO) is the one stored, not the later one"
+    );
     cancel.cancel();
 }
 
