@@ -14,6 +14,12 @@ command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 # test CA and certificates for the HTTPS / HTTP/2 test
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# a real browser for the live-dashboard test (headless Chromium)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# python3 with venv/pip for scripts/test-python.sh (the wheel and the notebook; the Python
+# packages themselves come from PyPI into venvs that script creates)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2

@@ -18,8 +18,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options accepted by every subcommand.
+/// Options accepted by every subcommand, listed under their own heading after each
+/// subcommand's options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

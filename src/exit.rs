@@ -2,7 +2,9 @@
 //!
 //! `0` everything done; `1` the run completed but some rows, shards or files failed;
 //! `2` bad input or usage (missing file, missing column, unwritable output, bad credentials,
-//! unreachable server): nothing was attempted; `3` an internal failure; `130` interrupted.
+//! unreachable server): nothing was attempted; `3` an internal failure; `4` a seeder's storage
+//! failed mid-run (lease database commit or no space left): it stopped cleanly and a rerun
+//! resumes; `130` interrupted.
 
 /// The run completed and every item succeeded.
 pub const OK: u8 = 0;
@@ -12,6 +14,10 @@ pub const PARTIAL: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 /// An internal failure (I/O error mid-run, runtime failure).
 pub const INTERNAL: u8 = 3;
+/// A seeder's storage failed mid-run (the first failed lease-database commit, or no space left
+/// in `--out`): it stopped granting and renewing at once and left the committed state, which a
+/// rerun with more space resumes.
+pub const STORAGE_FAILED: u8 = 4;
 /// Interrupted by SIGINT/SIGTERM after writing a consistent, resumable state.
 pub const INTERRUPTED: u8 = 130;
 
@@ -34,9 +40,16 @@ impl UsageError {
 }
 
 /// Chooses the exit code for an error that reached `main`: [`BAD_INPUT`] when any error in the
-/// chain is a [`UsageError`] or says it is bad input, [`INTERNAL`] otherwise.
+/// chain is a [`UsageError`] or says it is bad input, [`STORAGE_FAILED`] for a seeder's storage
+/// failure, [`INTERNAL`] otherwise.
 pub fn code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause
+            .downcast_ref::<crate::coordinator::StorageFailure>()
+            .is_some()
+        {
+            return STORAGE_FAILED;
+        }
         if cause.downcast_ref::<UsageError>().is_some() {
             return BAD_INPUT;
         }

@@ -20,6 +20,11 @@ fn async_workers() -> usize {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ldawt::telemetry::init(cli.global.verbose, cli.global.log_format);
+    // Sockets are file descriptors: a seeder under many peers (or a flood of connections)
+    // needs more than the usual soft limit of 1,024.
+    if let Some((before, after)) = ldawt::node::rlimit::raise_nofile() {
+        tracing::debug!("open-file limit raised from {before} to {after}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(async_workers())
         .enable_all()

@@ -111,7 +111,24 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
     writeln!(out, "  ok            {}", report.ok)?;
     writeln!(out, "  failed        {}", report.failed)?;
     writeln!(out, "  skipped       {}", report.skipped)?;
-    writeln!(out, "  success rate  {rate:.1}%")?;
+    let not_attempted = report.not_attempted();
+    if not_attempted > 0 {
+        writeln!(out, "  not attempted {not_attempted}")?;
+    } else if report.interrupted {
+        // A CSV's row count is not known before it is read to the end.
+        writeln!(
+            out,
+            "  not attempted the rest of the input (row count unknown)"
+        )?;
+    }
+    if report.carried_over > 0 {
+        writeln!(
+            out,
+            "  carried over  {} (stored by the previous run, kept by --resume)",
+            report.carried_over
+        )?;
+    }
+    writeln!(out, "  success rate  {rate:.1}% of the rows attempted")?;
     writeln!(out, "  data          {mb:.2} MB")?;
     writeln!(out, "  time          {secs:.2} s")?;
     writeln!(
@@ -126,6 +143,30 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
         errors.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         for (kind, n) in errors {
             writeln!(out, "  {kind:<22} {n}")?;
+        }
+    }
+    if !report.failed_rows.is_empty() {
+        let listed = report.failed_rows.len() as u64;
+        writeln!(
+            out,
+            "Failed rows{}",
+            if report.failed > listed {
+                format!(
+                    " (first {listed} of {}; all are in the results file)",
+                    report.failed
+                )
+            } else {
+                String::new()
+            }
+        )?;
+        for r in &report.failed_rows {
+            writeln!(
+                out,
+                "  row {:<8} {:<20} {}",
+                r.index,
+                r.error_kind.as_deref().unwrap_or("-"),
+                r.url.as_deref().unwrap_or("(no URL)")
+            )?;
         }
     }
     writeln!(
@@ -144,5 +185,83 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
         out,
         "Overview  {}",
         crate::engine::overview_path(&report.archive_path).display()
-    )
+    )?;
+    if report.interrupted || not_attempted > 0 {
+        let what = if not_attempted > 0 {
+            format!("{not_attempted} rows were never attempted")
+        } else {
+            "the rest of the input was never attempted".to_string()
+        };
+        writeln!(
+            out,
+            "Interrupted: {what}. Run the same command with --resume to download only what is \
+             missing."
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::FailedRow;
+
+    fn report() -> ShardReport {
+        ShardReport {
+            rows_total: 10,
+            ok: 6,
+            failed: 1,
+            skipped: 0,
+            bytes: 1000,
+            elapsed: Duration::from_secs(1),
+            interrupted: true,
+            archive_path: "o/s.tar".into(),
+            archive_size: 2048,
+            archive_sha256: None,
+            results_path: "o/s.results.parquet".into(),
+            error_breakdown: [("http_404".to_string(), 1)].into(),
+            carried_over: 2,
+            failed_rows: vec![FailedRow {
+                index: 4,
+                url: Some("http://h/4.jpg".into()),
+                error_kind: Some("http_404".into()),
+            }],
+        }
+    }
+
+    fn text(r: &ShardReport) -> String {
+        let mut out = Vec::new();
+        write_summary(&mut out, r).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn an_interrupted_summary_says_what_is_left_and_how_to_continue() {
+        let t = text(&report());
+        assert!(t.contains("  not attempted 3\n"), "{t}");
+        assert!(t.contains("  carried over  2 "), "{t}");
+        assert!(t.contains("85.7% of the rows attempted"), "{t}");
+        assert!(t.contains("Failed rows\n  row 4 "), "{t}");
+        assert!(t.contains("http://h/4.jpg"), "{t}");
+        assert!(
+            t.contains("3 rows were never attempted") && t.contains("--resume"),
+            "{t}"
+        );
+        // A CSV: the row count is only known once read to the end.
+        let mut csv = report();
+        csv.rows_total = 7;
+        let t = text(&csv);
+        assert!(
+            t.contains("the rest of the input was never attempted"),
+            "{t}"
+        );
+        // A complete run says nothing of the kind.
+        let mut done = report();
+        (done.interrupted, done.rows_total) = (false, 7);
+        let t = text(&done);
+        assert!(
+            !t.contains("not attempted") && !t.contains("--resume to"),
+            "{t}"
+        );
+    }
 }

@@ -1,7 +1,10 @@
 //! The node's control endpoint (`--status-addr`): a minimal HTTP/1.1 server on tokio serving
-//! `GET /status` and `GET /peers` (the [`NodeStatus`] JSON document), `GET /metrics`
-//! (Prometheus text) and `GET /healthz`. One request per connection, bounded request size and
-//! time, so a stuck client cannot hold the node.
+//! `GET /` (a self-contained live dashboard page that polls `/status`), `GET /status` and
+//! `GET /peers` (the [`NodeStatus`] JSON document), `GET /metrics` (Prometheus text) and
+//! `GET /healthz`. One request per connection, bounded request size and time, and at most
+//! [`MAX_CLIENTS`] connections served at once: a connection beyond that gets a `503` at once
+//! (without a task of its own) and is closed, so a flood of idle connections costs the node a
+//! bounded number of sockets and tasks and `/healthz` answers again within [`HEAD_TIMEOUT`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -17,10 +20,19 @@ use tracing::{debug, info};
 use crate::net::NetError;
 use crate::protocol::status::NodeStatus;
 
+/// The live dashboard: one HTML page with inline CSS and script, no external asset.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
 /// Largest request head accepted.
 const MAX_REQUEST_BYTES: usize = 8 << 10;
 /// Time a client has to send its request and to read the answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to send its request head (an idle connection is closed after this).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections served at once.
+pub const MAX_CLIENTS: usize = 64;
+/// The answer to a connection beyond [`MAX_CLIENTS`].
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 5\r\nconnection: close\r\nretry-after: 1\r\n\r\nbusy\n";
 
 /// Binds `addr` (port 0 picks a free one), serves until `shutdown` and returns the bound
 /// address. `status` is the document to serve; `metrics` renders the Prometheus text.
@@ -39,6 +51,7 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     info!(addr = %bound, "status endpoint listening");
     let metrics: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(metrics);
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     tokio::spawn(async move {
         loop {
             let (socket, peer) = tokio::select! {
@@ -52,11 +65,18 @@ pub async fn serve(
                     }
                 },
             };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Best effort, never waiting: the socket is closed right after.
+                let _ = socket.try_write(BUSY);
+                debug!(%peer, "status endpoint busy: connection refused");
+                continue;
+            };
             let (status, metrics) = (status.clone(), metrics.clone());
             tokio::spawn(async move {
                 if let Err(e) = timeout(CLIENT_TIMEOUT, handle(socket, &status, &*metrics)).await {
                     debug!(%peer, error = %e, "status client timed out");
                 }
+                drop(permit);
             });
         }
     });
@@ -109,12 +129,17 @@ fn respond(
                 ),
             }
         }
+        "/" | "/dashboard" => (
+            200,
+            "text/html; charset=utf-8",
+            DASHBOARD_HTML.as_bytes().to_vec(),
+        ),
         "/metrics" => (200, "text/plain; version=0.0.4", metrics().into_bytes()),
         "/healthz" => (200, text, b"ok\n".to_vec()),
         _ => (
             404,
             text,
-            b"not found: try /status, /peers, /metrics or /healthz\n".to_vec(),
+            b"not found: try /, /status, /peers, /metrics or /healthz\n".to_vec(),
         ),
     }
 }
@@ -137,8 +162,17 @@ async fn handle(
 ) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
+    let head_deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     let too_large = loop {
-        let n = socket.read(&mut buf).await?;
+        let n = match tokio::time::timeout_at(head_deadline, socket.read(&mut buf)).await {
+            Ok(n) => n?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request head",
+                ));
+            }
+        };
         if n == 0 {
             break false;
         }
@@ -222,6 +256,10 @@ mod tests {
         let metrics = get("GET /metrics HTTP/1.1\r\n\r\n").await;
         assert!(metrics.ends_with("\r\n\r\nldawt_up 1\n"), "{metrics}");
         assert!(get("GET /healthz HTTP/1.1\r\n\r\n").await.ends_with("ok\n"));
+        let page = get("GET / HTTP/1.1\r\n\r\n").await;
+        assert!(page.contains("content-type: text/html"), "{page}");
+        assert!(page.contains("fetch(\"/status\""), "the page polls /status");
+        assert!(!page.contains("src=\"http"), "no external asset");
         assert!(
             get("GET /nope HTTP/1.1\r\n\r\n")
                 .await

@@ -3,6 +3,9 @@
 
 mod common;
 
+#[path = "common/netns.rs"]
+mod netns;
+
 #[path = "engine/fixture.rs"]
 mod fixture;
 
@@ -29,3 +32,11 @@ mod spill;
 
 #[path = "engine/tls.rs"]
 mod tls;
+
+#[path = "engine/ssrf.rs"]
+mod ssrf;
+
+#[path = "engine/dns.rs"]
+mod dns;
+#[path = "engine/everyday.rs"]
+mod everyday;

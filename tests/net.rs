@@ -5,10 +5,14 @@
 mod common;
 #[path = "net/harness.rs"]
 mod harness;
+#[path = "net/hostile.rs"]
+mod hostile;
 #[path = "net/mdns.rs"]
 mod mdns;
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/node_proc.rs"]
+mod node_proc;
 #[path = "net/peers_cli.rs"]
 mod peers_cli;
 #[path = "net/swarm_netns.rs"]

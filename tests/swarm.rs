@@ -4,7 +4,17 @@
 //! accounted for exactly once and that no archive member is duplicated.
 
 mod common;
+#[path = "common/faults.rs"]
+mod fault_tools;
 
+#[path = "swarm/dashboard.rs"]
+mod dashboard;
+#[path = "swarm/defaults.rs"]
+mod defaults;
+#[path = "swarm/faults.rs"]
+mod faults;
+#[path = "swarm/hostile.rs"]
+mod hostile;
 #[path = "swarm/hostile_results.rs"]
 mod hostile_results;
 #[path = "swarm/inprocess.rs"]

@@ -1,6 +1,8 @@
 //! `ldawt compare`: command-line glue over `crate::listing` — reads both sides, diffs them,
 //! prints what is only on each side (and size differences with `--sizes`), optionally writes
 //! the lists to `--out-dir`. Exit 0 when the sides match, 1 when they differ (like `diff`).
+//! Hidden entries are left out unless `--include-hidden`; an archive's top folder is removed
+//! (with a note) when that makes more names match, unless `--keep-prefix`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,15 @@ pub struct CompareArgs {
     /// WebDAV user for URL sides; the password comes from LDAWT_PASSWORD or ~/.netrc.
     #[arg(long)]
     pub user: Option<String>,
+    /// Also compare hidden files and folders (a path component starting with `.`, such as a
+    /// node's private `.ldawt/`); they are left out by default.
+    #[arg(long)]
+    pub include_hidden: bool,
+    /// Compare names exactly as listed. By default, when every entry of a side sits in one
+    /// top-level folder (an archive's `<stem>/`) and removing it makes more names match, it is
+    /// removed and a note says so.
+    #[arg(long)]
+    pub keep_prefix: bool,
 }
 
 fn listing_failure(e: ListingError) -> anyhow::Error {
@@ -110,6 +121,38 @@ pub async fn run(args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
         read_side(&args.left, args.user.as_deref()),
         read_side(&args.right, args.user.as_deref())
     )?;
+    let hidden = |l: Listing, side: &str, arg: &str| {
+        if args.include_hidden {
+            return l;
+        }
+        let (kept, dropped) = listing::without_hidden(l);
+        if dropped > 0 {
+            println!(
+                "note: left out {dropped} hidden file{} of the {side} side {arg} (pass --include-hidden to compare them)",
+                if dropped == 1 { "" } else { "s" }
+            );
+        }
+        kept
+    };
+    let (mut left, mut right) = (
+        hidden(left, "left", &args.left),
+        hidden(right, "right", &args.right),
+    );
+    if !args.keep_prefix && !args.basename {
+        let (strip_left, strip_right) = listing::best_prefix_strip(&left, &right);
+        if let Some(top) = strip_left {
+            println!(
+                "note: every entry of the left side is under {top}/; compared without that folder (pass --keep-prefix to keep it)"
+            );
+            left = listing::strip_top_folder(left, &top);
+        }
+        if let Some(top) = strip_right {
+            println!(
+                "note: every entry of the right side is under {top}/; compared without that folder (pass --keep-prefix to keep it)"
+            );
+            right = listing::strip_top_folder(right, &top);
+        }
+    }
     let prepare = |mut l: Listing| {
         if args.basename {
             l = listing::basenames(l);

@@ -2,7 +2,8 @@
 //! `--config` file > defaults; LDAWT's flag names are accepted as aliases), validates the input
 //! before anything is written (bad input → exit 2, no output), runs the engine with a progress
 //! display, turns SIGINT/SIGTERM into a clean interruption (exit 130, resumable), prints the
-//! summary and exits 0 (all ok) or 1 (some rows failed).
+//! summary and exits 0 (all ok) or 1 (some rows failed). A previous run's outputs are never
+//! replaced silently: `--resume` continues them, `--force` replaces them, otherwise exit 2.
 
 mod config;
 
@@ -94,8 +95,12 @@ pub struct DownloadOptions {
     pub level: Option<u32>,
     /// Continue an interrupted run: rows recorded as ok are kept (copied from the previous
     /// archive), the rest is downloaded.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     pub resume: bool,
+    /// Replace the outputs of a previous run (archive, results, overview). Without it (or
+    /// --resume) an existing archive or results file is refused, exit 2.
+    #[arg(long)]
+    pub force: bool,
     /// Accepted Content-Type patterns (repeatable) [default: image/*].
     #[arg(long = "accept-type")]
     pub accept_type: Vec<String>,
@@ -125,6 +130,7 @@ struct Resolved {
     url_col: String,
     class_col: Option<String>,
     resume: bool,
+    force: bool,
     engine: EngineConfig,
 }
 
@@ -205,6 +211,7 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
             .unwrap_or_else(|| "photo_url".into()),
         class_col,
         resume: args.resume || file.resume.unwrap_or(false),
+        force: args.force,
         engine,
     })
 }
@@ -254,6 +261,32 @@ fn annotate_overview(report_archive: &std::path::Path, r: &Resolved) -> anyhow::
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes `<stem>.report.html` beside the overview, from the results file.
+fn write_run_report(report: &engine::ShardReport) -> anyhow::Result<()> {
+    use crate::results::report_html::{RunFigures, render, report_path, write_report};
+    let figures = RunFigures::from_results(&[report.results_path.as_path()])
+        .context("reading the results for report.html")?;
+    let title = engine::archive_stem(&report.archive_path);
+    let html = render(&title, &figures, report.elapsed.as_secs_f64());
+    let path = report_path(&engine::overview_path(&report.archive_path));
+    write_report(&path, &html).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Refuses to overwrite a previous run's archive or results silently.
+fn refuse_existing_outputs(archive: &std::path::Path) -> anyhow::Result<()> {
+    for existing in [archive.to_path_buf(), engine::results_path(archive)] {
+        if existing.exists() {
+            return Err(UsageError::new(format!(
+                "{} already exists (a previous run); pass --resume to continue that run, or \
+                 --force to replace it",
+                existing.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Runs `ldawt download`.
 pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let resolved = resolve(*args.options)?;
@@ -274,6 +307,9 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
             resolved.output.display()
         ))
         .into());
+    }
+    if !resolved.resume && !resolved.force {
+        refuse_existing_outputs(&resolved.output)?;
     }
     let (input, url_col, class_col) = (
         resolved.input.clone(),
@@ -317,6 +353,7 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         Err(e) => return Err(e.into()),
     };
     annotate_overview(&report.archive_path, &resolved)?;
+    write_run_report(&report)?;
     write_summary(&mut std::io::stdout().lock(), &report).context("writing the summary")?;
     Ok(ExitCode::from(if report.interrupted {
         exit::INTERRUPTED

@@ -27,7 +27,8 @@ pub struct ReconstructArgs {
     /// Column with the image bytes (binary, or the Hugging Face {bytes, path} struct).
     #[arg(long, default_value = "image")]
     pub image_col: String,
-    /// Column with the class label (folder name; null labels go to `__null__`).
+    /// Column with the class label. Folders are named like `download` names them (`Abaeis
+    /// mexicana` → `Abaeis_mexicana`, `O'Neil` → `ONeil`, null → `unlabeled`).
     #[arg(long, default_value = "label")]
     pub label_col: String,
     /// Re-encode every image to this format; by default the original bytes are kept and the

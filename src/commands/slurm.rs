@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
-use crate::slurm::{SlurmJob, render};
+use crate::slurm::{SlurmJob, SwarmAccess, render};
 
 /// Arguments of `ldawt slurm`.
 #[derive(Debug, Args)]
@@ -19,6 +19,14 @@ pub struct SlurmArgs {
     /// it (`/ip4/10.0.0.5/tcp/4001/p2p/12D3KooW…`).
     #[arg(long)]
     pub join: String,
+    /// The swarm key file every node reads (the seeder prints its path with the `--join`
+    /// line). It must be readable at the same path on the compute nodes (shared
+    /// filesystem); the script passes the path, never the key.
+    #[arg(long, value_name = "FILE", required_unless_present = "open")]
+    pub swarm_key: Option<PathBuf>,
+    /// The nodes join an open swarm without a key (`ldawt node --open`).
+    #[arg(long, conflicts_with = "swarm_key")]
+    pub open: bool,
     /// Each node exits after holding no lease for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub exit_when_idle: u64,
@@ -70,8 +78,19 @@ pub async fn run(args: SlurmArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
             .display()
             .to_string(),
     };
+    let access = match &args.swarm_key {
+        Some(path) => {
+            // Refuse a missing or malformed key now, not on the compute nodes.
+            crate::node::swarm_key::load(path).map_err(|e| UsageError::new(e.to_string()))?;
+            let abs = std::path::absolute(path)
+                .map_err(|e| UsageError::new(format!("--swarm-key {}: {e}", path.display())))?;
+            SwarmAccess::KeyFile(abs.display().to_string())
+        }
+        None => SwarmAccess::Open,
+    };
     let job = SlurmJob {
         join: args.join,
+        access,
         idle_secs: args.exit_when_idle,
         nodes: args.nodes,
         cpus_per_task: args.cpus_per_task,

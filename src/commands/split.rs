@@ -29,7 +29,8 @@ pub struct SplitArgs {
     /// The class column; every class ends up wholly inside one group.
     #[arg(long, alias = "class-col")]
     pub group_col: String,
-    /// Number of groups (output files group_1.parquet … group_N.parquet).
+    /// Number of groups (output files group_1.parquet … group_N.parquet). A class is never
+    /// split, so with fewer classes than groups only one file per class is written (none empty).
     #[arg(long)]
     pub groups: usize,
     /// Output directory (created if missing).
@@ -55,6 +56,7 @@ pub async fn run(args: SplitArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
             return Err(UsageError::new("--balance bytes needs --size-col COLUMN").into());
         }
     };
+    let requested = args.groups;
     let req = SplitRequest {
         input: args.input,
         group_col: args.group_col,
@@ -102,8 +104,13 @@ pub async fn run(args: SplitArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
         min,
         outcome.plan.imbalance()
     );
-    if outcome.plan.classes_per_group.contains(&0) {
-        eprintln!("warning: more groups than classes; some group files are empty (0 rows)");
+    if outcome.files.len() < requested {
+        eprintln!(
+            "note: --groups {requested} but only {} classes (a class is never split): wrote {} group file{}, none empty",
+            outcome.plan.assignment.len(),
+            outcome.files.len(),
+            if outcome.files.len() == 1 { "" } else { "s" }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! `ldawt upload`: command-line glue over `crate::webdav::upload` — resolves credentials,
 //! probes the server (bad URL, unreachable server or rejected credentials exit 2 before any
-//! transfer), uploads in parallel with a progress bar and prints a summary.
+//! transfer), uploads in parallel with a progress bar and prints a summary. Hidden entries
+//! (`.ldawt/`, `.incoming/`, temp files) inside the given directories are left out unless
+//! `--include-hidden`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,11 @@ pub struct UploadArgs {
     /// Upload even files already on the server with the same size.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also upload hidden files and folders (names starting with `.`) found inside the given
+    /// directories, such as a node's private `.ldawt/` state. A path named on the command line
+    /// is always uploaded.
+    #[arg(long)]
+    pub include_hidden: bool,
 }
 
 /// Turns a WebDAV error into an exit-2 usage error when it is the user's input at fault.
@@ -73,7 +80,23 @@ pub async fn run(args: UploadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
         return Err(UsageError::new("--concurrency must be at least 1").into());
     }
     let base = parse_url(&args.to).map_err(webdav_failure)?;
-    let (dirs, items) = plan_uploads(&args.paths, &base).map_err(webdav_failure)?;
+    let plan = plan_uploads(&args.paths, &base, args.include_hidden).map_err(webdav_failure)?;
+    let (dirs, items) = (plan.dirs, plan.items);
+    if !plan.hidden.is_empty() {
+        let shown: Vec<String> = plan
+            .hidden
+            .iter()
+            .take(5)
+            .map(|p| p.display().to_string())
+            .collect();
+        eprintln!(
+            "left out {} hidden entr{} ({}{}); pass --include-hidden to upload them",
+            plan.hidden.len(),
+            if plan.hidden.len() == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if plan.hidden.len() > 5 { ", ..." } else { "" }
+        );
+    }
     let policy = RetryPolicy {
         attempts: args.attempts.max(1),
         ..RetryPolicy::default()

@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::complete::{CompleteKey, VerifyFailure, VerifyJob, run_job};
-use super::{Coordinator, CoordinatorError, FileDecision, FinalReport};
+use super::{Coordinator, CoordinatorError, FileDecision, FinalReport, StorageFailure};
 use crate::model::time::Clock;
 use crate::protocol::status::DatasetProgress;
 use crate::protocol::swarm::{
@@ -77,6 +77,7 @@ pub struct CoordinatorHandle {
     tx: mpsc::Sender<Msg>,
     finished: watch::Receiver<bool>,
     verifying: Arc<Semaphore>,
+    storage: watch::Receiver<Option<StorageFailure>>,
 }
 
 /// The coordinator has stopped.
@@ -94,6 +95,7 @@ impl CoordinatorHandle {
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Msg>(256);
         let (finished_tx, finished) = watch::channel(coord.is_finished());
+        let (storage_tx, storage) = watch::channel(None);
         tokio::spawn(async move {
             loop {
                 let now = clock.now();
@@ -112,17 +114,24 @@ impl CoordinatorHandle {
                         Some(msg) => serve(&mut coord, msg, clock.now()).await,
                     },
                 }
+                coord.check_storage(clock.now());
                 for g in coord.drain_gossip() {
                     let _ = gossip.send(g);
                 }
                 let done = coord.is_finished();
                 finished_tx.send_if_modified(|f| std::mem::replace(f, done) != done);
+                if let Some(failure) = coord.storage_failure()
+                    && storage_tx.borrow().is_none()
+                {
+                    let _ = storage_tx.send(Some(failure.clone()));
+                }
             }
         });
         Self {
             tx,
             finished,
             verifying: Arc::new(Semaphore::new(CONCURRENT_VERIFICATIONS)),
+            storage,
         }
     }
 
@@ -247,6 +256,19 @@ impl CoordinatorHandle {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Msg::Finalize(tx)).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
+    }
+
+    /// Resolves with the failure when the seeder's storage fails (fail-stop); never otherwise.
+    pub async fn wait_storage_failed(&self) -> StorageFailure {
+        let mut rx = self.storage.clone();
+        loop {
+            if let Some(f) = rx.borrow_and_update().clone() {
+                return f;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Resolves when every dataset is finished (or the actor stopped).

@@ -33,6 +33,13 @@ pub use handle::{CoordinatorHandle, Snapshot, Stopped};
 /// How long a worker with nothing to do waits before asking again.
 pub const NO_WORK_RETRY_MS: u64 = 1_000;
 
+/// Below this much free space on the filesystem of `--out` or of the data dir the seeder
+/// fail-stops (ENOSPC there means it can neither store shards nor commit leases).
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// How often the seeder checks its own free space.
+const DISK_CHECK_MS: u64 = 500;
+
 /// Where the seeder writes and how it leases.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -47,6 +54,8 @@ pub struct CoordinatorConfig {
     pub stored: Option<tokio::sync::mpsc::UnboundedSender<PathBuf>>,
     /// Bounds on the files accepted from workers.
     pub intake: IntakeLimits,
+    /// Reopen failed shards of a resumed dataset (`--retry-failed`).
+    pub retry_failed: bool,
 }
 
 /// Coordinator failures (storage only: bad requests are answered, not raised).
@@ -56,6 +65,9 @@ pub enum CoordinatorError {
     /// The lease database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The seeder's storage failed mid-run: it stopped granting and renewing.
+    #[error(transparent)]
+    StorageFailed(StorageFailure),
     /// A file in `--out` could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -64,6 +76,23 @@ pub enum CoordinatorError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// The seeder's storage failed mid-run (first failed lease-database commit, or no space left
+/// in `--out`): it stopped granting and renewing; the state committed so far is what a rerun
+/// resumes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "seeder storage failed in {dir} ({free} free): {cause}; nothing more was granted or \
+     renewed; free some space (or move --data-dir/--out) and rerun the same command to resume"
+)]
+pub struct StorageFailure {
+    /// The directory whose storage failed.
+    pub dir: String,
+    /// Its free space, human-readable.
+    pub free: String,
+    /// The first error.
+    pub cause: String,
 }
 
 struct Dataset {
@@ -91,6 +120,8 @@ pub struct Coordinator {
     outbox: Vec<Gossip>,
     invalid_deliveries: BTreeMap<String, u64>,
     reserved: files::Reservations,
+    storage_failed: Option<StorageFailure>,
+    next_disk_check: UnixMillis,
 }
 
 impl Coordinator {
@@ -106,6 +137,8 @@ impl Coordinator {
             outbox: Vec::new(),
             invalid_deliveries: BTreeMap::new(),
             reserved: files::Reservations::default(),
+            storage_failed: None,
+            next_disk_check: UnixMillis(0),
         }
     }
 
@@ -129,19 +162,37 @@ impl Coordinator {
                 rec.lease = self.cfg.lease;
                 self.store.put_dataset(rec).await?;
             }
-            let book = LeaseBook::restore(
+            let next_epoch = self.store.next_epoch(seeded.id).await?;
+            let failed_before = shards
+                .iter()
+                .filter(|s| s.entry.phase == ShardPhase::Failed)
+                .count();
+            let mut book = LeaseBook::restore(
                 self.cfg.lease,
                 shards.iter().map(|s| s.entry.clone()).collect(),
+                next_epoch,
+                now,
             );
-            tracing::info!(dataset = %seeded.id, done = book.counts().done, "resumed from the lease database");
+            if self.cfg.retry_failed {
+                book.reopen_failed();
+            }
+            let c = book.counts();
+            if failed_before > 0 {
+                tracing::info!(dataset = %seeded.id, reopened = failed_before - c.failed as usize, still_failed = c.failed, "failed shards: reopened with --retry-failed or a raised --max-retries");
+            }
+            tracing::info!(dataset = %seeded.id, done = c.done, leased = c.leased, next_epoch = book.next_epoch(), "resumed from the lease database; holders have one lease TTL to renew");
+            let id = seeded.id;
+            let n = shards.len();
             self.datasets.insert(
-                seeded.id,
+                id,
                 Dataset {
                     seeded,
                     book,
                     records: shards,
                 },
             );
+            let all: Vec<ShardId> = (0..n).map(shard).collect();
+            self.persist_checked(id, &all).await?;
             return Ok(true);
         }
         let book = LeaseBook::new(self.cfg.lease, &seeded.shard_rows);
@@ -158,13 +209,14 @@ impl Coordinator {
             })
             .await?;
         self.store
-            .put_shards(
+            .put_shards_with_epoch(
                 seeded.id,
                 records
                     .iter()
                     .enumerate()
                     .map(|(i, r)| (shard(i), r.clone()))
                     .collect(),
+                book.next_epoch(),
             )
             .await?;
         self.datasets.insert(
@@ -201,9 +253,18 @@ impl Coordinator {
             .min()
     }
 
-    /// Expires lapsed leases and persists the shards concerned.
+    /// The storage failure that stopped this seeder, if any.
+    pub fn storage_failure(&self) -> Option<&StorageFailure> {
+        self.storage_failed.as_ref()
+    }
+
+    /// Expires lapsed leases and persists the shards concerned (nothing once storage failed:
+    /// the committed state is what a rerun resumes).
     pub async fn handle_timeout(&mut self, now: UnixMillis) -> Vec<(DatasetId, LostLease)> {
         let mut all = Vec::new();
+        if self.storage_failed.is_some() {
+            return all;
+        }
         let ids = self.dataset_ids();
         for id in ids {
             let lost = match self.datasets.get_mut(&id) {
@@ -211,7 +272,7 @@ impl Coordinator {
                 None => continue,
             };
             for l in &lost {
-                tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = l.epoch, "lease expired");
+                tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = l.epoch, phase = ?l.phase_after, "lease expired (charged to the peer)");
             }
             let shards: Vec<ShardId> = lost.iter().map(|l| l.shard).collect();
             if !shards.is_empty() {
@@ -296,16 +357,67 @@ impl Coordinator {
     }
 
     async fn persist(&mut self, dataset: DatasetId, shards: &[ShardId]) {
-        if let Err(e) = self.persist_checked(dataset, shards).await {
-            tracing::error!(dataset = %dataset, "cannot persist lease state: {e}");
-        }
+        let _ = self.persist_checked(dataset, shards).await;
     }
 
+    /// Commits the shards' entries and the epoch mark. The first failure stops the seeder
+    /// (fail-stop): every later request is refused with `StorageFailed`.
     async fn persist_checked(
         &mut self,
         dataset: DatasetId,
         shards: &[ShardId],
     ) -> Result<(), StoreError> {
+        if let Some(e) = &self.storage_failed {
+            return Err(StoreError::Failed(e.to_string()));
+        }
+        let r = self.commit(dataset, shards).await;
+        if let Err(e) = &r {
+            self.fail_storage(&self.cfg.data_dir.clone(), e.to_string());
+        }
+        r
+    }
+
+    /// Fail-stops when `--out` or the data dir has (almost) no space left; checked at most
+    /// every half second.
+    pub fn check_storage(&mut self, now: UnixMillis) {
+        if self.storage_failed.is_some() || now < self.next_disk_check {
+            return;
+        }
+        self.next_disk_check = UnixMillis(now.0.saturating_add(DISK_CHECK_MS));
+        for dir in [self.cfg.out.clone(), self.cfg.data_dir.clone()] {
+            if let Some(free) = crate::worker::stats::free_space(&dir)
+                && free < MIN_FREE_BYTES
+            {
+                self.fail_storage(
+                    &dir,
+                    format!(
+                        "no space left on its filesystem (below the {} minimum)",
+                        crate::worker::stats::human_bytes(MIN_FREE_BYTES)
+                    ),
+                );
+                return;
+            }
+        }
+    }
+
+    /// Enters fail-stop: logs one clear error naming `dir` and its free space.
+    pub(crate) fn fail_storage(&mut self, dir: &std::path::Path, cause: String) {
+        if self.storage_failed.is_some() {
+            return;
+        }
+        let free = crate::worker::stats::free_space(dir)
+            .map(crate::worker::stats::human_bytes)
+            .unwrap_or_else(|| "unknown".into());
+        let err = StorageFailure {
+            dir: dir.display().to_string(),
+            free,
+            cause,
+        };
+        tracing::error!("{err}");
+        self.storage_failed = Some(err);
+    }
+
+    async fn commit(&mut self, dataset: DatasetId, shards: &[ShardId]) -> Result<(), StoreError> {
         if shards.is_empty() {
             return Ok(());
         }
@@ -320,7 +432,10 @@ impl Coordinator {
                 batch.push((*s, rec.clone()));
             }
         }
-        self.store.put_shards(dataset, batch).await
+        let next_epoch = d.book.next_epoch();
+        self.store
+            .put_shards_with_epoch(dataset, batch, next_epoch)
+            .await
     }
 
     /// The phase of one shard of a dataset seeded here.

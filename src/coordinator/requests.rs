@@ -5,7 +5,7 @@
 use super::{Coordinator, NO_WORK_RETRY_MS};
 use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
-use crate::model::lease::LeaseError;
+use crate::model::lease::{Admission, LeaseError};
 use crate::model::time::UnixMillis;
 use crate::protocol::swarm::{
     ControlRequest, ControlResponse, Grant, NodeStats, Refusal, RejectReason,
@@ -20,6 +20,9 @@ impl Coordinator {
         req: ControlRequest,
         now: UnixMillis,
     ) -> ControlResponse {
+        if let Some(f) = &self.storage_failed {
+            return ControlResponse::rejected(RejectReason::StorageFailed, f.to_string());
+        }
         self.handle_timeout(now).await;
         match req {
             ControlRequest::Bid { dataset, stats } => self.bid(peer, dataset, stats, now).await,
@@ -39,9 +42,15 @@ impl Coordinator {
                     Some(d) => d.book.handle_renew(shard, epoch, peer, rows_done, now),
                 };
                 match r {
-                    Ok(expires_at) => {
+                    Ok(expires_at) => match self.persist_checked(dataset, &[shard]).await {
+                        Ok(()) => ControlResponse::Renewed { expires_at },
+                        Err(e) => storage_refusal(&e),
+                    },
+                    Err(e @ LeaseError::Stalled { .. }) => {
+                        tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "lease revoked: {e}");
+                        self.lease_gossip(dataset, shard, peer, epoch, "free", now);
                         self.persist(dataset, &[shard]).await;
-                        ControlResponse::Renewed { expires_at }
+                        rejected(e)
                     }
                     Err(e) => rejected(e),
                 }
@@ -74,7 +83,11 @@ impl Coordinator {
                 };
                 match r {
                     Ok(lost) => {
-                        tracing::info!(dataset = %dataset, shard = %shard, peer, reason, failed, "lease given back");
+                        if failed {
+                            tracing::warn!(dataset = %dataset, shard = %shard, peer, reason, phase = ?lost.phase_after, "lease given back failed (charged to the peer; the shard counts it once per peer)");
+                        } else {
+                            tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease given back");
+                        }
                         self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
                         self.persist(dataset, &[shard]).await;
                         ControlResponse::Ack
@@ -104,8 +117,30 @@ impl Coordinator {
         }
         let avg_rows = d.seeded.rows_total / (d.seeded.shard_rows.len().max(1) as u64);
         let expected = bid::expected_shard_bytes(avg_rows, d.bytes_per_row());
+        match d.book.admission(peer, now) {
+            Admission::Admitted => d.book.note_bid(peer, now),
+            Admission::BackOff { until } => {
+                return ControlResponse::NoWork {
+                    retry_after_ms: until.0.saturating_sub(now.0).max(NO_WORK_RETRY_MS),
+                    finished: false,
+                };
+            }
+            Admission::Excluded { faults, cause } => {
+                return ControlResponse::rejected(
+                    RejectReason::NotAllowed,
+                    format!(
+                        "excluded from dataset {dataset} for this run after {faults} failures in a row; last: {cause}"
+                    ),
+                );
+            }
+        }
+        // Claimed stats can only lower what the seeder's own measurements allow: a peer starts
+        // with a small cap that grows with the completions recorded here.
         let held = d.book.held_by(peer);
-        if held >= bid::capacity(&stats, expected).leases {
+        let cap = bid::capacity(&stats, expected)
+            .leases
+            .min(d.book.peer_cap(peer));
+        if held >= cap {
             return no_work();
         }
         // Tail copies go to idle bidders only, and only to ones at least half as fast as the
@@ -131,14 +166,11 @@ impl Coordinator {
             speculative: lease.speculative,
         };
         tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, "lease granted");
-        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
+        // No lease is reported granted unless it (and its epoch) was committed.
         if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
-            tracing::error!("cannot record a grant: {e}");
-            return ControlResponse::rejected(
-                RejectReason::StorageFailed,
-                format!("seeder storage failure: {e}"),
-            );
+            return storage_refusal(&e);
         }
+        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
         ControlResponse::Granted(grant)
     }
 
@@ -183,6 +215,13 @@ impl Coordinator {
         d.book.check(shard, epoch, peer, now).map_err(rejected)?;
         Ok(d)
     }
+}
+
+fn storage_refusal(e: &crate::store::StoreError) -> ControlResponse {
+    ControlResponse::rejected(
+        RejectReason::StorageFailed,
+        format!("seeder storage failed: {e}"),
+    )
 }
 
 fn no_work() -> ControlResponse {

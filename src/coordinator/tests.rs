@@ -82,6 +82,7 @@ pub(super) fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
             },
             stored: None,
             intake: IntakeLimits::default(),
+            retry_failed: false,
         },
         store,
     )

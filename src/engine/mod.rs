@@ -62,6 +62,16 @@ pub struct EngineConfig {
     /// Compute the archive's sha256 while writing it (needed to ship it to a seeder; costs a
     /// full extra pass over the bytes).
     pub hash_archive: bool,
+    /// Refuse to connect to internal addresses (loopback, private, CGNAT, link-local,
+    /// multicast, unique-local…), checked after DNS resolution, for IP-literal URLs and for
+    /// every redirect; such rows fail as `blocked_address`. Swarm workers set it for rows of a
+    /// remote seeder so a rogue seeder cannot probe the worker's internal network.
+    #[serde(default)]
+    pub block_private_addresses: bool,
+    /// Write failed rows' messages as their error kind and HTTP status only (results sent to a
+    /// remote seeder: raw texts name internal hosts, addresses and ports).
+    #[serde(default)]
+    pub redact_error_messages: bool,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +89,8 @@ impl Default for EngineConfig {
             compression: None,
             user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
             hash_archive: true,
+            block_private_addresses: false,
+            redact_error_messages: false,
         }
     }
 }
@@ -186,9 +198,35 @@ pub struct ShardReport {
     pub results_path: PathBuf,
     /// Failure kind → number of rows.
     pub error_breakdown: BTreeMap<String, u64>,
+    /// Rows stored by a previous run and carried over by `--resume` (included in `ok`).
+    #[serde(default)]
+    pub carried_over: u64,
+    /// The first failed rows (lowest indexes, at most [`FAILED_ROWS_LISTED`]).
+    #[serde(default)]
+    pub failed_rows: Vec<FailedRow>,
+}
+
+/// Failed rows kept for the summary.
+pub const FAILED_ROWS_LISTED: usize = 20;
+
+/// One failed row, as listed in the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRow {
+    /// 0-based row index in the input.
+    pub index: u64,
+    /// The URL.
+    pub url: Option<String>,
+    /// The failure kind (`http_404`, `timeout_first_byte`…).
+    pub error_kind: Option<String>,
 }
 
 impl ShardReport {
+    /// Rows of the input never attempted (an interrupted run): `--resume` picks them up.
+    pub fn not_attempted(&self) -> u64 {
+        self.rows_total
+            .saturating_sub(self.ok + self.failed + self.skipped)
+    }
+
     /// Stored rows as a percentage of the rows attempted (ok + failed; skipped rows had no URL
     /// or were never started). 0 when nothing was attempted.
     pub fn success_rate_percent(&self) -> f64 {

@@ -91,18 +91,20 @@ pub(crate) async fn run(
     };
     let Prepared {
         archive,
-        results,
+        mut results,
         done,
         mut names,
         mut folders,
         tally,
     } = prepared;
+    results.redact_error_messages(cfg.redact_error_messages);
     if let Some(total) = rows.total_rows() {
         counters.rows_total.store(total, Ordering::Relaxed);
     }
     counters.ok.store(tally.ok, Ordering::Relaxed);
     counters.bytes.store(tally.bytes, Ordering::Relaxed);
     counters.rows_done.store(tally.ok, Ordering::Relaxed);
+    let carried_over = tally.ok;
 
     let (tx, rx) = mpsc::channel::<WriterMsg>(WRITER_QUEUE);
     let writer = {
@@ -262,7 +264,7 @@ pub(crate) async fn run(
         cfg,
         &archive_path,
         &counters,
-        cancel.is_cancelled(),
+        (cancel.is_cancelled(), carried_over),
         started,
     )
     .await
@@ -275,7 +277,7 @@ async fn finish(
     cfg: &EngineConfig,
     archive_path: &std::path::Path,
     counters: &ShardCounters,
-    interrupted: bool,
+    (interrupted, carried_over): (bool, u64),
     started: Instant,
 ) -> Result<ShardReport, EngineError> {
     let WriterOutcome {
@@ -323,6 +325,8 @@ async fn finish(
         archive_sha256: closed.sha256,
         results_path: results_path(archive_path),
         error_breakdown: tally.errors,
+        carried_over,
+        failed_rows: tally.failed_rows.into_values().collect(),
     };
     counters
         .rows_total

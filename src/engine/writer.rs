@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::{EngineError, RowResult, RowStatus, ShardCounters};
+use super::{EngineError, FAILED_ROWS_LISTED, FailedRow, RowResult, RowStatus, ShardCounters};
 use crate::archive::ArchiveWriter;
 use crate::fetch::{Body, sha256_of};
 use crate::results::ResultsWriter;
@@ -57,16 +57,44 @@ pub(crate) struct Tally {
     pub(crate) skipped: u64,
     pub(crate) bytes: u64,
     pub(crate) errors: BTreeMap<String, u64>,
+    /// The failed rows with the lowest indexes (at most [`FAILED_ROWS_LISTED`]).
+    pub(crate) failed_rows: BTreeMap<u64, FailedRow>,
 }
 
 impl Tally {
+    fn keep_failed(&mut self, r: &RowResult) {
+        let full = self.failed_rows.len() >= FAILED_ROWS_LISTED;
+        if full
+            && self
+                .failed_rows
+                .last_key_value()
+                .is_some_and(|(i, _)| *i < r.index)
+        {
+            return;
+        }
+        self.failed_rows.insert(
+            r.index,
+            FailedRow {
+                index: r.index,
+                url: r.url.clone(),
+                error_kind: r.error_kind.clone(),
+            },
+        );
+        if self.failed_rows.len() > FAILED_ROWS_LISTED {
+            self.failed_rows.pop_last();
+        }
+    }
+
     pub(crate) fn count(&mut self, r: &RowResult) {
         match r.status {
             RowStatus::Ok => {
                 self.ok += 1;
                 self.bytes += r.bytes;
             }
-            RowStatus::Failed => self.failed += 1,
+            RowStatus::Failed => {
+                self.failed += 1;
+                self.keep_failed(r);
+            }
             RowStatus::Skipped => self.skipped += 1,
         }
         if r.status != RowStatus::Ok

@@ -1,14 +1,18 @@
 //! One HTTP attempt for one URL: the shared reqwest client (rustls + ring, pooled keep-alive
-//! connections, HTTP/2 when offered, `TCP_NODELAY`, caching DNS, bounded redirects) and the
+//! connections, HTTP/2 when offered, `TCP_NODELAY`, caching async DNS ([`dns`]), bounded
+//! redirects, and the optional guard against internal addresses ([`blocked`])) and the
 //! streaming read of one response under first-byte / idle / total timeouts and the size cap.
 //! Bodies above [`SPILL_AT`] go to a spill file (hashed as they stream) so memory stays bounded
 //! by concurrency, not body size; bodies in memory are hashed later, where there is CPU to
 //! spare (see [`crate::engine`]'s writer). Deciding whether to retry is not done here (see
 //! [`crate::model::retry`]).
 
-mod dns;
+pub mod blocked;
+pub mod dns;
+mod dns_cache;
 pub mod hosts;
 mod probe;
+mod sanitize;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,8 +28,10 @@ use crate::model::content::{check_content, jpeg_truncated};
 use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
 
-pub use dns::CachingResolver;
+pub use blocked::is_blocked;
+pub use dns::{CachingResolver, ResolveError, ResolveFailure};
 pub use probe::content_range_total;
+pub use sanitize::sanitized_error;
 
 /// Bodies larger than this are written to a spill file instead of memory.
 pub const SPILL_AT: usize = 1024 * 1024;
@@ -89,8 +95,17 @@ impl AttemptError {
 
 /// Failures building the HTTP client.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub enum ClientError {
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The DNS resolver could not be set up.
+    #[error("cannot build the HTTP client: {0}")]
+    Dns(#[from] dns::ResolverSetupError),
+}
+
+/// Redirects followed before the attempt fails as `too_many_redirects`.
+const MAX_REDIRECTS: usize = 10;
 
 /// The shared HTTP client and the limits every attempt obeys.
 #[derive(Debug, Clone)]
@@ -101,6 +116,7 @@ pub struct Fetcher {
     total_timeout: Duration,
     max_file_size: u64,
     accept_types: Arc<Vec<String>>,
+    block_private: bool,
 }
 
 /// The error and its causes on one line.
@@ -115,15 +131,12 @@ fn chain(err: &dyn std::error::Error) -> String {
     out
 }
 
-/// True when a certificate check failed somewhere in `err`'s causes.
-fn is_certificate_error(err: &reqwest::Error) -> bool {
+/// The first error of type `T` among `err` and its causes.
+fn find_cause<T: std::error::Error + 'static>(err: &reqwest::Error) -> Option<&T> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         // TLS errors arrive wrapped in io::Errors, whose `source()` skips the wrapped error.
         cause = match e
@@ -134,11 +147,24 @@ fn is_certificate_error(err: &reqwest::Error) -> bool {
             None => e.source(),
         };
     }
-    false
+    None
+}
+
+/// True when a certificate check failed somewhere in `err`'s causes.
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    find_cause::<rustls::Error>(err).is_some_and(|tls| {
+        matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    })
 }
 
 fn map_send_error(err: &reqwest::Error) -> Failure {
-    if is_certificate_error(err) {
+    // The resolver's (and the redirect guard's) typed failure travels in the source chain.
+    if let Some(dns) = find_cause::<ResolveError>(err) {
+        dns.kind.failure()
+    } else if is_certificate_error(err) {
         Failure::Tls
     } else if err.is_redirect() {
         Failure::Redirects
@@ -158,6 +184,27 @@ impl Fetcher {
     pub fn new(cfg: &EngineConfig) -> Result<Self, ClientError> {
         // A second installation (several runs in one process) reports an error: harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let block_private = cfg.block_private_addresses;
+        // Resolution counts against the connect timeout: give up on DNS a little earlier so
+        // the row records the DNS timeout rather than a connect timeout.
+        let resolver = CachingResolver::new(
+            block_private,
+            cfg.connect_timeout
+                .mul_f64(0.9)
+                .max(Duration::from_millis(100)),
+        )?;
+        let limited = reqwest::redirect::Policy::limited(MAX_REDIRECTS);
+        // Names in redirect targets go through the resolver (and its guard); IP literals do
+        // not, so they are checked here.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if block_private
+                && let Some(ip) = blocked::literal_ip(attempt.url())
+                && is_blocked(ip)
+            {
+                return attempt.error(blocked_literal(ip, "a redirect"));
+            }
+            limited.redirect(attempt)
+        });
         let client = reqwest::Client::builder()
             .user_agent(cfg.user_agent.clone())
             .connect_timeout(cfg.connect_timeout)
@@ -165,8 +212,8 @@ impl Fetcher {
             .pool_max_idle_per_host(cfg.per_host.max(1))
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_adaptive_window(true)
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .dns_resolver(Arc::new(CachingResolver::new(Duration::from_secs(300))))
+            .redirect(redirects)
+            .dns_resolver(Arc::new(resolver))
             .build()?;
         Ok(Self {
             client,
@@ -175,7 +222,20 @@ impl Fetcher {
             total_timeout: cfg.total_timeout,
             max_file_size: cfg.max_file_size,
             accept_types: Arc::new(cfg.accept_types.clone()),
+            block_private,
         })
+    }
+
+    /// The `blocked_address` failure for an IP-literal URL the guard refuses (names are
+    /// checked by the resolver, after resolution).
+    fn check_literal(&self, url: &reqwest::Url) -> Result<(), AttemptError> {
+        match blocked::literal_ip(url) {
+            Some(ip) if self.block_private && is_blocked(ip) => Err(AttemptError::new(
+                Failure::BlockedAddress,
+                blocked_literal(ip, "the URL").to_string(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`.
@@ -198,6 +258,7 @@ impl Fetcher {
     }
 
     async fn attempt(&self, url: &reqwest::Url, spill: &Path) -> Result<Fetched, AttemptError> {
+        self.check_literal(url)?;
         let send = self.client.get(url.clone()).send();
         let mut resp = match timeout(self.first_byte_timeout, send).await {
             Err(_) => {
@@ -319,6 +380,15 @@ impl Fetcher {
                 _ => return,
             }
         }
+    }
+}
+
+/// The typed error for an internal IP literal (`what`: "the URL", "a redirect").
+fn blocked_literal(ip: std::net::IpAddr, what: &str) -> ResolveError {
+    ResolveError {
+        host: ip.to_string(),
+        kind: ResolveFailure::Blocked,
+        detail: format!("{what} points to an internal address (blocked)"),
     }
 }
 

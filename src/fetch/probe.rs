@@ -40,6 +40,7 @@ impl Fetcher {
 
     /// The size in bytes of what `url` serves, without downloading it.
     pub async fn probe_size(&self, url: &reqwest::Url) -> Result<u64, AttemptError> {
+        self.check_literal(url)?;
         let head = self.send(self.client.head(url.clone())).await?;
         let status = head.status().as_u16();
         let is_html =

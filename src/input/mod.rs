@@ -71,7 +71,10 @@ pub fn list_inputs(path: &Path) -> Result<Vec<PathBuf>, InputError> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(InputError::Empty { path: shown });
+        return Err(InputError::Unreadable {
+            path: shown,
+            reason: "the folder holds no .parquet, .pq or .csv file".to_string(),
+        });
     }
     Ok(files)
 }

@@ -114,6 +114,75 @@ pub fn with_suffix(listing: Listing, suffix: &str) -> Listing {
         .collect()
 }
 
+/// True when a path has a hidden component (a name starting with `.`), such as a node's
+/// private `.ldawt/` folder, a `.incoming/` folder or a temp file.
+pub fn is_hidden_path(path: &str) -> bool {
+    path.split('/')
+        .any(|seg| seg.starts_with('.') && seg != "." && seg != "..")
+}
+
+/// Drops the entries with a hidden component; returns the rest and how many were dropped.
+pub fn without_hidden(listing: Listing) -> (Listing, usize) {
+    let before = listing.len();
+    let kept: Listing = listing
+        .into_iter()
+        .filter(|(p, _)| !is_hidden_path(p))
+        .collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
+}
+
+/// The top-level folder every entry sits in (`a/` for the members of `a.tar`), if there is one
+/// and no entry sits at the top itself.
+pub fn common_top_folder(listing: &Listing) -> Option<String> {
+    let mut top: Option<&str> = None;
+    for path in listing.keys() {
+        let (first, _) = path.split_once('/')?;
+        match top {
+            None => top = Some(first),
+            Some(t) if t == first => {}
+            Some(_) => return None,
+        }
+    }
+    top.map(str::to_string)
+}
+
+/// Removes the top-level folder `top` from every entry.
+pub fn strip_top_folder(listing: Listing, top: &str) -> Listing {
+    let prefix = format!("{top}/");
+    listing
+        .into_iter()
+        .map(|(p, s)| (p.strip_prefix(&prefix).map_or(p.clone(), str::to_string), s))
+        .collect()
+}
+
+/// Which sides lose their common top folder so that the most names match: `(strip left,
+/// strip right)`. Nothing is stripped unless it makes strictly more names match (a tar made
+/// by `download` holds `<stem>/<class>/<file>`, the unpacked folder only `<class>/<file>`).
+pub fn best_prefix_strip(left: &Listing, right: &Listing) -> (Option<String>, Option<String>) {
+    let (lt, rt) = (common_top_folder(left), common_top_folder(right));
+    let common = |l: &Listing, r: &Listing| l.keys().filter(|k| r.contains_key(*k)).count();
+    let mut best = (common(left, right), None, None);
+    let mut consider = |l: Option<&String>, r: Option<&String>| {
+        let sl = l.map_or_else(|| left.clone(), |t| strip_top_folder(left.clone(), t));
+        let sr = r.map_or_else(|| right.clone(), |t| strip_top_folder(right.clone(), t));
+        let n = common(&sl, &sr);
+        if n > best.0 {
+            best = (n, l.cloned(), r.cloned());
+        }
+    };
+    if lt.is_some() {
+        consider(lt.as_ref(), None);
+    }
+    if rt.is_some() {
+        consider(None, rt.as_ref());
+    }
+    if lt.is_some() && rt.is_some() {
+        consider(lt.as_ref(), rt.as_ref());
+    }
+    (best.1, best.2)
+}
+
 /// What differs between two listings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListingDiff {
@@ -190,6 +259,28 @@ mod tests {
             with_suffix(basenames(a), ".tar.gz"),
             l(&[("1.tar.gz", Some(1))])
         );
+    }
+
+    #[test]
+    fn hidden_entries_and_top_folders() {
+        let a = l(&[
+            (".ldawt/identity.key", Some(1)),
+            ("x/.incoming/1", None),
+            ("x/1.jpg", Some(2)),
+        ]);
+        let (kept, dropped) = without_hidden(a);
+        assert_eq!(
+            kept.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["x/1.jpg"]
+        );
+        assert_eq!(dropped, 2);
+        let tar = l(&[("a/c/1.jpg", Some(1)), ("a/d/2.jpg", Some(2))]);
+        let dir = l(&[("c/1.jpg", Some(1)), ("d/2.jpg", Some(2))]);
+        assert_eq!(common_top_folder(&tar).as_deref(), Some("a"));
+        assert_eq!(common_top_folder(&dir), None);
+        assert_eq!(best_prefix_strip(&tar, &dir), (Some("a".into()), None));
+        assert_eq!(best_prefix_strip(&dir, &dir), (None, None));
+        assert_eq!(strip_top_folder(tar, "a"), dir);
     }
 
     proptest! {

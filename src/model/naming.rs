@@ -181,11 +181,18 @@ pub fn url_stem(url: &str) -> String {
     safe_segment(raw)
 }
 
-/// The class folder for a label. `None` (null label) maps to `unlabeled`.
-fn folder_candidate(raw: Option<&str>) -> String {
+/// The folder of rows whose class label is null (or of every row when there is no class
+/// column).
+pub const NULL_CLASS_FOLDER: &str = "unlabeled";
+
+/// THE class-folder rule of every command (`download`, a swarm worker, `reconstruct`): a label
+/// goes through [`safe_segment`] (LDAWT's rewrites: `'` dropped, space and `/` → `_`), a null
+/// label maps to [`NULL_CLASS_FOLDER`]. [`ClassFolders`] adds collision handling on top; use it
+/// (not this function alone) when writing an archive.
+pub fn class_folder(raw: Option<&str>) -> String {
     match raw {
         Some(raw) => safe_segment(raw),
-        None => "unlabeled".to_string(),
+        None => NULL_CLASS_FOLDER.to_string(),
     }
 }
 
@@ -230,7 +237,7 @@ impl ClassFolders {
     /// The folder of `label`, assigning one on first sight (no allocation once known).
     pub fn folder(&mut self, label: Option<&str>) -> &str {
         if self.known(label).is_none() {
-            let mut folder = folder_candidate(label);
+            let mut folder = class_folder(label);
             let owner = label.map(str::to_string);
             if self.taken.get(&folder).is_some_and(|o| o != &owner) {
                 let hash = fnv1a(label.unwrap_or("\0null").as_bytes()) as u32;
@@ -238,7 +245,7 @@ impl ClassFolders {
             }
             self.remember(label, folder);
         }
-        self.known(label).unwrap_or("unlabeled")
+        self.known(label).unwrap_or(NULL_CLASS_FOLDER)
     }
 }
 
@@ -376,6 +383,14 @@ mod tests {
         assert_eq!(f.folder(Some("a b")), "a_b");
         assert_eq!(f.folder(Some("a_b")), other);
         assert_eq!(f.folder(None), "unlabeled");
+    }
+
+    #[test]
+    fn one_class_folder_rule() {
+        assert_eq!(class_folder(Some("Abaeis mexicana")), "Abaeis_mexicana");
+        assert_eq!(class_folder(Some("O'Neil")), "ONeil");
+        assert_eq!(class_folder(None), NULL_CLASS_FOLDER);
+        assert_eq!(ClassFolders::new().folder(Some("O'Neil")), "ONeil");
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub enum Failure {
     /// The server's TLS certificate was rejected (unknown issuer, wrong name, expired):
     /// retrying cannot cure it.
     Tls,
+    /// The host name does not exist (NXDOMAIN) or has no address records.
+    DnsNxDomain,
+    /// The name server answered with an error (SERVFAIL, REFUSED) or an unusable answer.
+    DnsServFail,
+    /// No name server answered in time (or none could be reached).
+    DnsTimeout,
+    /// The URL's host is, or resolves only to, an internal address (loopback, private,
+    /// link-local…) and the run blocks those (`EngineConfig::block_private_addresses`).
+    BlockedAddress,
 }
 
 impl Failure {
@@ -52,11 +61,16 @@ impl Failure {
             Self::TooLarge => "too_large".into(),
             Self::NotImage => "not_image".into(),
             Self::Tls => "tls_certificate".into(),
+            Self::DnsNxDomain => "dns_nxdomain".into(),
+            Self::DnsServFail => "dns_servfail".into(),
+            Self::DnsTimeout => "dns_timeout".into(),
+            Self::BlockedAddress => "blocked_address".into(),
         }
     }
 
     /// True for failures another attempt may cure: timeouts, broken connections, 5xx (except
-    /// 501/505), 408, 425 and 429. 404/403/invalid URL/too large/not an image are final.
+    /// 501/505), 408, 425 and 429, DNS SERVFAIL and DNS timeouts. 404/403/invalid URL/too
+    /// large/not an image/NXDOMAIN/blocked address are final.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Http(s) => matches!(s, 408 | 425 | 429) || (*s >= 500 && !matches!(s, 501 | 505)),
@@ -65,10 +79,16 @@ impl Failure {
             | Self::IdleTimeout
             | Self::TotalTimeout
             | Self::Broken
-            | Self::Truncated => true,
-            Self::InvalidUrl | Self::Redirects | Self::TooLarge | Self::NotImage | Self::Tls => {
-                false
-            }
+            | Self::Truncated
+            | Self::DnsServFail
+            | Self::DnsTimeout => true,
+            Self::InvalidUrl
+            | Self::Redirects
+            | Self::TooLarge
+            | Self::NotImage
+            | Self::Tls
+            | Self::DnsNxDomain
+            | Self::BlockedAddress => false,
         }
     }
 
@@ -180,6 +200,13 @@ mod tests {
         assert!(!Failure::Redirects.is_retryable());
         assert!(Failure::Http(429).is_throttle() && !Failure::Http(500).is_throttle());
         assert_eq!(Failure::Http(404).kind(), "http_404");
+        assert!(!Failure::DnsNxDomain.is_retryable());
+        assert!(Failure::DnsServFail.is_retryable() && Failure::DnsTimeout.is_retryable());
+        assert!(!Failure::BlockedAddress.is_retryable());
+        assert_eq!(Failure::DnsNxDomain.kind(), "dns_nxdomain");
+        assert_eq!(Failure::DnsServFail.kind(), "dns_servfail");
+        assert_eq!(Failure::DnsTimeout.kind(), "dns_timeout");
+        assert_eq!(Failure::BlockedAddress.kind(), "blocked_address");
     }
 
     #[test]

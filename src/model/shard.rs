@@ -86,6 +86,54 @@ pub fn archive_name(name: &str, index: u32) -> String {
     format!("{clean}-{index:05}.tar.gz")
 }
 
+/// Longest archive file name a worker accepts, in bytes: the results (`.results.parquet`) and
+/// overview side files derived from it must still fit a 255-byte file name.
+pub const MAX_ARCHIVE_NAME: usize = 200;
+
+/// Archive extensions a seeder hands out (it generates `.tar.gz`; `.tar` and `.tgz` are the
+/// other forms the engine writes).
+const ARCHIVE_EXTENSIONS: [&str; 3] = [".tar.gz", ".tgz", ".tar"];
+
+/// Why an archive name from a grant is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeArchiveName {
+    /// Empty, or longer than [`MAX_ARCHIVE_NAME`].
+    #[error("archive name of {0} bytes (allowed: 1 to 200)")]
+    Length(usize),
+    /// Not `<stem>.tar.gz`, `<stem>.tgz` or `<stem>.tar`.
+    #[error("archive name without a .tar.gz, .tgz or .tar extension")]
+    Extension,
+    /// The stem holds something other than ASCII letters, digits, `-` and `_` (a separator,
+    /// `..`, a leading dot, a control or NUL character...).
+    #[error("archive name with a character other than A-Z a-z 0-9 - _ in its stem")]
+    Character,
+}
+
+/// Checks that `name` (from a peer's grant) is one plain file name of the form
+/// [`archive_name`] produces: `<stem><ext>` with a non-empty stem of ASCII letters, digits,
+/// `-` and `_`, one of the archive extensions, at most [`MAX_ARCHIVE_NAME`] bytes. So it has no
+/// separator, no `..`, no leading dot, no NUL or control character and is never absolute:
+/// joining it to a directory stays in that directory.
+pub fn check_archive_name(name: &str) -> Result<&str, UnsafeArchiveName> {
+    if name.is_empty() || name.len() > MAX_ARCHIVE_NAME {
+        return Err(UnsafeArchiveName::Length(name.len()));
+    }
+    let stem = ARCHIVE_EXTENSIONS
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .ok_or(UnsafeArchiveName::Extension)?;
+    if stem.is_empty() {
+        return Err(UnsafeArchiveName::Extension);
+    }
+    if !stem
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(UnsafeArchiveName::Character);
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +179,54 @@ mod tests {
         assert_eq!(archive_name("inat 2021/x", 3), "inat_2021_x-00003.tar.gz");
     }
 
+    #[test]
+    fn hostile_archive_names_are_refused() {
+        for bad in [
+            "../../x.tar",
+            "/abs/x.tar",
+            "a/b.tar.gz",
+            "a\\b.tar.gz",
+            "..tar",
+            ".tar.gz",
+            ".hidden.tar.gz",
+            "x..tar",
+            "x.tar.gz\0",
+            "x\n.tar",
+            "x.zip",
+            "x",
+            "",
+            "x.tar/",
+            "\u{202e}x.tar",
+        ] {
+            assert!(check_archive_name(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = format!("{}.tar", "a".repeat(MAX_ARCHIVE_NAME));
+        assert_eq!(
+            check_archive_name(&long),
+            Err(UnsafeArchiveName::Length(MAX_ARCHIVE_NAME + 4))
+        );
+        for good in ["birds-00002.tar.gz", "x.tgz", "x_y-1.tar", "-00001.tar.gz"] {
+            assert_eq!(check_archive_name(good), Ok(good));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn every_generated_name_passes_the_check(name in ".{0,120}", index in any::<u32>()) {
+            let n = archive_name(&name, index);
+            prop_assert_eq!(check_archive_name(&n), Ok(n.as_str()));
+        }
+
+        #[test]
+        fn an_accepted_name_stays_in_its_directory(name in "[a-z./\\\\_\\-\\x00]{0,24}") {
+            if check_archive_name(&name).is_ok() {
+                let p = std::path::Path::new("/data/work").join(&name);
+                prop_assert_eq!(p.parent(), Some(std::path::Path::new("/data/work")));
+                prop_assert!(!name.contains("..") && !name.starts_with('.'));
+                prop_assert!(!name.contains('/') && !name.contains('\\') && !name.contains('\0'));
+            }
+        }
+
         #[test]
         fn contiguous_plans_cover_every_row_once(total in 0u64..5000, k in 1u64..700, count in proptest::bool::ANY) {
             let sizing = if count { ShardSizing::Count(k as u32) } else { ShardSizing::Rows(k) };

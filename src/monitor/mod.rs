@@ -29,9 +29,9 @@ pub struct Sample {
     pub disk_path: String,
     /// The mount point holding `disk_path`.
     pub disk_mount: String,
-    /// Used space of that filesystem, 0–100.
+    /// Used space of that filesystem, 0–100, as `df` counts it: used / (used + available).
     pub disk_used_percent: f64,
-    /// Free bytes on it.
+    /// Bytes available to users on it (root's reserve excluded, like `df`'s Avail).
     pub disk_free_bytes: u64,
     /// Its size in bytes.
     pub disk_total_bytes: u64,

@@ -112,6 +112,13 @@ impl Sampler {
                     / s.disk_total_bytes as f64;
             }
         }
+        // The filesystem of the path itself, counted like `df`; the disk list above is only
+        // the fallback (it may pick another device, and ignores blocks reserved for root).
+        if let Ok(v) = rustix::fs::statvfs(&self.disk_path) {
+            s.disk_total_bytes = v.f_blocks.saturating_mul(v.f_frsize);
+            s.disk_free_bytes = v.f_bavail.saturating_mul(v.f_frsize);
+            s.disk_used_percent = df_used_percent(v.f_blocks, v.f_bfree, v.f_bavail);
+        }
         let (rx, tx) = net_totals(&self.networks);
         if let Some((prx, ptx, pms)) = self.prev_net {
             let secs = now_ms.saturating_sub(pms) as f64 / 1000.0;
@@ -127,6 +134,18 @@ impl Sampler {
             s.rss_bytes = self.sys.process(spid).map(|p| p.memory());
         }
         s
+    }
+}
+
+/// Disk use as `df` reports it: used / (used + available to users), where used = blocks −
+/// free. Blocks reserved for root count neither as used nor as available.
+pub fn df_used_percent(blocks: u64, free: u64, avail: u64) -> f64 {
+    let used = blocks.saturating_sub(free);
+    let denominator = used + avail;
+    if denominator == 0 {
+        0.0
+    } else {
+        100.0 * used as f64 / denominator as f64
     }
 }
 
@@ -152,6 +171,32 @@ mod tests {
             mount_for(Path::new("/tmp"), mounts.into_iter()),
             Some(Path::new("/"))
         );
+    }
+
+    #[test]
+    fn disk_use_is_counted_like_df() {
+        // 100 blocks, 30 free of which 5 reserved for root: df says 70 / (70 + 25) = 74 %.
+        assert!((df_used_percent(100, 30, 25) - 73.684).abs() < 0.01);
+        assert_eq!(df_used_percent(0, 0, 0), 0.0);
+        // And it agrees with the real `df` on this machine (df rounds up to a whole percent).
+        let Ok(out) = std::process::Command::new("df")
+            .args(["--output=pcent", "."])
+            .output()
+        else {
+            eprintln!("SKIP (partial): no df command");
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let df: f64 = text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().trim_end_matches('%').parse().ok())
+            .expect("df output");
+        let ours = Sampler::new(Path::new("."))
+            .unwrap()
+            .sample(0, None)
+            .disk_used_percent;
+        assert!(df - 1.0 <= ours && ours <= df + 0.01, "df {df}% vs {ours}%");
     }
 
     #[test]

@@ -1,22 +1,42 @@
-//! The libp2p behaviour (gossipsub, mDNS, identify, ping, libp2p-stream) and the swarm built
-//! on TCP (nodelay) + Noise + Yamux, with DNS resolution for `/dns4/…` join addresses.
+//! The libp2p behaviour (connection caps and the optional allow list first, then gossipsub,
+//! mDNS, identify, ping, libp2p-stream) and the swarm built on TCP (nodelay), optionally
+//! wrapped in a pnet private-network handshake (the swarm key), then Noise + Yamux, with DNS
+//! resolution for `/dns4/…` join addresses.
+//!
+//! A swarm key is applied to every TCP connection before Noise, as in rust-libp2p's
+//! `ipfs-private` example: a node without the key (or with another one) cannot get past
+//! protocol negotiation, whether it was dialed through `--join` or found by mDNS.
 
 use std::time::Duration;
 
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, upgrade::Version};
+use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, gossipsub, identify, identity::Keypair, mdns, noise, ping, tcp, yamux};
+use libp2p::{
+    PeerId, Swarm, Transport, allow_block_list, connection_limits, gossipsub, identify,
+    identity::Keypair, mdns, memory_connection_limits, noise, ping, tcp, yamux,
+};
 
-use super::NetError;
+use super::{ConnLimits, NetError};
 use crate::protocol::swarm::{GOSSIP_TOPIC, MAX_GOSSIP_BYTES};
 
 /// Protocol version announced by identify; nodes of other versions still connect but the
 /// string shows up in `ldawt peers`.
 const IDENTIFY_PROTOCOL: &str = "/ldawt/id/1";
 
-/// Every protocol a node speaks.
+/// Time a new connection has for the pnet, Noise and Yamux handshakes: an idle TCP client
+/// holds a pending-connection slot no longer than this.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every protocol a node speaks. The caps come first: a connection they deny never reaches
+/// the other behaviours.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) allow: Toggle<allow_block_list::Behaviour<allow_block_list::AllowedPeers>>,
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) identify: identify::Behaviour,
@@ -26,7 +46,8 @@ pub(crate) struct Behaviour {
 
 /// The gossipsub settings for swarms of a handful to a few dozen nodes: a small mesh that
 /// still forms with two peers, a fast heartbeat, and a size cap just above
-/// [`MAX_GOSSIP_BYTES`] (the envelope plus signature overhead).
+/// [`MAX_GOSSIP_BYTES`] (the envelope plus signature overhead). Every message is validated by
+/// the event loop before it is delivered or forwarded (see `gossip_guard`).
 fn gossip_config() -> Result<gossipsub::Config, NetError> {
     gossipsub::ConfigBuilder::default()
         .mesh_n(4)
@@ -36,25 +57,64 @@ fn gossip_config() -> Result<gossipsub::Config, NetError> {
         .heartbeat_interval(Duration::from_millis(500))
         .max_transmit_size(MAX_GOSSIP_BYTES + (4 << 10))
         .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
         .build()
         .map_err(|e| NetError::Setup(format!("gossipsub config: {e}")))
+}
+
+/// TCP, then the pnet handshake when there is a swarm key, then Noise and Yamux, all within
+/// [`HANDSHAKE_TIMEOUT`].
+fn transport(
+    key: &Keypair,
+    psk: Option<PreSharedKey>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    let noise = noise::Config::new(key)?;
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    Ok(match psk {
+        Some(psk) => tcp
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(HANDSHAKE_TIMEOUT)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+        None => tcp
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(HANDSHAKE_TIMEOUT)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    })
+}
+
+/// What [`build_swarm`] needs besides the identity.
+pub(crate) struct SwarmParts {
+    pub(crate) psk: Option<PreSharedKey>,
+    pub(crate) allow_peers: Vec<PeerId>,
+    pub(crate) limits: ConnLimits,
+    pub(crate) mdns: bool,
+    pub(crate) idle_connection_timeout: Duration,
 }
 
 /// Builds the swarm for `keypair`, subscribed to [`GOSSIP_TOPIC`], with mDNS when asked.
 pub(crate) fn build_swarm(
     keypair: Keypair,
-    mdns_on: bool,
-    idle_connection_timeout: Duration,
+    parts: SwarmParts,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let gossip = gossip_config()?;
+    let SwarmParts {
+        psk,
+        allow_peers,
+        limits,
+        mdns: mdns_on,
+        idle_connection_timeout,
+    } = parts;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetError::Setup(format!("tcp/noise: {e}")))?
+        .with_other_transport(|key| transport(key, psk))
+        .map_err(|e| NetError::Setup(format!("tcp/pnet/noise: {e}")))?
         .with_dns()
         .map_err(|e| NetError::Setup(format!("dns: {e}")))?
         .with_behaviour(|key| {
@@ -74,11 +134,24 @@ pub(crate) fn build_swarm(
             } else {
                 None
             };
+            let allow = (!allow_peers.is_empty()).then(|| {
+                let mut b =
+                    allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+                for p in &allow_peers {
+                    b.allow_peer(*p);
+                }
+                b
+            });
             let identify = identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.to_string(), key.public())
                     .with_agent_version(format!("ldawt/{}", env!("CARGO_PKG_VERSION"))),
             );
             Ok(Behaviour {
+                allow: Toggle::from(allow),
+                limits: connection_limits::Behaviour::new(limits.to_libp2p()),
+                memory: memory_connection_limits::Behaviour::with_max_percentage(
+                    limits.max_memory_fraction,
+                ),
                 gossipsub,
                 mdns: Toggle::from(mdns),
                 identify,

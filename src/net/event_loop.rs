@@ -22,9 +22,10 @@ use tracing::{debug, info, trace, warn};
 use super::accept::StreamContext;
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::bootstrap::Bootstrap;
+use super::gossip_guard::{GossipGuard, Verdict};
 use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning, control, transfer};
-use crate::protocol::swarm::{GOSSIP_TOPIC, Gossip, MAX_GOSSIP_BYTES, decode};
+use crate::protocol::swarm::GOSSIP_TOPIC;
 
 /// How often pending listen-address replies and bootstrap redials are looked at.
 const TICK: Duration = Duration::from_millis(200);
@@ -64,6 +65,7 @@ pub struct EventLoop {
     pending_listen: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     listen_addrs: Vec<Multiaddr>,
     connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
+    gossip_guard: GossipGuard,
 }
 
 /// The peer id named by an address's `/p2p/…` component, if any.
@@ -95,6 +97,7 @@ impl EventLoop {
             pending_listen: Vec::new(),
             listen_addrs: Vec::new(),
             connections: HashMap::new(),
+            gossip_guard: GossipGuard::default(),
         }
     }
 
@@ -230,6 +233,8 @@ impl EventLoop {
                 let _ = reply.send(peers);
             }
             Command::Publish(bytes, reply) => {
+                let local = *self.swarm.local_peer_id();
+                self.gossip_guard.bind_local(local, &bytes, Instant::now());
                 let result = match self
                     .swarm
                     .behaviour_mut()
@@ -343,20 +348,33 @@ impl EventLoop {
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
+                message_id,
                 message,
-                ..
-            }) => match decode::<Gossip>(&message.data, MAX_GOSSIP_BYTES) {
-                Ok(decoded) => {
-                    NetCounters::add(&self.counters.gossip_received, 1);
-                    self.emit(Event::Gossip {
-                        from: message.source.unwrap_or(propagation_source),
-                        message: decoded,
-                    });
-                }
-                Err(e) => {
-                    debug!(peer = %propagation_source, error = %e, "undecodable gossip ignored")
-                }
-            },
+            }) => {
+                let verdict =
+                    self.gossip_guard
+                        .check(message.source, &message.data, Instant::now());
+                let acceptance = match verdict {
+                    Verdict::Accept(decoded) => {
+                        NetCounters::add(&self.counters.gossip_received, 1);
+                        if let Some(from) = message.source {
+                            self.emit(Event::Gossip {
+                                from,
+                                message: decoded,
+                            });
+                        }
+                        gossipsub::MessageAcceptance::Accept
+                    }
+                    Verdict::Reject(why) => {
+                        debug!(peer = %propagation_source, source = ?message.source, "gossip rejected: {why}");
+                        gossipsub::MessageAcceptance::Reject
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+            }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => self.dial_discovered(found),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in &info.listen_addrs {

@@ -1,5 +1,6 @@
-//! The swarm's transport: one libp2p swarm (TCP + Noise + Yamux; gossipsub, mDNS, identify,
-//! ping, libp2p-stream) owned by an [`EventLoop`] task, driven through a cloneable [`Client`],
+//! The swarm's transport: one libp2p swarm (TCP, the swarm key's pnet handshake, Noise, Yamux;
+//! connection caps, an optional allow list, validated gossipsub, mDNS, identify, ping,
+//! libp2p-stream) owned by an [`EventLoop`] task, driven through a cloneable [`Client`],
 //! and reporting to the application through a stream of [`Event`]s — the shape of
 //! rust-libp2p's file-sharing example.
 //!
@@ -16,6 +17,8 @@ mod control;
 mod error;
 mod event_loop;
 mod framing;
+mod gossip_guard;
+mod limits;
 mod metrics;
 mod offer;
 mod transfer;
@@ -32,6 +35,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use client::Client;
 pub use error::NetError;
 pub use event_loop::{EventLoop, peer_of};
+pub use libp2p::pnet::PreSharedKey;
+pub use limits::ConnLimits;
 pub use metrics::NetMetrics;
 
 use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, TransferHeader};
@@ -52,11 +57,19 @@ pub struct NetConfig {
     pub mdns: bool,
     /// How long a connection with no open stream is kept.
     pub idle_connection_timeout: Duration,
+    /// The swarm key: only nodes holding the same key complete a handshake. `None` is an
+    /// open swarm that anyone who can reach the node may join.
+    pub psk: Option<PreSharedKey>,
+    /// When not empty, connections with any other peer are closed.
+    pub allow_peers: Vec<PeerId>,
+    /// Caps on pending and established connections.
+    pub limits: ConnLimits,
 }
 
 impl NetConfig {
     /// The defaults for `keypair`: listen on every interface on [`DEFAULT_PORT`], no
-    /// bootstrap, mDNS on, connections kept 60 s when idle.
+    /// bootstrap, mDNS on, connections kept 60 s when idle, no swarm key (set
+    /// [`NetConfig::psk`] for a private swarm), everyone allowed, default caps.
     pub fn new(keypair: Keypair) -> Self {
         Self {
             keypair,
@@ -68,6 +81,9 @@ impl NetConfig {
             bootstrap: Vec::new(),
             mdns: true,
             idle_connection_timeout: Duration::from_secs(60),
+            psk: None,
+            allow_peers: Vec::new(),
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -225,8 +241,16 @@ pub fn new_with(
     tuning: NetTuning,
 ) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), NetError> {
     let local_peer_id = cfg.keypair.public().to_peer_id();
-    let mut swarm =
-        behaviour::build_swarm(cfg.keypair.clone(), cfg.mdns, cfg.idle_connection_timeout)?;
+    let mut swarm = behaviour::build_swarm(
+        cfg.keypair.clone(),
+        behaviour::SwarmParts {
+            psk: cfg.psk,
+            allow_peers: cfg.allow_peers.clone(),
+            limits: cfg.limits,
+            mdns: cfg.mdns,
+            idle_connection_timeout: cfg.idle_connection_timeout,
+        },
+    )?;
     for addr in &cfg.listen {
         ensure_port_free(addr)?;
         swarm

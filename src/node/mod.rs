@@ -5,14 +5,16 @@
 pub mod dispatch;
 pub mod identity;
 pub mod peers;
+pub mod rlimit;
 mod status;
+pub mod swarm_key;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +36,7 @@ use crate::worker::stats::Probe;
 use crate::worker::{self, Offer, WorkerConfig, WorkerSummary};
 use identity::IdentityError;
 use peers::PeerTable;
+use swarm_key::{KeySource, SwarmKeyError};
 
 /// Everything a node needs to run.
 #[derive(Debug, Clone)]
@@ -68,8 +71,17 @@ pub struct NodeConfig {
     pub heartbeat: Duration,
     /// A seeder sends here the path of every archive and shard results file it stores.
     pub stored_files: Option<mpsc::UnboundedSender<PathBuf>>,
+    /// Where the swarm key comes from (or [`KeySource::Open`]).
+    pub swarm_key: KeySource,
+    /// When not empty, connections with any other peer are closed (`--allow-peer`).
+    pub allow_peers: Vec<PeerId>,
+    /// Rows of a remote seeder may target loopback and private addresses
+    /// (`--allow-private-urls`).
+    pub allow_private_urls: bool,
     /// `--max-archive-bytes`: a seeder refuses any archive transfer announcing more.
     pub max_archive_bytes: Option<u64>,
+    /// A seeder reopens the failed shards of a resumed dataset (`--retry-failed`).
+    pub retry_failed: bool,
 }
 
 /// What the node prints once it is up.
@@ -83,6 +95,8 @@ pub struct Ready {
     pub status_addr: SocketAddr,
     /// The seeded dataset, and whether it was resumed.
     pub seeded: Option<(SeededDataset, bool)>,
+    /// The swarm key this node runs with (`psk: None` for an open swarm).
+    pub swarm_key: swarm_key::SwarmKey,
 }
 
 /// What the node tells its user: once it listens, and then its status every half second.
@@ -131,6 +145,9 @@ pub enum NodeError {
     /// The identity file is unusable.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The swarm key is missing or unusable (exit code 2).
+    #[error(transparent)]
+    SwarmKey(#[from] SwarmKeyError),
     /// The status endpoint could not be bound.
     #[error("cannot serve the status endpoint on {addr}: {source}")]
     Status {
@@ -138,6 +155,19 @@ pub enum NodeError {
         addr: SocketAddr,
         /// Why.
         source: NetError,
+    },
+    /// `--out` already holds another dataset's results (exit code 2).
+    #[error(
+        "{out} already holds the results of another dataset ({existing}); a second dataset \
+         would overwrite them: give this seed its own --out (dataset {new})"
+    )]
+    OutTaken {
+        /// The output directory.
+        out: String,
+        /// The dataset recorded there (id and name).
+        existing: String,
+        /// This seed's dataset id.
+        new: String,
     },
     /// A directory could not be created.
     #[error("cannot create {path}: {source}")]
@@ -156,6 +186,28 @@ fn mkdir(p: &std::path::Path) -> Result<(), NodeError> {
     })
 }
 
+/// The marker naming the dataset whose results an `--out` directory holds.
+const OUT_MARKER: &str = ".ldawt-dataset";
+
+/// Claims `out` for `ds`: refuses a directory that already holds another dataset's results
+/// (two seeds into one `--out` would overwrite each other's archives, results and overview).
+fn claim_out_dir(out: &std::path::Path, ds: &SeededDataset) -> Result<(), NodeError> {
+    let marker = out.join(OUT_MARKER);
+    let mine = format!("{} {}\n", ds.id.to_hex(), ds.name);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text.split_whitespace().next() == Some(ds.id.to_hex().as_str()) => Ok(()),
+        Ok(text) => Err(NodeError::OutTaken {
+            out: out.display().to_string(),
+            existing: text.trim().to_string(),
+            new: ds.id.to_hex(),
+        }),
+        Err(_) => std::fs::write(&marker, mine).map_err(|source| NodeError::Io {
+            path: marker.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Runs a node until its seeded dataset is finished (unless `keep_serving`), its worker went
 /// idle (`exit_when_idle`), or `shutdown` fires, telling `reporter` what happens.
 pub async fn run(
@@ -165,6 +217,12 @@ pub async fn run(
 ) -> Result<NodeOutcome, NodeError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     mkdir(&cfg.data_dir)?;
+    let swarm_key = swarm_key::resolve(&cfg.swarm_key)?;
+    if swarm_key.psk.is_none() {
+        tracing::warn!(
+            "open swarm (--open): any host that can reach this node can join, receive rows and report results"
+        );
+    }
     let keypair = identity::load_or_create(&cfg.data_dir.join("identity.key"))?;
     let me = keypair.public().to_peer_id().to_string();
     let stop = shutdown.child_token();
@@ -183,6 +241,7 @@ pub async fn run(
                 path: "seeding".into(),
                 source: std::io::Error::other(e),
             })??;
+        claim_out_dir(&out, &ds)?;
         let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
         let mut c = Coordinator::new(
             CoordinatorConfig {
@@ -195,6 +254,7 @@ pub async fn run(
                     max_archive_bytes: cfg.max_archive_bytes,
                     ..IntakeLimits::default()
                 },
+                retry_failed: cfg.retry_failed,
             },
             store,
         );
@@ -215,6 +275,8 @@ pub async fn run(
     }
     net_cfg.bootstrap = cfg.join.clone();
     net_cfg.mdns = cfg.mdns;
+    net_cfg.psk = swarm_key.psk;
+    net_cfg.allow_peers = cfg.allow_peers.clone();
     let (client, events, event_loop) = net::new(net_cfg)?;
     let net_task = tokio::spawn(event_loop.run());
     let peers = Arc::new(Mutex::new(PeerTable::default()));
@@ -244,6 +306,7 @@ pub async fn run(
         join_addrs: join_addrs.clone(),
         status_addr,
         seeded: seeded.clone(),
+        swarm_key: swarm_key.clone(),
     });
 
     // Worker.
@@ -256,6 +319,7 @@ pub async fn run(
         exit_when_idle: cfg.exit_when_idle,
         max_leases: cfg.max_leases,
         poll: Duration::from_millis(300),
+        allow_private_urls: cfg.allow_private_urls,
     };
     let worker_task = cfg.work.then(|| {
         tokio::spawn(worker::run(
@@ -275,6 +339,7 @@ pub async fn run(
     let mut worker_task = worker_task;
     let mut finalized = false;
     let mut outcome = NodeOutcome::default();
+    let mut storage_failure = None;
     loop {
         let coord_finished = async {
             match &coord {
@@ -282,9 +347,20 @@ pub async fn run(
                 _ => std::future::pending().await,
             }
         };
+        let storage_failed = async {
+            match &coord {
+                Some(c) => c.wait_storage_failed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => {
                 outcome.interrupted = true;
+                break;
+            }
+            // Fail-stop: the seeder already refuses everything; stop the node cleanly.
+            failure = storage_failed => {
+                storage_failure = Some(failure);
                 break;
             }
             _ = coord_finished => {
@@ -367,6 +443,9 @@ pub async fn run(
     }
     client.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
+    if let Some(f) = storage_failure {
+        return Err(CoordinatorError::StorageFailed(f).into());
+    }
     Ok(outcome)
 }
 

@@ -1,5 +1,9 @@
 //! What this node knows about other peers (connections, identify, heartbeats) and about the
 //! datasets announced in the swarm; turned into the status document's `peers` and `datasets`.
+//!
+//! Both tables are bounded ([`MAX_PEERS`], [`MAX_DATASETS`]; the stalest entry goes first), and
+//! a dataset id stays bound to the seeder that announced it first: another announcer of the
+//! same id is ignored until the seeder has been silent for [`BINDING_TTL_MS`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,6 +39,18 @@ pub struct Announced {
 /// seeder is gone or finished).
 pub const ANNOUNCEMENT_TTL_MS: u64 = 30_000;
 
+/// A dataset whose seeder has not announced it for this long may be claimed by another peer.
+pub const BINDING_TTL_MS: u64 = 600_000;
+
+/// Most peers remembered.
+pub const MAX_PEERS: usize = 4096;
+
+/// Most datasets remembered.
+pub const MAX_DATASETS: usize = 256;
+
+/// Addresses remembered per peer.
+const MAX_ADDRS: usize = 16;
+
 /// The peer and dataset tables.
 #[derive(Default)]
 pub struct PeerTable {
@@ -43,12 +59,28 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
+    /// The entry of `peer`, making room for it first when the table is full.
+    fn peer(&mut self, peer: PeerId) -> &mut Peer {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
+            // The disconnected peer seen longest ago goes first, then the stalest one.
+            if let Some(victim) = self
+                .peers
+                .iter()
+                .min_by_key(|(_, p)| (p.connected, p.last_seen.0))
+                .map(|(id, _)| *id)
+            {
+                self.peers.remove(&victim);
+            }
+        }
+        self.peers.entry(peer).or_default()
+    }
+
     /// A connection opened.
     pub fn connected(&mut self, peer: PeerId, addr: Multiaddr, now: UnixMillis) {
-        let p = self.peers.entry(peer).or_default();
+        let p = self.peer(peer);
         p.connected = true;
         p.last_seen = now;
-        if !p.addrs.contains(&addr) {
+        if !p.addrs.contains(&addr) && p.addrs.len() < MAX_ADDRS {
             p.addrs.push(addr);
         }
     }
@@ -61,24 +93,25 @@ impl PeerTable {
     }
 
     /// Identify told us its listen addresses.
-    pub fn identified(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, now: UnixMillis) {
-        let p = self.peers.entry(peer).or_default();
+    pub fn identified(&mut self, peer: PeerId, mut addrs: Vec<Multiaddr>, now: UnixMillis) {
+        let p = self.peer(peer);
         p.last_seen = now;
         if !addrs.is_empty() {
+            addrs.truncate(MAX_ADDRS);
             p.addrs = addrs;
         }
     }
 
     /// A peer's stats arrived directly (in a bid).
     pub fn stats(&mut self, peer: PeerId, stats: &NodeStats, now: UnixMillis) {
-        let p = self.peers.entry(peer).or_default();
+        let p = self.peer(peer);
         p.last_seen = now;
         p.stats = Some(stats.clone());
     }
 
     /// A gossip message arrived.
     pub fn gossip(&mut self, from: PeerId, msg: &Gossip, now: UnixMillis) {
-        let p = self.peers.entry(from).or_default();
+        let p = self.peer(from);
         p.last_seen = now;
         match msg {
             Gossip::Heartbeat { stats, .. } => p.stats = Some(stats.clone()),
@@ -92,6 +125,23 @@ impl PeerTable {
                 rows_total,
                 ..
             } => {
+                if let Some(known) = self.datasets.get(dataset)
+                    && known.seeder != from
+                    && now.0.saturating_sub(known.seen.0) < BINDING_TTL_MS
+                {
+                    tracing::debug!(%dataset, seeder = %known.seeder, announcer = %from, "announcement of another seeder's dataset ignored");
+                    return;
+                }
+                if !self.datasets.contains_key(dataset)
+                    && self.datasets.len() >= MAX_DATASETS
+                    && let Some(stalest) = self
+                        .datasets
+                        .iter()
+                        .min_by_key(|(_, a)| a.seen.0)
+                        .map(|(id, _)| *id)
+                {
+                    self.datasets.remove(&stalest);
+                }
                 self.datasets.insert(
                     *dataset,
                     Announced {
@@ -238,5 +288,59 @@ mod tests {
         );
         t.disconnected(seeder);
         assert!(!t.statuses()[0].connected);
+    }
+
+    #[test]
+    fn a_later_announcer_cannot_take_a_dataset_over() {
+        let (seeder, rogue) = (PeerId::random(), PeerId::random());
+        let mut t = PeerTable::default();
+        t.gossip(seeder, &announce(2), UnixMillis(1_000));
+        t.gossip(rogue, &announce(5), UnixMillis(1_500));
+        assert_eq!(
+            t.open_datasets(UnixMillis(2_000)),
+            vec![(DatasetId([1; 16]), seeder)]
+        );
+        // Once the seeder has been silent for the binding's lifetime, the id is free again.
+        let later = UnixMillis(1_000 + BINDING_TTL_MS);
+        t.gossip(rogue, &announce(5), later);
+        assert_eq!(t.open_datasets(later), vec![(DatasetId([1; 16]), rogue)]);
+    }
+
+    #[test]
+    fn the_tables_are_bounded_and_evict_the_stalest_first() {
+        let mut t = PeerTable::default();
+        let first = PeerId::random();
+        t.connected(
+            first,
+            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            UnixMillis(0),
+        );
+        for i in 0..(MAX_PEERS as u64 + 5) {
+            t.stats(PeerId::random(), &NodeStats::default(), UnixMillis(10 + i));
+        }
+        assert_eq!(t.peers.len(), MAX_PEERS);
+        assert!(
+            t.peers.contains_key(&first),
+            "a connected peer outlives idle ones"
+        );
+        for i in 0..(MAX_DATASETS as u64 + 5) {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&i.to_le_bytes());
+            let g = Gossip::Dataset {
+                dataset: DatasetId(id),
+                name: "d".into(),
+                shards_total: 1,
+                shards_done: 0,
+                shards_open: 1,
+                shards_failed: 0,
+                rows_total: 1,
+                sent_at: UnixMillis(0),
+            };
+            t.gossip(PeerId::random(), &g, UnixMillis(100 + i));
+        }
+        assert_eq!(t.datasets.len(), MAX_DATASETS);
+        let mut oldest = [0u8; 16];
+        oldest[..8].copy_from_slice(&0u64.to_le_bytes());
+        assert!(!t.datasets.contains_key(&DatasetId(oldest)));
     }
 }

@@ -1,35 +1,11 @@
 //! The archive `ldawt reconstruct` writes: `<stem>/<label>/<row>.<ext>` in a `.tar`, or gzip
 //! compressed for `.tar.gz`/`.tgz`, through the engine's `crate::archive::ArchiveWriter` (temp
-//! file, renamed into place only when complete). Also owns the label → folder name rule.
+//! file, renamed into place only when complete). Class folders are named by the caller with
+//! the shared rule (`crate::model::naming`).
 
 use std::path::Path;
 
 use crate::archive::{ArchiveWriter, compression_for};
-
-/// The folder name used for rows whose label is null.
-pub const NULL_LABEL_DIR: &str = "__null__";
-
-/// A label as a single safe path component: `/`, `\`, NUL and control characters become `_`;
-/// empty, `.` and `..` become `_`; a null label becomes [`NULL_LABEL_DIR`].
-pub fn label_dir(label: Option<&str>) -> String {
-    let Some(label) = label else {
-        return NULL_LABEL_DIR.to_string();
-    };
-    let cleaned: String = label
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    match cleaned.as_str() {
-        "" | "." | ".." => "_".to_string(),
-        _ => cleaned,
-    }
-}
 
 /// Splits an output name into (stem, gzip?): `x.tar.gz`/`x.tgz` → ("x", true), `x.tar` →
 /// ("x", false); anything else → None.
@@ -62,7 +38,7 @@ impl PendingArchive {
         })
     }
 
-    /// Adds `<stem>/<label_dir>/<file_name>`.
+    /// Adds `<stem>/<label_dir>/<file_name>` (`label_dir` already made safe).
     pub fn add_file(
         &mut self,
         label_dir: &str,
@@ -101,15 +77,6 @@ impl Drop for PendingArchive {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_are_single_safe_components() {
-        assert_eq!(label_dir(Some("Apis mellifera")), "Apis mellifera");
-        assert_eq!(label_dir(Some("../etc/passwd")), ".._etc_passwd");
-        assert_eq!(label_dir(Some("..")), "_");
-        assert_eq!(label_dir(Some("a\nb")), "a_b");
-        assert_eq!(label_dir(None), NULL_LABEL_DIR);
-    }
 
     #[test]
     fn output_names() {

@@ -1,6 +1,8 @@
 //! `ldawt reconstruct`: rebuilds class folders from image bytes stored inside a parquet (a
 //! binary column or the Hugging Face `{bytes, path}` struct) as an archive
-//! `<stem>/<label>/<row>.<ext>`. Streams record batches; each batch's images are sniffed or
+//! `<stem>/<class folder>/<row>.<ext>`, class folders named by the rule every command shares
+//! (`crate::model::naming::ClassFolders`: `Abaeis mexicana` → `Abaeis_mexicana`, null →
+//! `unlabeled`). Streams record batches; each batch's images are sniffed or
 //! re-encoded on several threads, then appended in row order (the archive is deterministic).
 //! A bad row is reported with its index and skipped; the rest is written.
 
@@ -13,9 +15,10 @@ use std::path::{Path, PathBuf};
 use parquet::arrow::ProjectionMask;
 
 use crate::input::InputError;
+use crate::model::naming::ClassFolders;
 use crate::split::{class_keys, column_index, open_parquet};
 
-pub use self::archive::{NULL_LABEL_DIR, label_dir, stem_and_gzip};
+pub use self::archive::stem_and_gzip;
 pub use self::image::{OutputFormat, reencode, sniff_extension};
 
 /// Rows per record batch (image cells can be large).
@@ -98,6 +101,12 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> ReconstructError {
         path: path.display().to_string(),
         reason: e.to_string(),
     }
+}
+
+/// A message on one line: decoder errors can carry newlines (and trailing blank lines), which
+/// would break the `row N: reason` listing.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 type Converted = Result<(Vec<u8>, &'static str), String>;
@@ -185,6 +194,15 @@ pub fn reconstruct(req: &ReconstructRequest) -> Result<ReconstructReport, Recons
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| io_err(path, e))?;
+    // Only once the input is known good: a refused run leaves nothing behind.
+    if let Some(parent) = req.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            out_err(format!(
+                "cannot create the output folder {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
     let mut out = archive::PendingArchive::create(&req.output, &stem, mtime)
         .map_err(|e| out_err(e.to_string()))?;
     let mut report = ReconstructReport {
@@ -192,6 +210,7 @@ pub fn reconstruct(req: &ReconstructRequest) -> Result<ReconstructReport, Recons
         ..Default::default()
     };
     let mut labels = std::collections::BTreeSet::new();
+    let mut folders = ClassFolders::new();
     let mut next_index = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| io_err(path, e))?;
@@ -210,13 +229,16 @@ pub fn reconstruct(req: &ReconstructRequest) -> Result<ReconstructReport, Recons
             let index = next_index + i as u64;
             match converted {
                 Ok((bytes, ext)) => {
-                    let dir = label_dir(keys[i].as_deref());
+                    let dir = folders.folder(keys[i].as_deref()).to_string();
                     out.add_file(&dir, &format!("{index}.{ext}"), &bytes)
                         .map_err(|e| io_err(&req.output, e))?;
                     labels.insert(dir);
                     report.written += 1;
                 }
-                Err(reason) => report.bad_rows.push(BadRow { index, reason }),
+                Err(reason) => report.bad_rows.push(BadRow {
+                    index,
+                    reason: one_line(&reason),
+                }),
             }
         }
         next_index += batch.num_rows() as u64;

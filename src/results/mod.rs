@@ -1,9 +1,13 @@
 //! The per-row results file (`<stem>.results.parquet`): one row per input row handled, with its
-//! outcome, written in row groups as results arrive (memory bounded), to a `.part` file renamed
-//! into place at the end. [`read_results`] streams a previous file back for `--resume`;
-//! [`overview`] writes the LDAWT-compatible summary JSON.
+//! outcome, written in row groups (memory bounded), to a `.part` file renamed into place at the
+//! end. Rows arrive in completion order; a reorder window of [`REORDER_WINDOW`] rows puts them
+//! back in input (index) order, so the file is sorted unless a row finishes more than that many
+//! rows late (it is then written where it finished). [`read_results`] streams a previous file
+//! back for `--resume`; [`overview`] writes the LDAWT-compatible summary JSON; [`report_html`]
+//! the run's page.
 
 pub mod overview;
+pub mod report_html;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,8 @@ use crate::engine::{RowResult, RowStatus};
 const BATCH_ROWS: usize = 8192;
 /// Rows per parquet row group (bounds the writer's memory).
 const ROW_GROUP_ROWS: usize = 16_384;
+/// Rows held back to restore input order (a few MB at most).
+pub const REORDER_WINDOW: usize = 16_384;
 
 /// Failures reading or writing a results file.
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +93,21 @@ fn parse_status(text: &str) -> Option<RowStatus> {
 /// Writes a results file (blocking; owned by the writer thread).
 pub struct ResultsWriter {
     writer: ArrowWriter<File>,
+    /// Rows waiting for the rows before them, by index.
+    pending: std::collections::BTreeMap<u64, RowResult>,
     buffer: Vec<RowResult>,
     part: PathBuf,
     path: PathBuf,
+    redact: bool,
 }
 
 impl ResultsWriter {
+    /// From now on, write each failed row's message as its kind and HTTP status only
+    /// ([`crate::fetch::sanitized_error`]): results bound for a remote seeder.
+    pub fn redact_error_messages(&mut self, on: bool) {
+        self.redact = on;
+    }
+
     /// Creates `<path>.part`.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
         let part = part_path(path);
@@ -112,14 +127,32 @@ impl ResultsWriter {
         })?;
         Ok(Self {
             writer,
+            pending: std::collections::BTreeMap::new(),
             buffer: Vec::with_capacity(BATCH_ROWS),
             part,
             path: path.to_path_buf(),
+            redact: false,
         })
     }
 
-    /// Adds one row's result.
+    /// Adds one row's result (held in the reorder window until it is the lowest index).
     pub fn push(&mut self, result: RowResult) -> Result<(), ResultsError> {
+        if self.pending.len() >= REORDER_WINDOW
+            && let Some((_, first)) = self.pending.pop_first()
+        {
+            self.emit(first)?;
+        }
+        if let Some(same) = self.pending.insert(result.index, result) {
+            // Two results for one index never happen in a run; keep both rather than lose one.
+            self.emit(same)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, mut result: RowResult) -> Result<(), ResultsError> {
+        if self.redact && result.error_message.is_some() {
+            result.error_message = crate::fetch::sanitized_error(&result);
+        }
         self.buffer.push(result);
         if self.buffer.len() >= BATCH_ROWS {
             self.flush_buffer()?;
@@ -144,6 +177,9 @@ impl ResultsWriter {
 
     /// Writes what is buffered, closes, fsyncs and renames into place.
     pub fn finish(mut self) -> Result<(), ResultsError> {
+        while let Some((_, r)) = self.pending.pop_first() {
+            self.emit(r)?;
+        }
         self.flush_buffer()?;
         let file = self.writer.into_inner().map_err(|e| ResultsError::Format {
             path: self.part.clone(),
@@ -353,6 +389,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn redacted_results_carry_only_kind_and_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.results.parquet");
+        let mut w = ResultsWriter::create(&path).unwrap();
+        w.redact_error_messages(true);
+        w.push(RowResult {
+            index: 0,
+            url: Some("http://10.0.0.9:8080/a.jpg".into()),
+            class: None,
+            status: RowStatus::Failed,
+            http_status: Some(502),
+            error_kind: Some("http_502".into()),
+            error_message: Some("connection to 10.0.0.9:8080 refused by internal-db".into()),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+        w.finish().unwrap();
+        let mut got = Vec::new();
+        read_results(&path, |r| got.push(r)).unwrap();
+        assert_eq!(got[0].error_message.as_deref(), Some("http_502 (HTTP 502)"));
+    }
+
+    #[test]
     fn results_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.results.parquet");
@@ -385,5 +448,40 @@ mod tests {
         let mut back = Vec::new();
         read_results(&path, |r| back.push(r)).unwrap();
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn rows_are_written_in_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.results.parquet");
+        let mut w = ResultsWriter::create(&path).unwrap();
+        let row = |index: u64| RowResult {
+            index,
+            url: None,
+            class: None,
+            status: RowStatus::Skipped,
+            http_status: None,
+            error_kind: None,
+            error_message: None,
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 0,
+            elapsed_ms: 0,
+        };
+        // Completion order: each block of 64 finishes backwards; row 7 finishes last.
+        let n = 3 * REORDER_WINDOW as u64 / 2;
+        for block in (0..n).step_by(64) {
+            for i in (block..(block + 64).min(n)).rev().filter(|i| *i != 7) {
+                w.push(row(i)).unwrap();
+            }
+            if block == 64 * 8 {
+                w.push(row(7)).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        let mut back = Vec::new();
+        read_results(&path, |r| back.push(r.index)).unwrap();
+        assert_eq!(back, (0..n).collect::<Vec<_>>());
     }
 }

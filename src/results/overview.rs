@@ -60,7 +60,12 @@ pub fn overview_json(
             "total_data_mb": round2(mb),
             "total_bytes": report.bytes,
             "total_time_seconds": round2(secs),
+            // Megabytes per second. `average_speed_mbps` is LDAWT's (misleading) name for the
+            // same value, kept so existing readers of overview.json keep working.
+            "average_speed_mb_per_s": if secs > 0.0 { round2(mb / secs) } else { 0.0 },
             "average_speed_mbps": if secs > 0.0 { round2(mb / secs) } else { 0.0 },
+            "rows_not_attempted": report.not_attempted(),
+            "rows_carried_over": report.carried_over,
             "images_per_second": if secs > 0.0 { round2(report.ok as f64 / secs) } else { 0.0 },
         },
         "error_breakdown": report.error_breakdown,

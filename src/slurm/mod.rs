@@ -6,11 +6,22 @@
 /// The template, from `bootstrap/` in the repository.
 pub const TEMPLATE: &str = include_str!("../../bootstrap/ldawt.sbatch.tmpl");
 
+/// How the job's nodes get into the swarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmAccess {
+    /// The swarm key file every node reads (`--swarm-key`), an absolute path.
+    KeyFile(String),
+    /// A keyless swarm (`--open`).
+    Open,
+}
+
 /// Everything the job script needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlurmJob {
     /// Swarm address to join (the seeder's multiaddr).
     pub join: String,
+    /// The swarm key file, or an open swarm.
+    pub access: SwarmAccess,
     /// Seconds without a lease after which each node exits.
     pub idle_secs: u64,
     /// Nodes to allocate (one `ldawt node` each).
@@ -141,6 +152,15 @@ pub fn render(job: &SlurmJob) -> Result<String, SlurmError> {
             "the seeder's multiaddr, e.g. /ip4/10.0.0.5/tcp/4001/p2p/12D3KooW...",
         ));
     }
+    if let SwarmAccess::KeyFile(k) = &job.access
+        && (!is_single_line(k) || !k.starts_with('/'))
+    {
+        return Err(bad(
+            "swarm-key",
+            k,
+            "an absolute single-line path the compute nodes can read",
+        ));
+    }
     for (option, value) in [
         ("ldawt", &job.ldawt),
         ("work-root", &job.work_root),
@@ -189,6 +209,20 @@ pub fn render(job: &SlurmJob) -> Result<String, SlurmError> {
         )
         .replace("{{LDAWT}}", &shell_quote(&job.ldawt))
         .replace("{{JOIN}}", &shell_quote(&job.join))
+        .replace(
+            "{{SWARM_KEY}}",
+            &match &job.access {
+                SwarmAccess::KeyFile(k) => shell_quote(k),
+                SwarmAccess::Open => "''".to_string(),
+            },
+        )
+        .replace(
+            "{{ACCESS}}",
+            match &job.access {
+                SwarmAccess::KeyFile(_) => "--swarm-key \"${SWARM_KEY}\"",
+                SwarmAccess::Open => "--open",
+            },
+        )
         .replace("{{WORK_ROOT}}", &shell_quote(&job.work_root))
         .replace("{{IDLE_SECS}}", &job.idle_secs.to_string())
         .replace("{{NODE_ARGS}}", &node_args);
@@ -202,6 +236,7 @@ mod tests {
     fn job() -> SlurmJob {
         SlurmJob {
             join: "/ip4/10.0.0.5/tcp/4001/p2p/12D3KooW".into(),
+            access: SwarmAccess::KeyFile("/shared/ldawt/swarm.key".into()),
             idle_secs: 300,
             nodes: 4,
             cpus_per_task: 8,
@@ -225,6 +260,15 @@ mod tests {
         assert!(s.contains("#SBATCH --partition=standard\n") && !s.contains("--account"));
         assert!(s.contains("WORK_ROOT='/tmp/ldawt work'"));
         assert!(s.contains(r" --exit-when-idle 300 '--out' 'it'\''s here'"));
+        assert!(s.contains("SWARM_KEY='/shared/ldawt/swarm.key'\n"));
+        assert!(s.contains(r#"node --join "${JOIN}" --swarm-key "${SWARM_KEY}" --exit-when-idle"#));
+        let mut open = job();
+        open.access = SwarmAccess::Open;
+        let s = render(&open).unwrap();
+        assert!(
+            s.contains(r#"node --join "${JOIN}" --open --exit-when-idle"#),
+            "{s}"
+        );
         // Directives start their lines (LDAWT's generator indented them, so sbatch ignored them).
         assert!(
             s.lines()
@@ -249,6 +293,9 @@ mod tests {
         let mut j = job();
         j.mem = "16GB".into();
         assert_eq!(render(&j).unwrap_err().option, "mem");
+        let mut j = job();
+        j.access = SwarmAccess::KeyFile("relative/swarm.key".into());
+        assert_eq!(render(&j).unwrap_err().option, "swarm-key");
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub struct SplitRequest {
     pub input: PathBuf,
     /// The class column.
     pub group_col: String,
-    /// How many groups (≥ 1).
+    /// How many groups (≥ 1); groups that would receive no class are not written.
     pub groups: usize,
     /// The output directory (created if missing).
     pub out_dir: PathBuf,
@@ -116,11 +116,33 @@ pub(crate) fn open_parquet(
     path: &Path,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>, InputError> {
     let shown = path.display().to_string();
-    let file = File::open(path).map_err(|e| crate::input::open_error(&shown, e))?;
+    let mut file = File::open(path).map_err(|e| crate::input::open_error(&shown, e))?;
+    let mut magic = [0u8; 4];
+    let is_parquet = std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"PAR1";
+    if !is_parquet {
+        return Err(InputError::Unreadable {
+            reason: not_parquet_reason(path),
+            path: shown,
+        });
+    }
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| InputError::Unreadable {
         path: shown,
         reason: e.to_string(),
     })
+}
+
+/// Why a file without the parquet magic bytes is refused, with a hint for CSV files.
+fn not_parquet_reason(path: &Path) -> String {
+    let csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if csv {
+        "this command reads parquet files only, and this looks like a CSV; convert it to \
+         parquet first (`download` and `size` read CSV directly)"
+            .to_string()
+    } else {
+        "not a parquet file (it does not start with the PAR1 magic bytes)".to_string()
+    }
 }
 
 /// Index of `column` among the top-level fields, or a `MissingColumn` error listing them.
@@ -221,8 +243,8 @@ pub fn split_parquet(req: &SplitRequest) -> Result<SplitOutcome, SplitError> {
         }
         .into());
     }
-    let plan = plan_lpt(&weights, req.groups);
-    let files: Vec<PathBuf> = (0..req.groups)
+    let plan = without_empty_groups(plan_lpt(&weights, req.groups));
+    let files: Vec<PathBuf> = (0..plan.loads.len())
         .map(|g| group_file(&req.out_dir, g))
         .collect();
     prepare_out_dir(&req.out_dir, &files, req.overwrite)?;
@@ -234,6 +256,35 @@ pub fn split_parquet(req: &SplitRequest) -> Result<SplitOutcome, SplitError> {
         input_rows,
         null_class_rows,
     })
+}
+
+/// Drops the groups that received no class (more groups asked than there are classes) and
+/// renumbers the rest in order, so no empty group file is ever written.
+pub fn without_empty_groups(plan: SplitPlan) -> SplitPlan {
+    let mut new_index = vec![None; plan.loads.len()];
+    let mut next = 0usize;
+    for (g, n) in plan.classes_per_group.iter().enumerate() {
+        if *n > 0 {
+            new_index[g] = Some(next);
+            next += 1;
+        }
+    }
+    let keep = |g: &usize| plan.classes_per_group[*g] > 0;
+    SplitPlan {
+        assignment: plan
+            .assignment
+            .iter()
+            .filter_map(|(class, g)| new_index[*g].map(|n| (class.clone(), n)))
+            .collect(),
+        loads: (0..plan.loads.len())
+            .filter(keep)
+            .map(|g| plan.loads[g])
+            .collect(),
+        classes_per_group: (0..plan.loads.len())
+            .filter(keep)
+            .map(|g| plan.classes_per_group[g])
+            .collect(),
+    }
 }
 
 fn prepare_out_dir(dir: &Path, files: &[PathBuf], overwrite: bool) -> Result<(), SplitError> {

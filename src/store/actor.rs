@@ -5,7 +5,7 @@ use std::sync::mpsc;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::tables::{DATASETS, SHARDS, shard_key};
+use super::tables::{DATASETS, EPOCHS, SHARDS, shard_key};
 use super::{DatasetRecord, Msg, ShardRecord, StoreError};
 use crate::model::ids::{DatasetId, ShardId};
 
@@ -19,8 +19,11 @@ pub(super) fn spawn(db: Database) -> std::io::Result<mpsc::Sender<Msg>> {
                     Msg::PutDataset(rec, reply) => {
                         let _ = reply.send(put_dataset(&db, &rec));
                     }
-                    Msg::PutShards(ds, shards, reply) => {
-                        let _ = reply.send(put_shards(&db, ds, &shards));
+                    Msg::PutShards(ds, shards, next_epoch, reply) => {
+                        let _ = reply.send(put_shards(&db, ds, &shards, next_epoch));
+                    }
+                    Msg::NextEpoch(ds, reply) => {
+                        let _ = reply.send(next_epoch(&db, ds));
                     }
                     Msg::Load(ds, reply) => {
                         let _ = reply.send(load(&db, ds));
@@ -54,6 +57,7 @@ fn put_shards(
     db: &Database,
     ds: DatasetId,
     shards: &[(ShardId, ShardRecord)],
+    next_epoch: Option<u64>,
 ) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     {
@@ -65,7 +69,32 @@ fn put_shards(
                 .map_err(db_err)?;
         }
     }
+    if let Some(next) = next_epoch {
+        let mut table = txn.open_table(EPOCHS).map_err(db_err)?;
+        let stored = table
+            .get(ds.0.as_slice())
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        table
+            .insert(ds.0.as_slice(), next.max(stored))
+            .map_err(db_err)?;
+    }
     txn.commit().map_err(db_err)
+}
+
+fn next_epoch(db: &Database, ds: DatasetId) -> Result<u64, StoreError> {
+    let txn = db.begin_read().map_err(db_err)?;
+    let table = match txn.open_table(EPOCHS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(db_err(e)),
+    };
+    Ok(table
+        .get(ds.0.as_slice())
+        .map_err(db_err)?
+        .map(|v| v.value())
+        .unwrap_or(0))
 }
 
 fn load(

@@ -2,6 +2,8 @@
 //! in one write transaction per transition, so a seeder killed with `kill -9` and restarted
 //! resumes exactly (done shards stay done, in-flight leases keep holders and expiries).
 //!
+//! The highest epoch handed out is kept per dataset beside the shards and only grows.
+//!
 //! redb is synchronous and allows one writer per file, so the database is owned by one actor
 //! thread (iroh style); [`Store`] is a cloneable handle that sends it messages.
 
@@ -35,6 +37,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("lease database holds an unreadable record: {0}")]
     Decode(#[from] postcard::Error),
+    /// An earlier write failed: the store takes no more writes in this run.
+    #[error("the lease database stopped after an earlier failure: {0}")]
+    Failed(String),
     /// The actor thread is gone.
     #[error("the lease database thread has stopped")]
     Closed,
@@ -48,8 +53,10 @@ pub(crate) enum Msg {
     PutShards(
         DatasetId,
         Vec<(ShardId, ShardRecord)>,
+        Option<u64>,
         oneshot::Sender<Result<(), StoreError>>,
     ),
+    NextEpoch(DatasetId, oneshot::Sender<Result<u64, StoreError>>),
     Load(
         DatasetId,
         oneshot::Sender<Result<Option<LoadedDataset>, StoreError>>,
@@ -89,7 +96,25 @@ impl Store {
         dataset: DatasetId,
         shards: Vec<(ShardId, ShardRecord)>,
     ) -> Result<(), StoreError> {
-        self.call(|tx| Msg::PutShards(dataset, shards, tx)).await?
+        self.call(|tx| Msg::PutShards(dataset, shards, None, tx))
+            .await?
+    }
+
+    /// Writes shard records and raises the dataset's epoch high-water mark to `next_epoch`
+    /// (never lowers it), in one transaction: a grant is committed together with its epoch.
+    pub async fn put_shards_with_epoch(
+        &self,
+        dataset: DatasetId,
+        shards: Vec<(ShardId, ShardRecord)>,
+        next_epoch: u64,
+    ) -> Result<(), StoreError> {
+        self.call(|tx| Msg::PutShards(dataset, shards, Some(next_epoch), tx))
+            .await?
+    }
+
+    /// The next epoch the dataset may hand out, as persisted (0 if never recorded).
+    pub async fn next_epoch(&self, dataset: DatasetId) -> Result<u64, StoreError> {
+        self.call(|tx| Msg::NextEpoch(dataset, tx)).await?
     }
 
     /// A dataset and all its shard records, in shard order.

@@ -4,8 +4,12 @@ use redb::TableDefinition;
 
 /// Dataset id (16 bytes) → postcard `DatasetRecord`.
 pub(super) const DATASETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("datasets-1");
-/// Dataset id (16 bytes) ++ shard number (4 bytes, big-endian) → postcard `ShardRecord`.
-pub(super) const SHARDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shards-1");
+/// Dataset id (16 bytes) ++ shard number (4 bytes, big-endian) → postcard `ShardRecord`
+/// (`-2`: holders carry `progress_at`, entries `failed_by`).
+pub(super) const SHARDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shards-2");
+/// Dataset id (16 bytes) → the next epoch to hand out (never decreases): written in the same
+/// transaction as every grant, so an epoch is never issued twice whatever the restart pattern.
+pub(super) const EPOCHS: TableDefinition<&[u8], u64> = TableDefinition::new("epochs-1");
 
 /// The key of one shard; big-endian so a dataset's shards sort by number.
 pub(super) fn shard_key(dataset: &[u8; 16], shard: u32) -> [u8; 20] {

@@ -52,7 +52,14 @@ async fn reopening_restores_the_lease_book() {
             .enumerate()
             .map(|(i, e)| (ShardId(i as u32), ShardRecord::new(e.clone())))
             .collect();
-        store.put_shards(ds, shards).await.unwrap();
+        store.put_shards(ds, shards.clone()).await.unwrap();
+        assert_eq!(store.next_epoch(ds).await.unwrap(), 0);
+        store
+            .put_shards_with_epoch(ds, shards.clone(), 9)
+            .await
+            .unwrap();
+        // The mark never goes down.
+        store.put_shards_with_epoch(ds, shards, 4).await.unwrap();
         // A second open while the first handle lives is refused (one writer per file).
         assert!(Store::open(&path).is_err());
     }
@@ -69,7 +76,12 @@ async fn reopening_restores_the_lease_book() {
     let (got, shards) = store.load(ds).await.unwrap().unwrap();
     assert_eq!(got, rec);
     assert_eq!(shards.len(), 3);
-    let restored = LeaseBook::restore(got.lease, shards.into_iter().map(|s| s.entry).collect());
+    let restored = LeaseBook::restore(
+        got.lease,
+        shards.into_iter().map(|s| s.entry).collect(),
+        store.next_epoch(ds).await.unwrap(),
+        UnixMillis(100),
+    );
     assert_eq!(restored.shards(), book.shards());
     assert_eq!(restored.shard(b.shard).unwrap().phase, ShardPhase::Done);
     let h = restored
@@ -77,6 +89,8 @@ async fn reopening_restores_the_lease_book() {
         .unwrap();
     assert_eq!(h.expires_at, a.expires_at);
     assert!(restored.next_epoch() > b.epoch);
+    assert_eq!(store.next_epoch(ds).await.unwrap(), 9);
+    assert_eq!(restored.next_epoch(), 9, "the persisted mark wins");
     let mut names: Vec<_> = store
         .list()
         .await

@@ -63,15 +63,36 @@ fn name_of(path: &Path) -> Result<String, WebDavError> {
         .ok_or_else(|| local_err(path, "has no file name to use on the server"))
 }
 
+/// The planned upload: collections to create (parents first), files (sorted), and the hidden
+/// entries left out.
+#[derive(Debug, Default)]
+pub struct UploadPlan {
+    /// Collections to create, parents before children.
+    pub dirs: Vec<Url>,
+    /// Files to send.
+    pub items: Vec<UploadItem>,
+    /// Hidden files and folders (name starting with `.`) found inside the given directories
+    /// and left out, e.g. a node's private `.ldawt/` (its key) or a `.incoming/` folder.
+    pub hidden: Vec<PathBuf>,
+}
+
+/// True for a hidden entry (its name starts with `.`).
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
+}
+
 /// Plans the upload of `paths` into `base`: the collections to create (parents first) and
-/// the files, both sorted. Every path must exist and be readable (else `Local`, exit 2).
+/// the files, both sorted. Hidden entries inside a directory are left out (and listed) unless
+/// `include_hidden`; a path named explicitly is always uploaded. Every path must exist and be readable (else `Local`, exit 2).
 pub fn plan_uploads(
     paths: &[PathBuf],
     base: &Url,
-) -> Result<(Vec<Url>, Vec<UploadItem>), WebDavError> {
+    include_hidden: bool,
+) -> Result<UploadPlan, WebDavError> {
     let base = as_collection(base);
     let mut dirs = vec![base.clone()];
     let mut items = Vec::new();
+    let mut hidden = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|e| local_err(path, e))?;
         let name = name_of(path)?;
@@ -102,6 +123,10 @@ pub fn plan_uploads(
             for child in children {
                 let child_path = child.path();
                 let child_name = child.file_name().to_string_lossy().into_owned();
+                if !include_hidden && is_hidden(&child_name) {
+                    hidden.push(child_path);
+                    continue;
+                }
                 let meta = std::fs::metadata(&child_path).map_err(|e| local_err(&child_path, e))?;
                 if meta.is_dir() {
                     stack.push((
@@ -123,7 +148,12 @@ pub fn plan_uploads(
     items.sort_by(|a, b| (&a.remote_dir, &a.name).cmp(&(&b.remote_dir, &b.name)));
     let dirs: BTreeSet<Url> = dirs.into_iter().collect();
     // Parents sort before children (a prefix sorts first).
-    Ok((dirs.into_iter().collect(), items))
+    hidden.sort();
+    Ok(UploadPlan {
+        dirs: dirs.into_iter().collect(),
+        items,
+        hidden,
+    })
 }
 
 /// Uploads one file into collection `remote_dir` (created if missing) unless a file of the same
@@ -234,7 +264,14 @@ mod tests {
         let single = dir.path().join("one.txt");
         std::fs::write(&single, b"1").unwrap();
         let base = Url::parse("http://h/dav/x").unwrap();
-        let (dirs, items) = plan_uploads(&[root, single], &base).unwrap();
+        std::fs::create_dir_all(root.join(".ldawt")).unwrap();
+        std::fs::write(root.join(".ldawt/identity.key"), b"secret").unwrap();
+        std::fs::write(root.join(".a.tar.part"), b"p").unwrap();
+        let plan = plan_uploads(&[root.clone(), single.clone()], &base, false).unwrap();
+        assert_eq!(plan.hidden, [root.join(".a.tar.part"), root.join(".ldawt")]);
+        let all = plan_uploads(&[root.clone(), single.clone()], &base, true).unwrap();
+        assert_eq!((all.items.len(), all.dirs.len()), (5, 4));
+        let UploadPlan { dirs, items, .. } = plan;
         let dirs: Vec<&str> = dirs.iter().map(Url::as_str).collect();
         assert_eq!(
             dirs,
@@ -257,7 +294,7 @@ mod tests {
             ]
         );
         assert!(matches!(
-            plan_uploads(&[dir.path().join("missing")], &base),
+            plan_uploads(&[dir.path().join("missing")], &base, false),
             Err(WebDavError::Local { .. })
         ));
     }
@@ -270,7 +307,7 @@ mod tests {
         std::os::unix::fs::symlink(&root, root.join("again")).unwrap();
         let base = Url::parse("http://h/x").unwrap();
         // Either our depth bound or the kernel's ELOOP stops the walk, with a local error.
-        let err = plan_uploads(&[root], &base).unwrap_err();
+        let err = plan_uploads(&[root], &base, false).unwrap_err();
         assert!(matches!(err, WebDavError::Local { .. }), "{err}");
         assert!(err.to_string().contains("loop/again/again"), "{err}");
     }

@@ -2,26 +2,48 @@
 //! dir while renewing the lease on a ticker (a `Refused` renewal cancels the engine), push the
 //! archive then the results file to the seeder, and complete with the grant's epoch. On
 //! shutdown or local failure the lease is given back with `Abandon`.
+//!
+//! A grant whose archive name is not a plain file name is refused before anything is written.
+//! Free space is watched while the shard downloads (given back early, with the cause, below
+//! [`DISK_RESERVE`]). A finished shard is kept and offered again across seeder outages ("busy",
+//! "storage failed", unreachable) for at least [`FINISHED_PATIENCE`]; only a definite answer
+//! (stored, or fenced / invalid) ends it sooner.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
 use super::link::{LinkError, SeederLink};
+use super::stats::{free_space, human_bytes};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
 use crate::input::VecRows;
+use crate::model::shard::check_archive_name;
 use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
 
 /// Why a lease is released on shutdown.
 const SHUTTING_DOWN: &str = "the worker is shutting down";
 
-/// Attempts per file transfer before the lease is given back.
-const TRANSFER_ATTEMPTS: u32 = 8;
+/// How long a worker keeps trying to reach a seeder before it starts a shard.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long a finished shard is kept and offered again while the seeder is unreachable or
+/// busy: at least this, and at least [`FINISHED_PATIENCE_TTLS`] lease TTLs. Only a definite
+/// answer (stored, or fenced / invalid) ends it sooner.
+const FINISHED_PATIENCE: Duration = Duration::from_secs(15 * 60);
+/// [`FINISHED_PATIENCE`] in lease TTLs, for long TTLs.
+const FINISHED_PATIENCE_TTLS: u32 = 10;
+
+/// Free space kept on the work dir's filesystem while a shard downloads: below it the shard is
+/// given back early (before ENOSPC) with the cause.
+pub const DISK_RESERVE: u64 = 8 << 20;
+
+/// How often free space is checked while a shard downloads.
+const DISK_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// How a lease ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +77,20 @@ pub struct LeaseCtx {
 /// Runs one lease to its end; `shutdown` gives it back.
 pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
     let g = ctx.grant.clone();
+    // Nothing from a peer becomes a path unchecked: a grant whose archive name is not one plain
+    // file name of the form seeders generate is given back before anything is fetched or
+    // written.
+    if let Err(e) = check_archive_name(&g.archive_name) {
+        let seeder = ctx.link.seeder(&ctx.me);
+        tracing::error!(
+            dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, %seeder,
+            "refused a grant from seeder {seeder}: {e}: {:?}; nothing was written",
+            g.archive_name
+        );
+        let reason = format!("refused grant: {e}");
+        give_back(&ctx, &g, reason.clone(), false).await;
+        return LeaseOutcome::Released(reason);
+    }
     let dir = ctx
         .work_dir
         .join(g.dataset.to_hex())
@@ -84,18 +120,24 @@ pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutco
         _ => None,
     };
     if let Some((reason, failed)) = given_back {
-        let req = ControlRequest::Abandon {
-            dataset: g.dataset,
-            shard: g.shard,
-            epoch: g.epoch,
-            reason,
-            failed,
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
+        give_back(&ctx, &g, reason, failed).await;
     }
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, ?outcome, "lease ended");
     outcome
+}
+
+/// Tells the seeder the lease is given back (bounded in time; an unreachable seeder lets it
+/// expire instead).
+async fn give_back(ctx: &LeaseCtx, g: &Grant, reason: String, failed: bool) {
+    let req = ControlRequest::Abandon {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        reason,
+        failed,
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
 }
 
 async fn work(
@@ -111,7 +153,13 @@ async fn work(
         shard: g.shard,
         epoch: g.epoch,
     };
-    let rows = match retry(|| ctx.link.request(&ctx.me, rows_req.clone()), shutdown).await {
+    let rows = match retry(
+        || ctx.link.request(&ctx.me, rows_req.clone()),
+        shutdown,
+        START_PATIENCE,
+    )
+    .await
+    {
         Ok(ControlResponse::Rows(rows)) => rows,
         Ok(ControlResponse::Rejected(r)) => return LeaseOutcome::Lost(r.to_string()),
         Ok(other) => {
@@ -126,8 +174,27 @@ async fn work(
     let engine_cancel = shutdown.child_token();
     let stop_engine = engine_cancel.clone();
     let lost_watch = lost.clone();
+    let disk_full: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let (disk_flag, disk_dir) = (disk_full.clone(), dir.to_path_buf());
     let watcher = tokio::spawn(async move {
-        lost_watch.cancelled().await;
+        let mut tick = tokio::time::interval(DISK_CHECK_EVERY);
+        loop {
+            tokio::select! {
+                _ = lost_watch.cancelled() => break,
+                _ = tick.tick() => {
+                    let free = free_space(&disk_dir).unwrap_or(u64::MAX);
+                    if free < DISK_RESERVE {
+                        let _ = disk_flag.set(format!(
+                            "disk nearly full: {} free on the filesystem of {} (reserve {})",
+                            human_bytes(free),
+                            disk_dir.display(),
+                            human_bytes(DISK_RESERVE)
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
         stop_engine.cancel();
     });
     let job = ShardJob {
@@ -141,6 +208,10 @@ async fn work(
     watcher.abort();
     if shutdown.is_cancelled() {
         return LeaseOutcome::Released(SHUTTING_DOWN.into());
+    }
+    if let Some(cause) = disk_full.get() {
+        tracing::warn!(dataset = %g.dataset, shard = %g.shard, "giving the shard back: {cause}");
+        return LeaseOutcome::Abandoned(cause.clone());
     }
     let report = match report {
         Ok(r) if !r.interrupted => r,
@@ -169,21 +240,33 @@ async fn work(
                 return LeaseOutcome::Abandoned(format!("cannot read {}: {e}", path.display()));
             }
         };
+        // A finished shard is kept until the seeder answers for good: "busy", "storage
+        // failed" and an unreachable seeder are retried for a long while.
+        let started = Instant::now();
+        let patience = finished_patience(g);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if lost.is_cancelled() {
+                return LeaseOutcome::Lost("the seeder refused a renewal".into());
+            }
             match ctx.link.send_file(&ctx.me, header.clone(), &path).await {
                 Ok(()) => break,
                 Err(LinkError::Refused(r)) if !r.reason.is_retryable() => {
                     return LeaseOutcome::Lost(r.to_string());
                 }
-                Err(e) if attempt < TRANSFER_ATTEMPTS => {
-                    tracing::warn!(shard = %g.shard, attempt, "transfer failed, retrying: {e}");
+                Err(e) if started.elapsed() < patience => {
+                    tracing::warn!(shard = %g.shard, attempt, "delivering the finished shard failed, keeping it and retrying: {e}");
                     if sleep_or_cancel(backoff(attempt), shutdown).await {
                         return LeaseOutcome::Released(SHUTTING_DOWN.into());
                     }
                 }
-                Err(e) => return LeaseOutcome::Abandoned(e.to_string()),
+                Err(e) => {
+                    return LeaseOutcome::Abandoned(format!(
+                        "gave up delivering a finished shard after {:?}: {e}",
+                        started.elapsed()
+                    ));
+                }
             }
         }
     }
@@ -195,7 +278,13 @@ async fn work(
         failed: report.failed + report.skipped,
         bytes: report.bytes,
     };
-    match retry(|| ctx.link.request(&ctx.me, complete.clone()), shutdown).await {
+    match retry(
+        || ctx.link.request(&ctx.me, complete.clone()),
+        shutdown,
+        finished_patience(g),
+    )
+    .await
+    {
         Ok(ControlResponse::Ack) => {
             ctx.activity.shards_done.fetch_add(1, Ordering::Relaxed);
             LeaseOutcome::Completed
@@ -239,17 +328,24 @@ async fn renew_loop(
     }
 }
 
-/// Retries a transient failure with backoff for about a minute (a restarting seeder).
-async fn retry<F, Fut>(mut call: F, shutdown: &CancellationToken) -> Result<ControlResponse, String>
+/// Retries a transient failure (unreachable, busy, storage failed) with backoff for up to
+/// `patience` (a restarting seeder); a definite answer is returned at once.
+async fn retry<F, Fut>(
+    mut call: F,
+    shutdown: &CancellationToken,
+    patience: Duration,
+) -> Result<ControlResponse, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<ControlResponse, LinkError>>,
 {
+    let started = Instant::now();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let more = started.elapsed() < patience;
         match call().await {
-            Ok(ControlResponse::Rejected(r)) if r.reason.is_retryable() && attempt < 12 => {
+            Ok(ControlResponse::Rejected(r)) if r.reason.is_retryable() && more => {
                 tracing::warn!(attempt, "seeder refused for now, retrying: {r}");
                 if sleep_or_cancel(backoff(attempt), shutdown).await {
                     return Err(SHUTTING_DOWN.into());
@@ -259,7 +355,7 @@ where
             Err(LinkError::Refused(r)) if !r.reason.is_retryable() => {
                 return Ok(ControlResponse::Rejected(r));
             }
-            Err(e) if attempt < 12 => {
+            Err(e) if more => {
                 tracing::warn!(attempt, "seeder unreachable, retrying: {e}");
                 if sleep_or_cancel(backoff(attempt), shutdown).await {
                     return Err(SHUTTING_DOWN.into());
@@ -268,6 +364,11 @@ where
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// How long a finished shard is kept while its seeder cannot take it.
+fn finished_patience(g: &Grant) -> Duration {
+    FINISHED_PATIENCE.max(Duration::from_millis(g.ttl_ms).saturating_mul(FINISHED_PATIENCE_TTLS))
 }
 
 /// Counts one running download; released on drop, so a lease task cancelled mid-download
@@ -298,7 +399,7 @@ fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOutcome {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((250u64 << attempt.min(5)).min(8_000))
+    Duration::from_millis((250u64 << attempt.min(6)).min(10_000))
 }
 
 /// Sleeps `d`; true when cancelled first.

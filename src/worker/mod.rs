@@ -3,7 +3,14 @@
 //! (see [`lease_task`]), and stop on shutdown (giving leases back) or after `--exit-when-idle`.
 //!
 //! Bids carry measured stats ([`stats::Probe`] + [`activity::Activity`]); the seeder decides,
-//! and the worker also never runs more leases than its own capacity allows.
+//! and the worker also never runs more leases than its own capacity allows. Offers are bid on
+//! concurrently (up to the free slots), each bid bounded by [`BID_TIMEOUT`]: a seeder that does
+//! not answer costs seconds, is tried again only after a growing pause, and seeders that
+//! answered come first.
+//!
+//! Rows from a remote seeder are fetched with private and loopback addresses blocked unless
+//! the node runs with `--allow-private-urls` (a seeder is not allowed to make workers probe
+//! their own networks).
 
 pub mod activity;
 pub mod lease_task;
@@ -53,7 +60,17 @@ pub struct WorkerConfig {
     pub max_leases: Option<u32>,
     /// Pause between bidding rounds.
     pub poll: Duration,
+    /// Rows of a remote seeder may target loopback and private addresses.
+    pub allow_private_urls: bool,
 }
+
+/// Longest wait for a seeder's answer to a bid.
+pub const BID_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause before a seeder that did not answer is tried again.
+const SILENT_PAUSE_MAX: Duration = Duration::from_secs(60);
+
+/// An offer's identity: the dataset and who seeds it.
+type OfferKey = (DatasetId, String);
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,6 +115,11 @@ fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> bid::Capacity {
     }
 }
 
+/// The pause after `strikes` unanswered bids in a row: 5 s, 10 s, 20 s … up to a minute.
+fn silent_pause(strikes: u32) -> Duration {
+    (BID_TIMEOUT * 2u32.saturating_pow(strikes.saturating_sub(1).min(8))).min(SILENT_PAUSE_MAX)
+}
+
 /// Runs the worker until `shutdown` or until it has been idle for `exit_when_idle`.
 pub async fn run(
     cfg: WorkerConfig,
@@ -113,9 +135,11 @@ pub async fn run(
     }
     let mut tasks: JoinSet<LeaseOutcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
-    let mut next_bid: HashMap<DatasetId, Instant> = HashMap::new();
+    let mut next_bid: HashMap<OfferKey, Instant> = HashMap::new();
+    let mut silent: HashMap<OfferKey, u32> = HashMap::new();
     let mut idle_since = Instant::now();
     let leases = shutdown.child_token();
+    let decline = stats::DeclineLog::default();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -143,31 +167,68 @@ pub async fn run(
             break;
         }
         let current: Vec<Offer> = offers.borrow().clone();
-        for offer in current {
-            let stats = current_stats(&probe, &activity, &cfg);
-            if stats.free_slots == 0 {
-                break;
-            }
-            if next_bid
-                .get(&offer.dataset)
-                .is_some_and(|t| *t > Instant::now())
-            {
-                continue;
-            }
+        let stats = current_stats(&probe, &activity, &cfg);
+        if stats.free_slots == 0 && stats.leases_held == 0 && !current.is_empty() {
+            // Idle and not bidding: say why (WARN, once per reason).
+            let shard = bid::expected_shard_bytes(1_000, bid::DEFAULT_BYTES_PER_ROW);
+            decline.note(stats::why_not_bidding(&stats, shard, &cfg.work_dir));
+        } else if stats.free_slots > 0 {
+            decline.note(None);
+        }
+        if stats.free_slots == 0 || current.is_empty() {
+            continue;
+        }
+        let now = Instant::now();
+        let key = |o: &Offer| -> OfferKey { (o.dataset, o.link.seeder(&cfg.me)) };
+        let mut due: Vec<Offer> = current
+            .into_iter()
+            .filter(|o| next_bid.get(&key(o)).is_none_or(|t| *t <= now))
+            .collect();
+        // Seeders that answered come first; those that stayed silent get what is left.
+        due.sort_by_key(|o| silent.get(&key(o)).copied().unwrap_or(0));
+        due.truncate(stats.free_slots as usize);
+        let bids = due.into_iter().map(|offer| {
             let req = ControlRequest::Bid {
                 dataset: offer.dataset,
-                stats,
+                stats: stats.clone(),
             };
-            let wait = match offer.link.request(&cfg.me, req).await {
+            let me = cfg.me.clone();
+            async move {
+                let answer = tokio::time::timeout(BID_TIMEOUT, offer.link.request(&me, req)).await;
+                (offer, answer)
+            }
+        });
+        for (offer, answer) in futures::future::join_all(bids).await {
+            let k = key(&offer);
+            let answer = match answer {
+                Ok(a) => {
+                    silent.remove(&k);
+                    a
+                }
+                Err(_) => {
+                    let strikes = silent.entry(k.clone()).or_insert(0);
+                    *strikes += 1;
+                    let pause = silent_pause(*strikes);
+                    tracing::info!(dataset = %offer.dataset, seeder = %k.1, "no answer to a bid within {BID_TIMEOUT:?}; next try in {pause:?}");
+                    next_bid.insert(k, Instant::now() + pause);
+                    continue;
+                }
+            };
+            let wait = match answer {
                 Ok(ControlResponse::Granted(grant)) => {
                     tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = grant.epoch, speculative = grant.speculative, "lease granted");
                     activity.leases_held.fetch_add(1, Ordering::Relaxed);
+                    let mut engine = cfg.engine.clone();
+                    if matches!(offer.link, SeederLink::Remote { .. }) {
+                        engine.redact_error_messages = true;
+                        engine.block_private_addresses = !cfg.allow_private_urls;
+                    }
                     let ctx = LeaseCtx {
                         link: offer.link.clone(),
                         me: cfg.me.clone(),
                         grant,
                         work_dir: cfg.work_dir.clone(),
-                        engine: cfg.engine.clone(),
+                        engine,
                         activity: activity.clone(),
                     };
                     tasks.spawn(run_lease(ctx, leases.clone()));
@@ -195,8 +256,12 @@ pub async fn run(
                     Duration::from_secs(2)
                 }
             };
-            next_bid.insert(offer.dataset, Instant::now() + wait);
+            next_bid.insert(k, Instant::now() + wait);
         }
+        // Forget pauses of offers that are gone, so the maps stay as small as the offers.
+        let live: std::collections::HashSet<OfferKey> = offers.borrow().iter().map(key).collect();
+        next_bid.retain(|k, _| live.contains(k));
+        silent.retain(|k, _| live.contains(k));
     }
     // Give every lease back, bounded in time.
     leases.cancel();
@@ -218,4 +283,17 @@ pub async fn run(
         }
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_seeders_wait_longer_each_time_up_to_a_minute() {
+        assert_eq!(silent_pause(1), BID_TIMEOUT);
+        assert_eq!(silent_pause(2), BID_TIMEOUT * 2);
+        assert_eq!(silent_pause(3), BID_TIMEOUT * 4);
+        assert_eq!(silent_pause(50), SILENT_PAUSE_MAX);
+    }
 }

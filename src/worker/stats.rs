@@ -1,12 +1,13 @@
-//! Measuring this machine for bids and heartbeats: cores, memory, free disk on the work
-//! directory's filesystem and load (sysinfo), plus the recent download rate from the worker's
-//! own counters.
+//! Measuring this machine for bids and heartbeats: cores, memory and load (sysinfo), free
+//! space of the filesystem holding the work directory (`statvfs` on that path, which tmpfs,
+//! overlay, NFS and loop devices all answer), plus the recent download rate from the worker's
+//! own counters; and saying once, at WARN, why a worker does not bid.
 
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sysinfo::{Disks, MemoryRefreshKind, RefreshKind, System};
+use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
 use crate::protocol::swarm::NodeStats;
 
@@ -80,18 +81,84 @@ impl Probe {
     }
 }
 
-/// Free bytes on the filesystem holding `dir` (the disk with the longest matching mount point).
+/// Free bytes available to this user on the filesystem holding `dir` (`statvfs` on the
+/// nearest existing ancestor of `dir`); 0 when it cannot be read.
 pub fn free_disk(dir: &Path) -> u64 {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Ok(disks) = Disks::new_with_refreshed_list() else {
-        return 0;
-    };
-    disks
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| d.available_space())
-        .unwrap_or(0)
+    free_space(dir).unwrap_or(0)
+}
+
+/// Free bytes available to this user on the filesystem holding `path` (or its nearest
+/// existing ancestor), by `statvfs`.
+pub fn free_space(path: &Path) -> Option<u64> {
+    let mut p = Some(path);
+    while let Some(dir) = p {
+        if let Ok(st) = rustix::fs::statvfs(dir) {
+            return Some(st.f_bavail.saturating_mul(st.f_frsize));
+        }
+        p = dir.parent();
+    }
+    None
+}
+
+/// Bytes, human-readable (`12.3 MB`).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Why a worker with these stats takes no shard of about `shard_bytes` (the first limit hit),
+/// or `None` when it can take one.
+pub fn why_not_bidding(s: &NodeStats, shard_bytes: u64, dir: &Path) -> Option<String> {
+    let need = shard_bytes.saturating_add(shard_bytes / 4);
+    if s.disk_free < need {
+        return Some(format!(
+            "not bidding: {} free on {} (its filesystem), a shard needs about {}",
+            human_bytes(s.disk_free),
+            dir.display(),
+            human_bytes(need)
+        ));
+    }
+    if s.mem_free < crate::model::bid::MEM_PER_LEASE {
+        return Some(format!(
+            "not bidding: {} of memory free, a download needs about {}",
+            human_bytes(s.mem_free),
+            human_bytes(crate::model::bid::MEM_PER_LEASE)
+        ));
+    }
+    None
+}
+
+/// Logs each distinct reason for not bidding once, at WARN.
+#[derive(Default)]
+pub struct DeclineLog {
+    last: Mutex<Option<String>>,
+}
+
+impl DeclineLog {
+    /// Logs `reason` unless it was the last one logged; `None` (bidding again) re-arms it.
+    pub fn note(&self, reason: Option<String>) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        match reason {
+            Some(r) if last.as_deref() != Some(r.as_str()) => {
+                tracing::warn!("{r}");
+                *last = Some(r);
+            }
+            Some(_) => {}
+            None => *last = None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +172,36 @@ mod tests {
         assert!(s.mem_total >= s.mem_free);
         assert!(s.mem_total > 0);
         assert!(s.disk_free > 0);
+    }
+
+    #[test]
+    fn free_space_reads_the_filesystem_of_the_path_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_space(dir.path()).unwrap();
+        assert!(free > 0);
+        // A path that does not exist yet is measured on its nearest existing ancestor.
+        assert!(free_space(&dir.path().join("a/b/c")).is_some());
+        // /dev/shm is a tmpfs (sysinfo's disk list leaves it out); statvfs answers for it.
+        if Path::new("/dev/shm").is_dir() {
+            let st = rustix::fs::statvfs("/dev/shm").unwrap();
+            assert_eq!(
+                free_space(Path::new("/dev/shm")),
+                Some(st.f_bavail * st.f_frsize)
+            );
+        }
+    }
+
+    #[test]
+    fn a_worker_says_why_it_does_not_bid() {
+        let s = NodeStats {
+            disk_free: 30_000_000,
+            mem_free: 8 << 30,
+            works: true,
+            ..Default::default()
+        };
+        let why = why_not_bidding(&s, 112_000_000, Path::new("/scratch")).unwrap();
+        assert!(why.contains("30.0 MB free on /scratch"), "{why}");
+        assert!(why.contains("140.0 MB"), "{why}");
+        assert_eq!(why_not_bidding(&s, 1_000_000, Path::new("/x")), None);
     }
 }

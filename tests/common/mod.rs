@@ -184,6 +184,30 @@ pub fn inat_parquet(dir: &Path, name: &str, n: usize, base_url: &str) -> Option<
     Some(path)
 }
 
+/// A test that cannot run its tool or data here. Under CI (`CI` set, as `.ci/run` runs) a skip
+/// is a failure: the run must not pass with the test silently left out. Locally it prints the
+/// reason; the caller then returns.
+pub fn skip(reason: impl std::fmt::Display) {
+    if std::env::var_os("CI").is_some() {
+        panic!("this test cannot run its tool here, and CI allows no skip: {reason}");
+    }
+    eprintln!("SKIP: {reason}");
+}
+/// The swarm key of in-process test nodes (every node of a test shares it).
+pub fn test_swarm_key() -> ldawt::net::PreSharedKey {
+    ldawt::net::PreSharedKey::new([0x5a; 32])
+}
+
+/// Writes `key` as a swarm key file at `path` (mode 0600).
+pub fn write_swarm_key(path: &Path, key: ldawt::net::PreSharedKey) {
+    std::fs::write(path, key.to_key_file()).expect("write swarm key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 /// The `ldawt` binary built for these tests.
 pub fn ldawt_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ldawt")

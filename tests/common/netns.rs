@@ -143,3 +143,74 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// One namespace with only `lo` up and, optionally, its own `/etc/netns/<name>/resolv.conf`
+/// (which `ip netns exec` mounts over `/etc/resolv.conf`, deps.md §6). Its name is
+/// `<tag><pid>-<n>` so concurrent runs never collide; it and its `/etc/netns` folder are
+/// removed on drop.
+pub struct LoneNs {
+    /// The namespace name.
+    pub name: String,
+    etc_dir: Option<std::path::PathBuf>,
+}
+
+impl LoneNs {
+    /// Creates the namespace and brings `lo` up.
+    pub fn create(tag: &str) -> Result<Self, String> {
+        let seq = NEXT.fetch_add(1, Ordering::Relaxed);
+        let ns = LoneNs {
+            name: format!("{tag}{}-{seq}", std::process::id()),
+            etc_dir: None,
+        };
+        ip(&["netns", "add", &ns.name])?;
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Adds `cidr` (`198.51.100.7/32`) to the namespace's `lo`.
+    pub fn add_lo_address(&self, cidr: &str) -> Result<(), String> {
+        ip(&["-n", &self.name, "addr", "add", cidr, "dev", "lo"])
+    }
+
+    /// Gives commands run with [`LoneNs::command`] this `/etc/resolv.conf`.
+    pub fn set_resolv_conf(&mut self, text: &str) -> Result<(), String> {
+        let dir = std::path::Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        self.etc_dir = Some(dir.clone());
+        let file = dir.join("resolv.conf");
+        std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))
+    }
+
+    /// A command running `program` inside the namespace (with its resolv.conf).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Moves the calling thread (and the threads it starts later) into the namespace: sockets
+    /// it creates from then on live there.
+    pub fn enter_current_thread(&self) -> Result<(), String> {
+        enter_netns(&self.name)
+    }
+}
+
+/// Moves the calling thread (and the threads it starts later) into the named namespace.
+pub fn enter_netns(name: &str) -> Result<(), String> {
+    let path = std::path::Path::new("/var/run/netns").join(name);
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&file),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| format!("setns {name}: {e}"))
+}
+
+impl Drop for LoneNs {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+        if let Some(dir) = &self.etc_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -224,6 +224,13 @@ fn every_misbehaviour_gets_the_right_outcome_and_the_run_completes() {
     );
     let rows = results(&dir.path().join("out").join("shard.results.parquet"));
     assert_eq!(rows.len(), cases.len());
+    // The run's page sits beside its overview and shows the same figures.
+    let page = std::fs::read_to_string(dir.path().join("out").join("shard.report.html"))
+        .expect("download writes shard.report.html");
+    let ok = cases.iter().filter(|c| c.2 == RowStatus::Ok).count();
+    assert!(page.contains(&format!("<b id=\"ok\">{ok}</b>")), "{page}");
+    assert!(page.contains(&format!("<b id=\"rows\">{}</b>", cases.len())));
+    assert!(page.contains("http_404") && page.contains("timeout_first_byte"));
     let members = archive_members(&output);
     for (i, (url, _, status, kind)) in cases.iter().enumerate() {
         let r = &rows[&(i as u64)];
@@ -382,7 +389,7 @@ fn csv_input_ldawt_aliases_config_file_and_plain_tar() {
                 .count();
             assert_eq!(files, 50);
         }
-        Err(_) => eprintln!("SKIP (partial): no tar command to cross-check the gzip archive"),
+        Err(_) => common::skip("(partial) no tar command to cross-check the gzip archive"),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::common;
 #[test]
 fn interrupted_then_resumed_equals_one_clean_run() {
     let Some(mut rows) = common::inat_paths(2500) else {
-        eprintln!("SKIP: ../shared/data/subset_50k.parquet not found");
+        common::skip("../shared/data/subset_50k.parquet not found");
         return;
     };
     // Duplicates (same photo, same class) exercise the `_r<index>` names across runs.

@@ -160,7 +160,7 @@ fn download(input: &Path, output: &Path, ca: Option<&Path>) -> std::process::Out
 #[test]
 fn https_with_http2_stores_images_and_untrusted_certificates_fail_once() {
     let (Some(nginx), Some(openssl)) = (tool("nginx"), tool("openssl")) else {
-        eprintln!("SKIP https_with_http2…: nginx or openssl is not installed");
+        common::skip("https_with_http2…: nginx or openssl is not installed");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

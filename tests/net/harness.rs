@@ -1,4 +1,5 @@
-//! In-process nodes on 127.0.0.1 with short time limits, and helpers to wait for events.
+//! In-process nodes on 127.0.0.1 with short time limits, and helpers to wait for events. They
+//! hold the tests' swarm key unless a test gives another one (or none).
 
 use std::time::Duration;
 
@@ -49,21 +50,26 @@ pub fn tuning() -> NetTuning {
     }
 }
 
-/// Starts a node listening on `listen` (e.g. `/ip4/127.0.0.1/tcp/0`), mDNS off.
+/// Starts a node listening on `listen` (e.g. `/ip4/127.0.0.1/tcp/0`), mDNS off, with the
+/// tests' swarm key.
 pub async fn spawn_node_with(
     keypair: Option<Keypair>,
     listen: &str,
     bootstrap: Vec<Multiaddr>,
     tuning: NetTuning,
 ) -> TestNode {
-    let keypair = keypair.unwrap_or_else(Keypair::generate_ed25519);
-    let cfg = NetConfig {
-        keypair: keypair.clone(),
-        listen: vec![listen.parse().expect("listen multiaddr")],
-        bootstrap,
-        mdns: false,
-        idle_connection_timeout: Duration::from_secs(30),
-    };
+    let mut cfg = NetConfig::new(keypair.unwrap_or_else(Keypair::generate_ed25519));
+    cfg.listen = vec![listen.parse().expect("listen multiaddr")];
+    cfg.bootstrap = bootstrap;
+    cfg.mdns = false;
+    cfg.idle_connection_timeout = Duration::from_secs(30);
+    cfg.psk = Some(crate::common::test_swarm_key());
+    spawn_configured(cfg, tuning).await
+}
+
+/// Starts a node with exactly `cfg` (any key, or none).
+pub async fn spawn_configured(cfg: NetConfig, tuning: NetTuning) -> TestNode {
+    let keypair = cfg.keypair.clone();
     let (client, events, event_loop) = net::new_with(cfg, tuning).expect("node starts");
     let task = tokio::spawn(event_loop.run());
     let addrs = client.listen_addrs().await.expect("listen addresses");
@@ -120,4 +126,57 @@ pub async fn connect(a: &mut TestNode, b: &mut TestNode) {
         },
     )
     .await;
+}
+
+/// A hostile peer: an in-process node on the project's `net` layer with any key (or none) and
+/// any allow list, driven directly by the test, which can send any request or gossip.
+pub async fn spawn_rogue(
+    psk: Option<ldawt::net::PreSharedKey>,
+    allow_peers: Vec<PeerId>,
+    keypair: Option<Keypair>,
+) -> TestNode {
+    let mut cfg = NetConfig::new(keypair.unwrap_or_else(Keypair::generate_ed25519));
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen multiaddr")];
+    cfg.mdns = false;
+    cfg.psk = psk;
+    cfg.allow_peers = allow_peers;
+    // A silent rogue keeps a request unanswered for as long as the asker waits.
+    let tuning = NetTuning {
+        app_reply_timeout: Duration::from_secs(600),
+        ..tuning()
+    };
+    spawn_configured(cfg, tuning).await
+}
+
+/// Makes `node` silent: every request it receives stays unanswered (the reply is held until
+/// the node stops) and every other event is dropped. Returns the count of requests held.
+pub fn hold_every_request(
+    events: mpsc::Receiver<Event>,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = held.clone();
+    tokio::spawn(async move {
+        let mut events = events;
+        let (mut replies, mut files) = (Vec::new(), Vec::new());
+        while let Some(e) = events.recv().await {
+            match e {
+                Event::Request { reply, .. } => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Bounded: past this many, older replies are answered by being dropped.
+                    if replies.len() >= 10_000 {
+                        replies.clear();
+                    }
+                    replies.push(reply);
+                }
+                Event::IncomingFile { decide, .. } => {
+                    if files.len() >= 10_000 {
+                        files.clear();
+                    }
+                    files.push(decide);
+                }
+                _ => {}
+            }
+        }
+    });
+    held
 }

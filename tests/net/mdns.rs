@@ -22,7 +22,7 @@ const NODES: usize = 3;
 #[test]
 fn nodes_in_namespaces_discover_each_other_by_mdns_and_gossip() {
     if let Some(why) = TestNet::unavailable() {
-        eprintln!("SKIP: mDNS namespace test: {why}");
+        crate::common::skip(format!("mDNS namespace test: {why}"));
         return;
     }
     let net = TestNet::create(NODES).expect("create namespaces");
@@ -101,6 +101,7 @@ async fn child_node() {
     let mut cfg = NetConfig::new(Keypair::generate_ed25519());
     cfg.listen = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
     cfg.mdns = true;
+    cfg.psk = Some(crate::common::test_swarm_key());
     let (client, mut events, event_loop) = net::new(cfg).unwrap();
     let me = client.local_peer_id();
     println!("LDAWT-ID {me}");

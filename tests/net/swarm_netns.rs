@@ -3,6 +3,9 @@
 //! The workers must do every shard, so the dataset completes only if discovery, leases, row
 //! fetches and archive transfers all work over the bridge. `ldawt peers --json` inside the
 //! seeder's namespace must list both workers. Namespaces are removed at the end.
+//!
+//! The three nodes share a swarm key; a fifth namespace holds an intruder with another key,
+//! found by mDNS like the others, which must never complete a handshake nor do a shard.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -15,7 +18,7 @@ use arrow_array::{Array, StringArray, UInt64Array};
 use ldawt::protocol::status::NodeStatus;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::common::{inat_parquet, ldawt_bin};
+use crate::common::{self, inat_parquet, ldawt_bin};
 use crate::netns::{KillOnDrop, TestNet, namespaces_with_prefix};
 
 const ROWS: usize = 240;
@@ -75,7 +78,7 @@ fn results(path: &Path) -> Vec<(u64, String)> {
 }
 
 fn logs(dir: &Path) -> String {
-    (1..4)
+    (1..5)
         .map(|i| {
             let text =
                 std::fs::read_to_string(dir.join(format!("node-{i}.log"))).unwrap_or_default();
@@ -90,17 +93,17 @@ fn logs(dir: &Path) -> String {
 #[test]
 fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
     if let Some(why) = TestNet::unavailable() {
-        eprintln!("SKIP: swarm namespace test: {why}");
+        common::skip(format!("swarm namespace test: {why}"));
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let net = TestNet::create(4).expect("create namespaces");
+    let net = TestNet::create(5).expect("create namespaces");
     let prefix = net.hub.trim_end_matches("-hub").to_string();
     let fixture_addr = format!("{}:8080", net.addr(0));
     let Some(data) = inat_parquet(dir, "inat.parquet", ROWS, &format!("http://{fixture_addr}"))
     else {
-        eprintln!("SKIP: swarm namespace test: ../shared/data/subset_50k.parquet is missing");
+        common::skip("swarm namespace test: ../shared/data/subset_50k.parquet is missing");
         return;
     };
     let mut fixture = KillOnDrop(
@@ -124,6 +127,9 @@ fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
     let out = dir.join("out");
     let (out_s, data_s) = (out.to_str().unwrap(), data.to_str().unwrap());
     let seed_dir = dir.join("seed-data");
+    let key = dir.join("swarm.key");
+    crate::common::write_swarm_key(&key, crate::common::test_swarm_key());
+    let key_s = key.to_str().unwrap();
     let _seeder = node(
         &net,
         1,
@@ -143,6 +149,8 @@ fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
             "--keep-serving",
             "--data-dir",
             seed_dir.to_str().unwrap(),
+            "--swarm-key",
+            key_s,
         ],
     );
     let workers: Vec<KillOnDrop> = (2..4)
@@ -158,10 +166,31 @@ fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
                     w.to_str().unwrap(),
                     "--data-dir",
                     data_dir.to_str().unwrap(),
+                    "--swarm-key",
+                    key_s,
+                    "--allow-private-urls",
                 ],
             )
         })
         .collect();
+    // The intruder: a worker with a key of its own.
+    let wrong_key = dir.join("wrong.key");
+    crate::common::write_swarm_key(&wrong_key, ldawt::net::PreSharedKey::new([0x11; 32]));
+    let intruder_out = dir.join("intruder");
+    let _intruder = node(
+        &net,
+        4,
+        dir,
+        &[
+            "--out",
+            intruder_out.to_str().unwrap(),
+            "--data-dir",
+            dir.join("intruder-data").to_str().unwrap(),
+            "--swarm-key",
+            wrong_key.to_str().unwrap(),
+            "--allow-private-urls",
+        ],
+    );
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(180);
@@ -207,6 +236,23 @@ fn a_dataset_completes_with_mdns_discovery_across_namespaces() {
         status.peers
     );
 
+    // The intruder found the others by mDNS but never got through a handshake.
+    let intruder_log = std::fs::read_to_string(dir.join("node-4.log")).unwrap_or_default();
+    let intruder_id = intruder_log
+        .lines()
+        .find_map(|l| l.strip_prefix("ldawt node "))
+        .map(str::trim)
+        .expect("the intruder started")
+        .to_string();
+    assert!(
+        !status.peers.iter().any(|p| p.peer_id == intruder_id),
+        "the seeder never met the intruder {intruder_id}: {:?}",
+        status.peers
+    );
+    assert!(
+        !intruder_log.contains("lease granted") && !intruder_log.contains("peer connected"),
+        "the intruder connected or got work:\n{intruder_log}"
+    );
     let rows = results(&out.join("results.parquet"));
     let indices: BTreeSet<u64> = rows.iter().map(|r| r.0).collect();
     assert_eq!(rows.len(), ROWS, "one result row per input row");

@@ -1,5 +1,6 @@
 //! Nodes inside this test process, talking over real loopback sockets: a `--no-work` seeder,
-//! two workers, and a "ghost" worker (a bare transport) that takes a lease and vanishes.
+//! two workers, and a "ghost" worker (a bare transport) that takes a lease and vanishes. Every
+//! node holds the same swarm key; workers allow the fixture's loopback URLs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use ldawt::fixture::{self, FixtureConfig};
 use ldawt::model::lease::LeaseConfig;
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::{self, NetConfig, NetError};
+use ldawt::node::swarm_key::KeySource;
 use ldawt::node::{self, NodeConfig, NodeOutcome, Ready};
 use ldawt::protocol::swarm::{
     ControlRequest, ControlResponse, FileKind, NodeStats, TransferHeader,
@@ -19,6 +21,7 @@ use libp2p::identity::Keypair;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::common::test_swarm_key;
 use super::util::{assert_exactly_once, write_seed};
 
 const ROWS: u64 = 120;
@@ -41,7 +44,11 @@ pub fn node_config(data: &Path) -> NodeConfig {
         max_leases: Some(2),
         heartbeat: Duration::from_millis(300),
         stored_files: None,
+        swarm_key: KeySource::Env(test_swarm_key()),
+        allow_peers: Vec::new(),
+        allow_private_urls: true,
         max_archive_bytes: None,
+        retry_failed: false,
     }
 }
 
@@ -125,6 +132,7 @@ async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker()
     ghost_cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     ghost_cfg.bootstrap = vec![join.clone()];
     ghost_cfg.mdns = false;
+    ghost_cfg.psk = Some(test_swarm_key());
     let (ghost, _ghost_events, ghost_loop) = net::new(ghost_cfg).unwrap();
     tokio::spawn(ghost_loop.run());
     let mut grant = None;

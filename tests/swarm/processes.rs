@@ -18,14 +18,14 @@ use super::util::{assert_exactly_once, write_seed};
 const ROWS: u64 = 160;
 const SHARDS: u32 = 16;
 
-struct NodeProc {
+pub(super) struct NodeProc {
     child: Child,
     lines: mpsc::Receiver<String>,
     stderr: PathBuf,
 }
 
 impl NodeProc {
-    fn start(args: &[String], stderr: PathBuf) -> Self {
+    pub(super) fn start(args: &[String], stderr: PathBuf) -> Self {
         let mut child = Command::new(common::ldawt_bin())
             .args(args)
             .arg("--no-progress")
@@ -51,7 +51,7 @@ impl NodeProc {
     }
 
     /// Lines printed until one contains `needle` (panics after `timeout`).
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+    pub(super) fn wait_line(&self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -64,7 +64,7 @@ impl NodeProc {
     }
 
     /// Waits for exit; returns the code and the rest of stdout.
-    fn wait(mut self, timeout: Duration) -> (i32, String) {
+    pub(super) fn wait(mut self, timeout: Duration) -> (i32, String) {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -86,25 +86,33 @@ impl NodeProc {
     }
 
     /// Reads the start-up lines: (peer id, first `--join` address, status address).
-    fn ready(&self) -> (String, String, String) {
+    pub(super) fn ready(&self) -> (String, String, String) {
+        let (id, join, _, status) = self.ready_with_key();
+        (id, join, status)
+    }
+
+    /// Reads the start-up lines: (peer id, first `--join` address, the `--swarm-key` file of
+    /// the join line, status address).
+    pub(super) fn ready_with_key(&self) -> (String, String, String, String) {
         let t = Duration::from_secs(60);
         let last = |l: String| l.split_whitespace().last().unwrap_or_default().to_string();
         let id = last(self.wait_line("ldawt node ", t));
-        let join = last(self.wait_line("--join ", t));
+        let join_line = self.wait_line("--join ", t);
+        let (join, key) = parse_join_line(&join_line);
         let status = last(self.wait_line("status: http://", t));
         let status = status
             .trim_start_matches("http://")
             .trim_end_matches("/status")
             .to_string();
-        (id, join, status)
+        (id, join, key, status)
     }
 
-    fn kill9(mut self) {
+    pub(super) fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 }
@@ -116,7 +124,21 @@ impl Drop for NodeProc {
     }
 }
 
-fn free_port() -> u16 {
+/// The address and key file of a seeder's `  ldawt node --join ADDR --swarm-key FILE` line.
+pub(crate) fn parse_join_line(line: &str) -> (String, String) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| {
+        words
+            .iter()
+            .position(|w| *w == flag)
+            .and_then(|i| words.get(i + 1))
+            .map(|w| w.to_string())
+            .unwrap_or_else(|| panic!("no {flag} in the join line {line:?}"))
+    };
+    (after("--join"), after("--swarm-key"))
+}
+
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -124,7 +146,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn status(addr: &str) -> Option<NodeStatus> {
+pub(super) fn status(addr: &str) -> Option<NodeStatus> {
     let out = common::run_ldawt(
         &["peers", "--json", "--status-addr", addr],
         Duration::from_secs(20),
@@ -136,7 +158,7 @@ fn status(addr: &str) -> Option<NodeStatus> {
 }
 
 /// Polls `addr`'s status until `pred` holds (panics after `timeout`).
-fn wait_status(
+pub(super) fn wait_status(
     addr: &str,
     timeout: Duration,
     what: &str,
@@ -200,11 +222,18 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     let port = free_port();
     let args = seeder_args(&input, &out, port);
     let seeder = NodeProc::start(&args, tmp.path().join("seeder.err"));
-    let (_, join, seeder_status) = seeder.ready();
+    let (_, join, key, seeder_status) = seeder.ready_with_key();
     assert!(
         join.starts_with(&format!("/ip4/127.0.0.1/tcp/{port}/p2p/12D3")),
         "{join}"
     );
+    // The seeder created its swarm key in its data dir, readable by its owner only.
+    assert_eq!(Path::new(&key), out.join(".ldawt").join("swarm.key"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
 
     let mut workers = Vec::new();
     let mut worker_status = Vec::new();
@@ -214,6 +243,9 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
             "node",
             "--join",
             &join,
+            "--swarm-key",
+            &key,
+            "--allow-private-urls",
             "--data-dir",
             &tmp.path().join(name).display().to_string(),
             "--listen",
@@ -274,6 +306,8 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     std::thread::sleep(Duration::from_millis(500));
     let seeder = NodeProc::start(&args, tmp.path().join("seeder2.err"));
     seeder.wait_line("resumed", Duration::from_secs(60));
+    // The restarted seeder reuses its key, so the surviving worker's key still fits.
+    seeder.wait_line("(reused,", Duration::from_secs(60));
     let (code, report) = seeder.wait(Duration::from_secs(240));
     assert_eq!(code, 0, "seeder report:\n{report}");
     assert!(
@@ -331,7 +365,7 @@ fn bad_seeds_exit_2_naming_the_problem_and_leave_nothing_behind() {
 #[test]
 fn a_seeder_uploads_each_stored_archive_to_webdav() {
     if Command::new("rclone").arg("version").output().is_err() {
-        eprintln!("SKIP: rclone is not installed (scripts/install-test-deps.sh installs it)");
+        common::skip("rclone is not installed (scripts/install-test-deps.sh installs it)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -191,3 +191,40 @@ fn compare_refuses_bad_input_with_exit_2() {
         &["--out-dir"],
     );
 }
+
+#[test]
+fn compare_an_archive_with_its_unpacked_folder_strips_the_top_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `download` writes `<stem>/<class>/<file>`; the unpacked class folders have no `<stem>/`.
+    let staged = tmp.path().join("staged");
+    make_tree(&staged.join("shard"));
+    let tarp = tmp.path().join("shard.tar");
+    make_tar(&staged, &tarp, false);
+    let unpacked = tmp.path().join("unpacked");
+    make_tree(&unpacked);
+    let text = ok(&compare(&[
+        tarp.to_str().unwrap(),
+        unpacked.to_str().unwrap(),
+        "--sizes",
+    ]));
+    assert!(
+        text.contains("every entry of the left side is under shard/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 in common, 0 only left, 0 only right"),
+        "{text}"
+    );
+    // --keep-prefix compares the names as they are.
+    let out = compare(&[
+        tarp.to_str().unwrap(),
+        unpacked.to_str().unwrap(),
+        "--keep-prefix",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 in common, 3 only left, 3 only right"),
+        "{}",
+        stdout(&out)
+    );
+}

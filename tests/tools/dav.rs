@@ -29,10 +29,13 @@ pub struct DavServer {
 }
 
 impl DavServer {
-    /// Starts rclone, or prints SKIP and returns None when rclone is missing or fails.
+    /// Starts rclone, or skips (see `common::skip`) and returns None when rclone is missing; an
+    /// installed rclone that fails to start fails the test.
     pub fn start() -> Option<DavServer> {
         if !have("rclone") {
-            eprintln!("SKIP: rclone is not installed (scripts/install-test-deps.sh installs it)");
+            crate::common::skip(
+                "rclone is not installed (scripts/install-test-deps.sh installs it)",
+            );
             return None;
         }
         let root = tempfile::tempdir().expect("tempdir");
@@ -48,8 +51,7 @@ impl DavServer {
         let mut server = DavServer { child, root, port };
         if !wait_port(port, Duration::from_secs(20)) {
             let _ = server.child.kill();
-            eprintln!("SKIP: rclone serve webdav did not start on port {port}");
-            return None;
+            panic!("rclone is installed but `rclone serve webdav` did not start on port {port}");
         }
         Some(server)
     }

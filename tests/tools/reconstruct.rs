@@ -117,13 +117,13 @@ fn reconstruct_hugging_face_struct_keeps_bytes_and_reports_bad_rows() {
     assert_eq!(
         files,
         [
-            "train/Apis mellifera/0.png",
+            "train/Apis_mellifera/0.png",
             "train/Bombus/1.jpg",
-            "train/__null__/4.png"
+            "train/unlabeled/4.png"
         ]
     );
     assert_eq!(
-        m["train/Apis mellifera/0.png"],
+        m["train/Apis_mellifera/0.png"],
         *cells[0].as_ref().unwrap(),
         "original bytes kept"
     );
@@ -255,13 +255,126 @@ fn reconstruct_refuses_bad_input_with_exit_2() {
         ]),
         &["o.zip", ".tar"],
     );
+    // The output's folder cannot be created (a file is in the way): the error names it.
+    let blocked = format!("{i}/sub/o.tar");
     bad_input(
-        &r(&["--input", i, "--output", "/nonexistent/dir/o.tar"]),
-        &["/nonexistent/dir/o.tar"],
+        &r(&["--input", i, "--output", &blocked]),
+        &["cannot create the output folder", &format!("{i}/sub")],
     );
+    // A CSV is refused with a clear message, not a raw "Corrupt footer".
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "image,label\nx,y\n").unwrap();
+    let text = bad_input(
+        &r(&["--input", csv.to_str().unwrap(), "--output", o]),
+        &["rows.csv", "parquet", "CSV"],
+    );
+    assert!(!text.contains("Corrupt footer"), "{text}");
+    std::fs::remove_file(&csv).unwrap();
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 1, "nothing but the input left behind: {left:?}");
+}
+
+fn gif_and_webp_parquet(path: &Path) -> Vec<Option<Vec<u8>>> {
+    let gif = encoded(image::ImageFormat::Gif, 7);
+    let webp = encoded(image::ImageFormat::WebP, 9);
+    let png = encoded(image::ImageFormat::Png, 3);
+    let jpg = encoded(image::ImageFormat::Jpeg, 4);
+    let cells: Vec<Option<Vec<u8>>> = vec![
+        Some(gif),
+        Some(webp),
+        Some(png[..png.len() / 2].to_vec()),
+        Some(b"GIF89a broken".to_vec()),
+        Some(jpg[..jpg.len() / 3].to_vec()),
+        Some(b"RIFF\x10\0\0\0WEBPVP8 broken".to_vec()),
+        Some(b"plain text".to_vec()),
+    ];
+    let labels = vec![
+        Some("Abaeis mexicana"),
+        None,
+        Some("O'Neil"),
+        Some("O'Neil"),
+        Some("x"),
+        Some("x"),
+        Some("x"),
+    ];
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("image", DataType::Binary, true),
+        Field::new("label", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(BinaryArray::from_iter(cells.iter().map(|c| c.as_deref()))),
+            Arc::new(StringArray::from(labels)),
+        ],
+    )
+    .unwrap();
+    write_parquet(path, &batch);
+    cells
+}
+
+#[test]
+fn reconstruct_decodes_gif_and_webp_and_lists_bad_rows_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.parquet");
+    gif_and_webp_parquet(&input);
+    for (format, ext, expected) in [
+        ("png", "png", image::ImageFormat::Png),
+        ("jpg", "jpg", image::ImageFormat::Jpeg),
+    ] {
+        // The output's folder does not exist yet: it is created.
+        let output = dir.path().join(format).join("deeper").join("mixed.tar");
+        let out = run(&[
+            "reconstruct",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}\n{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("7 rows: 2 images written"),
+            "GIF and WebP decode: {}\n{err}",
+            stdout(&out)
+        );
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines.len(),
+            5,
+            "one line per bad row, no blank lines: {err:?}"
+        );
+        for (line, row) in lines.iter().zip(2..) {
+            assert!(line.starts_with(&format!("row {row}: ")), "{err:?}");
+        }
+        let m = members(&output);
+        for (name, row) in [("mixed/Abaeis_mexicana/0", 0), ("mixed/unlabeled/1", 1)] {
+            let bytes = &m[&format!("{name}.{ext}")];
+            assert_eq!(image::guess_format(bytes).unwrap(), expected, "row {row}");
+            let img = image::load_from_memory(bytes).unwrap();
+            assert_eq!((img.width(), img.height()), (8, 6));
+        }
+    }
+    // Keep-bytes mode names the GIF and WebP by their magic bytes.
+    let output = dir.path().join("keep.tar");
+    let out = run(&[
+        "reconstruct",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let m = members(&output);
+    assert!(
+        m.contains_key("keep/Abaeis_mexicana/0.gif"),
+        "{:?}",
+        m.keys()
+    );
+    assert!(m.contains_key("keep/unlabeled/1.webp"), "{:?}", m.keys());
 }

@@ -1,7 +1,7 @@
 //! `ldawt slurm` and `bootstrap/`: the rendered script passes `bash -n` and carries the right
 //! directives; bad values exit 2; `bootstrap/install.sh` really installs a binary; and a real
-//! single-host Slurm runs the generated job, whose `srun` starts `ldawt node --join …` on the
-//! allocated node.
+//! single-host Slurm runs the generated job, whose `srun` starts `ldawt node --join …
+//! --swarm-key FILE` on the allocated node (the key's path, never the key, is in the script).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -30,10 +30,14 @@ fn bash_n(path: &Path) {
 fn slurm_renders_a_valid_script_with_the_resources_asked() {
     let dir = tempfile::tempdir().unwrap();
     let job = dir.path().join("job.sbatch");
+    let key = dir.path().join("swarm.key");
+    common::write_swarm_key(&key, common::test_swarm_key());
     let text = ok(&run(&[
         "slurm",
         "--join",
         "/ip4/10.0.0.5/tcp/4001/p2p/12D3KooWabc",
+        "--swarm-key",
+        key.to_str().unwrap(),
         "--nodes",
         "3",
         "--cpus-per-task",
@@ -73,13 +77,28 @@ fn slurm_renders_a_valid_script_with_the_resources_asked() {
         );
     }
     assert!(script.contains("JOIN='/ip4/10.0.0.5/tcp/4001/p2p/12D3KooWabc'"));
-    assert!(script.contains("node --join \"${JOIN}\" --exit-when-idle 300 '--verbose'"));
+    assert!(script.contains(
+        "node --join \"${JOIN}\" --swarm-key \"${SWARM_KEY}\" --exit-when-idle 300 '--verbose'"
+    ));
+    assert!(script.contains(&format!("SWARM_KEY='{}'", key.display())));
+    let key_hex = std::fs::read_to_string(&key).unwrap();
+    let key_hex = key_hex.lines().nth(2).unwrap();
+    assert!(
+        !script.contains(key_hex),
+        "the key itself is never in the script"
+    );
     assert!(script.contains(&format!(
         "LDAWT='{}'",
         std::fs::canonicalize(bin()).unwrap().display()
     )));
     // Printed to stdout without --output; still valid bash.
-    let printed = ok(&run(&["slurm", "--join", "/ip4/127.0.0.1/tcp/4001"]));
+    let printed = ok(&run(&[
+        "slurm",
+        "--join",
+        "/ip4/127.0.0.1/tcp/4001",
+        "--open",
+    ]));
+    assert!(printed.contains("--open --exit-when-idle"), "{printed}");
     let p = dir.path().join("printed.sbatch");
     std::fs::write(&p, printed).unwrap();
     bash_n(&p);
@@ -87,7 +106,7 @@ fn slurm_renders_a_valid_script_with_the_resources_asked() {
 
 #[test]
 fn slurm_refuses_bad_values_with_exit_2() {
-    let j = ["slurm", "--join", "/ip4/127.0.0.1/tcp/4001"];
+    let j = ["slurm", "--join", "/ip4/127.0.0.1/tcp/4001", "--open"];
     let with = |extra: &[&str]| {
         let mut a = j.to_vec();
         a.extend_from_slice(extra);
@@ -97,10 +116,25 @@ fn slurm_refuses_bad_values_with_exit_2() {
     bad_input(&with(&["--mem", "16GB"]), &["--mem", "16GB"]);
     bad_input(&with(&["--partition", "a;rm -rf /"]), &["--partition"]);
     bad_input(&with(&["--nodes", "0"]), &["--nodes"]);
-    bad_input(&run(&["slurm", "--join", "a b"]), &["--join"]);
+    bad_input(&run(&["slurm", "--join", "a b", "--open"]), &["--join"]);
     bad_input(
-        &run(&["slurm", "--join", "127.0.0.1:4001"]),
+        &run(&["slurm", "--join", "127.0.0.1:4001", "--open"]),
         &["--join", "multiaddr"],
+    );
+    // A key (or --open) is required, and a missing key file is refused before anything.
+    bad_input(
+        &run(&["slurm", "--join", "/ip4/127.0.0.1/tcp/4001"]),
+        &["--swarm-key"],
+    );
+    bad_input(
+        &run(&[
+            "slurm",
+            "--join",
+            "/ip4/127.0.0.1/tcp/4001",
+            "--swarm-key",
+            "/nonexistent/swarm.key",
+        ]),
+        &["/nonexistent/swarm.key"],
     );
     bad_input(
         &with(&["--output", "/nonexistent/dir/job.sbatch"]),
@@ -163,10 +197,14 @@ fn slurm_job_runs_ldawt_node_on_a_real_single_host_cluster() {
     let work = dir.path().join("work");
     let job = dir.path().join("job.sbatch");
     let log = dir.path().join("slurm-%j.out");
+    let stage1_key = dir.path().join("stage1.key");
+    common::write_swarm_key(&stage1_key, common::test_swarm_key());
     ok(&run(&[
         "slurm",
         "--join",
         "/ip4/127.0.0.1/tcp/4999",
+        "--swarm-key",
+        stage1_key.to_str().unwrap(),
         "--nodes",
         "1",
         "--cpus-per-task",
@@ -200,7 +238,8 @@ fn slurm_job_runs_ldawt_node_on_a_real_single_host_cluster() {
     let node_dir = work.join(format!("node-{}-{id}", slurm.node));
     let record = std::fs::read_to_string(node_dir.join("record.txt")).expect("the node task ran");
     let expected = format!(
-        "args=node --join /ip4/127.0.0.1/tcp/4999 --exit-when-idle 300 --out /data/x y --data-dir {}/.ldawt",
+        "args=node --join /ip4/127.0.0.1/tcp/4999 --swarm-key {} --exit-when-idle 300 --out /data/x y --data-dir {}/.ldawt",
+        stage1_key.display(),
         node_dir.display()
     );
     assert!(record.contains(&expected), "{record}");
@@ -253,6 +292,8 @@ fn slurm_job_runs_ldawt_node_on_a_real_single_host_cluster() {
         "slurm",
         "--join",
         &seeder.join,
+        "--swarm-key",
+        &seeder.key,
         "--cpus-per-task",
         "1",
         "--mem",
@@ -279,6 +320,8 @@ fn slurm_job_runs_ldawt_node_on_a_real_single_host_cluster() {
         &worker_status,
         "--node-arg",
         "--no-progress",
+        "--node-arg",
+        "--allow-private-urls",
         "--output",
         job2.to_str().unwrap(),
     ]));
@@ -314,10 +357,12 @@ fn slurm_job_runs_ldawt_node_on_a_real_single_host_cluster() {
 
 const ROWS: usize = 40;
 
-/// A `--no-work` seeder process on loopback; its join address is read from its stdout.
+/// A `--no-work` seeder process on loopback; its join address and swarm key file are read
+/// from its stdout.
 struct Seeder {
     child: std::process::Child,
     join: String,
+    key: String,
     stderr: std::path::PathBuf,
 }
 
@@ -364,6 +409,7 @@ impl Seeder {
         let mut seeder = Seeder {
             child,
             join: String::new(),
+            key: String::new(),
             stderr: stderr.to_path_buf(),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -373,11 +419,16 @@ impl Seeder {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("seeder printed no --join line:\n{}", seeder.log()));
             if line.contains("--join ") {
-                seeder.join = line
-                    .split_whitespace()
-                    .last()
-                    .unwrap_or_default()
-                    .to_string();
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let after = |flag: &str| {
+                    let i = words
+                        .iter()
+                        .position(|w| *w == flag)
+                        .unwrap_or_else(|| panic!("no {flag} in the seeder's join line {line:?}"));
+                    words[i + 1].to_string()
+                };
+                seeder.key = after("--swarm-key");
+                seeder.join = after("--join");
             }
         }
         seeder

@@ -27,21 +27,21 @@ fn hostname() -> String {
 }
 
 impl Slurm {
-    /// Starts the cluster, or prints SKIP and returns None when Slurm is missing, we are not
-    /// root, or the daemons do not come up.
+    /// Starts the cluster, or skips (see `common::skip`) and returns None when Slurm is missing
+    /// or we are not root; installed daemons that do not come up fail the test.
     pub fn start() -> Option<Slurm> {
         for tool in ["slurmctld", "slurmd", "sbatch", "scontrol", "sinfo"] {
             if !have(tool) {
-                eprintln!(
-                    "SKIP: {tool} is not installed (scripts/install-test-deps.sh installs slurm-wlm)"
-                );
+                crate::common::skip(format!(
+                    "{tool} is not installed (scripts/install-test-deps.sh installs slurm-wlm)"
+                ));
                 return None;
             }
         }
         // SAFETY-free check of the effective uid through `id -u`.
         let uid = Command::new("id").arg("-u").output().ok()?;
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            eprintln!("SKIP: the Slurm test needs root to run slurmd");
+            crate::common::skip("the Slurm test needs root to run slurmd");
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");
@@ -77,10 +77,7 @@ impl Slurm {
                 .arg(slurm.conf()),
         ) {
             Ok(c) => slurm.daemons.push(c),
-            Err(e) => {
-                eprintln!("SKIP: cannot start slurmctld: {e}");
-                return None;
-            }
+            Err(e) => panic!("Slurm is installed but slurmctld cannot start: {e}"),
         }
         std::thread::sleep(Duration::from_millis(500));
         match spawn(
@@ -89,10 +86,7 @@ impl Slurm {
                 .arg(slurm.conf()),
         ) {
             Ok(c) => slurm.daemons.push(c),
-            Err(e) => {
-                eprintln!("SKIP: cannot start slurmd: {e}");
-                return None;
-            }
+            Err(e) => panic!("Slurm is installed but slurmd cannot start: {e}"),
         }
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
@@ -102,11 +96,10 @@ impl Slurm {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        eprintln!(
-            "SKIP: the Slurm node did not become idle within 30 s; slurmd log:\n{}",
+        panic!(
+            "Slurm is installed but its node did not become idle within 30 s; slurmd log:\n{}",
             std::fs::read_to_string(slurm.dir.path().join("log/slurmd.log")).unwrap_or_default()
         );
-        None
     }
 
     /// The slurm.conf path.

@@ -17,7 +17,7 @@ fn subset() -> Option<&'static Path> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIP: {SUBSET} is not on this machine");
+        crate::common::skip(format!("{SUBSET} is not on this machine"));
         None
     }
 }
@@ -438,4 +438,68 @@ fn split_streams_a_large_input_in_bounded_memory() {
         (big as f64) < 0.75 * big_text as f64,
         "peak RSS {big} is not well below the {big_text} bytes of cell text"
     );
+}
+
+#[test]
+fn split_into_more_groups_than_classes_writes_no_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("small.parquet");
+    small_input(&input); // 4 classes, one of them null
+    let out = dir.path().join("o");
+    let result = run(&[
+        "split",
+        "--input",
+        input.to_str().unwrap(),
+        "--group-col",
+        "label",
+        "--groups",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = ok(&result);
+    let err = crate::util::stderr(&result);
+    assert!(
+        err.contains("--groups 10 but only 4 classes") && err.contains("wrote 4 group files"),
+        "{err}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "group_1.parquet",
+            "group_2.parquet",
+            "group_3.parquet",
+            "group_4.parquet"
+        ],
+        "{text}"
+    );
+    let rows: u64 = names
+        .iter()
+        .map(|n| classes_of(&out.join(n), "label").2)
+        .inspect(|r| assert!(*r > 0, "no empty group"))
+        .sum();
+    assert_eq!(rows, 8);
+    // A CSV input gets a clear message, not a raw parquet "Corrupt footer".
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, "url,label\nhttp://h/1.jpg,a\n").unwrap();
+    let text = bad_input(
+        &run(&[
+            "split",
+            "--input",
+            csv.to_str().unwrap(),
+            "--group-col",
+            "label",
+            "--groups",
+            "2",
+            "--out",
+            dir.path().join("c").to_str().unwrap(),
+        ]),
+        &["rows.csv", "CSV", "parquet"],
+    );
+    assert!(!text.contains("Corrupt footer"), "{text}");
 }

@@ -239,3 +239,79 @@ fn upload_file_library_call_creates_parents_then_skips() {
         "{err}"
     );
 }
+
+#[test]
+fn upload_and_compare_leave_hidden_entries_out_unless_asked() {
+    let Some(server) = DavServer::start() else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    // A seeder's --out: archives plus its private state and a temp folder.
+    let root = local.path().join("results");
+    std::fs::create_dir_all(root.join(".ldawt")).unwrap();
+    std::fs::create_dir_all(root.join(".incoming/peer")).unwrap();
+    std::fs::write(root.join(".ldawt/identity.key"), b"private key").unwrap();
+    std::fs::write(root.join(".incoming/peer/x.part"), b"partial").unwrap();
+    std::fs::write(root.join("data-00000.tar.gz"), vec![7u8; 5000]).unwrap();
+    std::fs::write(root.join("overview.json"), b"{}").unwrap();
+    let to = server.url("run");
+    let out = upload(&to, &[&root], &[], Some(PASS));
+    let text = ok(&out);
+    assert!(
+        text.contains("2 files: 2 uploaded, 0 skipped, 0 failed"),
+        "{text}"
+    );
+    let err = crate::util::stderr(&out);
+    assert!(
+        err.contains("left out 2 hidden entries") && err.contains("--include-hidden"),
+        "{err}"
+    );
+    let remote = tree(&server.file("run/results"));
+    let names: Vec<&str> = remote.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["data-00000.tar.gz", "overview.json"]);
+    assert!(
+        !server.file("run/results/.ldawt").exists(),
+        "the key stays home"
+    );
+
+    // compare leaves the local hidden entries out too: the sides match.
+    let envs = [("LDAWT_PASSWORD", PASS)];
+    let url = server.url("run/results");
+    let out = run_env(
+        &["compare", root.to_str().unwrap(), &url, "--user", USER],
+        &envs,
+        Duration::from_secs(60),
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("left out 2 hidden files of the left side"),
+        "{text}"
+    );
+    let out = run_env(
+        &[
+            "compare",
+            root.to_str().unwrap(),
+            &url,
+            "--user",
+            USER,
+            "--include-hidden",
+        ],
+        &envs,
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("2 in common, 2 only left"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Asked for: everything goes.
+    let text = ok(&upload(&to, &[&root], &["--include-hidden"], Some(PASS)));
+    assert!(text.contains("4 files: 2 uploaded, 2 skipped"), "{text}");
+    assert_eq!(
+        std::fs::read(server.file("run/results/.ldawt/identity.key")).unwrap(),
+        b"private key"
+    );
+}

@@ -18,6 +18,8 @@ use crate::node::NodeConfig;
 use crate::protocol::status::DEFAULT_STATUS_ADDR;
 use crate::seed::{Columns, SeedSpec};
 
+use super::access::{AccessArgs, key_source};
+
 /// Arguments of `ldawt node`.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
@@ -50,19 +52,25 @@ pub struct NodeArgs {
     /// Number of shards.
     #[arg(long)]
     pub shards: Option<u32>,
-    /// Output directory of a seeder (archives, results.parquet, overview.json).
+    /// Output directory of a seeder (archives, results.parquet, overview.json, report.html);
+    /// one dataset per directory [default: results].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Identity, lease database and scratch space. Default: `<out>/.ldawt` for a seeder,
     /// `$XDG_DATA_HOME/ldawt` (or `~/.local/share/ldawt`) otherwise.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Seconds a lease lives without renewal (a silent worker loses its shard after that).
+    /// Seconds a lease lives without renewal (a silent worker loses its shard after that)
+    /// [default: 60].
     #[arg(long, value_name = "SECS")]
     pub lease_ttl: Option<u64>,
-    /// Failed attempts per shard before it is given up.
+    /// Failed attempts per shard before it is given up (each distinct peer counts once). On a
+    /// rerun, a higher value reopens shards that failed under the old one.
     #[arg(long)]
     pub max_retries: Option<u32>,
+    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Coordinate only: this node downloads nothing.
     #[arg(long)]
     pub no_work: bool,
@@ -79,7 +87,7 @@ pub struct NodeArgs {
     /// `timeout_minutes`, `max_retries`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Requests in flight per shard.
+    /// Requests in flight per shard [default: 128].
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Requests in flight per host.
@@ -108,6 +116,9 @@ pub struct NodeArgs {
     /// Seconds between heartbeats and dataset announcements.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, hide = true)]
     pub heartbeat: f64,
+    /// Swarm key, open swarm, allow list, private URLs.
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 /// LDAWT's manager config (`taskvine.json`).
@@ -139,6 +150,24 @@ fn default_data_dir() -> PathBuf {
     std::env::temp_dir().join("ldawt")
 }
 
+/// The class column used when none is named: `taxon_name` (as `ldawt download`), else LDAWT's
+/// `name`, whichever the first seed file has; with neither, every image goes to `unlabeled/`,
+/// which is said once as a warning.
+fn default_class_col(seed: &Path, url: &str) -> Option<String> {
+    let first = crate::input::list_inputs(seed).ok()?.into_iter().next()?;
+    let found = ["taxon_name", "name"]
+        .into_iter()
+        .find(|c| crate::input::open(&first, url, Some(c)).is_ok());
+    if found.is_none() {
+        tracing::warn!(
+            "{} has no class column (taxon_name or name): every image goes to unlabeled/; \
+             name one with --class-col",
+            first.display()
+        );
+    }
+    found.map(str::to_string)
+}
+
 /// Turns the flags (and config) into a node configuration.
 pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     let file = match &args.config {
@@ -161,11 +190,16 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
             .clone()
             .or(file.url_col.clone())
             .unwrap_or_else(|| "photo_url".into());
+        let class = args
+            .class_col
+            .clone()
+            .or(file.class_col.clone())
+            .or_else(|| default_class_col(&path, &url));
         SeedSpec {
             path,
             columns: Columns {
                 url,
-                class: args.class_col.clone().or(file.class_col.clone()),
+                class,
                 group: args.group_col.clone(),
             },
             sizing,
@@ -219,7 +253,12 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
             a
         }
     };
+    let env_key = std::env::var(crate::node::swarm_key::KEY_ENV).ok();
+    let swarm_key = key_source(&args.access, seed.is_some(), &data_dir, env_key.as_deref())?;
     Ok(NodeConfig {
+        swarm_key,
+        allow_peers: args.access.allow_peers.clone(),
+        allow_private_urls: args.access.allow_private_urls,
         data_dir,
         seed,
         out,
@@ -244,6 +283,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         heartbeat: Duration::from_secs_f64(args.heartbeat.clamp(0.1, 60.0)),
         stored_files: None,
         max_archive_bytes: args.max_archive_bytes,
+        retry_failed: args.retry_failed,
     })
 }
 

@@ -6,6 +6,7 @@
 //! progress and the final report; this file starts the node and wires signals, the data-dir
 //! lock and the optional WebDAV uploader.
 
+mod access;
 mod args;
 mod output;
 
@@ -21,6 +22,7 @@ use libp2p::Multiaddr;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::GlobalOpts;
+use crate::coordinator::CoordinatorError;
 use crate::exit::{self, UsageError};
 use crate::net::NetError;
 use crate::node::NodeError;
@@ -77,7 +79,14 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     let outcome = match result {
         Ok(o) => o,
         Err(NodeError::Seed(SeedError::Input(e))) => return Err(e.into()),
-        Err(e @ (NodeError::Status { .. } | NodeError::Net(NetError::Listen { .. }))) => {
+        // Exit code 4 (exit::STORAGE_FAILED): the error names the directory and its free space.
+        Err(NodeError::Coordinator(CoordinatorError::StorageFailed(f))) => return Err(f.into()),
+        Err(
+            e @ (NodeError::Status { .. }
+            | NodeError::Net(NetError::Listen { .. })
+            | NodeError::SwarmKey(_)
+            | NodeError::OutTaken { .. }),
+        ) => {
             return Err(UsageError::new(e.to_string()).into());
         }
         Err(e) => return Err(e.into()),

@@ -107,20 +107,43 @@ fn print_ready(r: &Ready) {
     say!("ldawt node {}", r.peer_id);
     if let Some((ds, resumed)) = &r.seeded {
         say!(
-            "seeding {} (dataset {}): {} rows in {} shards{}",
+            "seeding {} (dataset {}): {} rows in {} shard{}{}",
             ds.name,
             ds.id.to_hex(),
             ds.rows_total,
             ds.shard_rows.len(),
+            if ds.shard_rows.len() == 1 { "" } else { "s" },
             if *resumed { ", resumed" } else { "" }
         );
+    }
+    let key = &r.swarm_key;
+    let join_tail = match (&key.psk, &key.file) {
+        (None, _) => " --open".to_string(),
+        (Some(_), Some(file)) => format!(" --swarm-key {}", file.display()),
+        (Some(_), None) => String::new(),
+    };
+    match (&key.psk, &key.file) {
+        (None, _) => say!(
+            "WARNING: open swarm (--open): any host that can reach this node can join it, receive its rows and report results"
+        ),
+        (Some(psk), Some(file)) => say!(
+            "swarm key: {} ({}, fingerprint {}): give it to every worker, keep it secret",
+            file.display(),
+            if key.created { "created" } else { "reused" },
+            psk.fingerprint()
+        ),
+        (Some(psk), None) => say!(
+            "swarm key: from {} (fingerprint {}): workers need the same value",
+            crate::node::swarm_key::KEY_ENV,
+            psk.fingerprint()
+        ),
     }
     if r.join_addrs.is_empty() {
         say!("warning: no listen address is up; peers cannot join this node");
     } else {
         say!("join this swarm with:");
         for a in &r.join_addrs {
-            say!("  ldawt node --join {a}");
+            say!("  ldawt node --join {a}{join_tail}");
         }
     }
     say!("status: http://{}/status", r.status_addr);

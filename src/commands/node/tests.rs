@@ -8,6 +8,7 @@ use super::output::progress_line;
 use super::*;
 use crate::cli::{Cli, Command};
 use crate::model::shard::ShardSizing;
+use crate::node::swarm_key::KeySource;
 use crate::protocol::status::{DEFAULT_STATUS_ADDR, NodeStatus};
 
 fn args(v: &[&str]) -> NodeArgs {
@@ -69,8 +70,10 @@ fn ldawt_manager_config_is_accepted_and_flags_win() {
 
 #[test]
 fn a_worker_uses_defaults_and_bad_values_are_usage_errors() {
-    let c = node_config(&args(&["--join", "/ip4/10.0.0.5/tcp/4001"])).unwrap();
+    let c = node_config(&args(&["--join", "/ip4/10.0.0.5/tcp/4001", "--open"])).unwrap();
     assert!(c.seed.is_none() && c.work && c.mdns);
+    assert!(matches!(c.swarm_key, KeySource::Open));
+    assert!(!c.allow_private_urls && c.allow_peers.is_empty());
     assert_eq!(c.status_addr.to_string(), DEFAULT_STATUS_ADDR);
     assert!(c.data_dir.ends_with("ldawt"));
     let e = node_config(&args(&["--seed", "x.parquet", "--shard-rows", "0"])).unwrap_err();
@@ -78,6 +81,58 @@ fn a_worker_uses_defaults_and_bad_values_are_usage_errors() {
     let e = node_config(&args(&["--config", "/nonexistent/ldawt.json"])).unwrap_err();
     assert_eq!(exit::code_for(&e), exit::BAD_INPUT);
     assert!(Cli::try_parse_from(["ldawt", "node", "--shards", "2", "--shard-rows", "3"]).is_err());
+}
+
+#[test]
+fn the_swarm_key_comes_from_the_file_then_the_environment_then_the_seeders_data_dir() {
+    use super::access::key_source;
+    use crate::node::swarm_key;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let worker = args(&["--join", "/ip4/10.0.0.5/tcp/4001"]);
+    // A worker without a key or --open is refused, naming the ways to give one.
+    let e = key_source(&worker.access, false, &data, None).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("--swarm-key") && msg.contains("LDAWT_SWARM_KEY") && msg.contains("--open"),
+        "{msg}"
+    );
+    let e = anyhow::Error::from(e);
+    assert_eq!(exit::code_for(&e), exit::BAD_INPUT);
+    // A seeder creates (or reuses) its own key in its data dir.
+    let seeder = args(&["--seed", "x.parquet"]);
+    match key_source(&seeder.access, true, &data, None).unwrap() {
+        KeySource::CreateOrReuse(p) => assert_eq!(p, data.join("swarm.key")),
+        other => panic!("{other:?}"),
+    }
+    // LDAWT_SWARM_KEY (hex) is used, and a bad value is refused.
+    let hex = "ab".repeat(32);
+    assert!(matches!(
+        key_source(&worker.access, false, &data, Some(&hex)).unwrap(),
+        KeySource::Env(_)
+    ));
+    assert!(key_source(&worker.access, false, &data, Some("abc")).is_err());
+    // --swarm-key FILE wins over the environment; a missing file is refused at once.
+    let key_file = dir.path().join("swarm.key");
+    let (key, _) = swarm_key::load_or_create(&key_file).unwrap();
+    let with_file = args(&[
+        "--swarm-key",
+        key_file.to_str().unwrap(),
+        "--allow-peer",
+        "12D3KooWLRPJAA5o6Z6ZtDUXRF2jdSPaxi3RgVV5QiXsC9RsWprZ",
+        "--allow-private-urls",
+    ]);
+    match key_source(&with_file.access, false, &data, Some(&hex)).unwrap() {
+        KeySource::File(p) => assert_eq!(swarm_key::load(&p).unwrap(), key),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(with_file.access.allow_peers.len(), 1);
+    assert!(with_file.access.allow_private_urls);
+    let missing = args(&["--swarm-key", "/nonexistent/swarm.key"]);
+    assert!(key_source(&missing.access, false, &data, None).is_err());
+    // --open and --swarm-key exclude each other.
+    assert!(Cli::try_parse_from(["ldawt", "node", "--open", "--swarm-key", "k"]).is_err());
+    assert!(!data.exists(), "choosing a key creates nothing");
 }
 
 #[test]

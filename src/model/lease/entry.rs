@@ -59,6 +59,8 @@ pub struct Holder {
     pub expires_at: UnixMillis,
     /// Rows finished, as last reported by a renewal.
     pub rows_done: u64,
+    /// When `rows_done` last grew (the grant counts as progress; so does a seeder restart).
+    pub progress_at: UnixMillis,
     /// True for a tail copy of a shard someone else holds.
     pub speculative: bool,
 }
@@ -72,8 +74,10 @@ pub struct ShardEntry {
     pub phase: ShardPhase,
     /// Live leases (empty unless `Leased`).
     pub holders: Vec<Holder>,
-    /// Leases lost without completion.
+    /// Failed attempts: leases lost without completion, counted once per distinct peer.
     pub failures: u32,
+    /// The distinct peers that lost it (expired, gave it back failed, or stalled), in order.
+    pub failed_by: Vec<String>,
     /// The epoch of the winning completion, once `Done`.
     pub done_epoch: Option<u64>,
     /// Who completed it, once `Done`.
@@ -90,6 +94,7 @@ impl ShardEntry {
             phase: ShardPhase::Free,
             holders: Vec::new(),
             failures: 0,
+            failed_by: Vec::new(),
             done_epoch: None,
             done_by: None,
             last_error: None,
@@ -135,6 +140,16 @@ pub enum LeaseError {
         /// The epoch presented.
         epoch: u64,
     },
+    /// The holder reported no progress for too long: the lease is revoked.
+    #[error("{shard} epoch {epoch} revoked: no progress reported for {secs} s")]
+    Stalled {
+        /// The shard.
+        shard: ShardId,
+        /// The epoch presented.
+        epoch: u64,
+        /// Seconds without progress.
+        secs: u64,
+    },
     /// The lease belongs to another peer.
     #[error("{shard} epoch {epoch} is held by another peer")]
     NotHolder {
@@ -157,6 +172,11 @@ pub struct LostLease {
     pub epoch: u64,
     /// The shard's phase afterwards (`Free`, `Leased` if a copy survives, or `Failed`).
     pub phase_after: ShardPhase,
+    /// Why it was lost.
+    pub reason: String,
+    /// Whether the loss is the holder's fault (expired, failed, stalled) rather than a worker
+    /// going away cleanly; the seeder charges such losses to the peer.
+    pub peer_fault: bool,
 }
 
 /// Counts of shards per phase.

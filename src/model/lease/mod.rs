@@ -10,10 +10,21 @@
 //!   it for `copy_after`;
 //! - the first completion by a live holder wins; the shard becomes `Done` (terminal) and the
 //!   other holders are cancelled;
-//! - a lost lease (expired or abandoned) without a surviving holder counts as one failed
-//!   attempt; after more than `max_retries` failed attempts the shard is `Failed` (terminal).
+//! - a lost lease (expired, abandoned as failed, or revoked for lack of progress) without a
+//!   surviving holder counts as one failed attempt, **once per distinct peer**: one peer cannot
+//!   fail a shard by losing it again and again. After more than `max_retries` failed attempts
+//!   the shard is `Failed`; a rerun with `--retry-failed` or a raised `max_retries` reopens it;
+//! - a holder whose renewals report no progress (`rows_done` not growing, shard not fully
+//!   downloaded) for [`STALL_TTLS`] TTLs is revoked;
+//! - such losses are also charged to the peer ([`PeerLedger`]: backoff, then exclusion from
+//!   the dataset), and a free shard is not handed back to a peer that failed it while another
+//!   admissible peer has bid within the last TTL;
+//! - epochs never repeat: the book resumes above every epoch seen and above the persisted
+//!   high-water mark, and a restart gives every holder one TTL of grace (an expiry that fell in
+//!   the seeder's own downtime is not the holder's fault).
 
 mod entry;
+mod peers;
 
 use crate::model::ids::ShardId;
 use crate::model::time::UnixMillis;
@@ -21,6 +32,10 @@ use crate::model::time::UnixMillis;
 pub use entry::{
     Holder, Lease, LeaseConfig, LeaseError, LostLease, PhaseCounts, ShardEntry, ShardPhase,
 };
+pub use peers::{Admission, INITIAL_PEER_CAP, MAX_PEER_FAULTS, PeerLedger, PeerRecord, peer_cap};
+
+/// TTLs without progress after which a lease is revoked.
+pub const STALL_TTLS: u32 = 3;
 
 /// The lease state of every shard of one dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +43,7 @@ pub struct LeaseBook {
     cfg: LeaseConfig,
     shards: Vec<ShardEntry>,
     next_epoch: u64,
+    peers: PeerLedger,
 }
 
 impl LeaseBook {
@@ -37,22 +53,102 @@ impl LeaseBook {
             cfg,
             shards: shard_rows.iter().map(|r| ShardEntry::new(*r)).collect(),
             next_epoch: 1,
+            peers: PeerLedger::new(),
         }
     }
 
-    /// Rebuilds a book from persisted entries: in-flight leases keep their holders and expiries,
-    /// done stays done. Epochs continue above every epoch seen.
-    pub fn restore(cfg: LeaseConfig, shards: Vec<ShardEntry>) -> Self {
+    /// Rebuilds a book from persisted entries at `now` (a restart): in-flight leases keep their
+    /// holders, each with at least one TTL from `now` to renew and no stall counted for the
+    /// downtime; done stays done; failed shards whose distinct failures are within this run's
+    /// `max_retries` are free again. Epochs continue above every epoch seen and above
+    /// `next_epoch` (the persisted high-water mark; 0 if unknown).
+    pub fn restore(
+        cfg: LeaseConfig,
+        mut shards: Vec<ShardEntry>,
+        next_epoch: u64,
+        now: UnixMillis,
+    ) -> Self {
         let max_epoch = shards
             .iter()
             .flat_map(|s| s.holders.iter().map(|h| h.epoch).chain(s.done_epoch))
             .max()
             .unwrap_or(0);
+        let grace = now.plus(cfg.ttl);
+        for s in &mut shards {
+            for h in &mut s.holders {
+                h.expires_at = h.expires_at.max(grace);
+                h.progress_at = h.progress_at.max(now);
+            }
+            if s.phase == ShardPhase::Failed && s.failures <= cfg.max_retries {
+                s.phase = ShardPhase::Free;
+            }
+        }
         Self {
             cfg,
             shards,
-            next_epoch: max_epoch + 1,
+            next_epoch: next_epoch.max(max_epoch + 1),
+            peers: PeerLedger::new(),
         }
+    }
+
+    /// Reopens every failed shard with a clean failure count (`--retry-failed`); returns them.
+    pub fn reopen_failed(&mut self) -> Vec<ShardId> {
+        let mut reopened = Vec::new();
+        for (i, s) in self.shards.iter_mut().enumerate() {
+            if s.phase == ShardPhase::Failed {
+                s.phase = ShardPhase::Free;
+                s.failures = 0;
+                s.failed_by.clear();
+                reopened.push(shard_id(i));
+            }
+        }
+        reopened
+    }
+
+    /// What the book knows about each peer.
+    pub fn peers(&self) -> &PeerLedger {
+        &self.peers
+    }
+
+    /// Records that `peer` bid now, granted or not (a peer at its cap still counts as one that
+    /// can take a shard another peer failed).
+    pub fn note_bid(&mut self, peer: &str, now: UnixMillis) {
+        self.peers.note_bid(peer, now);
+    }
+
+    /// Whether `peer` may get a lease now: faults back it off, then exclude it from the
+    /// dataset, but only while another admissible peer has bid within the last TTL (a lone
+    /// worker is backed off, never shut out, so a run cannot stall on exclusions).
+    pub fn admission(&self, peer: &str, now: UnixMillis) -> Admission {
+        match self.peers.admission(peer, now) {
+            Admission::Excluded { .. }
+                if !self.peers.someone_else_active(peer, &[], self.cfg.ttl, now) =>
+            {
+                let until = self.peers.get(peer).map_or(now, |r| r.backoff_until);
+                if until > now {
+                    Admission::BackOff { until }
+                } else {
+                    Admission::Admitted
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Shards completed by `peer`, as recorded here.
+    pub fn completed_by(&self, peer: &str) -> u32 {
+        let n = self
+            .shards
+            .iter()
+            .filter(|s| s.done_by.as_deref() == Some(peer))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// The most leases `peer` may hold at once by what the seeder measured: a small start,
+    /// plus one per completion recorded.
+    pub fn peer_cap(&self, peer: &str) -> u32 {
+        peer_cap(self.completed_by(peer))
     }
 
     /// The policy.
@@ -135,7 +231,8 @@ impl LeaseBook {
         now: UnixMillis,
     ) -> Option<Lease> {
         let expires_at = now.plus(self.cfg.ttl);
-        if let Some(idx) = self.shards.iter().position(|s| s.phase == ShardPhase::Free) {
+        self.peers.note_bid(peer, now);
+        if let Some(idx) = self.free_shard_for(peer, now) {
             let epoch = self.take_epoch();
             let entry = &mut self.shards[idx];
             entry.phase = ShardPhase::Leased;
@@ -145,6 +242,7 @@ impl LeaseBook {
                 granted_at: now,
                 expires_at,
                 rows_done: 0,
+                progress_at: now,
                 speculative: false,
             });
             return Some(Lease {
@@ -154,7 +252,9 @@ impl LeaseBook {
                 speculative: false,
             });
         }
-        if !(self.cfg.speculative && allow_speculative) {
+        if !(self.cfg.speculative && allow_speculative)
+            || self.shards.iter().any(|s| s.phase == ShardPhase::Free)
+        {
             return None;
         }
         let idx = self
@@ -171,6 +271,7 @@ impl LeaseBook {
             granted_at: now,
             expires_at,
             rows_done: 0,
+            progress_at: now,
             speculative: true,
         });
         Some(Lease {
@@ -212,10 +313,19 @@ impl LeaseBook {
     ) -> Result<UnixMillis, LeaseError> {
         self.check(shard, epoch, peer, now)?;
         let ttl = self.cfg.ttl;
+        let stall_after = ttl.saturating_mul(STALL_TTLS);
+        let rows = self.entry(shard)?.rows;
         let holder = self.holder_mut(shard, epoch)?;
-        holder.expires_at = holder.expires_at.max(now.plus(ttl));
-        holder.rows_done = holder.rows_done.max(rows_done);
-        Ok(holder.expires_at)
+        if rows_done > holder.rows_done {
+            holder.rows_done = rows_done;
+            holder.progress_at = now;
+        } else if holder.rows_done < rows && now.since(holder.progress_at) >= stall_after {
+            let secs = now.since(holder.progress_at).as_secs();
+            let reason = format!("revoked: no progress reported for {secs} s");
+            self.lose(shard, epoch, &reason, true, now)?;
+            return Err(LeaseError::Stalled { shard, epoch, secs });
+        }
+        holder_renewed(self.holder_mut(shard, epoch)?, now.plus(ttl))
     }
 
     /// Marks the shard done by this live lease. Returns the other holders, now cancelled.
@@ -236,6 +346,7 @@ impl LeaseBook {
         entry.phase = ShardPhase::Done;
         entry.done_epoch = Some(epoch);
         entry.done_by = Some(peer.to_string());
+        self.peers.on_completion(peer);
         Ok(others)
     }
 
@@ -252,34 +363,68 @@ impl LeaseBook {
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
         self.check(shard, epoch, peer, now)?;
-        let max_retries = self.cfg.max_retries;
-        let entry = self.entry_mut(shard)?;
-        let budget = if failed { Some(max_retries) } else { None };
-        Ok(drop_holder(entry, shard, epoch, reason, budget))
+        self.lose(shard, epoch, reason, failed, now)
     }
 
     /// Expires every lease whose expiry is at or before `now`.
     pub fn handle_timeout(&mut self, now: UnixMillis) -> Vec<LostLease> {
+        let lapsed: Vec<(ShardId, u64)> = self
+            .shards
+            .iter()
+            .enumerate()
+            .flat_map(|(idx, entry)| {
+                entry
+                    .holders
+                    .iter()
+                    .filter(|h| h.expires_at <= now)
+                    .map(move |h| (shard_id(idx), h.epoch))
+            })
+            .collect();
+        lapsed
+            .into_iter()
+            .filter_map(|(shard, epoch)| self.lose(shard, epoch, "lease expired", true, now).ok())
+            .collect()
+    }
+
+    /// Drops a holder; a `fault` counts against the shard (once per distinct peer) and is
+    /// charged to the peer.
+    fn lose(
+        &mut self,
+        shard: ShardId,
+        epoch: u64,
+        reason: &str,
+        fault: bool,
+        now: UnixMillis,
+    ) -> Result<LostLease, LeaseError> {
         let max_retries = self.cfg.max_retries;
-        let mut lost = Vec::new();
-        for (idx, entry) in self.shards.iter_mut().enumerate() {
-            let lapsed: Vec<u64> = entry
-                .holders
-                .iter()
-                .filter(|h| h.expires_at <= now)
-                .map(|h| h.epoch)
-                .collect();
-            for epoch in lapsed {
-                lost.push(drop_holder(
-                    entry,
-                    shard_id(idx),
-                    epoch,
-                    "lease expired",
-                    Some(max_retries),
-                ));
-            }
+        let entry = self.entry_mut(shard)?;
+        let budget = if fault { Some(max_retries) } else { None };
+        let lost = drop_holder(entry, shard, epoch, reason, budget);
+        if fault {
+            self.peers.on_fault(&lost.peer, reason, self.cfg.ttl, now);
         }
-        lost
+        Ok(lost)
+    }
+
+    /// The lowest free shard for `peer`: one it has not failed, else one it failed when no
+    /// other admissible peer has bid within the last TTL.
+    fn free_shard_for(&self, peer: &str, now: UnixMillis) -> Option<usize> {
+        let free = || {
+            self.shards
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.phase == ShardPhase::Free)
+        };
+        free()
+            .find(|(_, s)| !s.failed_by.iter().any(|p| p == peer))
+            .or_else(|| {
+                free().find(|(_, s)| {
+                    !self
+                        .peers
+                        .someone_else_active(peer, &s.failed_by, self.cfg.ttl, now)
+                })
+            })
+            .map(|(i, _)| i)
     }
 
     /// The earliest lease expiry, when something must be expired.
@@ -333,6 +478,11 @@ impl LeaseBook {
     }
 }
 
+fn holder_renewed(holder: &mut Holder, until: UnixMillis) -> Result<UnixMillis, LeaseError> {
+    holder.expires_at = holder.expires_at.max(until);
+    Ok(holder.expires_at)
+}
+
 fn shard_id(idx: usize) -> ShardId {
     ShardId(u32::try_from(idx).unwrap_or(u32::MAX))
 }
@@ -366,6 +516,7 @@ fn drop_holder(
     reason: &str,
     retries: Option<u32>,
 ) -> LostLease {
+    let counts = retries.is_some();
     let mut peer = String::new();
     let mut was_speculative = true;
     entry.holders.retain(|h| {
@@ -380,8 +531,11 @@ fn drop_holder(
     if entry.holders.is_empty() {
         entry.phase = ShardPhase::Free;
         if let Some(max_retries) = retries {
-            entry.failures += 1;
             entry.last_error = Some(reason.to_string());
+            if !entry.failed_by.contains(&peer) {
+                entry.failed_by.push(peer.clone());
+                entry.failures += 1;
+            }
             if entry.failures > max_retries {
                 entry.phase = ShardPhase::Failed;
             }
@@ -397,6 +551,8 @@ fn drop_holder(
         peer,
         epoch,
         phase_after: entry.phase,
+        reason: reason.to_string(),
+        peer_fault: counts,
     }
 }
 

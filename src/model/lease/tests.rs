@@ -184,11 +184,159 @@ fn restore_keeps_holders_and_epochs_grow() {
     let a = book.handle_bid("a", true, t(0)).unwrap();
     let b = book.handle_bid("b", true, t(0)).unwrap();
     book.handle_complete(b.shard, b.epoch, "b", t(1)).unwrap();
-    let restored = LeaseBook::restore(cfg(2), book.shards().to_vec());
+    let restored = LeaseBook::restore(cfg(2), book.shards().to_vec(), 0, t(0));
     assert_eq!(restored.shards(), book.shards());
     assert!(restored.next_epoch() > b.epoch);
     assert!(restored.check(a.shard, a.epoch, "a", t(2)).is_ok());
     assert_eq!(restored.counts().done, 1);
+}
+
+#[test]
+fn one_peer_cannot_fail_a_shard_alone() {
+    let mut book = LeaseBook::new(cfg(1), &[10]);
+    for i in 0..20 {
+        let l = book.handle_bid("hostile", true, t(i * 100_000)).unwrap();
+        book.handle_abandon(l.shard, l.epoch, "hostile", "x", true, t(i * 100_000))
+            .unwrap();
+    }
+    let e = book.shard(ShardId(0)).unwrap();
+    assert_eq!((e.phase, e.failures), (ShardPhase::Free, 1));
+    assert_eq!(e.failed_by, vec!["hostile".to_string()]);
+    // A second distinct peer is a second attempt.
+    let l = book.handle_bid("b", true, t(3_000_000)).unwrap();
+    let lost = book.handle_timeout(l.expires_at);
+    assert_eq!(lost[0].phase_after, ShardPhase::Failed);
+    assert!(lost[0].peer_fault);
+}
+
+#[test]
+fn a_failed_shard_goes_to_another_peer_while_one_is_around() {
+    let mut book = LeaseBook::new(cfg(3), &[10, 10]);
+    book.handle_bid("b", true, t(0)).unwrap(); // b is around (and holds shard 0)
+    let a = book.handle_bid("a", true, t(0)).unwrap();
+    assert_eq!(a.shard, ShardId(1));
+    book.handle_abandon(a.shard, a.epoch, "a", "No space left on device", true, t(1))
+        .unwrap();
+    // a backs off; after that, b has bid recently, so a does not get shard 1 back.
+    assert!(matches!(
+        book.admission("a", t(2)),
+        Admission::BackOff { .. }
+    ));
+    book.note_bid("b", t(TTL)); // b bid again (at its cap: nothing granted)
+    assert_eq!(book.handle_bid("a", true, t(TTL + 1)), None);
+    assert_eq!(
+        book.handle_bid("b", true, t(TTL + 2)).unwrap().shard,
+        ShardId(1)
+    );
+    // Alone, a peer does get a shard it failed before.
+    let mut book = LeaseBook::new(cfg(3), &[10]);
+    let l = book.handle_bid("a", true, t(0)).unwrap();
+    book.handle_abandon(l.shard, l.epoch, "a", "x", true, t(0))
+        .unwrap();
+    assert!(book.handle_bid("a", true, t(5 * TTL)).is_some());
+}
+
+#[test]
+fn repeated_faults_exclude_a_peer_and_completions_raise_its_cap() {
+    let mut book = LeaseBook::new(cfg(10), &[10; 8]);
+    assert_eq!(book.peer_cap("a"), INITIAL_PEER_CAP);
+    let mut now = 0;
+    for _ in 0..MAX_PEER_FAULTS {
+        let l = book.handle_bid("a", true, t(now)).unwrap();
+        book.handle_abandon(
+            l.shard,
+            l.epoch,
+            "a",
+            "engine failure: disk full",
+            true,
+            t(now),
+        )
+        .unwrap();
+        now += 100 * TTL;
+    }
+    // Alone, it is only backed off; with another peer around, it is excluded.
+    assert_eq!(book.admission("a", t(now)), Admission::Admitted);
+    book.note_bid("b", t(now));
+    assert!(matches!(
+        book.admission("a", t(now)),
+        Admission::Excluded { faults: 3, .. }
+    ));
+    let b = book.handle_bid("b", true, t(now)).unwrap();
+    book.handle_complete(b.shard, b.epoch, "b", t(now)).unwrap();
+    assert_eq!(book.completed_by("b"), 1);
+    assert_eq!(book.peer_cap("b"), INITIAL_PEER_CAP + 1);
+}
+
+#[test]
+fn a_lease_without_progress_is_revoked() {
+    let mut book = LeaseBook::new(cfg(3), &[10]);
+    let a = book.handle_bid("a", true, t(0)).unwrap();
+    let mut now = 0;
+    // Progress keeps it alive.
+    for rows in 1..=5 {
+        now += TTL / 2;
+        assert!(
+            book.handle_renew(a.shard, a.epoch, "a", rows, t(now))
+                .is_ok()
+        );
+    }
+    // Then renewals with no progress: fine for a while, revoked after STALL_TTLS TTLs.
+    let stalled_from = now;
+    loop {
+        now += TTL / 2;
+        match book.handle_renew(a.shard, a.epoch, "a", 5, t(now)) {
+            Ok(_) => assert!(now - stalled_from < u64::from(STALL_TTLS) * TTL),
+            Err(e) => {
+                assert!(matches!(e, LeaseError::Stalled { .. }), "{e}");
+                assert!(now - stalled_from >= u64::from(STALL_TTLS) * TTL);
+                break;
+            }
+        }
+    }
+    let e = book.shard(a.shard).unwrap();
+    assert_eq!((e.phase, e.failures), (ShardPhase::Free, 1));
+    // A holder that finished downloading (uploading) is not stalled.
+    let mut book = LeaseBook::new(cfg(3), &[10]);
+    let a = book.handle_bid("a", true, t(0)).unwrap();
+    book.handle_renew(a.shard, a.epoch, "a", 10, t(1)).unwrap();
+    for i in 1..20 {
+        assert!(
+            book.handle_renew(a.shard, a.epoch, "a", 10, t(i * TTL / 2))
+                .is_ok()
+        );
+    }
+}
+
+#[test]
+fn a_restart_gives_holders_a_grace_ttl_and_reopens_within_new_retries() {
+    let mut book = LeaseBook::new(cfg(0), &[10, 10]);
+    let a = book.handle_bid("a", true, t(0)).unwrap();
+    let b = book.handle_bid("b", true, t(0)).unwrap();
+    book.handle_abandon(b.shard, b.epoch, "b", "x", true, t(1))
+        .unwrap();
+    assert_eq!(book.counts().failed, 1);
+    // The seeder was down far longer than the TTL: the holder still has one TTL to renew.
+    let down_until = t(50 * TTL);
+    let mut restored = LeaseBook::restore(cfg(0), book.shards().to_vec(), 0, down_until);
+    assert!(restored.handle_timeout(down_until).is_empty());
+    assert!(
+        restored
+            .handle_renew(a.shard, a.epoch, "a", 0, t(50 * TTL + 10))
+            .is_ok()
+    );
+    assert_eq!(
+        restored.counts().failed,
+        1,
+        "same max_retries: still failed"
+    );
+    // A raised --max-retries reopens it; so does --retry-failed.
+    let raised = LeaseBook::restore(cfg(1), book.shards().to_vec(), 0, down_until);
+    assert_eq!(raised.counts().failed, 0);
+    assert_eq!(restored.reopen_failed(), vec![b.shard]);
+    assert_eq!(restored.shard(b.shard).unwrap().failures, 0);
+    // The persisted high-water mark wins over what the entries show.
+    let high = LeaseBook::restore(cfg(0), book.shards().to_vec(), 40, down_until);
+    assert_eq!(high.next_epoch(), 40);
 }
 
 // ---- property test against a reference model ----
@@ -200,26 +348,43 @@ enum Op {
     Renew(u8, u8, u64),
     Complete(u8, u8),
     Abandon(u8, u8, bool),
+    Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (1u64..700).prop_map(Op::Advance),
-        (0u8..4, any::<bool>()).prop_map(|(p, s)| Op::Bid(p, s)),
-        (0u8..4, 0u8..40, 0u64..20).prop_map(|(p, e, r)| Op::Renew(p, e, r)),
-        (0u8..4, 0u8..40).prop_map(|(p, e)| Op::Complete(p, e)),
-        (0u8..4, 0u8..40, any::<bool>()).prop_map(|(p, e, f)| Op::Abandon(p, e, f)),
+        6 => (1u64..700).prop_map(Op::Advance),
+        6 => (0u8..4, any::<bool>()).prop_map(|(p, s)| Op::Bid(p, s)),
+        6 => (0u8..4, 0u8..40, 0u64..20).prop_map(|(p, e, r)| Op::Renew(p, e, r)),
+        3 => (0u8..4, 0u8..40).prop_map(|(p, e)| Op::Complete(p, e)),
+        3 => (0u8..4, 0u8..40, any::<bool>()).prop_map(|(p, e, f)| Op::Abandon(p, e, f)),
+        1 => Just(Op::Restart),
     ]
 }
 
-/// The reference: epochs → (shard, peer, expiry, speculative, granted at); per shard
-/// done/failed/failures.
+/// A live lease in the reference.
+#[derive(Debug, Clone)]
+struct Live {
+    shard: u32,
+    peer: String,
+    expires: u64,
+    spec: bool,
+    granted: u64,
+    rows_done: u64,
+    progress: u64,
+}
+
+/// The reference: live leases by epoch; per shard done/failed/failures and the distinct
+/// peers that failed it; per peer the last bid and consecutive faults.
 #[derive(Default)]
 struct Model {
-    live: BTreeMap<u64, (u32, String, u64, bool, u64)>,
+    live: BTreeMap<u64, Live>,
     done: BTreeMap<u32, u64>,
     failed: BTreeMap<u32, ()>,
     failures: BTreeMap<u32, u32>,
+    failed_by: BTreeMap<u32, Vec<String>>,
+    bidders: BTreeMap<String, u64>,
+    faults: BTreeMap<String, u32>,
     granted: Vec<(u64, u32, String)>,
 }
 
@@ -228,7 +393,7 @@ impl Model {
         let gone: Vec<u64> = self
             .live
             .iter()
-            .filter(|(_, v)| v.2 <= now)
+            .filter(|(_, v)| v.expires <= now)
             .map(|(e, _)| *e)
             .collect();
         for e in &gone {
@@ -238,20 +403,27 @@ impl Model {
     }
 
     fn lose(&mut self, epoch: u64, max_retries: u32, counts: bool) {
-        if let Some((shard, _, _, spec, _)) = self.live.remove(&epoch) {
-            let others: Vec<u64> = self.holders(shard);
+        if let Some(l) = self.live.remove(&epoch) {
+            if counts {
+                *self.faults.entry(l.peer.clone()).or_default() += 1;
+            }
+            let others: Vec<u64> = self.holders(l.shard);
             if others.is_empty() && !counts {
                 // Released by a worker going away: the shard is free again, no failure.
             } else if others.is_empty() {
-                let f = self.failures.entry(shard).or_default();
-                *f += 1;
-                if *f > max_retries {
-                    self.failed.insert(shard, ());
+                let by = self.failed_by.entry(l.shard).or_default();
+                let f = self.failures.entry(l.shard).or_default();
+                if !by.contains(&l.peer) {
+                    by.push(l.peer.clone());
+                    *f += 1;
                 }
-            } else if !spec {
+                if *f > max_retries {
+                    self.failed.insert(l.shard, ());
+                }
+            } else if !l.spec {
                 for o in others {
                     if let Some(v) = self.live.get_mut(&o) {
-                        v.3 = false;
+                        v.spec = false;
                     }
                 }
             }
@@ -261,7 +433,7 @@ impl Model {
     fn holders(&self, shard: u32) -> Vec<u64> {
         self.live
             .iter()
-            .filter(|(_, v)| v.0 == shard)
+            .filter(|(_, v)| v.shard == shard)
             .map(|(e, _)| *e)
             .collect()
     }
@@ -269,7 +441,24 @@ impl Model {
     fn valid(&self, epoch: u64, peer: &str, now: u64) -> bool {
         self.live
             .get(&epoch)
-            .is_some_and(|v| v.1 == peer && v.2 > now)
+            .is_some_and(|v| v.peer == peer && v.expires > now)
+    }
+
+    /// Another admissible peer, not among those that failed `shard`, bid within a TTL.
+    fn someone_else(&self, peer: &str, shard: u32, now: u64) -> bool {
+        let by = self.failed_by.get(&shard).cloned().unwrap_or_default();
+        self.bidders.iter().any(|(q, at)| {
+            q != peer
+                && !by.contains(q)
+                && now - at < TTL
+                && self.faults.get(q).copied().unwrap_or(0) < MAX_PEER_FAULTS
+        })
+    }
+
+    fn failed_it(&self, peer: &str, shard: u32) -> bool {
+        self.failed_by
+            .get(&shard)
+            .is_some_and(|b| b.iter().any(|p| p == peer))
     }
 }
 
@@ -279,7 +468,7 @@ proptest! {
     fn lease_book_matches_the_reference_model(
         shards in 1usize..6,
         max_retries in 0u32..3,
-        ops in proptest::collection::vec(op(), 1..120),
+        ops in proptest::collection::vec(op(), 1..160),
     ) {
         let rows: Vec<u64> = (0..shards as u64).map(|i| 10 + i).collect();
         let policy = LeaseConfig {
@@ -303,39 +492,53 @@ proptest! {
             };
             match op {
                 Op::Advance(d) => now += d,
+                Op::Restart => {
+                    book = LeaseBook::restore(policy, book.shards().to_vec(), book.next_epoch(), t(now));
+                    for v in model.live.values_mut() {
+                        v.expires = v.expires.max(now + TTL);
+                        v.progress = v.progress.max(now);
+                    }
+                    model.bidders.clear();
+                    model.faults.clear();
+                }
                 Op::Bid(p, spec) => {
                     let peer = format!("p{p}");
+                    model.bidders.insert(peer.clone(), now);
                     let free: Vec<u32> = (0..shards as u32)
                         .filter(|s| !model.done.contains_key(s) && !model.failed.contains_key(s)
                             && model.holders(*s).is_empty())
                         .collect();
+                    let choice = free.iter().copied().find(|s| !model.failed_it(&peer, *s))
+                        .or_else(|| free.iter().copied().find(|s| !model.someone_else(&peer, *s, now)));
                     match book.handle_bid(&peer, spec, t(now)) {
                         Some(lease) => {
                             prop_assert!(lease.epoch > last_epoch, "epochs only grow");
                             last_epoch = lease.epoch;
                             prop_assert_eq!(lease.expires_at, t(now + TTL));
-                            if let Some(first) = free.first() {
+                            if !free.is_empty() {
                                 prop_assert!(!lease.speculative);
-                                prop_assert_eq!(lease.shard.0, *first);
+                                prop_assert_eq!(Some(lease.shard.0), choice);
                             } else {
                                 prop_assert!(spec && lease.speculative);
                                 let hs = model.holders(lease.shard.0);
                                 prop_assert_eq!(hs.len(), 1);
-                                prop_assert!(model.live[&hs[0]].1 != peer);
-                                prop_assert!(now - model.live[&hs[0]].4 >= COPY_AFTER, "copied too early");
+                                prop_assert!(model.live[&hs[0]].peer != peer);
+                                prop_assert!(now - model.live[&hs[0]].granted >= COPY_AFTER, "copied too early");
                             }
-                            model.live.insert(lease.epoch,
-                                (lease.shard.0, peer.clone(), now + TTL, lease.speculative, now));
+                            model.live.insert(lease.epoch, Live {
+                                shard: lease.shard.0, peer: peer.clone(), expires: now + TTL,
+                                spec: lease.speculative, granted: now, rows_done: 0, progress: now,
+                            });
                             model.granted.push((lease.epoch, lease.shard.0, peer));
                         }
                         None => {
-                            prop_assert!(free.is_empty());
-                            if spec {
+                            prop_assert!(choice.is_none(), "a free shard was refused");
+                            if spec && free.is_empty() {
                                 let copyable = (0..shards as u32).any(|s| {
                                     let hs = model.holders(s);
                                     hs.len() == 1
-                                        && model.live[&hs[0]].1 != peer
-                                        && now - model.live[&hs[0]].4 >= COPY_AFTER
+                                        && model.live[&hs[0]].peer != peer
+                                        && now - model.live[&hs[0]].granted >= COPY_AFTER
                                 });
                                 prop_assert!(!copyable, "a tail copy was possible");
                             }
@@ -347,9 +550,26 @@ proptest! {
                         let peer = if p == 0 { owner } else { format!("p{p}") };
                         let ok = model.valid(epoch, &peer, now);
                         let r = book.handle_renew(ShardId(shard), epoch, &peer, rows_done, t(now));
-                        prop_assert_eq!(r.is_ok(), ok, "renew of stale/foreign epoch");
-                        if ok && let Some(v) = model.live.get_mut(&epoch) {
-                            v.2 = v.2.max(now + TTL);
+                        if !ok {
+                            prop_assert!(r.is_err(), "renew of stale/foreign epoch");
+                        } else {
+                            let v = model.live[&epoch].clone();
+                            let total = rows[shard as usize];
+                            if rows_done > v.rows_done {
+                                prop_assert!(r.is_ok());
+                                let m = model.live.get_mut(&epoch).unwrap();
+                                m.rows_done = rows_done;
+                                m.progress = now;
+                                m.expires = m.expires.max(now + TTL);
+                            } else if v.rows_done < total && now - v.progress >= u64::from(STALL_TTLS) * TTL {
+                                let stalled = matches!(r, Err(LeaseError::Stalled { .. }));
+                                prop_assert!(stalled, "a stalled lease was renewed: {:?}", r);
+                                model.lose(epoch, max_retries, true);
+                            } else {
+                                prop_assert!(r.is_ok());
+                                let m = model.live.get_mut(&epoch).unwrap();
+                                m.expires = m.expires.max(now + TTL);
+                            }
                         }
                     }
                 }
@@ -364,6 +584,7 @@ proptest! {
                                 model.live.remove(&other);
                             }
                             model.done.insert(shard, epoch);
+                            model.faults.insert(peer, 0);
                         }
                     }
                 }
@@ -385,6 +606,8 @@ proptest! {
                 let primaries = s.holders.iter().filter(|h| !h.speculative).count();
                 prop_assert!(primaries <= 1, "two primaries on shard {}", i);
                 prop_assert!(s.holders.len() <= 2);
+                prop_assert_eq!(s.failures, model.failures.get(&i).copied().unwrap_or(0));
+                prop_assert_eq!(s.failures as usize, s.failed_by.len(), "one failure per distinct peer");
                 match s.phase {
                     ShardPhase::Done => {
                         prop_assert!(s.holders.is_empty());
@@ -406,7 +629,7 @@ proptest! {
                 he.sort_unstable();
                 prop_assert_eq!(he, model.holders(i));
             }
-            let model_deadline = model.live.values().map(|v| v.2).min();
+            let model_deadline = model.live.values().map(|v| v.expires).min();
             prop_assert_eq!(book.poll_timeout().map(|d| d.0), model_deadline);
         }
     }

@@ -1,0 +1,168 @@
+//! A real `ldawt node` process for tests: started with piped stdout (read line by line on a
+//! thread) and stderr in a file, its start-up lines parsed (peer id, `--join` address, swarm key
+//! file, status address), killed when dropped. Optionally under a lowered open-file limit.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What a node prints when it is up.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// Its peer id.
+    pub peer_id: String,
+    /// The first `--join` address.
+    pub join: String,
+    /// The `--swarm-key` file of the join line (`None` for an open or env-keyed node).
+    pub key: Option<String>,
+    /// The status endpoint (`127.0.0.1:port`).
+    pub status: String,
+}
+
+/// A running node.
+pub struct NodeProc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts `ldawt <args> --no-progress`.
+    pub fn start(args: &[String], stderr: PathBuf) -> Self {
+        Self::start_with_nofile(args, stderr, None)
+    }
+
+    /// Starts `ldawt <args> --no-progress` with its open-file limit (soft and hard) set to
+    /// `nofile` by the shell before it execs.
+    pub fn start_with_nofile(args: &[String], stderr: PathBuf, nofile: Option<u64>) -> Self {
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(super::common::ldawt_bin());
+                c
+            }
+            None => Command::new(super::common::ldawt_bin()),
+        };
+        let mut child = cmd
+            .args(args)
+            .arg("--no-progress")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn ldawt node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines printed until one contains `needle` (panics after `timeout`).
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line containing {needle:?}; stderr:\n{}", self.log()),
+            }
+        }
+    }
+
+    /// Reads the start-up lines.
+    pub fn ready(&self) -> Ready {
+        let t = Duration::from_secs(60);
+        let id = self.wait_line("ldawt node ", t);
+        let peer_id = id.split_whitespace().last().unwrap_or_default().to_string();
+        let join_line = self.wait_line("--join ", t);
+        let words: Vec<&str> = join_line.split_whitespace().collect();
+        let after = |flag: &str| {
+            words
+                .iter()
+                .position(|w| *w == flag)
+                .and_then(|i| words.get(i + 1))
+                .map(|w| w.to_string())
+        };
+        let join = after("--join").expect("an address after --join");
+        let key = after("--swarm-key");
+        let status = self.wait_line("status: http://", t);
+        let status = status
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("http://")
+            .trim_end_matches("/status")
+            .to_string();
+        Ready {
+            peer_id,
+            join,
+            key,
+            status,
+        }
+    }
+
+    /// Waits for exit; returns the code and the rest of stdout.
+    pub fn wait(mut self, timeout: Duration) -> (i32, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                std::thread::sleep(Duration::from_millis(200));
+                let rest: Vec<String> = self.lines.try_iter().collect();
+                return (status.code().unwrap_or(-1), rest.join("\n"));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("node did not exit in {timeout:?}; stderr:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on a status endpoint with short timeouts: the status code, or `None` when the
+/// node did not answer.
+pub fn http_get_code(addr: &str, path: &str) -> Option<u16> {
+    let addr: SocketAddr = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_whitespace().nth(1)?.parse().ok()
+}
