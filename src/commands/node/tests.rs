@@ -171,9 +171,12 @@ fn the_progress_line_names_datasets_peers_and_local_work() {
 
 #[test]
 fn max_archive_bytes_reaches_the_node_config() {
-    let c = node_config(&args(&["--max-archive-bytes", "5000000000"])).unwrap();
+    let c = node_config(&args(&["--open", "--max-archive-bytes", "5000000000"])).unwrap();
     assert_eq!(c.max_archive_bytes, Some(5_000_000_000));
-    assert_eq!(node_config(&args(&[])).unwrap().max_archive_bytes, None);
+    assert_eq!(
+        node_config(&args(&["--open"])).unwrap().max_archive_bytes,
+        None
+    );
     let cli = Cli::try_parse_from(["ldawt", "node", "--max-archive-bytes", "lots"]);
     assert!(cli.is_err());
 }
