@@ -28,8 +28,13 @@ const TAR_BYTES_PER_ARCHIVE: u64 = 1 << 20;
 const RESULTS_BYTES_PER_ROW: u64 = 8 << 10;
 /// Results-file bytes allowed per file (parquet footer and schema).
 const RESULTS_BYTES_PER_FILE: u64 = 1 << 20;
-/// Free disk kept on `--out` by default.
+/// Largest free disk kept on `--out` by default (a 32nd of the file system, at least 2 MiB).
 pub const DEFAULT_DISK_RESERVE: u64 = 256 << 20;
+/// Smallest default reserve.
+const MIN_DISK_RESERVE: u64 = 2 << 20;
+/// A transfer up to this many times the shard's expected size is "plausible": when even that
+/// cannot fit, the seeder cannot go on and fail-stops instead of refusing forever.
+const PLAUSIBLE_FACTOR: u64 = 4;
 
 /// Bounds on what the seeder accepts from workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +43,9 @@ pub struct IntakeLimits {
     pub max_file_size: u64,
     /// `--max-archive-bytes`: a cap on any one archive on top of the per-shard bound.
     pub max_archive_bytes: Option<u64>,
-    /// Free disk that must remain on `--out` after a transfer.
-    pub disk_reserve: u64,
+    /// Free disk that must remain on `--out` after a transfer; `None`: a 32nd of the file
+    /// system, between 2 MiB and [`DEFAULT_DISK_RESERVE`].
+    pub disk_reserve: Option<u64>,
 }
 
 impl Default for IntakeLimits {
@@ -47,7 +53,7 @@ impl Default for IntakeLimits {
         Self {
             max_file_size: crate::engine::EngineConfig::default().max_file_size,
             max_archive_bytes: None,
-            disk_reserve: DEFAULT_DISK_RESERVE,
+            disk_reserve: None,
         }
     }
 }
@@ -82,10 +88,21 @@ fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
     incoming_root(out).join(dataset.to_hex())
 }
 
-/// Free bytes for an unprivileged writer on the file system of `path`.
-fn free_disk(path: &Path) -> std::io::Result<u64> {
+/// Free bytes for an unprivileged writer on the file system of `path`, and its size.
+fn free_disk(path: &Path) -> std::io::Result<(u64, u64)> {
     let s = rustix::fs::statvfs(path)?;
-    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    Ok((
+        s.f_bavail.saturating_mul(s.f_frsize),
+        s.f_blocks.saturating_mul(s.f_frsize),
+    ))
+}
+
+impl IntakeLimits {
+    /// The reserve on a file system of `total` bytes.
+    fn reserve(&self, total: u64) -> u64 {
+        self.disk_reserve
+            .unwrap_or_else(|| (total / 32).clamp(MIN_DISK_RESERVE, DEFAULT_DISK_RESERVE))
+    }
 }
 
 /// A transfer by lease and file kind (`true` for the archive).
@@ -173,12 +190,15 @@ impl Coordinator {
     }
 
     /// Refuses a transfer larger than its shard can produce, or than the free disk allows.
-    fn check_size(&self, peer: &str, h: &TransferHeader) -> Result<(), Refusal> {
-        let rows = self
+    fn check_size(&mut self, peer: &str, h: &TransferHeader) -> Result<(), Refusal> {
+        let (rows, bytes_per_row) = self
             .datasets
             .get(&h.dataset)
-            .and_then(|d| d.seeded.shard_rows.get(h.shard.0 as usize).copied())
-            .unwrap_or(0);
+            .map(|d| {
+                let rows = d.seeded.shard_rows.get(h.shard.0 as usize).copied();
+                (rows.unwrap_or(0), d.bytes_per_row())
+            })
+            .unwrap_or((0, 0));
         let limit = self.cfg.intake.max_bytes(h.kind, rows);
         if h.size > limit {
             tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, limit, kind = kind_name(h.kind), "transfer refused: larger than its shard can be");
@@ -191,7 +211,7 @@ impl Coordinator {
                 ),
             ));
         }
-        let free = free_disk(&self.cfg.out).map_err(|e| {
+        let (free, total) = free_disk(&self.cfg.out).map_err(|e| {
             tracing::error!("seeder cannot measure its free disk: {e}");
             Refusal::new(
                 RejectReason::StorageFailed,
@@ -199,28 +219,49 @@ impl Coordinator {
             )
         })?;
         let key = transfer_key(h);
-        let mut reserved = self.reserved.lock();
-        reserved.retain(|(ds, shard, epoch, _), _| self.is_live(*ds, *shard, *epoch));
-        let others: u64 = reserved
-            .iter()
-            .filter(|(k, _)| **k != key)
-            .map(|(_, v)| *v)
-            .sum();
-        let available = free
-            .saturating_sub(self.cfg.intake.disk_reserve)
-            .saturating_sub(others);
-        if available <= h.size {
-            tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, "transfer refused: not enough free disk on --out");
-            return Err(Refusal::new(
-                RejectReason::StorageFailed,
-                format!(
-                    "the seeder has not enough free disk for {} bytes; retry later",
-                    h.size
-                ),
-            ));
+        let usable = free.saturating_sub(self.cfg.intake.reserve(total));
+        let others: u64 = {
+            let mut reserved = self.reserved.lock();
+            reserved.retain(|(ds, shard, epoch, _), _| self.is_live(*ds, *shard, *epoch));
+            reserved
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .map(|(_, v)| *v)
+                .sum()
+        };
+        if usable.saturating_sub(others) > h.size {
+            self.reserved.lock().insert(key, h.size);
+            return Ok(());
         }
-        reserved.insert(key, h.size);
-        Ok(())
+        tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, others, "transfer refused: not enough free disk on --out");
+        // A shard of the usual size that cannot fit even alone: the seeder cannot go on.
+        // (An outsized announcement only gets refused: it must not stop the seeder.)
+        let expected = match h.kind {
+            FileKind::Archive => bytes_per_row
+                .saturating_mul(rows)
+                .saturating_add(TAR_BYTES_PER_ARCHIVE),
+            FileKind::Results => self.cfg.intake.max_bytes(FileKind::Results, rows),
+        };
+        if usable <= h.size && h.size <= expected.saturating_mul(PLAUSIBLE_FACTOR) {
+            let out = self.cfg.out.clone();
+            self.fail_storage(
+                &out,
+                format!(
+                    "no room for a {}-byte {} of shard {} (keeping {} bytes free)",
+                    h.size,
+                    kind_name(h.kind),
+                    h.shard,
+                    self.cfg.intake.reserve(total)
+                ),
+            );
+        }
+        Err(Refusal::new(
+            RejectReason::StorageFailed,
+            format!(
+                "the seeder has not enough free disk for {} bytes; retry later",
+                h.size
+            ),
+        ))
     }
 
     /// True when `epoch` is a lease still held on `shard`.
@@ -256,11 +297,14 @@ impl Coordinator {
     /// Where an incoming transfer should be written, or why it is refused (stale epoch, larger
     /// than its shard, not enough disk…). Decided before any byte is written.
     pub fn decide_file(
-        &self,
+        &mut self,
         peer: &str,
         header: &TransferHeader,
         now: UnixMillis,
     ) -> FileDecision {
+        if let Some(f) = self.storage_failure() {
+            return FileDecision::Reject(Refusal::new(RejectReason::StorageFailed, f.to_string()));
+        }
         if let Err(refusal) = self
             .check_header(peer, header, now)
             .and_then(|()| self.check_size(peer, header))
@@ -320,7 +364,7 @@ impl Coordinator {
     /// The in-process worker's file: moved (or copied across filesystems) straight into the
     /// staging area, no network hop.
     pub fn accept_local_file(
-        &self,
+        &mut self,
         peer: &str,
         header: &TransferHeader,
         src: &Path,
