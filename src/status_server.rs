@@ -273,4 +273,47 @@ mod tests {
         assert!(get("nonsense\r\n\r\n").await.starts_with("HTTP/1.1 400"));
         stop.cancel();
     }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_get_503_and_idle_ones_are_closed() {
+        let (_tx, rx) = watch::channel(NodeStatus::default());
+        let stop = CancellationToken::new();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            rx,
+            String::new,
+            stop.clone(),
+        )
+        .await
+        .unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CLIENTS {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // Let the server take every idle connection before the extra one arrives.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        let mut out = String::new();
+        timeout(Duration::from_secs(2), extra.read_to_string(&mut out))
+            .await
+            .expect("answered at once")
+            .unwrap();
+        assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+        // Idle clients are dropped after HEAD_TIMEOUT; then the endpoint answers again.
+        let mut buf = [0u8; 16];
+        let n = timeout(
+            HEAD_TIMEOUT + Duration::from_secs(2),
+            idle[0].read(&mut buf),
+        )
+        .await
+        .expect("an idle client is closed")
+        .unwrap_or(0);
+        assert_eq!(n, 0);
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.ends_with("ok\n"), "{out}");
+        stop.cancel();
+    }
 }

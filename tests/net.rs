@@ -7,6 +7,8 @@ mod common;
 mod harness;
 #[path = "net/hostile.rs"]
 mod hostile;
+#[path = "net/hostile_load.rs"]
+mod hostile_load;
 #[path = "net/mdns.rs"]
 mod mdns;
 #[path = "common/netns.rs"]

@@ -73,10 +73,15 @@ pub async fn run(args: TransferBenchArgs, _global: &GlobalOpts) -> anyhow::Resul
     }
 }
 
+/// Both sides use this fixed swarm key: it protects nothing here, but the bench then measures
+/// the private-swarm path (pnet's XSalsa20 under Noise) that every swarm uses by default.
+const BENCH_SWARM_KEY: [u8; 32] = [0xbe; 32];
+
 fn config(listen: Multiaddr) -> NetConfig {
     let mut cfg = NetConfig::new(Keypair::generate_ed25519());
     cfg.listen = vec![listen];
     cfg.mdns = false;
+    cfg.psk = Some(net::PreSharedKey::new(BENCH_SWARM_KEY));
     cfg
 }
 

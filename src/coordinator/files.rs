@@ -29,7 +29,7 @@ const RESULTS_BYTES_PER_ROW: u64 = 8 << 10;
 /// Results-file bytes allowed per file (parquet footer and schema).
 const RESULTS_BYTES_PER_FILE: u64 = 1 << 20;
 /// Largest free disk kept on `--out` by default (a 32nd of the file system, at least 2 MiB).
-pub const DEFAULT_DISK_RESERVE: u64 = 256 << 20;
+pub const DEFAULT_DISK_RESERVE: u64 = 16 << 20;
 /// Smallest default reserve.
 const MIN_DISK_RESERVE: u64 = 2 << 20;
 /// A transfer up to this many times the shard's expected size is "plausible": when even that
@@ -234,34 +234,37 @@ impl Coordinator {
             return Ok(());
         }
         tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, others, "transfer refused: not enough free disk on --out");
-        // A shard of the usual size that cannot fit even alone: the seeder cannot go on.
-        // (An outsized announcement only gets refused: it must not stop the seeder.)
+        let reserve = self.cfg.intake.reserve(total);
+        let detail = format!(
+            "not enough free disk on --out for a file of {} bytes ({free} free, {reserve} kept in reserve, {others} promised to other transfers)",
+            h.size
+        );
+        if usable > h.size {
+            // Short only because other transfers hold space: that may pass.
+            return Err(Refusal::new(RejectReason::Busy, detail));
+        }
+        // No room even alone. A file of the shard's usual size: the seeder cannot go on, so it
+        // fail-stops (exit 4) instead of refusing forever. An outsized announcement is only
+        // refused: it must not stop the seeder.
         let expected = match h.kind {
             FileKind::Archive => bytes_per_row
                 .saturating_mul(rows)
                 .saturating_add(TAR_BYTES_PER_ARCHIVE),
             FileKind::Results => self.cfg.intake.max_bytes(FileKind::Results, rows),
         };
-        if usable <= h.size && h.size <= expected.saturating_mul(PLAUSIBLE_FACTOR) {
+        if h.size <= expected.saturating_mul(PLAUSIBLE_FACTOR) {
             let out = self.cfg.out.clone();
             self.fail_storage(
                 &out,
                 format!(
-                    "no room for a {}-byte {} of shard {} (keeping {} bytes free)",
+                    "no room for a {}-byte {} of shard {} (keeping {reserve} bytes free)",
                     h.size,
                     kind_name(h.kind),
-                    h.shard,
-                    self.cfg.intake.reserve(total)
+                    h.shard
                 ),
             );
         }
-        Err(Refusal::new(
-            RejectReason::StorageFailed,
-            format!(
-                "the seeder has not enough free disk for {} bytes; retry later",
-                h.size
-            ),
-        ))
+        Err(Refusal::new(RejectReason::StorageFailed, detail))
     }
 
     /// True when `epoch` is a lease still held on `shard`.

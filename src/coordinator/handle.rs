@@ -298,6 +298,7 @@ async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixM
             let _ = reply.send(coord.commit_complete(&peer, key, verdict, now).await);
         }
         Msg::Decide(peer, header, reply) => {
+            // (A shard of the usual size with no room at all fail-stops the seeder inside.)
             let _ = reply.send(coord.decide_file(&peer, &header, now));
         }
         Msg::Received(peer, header, part, reply) => {

@@ -419,7 +419,9 @@ async fn transfers_under_way_count_against_the_free_disk() {
         }
     };
     assert_eq!(decide(&mut c, &g0), None);
-    assert_eq!(decide(&mut c, &g1), Some(RejectReason::StorageFailed));
+    // Short only because another transfer holds space: busy, retried later.
+    assert_eq!(decide(&mut c, &g1), Some(RejectReason::Busy));
+    assert!(c.storage_failure().is_none());
     // The first one resuming is not counted twice.
     assert_eq!(decide(&mut c, &g0), None);
     // Once its lease is given back, its promise is released.

@@ -30,6 +30,10 @@ const IDENTIFY_PROTOCOL: &str = "/ldawt/id/1";
 /// holds a pending-connection slot no longer than this.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Time a new connection has to send its pnet nonce (a keyed peer sends it at once): an idle
+/// TCP client of a private swarm is dropped after this, well before [`HANDSHAKE_TIMEOUT`].
+pub(crate) const PNET_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Every protocol a node speaks. The caps come first: a connection they deny never reaches
 /// the other behaviours.
 #[derive(NetworkBehaviour)]
@@ -72,7 +76,17 @@ fn transport(
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     Ok(match psk {
         Some(psk) => tcp
-            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .and_then(move |socket, _| async move {
+                match tokio::time::timeout(PNET_TIMEOUT, PnetConfig::new(psk).handshake(socket))
+                    .await
+                {
+                    Ok(done) => done.map_err(std::io::Error::other),
+                    Err(_) => Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no swarm-key handshake within the time limit",
+                    )),
+                }
+            })
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux::Config::default())

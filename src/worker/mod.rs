@@ -115,6 +115,17 @@ fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> bid::Capacity {
     }
 }
 
+/// The engine settings of one lease: rows of a remote seeder may not reach loopback, private,
+/// link-local or multicast addresses unless the node allows private URLs, and its results
+/// carry error kinds, not raw texts; the node's own seeder is trusted.
+fn lease_engine(cfg: &WorkerConfig, remote: bool) -> EngineConfig {
+    let mut engine = cfg.engine.clone();
+    engine.block_private_addresses = remote && !cfg.allow_private_urls;
+    // Raw error texts name internal hosts and ports: a remote seeder gets kinds and statuses.
+    engine.redact_error_messages = remote;
+    engine
+}
+
 /// The pause after `strikes` unanswered bids in a row: 5 s, 10 s, 20 s … up to a minute.
 fn silent_pause(strikes: u32) -> Duration {
     (BID_TIMEOUT * 2u32.saturating_pow(strikes.saturating_sub(1).min(8))).min(SILENT_PAUSE_MAX)
@@ -218,11 +229,8 @@ pub async fn run(
                 Ok(ControlResponse::Granted(grant)) => {
                     tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = grant.epoch, speculative = grant.speculative, "lease granted");
                     activity.leases_held.fetch_add(1, Ordering::Relaxed);
-                    let mut engine = cfg.engine.clone();
-                    if matches!(offer.link, SeederLink::Remote { .. }) {
-                        engine.redact_error_messages = true;
-                        engine.block_private_addresses = !cfg.allow_private_urls;
-                    }
+                    let remote = matches!(offer.link, SeederLink::Remote { .. });
+                    let engine = lease_engine(&cfg, remote);
                     let ctx = LeaseCtx {
                         link: offer.link.clone(),
                         me: cfg.me.clone(),
@@ -288,6 +296,25 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_rows_are_kept_off_private_addresses_unless_allowed() {
+        let mut cfg = WorkerConfig {
+            me: "me".into(),
+            work_dir: PathBuf::from("w"),
+            engine: EngineConfig::default(),
+            exit_when_idle: None,
+            max_leases: None,
+            poll: Duration::from_millis(300),
+            allow_private_urls: false,
+        };
+        assert!(lease_engine(&cfg, true).block_private_addresses);
+        assert!(lease_engine(&cfg, true).redact_error_messages);
+        assert!(!lease_engine(&cfg, false).block_private_addresses);
+        assert!(!lease_engine(&cfg, false).redact_error_messages);
+        cfg.allow_private_urls = true;
+        assert!(!lease_engine(&cfg, true).block_private_addresses);
+    }
 
     #[test]
     fn silent_seeders_wait_longer_each_time_up_to_a_minute() {

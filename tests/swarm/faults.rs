@@ -20,8 +20,12 @@ use super::util::{assert_exactly_once, write_seed};
 /// The one place `ldawt node` arguments are built (seeders and workers alike): common flags,
 /// then the role's. A swarm key or any other flag every node needs goes here.
 fn node_args(role: &[&str]) -> Vec<String> {
+    let key = swarm_key_file();
     let mut v: Vec<String> = [
         "node",
+        "--swarm-key",
+        key.as_str(),
+        "--allow-private-urls",
         "--no-mdns",
         "--status-addr",
         "127.0.0.1:0",
@@ -33,6 +37,17 @@ fn node_args(role: &[&str]) -> Vec<String> {
     .collect();
     v.extend(role.iter().map(|s| s.to_string()));
     v
+}
+
+/// One swarm key file for every node of these tests (written once per test process).
+fn swarm_key_file() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("ldawt-faults-{}.key", std::process::id()));
+        common::write_swarm_key(&path, common::test_swarm_key());
+        path.display().to_string()
+    })
+    .clone()
 }
 
 /// A `--no-work` seeder of `input` on a fixed loopback port (so restarts keep the join line).

@@ -64,6 +64,8 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
     let mut cfg = NetConfig::new(Keypair::generate_ed25519());
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.mdns = false;
+    // The rogue holds the swarm key (an insider): the defence is the worker's, not the key's.
+    cfg.psk = Some(super::common::test_swarm_key());
     let (rogue, mut events, rogue_loop) = net::new(cfg).unwrap();
     tokio::spawn(rogue_loop.run());
     let mut addr = None;

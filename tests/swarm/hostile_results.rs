@@ -63,6 +63,7 @@ async fn hostile(join: Multiaddr) -> Client {
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = vec![join];
     cfg.mdns = false;
+    // An insider: it holds the swarm key, so only the seeder's verification stands in its way.
     cfg.psk = Some(test_swarm_key());
     let (client, mut events, event_loop) = net::new(cfg).unwrap();
     tokio::spawn(event_loop.run());
@@ -261,8 +262,8 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
     let dataset = ready.seeded.clone().unwrap().0.id;
     let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
     let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
-    // A forger can make fresh identities (the seeder backs off and then excludes one that
-    // keeps failing): one per attempt, each refused on its own merits.
+    // A hostile operator with many identities: each invalid delivery gets its sender backed off
+    // (checked below), so every attack comes from a fresh one.
     let mut forgers = Vec::new();
     for variant in [
         Variant::Forged,
@@ -297,6 +298,20 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
             }
             other => panic!("{variant:?} was accepted: {other:?}"),
         }
+        let again = evil
+            .request(
+                seeder_peer,
+                ControlRequest::Bid {
+                    dataset,
+                    stats: stats(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            !matches!(again, ControlResponse::Granted(_)),
+            "{variant:?}: the sender of an invalid shard gets no new lease at once: {again:?}"
+        );
         let epoch_tag = format!(".e{}.", g.epoch);
         assert!(
             !staged(&out).iter().any(|f| f.contains(&epoch_tag)),
