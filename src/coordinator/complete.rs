@@ -19,6 +19,10 @@ use crate::protocol::swarm::{ControlResponse, RejectReason};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 use crate::verify::{Invalid, ShardSpec, Verified, verify_shard};
 
+/// Peers whose invalid deliveries are counted (the table stays bounded under a flood of
+/// fresh identities; the log still names every one).
+const MAX_PEERS_COUNTED: usize = 4096;
+
 /// Which lease a completion is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompleteKey {
@@ -85,7 +89,7 @@ impl Coordinator {
             .cloned()
             .unwrap_or_default();
         let [archive, results] =
-            files::staged_files(&self.cfg.out, key.dataset, key.shard, key.epoch);
+            files::take_for_verification(&self.cfg.out, key.dataset, key.shard, key.epoch);
         Ok(VerifyJob {
             spec: shard_spec(&archive_name, self.cfg.intake.max_file_size),
             rows_file: shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
@@ -197,7 +201,11 @@ impl Coordinator {
             epoch,
         } = key;
         tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, reason = %why, "delivery failed verification: refused, shard re-leased");
-        *self.invalid_deliveries.entry(peer.to_string()).or_default() += 1;
+        if self.invalid_deliveries.len() < MAX_PEERS_COUNTED
+            || self.invalid_deliveries.contains_key(peer)
+        {
+            *self.invalid_deliveries.entry(peer.to_string()).or_default() += 1;
+        }
         files::discard_epoch(&self.cfg.out, dataset, shard, epoch);
         let freed = self.datasets.get_mut(&dataset).map(|d| {
             d.book.handle_abandon(

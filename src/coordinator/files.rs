@@ -1,7 +1,8 @@
 //! Archive and results files arriving at the seeder. A transfer writes
 //! `<out>/.incoming/<dataset>/<shard>.e<epoch>.<kind>.part`; once net has verified size and
 //! sha256 it is renamed to the same name without `.part` (staged). A `Complete` with that epoch
-//! then has both staged files verified and moved into `--out` under their final names.
+//! then sets both staged files aside (`.verifying`, beyond the reach of a later transfer of the
+//! same lease), has them verified, and moves them into `--out` under their final names.
 //! Staging per epoch keeps a late copy's files from ever mixing with the winner's.
 //!
 //! What is accepted is bounded before any byte is written: a transfer announcing more than its
@@ -27,8 +28,13 @@ const TAR_BYTES_PER_ARCHIVE: u64 = 1 << 20;
 const RESULTS_BYTES_PER_ROW: u64 = 8 << 10;
 /// Results-file bytes allowed per file (parquet footer and schema).
 const RESULTS_BYTES_PER_FILE: u64 = 1 << 20;
-/// Free disk kept on `--out` by default.
+/// Largest free disk kept on `--out` by default (a 32nd of the file system, at least 2 MiB).
 pub const DEFAULT_DISK_RESERVE: u64 = 16 << 20;
+/// Smallest default reserve.
+const MIN_DISK_RESERVE: u64 = 2 << 20;
+/// A transfer up to this many times the shard's expected size is "plausible": when even that
+/// cannot fit, the seeder cannot go on and fail-stops instead of refusing forever.
+const PLAUSIBLE_FACTOR: u64 = 4;
 
 /// Bounds on what the seeder accepts from workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +43,9 @@ pub struct IntakeLimits {
     pub max_file_size: u64,
     /// `--max-archive-bytes`: a cap on any one archive on top of the per-shard bound.
     pub max_archive_bytes: Option<u64>,
-    /// Free disk that must remain on `--out` after a transfer.
-    pub disk_reserve: u64,
+    /// Free disk that must remain on `--out` after a transfer; `None`: a 32nd of the file
+    /// system, between 2 MiB and [`DEFAULT_DISK_RESERVE`].
+    pub disk_reserve: Option<u64>,
 }
 
 impl Default for IntakeLimits {
@@ -46,7 +53,7 @@ impl Default for IntakeLimits {
         Self {
             max_file_size: crate::engine::EngineConfig::default().max_file_size,
             max_archive_bytes: None,
-            disk_reserve: DEFAULT_DISK_RESERVE,
+            disk_reserve: None,
         }
     }
 }
@@ -81,10 +88,21 @@ fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
     incoming_root(out).join(dataset.to_hex())
 }
 
-/// Free bytes for an unprivileged writer on the file system of `path`.
-fn free_disk(path: &Path) -> std::io::Result<u64> {
+/// Free bytes for an unprivileged writer on the file system of `path`, and its size.
+fn free_disk(path: &Path) -> std::io::Result<(u64, u64)> {
     let s = rustix::fs::statvfs(path)?;
-    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    Ok((
+        s.f_bavail.saturating_mul(s.f_frsize),
+        s.f_blocks.saturating_mul(s.f_frsize),
+    ))
+}
+
+impl IntakeLimits {
+    /// The reserve on a file system of `total` bytes.
+    fn reserve(&self, total: u64) -> u64 {
+        self.disk_reserve
+            .unwrap_or_else(|| (total / 32).clamp(MIN_DISK_RESERVE, DEFAULT_DISK_RESERVE))
+    }
 }
 
 /// A transfer by lease and file kind (`true` for the archive).
@@ -143,6 +161,20 @@ fn part_path(
     PathBuf::from(p)
 }
 
+/// Where a staged file waits while it is verified: out of reach of a later transfer of the
+/// same lease, so what is promoted is exactly what was verified.
+fn verifying_path(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+    kind: FileKind,
+) -> PathBuf {
+    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
+    p.push(".verifying");
+    PathBuf::from(p)
+}
+
 impl Coordinator {
     fn check_header(&self, peer: &str, h: &TransferHeader, now: UnixMillis) -> Result<(), Refusal> {
         let d = self.datasets.get(&h.dataset).ok_or_else(|| {
@@ -158,12 +190,15 @@ impl Coordinator {
     }
 
     /// Refuses a transfer larger than its shard can produce, or than the free disk allows.
-    fn check_size(&self, peer: &str, h: &TransferHeader) -> Result<(), Refusal> {
-        let rows = self
+    fn check_size(&mut self, peer: &str, h: &TransferHeader) -> Result<(), Refusal> {
+        let (rows, bytes_per_row) = self
             .datasets
             .get(&h.dataset)
-            .and_then(|d| d.seeded.shard_rows.get(h.shard.0 as usize).copied())
-            .unwrap_or(0);
+            .map(|d| {
+                let rows = d.seeded.shard_rows.get(h.shard.0 as usize).copied();
+                (rows.unwrap_or(0), d.bytes_per_row())
+            })
+            .unwrap_or((0, 0));
         let limit = self.cfg.intake.max_bytes(h.kind, rows);
         if h.size > limit {
             tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, limit, kind = kind_name(h.kind), "transfer refused: larger than its shard can be");
@@ -176,7 +211,7 @@ impl Coordinator {
                 ),
             ));
         }
-        let free = free_disk(&self.cfg.out).map_err(|e| {
+        let (free, total) = free_disk(&self.cfg.out).map_err(|e| {
             tracing::error!("seeder cannot measure its free disk: {e}");
             Refusal::new(
                 RejectReason::StorageFailed,
@@ -184,35 +219,52 @@ impl Coordinator {
             )
         })?;
         let key = transfer_key(h);
-        let mut reserved = self.reserved.lock();
-        reserved.retain(|(ds, shard, epoch, _), _| self.is_live(*ds, *shard, *epoch));
-        let others: u64 = reserved
-            .iter()
-            .filter(|(k, _)| **k != key)
-            .map(|(_, v)| *v)
-            .sum();
-        let available = free
-            .saturating_sub(self.cfg.intake.disk_reserve)
-            .saturating_sub(others);
-        if available <= h.size {
-            tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, "transfer refused: not enough free disk on --out");
-            // With other transfers holding reservations the shortage may pass (busy); with
-            // none, there is no room for this shard at all (storage failed: fail-stop).
-            let reason = if others > 0 {
-                RejectReason::Busy
-            } else {
-                RejectReason::StorageFailed
-            };
-            return Err(Refusal::new(
-                reason,
-                format!(
-                    "not enough free disk on --out for a file of {} bytes ({} free, {} kept in reserve)",
-                    h.size, free, self.cfg.intake.disk_reserve
-                ),
-            ));
+        let usable = free.saturating_sub(self.cfg.intake.reserve(total));
+        let others: u64 = {
+            let mut reserved = self.reserved.lock();
+            reserved.retain(|(ds, shard, epoch, _), _| self.is_live(*ds, *shard, *epoch));
+            reserved
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .map(|(_, v)| *v)
+                .sum()
+        };
+        if usable.saturating_sub(others) > h.size {
+            self.reserved.lock().insert(key, h.size);
+            return Ok(());
         }
-        reserved.insert(key, h.size);
-        Ok(())
+        tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, others, "transfer refused: not enough free disk on --out");
+        let reserve = self.cfg.intake.reserve(total);
+        let detail = format!(
+            "not enough free disk on --out for a file of {} bytes ({free} free, {reserve} kept in reserve, {others} promised to other transfers)",
+            h.size
+        );
+        if usable > h.size {
+            // Short only because other transfers hold space: that may pass.
+            return Err(Refusal::new(RejectReason::Busy, detail));
+        }
+        // No room even alone. A file of the shard's usual size: the seeder cannot go on, so it
+        // fail-stops (exit 4) instead of refusing forever. An outsized announcement is only
+        // refused: it must not stop the seeder.
+        let expected = match h.kind {
+            FileKind::Archive => bytes_per_row
+                .saturating_mul(rows)
+                .saturating_add(TAR_BYTES_PER_ARCHIVE),
+            FileKind::Results => self.cfg.intake.max_bytes(FileKind::Results, rows),
+        };
+        if h.size <= expected.saturating_mul(PLAUSIBLE_FACTOR) {
+            let out = self.cfg.out.clone();
+            self.fail_storage(
+                &out,
+                format!(
+                    "no room for a {}-byte {} of shard {} (keeping {reserve} bytes free)",
+                    h.size,
+                    kind_name(h.kind),
+                    h.shard
+                ),
+            );
+        }
+        Err(Refusal::new(RejectReason::StorageFailed, detail))
     }
 
     /// True when `epoch` is a lease still held on `shard`.
@@ -248,11 +300,14 @@ impl Coordinator {
     /// Where an incoming transfer should be written, or why it is refused (stale epoch, larger
     /// than its shard, not enough disk…). Decided before any byte is written.
     pub fn decide_file(
-        &self,
+        &mut self,
         peer: &str,
         header: &TransferHeader,
         now: UnixMillis,
     ) -> FileDecision {
+        if let Some(f) = self.storage_failure() {
+            return FileDecision::Reject(Refusal::new(RejectReason::StorageFailed, f.to_string()));
+        }
         if let Err(refusal) = self
             .check_header(peer, header, now)
             .and_then(|()| self.check_size(peer, header))
@@ -312,7 +367,7 @@ impl Coordinator {
     /// The in-process worker's file: moved (or copied across filesystems) straight into the
     /// staging area, no network hop.
     pub fn accept_local_file(
-        &self,
+        &mut self,
         peer: &str,
         header: &TransferHeader,
         src: &Path,
@@ -334,17 +389,25 @@ impl Coordinator {
     }
 }
 
-/// The staged archive and results files of `(shard, epoch)`.
-pub(super) fn staged_files(
+/// The archive and results files of `(shard, epoch)` set aside for verification: the staged
+/// files are moved there (a file already set aside by an earlier attempt is kept when nothing
+/// newer was staged).
+pub(super) fn take_for_verification(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
     epoch: u64,
 ) -> [PathBuf; 2] {
-    [
-        staged_path(out, dataset, shard, epoch, FileKind::Archive),
-        staged_path(out, dataset, shard, epoch, FileKind::Results),
-    ]
+    [FileKind::Archive, FileKind::Results].map(|kind| {
+        let staged = staged_path(out, dataset, shard, epoch, kind);
+        let verifying = verifying_path(out, dataset, shard, epoch, kind);
+        if let Err(e) = std::fs::rename(&staged, &verifying)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!("seeder cannot set {} aside: {e}", staged.display());
+        }
+        verifying
+    })
 }
 
 /// Removes the staged and partial files of one epoch of `shard`.
@@ -352,6 +415,7 @@ pub(super) fn discard_epoch(out: &Path, dataset: DatasetId, shard: ShardId, epoc
     for kind in [FileKind::Archive, FileKind::Results] {
         let _ = std::fs::remove_file(staged_path(out, dataset, shard, epoch, kind));
         let _ = std::fs::remove_file(part_path(out, dataset, shard, epoch, kind));
+        let _ = std::fs::remove_file(verifying_path(out, dataset, shard, epoch, kind));
     }
 }
 
@@ -365,8 +429,8 @@ pub(super) fn clear_incoming(out: &Path) {
     }
 }
 
-/// Moves the staged archive and results of `(shard, epoch)` into `--out`; returns their final
-/// paths.
+/// Moves the verified archive and results of `(shard, epoch)` into `--out`; returns their
+/// final paths.
 pub(super) fn promote(
     out: &Path,
     dataset: DatasetId,
@@ -374,7 +438,8 @@ pub(super) fn promote(
     epoch: u64,
     archive_name: &str,
 ) -> Result<[PathBuf; 2], String> {
-    let [archive, results] = staged_files(out, dataset, shard, epoch);
+    let [archive, results] = [FileKind::Archive, FileKind::Results]
+        .map(|kind| verifying_path(out, dataset, shard, epoch, kind));
     let final_archive = out.join(archive_name);
     let final_results = results_path(&final_archive);
     std::fs::rename(&results, &final_results)

@@ -298,16 +298,8 @@ async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixM
             let _ = reply.send(coord.commit_complete(&peer, key, verdict, now).await);
         }
         Msg::Decide(peer, header, reply) => {
-            let decision = coord.decide_file(&peer, &header, now);
-            // No room for a shard while no other transfer holds any: the seeder cannot make
-            // progress, so it fail-stops (exit code 4) instead of refusing forever.
-            if let FileDecision::Reject(r) = &decision
-                && r.reason == RejectReason::StorageFailed
-            {
-                let out = coord.config().out.clone();
-                coord.fail_storage(&out, r.detail.clone());
-            }
-            let _ = reply.send(decision);
+            // (A shard of the usual size with no room at all fail-stops the seeder inside.)
+            let _ = reply.send(coord.decide_file(&peer, &header, now));
         }
         Msg::Received(peer, header, part, reply) => {
             let _ = reply.send(coord.file_received(&peer, &header, &part, now));

@@ -1,7 +1,8 @@
 //! What the seeder accepts, on real files: a forged delivery is refused as invalid, its files
 //! deleted, its shard re-leased and finished by an honest worker; transfers larger than their
-//! shard or than the free disk are refused before any byte; an expired lease's partial file is
-//! deleted; a garbage results file in `--out` does not stop finalize.
+//! shard or than the free disk are refused before any byte (a usual-size one that cannot fit
+//! stops the seeder); an expired lease's partial file is deleted; a garbage results file in
+//! `--out` does not stop finalize.
 
 use sha2::Digest;
 
@@ -142,7 +143,7 @@ async fn oversized_transfers_are_refused_before_any_byte() {
         .await
         .unwrap();
     let g = grant(&mut c, "w", ds, 0).await;
-    let decide = |c: &Coordinator, kind, size| {
+    let decide = |c: &mut Coordinator, kind, size| {
         let mut h = header(&g, kind);
         h.size = size;
         match c.decide_file("w", &h, UnixMillis(1)) {
@@ -151,24 +152,37 @@ async fn oversized_transfers_are_refused_before_any_byte() {
         }
     };
     assert_eq!(
-        decide(&c, FileKind::Archive, 1 << 40),
+        decide(&mut c, FileKind::Archive, 1 << 40),
         Some(RejectReason::NotAllowed)
     );
     assert_eq!(
-        decide(&c, FileKind::Results, 1 << 30),
+        decide(&mut c, FileKind::Results, 1 << 30),
         Some(RejectReason::NotAllowed)
     );
-    assert_eq!(decide(&c, FileKind::Archive, 1 << 20), None);
+    assert_eq!(decide(&mut c, FileKind::Archive, 1 << 20), None);
     c.cfg.intake.max_archive_bytes = Some(1_000);
     assert_eq!(
-        decide(&c, FileKind::Archive, 1_001),
+        decide(&mut c, FileKind::Archive, 1_001),
         Some(RejectReason::NotAllowed)
     );
-    assert_eq!(decide(&c, FileKind::Archive, 1_000), None);
-    c.cfg.intake.disk_reserve = u64::MAX / 2;
+    assert_eq!(decide(&mut c, FileKind::Archive, 1_000), None);
+    // No room at all: an outsized (yet within bounds) announcement is only refused, it does
+    // not stop the seeder; a shard of the usual size that cannot fit stops it (fail-stop).
+    c.cfg.intake.disk_reserve = Some(u64::MAX / 2);
+    c.cfg.intake.max_archive_bytes = None;
     assert_eq!(
-        decide(&c, FileKind::Archive, 10),
+        decide(&mut c, FileKind::Archive, 4 << 30),
         Some(RejectReason::StorageFailed)
+    );
+    assert!(c.storage_failure().is_none());
+    assert_eq!(
+        decide(&mut c, FileKind::Archive, 10),
+        Some(RejectReason::StorageFailed)
+    );
+    let failure = c.storage_failure().expect("fail-stop").to_string();
+    assert!(
+        failure.contains("no room for a 10-byte archive"),
+        "{failure}"
     );
     let parts: Vec<_> = std::fs::read_dir(s.out.join(".incoming").join(ds.to_hex()))
         .map(|d| d.flatten().collect())
@@ -239,8 +253,9 @@ async fn a_garbage_results_file_in_out_does_not_stop_finalize() {
 }
 
 /// The staged archive is a FIFO, so its verification waits until the test writes it: while it
-/// waits on its blocking thread, the actor still answers a renewal at once; the completion is
-/// then committed.
+/// waits on its blocking thread, the actor still answers a renewal at once, and a second
+/// archive sent meanwhile does not replace the one being verified; the completion is then
+/// committed with the verified file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewals_are_answered_while_a_completion_is_being_verified() {
     use std::io::Write;
@@ -306,7 +321,11 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
             .await
             .unwrap();
     }
-    let [staged_archive, _] = files::staged_files(&s.out, ds, g.shard, g.epoch);
+    let staged_archive = s
+        .out
+        .join(".incoming")
+        .join(ds.to_hex())
+        .join(format!("{:05}.e{}.archive.verifying", g.shard.0, g.epoch));
     let h2 = h.clone();
     let complete = tokio::spawn(async move {
         h2.request(
@@ -342,6 +361,12 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
         "{renew:?}"
     );
     assert!(!complete.is_finished(), "the verification is still waiting");
+    // The same lease sends another archive meanwhile: it must not be what gets promoted.
+    let swapped = tmp.join("swapped.tar.gz");
+    std::fs::write(&swapped, b"not what was verified").unwrap();
+    h.local_file("w", header(&g, FileKind::Archive), swapped)
+        .await
+        .unwrap();
     tokio::task::spawn_blocking(move || {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -356,6 +381,12 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
         .unwrap()
         .unwrap();
     assert_eq!(done, ControlResponse::Ack);
+    use std::os::unix::fs::FileTypeExt;
+    let stored = std::fs::symlink_metadata(s.out.join(&g.archive_name)).unwrap();
+    assert!(
+        stored.file_type().is_fifo(),
+        "the verified file (the FIFO) is the one stored, not the later one"
+    );
     cancel.cancel();
 }
 
@@ -378,8 +409,8 @@ async fn transfers_under_way_count_against_the_free_disk() {
     let size = (free / 4).min(1 << 30);
     assert!(size > 64 << 20, "the test needs some free disk");
     // Room for one transfer of `size` and a half, not two.
-    c.cfg.intake.disk_reserve = free - size - size / 2;
-    let decide = |c: &Coordinator, g: &crate::protocol::swarm::Grant| {
+    c.cfg.intake.disk_reserve = Some(free - size - size / 2);
+    let decide = |c: &mut Coordinator, g: &crate::protocol::swarm::Grant| {
         let mut h = header(g, FileKind::Archive);
         h.size = size;
         match c.decide_file("w", &h, UnixMillis(1)) {
@@ -387,11 +418,12 @@ async fn transfers_under_way_count_against_the_free_disk() {
             FileDecision::Reject(r) => Some(r.reason),
         }
     };
-    assert_eq!(decide(&c, &g0), None);
+    assert_eq!(decide(&mut c, &g0), None);
     // Short only because another transfer holds space: busy, retried later.
-    assert_eq!(decide(&c, &g1), Some(RejectReason::Busy));
+    assert_eq!(decide(&mut c, &g1), Some(RejectReason::Busy));
+    assert!(c.storage_failure().is_none());
     // The first one resuming is not counted twice.
-    assert_eq!(decide(&c, &g0), None);
+    assert_eq!(decide(&mut c, &g0), None);
     // Once its lease is given back, its promise is released.
     let r = c
         .handle_request(
@@ -407,5 +439,5 @@ async fn transfers_under_way_count_against_the_free_disk() {
         )
         .await;
     assert_eq!(r, ControlResponse::Ack);
-    assert_eq!(decide(&c, &g1), None);
+    assert_eq!(decide(&mut c, &g1), None);
 }
