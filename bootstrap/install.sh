@@ -6,19 +6,23 @@
 #                                              and a C toolchain first if needed)
 #   add --service "--join /ip4/…/p2p/…"        to install and start the systemd unit with these
 #                                              node arguments
+#   and --swarm-key FILE                       to install the swarm's key as
+#                                              /etc/ldawt/swarm.key (owner ldawt, mode 0600)
+#                                              and pass it to the service
 #
 # Idempotent: running it again upgrades the binary and restarts the service.
 set -euo pipefail
 
-binary="" source="" service_args="" prefix="/usr/local/bin"
+binary="" source="" service_args="" swarm_key="" prefix="/usr/local/bin"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-usage() { sed -n '2,12p' "$0"; exit 2; }
+usage() { sed -n '2,15p' "$0"; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary="${2:?--binary needs a path}"; shift 2 ;;
     --source) source="${2:?--source needs a path}"; shift 2 ;;
     --service) service_args="${2:?--service needs node arguments}"; shift 2 ;;
+    --swarm-key) swarm_key="${2:?--swarm-key needs the key file}"; shift 2 ;;
     --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
     -h|--help) usage ;;
     *) echo "install.sh: unknown option $1" >&2; usage ;;
@@ -48,6 +52,10 @@ echo "installed $("$prefix/ldawt" --version) to $prefix/ldawt"
 
 if [ -n "$service_args" ]; then
   id ldawt >/dev/null 2>&1 || $sudo useradd --system --home /var/lib/ldawt --shell /usr/sbin/nologin ldawt
+  if [ -n "$swarm_key" ]; then
+    $sudo install -D -o ldawt -m 0600 "$swarm_key" /etc/ldawt/swarm.key
+    service_args="$service_args --swarm-key /etc/ldawt/swarm.key"
+  fi
   $sudo install -D -m 0644 "$here/ldawt-node.service" /etc/systemd/system/ldawt-node.service
   if [ "$prefix" != "/usr/local/bin" ]; then
     $sudo sed -i "s|/usr/local/bin/ldawt|$prefix/ldawt|" /etc/systemd/system/ldawt-node.service

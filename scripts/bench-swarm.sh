@@ -139,7 +139,9 @@ run_swarm() {
   [ -n "$join" ] || { echo "seeder did not start:" >&2; cat "$log" >&2; exit 1; }
   local workers=()
   for w in $(seq 1 "$n"); do
+    # The seeder's swarm key (created in its data dir); the fixture hub has a private address.
     ip netns exec "$P-w$w" "$LDAWT" --no-progress -v node --join "$join" --no-mdns --out "$WORK/wout-$n-$w" \
+      --swarm-key "$WORK/seed-data-$n/swarm.key" --allow-private-urls \
       --data-dir "$WORK/wdata-$n-$w" --exit-when-idle 120 >"$WORK/worker-$n-$w.log" 2>&1 &
     workers+=($!)
     PIDS+=($!)
