@@ -193,6 +193,8 @@ async fn bare_peer(join: &libp2p::Multiaddr) -> ldawt::net::Client {
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = vec![join.clone()];
     cfg.mdns = false;
+    // Insiders: they hold the swarm key; only the seeder's lease rules stand in their way.
+    cfg.psk = Some(super::common::test_swarm_key());
     let (client, _events, event_loop) = net::new(cfg).unwrap();
     tokio::spawn(async move {
         // Keep the event receiver alive with the loop.
