@@ -23,3 +23,5 @@ mod inprocess;
 mod processes;
 #[path = "swarm/util.rs"]
 mod util;
+#[path = "swarm/busy_seeder.rs"]
+mod busy_seeder;
