@@ -29,3 +29,6 @@ mod spill;
 
 #[path = "engine/tls.rs"]
 mod tls;
+
+#[path = "engine/dataset.rs"]
+mod dataset;

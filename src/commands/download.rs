@@ -5,6 +5,7 @@
 //! summary and exits 0 (all ok) or 1 (some rows failed).
 
 mod config;
+mod dataset;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,6 +108,9 @@ pub struct DownloadOptions {
     /// pass over the bytes costs about a third of the download CPU.
     #[arg(long)]
     pub archive_sha256: bool,
+    /// Dataset-builder options (opt-outs, hash check, extra columns, output format).
+    #[command(flatten)]
+    pub dataset: dataset::DatasetOptions,
 }
 
 fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
@@ -180,6 +184,7 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
         engine.user_agent = ua;
     }
     engine.hash_archive = args.archive_sha256;
+    args.dataset.apply(&mut engine)?;
     let level = args.level.unwrap_or(1);
     engine.compression = match args.compression {
         Some(CompressionArg::None) => Some(Compression::None),
@@ -275,13 +280,14 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         ))
         .into());
     }
-    let (input, url_col, class_col) = (
+    let (input, url_col, class_col, extra) = (
         resolved.input.clone(),
         resolved.url_col.clone(),
         resolved.class_col.clone(),
+        resolved.engine.input_columns(),
     );
     let rows = tokio::task::spawn_blocking(move || {
-        crate::input::open(&input, &url_col, class_col.as_deref())
+        crate::input::open_with(&input, &url_col, class_col.as_deref(), &extra)
     })
     .await??;
     // Only once the input is known good: a refused run leaves nothing behind.

@@ -5,6 +5,7 @@
 //! thread, `resume`: carrying a previous run over); this file holds the types every caller
 //! relies on.
 
+mod options;
 mod resume;
 mod row;
 mod run;
@@ -20,6 +21,11 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::input::RowBatches;
+
+pub use options::{
+    HashAlgorithm, HashCheck, OutputFormat, PROJECT_URL, check_user_agent_token,
+    default_user_agent, parse_columns, user_agent_with_token,
+};
 
 /// How the archive is compressed. Chosen from the output name by default: `.tar` → `None`,
 /// `.tar.gz` / `.tgz` → `Gzip` at a fast level.
@@ -62,6 +68,49 @@ pub struct EngineConfig {
     /// Compute the archive's sha256 while writing it (needed to ship it to a seeder; costs a
     /// full extra pass over the bytes).
     pub hash_archive: bool,
+    /// `X-Robots-Tag` directives (lower-case) that stop a body from being stored: the row is
+    /// skipped as `opted_out`. Empty: opt-outs are not checked.
+    #[serde(default = "default_disallowed")]
+    pub disallowed_header_directives: Vec<String>,
+    /// The user's contact, added to the User-Agent's comment.
+    #[serde(default)]
+    pub user_agent_token: Option<String>,
+    /// Compare each body's digest with an input column (`hash_mismatch` rows are not stored).
+    #[serde(default)]
+    pub verify_hash: Option<HashCheck>,
+    /// Input columns carried into the results file (and the webdataset `.json`).
+    #[serde(default)]
+    pub extra_cols: Vec<String>,
+    /// The output layout.
+    #[serde(default)]
+    pub format: OutputFormat,
+}
+
+fn default_disallowed() -> Vec<String> {
+    crate::fetch::robots_tag::DEFAULT_DISALLOWED
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl EngineConfig {
+    /// The input columns a run needs besides the URL and class: the extra columns, then the
+    /// hash column if it is not one of them. [`crate::input::UrlRow::extra`] holds their values
+    /// in this order.
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut cols = self.extra_cols.clone();
+        if let Some(check) = &self.verify_hash
+            && !cols.contains(&check.column)
+        {
+            cols.push(check.column.clone());
+        }
+        cols
+    }
+
+    /// The User-Agent header sent: [`Self::user_agent`] with the token, if any.
+    pub fn effective_user_agent(&self) -> String {
+        user_agent_with_token(&self.user_agent, self.user_agent_token.as_deref())
+    }
 }
 
 impl Default for EngineConfig {
@@ -77,8 +126,13 @@ impl Default for EngineConfig {
             max_attempts: 4,
             accept_types: vec!["image/*".to_string()],
             compression: None,
-            user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
+            user_agent: default_user_agent(),
             hash_archive: true,
+            disallowed_header_directives: default_disallowed(),
+            user_agent_token: None,
+            verify_hash: None,
+            extra_cols: Vec::new(),
+            format: OutputFormat::Classdirs,
         }
     }
 }

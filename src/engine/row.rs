@@ -12,7 +12,7 @@ use super::writer::WriterMsg;
 use super::{RowResult, RowStatus};
 use crate::fetch::hosts::HostGates;
 use crate::fetch::{AttemptError, Fetcher};
-use crate::model::retry::RetryPolicy;
+use crate::model::retry::{Failure, RetryPolicy};
 
 /// Shared by every row task of a run.
 pub(crate) struct RowContext {
@@ -54,11 +54,17 @@ fn interrupted(job: &RowJob, attempts: u32, started: Instant) -> WriterMsg {
 }
 
 fn failed(job: &RowJob, err: AttemptError, attempts: u32, started: Instant) -> WriterMsg {
+    // An opt-out is the creator's choice, not a failure: the row is skipped with its reason.
+    let status = if err.failure == Failure::OptedOut {
+        RowStatus::Skipped
+    } else {
+        RowStatus::Failed
+    };
     WriterMsg::Record(RowResult {
         index: job.index,
         url: Some(job.url_text.clone()),
         class: job.class.clone(),
-        status: RowStatus::Failed,
+        status,
         http_status: err.http_status,
         error_kind: Some(err.failure.kind()),
         error_message: Some(err.message),

@@ -9,6 +9,7 @@
 mod dns;
 pub mod hosts;
 mod probe;
+pub mod robots_tag;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,6 +102,7 @@ pub struct Fetcher {
     total_timeout: Duration,
     max_file_size: u64,
     accept_types: Arc<Vec<String>>,
+    disallowed: Arc<Vec<String>>,
 }
 
 /// The error and its causes on one line.
@@ -159,7 +161,7 @@ impl Fetcher {
         // A second installation (several runs in one process) reports an error: harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
+            .user_agent(cfg.effective_user_agent())
             .connect_timeout(cfg.connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(cfg.per_host.max(1))
@@ -175,6 +177,7 @@ impl Fetcher {
             total_timeout: cfg.total_timeout,
             max_file_size: cfg.max_file_size,
             accept_types: Arc::new(cfg.accept_types.clone()),
+            disallowed: Arc::new(cfg.disallowed_header_directives.clone()),
         })
     }
 
@@ -226,6 +229,16 @@ impl Fetcher {
                 http_status: Some(status),
                 retry_after,
                 message: format!("HTTP {status}"),
+            });
+        }
+        if let Some(directive) = robots_tag::opt_out(resp.headers(), &self.disallowed) {
+            self.drain(&mut resp).await;
+            return Err(AttemptError {
+                http_status: Some(status),
+                ..AttemptError::new(
+                    Failure::OptedOut,
+                    format!("X-Robots-Tag carries '{directive}': the creator opted out"),
+                )
             });
         }
         if let Some(len) = resp.content_length()

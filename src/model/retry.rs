@@ -34,6 +34,9 @@ pub enum Failure {
     /// The server's TLS certificate was rejected (unknown issuer, wrong name, expired):
     /// retrying cannot cure it.
     Tls,
+    /// The response's `X-Robots-Tag` carries a disallowed directive (`noai`…): the creator
+    /// opted out, the body is not stored.
+    OptedOut,
 }
 
 impl Failure {
@@ -52,6 +55,7 @@ impl Failure {
             Self::TooLarge => "too_large".into(),
             Self::NotImage => "not_image".into(),
             Self::Tls => "tls_certificate".into(),
+            Self::OptedOut => "opted_out".into(),
         }
     }
 
@@ -66,9 +70,12 @@ impl Failure {
             | Self::TotalTimeout
             | Self::Broken
             | Self::Truncated => true,
-            Self::InvalidUrl | Self::Redirects | Self::TooLarge | Self::NotImage | Self::Tls => {
-                false
-            }
+            Self::InvalidUrl
+            | Self::Redirects
+            | Self::TooLarge
+            | Self::NotImage
+            | Self::Tls
+            | Self::OptedOut => false,
         }
     }
 

@@ -1,0 +1,79 @@
+//! The dataset-builder options of `ldawt download` (opt-outs, User-Agent contact, hash check,
+//! extra columns, output format), kept apart from the transfer options and applied onto the
+//! [`EngineConfig`] in one step.
+
+use clap::{Args, ValueEnum};
+
+use crate::engine::{EngineConfig, HashCheck, OutputFormat, check_user_agent_token, parse_columns};
+use crate::exit::UsageError;
+use crate::fetch::robots_tag;
+
+/// The output layout on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A tar of `<stem>/<class>/<name>.<ext>` (LDAWT's layout).
+    Classdirs,
+    /// A webdataset tar: per sample `KEY.<ext>`, `KEY.json`, `KEY.cls`, adjacent.
+    Webdataset,
+    /// A plain directory tree `<output>/<class>/<name>.<ext>` (no tar).
+    Files,
+}
+
+/// Options for building training datasets.
+#[derive(Debug, Args)]
+pub struct DatasetOptions {
+    /// X-Robots-Tag directives that stop an image from being stored (row skipped as
+    /// `opted_out`); unscoped, `ldawt:` and `*:` forms count. An empty string disables the
+    /// check [default: noai,noimageai,noindex,noimageindex].
+    #[arg(long, value_name = "A,B")]
+    pub disallowed_header_directives: Option<String>,
+    /// Your contact (e-mail or URL), added to the User-Agent so site owners can reach you:
+    /// `ldawt/<version> (+https://github.com/ldawt/ldawt; TOKEN)`.
+    #[arg(long, value_name = "TOKEN")]
+    pub user_agent_token: Option<String>,
+    /// Compare each body's digest with the hex digest in input column COL (sha256 unless
+    /// `:md5`); a mismatch is failed as `hash_mismatch` and not stored. Empty cells are not
+    /// checked.
+    #[arg(long, value_name = "COL[:sha256|md5]")]
+    pub verify_hash: Option<String>,
+    /// Input columns carried into the results file (and each webdataset sample's `.json`).
+    #[arg(long, value_name = "A,B,C")]
+    pub extra_cols: Option<String>,
+    /// Output layout [default: classdirs].
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+}
+
+impl DatasetOptions {
+    /// Checks the options and sets them on `engine`.
+    pub fn apply(self, engine: &mut EngineConfig) -> anyhow::Result<()> {
+        if let Some(list) = self.disallowed_header_directives {
+            engine.disallowed_header_directives = robots_tag::parse_list(&list);
+        }
+        if let Some(token) = self.user_agent_token {
+            check_user_agent_token(&token).map_err(UsageError::new)?;
+            engine.user_agent_token = Some(token.trim().to_string());
+        }
+        if let Some(spec) = self.verify_hash {
+            engine.verify_hash = Some(HashCheck::parse(&spec).map_err(UsageError::new)?);
+        }
+        if let Some(cols) = self.extra_cols {
+            let cols = parse_columns("--extra-cols", &cols).map_err(UsageError::new)?;
+            let fixed = crate::results::schema();
+            if let Some(c) = cols.iter().find(|c| fixed.field_with_name(c).is_ok()) {
+                return Err(UsageError::new(format!(
+                    "--extra-cols: '{c}' is already a column of the results file; rename it in \
+                     the input"
+                ))
+                .into());
+            }
+            engine.extra_cols = cols;
+        }
+        engine.format = match self.format {
+            None | Some(FormatArg::Classdirs) => OutputFormat::Classdirs,
+            Some(FormatArg::Webdataset) => OutputFormat::Webdataset,
+            Some(FormatArg::Files) => OutputFormat::Files,
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! The dataset-builder settings of an engine run that go beyond "fetch and archive": the
+//! opt-out list and the User-Agent contact, the hash check against an input column, the input
+//! columns carried into the results, the output format. They are plain serde types inside
+//! [`super::EngineConfig`] so a seeder can send them with a grant. Pure: parsing and small
+//! helpers only.
+
+use serde::{Deserialize, Serialize};
+
+/// The project's address, named in the default User-Agent.
+pub const PROJECT_URL: &str = "https://github.com/ldawt/ldawt";
+
+/// The default User-Agent: `ldawt/<version> (+<project URL>)`.
+pub fn default_user_agent() -> String {
+    format!("ldawt/{} (+{PROJECT_URL})", env!("CARGO_PKG_VERSION"))
+}
+
+/// `user_agent` with the user's `token` (a contact: e-mail or URL) added inside its comment:
+/// `ldawt/0.1.0 (+https://…)` → `ldawt/0.1.0 (+https://…; me@example.org)`.
+pub fn user_agent_with_token(user_agent: &str, token: Option<&str>) -> String {
+    match token.map(str::trim).filter(|t| !t.is_empty()) {
+        None => user_agent.to_string(),
+        Some(t) => match user_agent.strip_suffix(')') {
+            Some(head) if head.contains('(') => format!("{head}; {t})"),
+            _ => format!("{user_agent} ({t})"),
+        },
+    }
+}
+
+/// Checks a `--user-agent-token`: printable ASCII without parentheses (it goes inside the
+/// User-Agent's comment).
+pub fn check_user_agent_token(token: &str) -> Result<(), String> {
+    if token.trim().is_empty() {
+        return Err("--user-agent-token is empty".into());
+    }
+    if let Some(c) = token
+        .chars()
+        .find(|c| !(' '..='~').contains(c) || matches!(c, '(' | ')'))
+    {
+        return Err(format!(
+            "--user-agent-token {token:?}: character {c:?} is not allowed (printable ASCII \
+             without parentheses)"
+        ));
+    }
+    Ok(())
+}
+
+/// The digest compared by `--verify-hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HashAlgorithm {
+    /// SHA-256 (64 hex digits).
+    Sha256,
+    /// MD5 (32 hex digits).
+    Md5,
+}
+
+impl HashAlgorithm {
+    /// Hex digits of a digest.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Sha256 => 64,
+            Self::Md5 => 32,
+        }
+    }
+
+    /// Its lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Md5 => "md5",
+        }
+    }
+}
+
+/// `--verify-hash COL[:sha256|md5]`: each body's digest must equal the hex digest in `column`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashCheck {
+    /// The input column holding the expected digests (hex, any case).
+    pub column: String,
+    /// The digest.
+    pub algorithm: HashAlgorithm,
+}
+
+impl HashCheck {
+    /// Parses `COL` or `COL:sha256` / `COL:md5`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (column, algorithm) = match text.rsplit_once(':') {
+            Some((c, "sha256")) => (c, HashAlgorithm::Sha256),
+            Some((c, "md5")) => (c, HashAlgorithm::Md5),
+            Some((_, other)) => {
+                return Err(format!(
+                    "--verify-hash {text}: unknown digest '{other}' (expected sha256 or md5)"
+                ));
+            }
+            None => (text, HashAlgorithm::Sha256),
+        };
+        if column.trim().is_empty() {
+            return Err(format!("--verify-hash {text}: no column named"));
+        }
+        Ok(Self {
+            column: column.to_string(),
+            algorithm,
+        })
+    }
+}
+
+/// The layout of the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputFormat {
+    /// A tar of `<stem>/<class>/<name>.<ext>` (LDAWT's layout).
+    #[default]
+    Classdirs,
+    /// A webdataset tar: per sample `KEY.<ext>`, `KEY.json`, `KEY.cls`, adjacent.
+    Webdataset,
+    /// A plain directory tree `<output>/<class>/<name>.<ext>` (no tar).
+    Files,
+}
+
+/// Parses a comma-separated column list (`--extra-cols a,b,c`), refusing blanks and repeats.
+pub fn parse_columns(flag: &str, text: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in text.split(',').map(str::trim) {
+        if c.is_empty() {
+            return Err(format!("{flag} {text}: empty column name"));
+        }
+        if out.iter().any(|o| o == c) {
+            return Err(format!("{flag} {text}: column '{c}' named twice"));
+        }
+        out.push(c.to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agent_token_goes_into_the_comment() {
+        let ua = default_user_agent();
+        assert!(ua.starts_with("ldawt/") && ua.ends_with(&format!("(+{PROJECT_URL})")));
+        assert_eq!(user_agent_with_token(&ua, None), ua);
+        let with = user_agent_with_token(&ua, Some("me@example.org"));
+        assert_eq!(
+            with,
+            format!(
+                "ldawt/{} (+{PROJECT_URL}; me@example.org)",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(user_agent_with_token("custom", Some("x")), "custom (x)");
+        assert!(check_user_agent_token("me@example.org").is_ok());
+        assert!(check_user_agent_token("a)b").is_err());
+        assert!(check_user_agent_token("a\nb").is_err());
+        assert!(check_user_agent_token(" ").is_err());
+    }
+
+    #[test]
+    fn hash_checks_parse() {
+        let c = HashCheck::parse("sha").unwrap();
+        assert_eq!(
+            (c.column.as_str(), c.algorithm),
+            ("sha", HashAlgorithm::Sha256)
+        );
+        let c = HashCheck::parse("a:b:md5").unwrap();
+        assert_eq!(
+            (c.column.as_str(), c.algorithm),
+            ("a:b", HashAlgorithm::Md5)
+        );
+        assert!(HashCheck::parse("x:crc32").unwrap_err().contains("crc32"));
+        assert!(HashCheck::parse(":md5").is_err());
+    }
+
+    #[test]
+    fn column_lists_parse() {
+        assert_eq!(
+            parse_columns("--extra-cols", "a, b,c").unwrap(),
+            vec!["a", "b", "c"]
+        );
+        assert!(parse_columns("--extra-cols", "a,,b").is_err());
+        assert!(parse_columns("--extra-cols", "a,a").is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Dataset-builder options of `ldawt download` through the real binary against the fixture:
+//! `X-Robots-Tag` opt-outs and the honest User-Agent, `--verify-hash`, `--extra-cols`,
+//! `--format`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ldawt::engine::RowStatus;
+
+use crate::common::{self, archive_members, code, results, run_ldawt, text};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Writes `photo_url`/`taxon_name` (plus `more` columns) and runs `ldawt download` into
+/// `<dir>/<out>` with `args`; returns the output path and the process output.
+fn download(
+    dir: &Path,
+    out: &str,
+    urls: &[String],
+    more: &[(&str, Vec<Option<String>>)],
+    args: &[&str],
+) -> (std::path::PathBuf, std::process::Output) {
+    let input = dir.join(format!("{out}.in.parquet"));
+    let mut columns: Vec<(&str, Vec<Option<String>>)> = vec![
+        ("photo_url", urls.iter().cloned().map(Some).collect()),
+        (
+            "taxon_name",
+            (0..urls.len())
+                .map(|i| Some(format!("class {}", i % 2)))
+                .collect(),
+        ),
+    ];
+    columns.extend(more.iter().cloned());
+    common::write_string_parquet(&input, &columns);
+    let output = dir.join(out);
+    let mut all = vec![
+        "download",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let result = run_ldawt(&all, LIMIT);
+    (output, result)
+}
+
+#[test]
+fn x_robots_tag_opt_outs_are_honoured_and_the_user_agent_is_honest() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // (path, opted out by default)
+    let cases = [
+        ("/photos/1/a.jpg", false),
+        ("/fx/robots-noai/photos/2/a.jpg", true),
+        ("/fx/robots-ldawt%3A%20noimageindex/photos/3/a.jpg", true),
+        ("/fx/robots-%2A%3A%20noindex/photos/4/a.jpg", true),
+        ("/fx/robots-nofollow%2C%20NoImageAI/photos/5/a.jpg", true),
+        (
+            "/fx/robots-otherbot%3A%20noai%2C%20noindex/photos/6/a.jpg",
+            false,
+        ),
+        (
+            "/fx/robots-nofollow/fx/robots-noarchive/photos/7/a.jpg",
+            false,
+        ),
+        (
+            "/fx/robots-unavailable_after%3A%2025%20Jun%202030/photos/8/a.jpg",
+            false,
+        ),
+    ];
+    let urls: Vec<String> = cases.iter().map(|(p, _)| fx.url(p)).collect();
+    let (out, result) = download(dir.path(), "default.tar", &urls, &[], &[]);
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    let rows = results(&ldawt::engine::results_path(&out));
+    let members = archive_members(&out);
+    for (i, (path, opted_out)) in cases.iter().enumerate() {
+        let r = &rows[&(i as u64)];
+        if *opted_out {
+            assert_eq!(r.status, RowStatus::Skipped, "{path}: {r:?}");
+            assert_eq!(r.error_kind.as_deref(), Some("opted_out"), "{path}");
+            assert!(r.error_message.as_deref().unwrap().contains("X-Robots-Tag"));
+            assert_eq!(r.attempts, 1, "{path}: an opt-out is not retried");
+            assert_eq!(r.member, None);
+            assert_eq!(fx.requests(path), 1);
+        } else {
+            assert_eq!(r.status, RowStatus::Ok, "{path}: {r:?}");
+            let member = r.member.as_deref().unwrap();
+            assert_eq!(members[member], fx.expected_body(path), "{path}");
+        }
+    }
+    assert_eq!(members.len(), 4, "only the four allowed images are stored");
+    let summary = String::from_utf8_lossy(&result.stdout);
+    assert!(summary.contains("opted_out"), "{summary}");
+    let ua = fx.user_agent(cases[0].0).unwrap();
+    assert_eq!(
+        ua,
+        format!(
+            "ldawt/{} (+https://github.com/ldawt/ldawt)",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+
+    // A narrower list, and the user's contact in the User-Agent.
+    let (out, result) = download(
+        dir.path(),
+        "narrow.tar",
+        &urls,
+        &[],
+        &[
+            "--disallowed-header-directives",
+            "NoIndex",
+            "--user-agent-token",
+            "datasets@example.org",
+        ],
+    );
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    let rows = results(&ldawt::engine::results_path(&out));
+    let opted: Vec<u64> = rows
+        .values()
+        .filter(|r| r.error_kind.as_deref() == Some("opted_out"))
+        .map(|r| r.index)
+        .collect();
+    assert_eq!(opted, vec![3], "only the `*: noindex` row");
+    let ua = fx.user_agent(cases[0].0).unwrap();
+    assert!(
+        ua.ends_with("(+https://github.com/ldawt/ldawt; datasets@example.org)"),
+        "{ua}"
+    );
+
+    // Disabled: everything is stored.
+    let (out, result) = download(
+        dir.path(),
+        "off.tar",
+        &urls,
+        &[],
+        &["--disallowed-header-directives", ""],
+    );
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    let rows = results(&ldawt::engine::results_path(&out));
+    assert!(rows.values().all(|r| r.status == RowStatus::Ok), "{rows:?}");
+
+    // A token that cannot go into a header is refused before anything is written.
+    let (out, result) = download(
+        dir.path(),
+        "bad.tar",
+        &urls,
+        &[],
+        &["--user-agent-token", "me (x)"],
+    );
+    assert_eq!(code(&result), 2, "{}", text(&result));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("--user-agent-token"));
+    assert!(!out.exists());
+}
