@@ -9,6 +9,7 @@ mod options;
 mod resume;
 mod row;
 mod run;
+mod verify;
 mod writer;
 
 use std::collections::BTreeMap;

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::resume::{self, Prepared, url_key};
 use super::row::{RowContext, RowJob, fetch_row};
+use super::verify;
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
     EngineConfig, EngineError, RowResult, RowStatus, ShardCounters, ShardJob, ShardReport,
@@ -156,6 +157,11 @@ pub(crate) async fn run(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     );
+    // `--verify-hash`: where the expected digest sits in each row's extra cells.
+    let hash_check = cfg.verify_hash.as_ref().and_then(|c| {
+        let pos = cfg.input_columns().iter().position(|x| *x == c.column)?;
+        Some((pos, c.algorithm, c.column.clone()))
+    });
     let mut input_error: Option<EngineError> = None;
     'batches: loop {
         let batch = tokio::select! {
@@ -210,6 +216,10 @@ pub(crate) async fn run(
                     Err(_) => break 'batches,
                 },
             };
+            let expected = hash_check.as_ref().and_then(|(pos, algorithm, column)| {
+                let cell = row.extra.get(*pos)?.as_deref()?.trim();
+                (!cell.is_empty()).then(|| (*algorithm, column.clone(), cell.to_string()))
+            });
             let job = RowJob {
                 index: row.index,
                 url_text: text.to_string(),
@@ -221,6 +231,9 @@ pub(crate) async fn run(
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
             tracker.spawn(async move {
                 let mut msg = fetch_row(ctx, job).await;
+                if let Some((algorithm, column, cell)) = expected {
+                    msg = verify::check(msg, algorithm, column, cell).await;
+                }
                 if tx.capacity() < WRITER_QUEUE / 2 {
                     // The writer is behind: hash here rather than add to its work.
                     msg.hash_body();

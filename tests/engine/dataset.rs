@@ -152,3 +152,106 @@ fn x_robots_tag_opt_outs_are_honoured_and_the_user_agent_is_honest() {
     assert!(String::from_utf8_lossy(&result.stderr).contains("--user-agent-token"));
     assert!(!out.exists());
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+#[test]
+fn verify_hash_drops_bodies_that_differ_from_the_list() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // A body over the 1 MiB spill threshold is hashed from its spill file.
+    let big = "/fx/size-1500000/photos/9/big.jpg";
+    let paths = [
+        "/photos/1/a.jpg",
+        "/photos/2/a.jpg",
+        "/photos/3/a.jpg",
+        "/photos/4/a.jpg",
+        big,
+        "/fx/size-1400000/photos/10/big.jpg",
+        "/photos/5/a.jpg",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
+    let body = |i: usize| fx.expected_body(paths[i]);
+    // (listed digest, expected outcome)
+    let listed = |hash: &dyn Fn(&[u8]) -> String| -> Vec<(Option<String>, Option<&str>)> {
+        vec![
+            (Some(hash(&body(0))), None),
+            (Some(hash(&body(0))), Some("hash_mismatch")),
+            (None, None),
+            (Some(hash(&body(3)).to_uppercase()), None),
+            (Some(hash(&body(4))), None),
+            (Some(hash(&body(4))), Some("hash_mismatch")),
+            (Some("not-a-digest".to_string()), Some("hash_mismatch")),
+        ]
+    };
+    for (algorithm, cases) in [("sha256", listed(&sha256_hex)), ("md5", listed(&md5_hex))] {
+        let (out, result) = download(
+            dir.path(),
+            &format!("{algorithm}.tar"),
+            &urls,
+            &[("digest", cases.iter().map(|c| c.0.clone()).collect())],
+            &["--verify-hash", &format!("digest:{algorithm}")],
+        );
+        assert_eq!(code(&result), 1, "two rows fail: {}", text(&result));
+        let rows = results(&ldawt::engine::results_path(&out));
+        let members = archive_members(&out);
+        for (i, (_, kind)) in cases.iter().enumerate() {
+            let r = &rows[&(i as u64)];
+            match kind {
+                None => {
+                    assert_eq!(r.status, RowStatus::Ok, "{algorithm} row {i}: {r:?}");
+                    assert_eq!(r.sha256.as_deref(), Some(sha256_hex(&body(i)).as_str()));
+                    assert_eq!(members[r.member.as_deref().unwrap()], body(i));
+                }
+                Some(kind) => {
+                    assert_eq!(r.status, RowStatus::Failed, "{algorithm} row {i}: {r:?}");
+                    assert_eq!(r.error_kind.as_deref(), Some(*kind));
+                    assert_eq!(r.member, None);
+                    assert!(
+                        r.error_message.as_deref().unwrap().contains("'digest'"),
+                        "{r:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            members.len(),
+            4,
+            "{algorithm}: mismatched bodies are not stored"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains("spill"))
+            .collect();
+        assert!(leftovers.is_empty(), "spill files left: {leftovers:?}");
+    }
+
+    // A column that is not in the input is refused up front.
+    let (out, result) = download(
+        dir.path(),
+        "missing.tar",
+        &urls,
+        &[],
+        &["--verify-hash", "nope"],
+    );
+    assert_eq!(code(&result), 2, "{}", text(&result));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("nope"));
+    assert!(!out.exists());
+    let (_, result) = download(
+        dir.path(),
+        "algo.tar",
+        &urls,
+        &[],
+        &["--verify-hash", "digest:crc32"],
+    );
+    assert_eq!(code(&result), 2, "{}", text(&result));
+}
