@@ -262,11 +262,13 @@ fn annotate_overview(report_archive: &std::path::Path, r: &Resolved) -> anyhow::
 /// Runs `ldawt download`.
 pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let resolved = resolve(*args.options)?;
+    dataset::check_output(resolved.engine.format, &resolved.output, resolved.resume)?;
+    let files = resolved.engine.format == engine::OutputFormat::Files;
     let name = resolved.output.to_string_lossy().to_ascii_lowercase();
     let known = [".tar", ".tar.gz", ".tgz"]
         .iter()
         .any(|s| name.ends_with(s));
-    if !known && resolved.engine.compression.is_none() {
+    if !files && !known && resolved.engine.compression.is_none() {
         return Err(UsageError::new(format!(
             "--output {}: name the archive .tar (plain) or .tar.gz/.tgz (gzip), or pass --compression",
             resolved.output.display()

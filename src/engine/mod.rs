@@ -5,6 +5,7 @@
 //! thread, `resume`: carrying a previous run over); this file holds the types every caller
 //! relies on.
 
+mod format;
 mod options;
 mod resume;
 mod row;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::input::RowBatches;
 
+pub use format::{SAMPLE_KEYS, classes_path, sample_key};
 pub use options::{
     HashAlgorithm, HashCheck, OutputFormat, PROJECT_URL, check_user_agent_token,
     default_user_agent, parse_columns, user_agent_with_token,

@@ -12,13 +12,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::resume::{self, Prepared, url_key};
+use super::format::{ClassIds, Layout, RowSide};
+use super::resume::{self, OutputSpec, Prepared, url_key};
 use super::row::{RowContext, RowJob, fetch_row};
 use super::verify;
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
-    EngineConfig, EngineError, RowResult, RowStatus, ShardCounters, ShardJob, ShardReport,
-    archive_stem, overview_path, results_path,
+    EngineConfig, EngineError, OutputFormat, RowResult, RowStatus, ShardCounters, ShardJob,
+    ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
 };
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
@@ -82,13 +83,18 @@ pub(crate) async fn run(
     let top = archive_stem(&archive_path);
     let mtime = now().0 / 1000;
     let digest = cfg.hash_archive;
+    let spec = OutputSpec {
+        compression,
+        mtime,
+        digest,
+        format: cfg.format,
+        extra_cols: cfg.extra_cols.clone(),
+    };
     let prepared = {
         let (path, top) = (archive_path.clone(), top.clone());
-        tokio::task::spawn_blocking(move || {
-            resume::prepare(&path, &top, compression, resume, mtime, digest)
-        })
-        .await
-        .map_err(|e| EngineError::Http(format!("preparing outputs: {e}")))??
+        tokio::task::spawn_blocking(move || resume::prepare(&path, &top, resume, &spec))
+            .await
+            .map_err(|e| EngineError::Http(format!("preparing outputs: {e}")))??
     };
     let Prepared {
         archive,
@@ -106,12 +112,16 @@ pub(crate) async fn run(
     counters.rows_done.store(tally.ok, Ordering::Relaxed);
 
     let (tx, rx) = mpsc::channel::<WriterMsg>(WRITER_QUEUE);
+    let layout = Layout {
+        format: cfg.format,
+        extra_cols: cfg.extra_cols.clone(),
+    };
     let writer = {
         let counters = Arc::clone(&counters);
         let path = archive_path.clone();
         std::thread::Builder::new()
             .name("ldawt-writer".into())
-            .spawn(move || writer_loop(rx, archive, results, tally, counters, path))
+            .spawn(move || writer_loop(rx, archive, results, tally, counters, path, layout))
             .map_err(|source| EngineError::Output {
                 path: archive_path.clone(),
                 source,
@@ -162,6 +172,9 @@ pub(crate) async fn run(
         let pos = cfg.input_columns().iter().position(|x| *x == c.column)?;
         Some((pos, c.algorithm, c.column.clone()))
     });
+    let webdataset = cfg.format == OutputFormat::Webdataset;
+    let needs_side = webdataset || !cfg.extra_cols.is_empty();
+    let mut class_ids = ClassIds::default();
     let mut input_error: Option<EngineError> = None;
     'batches: loop {
         let batch = tokio::select! {
@@ -183,6 +196,25 @@ pub(crate) async fn run(
                 }
                 input_error = Some(EngineError::ResumeMismatch { index: row.index });
                 break 'batches;
+            }
+            if needs_side {
+                let mut extra = row.extra.clone();
+                extra.truncate(cfg.extra_cols.len());
+                let side = RowSide {
+                    extra,
+                    class_id: if webdataset {
+                        class_ids.id(row.class.as_deref())
+                    } else {
+                        None
+                    },
+                };
+                let msg = WriterMsg::Side {
+                    index: row.index,
+                    side,
+                };
+                if tx.send(msg).await.is_err() {
+                    break 'batches;
+                }
             }
             let text = row.url.as_deref().map(str::trim).unwrap_or("");
             if text.is_empty() {
@@ -207,8 +239,13 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            let folder = folders.folder(row.class.as_deref()).to_string();
-            let stem = names.claim(&folder, &url_stem(text), row.index);
+            let member_base = if webdataset {
+                sample_key(row.index)
+            } else {
+                let folder = folders.folder(row.class.as_deref()).to_string();
+                let stem = names.claim(&folder, &url_stem(text), row.index);
+                format!("{top}/{folder}/{stem}")
+            };
             let permit = tokio::select! {
                 _ = cancel.cancelled() => break 'batches,
                 p = Arc::clone(&semaphore).acquire_owned() => match p {
@@ -225,7 +262,7 @@ pub(crate) async fn run(
                 url_text: text.to_string(),
                 url,
                 class: row.class,
-                member_base: format!("{top}/{folder}/{stem}"),
+                member_base,
                 spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
             };
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
@@ -269,7 +306,7 @@ pub(crate) async fn run(
     .await
     .map_err(|e| EngineError::Http(format!("writer task: {e}")))?
     .map_err(|_| EngineError::Http("the writer thread panicked".to_string()))?;
-    finish(
+    let report = finish(
         outcome,
         input_error,
         cfg,
@@ -278,7 +315,13 @@ pub(crate) async fn run(
         cancel.is_cancelled(),
         started,
     )
-    .await
+    .await?;
+    if webdataset {
+        let path = classes_path(&archive_path);
+        write_overview(&path, &class_ids.to_json())
+            .map_err(|source| EngineError::Output { path, source })?;
+    }
+    Ok(report)
 }
 
 /// Closes the outputs (or removes them on error), writes the overview and builds the report.

@@ -3,7 +3,7 @@
 //! appends them to the tar, records every row, and keeps the tally the report and overview are
 //! built from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::{EngineError, RowResult, RowStatus, ShardCounters};
-use crate::archive::ArchiveWriter;
+use super::format::{Layout, Output, RowSide, sample_json};
+use super::{EngineError, OutputFormat, RowResult, RowStatus, ShardCounters};
 use crate::fetch::{Body, sha256_of};
 use crate::results::ResultsWriter;
 
@@ -30,6 +30,14 @@ pub(crate) enum WriterMsg {
     },
     /// A row with nothing to store (failed or skipped).
     Record(RowResult),
+    /// What the writer needs of row `index` besides its result (extra cells, class id); sent
+    /// by the dispatcher before the row's result can arrive, only when the run needs it.
+    Side {
+        /// The row index.
+        index: u64,
+        /// Its side data.
+        side: RowSide,
+    },
 }
 
 impl WriterMsg {
@@ -79,14 +87,14 @@ impl Tally {
 
 /// What the writer thread hands back when its channel closes.
 pub(crate) struct WriterOutcome {
-    pub(crate) archive: ArchiveWriter,
+    pub(crate) archive: Output,
     pub(crate) results: ResultsWriter,
     pub(crate) tally: Tally,
     pub(crate) error: Option<EngineError>,
 }
 
 fn store(
-    archive: &mut ArchiveWriter,
+    archive: &mut Output,
     member: &str,
     len: u64,
     body: Body,
@@ -101,6 +109,29 @@ fn store(
             result
         }
     }
+}
+
+/// Stores a row's body, and for a webdataset its `.json` and `.cls` right after it.
+fn store_row(
+    archive: &mut Output,
+    result: &RowResult,
+    body: Body,
+    precompressed: bool,
+    side: &RowSide,
+    layout: &Layout,
+) -> std::io::Result<()> {
+    let member = result.member.as_deref().unwrap_or_default();
+    store(archive, member, result.bytes, body, precompressed)?;
+    if layout.format != OutputFormat::Webdataset {
+        return Ok(());
+    }
+    let key = member.rsplit_once('.').map_or(member, |(k, _)| k);
+    let json = sample_json(key, result, side, layout);
+    archive.append_chunks(&format!("{key}.json"), &[json.into()], false)?;
+    if let Some(id) = side.class_id {
+        archive.append_chunks(&format!("{key}.cls"), &[id.to_string().into()], false)?;
+    }
+    Ok(())
 }
 
 /// Empty polls of the queue before the writer blocks on it.
@@ -127,16 +158,27 @@ fn next_msg(rx: &mut Receiver<WriterMsg>) -> Option<WriterMsg> {
 /// block) but stores nothing more; the error is returned in the outcome.
 pub(crate) fn writer_loop(
     mut rx: Receiver<WriterMsg>,
-    mut archive: ArchiveWriter,
+    mut archive: Output,
     mut results: ResultsWriter,
     mut tally: Tally,
     counters: Arc<ShardCounters>,
     archive_path: std::path::PathBuf,
+    layout: Layout,
 ) -> WriterOutcome {
     let mut error: Option<EngineError> = None;
+    let mut sides: HashMap<u64, RowSide> = HashMap::new();
     while let Some(mut msg) = next_msg(&mut rx) {
         msg.hash_body();
+        let index = match &msg {
+            WriterMsg::Side { index, side } => {
+                sides.insert(*index, side.clone());
+                continue;
+            }
+            WriterMsg::Stored { result, .. } | WriterMsg::Record(result) => result.index,
+        };
+        let side = sides.remove(&index).unwrap_or_default();
         let result = match msg {
+            WriterMsg::Side { .. } => continue,
             WriterMsg::Stored {
                 result,
                 body,
@@ -148,8 +190,8 @@ pub(crate) fn writer_loop(
                     }
                     continue;
                 }
-                let member = result.member.clone().unwrap_or_default();
-                if let Err(source) = store(&mut archive, &member, result.bytes, body, precompressed)
+                if let Err(source) =
+                    store_row(&mut archive, &result, body, precompressed, &side, &layout)
                 {
                     error = Some(EngineError::Output {
                         path: archive_path.clone(),
@@ -176,7 +218,7 @@ pub(crate) fn writer_loop(
             RowStatus::Skipped => {}
         }
         tally.count(&result);
-        if let Err(e) = results.push(result) {
+        if let Err(e) = results.push_with(result, side.extra) {
             error = Some(EngineError::Results(e));
         }
     }

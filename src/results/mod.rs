@@ -50,7 +50,12 @@ pub enum ResultsError {
 
 /// The results file schema.
 pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    schema_with(&[])
+}
+
+/// The results file schema with `extra` input columns (nullable strings) after the fixed ones.
+pub fn schema_with(extra: &[String]) -> SchemaRef {
+    let mut fields = vec![
         Field::new("index", DataType::UInt64, false),
         Field::new("url", DataType::Utf8, true),
         Field::new("class", DataType::Utf8, true),
@@ -63,7 +68,9 @@ pub fn schema() -> SchemaRef {
         Field::new("member", DataType::Utf8, true),
         Field::new("attempts", DataType::UInt32, false),
         Field::new("elapsed_ms", DataType::UInt64, false),
-    ]))
+    ];
+    fields.extend(extra.iter().map(|c| Field::new(c, DataType::Utf8, true)));
+    Arc::new(Schema::new(fields))
 }
 
 /// The text stored in the `status` column.
@@ -87,7 +94,8 @@ fn parse_status(text: &str) -> Option<RowStatus> {
 /// Writes a results file (blocking; owned by the writer thread).
 pub struct ResultsWriter {
     writer: ArrowWriter<File>,
-    buffer: Vec<RowResult>,
+    buffer: Vec<(RowResult, Vec<Option<String>>)>,
+    extra: Vec<String>,
     part: PathBuf,
     path: PathBuf,
 }
@@ -95,6 +103,12 @@ pub struct ResultsWriter {
 impl ResultsWriter {
     /// Creates `<path>.part`.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
+        Self::create_with(path, &[])
+    }
+
+    /// Creates `<path>.part` with `extra` input columns after the fixed ones (see
+    /// [`ResultsWriter::push_with`]).
+    pub fn create_with(path: &Path, extra: &[String]) -> Result<Self, ResultsError> {
         let part = part_path(path);
         let file = File::create(&part).map_err(|source| ResultsError::Io {
             path: part.clone(),
@@ -104,7 +118,7 @@ impl ResultsWriter {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
-        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| {
+        let writer = ArrowWriter::try_new(file, schema_with(extra), Some(props)).map_err(|e| {
             ResultsError::Format {
                 path: part.clone(),
                 reason: e.to_string(),
@@ -113,14 +127,25 @@ impl ResultsWriter {
         Ok(Self {
             writer,
             buffer: Vec::with_capacity(BATCH_ROWS),
+            extra: extra.to_vec(),
             part,
             path: path.to_path_buf(),
         })
     }
 
-    /// Adds one row's result.
+    /// Adds one row's result (its extra cells null).
     pub fn push(&mut self, result: RowResult) -> Result<(), ResultsError> {
-        self.buffer.push(result);
+        self.push_with(result, Vec::new())
+    }
+
+    /// Adds one row's result with its cells of the extra columns, in the order given to
+    /// [`ResultsWriter::create_with`] (missing cells are null).
+    pub fn push_with(
+        &mut self,
+        result: RowResult,
+        extra: Vec<Option<String>>,
+    ) -> Result<(), ResultsError> {
+        self.buffer.push((result, extra));
         if self.buffer.len() >= BATCH_ROWS {
             self.flush_buffer()?;
         }
@@ -131,7 +156,7 @@ impl ResultsWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let batch = to_batch(&self.buffer).map_err(|reason| ResultsError::Format {
+        let batch = to_batch(&self.buffer, &self.extra).map_err(|reason| ResultsError::Format {
             path: self.part.clone(),
             reason,
         })?;
@@ -166,7 +191,10 @@ impl ResultsWriter {
     }
 }
 
-fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
+fn to_batch(
+    rows: &[(RowResult, Vec<Option<String>>)],
+    extra_cols: &[String],
+) -> Result<RecordBatch, String> {
     let n = rows.len();
     let mut index = UInt64Builder::with_capacity(n);
     let mut url = StringBuilder::new();
@@ -180,7 +208,11 @@ fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
     let mut member = StringBuilder::new();
     let mut attempts = UInt32Builder::with_capacity(n);
     let mut elapsed = UInt64Builder::with_capacity(n);
-    for r in rows {
+    let mut extra: Vec<StringBuilder> = extra_cols.iter().map(|_| StringBuilder::new()).collect();
+    for (r, cells) in rows {
+        for (i, b) in extra.iter_mut().enumerate() {
+            b.append_option(cells.get(i).and_then(Option::as_deref));
+        }
         index.append_value(r.index);
         url.append_option(r.url.as_deref());
         class.append_option(r.class.as_deref());
@@ -194,7 +226,7 @@ fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
         attempts.append_value(r.attempts);
         elapsed.append_value(r.elapsed_ms);
     }
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(index.finish()),
         Arc::new(url.finish()),
         Arc::new(class.finish()),
@@ -208,11 +240,22 @@ fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
         Arc::new(attempts.finish()),
         Arc::new(elapsed.finish()),
     ];
-    RecordBatch::try_new(schema(), columns).map_err(|e| e.to_string())
+    columns.extend(extra.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    RecordBatch::try_new(schema_with(extra_cols), columns).map_err(|e| e.to_string())
 }
 
 /// Streams every result of a results file to `each`.
 pub fn read_results(path: &Path, mut each: impl FnMut(RowResult)) -> Result<(), ResultsError> {
+    read_results_with(path, &[], |r, _| each(r))
+}
+
+/// Like [`read_results`], also handing out each row's cells of the `extra` columns (null when
+/// the file has no such column).
+pub fn read_results_with(
+    path: &Path,
+    extra: &[String],
+    mut each: impl FnMut(RowResult, Vec<Option<String>>),
+) -> Result<(), ResultsError> {
     let fmt = |reason: String| ResultsError::Format {
         path: path.to_path_buf(),
         reason,
@@ -226,12 +269,16 @@ pub fn read_results(path: &Path, mut each: impl FnMut(RowResult)) -> Result<(), 
         .map_err(|e| fmt(e.to_string()))?;
     for batch in reader {
         let batch = batch.map_err(|e| fmt(e.to_string()))?;
-        from_batch(&batch, &mut each).map_err(fmt)?;
+        from_batch(&batch, extra, &mut each).map_err(fmt)?;
     }
     Ok(())
 }
 
-fn from_batch(batch: &RecordBatch, each: &mut impl FnMut(RowResult)) -> Result<(), String> {
+fn from_batch(
+    batch: &RecordBatch,
+    extra: &[String],
+    each: &mut impl FnMut(RowResult, Vec<Option<String>>),
+) -> Result<(), String> {
     let col = |name: &str| {
         batch
             .column_by_name(name)
@@ -272,6 +319,15 @@ fn from_batch(batch: &RecordBatch, each: &mut impl FnMut(RowResult)) -> Result<(
     let message = strings("error_message")?;
     let sha = strings("sha256")?;
     let member = strings("member")?;
+    let mut cells: Vec<std::vec::IntoIter<Option<String>>> = Vec::with_capacity(extra.len());
+    for c in extra {
+        let values = if batch.column_by_name(c).is_some() {
+            strings(c)?
+        } else {
+            vec![None; batch.num_rows()]
+        };
+        cells.push(values.into_iter());
+    }
     let parts = url
         .into_iter()
         .zip(class)
@@ -286,20 +342,24 @@ fn from_batch(batch: &RecordBatch, each: &mut impl FnMut(RowResult)) -> Result<(
             .as_deref()
             .and_then(parse_status)
             .ok_or_else(|| format!("row {i}: unknown status"))?;
-        each(RowResult {
-            index: index.value(i),
-            url,
-            class,
-            status,
-            http_status: (!http.is_null(i)).then(|| http.value(i)),
-            error_kind: kind,
-            error_message: message,
-            bytes: bytes.value(i),
-            sha256: sha,
-            member,
-            attempts: attempts.value(i),
-            elapsed_ms: elapsed.value(i),
-        });
+        let row_cells = cells.iter_mut().map(|c| c.next().flatten()).collect();
+        each(
+            RowResult {
+                index: index.value(i),
+                url,
+                class,
+                status,
+                http_status: (!http.is_null(i)).then(|| http.value(i)),
+                error_kind: kind,
+                error_message: message,
+                bytes: bytes.value(i),
+                sha256: sha,
+                member,
+                attempts: attempts.value(i),
+                elapsed_ms: elapsed.value(i),
+            },
+            row_cells,
+        );
     }
     Ok(())
 }

@@ -255,3 +255,75 @@ fn verify_hash_drops_bodies_that_differ_from_the_list() {
     );
     assert_eq!(code(&result), 2, "{}", text(&result));
 }
+
+/// Each row's cells of `cols` in a results file, by row index.
+fn extra_cells(path: &Path, cols: &[&str]) -> std::collections::BTreeMap<u64, Vec<Option<String>>> {
+    let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+    let mut out = std::collections::BTreeMap::new();
+    ldawt::results::read_results_with(path, &cols, |r, cells| {
+        out.insert(r.index, cells);
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn extra_cols_are_carried_into_the_results_and_through_resume() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [
+        "/photos/1/a.jpg",
+        "/fx/404/photos/2/a.jpg",
+        "/photos/3/a.jpg",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
+    let license = vec![Some("cc-by".to_string()), Some("cc0".to_string()), None];
+    let author = vec![Some("ann".to_string()), None, Some("bob".to_string())];
+    let more = [("license", license.clone()), ("author", author.clone())];
+    let args = ["--extra-cols", "author,license"];
+    let (out, result) = download(dir.path(), "extra.tar", &urls, &more, &args);
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    let results_file = ldawt::engine::results_path(&out);
+    let expect: std::collections::BTreeMap<u64, Vec<Option<String>>> = (0..3)
+        .map(|i| (i as u64, vec![author[i].clone(), license[i].clone()]))
+        .collect();
+    assert_eq!(extra_cells(&results_file, &["author", "license"]), expect);
+    // The parquet schema really has the columns, after the fixed ones.
+    let file = std::fs::File::open(&results_file).unwrap();
+    let schema = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .schema()
+        .clone();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(&names[names.len() - 2..], &["author", "license"]);
+
+    // --resume keeps the carried rows' cells.
+    let input = dir.path().join("extra.tar.in.parquet");
+    let result = run_ldawt(
+        &[
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--extra-cols",
+            "author,license",
+            "--resume",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    assert_eq!(extra_cells(&results_file, &["author", "license"]), expect);
+    assert_eq!(
+        fx.requests(paths[0]),
+        1,
+        "row 0 was carried, not fetched again"
+    );
+
+    // Bad lists are refused before anything is written.
+    for bad in ["nope", "url", "author,,license", "author,author"] {
+        let (out, result) = download(dir.path(), "bad.tar", &urls, &more, &["--extra-cols", bad]);
+        assert_eq!(code(&result), 2, "{bad}: {}", text(&result));
+        assert!(!out.exists());
+    }
+}

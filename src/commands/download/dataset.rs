@@ -2,6 +2,8 @@
 //! extra columns, output format), kept apart from the transfer options and applied onto the
 //! [`EngineConfig`] in one step.
 
+use std::path::Path;
+
 use clap::{Args, ValueEnum};
 
 use crate::engine::{EngineConfig, HashCheck, OutputFormat, check_user_agent_token, parse_columns};
@@ -60,10 +62,12 @@ impl DatasetOptions {
         if let Some(cols) = self.extra_cols {
             let cols = parse_columns("--extra-cols", &cols).map_err(UsageError::new)?;
             let fixed = crate::results::schema();
-            if let Some(c) = cols.iter().find(|c| fixed.field_with_name(c).is_ok()) {
+            if let Some(c) = cols.iter().find(|c| {
+                fixed.field_with_name(c).is_ok() || crate::engine::SAMPLE_KEYS.contains(&c.as_str())
+            }) {
                 return Err(UsageError::new(format!(
-                    "--extra-cols: '{c}' is already a column of the results file; rename it in \
-                     the input"
+                    "--extra-cols: '{c}' is already a column of the results file (or a key of \
+                     the webdataset .json); rename it in the input"
                 ))
                 .into());
             }
@@ -76,4 +80,35 @@ impl DatasetOptions {
         };
         Ok(())
     }
+}
+
+/// Checks `--output` against the format: `files` writes a new directory (not a `.tar` name,
+/// not over an existing path); `--resume` continues classdirs archives only.
+pub fn check_output(format: OutputFormat, output: &Path, resume: bool) -> Result<(), UsageError> {
+    if resume && format != OutputFormat::Classdirs {
+        return Err(UsageError::new(
+            "--resume works with --format classdirs only; run without --resume",
+        ));
+    }
+    if format != OutputFormat::Files {
+        return Ok(());
+    }
+    let name = output.to_string_lossy().to_ascii_lowercase();
+    if [".tar", ".tar.gz", ".tgz"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        return Err(UsageError::new(format!(
+            "--output {}: --format files writes a directory; give a name without .tar",
+            output.display()
+        )));
+    }
+    if output.exists() {
+        return Err(UsageError::new(format!(
+            "--output {} already exists; --format files writes a new directory (remove it or \
+             choose another name)",
+            output.display()
+        )));
+    }
+    Ok(())
 }
