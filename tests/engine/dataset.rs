@@ -327,3 +327,235 @@ fn extra_cols_are_carried_into_the_results_and_through_resume() {
         assert!(!out.exists());
     }
 }
+
+/// The Python of `target/pyvenv` (made by scripts/install-test-deps.sh) if it can import the
+/// `webdataset` and `pyarrow` packages; otherwise the skip reason.
+fn pyvenv() -> Result<std::path::PathBuf, String> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import webdataset, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Ok(python)
+    } else {
+        Err(format!(
+            "{} cannot import webdataset and pyarrow; run scripts/install-test-deps.sh",
+            python.display()
+        ))
+    }
+}
+
+/// Regular members of a tar, in archive order.
+fn member_order(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(file);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type() == tar::EntryType::Regular)
+        .map(|e| e.path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn webdataset_output_is_read_back_by_the_webdataset_package() {
+    let python = match pyvenv() {
+        Ok(p) => p,
+        Err(reason) => return common::skip(reason),
+    };
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // (path, class, stored)
+    let rows: [(&str, Option<&str>, bool); 6] = [
+        ("/photos/1/a.jpg", Some("Bombus"), true),
+        ("/fx/404/photos/2/a.jpg", Some("Apis"), false),
+        ("/photos/3/a.png", Some("Apis"), true),
+        ("/fx/robots-noai/photos/4/a.jpg", Some("Vespa"), false),
+        ("/photos/5/a.jpg", None, true),
+        ("/fx/size-1500000/photos/6/a.jpg", Some("Bombus"), true),
+    ];
+    let input = dir.path().join("in.parquet");
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                rows.iter().map(|r| Some(fx.url(r.0))).collect(),
+            ),
+            (
+                "taxon_name",
+                rows.iter().map(|r| r.1.map(str::to_string)).collect(),
+            ),
+            (
+                "license",
+                (0..rows.len()).map(|i| Some(format!("lic-{i}"))).collect(),
+            ),
+        ],
+    );
+    let out = dir.path().join("wds").join("shard-00003.tar");
+    let result = run_ldawt(
+        &[
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--format",
+            "webdataset",
+            "--extra-cols",
+            "license",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&result), 1, "{}", text(&result));
+
+    // Class ids in order of first appearance in the input, failed rows included.
+    let classes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ldawt::engine::classes_path(&out)).unwrap()).unwrap();
+    assert_eq!(
+        classes["names"],
+        serde_json::json!(["Bombus", "Apis", "Vespa"])
+    );
+    assert_eq!(classes["classes"]["Apis"], 1);
+
+    // Every sample's members are adjacent: KEY.<image>, KEY.json, KEY.cls.
+    let order = member_order(&out);
+    let keys: Vec<&str> = order.iter().map(|m| m.split_once('.').unwrap().0).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, k) in keys.iter().enumerate() {
+        if i == 0 || keys[i - 1] != *k {
+            assert!(
+                seen.insert(*k),
+                "members of {k} are not adjacent: {order:?}"
+            );
+        }
+    }
+
+    let results_rows = results(&ldawt::engine::results_path(&out));
+    let read = std::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_webdataset.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    let stored: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].2).collect();
+    assert_eq!(samples.len(), stored.len(), "{samples:?}");
+    let mut by_key: std::collections::HashMap<String, serde_json::Value> = samples
+        .into_iter()
+        .map(|s| (s["key"].as_str().unwrap().to_string(), s))
+        .collect();
+    for i in stored {
+        let (path, class, _) = rows[i];
+        let key = ldawt::engine::sample_key(i as u64);
+        let s = by_key
+            .remove(&key)
+            .unwrap_or_else(|| panic!("no sample {key}"));
+        let r = &results_rows[&(i as u64)];
+        let body_sha = sha256_hex(&fx.expected_body(path));
+        let image = if path.ends_with(".png") { "png" } else { "jpg" };
+        assert_eq!(r.member.as_deref(), Some(format!("{key}.{image}").as_str()));
+        let mut exts = vec![image, "json"];
+        if class.is_some() {
+            exts.push("cls");
+        }
+        exts.sort();
+        assert_eq!(s["exts"], serde_json::json!(exts), "{key}");
+        assert_eq!(s["sha256"], body_sha.as_str(), "{key}: image bytes");
+        let meta = &s["meta"];
+        assert_eq!(meta["sha256"], body_sha.as_str());
+        assert_eq!(meta["index"], i as u64);
+        assert_eq!(meta["url"], fx.url(path).as_str());
+        assert_eq!(meta["class"], serde_json::json!(class));
+        assert_eq!(meta["http_status"], 200);
+        assert_eq!(meta["license"], format!("lic-{i}").as_str());
+        match class {
+            Some(c) => {
+                assert_eq!(s["cls"], classes["classes"][c], "{key}");
+                assert_eq!(meta["class_id"], classes["classes"][c]);
+            }
+            None => assert_eq!(s["cls"], serde_json::Value::Null),
+        }
+    }
+
+    // --resume continues classdirs archives only.
+    let result = run_ldawt(
+        &[
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--format",
+            "webdataset",
+            "--resume",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&result), 2, "{}", text(&result));
+}
+
+#[test]
+fn files_format_writes_a_plain_directory_tree() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [
+        "/photos/1/a.jpg",
+        "/photos/2/a.png",
+        "/fx/404/photos/3/a.jpg",
+        "/photos/4/a.jpg",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
+    let (out, result) = download(dir.path(), "tree", &urls, &[], &["--format", "files"]);
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    assert!(out.is_dir(), "{}", text(&result));
+    assert!(!dir.path().join("tree.part").exists());
+    let rows = results(&ldawt::engine::results_path(&out));
+    let mut files = 0;
+    for (i, path) in paths.iter().enumerate() {
+        let r = &rows[&(i as u64)];
+        if path.contains("/404/") {
+            assert_eq!(r.status, RowStatus::Failed);
+            continue;
+        }
+        // Members are named as in the tar (`<stem>/<class>/<name>.<ext>`), relative to the
+        // output's parent folder.
+        let member = r.member.as_deref().unwrap();
+        assert!(member.starts_with("tree/"), "{member}");
+        assert_eq!(
+            std::fs::read(dir.path().join(member)).unwrap(),
+            fx.expected_body(path),
+            "{member}"
+        );
+        files += 1;
+    }
+    let on_disk = walk(&out);
+    assert_eq!(on_disk, files, "exactly the stored images, nothing else");
+
+    // Never over an existing tree; a tar name is a mistake.
+    for name in ["tree", "tree.tar"] {
+        let (_, result) = download(dir.path(), name, &urls, &[], &["--format", "files"]);
+        assert_eq!(code(&result), 2, "{name}: {}", text(&result));
+    }
+    assert_eq!(walk(&out), files, "the existing tree is untouched");
+}
+
+/// Regular files below `dir`.
+fn walk(dir: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            n += walk(&e.path());
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
