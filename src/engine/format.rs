@@ -114,7 +114,7 @@ pub(crate) fn sample_json(key: &str, r: &RowResult, side: &RowSide, layout: &Lay
 /// The writer thread's sink: a tar (classdirs, webdataset) or a directory tree (files).
 pub(crate) enum Output {
     /// A tar or tar.gz.
-    Tar(ArchiveWriter),
+    Tar(Box<ArchiveWriter>),
     /// A directory tree.
     Dir(DirWriter),
 }

@@ -72,10 +72,10 @@ pub(crate) fn prepare(
     // The previous results are read again below, so the new file goes to its `.part` name.
     let archive = match spec.format {
         OutputFormat::Files => Output::Dir(DirWriter::create(archive_path, top).map_err(out)?),
-        OutputFormat::Classdirs | OutputFormat::Webdataset => Output::Tar(
+        OutputFormat::Classdirs | OutputFormat::Webdataset => Output::Tar(Box::new(
             ArchiveWriter::create(archive_path, top, spec.compression, spec.mtime, spec.digest)
                 .map_err(out)?,
-        ),
+        )),
     };
     let results = match ResultsWriter::create_with(&results_file, &spec.extra_cols) {
         Ok(r) => r,
