@@ -5,6 +5,7 @@
 //! thread, `resume`: carrying a previous run over); this file holds the types every caller
 //! relies on.
 
+mod filter;
 mod format;
 mod options;
 mod resume;
@@ -26,7 +27,7 @@ use crate::input::RowBatches;
 
 pub use format::{SAMPLE_KEYS, classes_path, sample_key};
 pub use options::{
-    HashAlgorithm, HashCheck, OutputFormat, PROJECT_URL, check_user_agent_token,
+    HashAlgorithm, HashCheck, ImageFilters, OutputFormat, PROJECT_URL, check_user_agent_token,
     default_user_agent, parse_columns, user_agent_with_token,
 };
 
@@ -87,6 +88,9 @@ pub struct EngineConfig {
     /// The output layout.
     #[serde(default)]
     pub format: OutputFormat,
+    /// Limits on the images' dimensions (rows outside them are skipped, not stored).
+    #[serde(default)]
+    pub filters: ImageFilters,
 }
 
 fn default_disallowed() -> Vec<String> {
@@ -136,6 +140,7 @@ impl Default for EngineConfig {
             verify_hash: None,
             extra_cols: Vec::new(),
             format: OutputFormat::Classdirs,
+            filters: ImageFilters::default(),
         }
     }
 }

@@ -115,6 +115,60 @@ pub enum OutputFormat {
     Files,
 }
 
+/// `--min-image-size`, `--max-image-area`, `--max-aspect-ratio`: limits on an image's
+/// dimensions, read from its header (no full decode). A row outside them is skipped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageFilters {
+    /// Both sides at least this many pixels.
+    pub min_image_size: Option<u32>,
+    /// Width × height at most this many pixels.
+    pub max_image_area: Option<u64>,
+    /// Longer side / shorter side at most this.
+    pub max_aspect_ratio: Option<f64>,
+}
+
+impl ImageFilters {
+    /// True when any limit is set (only then are headers read).
+    pub fn active(&self) -> bool {
+        self.min_image_size.is_some()
+            || self.max_image_area.is_some()
+            || self.max_aspect_ratio.is_some()
+    }
+
+    /// Checks `width` × `height`; the error is (error kind, message).
+    pub fn check(&self, width: u32, height: u32) -> Result<(), (&'static str, String)> {
+        if let Some(min) = self.min_image_size
+            && width.min(height) < min
+        {
+            return Err((
+                "image_too_small",
+                format!("{width}x{height}: a side is under --min-image-size {min}"),
+            ));
+        }
+        let area = u64::from(width) * u64::from(height);
+        if let Some(max) = self.max_image_area
+            && area > max
+        {
+            return Err((
+                "image_area_too_large",
+                format!("{width}x{height} = {area} pixels, over --max-image-area {max}"),
+            ));
+        }
+        if let Some(max) = self.max_aspect_ratio {
+            let ratio = f64::from(width.max(height)) / f64::from(width.min(height).max(1));
+            if ratio > max {
+                return Err((
+                    "aspect_ratio_too_large",
+                    format!(
+                        "{width}x{height}: aspect ratio {ratio:.2} over --max-aspect-ratio {max}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parses a comma-separated column list (`--extra-cols a,b,c`), refusing blanks and repeats.
 pub fn parse_columns(flag: &str, text: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
@@ -168,6 +222,32 @@ mod tests {
         );
         assert!(HashCheck::parse("x:crc32").unwrap_err().contains("crc32"));
         assert!(HashCheck::parse(":md5").is_err());
+    }
+
+    #[test]
+    fn image_filters_check_sides_area_and_ratio() {
+        let none = ImageFilters::default();
+        assert!(!none.active());
+        assert_eq!(none.check(1, 100_000), Ok(()));
+        let f = ImageFilters {
+            min_image_size: Some(100),
+            max_image_area: Some(1_000_000),
+            max_aspect_ratio: Some(3.0),
+        };
+        assert!(f.active());
+        assert_eq!(f.check(100, 300), Ok(()));
+        assert_eq!(f.check(1000, 1000), Ok(()));
+        assert_eq!(f.check(99, 200).unwrap_err().0, "image_too_small");
+        assert_eq!(f.check(1001, 1000).unwrap_err().0, "image_area_too_large");
+        assert_eq!(f.check(100, 301).unwrap_err().0, "aspect_ratio_too_large");
+        let ratio_only = ImageFilters {
+            max_aspect_ratio: Some(2.0),
+            ..ImageFilters::default()
+        };
+        assert!(
+            ratio_only.check(0, 5).is_err(),
+            "a zero side never divides by zero"
+        );
     }
 
     #[test]

@@ -15,12 +15,12 @@ use tokio_util::task::TaskTracker;
 use super::format::{ClassIds, Layout, RowSide};
 use super::resume::{self, OutputSpec, Prepared, url_key};
 use super::row::{RowContext, RowJob, fetch_row};
-use super::verify;
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
     EngineConfig, EngineError, OutputFormat, RowResult, RowStatus, ShardCounters, ShardJob,
     ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
 };
+use super::{filter, verify};
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
 use crate::fetch::hosts::{HostGates, now};
@@ -266,10 +266,14 @@ pub(crate) async fn run(
                 spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
             };
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
+            let filters = cfg.filters.active().then(|| cfg.filters.clone());
             tracker.spawn(async move {
                 let mut msg = fetch_row(ctx, job).await;
                 if let Some((algorithm, column, cell)) = expected {
                     msg = verify::check(msg, algorithm, column, cell).await;
+                }
+                if let Some(filters) = filters {
+                    msg = filter::check(msg, filters).await;
                 }
                 if tx.capacity() < WRITER_QUEUE / 2 {
                     // The writer is behind: hash here rather than add to its work.

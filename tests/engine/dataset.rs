@@ -559,3 +559,76 @@ fn walk(dir: &Path) -> usize {
     }
     n
 }
+
+#[test]
+fn image_filters_skip_rows_by_their_header_dimensions() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    // (path, kind when filtered; None = stored)
+    let cases = [
+        ("/fx/dims-200x150/photos/1/a.jpg", None),
+        ("/fx/dims-120x120/photos/2/a.png", None),
+        ("/fx/dims-99x300/photos/3/a.jpg", Some("image_too_small")),
+        (
+            "/fx/dims-1100x1000/photos/4/a.png",
+            Some("image_area_too_large"),
+        ),
+        (
+            "/fx/dims-400x100/photos/5/a.jpg",
+            Some("aspect_ratio_too_large"),
+        ),
+        // Over the 1 MiB spill threshold: read from the spill file.
+        ("/fx/size-1200000/photos/6/a.jpg", Some("image_undecodable")),
+        ("/fx/dims-150x450/photos/7/a.jpg", None),
+    ];
+    let urls: Vec<String> = cases.iter().map(|(p, _)| fx.url(p)).collect();
+    let filters = [
+        "--min-image-size",
+        "100",
+        "--max-image-area",
+        "1000000",
+        "--max-aspect-ratio",
+        "3",
+    ];
+    let (out, result) = download(dir.path(), "filtered.tar", &urls, &[], &filters);
+    assert_eq!(
+        code(&result),
+        0,
+        "filtered rows are not failures: {}",
+        text(&result)
+    );
+    let rows = results(&ldawt::engine::results_path(&out));
+    let members = archive_members(&out);
+    for (i, (path, kind)) in cases.iter().enumerate() {
+        let r = &rows[&(i as u64)];
+        match kind {
+            None => {
+                assert_eq!(r.status, RowStatus::Ok, "{path}: {r:?}");
+                assert_eq!(
+                    members[r.member.as_deref().unwrap()],
+                    fx.expected_body(path)
+                );
+            }
+            Some(kind) => {
+                assert_eq!(r.status, RowStatus::Skipped, "{path}: {r:?}");
+                assert_eq!(r.error_kind.as_deref(), Some(*kind), "{path}");
+                assert_eq!(r.member, None);
+            }
+        }
+    }
+    assert_eq!(members.len(), 3);
+    let message = rows[&3].error_message.clone().unwrap();
+    assert!(message.contains("1100x1000"), "{message}");
+    let summary = String::from_utf8_lossy(&result.stdout);
+    assert!(summary.contains("image_too_small"), "{summary}");
+
+    // Without filters nothing is decoded and everything is stored.
+    let (out, result) = download(dir.path(), "plain.tar", &urls, &[], &[]);
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    assert_eq!(archive_members(&out).len(), cases.len());
+
+    for bad in [["--max-aspect-ratio", "0.5"], ["--max-aspect-ratio", "NaN"]] {
+        let (_, result) = download(dir.path(), "bad.tar", &urls, &[], &bad);
+        assert_eq!(code(&result), 2, "{bad:?}: {}", text(&result));
+    }
+}

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use clap::{Args, ValueEnum};
 
-use crate::engine::{EngineConfig, HashCheck, OutputFormat, check_user_agent_token, parse_columns};
+use crate::engine::{
+    EngineConfig, HashCheck, ImageFilters, OutputFormat, check_user_agent_token, parse_columns,
+};
 use crate::exit::UsageError;
 use crate::fetch::robots_tag;
 
@@ -44,6 +46,17 @@ pub struct DatasetOptions {
     /// Output layout [default: classdirs].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+    /// Skip images whose width or height is under N pixels (read from the image header; the
+    /// row is skipped as `image_too_small`).
+    #[arg(long, value_name = "N")]
+    pub min_image_size: Option<u32>,
+    /// Skip images of more than N pixels, width × height (`image_area_too_large`).
+    #[arg(long, value_name = "N")]
+    pub max_image_area: Option<u64>,
+    /// Skip images whose longer side is more than R times the shorter one
+    /// (`aspect_ratio_too_large`).
+    #[arg(long, value_name = "R")]
+    pub max_aspect_ratio: Option<f64>,
 }
 
 impl DatasetOptions {
@@ -73,6 +86,19 @@ impl DatasetOptions {
             }
             engine.extra_cols = cols;
         }
+        if let Some(r) = self.max_aspect_ratio
+            && !(r.is_finite() && r >= 1.0)
+        {
+            return Err(UsageError::new(format!(
+                "--max-aspect-ratio {r}: must be a number of at least 1 (longer side / shorter side)"
+            ))
+            .into());
+        }
+        engine.filters = ImageFilters {
+            min_image_size: self.min_image_size,
+            max_image_area: self.max_image_area,
+            max_aspect_ratio: self.max_aspect_ratio,
+        };
         engine.format = match self.format {
             None | Some(FormatArg::Classdirs) => OutputFormat::Classdirs,
             Some(FormatArg::Webdataset) => OutputFormat::Webdataset,

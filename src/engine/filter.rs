@@ -1,0 +1,82 @@
+//! `--min-image-size`, `--max-image-area`, `--max-aspect-ratio`: a downloaded image's
+//! dimensions are read from its header (the `image` crate's decoders stop after the header; no
+//! pixels are decoded) on the blocking pool, and a row outside the limits is skipped with the
+//! reason instead of stored. A body whose dimensions cannot be read (not PNG/JPEG, corrupt
+//! header) is skipped as `image_undecodable`: the limits could not be checked.
+
+use std::io::{BufReader, Cursor, Read, Seek};
+
+use super::writer::WriterMsg;
+use super::{ImageFilters, RowResult, RowStatus};
+use crate::fetch::Body;
+
+/// The error kind of a body whose dimensions cannot be read.
+pub const UNDECODABLE: &str = "image_undecodable";
+
+fn dims_of(reader: impl Read + Seek) -> Result<(u32, u32), String> {
+    image::ImageReader::new(BufReader::new(reader))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| e.to_string())
+}
+
+/// The body's width and height, from its header.
+pub fn dimensions(body: &Body) -> Result<(u32, u32), String> {
+    match body {
+        Body::Memory(chunks) if chunks.len() == 1 => dims_of(Cursor::new(&chunks[0][..])),
+        Body::Memory(chunks) => dims_of(Cursor::new(chunks.concat())),
+        Body::Spilled { path } => {
+            let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            dims_of(file)
+        }
+    }
+}
+
+/// Applies `filters` to a fetched row; rows that were not stored pass through unchanged.
+pub(crate) async fn check(msg: WriterMsg, filters: ImageFilters) -> WriterMsg {
+    let WriterMsg::Stored {
+        result,
+        body,
+        precompressed,
+    } = msg
+    else {
+        return msg;
+    };
+    let skipped = |result: &RowResult, kind: &str, message: String| {
+        WriterMsg::Record(RowResult {
+            status: RowStatus::Skipped,
+            error_kind: Some(kind.to_string()),
+            error_message: Some(message),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            ..result.clone()
+        })
+    };
+    let base = result.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let verdict = match dimensions(&body) {
+            Ok((w, h)) => filters.check(w, h).map_err(|(k, m)| (k.to_string(), m)),
+            Err(e) => Err((
+                UNDECODABLE.to_string(),
+                format!("cannot read the image's dimensions to apply the filters: {e}"),
+            )),
+        };
+        match verdict {
+            Ok(()) => WriterMsg::Stored {
+                result,
+                body,
+                precompressed,
+            },
+            Err((kind, message)) => {
+                if let Body::Spilled { path } = &body {
+                    let _ = std::fs::remove_file(path);
+                }
+                skipped(&result, &kind, message)
+            }
+        }
+    })
+    .await;
+    outcome.unwrap_or_else(|e| skipped(&base, UNDECODABLE, format!("filter task failed: {e}")))
+}
