@@ -8,6 +8,7 @@
 mod filter;
 mod format;
 mod options;
+mod resize;
 mod resume;
 mod row;
 mod run;
@@ -27,8 +28,9 @@ use crate::input::RowBatches;
 
 pub use format::{SAMPLE_KEYS, classes_path, sample_key};
 pub use options::{
-    HashAlgorithm, HashCheck, ImageFilters, OutputFormat, PROJECT_URL, check_user_agent_token,
-    default_user_agent, parse_columns, user_agent_with_token,
+    EncodeFormat, HashAlgorithm, HashCheck, ImageFilters, OutputFormat, PROJECT_URL, ResizeMode,
+    ResizeOptions, check_user_agent_token, default_user_agent, parse_columns, resize_plan,
+    user_agent_with_token,
 };
 
 /// How the archive is compressed. Chosen from the output name by default: `.tar` → `None`,
@@ -91,6 +93,9 @@ pub struct EngineConfig {
     /// Limits on the images' dimensions (rows outside them are skipped, not stored).
     #[serde(default)]
     pub filters: ImageFilters,
+    /// Resizing and re-encoding (off by default).
+    #[serde(default)]
+    pub resize: ResizeOptions,
 }
 
 fn default_disallowed() -> Vec<String> {
@@ -141,6 +146,7 @@ impl Default for EngineConfig {
             extra_cols: Vec::new(),
             format: OutputFormat::Classdirs,
             filters: ImageFilters::default(),
+            resize: ResizeOptions::default(),
         }
     }
 }

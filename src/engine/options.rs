@@ -169,6 +169,95 @@ impl ImageFilters {
     }
 }
 
+/// How images are resized (`--resize-mode`), as img2dataset names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResizeMode {
+    /// Stored as downloaded.
+    #[default]
+    No,
+    /// The shorter side becomes the image size, the ratio is kept.
+    KeepRatio,
+    /// The longer side becomes the image size, the ratio is kept.
+    KeepRatioLargest,
+    /// The shorter side becomes the image size, then a centred square is cut out.
+    CenterCrop,
+    /// The longer side becomes the image size, then black borders make it square.
+    Border,
+}
+
+/// The encoding of resized images (`--encode-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EncodeFormat {
+    /// JPEG at [`ResizeOptions::encode_quality`].
+    #[default]
+    Jpg,
+    /// Lossless PNG.
+    Png,
+}
+
+impl EncodeFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpg => "jpg",
+            Self::Png => "png",
+        }
+    }
+}
+
+/// Resizing and re-encoding of stored images; off (`ResizeMode::No`) by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeOptions {
+    /// How.
+    pub mode: ResizeMode,
+    /// The target size in pixels.
+    pub image_size: u32,
+    /// Never enlarge: images already within the size are not scaled (crop/border still apply).
+    pub only_if_bigger: bool,
+    /// The output encoding.
+    pub encode_format: EncodeFormat,
+    /// JPEG quality, 1–100.
+    pub encode_quality: u8,
+}
+
+impl Default for ResizeOptions {
+    fn default() -> Self {
+        Self {
+            mode: ResizeMode::No,
+            image_size: 256,
+            only_if_bigger: false,
+            encode_format: EncodeFormat::Jpg,
+            encode_quality: 95,
+        }
+    }
+}
+
+/// Where a `width` × `height` image goes under `opts`: the size it is scaled to, then the
+/// canvas it is cropped or padded to (centred), if any.
+pub fn resize_plan(
+    opts: &ResizeOptions,
+    width: u32,
+    height: u32,
+) -> ((u32, u32), Option<(u32, u32)>) {
+    let size = opts.image_size.max(1);
+    let (w, h) = (width.max(1), height.max(1));
+    let by_shorter = matches!(opts.mode, ResizeMode::KeepRatio | ResizeMode::CenterCrop);
+    let side = if by_shorter { w.min(h) } else { w.max(h) };
+    let scaled = if opts.mode == ResizeMode::No || (opts.only_if_bigger && side <= size) {
+        (w, h)
+    } else {
+        let f = f64::from(size) / f64::from(side);
+        let s = |v: u32| ((f64::from(v) * f).round() as u32).max(1);
+        (s(w), s(h))
+    };
+    let canvas = match opts.mode {
+        ResizeMode::CenterCrop => Some((scaled.0.min(size), scaled.1.min(size))),
+        ResizeMode::Border => Some((size.max(scaled.0), size.max(scaled.1))),
+        _ => None,
+    };
+    (scaled, canvas)
+}
+
 /// Parses a comma-separated column list (`--extra-cols a,b,c`), refusing blanks and repeats.
 pub fn parse_columns(flag: &str, text: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
@@ -247,6 +336,48 @@ mod tests {
         assert!(
             ratio_only.check(0, 5).is_err(),
             "a zero side never divides by zero"
+        );
+    }
+
+    #[test]
+    fn resize_plans_follow_img2dataset_modes() {
+        let o = |mode, only_if_bigger| ResizeOptions {
+            mode,
+            image_size: 256,
+            only_if_bigger,
+            ..ResizeOptions::default()
+        };
+        use ResizeMode::*;
+        assert_eq!(resize_plan(&o(No, false), 1000, 500), ((1000, 500), None));
+        assert_eq!(
+            resize_plan(&o(KeepRatio, false), 1000, 500),
+            ((512, 256), None)
+        );
+        assert_eq!(
+            resize_plan(&o(KeepRatioLargest, false), 1000, 500),
+            ((256, 128), None)
+        );
+        assert_eq!(
+            resize_plan(&o(CenterCrop, false), 1000, 500),
+            ((512, 256), Some((256, 256)))
+        );
+        assert_eq!(
+            resize_plan(&o(Border, false), 1000, 500),
+            ((256, 128), Some((256, 256)))
+        );
+        // Small images are enlarged unless told not to.
+        assert_eq!(
+            resize_plan(&o(KeepRatio, false), 100, 50),
+            ((512, 256), None)
+        );
+        assert_eq!(resize_plan(&o(KeepRatio, true), 100, 50), ((100, 50), None));
+        assert_eq!(
+            resize_plan(&o(Border, true), 100, 50),
+            ((100, 50), Some((256, 256)))
+        );
+        assert_eq!(
+            resize_plan(&o(CenterCrop, true), 300, 200),
+            ((300, 200), Some((256, 200)))
         );
     }
 

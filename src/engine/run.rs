@@ -17,10 +17,10 @@ use super::resume::{self, OutputSpec, Prepared, url_key};
 use super::row::{RowContext, RowJob, fetch_row};
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
-    EngineConfig, EngineError, OutputFormat, RowResult, RowStatus, ShardCounters, ShardJob,
-    ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
+    EngineConfig, EngineError, OutputFormat, ResizeMode, RowResult, RowStatus, ShardCounters,
+    ShardJob, ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
 };
-use super::{filter, verify};
+use super::{filter, resize, verify};
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
 use crate::fetch::hosts::{HostGates, now};
@@ -175,6 +175,7 @@ pub(crate) async fn run(
     let webdataset = cfg.format == OutputFormat::Webdataset;
     let needs_side = webdataset || !cfg.extra_cols.is_empty();
     let mut class_ids = ClassIds::default();
+    let resize_pool = resize::pool();
     let mut input_error: Option<EngineError> = None;
     'batches: loop {
         let batch = tokio::select! {
@@ -267,6 +268,8 @@ pub(crate) async fn run(
             };
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
             let filters = cfg.filters.active().then(|| cfg.filters.clone());
+            let resize = (cfg.resize.mode != ResizeMode::No)
+                .then(|| (cfg.resize.clone(), Arc::clone(&resize_pool)));
             tracker.spawn(async move {
                 let mut msg = fetch_row(ctx, job).await;
                 if let Some((algorithm, column, cell)) = expected {
@@ -274,6 +277,9 @@ pub(crate) async fn run(
                 }
                 if let Some(filters) = filters {
                     msg = filter::check(msg, filters).await;
+                }
+                if let Some((opts, pool)) = resize {
+                    msg = resize::apply(msg, opts, pool).await;
                 }
                 if tx.capacity() < WRITER_QUEUE / 2 {
                     // The writer is behind: hash here rather than add to its work.

@@ -632,3 +632,73 @@ fn image_filters_skip_rows_by_their_header_dimensions() {
         assert_eq!(code(&result), 2, "{bad:?}: {}", text(&result));
     }
 }
+
+#[test]
+fn resize_modes_store_re_encoded_images_of_the_asked_size() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [
+        "/fx/dims-200x150/photos/1/a.jpg",
+        "/fx/dims-40x30/photos/2/a.png",
+        "/fx/dims-90x300/photos/3/a.png",
+        "/photos/4/not-decodable.jpg",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
+    // (flags, expected dimensions per decodable row, format)
+    let runs: [(&[&str], [(u32, u32); 3], image::ImageFormat); 2] = [
+        (
+            &[
+                "--resize-mode",
+                "border",
+                "--image-size",
+                "64",
+                "--encode-quality",
+                "80",
+            ],
+            [(64, 64), (64, 64), (64, 64)],
+            image::ImageFormat::Jpeg,
+        ),
+        (
+            &[
+                "--resize-mode",
+                "keep_ratio",
+                "--image-size",
+                "64",
+                "--resize-only-if-bigger",
+                "--encode-format",
+                "png",
+            ],
+            [(85, 64), (40, 30), (64, 213)],
+            image::ImageFormat::Png,
+        ),
+    ];
+    for (n, (flags, dims, format)) in runs.iter().enumerate() {
+        let (out, result) = download(dir.path(), &format!("resized{n}.tar"), &urls, &[], flags);
+        assert_eq!(code(&result), 0, "{flags:?}: {}", text(&result));
+        let rows = results(&ldawt::engine::results_path(&out));
+        let members = archive_members(&out);
+        assert_eq!(members.len(), 3, "{flags:?}");
+        for (i, want) in dims.iter().enumerate() {
+            let r = &rows[&(i as u64)];
+            assert_eq!(r.status, RowStatus::Ok, "{flags:?} row {i}: {r:?}");
+            let member = r.member.as_deref().unwrap();
+            let ext = if *format == image::ImageFormat::Png {
+                ".png"
+            } else {
+                ".jpg"
+            };
+            assert!(member.ends_with(ext), "{member}");
+            let bytes = &members[member];
+            assert_eq!(r.bytes, bytes.len() as u64);
+            assert_eq!(r.sha256.as_deref(), Some(sha256_hex(bytes).as_str()));
+            assert_eq!(image::guess_format(bytes).unwrap(), *format, "{member}");
+            let img = image::load_from_memory(bytes).unwrap();
+            assert_eq!((img.width(), img.height()), *want, "{flags:?} {member}");
+        }
+        let r = &rows[&3];
+        assert_eq!(r.status, RowStatus::Skipped);
+        assert_eq!(r.error_kind.as_deref(), Some("image_undecodable"));
+    }
+    let (_, result) = download(dir.path(), "bad.tar", &urls, &[], &["--image-size", "64"]);
+    assert_eq!(code(&result), 2, "{}", text(&result));
+}

@@ -7,7 +7,8 @@ use std::path::Path;
 use clap::{Args, ValueEnum};
 
 use crate::engine::{
-    EngineConfig, HashCheck, ImageFilters, OutputFormat, check_user_agent_token, parse_columns,
+    EncodeFormat, EngineConfig, HashCheck, ImageFilters, OutputFormat, ResizeMode, ResizeOptions,
+    check_user_agent_token, parse_columns,
 };
 use crate::exit::UsageError;
 use crate::fetch::robots_tag;
@@ -21,6 +22,31 @@ pub enum FormatArg {
     Webdataset,
     /// A plain directory tree `<output>/<class>/<name>.<ext>` (no tar).
     Files,
+}
+
+/// `--resize-mode` on the command line (img2dataset's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ResizeModeArg {
+    /// Store images as downloaded.
+    No,
+    /// Shorter side = --image-size, ratio kept.
+    KeepRatio,
+    /// Longer side = --image-size, ratio kept.
+    KeepRatioLargest,
+    /// Shorter side = --image-size, then a centred square.
+    CenterCrop,
+    /// Longer side = --image-size, then black borders to a square.
+    Border,
+}
+
+/// `--encode-format` on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncodeFormatArg {
+    /// JPEG at --encode-quality.
+    Jpg,
+    /// Lossless PNG.
+    Png,
 }
 
 /// Options for building training datasets.
@@ -57,11 +83,28 @@ pub struct DatasetOptions {
     /// (`aspect_ratio_too_large`).
     #[arg(long, value_name = "R")]
     pub max_aspect_ratio: Option<f64>,
+    /// Resize stored images (decoded and re-encoded) [default: no].
+    #[arg(long, value_enum)]
+    pub resize_mode: Option<ResizeModeArg>,
+    /// Target size in pixels for --resize-mode [default: 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub image_size: Option<u32>,
+    /// Never enlarge: images already within --image-size are not scaled (crop/border still
+    /// apply).
+    #[arg(long)]
+    pub resize_only_if_bigger: bool,
+    /// Encoding of resized images [default: jpg].
+    #[arg(long, value_enum)]
+    pub encode_format: Option<EncodeFormatArg>,
+    /// JPEG quality of resized images, 1-100 [default: 95].
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub encode_quality: Option<u8>,
 }
 
 impl DatasetOptions {
     /// Checks the options and sets them on `engine`.
     pub fn apply(self, engine: &mut EngineConfig) -> anyhow::Result<()> {
+        engine.resize = self.resize()?;
         if let Some(list) = self.disallowed_header_directives {
             engine.disallowed_header_directives = robots_tag::parse_list(&list);
         }
@@ -105,6 +148,44 @@ impl DatasetOptions {
             Some(FormatArg::Files) => OutputFormat::Files,
         };
         Ok(())
+    }
+}
+
+impl DatasetOptions {
+    /// The resize settings; the tuning flags without `--resize-mode` are a mistake.
+    fn resize(&self) -> Result<ResizeOptions, UsageError> {
+        let mode = match self.resize_mode {
+            None | Some(ResizeModeArg::No) => ResizeMode::No,
+            Some(ResizeModeArg::KeepRatio) => ResizeMode::KeepRatio,
+            Some(ResizeModeArg::KeepRatioLargest) => ResizeMode::KeepRatioLargest,
+            Some(ResizeModeArg::CenterCrop) => ResizeMode::CenterCrop,
+            Some(ResizeModeArg::Border) => ResizeMode::Border,
+        };
+        let mut r = ResizeOptions {
+            mode,
+            ..ResizeOptions::default()
+        };
+        let tuned = self.image_size.is_some()
+            || self.resize_only_if_bigger
+            || self.encode_format.is_some()
+            || self.encode_quality.is_some();
+        if tuned && r.mode == ResizeMode::No {
+            return Err(UsageError::new(
+                "--image-size, --resize-only-if-bigger, --encode-format and --encode-quality \
+                 need --resize-mode (keep_ratio, keep_ratio_largest, center_crop or border)",
+            ));
+        }
+        if let Some(n) = self.image_size {
+            r.image_size = n;
+        }
+        r.only_if_bigger = self.resize_only_if_bigger;
+        if let Some(EncodeFormatArg::Png) = self.encode_format {
+            r.encode_format = EncodeFormat::Png;
+        }
+        if let Some(q) = self.encode_quality {
+            r.encode_quality = q;
+        }
+        Ok(r)
     }
 }
 
