@@ -645,7 +645,8 @@ fn resize_modes_store_re_encoded_images_of_the_asked_size() {
     ];
     let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
     // (flags, expected dimensions per decodable row, format)
-    let runs: [(&[&str], [(u32, u32); 3], image::ImageFormat); 2] = [
+    type Run<'a> = (&'a [&'a str], [(u32, u32); 3], image::ImageFormat);
+    let runs: [Run; 2] = [
         (
             &[
                 "--resize-mode",
