@@ -621,6 +621,13 @@ fn image_filters_skip_rows_by_their_header_dimensions() {
     assert!(message.contains("1100x1000"), "{message}");
     let summary = String::from_utf8_lossy(&result.stdout);
     assert!(summary.contains("image_too_small"), "{summary}");
+    let overview: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ldawt::engine::overview_path(&out)).unwrap())
+            .unwrap();
+    assert_eq!(
+        overview["dataset_options"]["filters"]["max_image_area"],
+        1_000_000
+    );
 
     // Without filters nothing is decoded and everything is stored.
     let (out, result) = download(dir.path(), "plain.tar", &urls, &[], &[]);
