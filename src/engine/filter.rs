@@ -21,6 +21,26 @@ fn dims_of(reader: impl Read + Seek) -> Result<(u32, u32), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The dimensions of a stored row's body, from its header (on the blocking pool); `None`
+/// for other rows or an unreadable header.
+pub(crate) async fn measure(msg: WriterMsg) -> (WriterMsg, Option<(u32, u32)>) {
+    if !matches!(msg, WriterMsg::Stored { .. }) {
+        return (msg, None);
+    }
+    match tokio::task::spawn_blocking(move || {
+        let dims = match &msg {
+            WriterMsg::Stored { body, .. } => dimensions(body).ok(),
+            _ => None,
+        };
+        (msg, dims)
+    })
+    .await
+    {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// The body's width and height, from its header.
 pub fn dimensions(body: &Body) -> Result<(u32, u32), String> {
     match body {
@@ -33,15 +53,19 @@ pub fn dimensions(body: &Body) -> Result<(u32, u32), String> {
     }
 }
 
-/// Applies `filters` to a fetched row; rows that were not stored pass through unchanged.
-pub(crate) async fn check(msg: WriterMsg, filters: ImageFilters) -> WriterMsg {
+/// Applies `filters` to a fetched row, returning it with the dimensions read (when it was
+/// stored and they could be read); rows that were not stored pass through unchanged.
+pub(crate) async fn check(
+    msg: WriterMsg,
+    filters: ImageFilters,
+) -> (WriterMsg, Option<(u32, u32)>) {
     let WriterMsg::Stored {
         result,
         body,
         precompressed,
     } = msg
     else {
-        return msg;
+        return (msg, None);
     };
     let skipped = |result: &RowResult, kind: &str, message: String| {
         WriterMsg::Record(RowResult {
@@ -57,26 +81,35 @@ pub(crate) async fn check(msg: WriterMsg, filters: ImageFilters) -> WriterMsg {
     let base = result.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let verdict = match dimensions(&body) {
-            Ok((w, h)) => filters.check(w, h).map_err(|(k, m)| (k.to_string(), m)),
+            Ok((w, h)) => filters
+                .check(w, h)
+                .map(|()| (w, h))
+                .map_err(|(k, m)| (k.to_string(), m)),
             Err(e) => Err((
                 UNDECODABLE.to_string(),
                 format!("cannot read the image's dimensions to apply the filters: {e}"),
             )),
         };
         match verdict {
-            Ok(()) => WriterMsg::Stored {
-                result,
-                body,
-                precompressed,
-            },
+            Ok(dims) => (
+                WriterMsg::Stored {
+                    result,
+                    body,
+                    precompressed,
+                },
+                Some(dims),
+            ),
             Err((kind, message)) => {
                 if let Body::Spilled { path } = &body {
                     let _ = std::fs::remove_file(path);
                 }
-                skipped(&result, &kind, message)
+                (skipped(&result, &kind, message), None)
             }
         }
     })
     .await;
-    outcome.unwrap_or_else(|e| skipped(&base, UNDECODABLE, format!("filter task failed: {e}")))
+    outcome.unwrap_or_else(|e| {
+        let msg = skipped(&base, UNDECODABLE, format!("filter task failed: {e}"));
+        (msg, None)
+    })
 }

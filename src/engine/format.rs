@@ -22,7 +22,7 @@ use crate::archive::dir::DirWriter;
 use crate::archive::{ArchiveSummary, ArchiveWriter};
 
 /// Keys of a webdataset sample's `.json` (extra columns must not reuse them).
-pub const SAMPLE_KEYS: [&str; 8] = [
+pub const SAMPLE_KEYS: [&str; 12] = [
     "key",
     "index",
     "url",
@@ -31,6 +31,10 @@ pub const SAMPLE_KEYS: [&str; 8] = [
     "sha256",
     "http_status",
     "bytes",
+    "width",
+    "height",
+    "original_width",
+    "original_height",
 ];
 
 /// The webdataset key of row `index`.
@@ -77,6 +81,13 @@ impl ClassIds {
     }
 }
 
+/// An image's width and height as downloaded and as stored (after a resize).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dims {
+    pub(crate) original: (u32, u32),
+    pub(crate) stored: (u32, u32),
+}
+
 /// What the writer needs of a row besides its result.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RowSide {
@@ -84,6 +95,8 @@ pub(crate) struct RowSide {
     pub(crate) extra: Vec<Option<String>>,
     /// The webdataset class id.
     pub(crate) class_id: Option<u32>,
+    /// The image's dimensions, when a step read them.
+    pub(crate) dims: Option<Dims>,
 }
 
 /// The writer's view of the output settings.
@@ -104,6 +117,11 @@ pub(crate) fn sample_json(key: &str, r: &RowResult, side: &RowSide, layout: &Lay
     doc.insert("sha256".into(), r.sha256.clone().into());
     doc.insert("http_status".into(), r.http_status.into());
     doc.insert("bytes".into(), r.bytes.into());
+    let dim = |f: fn(&Dims) -> u32| side.dims.as_ref().map(f);
+    doc.insert("width".into(), dim(|d| d.stored.0).into());
+    doc.insert("height".into(), dim(|d| d.stored.1).into());
+    doc.insert("original_width".into(), dim(|d| d.original.0).into());
+    doc.insert("original_height".into(), dim(|d| d.original.1).into());
     for (i, col) in layout.extra_cols.iter().enumerate() {
         let cell = side.extra.get(i).cloned().flatten();
         doc.insert(col.clone(), cell.into());
@@ -200,6 +218,10 @@ mod tests {
         let side = RowSide {
             extra: vec![Some("v".into())],
             class_id: Some(2),
+            dims: Some(Dims {
+                original: (640, 480),
+                stored: (256, 192),
+            }),
         };
         let layout = Layout {
             format: OutputFormat::Webdataset,
@@ -213,5 +235,7 @@ mod tests {
         assert_eq!(doc["license"], "v");
         assert_eq!(doc["missing"], Value::Null);
         assert_eq!(doc["http_status"], 200);
+        assert_eq!(doc["width"], 256);
+        assert_eq!(doc["original_height"], 480);
     }
 }

@@ -8,6 +8,7 @@
 mod filter;
 mod format;
 mod options;
+mod post;
 mod resize;
 mod resume;
 mod row;

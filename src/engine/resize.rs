@@ -24,8 +24,12 @@ pub(crate) fn pool() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(cores))
 }
 
-/// Decodes, resizes and re-encodes `bytes`; returns the new bytes.
-pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<Vec<u8>, String> {
+/// Width and height before and after a resize.
+pub type Resized = ((u32, u32), (u32, u32));
+
+/// Decodes, resizes and re-encodes `bytes`; returns the new bytes and the dimensions before
+/// and after.
+pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resized), String> {
     let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode: {e}"))?;
     let (w, h) = img.dimensions();
     let (scaled, canvas) = resize_plan(opts, w, h);
@@ -68,7 +72,7 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<Vec<u8>, Strin
         EncodeFormat::Png => img.write_to(&mut out, image::ImageFormat::Png),
     }
     .map_err(|e| format!("cannot encode: {e}"))?;
-    Ok(out.into_inner())
+    Ok((out.into_inner(), ((w, h), img.dimensions())))
 }
 
 fn body_bytes(body: &Body) -> std::io::Result<Vec<u8>> {
@@ -78,15 +82,20 @@ fn body_bytes(body: &Body) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Resizes a fetched row's image; rows that were not stored pass through unchanged.
-pub(crate) async fn apply(msg: WriterMsg, opts: ResizeOptions, pool: Arc<Semaphore>) -> WriterMsg {
+/// Resizes a fetched row's image, returning it with the dimensions before and after; rows
+/// that were not stored pass through unchanged.
+pub(crate) async fn apply(
+    msg: WriterMsg,
+    opts: ResizeOptions,
+    pool: Arc<Semaphore>,
+) -> (WriterMsg, Option<Resized>) {
     let WriterMsg::Stored {
         result,
         body,
         precompressed,
     } = msg
     else {
-        return msg;
+        return (msg, None);
     };
     let skipped = |result: &RowResult, message: String| {
         WriterMsg::Record(RowResult {
@@ -100,11 +109,12 @@ pub(crate) async fn apply(msg: WriterMsg, opts: ResizeOptions, pool: Arc<Semapho
         })
     };
     let Ok(_permit) = pool.acquire_owned().await else {
-        return WriterMsg::Stored {
+        let msg = WriterMsg::Stored {
             result,
             body,
             precompressed,
         };
+        return (msg, None);
     };
     let base = result.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -115,13 +125,13 @@ pub(crate) async fn apply(msg: WriterMsg, opts: ResizeOptions, pool: Arc<Semapho
             let _ = std::fs::remove_file(path);
         }
         match resized {
-            Ok(bytes) => {
+            Ok((bytes, dims)) => {
                 let ext = opts.encode_format.extension();
                 let member = result.member.as_deref().map(|m| {
                     let stem = m.rsplit_once('.').map_or(m, |(s, _)| s);
                     format!("{stem}.{ext}")
                 });
-                WriterMsg::Stored {
+                let msg = WriterMsg::Stored {
                     result: RowResult {
                         bytes: bytes.len() as u64,
                         sha256: None,
@@ -130,13 +140,14 @@ pub(crate) async fn apply(msg: WriterMsg, opts: ResizeOptions, pool: Arc<Semapho
                     },
                     body: Body::Memory(vec![Bytes::from(bytes)]),
                     precompressed: true,
-                }
+                };
+                (msg, Some(dims))
             }
-            Err(message) => skipped(&result, format!("--resize-mode: {message}")),
+            Err(message) => (skipped(&result, format!("--resize-mode: {message}")), None),
         }
     })
     .await;
-    outcome.unwrap_or_else(|e| skipped(&base, format!("resize task failed: {e}")))
+    outcome.unwrap_or_else(|e| (skipped(&base, format!("resize task failed: {e}")), None))
 }
 
 #[cfg(test)]
@@ -166,7 +177,8 @@ mod tests {
                     encode_format: format,
                     ..ResizeOptions::default()
                 };
-                let out = resize_image(&src, &opts).unwrap();
+                let (out, (before, after)) = resize_image(&src, &opts).unwrap();
+                assert_eq!((before, after), ((300, 150), want));
                 let img = image::load_from_memory(&out).unwrap();
                 assert_eq!(img.dimensions(), want, "{mode:?} {format:?}");
                 let guessed = image::guess_format(&out).unwrap();

@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::format::{ClassIds, Layout, RowSide};
+use super::post;
 use super::resume::{self, OutputSpec, Prepared, url_key};
 use super::row::{RowContext, RowJob, fetch_row};
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
-    EngineConfig, EngineError, OutputFormat, ResizeMode, RowResult, RowStatus, ShardCounters,
-    ShardJob, ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
+    EngineConfig, EngineError, OutputFormat, RowResult, RowStatus, ShardCounters, ShardJob,
+    ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
 };
-use super::{filter, resize, verify};
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
 use crate::fetch::hosts::{HostGates, now};
@@ -175,7 +175,7 @@ pub(crate) async fn run(
     let webdataset = cfg.format == OutputFormat::Webdataset;
     let needs_side = webdataset || !cfg.extra_cols.is_empty();
     let mut class_ids = ClassIds::default();
-    let resize_pool = resize::pool();
+    let steps = post::Steps::new(cfg);
     let mut input_error: Option<EngineError> = None;
     'batches: loop {
         let batch = tokio::select! {
@@ -208,6 +208,7 @@ pub(crate) async fn run(
                     } else {
                         None
                     },
+                    dims: None,
                 };
                 let msg = WriterMsg::Side {
                     index: row.index,
@@ -267,19 +268,13 @@ pub(crate) async fn run(
                 spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
             };
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
-            let filters = cfg.filters.active().then(|| cfg.filters.clone());
-            let resize = (cfg.resize.mode != ResizeMode::No)
-                .then(|| (cfg.resize.clone(), Arc::clone(&resize_pool)));
+            let steps = Arc::clone(&steps);
             tracker.spawn(async move {
-                let mut msg = fetch_row(ctx, job).await;
-                if let Some((algorithm, column, cell)) = expected {
-                    msg = verify::check(msg, algorithm, column, cell).await;
-                }
-                if let Some(filters) = filters {
-                    msg = filter::check(msg, filters).await;
-                }
-                if let Some((opts, pool)) = resize {
-                    msg = resize::apply(msg, opts, pool).await;
+                let index = job.index;
+                let (mut msg, dims) =
+                    post::apply(fetch_row(ctx, job).await, expected, &steps).await;
+                if let Some(dims) = dims.filter(|_| webdataset) {
+                    let _ = tx.send(WriterMsg::Dims { index, dims }).await;
                 }
                 if tx.capacity() < WRITER_QUEUE / 2 {
                     // The writer is behind: hash here rather than add to its work.

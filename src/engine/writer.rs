@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::format::{Layout, Output, RowSide, sample_json};
+use super::format::{Dims, Layout, Output, RowSide, sample_json};
 use super::{EngineError, OutputFormat, RowResult, RowStatus, ShardCounters};
 use crate::fetch::{Body, sha256_of};
 use crate::results::ResultsWriter;
@@ -37,6 +37,13 @@ pub(crate) enum WriterMsg {
         index: u64,
         /// Its side data.
         side: RowSide,
+    },
+    /// The dimensions of row `index`'s image, sent by its fetch task just before its result.
+    Dims {
+        /// The row index.
+        index: u64,
+        /// Before and after a resize.
+        dims: Dims,
     },
 }
 
@@ -174,11 +181,15 @@ pub(crate) fn writer_loop(
                 sides.insert(*index, side.clone());
                 continue;
             }
+            WriterMsg::Dims { index, dims } => {
+                sides.entry(*index).or_default().dims = Some(*dims);
+                continue;
+            }
             WriterMsg::Stored { result, .. } | WriterMsg::Record(result) => result.index,
         };
         let side = sides.remove(&index).unwrap_or_default();
         let result = match msg {
-            WriterMsg::Side { .. } => continue,
+            WriterMsg::Side { .. } | WriterMsg::Dims { .. } => continue,
             WriterMsg::Stored {
                 result,
                 body,

@@ -368,7 +368,8 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
     let fx = common::fixture();
     let dir = tempfile::tempdir().unwrap();
     // (path, class, stored)
-    let rows: [(&str, Option<&str>, bool); 6] = [
+    let rows: [(&str, Option<&str>, bool); 7] = [
+        ("/fx/dims-64x48/photos/7/a.png", Some("Apis"), true),
         ("/photos/1/a.jpg", Some("Bombus"), true),
         ("/fx/404/photos/2/a.jpg", Some("Apis"), false),
         ("/photos/3/a.png", Some("Apis"), true),
@@ -416,9 +417,9 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         serde_json::from_slice(&std::fs::read(ldawt::engine::classes_path(&out)).unwrap()).unwrap();
     assert_eq!(
         classes["names"],
-        serde_json::json!(["Bombus", "Apis", "Vespa"])
+        serde_json::json!(["Apis", "Bombus", "Vespa"])
     );
-    assert_eq!(classes["classes"]["Apis"], 1);
+    assert_eq!(classes["classes"]["Bombus"], 1);
 
     // Every sample's members are adjacent: KEY.<image>, KEY.json, KEY.cls.
     let order = member_order(&out);
@@ -475,6 +476,17 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         assert_eq!(meta["class"], serde_json::json!(class));
         assert_eq!(meta["http_status"], 200);
         assert_eq!(meta["license"], format!("lic-{i}").as_str());
+        // Dimensions come from the image header; the fixture's filler bodies have none.
+        let (w, h) = if i == 0 {
+            (serde_json::json!(64), serde_json::json!(48))
+        } else {
+            (serde_json::Value::Null, serde_json::Value::Null)
+        };
+        assert_eq!((&meta["width"], &meta["height"]), (&w, &h), "{key}");
+        assert_eq!(
+            (&meta["original_width"], &meta["original_height"]),
+            (&w, &h)
+        );
         match class {
             Some(c) => {
                 assert_eq!(s["cls"], classes["classes"][c], "{key}");
