@@ -262,7 +262,12 @@ fn annotate_overview(report_archive: &std::path::Path, r: &Resolved) -> anyhow::
 /// Runs `ldawt download`.
 pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let resolved = resolve(*args.options)?;
-    dataset::check_output(resolved.engine.format, &resolved.output, resolved.resume)?;
+    dataset::check_output(
+        resolved.engine.format,
+        &resolved.output,
+        resolved.resume,
+        resolved.engine.compression.is_some(),
+    )?;
     let files = resolved.engine.format == engine::OutputFormat::Files;
     let name = resolved.output.to_string_lossy().to_ascii_lowercase();
     let known = [".tar", ".tar.gz", ".tgz"]

@@ -2,7 +2,7 @@
 //!
 //! - `classdirs` (default): a tar of `<stem>/<class folder>/<name>.<ext>`.
 //! - `webdataset`: a tar of samples, each `KEY.<ext>`, `KEY.json` and (with a class)
-//!   `KEY.cls`, adjacent, `KEY` being the row index zero-padded to 10 digits (unique in the
+//!   `KEY.cls`, plus `KEY.txt` with `--caption-col`, adjacent, `KEY` being the row index zero-padded to 10 digits (unique in the
 //!   dataset, sorted like the input). The `.cls` holds the class id from a table assigned in
 //!   input order and written beside the archive as `<stem>.classes.json`.
 //! - `files`: the classdirs members as plain files under `<output>/` (no tar).
@@ -22,7 +22,8 @@ use crate::archive::dir::DirWriter;
 use crate::archive::{ArchiveSummary, ArchiveWriter};
 
 /// Keys of a webdataset sample's `.json` (extra columns must not reuse them).
-pub const SAMPLE_KEYS: [&str; 12] = [
+pub const SAMPLE_KEYS: [&str; 13] = [
+    "caption",
     "key",
     "index",
     "url",
@@ -97,6 +98,8 @@ pub(crate) struct RowSide {
     pub(crate) class_id: Option<u32>,
     /// The image's dimensions, when a step read them.
     pub(crate) dims: Option<Dims>,
+    /// The caption (`--caption-col`).
+    pub(crate) caption: Option<String>,
 }
 
 /// The writer's view of the output settings.
@@ -104,6 +107,8 @@ pub(crate) struct RowSide {
 pub(crate) struct Layout {
     pub(crate) format: OutputFormat,
     pub(crate) extra_cols: Vec<String>,
+    /// Samples carry a caption (`KEY.txt`).
+    pub(crate) captions: bool,
 }
 
 /// The `.json` member of a webdataset sample.
@@ -117,6 +122,9 @@ pub(crate) fn sample_json(key: &str, r: &RowResult, side: &RowSide, layout: &Lay
     doc.insert("sha256".into(), r.sha256.clone().into());
     doc.insert("http_status".into(), r.http_status.into());
     doc.insert("bytes".into(), r.bytes.into());
+    if layout.captions {
+        doc.insert("caption".into(), side.caption.clone().into());
+    }
     let dim = |f: fn(&Dims) -> u32| side.dims.as_ref().map(f);
     doc.insert("width".into(), dim(|d| d.stored.0).into());
     doc.insert("height".into(), dim(|d| d.stored.1).into());
@@ -222,10 +230,12 @@ mod tests {
                 original: (640, 480),
                 stored: (256, 192),
             }),
+            caption: Some("a bee".into()),
         };
         let layout = Layout {
             format: OutputFormat::Webdataset,
             extra_cols: vec!["license".into(), "missing".into()],
+            captions: true,
         };
         let key = sample_key(7);
         assert_eq!(key, "0000000007");
@@ -237,5 +247,6 @@ mod tests {
         assert_eq!(doc["http_status"], 200);
         assert_eq!(doc["width"], 256);
         assert_eq!(doc["original_height"], 480);
+        assert_eq!(doc["caption"], "a bee");
     }
 }

@@ -97,6 +97,9 @@ pub struct EngineConfig {
     /// Resizing and re-encoding (off by default).
     #[serde(default)]
     pub resize: ResizeOptions,
+    /// Webdataset caption column: each sample gets `KEY.txt` (and `caption` in its `.json`).
+    #[serde(default)]
+    pub caption_col: Option<String>,
 }
 
 fn default_disallowed() -> Vec<String> {
@@ -108,14 +111,18 @@ fn default_disallowed() -> Vec<String> {
 
 impl EngineConfig {
     /// The input columns a run needs besides the URL and class: the extra columns, then the
-    /// hash column if it is not one of them. [`crate::input::UrlRow::extra`] holds their values
-    /// in this order.
+    /// hash column and the caption column if they are not among them.
+    /// [`crate::input::UrlRow::extra`] holds their values in this order.
     pub fn input_columns(&self) -> Vec<String> {
         let mut cols = self.extra_cols.clone();
-        if let Some(check) = &self.verify_hash
-            && !cols.contains(&check.column)
-        {
-            cols.push(check.column.clone());
+        let more = [
+            self.verify_hash.as_ref().map(|c| &c.column),
+            self.caption_col.as_ref(),
+        ];
+        for c in more.into_iter().flatten() {
+            if !cols.contains(c) {
+                cols.push(c.clone());
+            }
         }
         cols
     }
@@ -148,6 +155,7 @@ impl Default for EngineConfig {
             format: OutputFormat::Classdirs,
             filters: ImageFilters::default(),
             resize: ResizeOptions::default(),
+            caption_col: None,
         }
     }
 }

@@ -115,6 +115,7 @@ pub(crate) async fn run(
     let layout = Layout {
         format: cfg.format,
         extra_cols: cfg.extra_cols.clone(),
+        captions: cfg.caption_col.is_some() && cfg.format == OutputFormat::Webdataset,
     };
     let writer = {
         let counters = Arc::clone(&counters);
@@ -174,6 +175,11 @@ pub(crate) async fn run(
     });
     let webdataset = cfg.format == OutputFormat::Webdataset;
     let needs_side = webdataset || !cfg.extra_cols.is_empty();
+    // Where the caption sits in each row's extra cells.
+    let caption_pos = cfg
+        .caption_col
+        .as_ref()
+        .and_then(|c| cfg.input_columns().iter().position(|x| x == c));
     let mut class_ids = ClassIds::default();
     let steps = post::Steps::new(cfg);
     let mut input_error: Option<EngineError> = None;
@@ -199,6 +205,7 @@ pub(crate) async fn run(
                 break 'batches;
             }
             if needs_side {
+                let caption = caption_pos.and_then(|p| row.extra.get(p).cloned().flatten());
                 let mut extra = row.extra.clone();
                 extra.truncate(cfg.extra_cols.len());
                 let side = RowSide {
@@ -209,6 +216,7 @@ pub(crate) async fn run(
                         None
                     },
                     dims: None,
+                    caption,
                 };
                 let msg = WriterMsg::Side {
                     index: row.index,

@@ -138,6 +138,10 @@ fn store_row(
     if let Some(id) = side.class_id {
         archive.append_chunks(&format!("{key}.cls"), &[id.to_string().into()], false)?;
     }
+    if layout.captions {
+        let text = side.caption.clone().unwrap_or_default();
+        archive.append_chunks(&format!("{key}.txt"), &[text.into()], false)?;
+    }
     Ok(())
 }
 

@@ -393,6 +393,12 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
                 "license",
                 (0..rows.len()).map(|i| Some(format!("lic-{i}"))).collect(),
             ),
+            (
+                "caption",
+                (0..rows.len())
+                    .map(|i| (i != 2).then(|| format!("a photo, row {i}")))
+                    .collect(),
+            ),
         ],
     );
     let out = dir.path().join("wds").join("shard-00003.tar");
@@ -407,6 +413,8 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
             "webdataset",
             "--extra-cols",
             "license",
+            "--caption-col",
+            "caption",
         ],
         LIMIT,
     );
@@ -462,7 +470,7 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         let body_sha = sha256_hex(&fx.expected_body(path));
         let image = if path.ends_with(".png") { "png" } else { "jpg" };
         assert_eq!(r.member.as_deref(), Some(format!("{key}.{image}").as_str()));
-        let mut exts = vec![image, "json"];
+        let mut exts = vec![image, "json", "txt"];
         if class.is_some() {
             exts.push("cls");
         }
@@ -476,6 +484,9 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         assert_eq!(meta["class"], serde_json::json!(class));
         assert_eq!(meta["http_status"], 200);
         assert_eq!(meta["license"], format!("lic-{i}").as_str());
+        let caption = (i != 2).then(|| format!("a photo, row {i}"));
+        assert_eq!(meta["caption"], serde_json::json!(caption));
+        assert_eq!(s["txt"], caption.unwrap_or_default().as_str(), "{key}");
         // Dimensions come from the image header; the fixture's filler bodies have none.
         let (w, h) = if i == 0 {
             (serde_json::json!(64), serde_json::json!(48))
@@ -495,6 +506,55 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
             None => assert_eq!(s["cls"], serde_json::Value::Null),
         }
     }
+
+    // Resized samples report both sizes and carry the new encoding's extension.
+    let resized = dir.path().join("wds").join("resized.tar");
+    let result = run_ldawt(
+        &[
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            resized.to_str().unwrap(),
+            "--format",
+            "webdataset",
+            "--resize-mode",
+            "center_crop",
+            "--image-size",
+            "32",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    let read = std::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_webdataset.py"))
+        .arg(&resized)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(
+        samples.len(),
+        1,
+        "only the decodable image is kept: {samples:?}"
+    );
+    let meta = &samples[0]["meta"];
+    assert_eq!(
+        samples[0]["exts"],
+        serde_json::json!(["cls", "jpg", "json"])
+    );
+    assert_eq!(
+        (&meta["width"], &meta["height"]),
+        (&serde_json::json!(32), &serde_json::json!(32))
+    );
+    assert_eq!(
+        (&meta["original_width"], &meta["original_height"]),
+        (&serde_json::json!(64), &serde_json::json!(48))
+    );
 
     // --resume continues classdirs archives only.
     let result = run_ldawt(
@@ -556,6 +616,14 @@ fn files_format_writes_a_plain_directory_tree() {
         assert_eq!(code(&result), 2, "{name}: {}", text(&result));
     }
     assert_eq!(walk(&out), files, "the existing tree is untouched");
+    for bad in [
+        &["--format", "files", "--compression", "gzip"][..],
+        &["--caption-col", "taxon_name"][..],
+    ] {
+        let (out, result) = download(dir.path(), "other", &urls, &[], bad);
+        assert_eq!(code(&result), 2, "{bad:?}: {}", text(&result));
+        assert!(!out.exists());
+    }
 }
 
 /// Regular files below `dir`.

@@ -69,6 +69,10 @@ pub struct DatasetOptions {
     /// Input columns carried into the results file (and each webdataset sample's `.json`).
     #[arg(long, value_name = "A,B,C")]
     pub extra_cols: Option<String>,
+    /// Caption column: each webdataset sample gets `KEY.txt` with the row's caption (and
+    /// `caption` in its `.json`).
+    #[arg(long, value_name = "COL")]
+    pub caption_col: Option<String>,
     /// Output layout [default: classdirs].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -147,6 +151,15 @@ impl DatasetOptions {
             Some(FormatArg::Webdataset) => OutputFormat::Webdataset,
             Some(FormatArg::Files) => OutputFormat::Files,
         };
+        if let Some(col) = self.caption_col {
+            if engine.format != OutputFormat::Webdataset {
+                return Err(UsageError::new("--caption-col needs --format webdataset").into());
+            }
+            if col.trim().is_empty() {
+                return Err(UsageError::new("--caption-col: no column named").into());
+            }
+            engine.caption_col = Some(col);
+        }
         Ok(())
     }
 }
@@ -191,7 +204,12 @@ impl DatasetOptions {
 
 /// Checks `--output` against the format: `files` writes a new directory (not a `.tar` name,
 /// not over an existing path); `--resume` continues classdirs archives only.
-pub fn check_output(format: OutputFormat, output: &Path, resume: bool) -> Result<(), UsageError> {
+pub fn check_output(
+    format: OutputFormat,
+    output: &Path,
+    resume: bool,
+    compressed: bool,
+) -> Result<(), UsageError> {
     if resume && format != OutputFormat::Classdirs {
         return Err(UsageError::new(
             "--resume works with --format classdirs only; run without --resume",
@@ -199,6 +217,11 @@ pub fn check_output(format: OutputFormat, output: &Path, resume: bool) -> Result
     }
     if format != OutputFormat::Files {
         return Ok(());
+    }
+    if compressed {
+        return Err(UsageError::new(
+            "--compression/--level do not apply to --format files (a plain directory tree)",
+        ));
     }
     let name = output.to_string_lossy().to_ascii_lowercase();
     if [".tar", ".tar.gz", ".tgz"]
