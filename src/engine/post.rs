@@ -33,6 +33,13 @@ impl Steps {
     }
 }
 
+/// True when a run under `cfg` reads images' dimensions (so the results record them).
+pub(crate) fn measures(cfg: &EngineConfig) -> bool {
+    cfg.filters.active()
+        || cfg.resize.mode != ResizeMode::No
+        || cfg.format == OutputFormat::Webdataset
+}
+
 /// A row's expected digest: (algorithm, column, cell).
 pub(crate) type Expected = (HashAlgorithm, String, String);
 

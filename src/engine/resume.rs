@@ -14,7 +14,7 @@ use super::{Compression, EngineError, OutputFormat, RowStatus, results_path};
 use crate::archive::dir::DirWriter;
 use crate::archive::{ArchiveWriter, copy::copy_members};
 use crate::model::naming::{ClassFolders, NameSet, fnv1a, split_member};
-use crate::results::{ResultsWriter, read_results, read_results_with};
+use crate::results::{ResultsLayout, ResultsWriter, read_results, read_results_with};
 
 /// Everything the pipeline starts from.
 pub(crate) struct Prepared {
@@ -39,6 +39,8 @@ pub(crate) struct OutputSpec {
     pub(crate) digest: bool,
     pub(crate) format: OutputFormat,
     pub(crate) extra_cols: Vec<String>,
+    /// Record the images' dimensions in the results.
+    pub(crate) dims: bool,
 }
 
 /// Creates the outputs (`.part` files) and, when `resume` is set and a previous results file
@@ -77,7 +79,11 @@ pub(crate) fn prepare(
                 .map_err(out)?,
         )),
     };
-    let results = match ResultsWriter::create_with(&results_file, &spec.extra_cols) {
+    let layout = ResultsLayout {
+        dims: spec.dims,
+        extra: spec.extra_cols.clone(),
+    };
+    let results = match ResultsWriter::create_with(&results_file, layout) {
         Ok(r) => r,
         Err(e) => {
             archive.abort();

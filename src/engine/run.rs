@@ -89,6 +89,7 @@ pub(crate) async fn run(
         digest,
         format: cfg.format,
         extra_cols: cfg.extra_cols.clone(),
+        dims: post::measures(cfg),
     };
     let prepared = {
         let (path, top) = (archive_path.clone(), top.clone());
@@ -281,7 +282,7 @@ pub(crate) async fn run(
                 let index = job.index;
                 let (mut msg, dims) =
                     post::apply(fetch_row(ctx, job).await, expected, &steps).await;
-                if let Some(dims) = dims.filter(|_| webdataset) {
+                if let Some(dims) = dims {
                     let _ = tx.send(WriterMsg::Dims { index, dims }).await;
                 }
                 if tx.capacity() < WRITER_QUEUE / 2 {

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use super::format::{Dims, Layout, Output, RowSide, sample_json};
 use super::{EngineError, OutputFormat, RowResult, RowStatus, ShardCounters};
 use crate::fetch::{Body, sha256_of};
-use crate::results::ResultsWriter;
+use crate::results::{ResultsWriter, RowExtras};
 
 /// A finished row on its way to the writer.
 #[derive(Debug)]
@@ -233,7 +233,13 @@ pub(crate) fn writer_loop(
             RowStatus::Skipped => {}
         }
         tally.count(&result);
-        if let Err(e) = results.push_with(result, side.extra) {
+        let more = RowExtras {
+            cells: side.extra,
+            dims: side
+                .dims
+                .map(|d| [d.stored.0, d.stored.1, d.original.0, d.original.1]),
+        };
+        if let Err(e) = results.push_with(result, more) {
             error = Some(EngineError::Results(e));
         }
     }

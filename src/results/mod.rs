@@ -48,13 +48,36 @@ pub enum ResultsError {
     },
 }
 
-/// The results file schema.
-pub fn schema() -> SchemaRef {
-    schema_with(&[])
+/// The image-size columns written when a run reads images' dimensions (filters, resize,
+/// webdataset): as stored, then as downloaded.
+pub const DIMS_COLUMNS: [&str; 4] = ["width", "height", "original_width", "original_height"];
+
+/// What a results row may carry beyond [`RowResult`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowExtras {
+    /// Cells of the extra input columns, in the writer's order (missing cells are null).
+    pub cells: Vec<Option<String>>,
+    /// `[width, height, original_width, original_height]`, when known.
+    pub dims: Option<[u32; 4]>,
 }
 
-/// The results file schema with `extra` input columns (nullable strings) after the fixed ones.
-pub fn schema_with(extra: &[String]) -> SchemaRef {
+/// The layout of a results file beyond the fixed columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultsLayout {
+    /// Write the [`DIMS_COLUMNS`].
+    pub dims: bool,
+    /// Extra input columns, after everything else.
+    pub extra: Vec<String>,
+}
+
+/// The results file schema.
+pub fn schema() -> SchemaRef {
+    schema_with(&ResultsLayout::default())
+}
+
+/// The results file schema of `layout`: the fixed columns, the image-size columns if asked,
+/// then the extra input columns (nullable strings).
+pub fn schema_with(layout: &ResultsLayout) -> SchemaRef {
     let mut fields = vec![
         Field::new("index", DataType::UInt64, false),
         Field::new("url", DataType::Utf8, true),
@@ -69,7 +92,15 @@ pub fn schema_with(extra: &[String]) -> SchemaRef {
         Field::new("attempts", DataType::UInt32, false),
         Field::new("elapsed_ms", DataType::UInt64, false),
     ];
-    fields.extend(extra.iter().map(|c| Field::new(c, DataType::Utf8, true)));
+    if layout.dims {
+        fields.extend(DIMS_COLUMNS.map(|c| Field::new(c, DataType::UInt32, true)));
+    }
+    fields.extend(
+        layout
+            .extra
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true)),
+    );
     Arc::new(Schema::new(fields))
 }
 
@@ -94,8 +125,8 @@ fn parse_status(text: &str) -> Option<RowStatus> {
 /// Writes a results file (blocking; owned by the writer thread).
 pub struct ResultsWriter {
     writer: ArrowWriter<File>,
-    buffer: Vec<(RowResult, Vec<Option<String>>)>,
-    extra: Vec<String>,
+    buffer: Vec<(RowResult, RowExtras)>,
+    layout: ResultsLayout,
     part: PathBuf,
     path: PathBuf,
 }
@@ -103,12 +134,12 @@ pub struct ResultsWriter {
 impl ResultsWriter {
     /// Creates `<path>.part`.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
-        Self::create_with(path, &[])
+        Self::create_with(path, ResultsLayout::default())
     }
 
-    /// Creates `<path>.part` with `extra` input columns after the fixed ones (see
+    /// Creates `<path>.part` with the columns of `layout` after the fixed ones (see
     /// [`ResultsWriter::push_with`]).
-    pub fn create_with(path: &Path, extra: &[String]) -> Result<Self, ResultsError> {
+    pub fn create_with(path: &Path, layout: ResultsLayout) -> Result<Self, ResultsError> {
         let part = part_path(path);
         let file = File::create(&part).map_err(|source| ResultsError::Io {
             path: part.clone(),
@@ -118,16 +149,17 @@ impl ResultsWriter {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
-        let writer = ArrowWriter::try_new(file, schema_with(extra), Some(props)).map_err(|e| {
-            ResultsError::Format {
-                path: part.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let writer =
+            ArrowWriter::try_new(file, schema_with(&layout), Some(props)).map_err(|e| {
+                ResultsError::Format {
+                    path: part.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(Self {
             writer,
             buffer: Vec::with_capacity(BATCH_ROWS),
-            extra: extra.to_vec(),
+            layout,
             part,
             path: path.to_path_buf(),
         })
@@ -135,16 +167,12 @@ impl ResultsWriter {
 
     /// Adds one row's result (its extra cells null).
     pub fn push(&mut self, result: RowResult) -> Result<(), ResultsError> {
-        self.push_with(result, Vec::new())
+        self.push_with(result, RowExtras::default())
     }
 
-    /// Adds one row's result with its cells of the extra columns, in the order given to
-    /// [`ResultsWriter::create_with`] (missing cells are null).
-    pub fn push_with(
-        &mut self,
-        result: RowResult,
-        extra: Vec<Option<String>>,
-    ) -> Result<(), ResultsError> {
+    /// Adds one row's result with what the layout given to [`ResultsWriter::create_with`]
+    /// records beyond it.
+    pub fn push_with(&mut self, result: RowResult, extra: RowExtras) -> Result<(), ResultsError> {
         self.buffer.push((result, extra));
         if self.buffer.len() >= BATCH_ROWS {
             self.flush_buffer()?;
@@ -156,10 +184,11 @@ impl ResultsWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let batch = to_batch(&self.buffer, &self.extra).map_err(|reason| ResultsError::Format {
-            path: self.part.clone(),
-            reason,
-        })?;
+        let batch =
+            to_batch(&self.buffer, &self.layout).map_err(|reason| ResultsError::Format {
+                path: self.part.clone(),
+                reason,
+            })?;
         self.buffer.clear();
         self.writer.write(&batch).map_err(|e| ResultsError::Format {
             path: self.part.clone(),
@@ -192,8 +221,8 @@ impl ResultsWriter {
 }
 
 fn to_batch(
-    rows: &[(RowResult, Vec<Option<String>>)],
-    extra_cols: &[String],
+    rows: &[(RowResult, RowExtras)],
+    layout: &ResultsLayout,
 ) -> Result<RecordBatch, String> {
     let n = rows.len();
     let mut index = UInt64Builder::with_capacity(n);
@@ -208,10 +237,14 @@ fn to_batch(
     let mut member = StringBuilder::new();
     let mut attempts = UInt32Builder::with_capacity(n);
     let mut elapsed = UInt64Builder::with_capacity(n);
-    let mut extra: Vec<StringBuilder> = extra_cols.iter().map(|_| StringBuilder::new()).collect();
-    for (r, cells) in rows {
+    let mut extra: Vec<StringBuilder> = layout.extra.iter().map(|_| StringBuilder::new()).collect();
+    let mut dims: Vec<UInt32Builder> = (0..4).map(|_| UInt32Builder::with_capacity(n)).collect();
+    for (r, more) in rows {
         for (i, b) in extra.iter_mut().enumerate() {
-            b.append_option(cells.get(i).and_then(Option::as_deref));
+            b.append_option(more.cells.get(i).and_then(Option::as_deref));
+        }
+        for (i, b) in dims.iter_mut().enumerate() {
+            b.append_option(more.dims.map(|d| d[i]));
         }
         index.append_value(r.index);
         url.append_option(r.url.as_deref());
@@ -240,8 +273,11 @@ fn to_batch(
         Arc::new(attempts.finish()),
         Arc::new(elapsed.finish()),
     ];
+    if layout.dims {
+        columns.extend(dims.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    }
     columns.extend(extra.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-    RecordBatch::try_new(schema_with(extra_cols), columns).map_err(|e| e.to_string())
+    RecordBatch::try_new(schema_with(layout), columns).map_err(|e| e.to_string())
 }
 
 /// Streams every result of a results file to `each`.
@@ -250,11 +286,11 @@ pub fn read_results(path: &Path, mut each: impl FnMut(RowResult)) -> Result<(), 
 }
 
 /// Like [`read_results`], also handing out each row's cells of the `extra` columns (null when
-/// the file has no such column).
+/// the file has no such column) and its image-size columns, if the file has them.
 pub fn read_results_with(
     path: &Path,
     extra: &[String],
-    mut each: impl FnMut(RowResult, Vec<Option<String>>),
+    mut each: impl FnMut(RowResult, RowExtras),
 ) -> Result<(), ResultsError> {
     let fmt = |reason: String| ResultsError::Format {
         path: path.to_path_buf(),
@@ -277,7 +313,7 @@ pub fn read_results_with(
 fn from_batch(
     batch: &RecordBatch,
     extra: &[String],
-    each: &mut impl FnMut(RowResult, Vec<Option<String>>),
+    each: &mut impl FnMut(RowResult, RowExtras),
 ) -> Result<(), String> {
     let col = |name: &str| {
         batch
@@ -328,6 +364,25 @@ fn from_batch(
         };
         cells.push(values.into_iter());
     }
+    let dims: Option<Vec<_>> = DIMS_COLUMNS
+        .iter()
+        .map(|c| {
+            batch
+                .column_by_name(c)
+                .and_then(|a| a.as_primitive_opt::<UInt32Type>().cloned())
+        })
+        .collect();
+    let dims_of = |i: usize| {
+        let cols = dims.as_ref()?;
+        let mut out = [0u32; 4];
+        for (k, c) in cols.iter().enumerate() {
+            if c.is_null(i) {
+                return None;
+            }
+            out[k] = c.value(i);
+        }
+        Some(out)
+    };
     let parts = url
         .into_iter()
         .zip(class)
@@ -342,7 +397,10 @@ fn from_batch(
             .as_deref()
             .and_then(parse_status)
             .ok_or_else(|| format!("row {i}: unknown status"))?;
-        let row_cells = cells.iter_mut().map(|c| c.next().flatten()).collect();
+        let more = RowExtras {
+            cells: cells.iter_mut().map(|c| c.next().flatten()).collect(),
+            dims: dims_of(i),
+        };
         each(
             RowResult {
                 index: index.value(i),
@@ -358,7 +416,7 @@ fn from_batch(
                 attempts: attempts.value(i),
                 elapsed_ms: elapsed.value(i),
             },
-            row_cells,
+            more,
         );
     }
     Ok(())
@@ -401,5 +459,55 @@ mod tests {
         let mut back = Vec::new();
         read_results(&path, |r| back.push(r)).unwrap();
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn extra_cells_and_dims_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.results.parquet");
+        let layout = ResultsLayout {
+            dims: true,
+            extra: vec!["license".into()],
+        };
+        let mut w = ResultsWriter::create_with(&path, layout).unwrap();
+        let row = |i: u64| RowResult {
+            index: i,
+            url: None,
+            class: None,
+            status: RowStatus::Ok,
+            http_status: None,
+            error_kind: None,
+            error_message: None,
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 0,
+            elapsed_ms: 0,
+        };
+        let extras = [
+            RowExtras {
+                cells: vec![Some("cc0".into())],
+                dims: Some([32, 24, 640, 480]),
+            },
+            RowExtras::default(),
+        ];
+        for (i, e) in extras.iter().enumerate() {
+            w.push_with(row(i as u64), e.clone()).unwrap();
+        }
+        w.finish().unwrap();
+        let mut back = Vec::new();
+        read_results_with(&path, &["license".into(), "absent".into()], |_, e| {
+            back.push(e)
+        })
+        .unwrap();
+        assert_eq!(back[0].cells, vec![Some("cc0".into()), None]);
+        assert_eq!(back[0].dims, Some([32, 24, 640, 480]));
+        assert_eq!(
+            back[1],
+            RowExtras {
+                cells: vec![None, None],
+                dims: None
+            }
+        );
     }
 }

@@ -260,8 +260,18 @@ fn verify_hash_drops_bodies_that_differ_from_the_list() {
 fn extra_cells(path: &Path, cols: &[&str]) -> std::collections::BTreeMap<u64, Vec<Option<String>>> {
     let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
     let mut out = std::collections::BTreeMap::new();
-    ldawt::results::read_results_with(path, &cols, |r, cells| {
-        out.insert(r.index, cells);
+    ldawt::results::read_results_with(path, &cols, |r, more| {
+        out.insert(r.index, more.cells);
+    })
+    .unwrap();
+    out
+}
+
+/// Each row's `[width, height, original_width, original_height]` in a results file.
+fn recorded_dims(path: &Path) -> std::collections::BTreeMap<u64, Option<[u32; 4]>> {
+    let mut out = std::collections::BTreeMap::new();
+    ldawt::results::read_results_with(path, &[], |r, more| {
+        out.insert(r.index, more.dims);
     })
     .unwrap();
     out
@@ -697,6 +707,9 @@ fn image_filters_skip_rows_by_their_header_dimensions() {
         }
     }
     assert_eq!(members.len(), 3);
+    let dims = recorded_dims(&ldawt::engine::results_path(&out));
+    assert_eq!(dims[&0], Some([200, 150, 200, 150]));
+    assert_eq!(dims[&3], None, "filtered rows store nothing");
     let message = rows[&3].error_message.clone().unwrap();
     assert!(message.contains("1100x1000"), "{message}");
     let summary = String::from_utf8_lossy(&result.stdout);
@@ -782,6 +795,12 @@ fn resize_modes_store_re_encoded_images_of_the_asked_size() {
             assert_eq!(image::guess_format(bytes).unwrap(), *format, "{member}");
             let img = image::load_from_memory(bytes).unwrap();
             assert_eq!((img.width(), img.height()), *want, "{flags:?} {member}");
+        }
+        let recorded = recorded_dims(&ldawt::engine::results_path(&out));
+        let originals = [(200, 150), (40, 30), (90, 300)];
+        for (i, (want, orig)) in dims.iter().zip(originals).enumerate() {
+            let expected = [want.0, want.1, orig.0, orig.1];
+            assert_eq!(recorded[&(i as u64)], Some(expected), "{flags:?} row {i}");
         }
         let r = &rows[&3];
         assert_eq!(r.status, RowStatus::Skipped);
