@@ -268,7 +268,10 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         resolved.resume,
         resolved.engine.compression.is_some(),
     )?;
-    let files = resolved.engine.format == engine::OutputFormat::Files;
+    let files = matches!(
+        resolved.engine.format,
+        engine::OutputFormat::Files | engine::OutputFormat::Parquet
+    );
     let name = resolved.output.to_string_lossy().to_ascii_lowercase();
     let known = [".tar", ".tar.gz", ".tgz"]
         .iter()

@@ -6,6 +6,7 @@
 //!   dataset, sorted like the input). The `.cls` holds the class id from a table assigned in
 //!   input order and written beside the archive as `<stem>.classes.json`.
 //! - `files`: the classdirs members as plain files under `<output>/` (no tar).
+//! - `parquet`: one parquet of the images and their rows' columns (see [`super::parquet_sink`]).
 //!
 //! [`Output`] is the writer thread's sink for all three; [`RowSide`] is what the writer needs of
 //! a row beyond its result (extra cells, class id), sent ahead of the row by the dispatcher.
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use super::parquet_sink::ParquetSink;
 use super::{OutputFormat, RowResult, archive_stem};
 use crate::archive::dir::DirWriter;
 use crate::archive::{ArchiveSummary, ArchiveWriter};
@@ -137,12 +139,19 @@ pub(crate) fn sample_json(key: &str, r: &RowResult, side: &RowSide, layout: &Lay
     serde_json::to_vec(&Value::Object(doc)).unwrap_or_default()
 }
 
-/// The writer thread's sink: a tar (classdirs, webdataset) or a directory tree (files).
+fn not_a_member_sink() -> io::Error {
+    io::Error::other("an images parquet takes whole rows, not archive members")
+}
+
+/// The writer thread's sink: a tar (classdirs, webdataset), a directory tree (files) or an
+/// images parquet (parquet).
 pub(crate) enum Output {
     /// A tar or tar.gz.
     Tar(Box<ArchiveWriter>),
     /// A directory tree.
     Dir(DirWriter),
+    /// An images parquet.
+    Parquet(Box<ParquetSink>),
 }
 
 impl Output {
@@ -157,6 +166,7 @@ impl Output {
         match self {
             Self::Tar(a) => a.append(member, size, data, precompressed),
             Self::Dir(d) => d.append(member, data),
+            Self::Parquet(_) => Err(not_a_member_sink()),
         }
     }
 
@@ -170,6 +180,7 @@ impl Output {
         match self {
             Self::Tar(a) => a.append_chunks(member, chunks, precompressed),
             Self::Dir(d) => d.append_chunks(member, chunks),
+            Self::Parquet(_) => Err(not_a_member_sink()),
         }
     }
 
@@ -178,6 +189,7 @@ impl Output {
         match self {
             Self::Tar(a) => a.finish(),
             Self::Dir(d) => d.finish(),
+            Self::Parquet(p) => p.finish(),
         }
     }
 
@@ -186,6 +198,7 @@ impl Output {
         match self {
             Self::Tar(a) => a.abort(),
             Self::Dir(d) => d.abort(),
+            Self::Parquet(p) => p.abort(),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod filter;
 mod format;
 mod options;
+mod parquet_sink;
 mod post;
 mod resize;
 mod resume;
@@ -33,6 +34,7 @@ pub use options::{
     ResizeOptions, check_user_agent_token, default_user_agent, parse_columns, resize_plan,
     user_agent_with_token,
 };
+pub use parquet_sink::images_schema;
 
 /// How the archive is compressed. Chosen from the output name by default: `.tar` → `None`,
 /// `.tar.gz` / `.tgz` → `Gzip` at a fast level.
@@ -178,7 +180,7 @@ pub fn archive_stem(archive: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for suffix in [".tar.gz", ".tgz", ".tar"] {
+    for suffix in [".tar.gz", ".tgz", ".tar", ".parquet"] {
         if let Some(stem) = name.strip_suffix(suffix) {
             return stem.to_string();
         }
@@ -379,5 +381,6 @@ mod tests {
         assert_eq!(overview_path(a), Path::new("out/group_1.overview.json"));
         assert_eq!(archive_stem(Path::new("x.tgz")), "x");
         assert_eq!(archive_stem(Path::new("x.tar")), "x");
+        assert_eq!(archive_stem(Path::new("x.parquet")), "x");
     }
 }

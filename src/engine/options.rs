@@ -113,6 +113,8 @@ pub enum OutputFormat {
     Webdataset,
     /// A plain directory tree `<output>/<class>/<name>.<ext>` (no tar).
     Files,
+    /// One parquet of the images (`{bytes, path}` struct) and their row's columns.
+    Parquet,
 }
 
 /// `--min-image-size`, `--max-image-area`, `--max-aspect-ratio`: limits on an image's

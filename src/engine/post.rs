@@ -28,7 +28,7 @@ impl Steps {
             filters: cfg.filters.active().then(|| cfg.filters.clone()),
             resize: (cfg.resize.mode != ResizeMode::No)
                 .then(|| (cfg.resize.clone(), resize::pool())),
-            measure: cfg.format == OutputFormat::Webdataset,
+            measure: matches!(cfg.format, OutputFormat::Webdataset | OutputFormat::Parquet),
         })
     }
 }
@@ -37,7 +37,7 @@ impl Steps {
 pub(crate) fn measures(cfg: &EngineConfig) -> bool {
     cfg.filters.active()
         || cfg.resize.mode != ResizeMode::No
-        || cfg.format == OutputFormat::Webdataset
+        || matches!(cfg.format, OutputFormat::Webdataset | OutputFormat::Parquet)
 }
 
 /// A row's expected digest: (algorithm, column, cell).

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::format::Output;
+use super::parquet_sink::ParquetSink;
 use super::writer::Tally;
 use super::{Compression, EngineError, OutputFormat, RowStatus, results_path};
 use crate::archive::dir::DirWriter;
@@ -74,6 +75,9 @@ pub(crate) fn prepare(
     // The previous results are read again below, so the new file goes to its `.part` name.
     let archive = match spec.format {
         OutputFormat::Files => Output::Dir(DirWriter::create(archive_path, top).map_err(out)?),
+        OutputFormat::Parquet => Output::Parquet(Box::new(
+            ParquetSink::create(archive_path, &spec.extra_cols).map_err(out)?,
+        )),
         OutputFormat::Classdirs | OutputFormat::Webdataset => Output::Tar(Box::new(
             ArchiveWriter::create(archive_path, top, spec.compression, spec.mtime, spec.digest)
                 .map_err(out)?,

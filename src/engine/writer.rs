@@ -118,7 +118,8 @@ fn store(
     }
 }
 
-/// Stores a row's body, and for a webdataset its `.json` and `.cls` right after it.
+/// Stores a row's body, and for a webdataset its `.json`, `.cls` (and `.txt`) right after it;
+/// an images parquet takes the whole row.
 fn store_row(
     archive: &mut Output,
     result: &RowResult,
@@ -128,6 +129,17 @@ fn store_row(
     layout: &Layout,
 ) -> std::io::Result<()> {
     let member = result.member.as_deref().unwrap_or_default();
+    if let Output::Parquet(sink) = archive {
+        let bytes = match body {
+            Body::Memory(chunks) => chunks.concat(),
+            Body::Spilled { path } => {
+                let bytes = std::fs::read(&path);
+                let _ = std::fs::remove_file(&path);
+                bytes?
+            }
+        };
+        return sink.push(bytes, result, side);
+    }
     store(archive, member, result.bytes, body, precompressed)?;
     if layout.format != OutputFormat::Webdataset {
         return Ok(());

@@ -809,3 +809,104 @@ fn resize_modes_store_re_encoded_images_of_the_asked_size() {
     let (_, result) = download(dir.path(), "bad.tar", &urls, &[], &["--image-size", "64"]);
     assert_eq!(code(&result), 2, "{}", text(&result));
 }
+
+#[test]
+fn parquet_output_is_read_back_by_pyarrow_and_reconstruct() {
+    let python = match pyvenv() {
+        Ok(p) => p,
+        Err(reason) => return common::skip(reason),
+    };
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [
+        "/fx/dims-64x48/photos/1/a.png",
+        "/fx/404/photos/2/a.jpg",
+        "/photos/3/a.jpg",
+        "/fx/size-1300000/photos/4/a.jpg",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
+    let license: Vec<Option<String>> = (0..paths.len()).map(|i| Some(format!("l{i}"))).collect();
+    let (out, result) = download(
+        dir.path(),
+        "images.parquet",
+        &urls,
+        &[("license", license)],
+        &["--format", "parquet", "--extra-cols", "license"],
+    );
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    let results_rows = results(&ldawt::engine::results_path(&out));
+    assert_eq!(
+        ldawt::engine::results_path(&out),
+        dir.path().join("images.results.parquet")
+    );
+    let read = std::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_parquet.py"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for row in &rows {
+        let i = row["index"].as_u64().unwrap() as usize;
+        let body = fx.expected_body(paths[i]);
+        let r = &results_rows[&(i as u64)];
+        assert_eq!(row["image_sha256"], sha256_hex(&body).as_str(), "row {i}");
+        assert_eq!(row["sha256"], sha256_hex(&body).as_str());
+        assert_eq!(row["image_path"], r.member.as_deref().unwrap());
+        assert_eq!(row["url"], urls[i].as_str());
+        assert_eq!(row["bytes"], body.len() as u64);
+        assert_eq!(row["http_status"], 200);
+        assert_eq!(row["license"], format!("l{i}").as_str());
+        let (w, h) = if i == 0 {
+            (serde_json::json!(64), serde_json::json!(48))
+        } else {
+            (serde_json::Value::Null, serde_json::Value::Null)
+        };
+        assert_eq!(
+            (&row["width"], &row["original_height"]),
+            (&w, &h),
+            "row {i}"
+        );
+    }
+
+    // `ldawt reconstruct` reads the `{bytes, path}` struct back as images.
+    let rebuilt = dir.path().join("rebuilt.tar");
+    let result = run_ldawt(
+        &[
+            "reconstruct",
+            "--input",
+            out.to_str().unwrap(),
+            "--output",
+            rebuilt.to_str().unwrap(),
+            "--label-col",
+            "class",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    let mut rebuilt_bodies: Vec<Vec<u8>> = archive_members(&rebuilt).into_values().collect();
+    let mut stored: Vec<Vec<u8>> = [0, 2, 3]
+        .iter()
+        .map(|i| fx.expected_body(paths[*i]))
+        .collect();
+    rebuilt_bodies.sort();
+    stored.sort();
+    assert_eq!(rebuilt_bodies, stored);
+
+    for (name, flags) in [
+        ("x.tar", &["--format", "parquet"][..]),
+        (
+            "y.parquet",
+            &["--format", "parquet", "--compression", "gzip"][..],
+        ),
+    ] {
+        let (out, result) = download(dir.path(), name, &urls, &[], flags);
+        assert_eq!(code(&result), 2, "{name}: {}", text(&result));
+        assert!(!out.exists());
+    }
+}

@@ -22,6 +22,9 @@ pub enum FormatArg {
     Webdataset,
     /// A plain directory tree `<output>/<class>/<name>.<ext>` (no tar).
     Files,
+    /// One `.parquet` of the images (`{bytes, path}` struct, as Hugging Face `datasets` reads
+    /// them) with url, class, sha256, sizes and the extra columns.
+    Parquet,
 }
 
 /// `--resize-mode` on the command line (img2dataset's names).
@@ -150,6 +153,7 @@ impl DatasetOptions {
             None | Some(FormatArg::Classdirs) => OutputFormat::Classdirs,
             Some(FormatArg::Webdataset) => OutputFormat::Webdataset,
             Some(FormatArg::Files) => OutputFormat::Files,
+            Some(FormatArg::Parquet) => OutputFormat::Parquet,
         };
         if let Some(col) = self.caption_col {
             if engine.format != OutputFormat::Webdataset {
@@ -214,6 +218,24 @@ pub fn check_output(
         return Err(UsageError::new(
             "--resume works with --format classdirs only; run without --resume",
         ));
+    }
+    if format == OutputFormat::Parquet {
+        if compressed {
+            return Err(UsageError::new(
+                "--compression/--level do not apply to --format parquet",
+            ));
+        }
+        if !output
+            .to_string_lossy()
+            .to_ascii_lowercase()
+            .ends_with(".parquet")
+        {
+            return Err(UsageError::new(format!(
+                "--output {}: --format parquet writes a .parquet file; name it so",
+                output.display()
+            )));
+        }
+        return Ok(());
     }
     if format != OutputFormat::Files {
         return Ok(());
