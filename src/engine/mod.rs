@@ -102,6 +102,10 @@ pub struct EngineConfig {
     /// Webdataset caption column: each sample gets `KEY.txt` (and `caption` in its `.json`).
     #[serde(default)]
     pub caption_col: Option<String>,
+    /// Fetch each origin's robots.txt once and skip the rows it disallows for `ldawt`
+    /// (`robots_disallowed`) without requesting them.
+    #[serde(default)]
+    pub respect_robots_txt: bool,
 }
 
 fn default_disallowed() -> Vec<String> {
@@ -158,6 +162,7 @@ impl Default for EngineConfig {
             filters: ImageFilters::default(),
             resize: ResizeOptions::default(),
             caption_col: None,
+            respect_robots_txt: false,
         }
     }
 }

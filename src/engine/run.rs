@@ -24,6 +24,7 @@ use super::{
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
 use crate::fetch::hosts::{HostGates, now};
+use crate::fetch::robots_cache::RobotsCache;
 use crate::input::{InputError, UrlRow};
 use crate::model::naming::url_stem;
 use crate::model::retry::RetryPolicy;
@@ -146,7 +147,11 @@ pub(crate) async fn run(
         })?;
 
     let abort = CancellationToken::new();
+    let robots = cfg
+        .respect_robots_txt
+        .then(|| RobotsCache::new(fetcher.client().clone(), cfg.total_timeout));
     let ctx = Arc::new(RowContext {
+        robots,
         fetcher,
         gates: HostGates::new(cfg.per_host.max(1)),
         policy: RetryPolicy {

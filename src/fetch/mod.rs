@@ -9,7 +9,9 @@
 mod dns;
 pub mod hosts;
 mod probe;
+pub mod robots_cache;
 pub mod robots_tag;
+pub mod robots_txt;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -179,6 +181,11 @@ impl Fetcher {
             accept_types: Arc::new(cfg.accept_types.clone()),
             disallowed: Arc::new(cfg.disallowed_header_directives.clone()),
         })
+    }
+
+    /// The HTTP client (shared with the robots.txt cache).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`.

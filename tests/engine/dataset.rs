@@ -910,3 +910,62 @@ fn parquet_output_is_read_back_by_pyarrow_and_reconstruct() {
         assert!(!out.exists());
     }
 }
+
+#[test]
+fn respect_robots_txt_skips_disallowed_rows_without_requesting_them() {
+    use ldawt::fixture::FixtureConfig;
+    let robots = "# ours\nUser-agent: otherbot\nDisallow: /\n\nUser-agent: LDAWT\nDisallow: /private/\nAllow: /private/ok/\n";
+    let with = |status: u16, text: &str| {
+        common::fixture_with(FixtureConfig {
+            robots_txt: Some((status, text.to_string())),
+            ..FixtureConfig::default()
+        })
+    };
+    let (site, down, missing) = (with(200, robots), with(503, "down"), with(404, "none"));
+    let dir = tempfile::tempdir().unwrap();
+    // (fixture, path, allowed)
+    let cases = [
+        (&site, "/photos/1/a.jpg", true),
+        (&site, "/private/2/a.jpg", false),
+        (&site, "/private/ok/3/a.jpg", true),
+        (&site, "/private/4/a.jpg", false),
+        (&down, "/photos/5/a.jpg", false),
+        (&missing, "/photos/6/a.jpg", true),
+    ];
+    let urls: Vec<String> = cases.iter().map(|(fx, p, _)| fx.url(p)).collect();
+    let (out, result) = download(
+        dir.path(),
+        "robots.tar",
+        &urls,
+        &[],
+        &["--respect-robots-txt", "--concurrency", "8"],
+    );
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    let rows = results(&ldawt::engine::results_path(&out));
+    for (i, (fx, path, allowed)) in cases.iter().enumerate() {
+        let r = &rows[&(i as u64)];
+        if *allowed {
+            assert_eq!(r.status, RowStatus::Ok, "{path}: {r:?}");
+            assert_eq!(fx.requests(path), 1);
+        } else {
+            assert_eq!(r.status, RowStatus::Skipped, "{path}: {r:?}");
+            assert_eq!(r.error_kind.as_deref(), Some("robots_disallowed"));
+            assert_eq!(r.attempts, 0);
+            assert_eq!(fx.requests(path), 0, "{path} was requested");
+        }
+    }
+    for fx in [&site, &down, &missing] {
+        assert_eq!(
+            fx.requests("/robots.txt"),
+            1,
+            "robots.txt fetched once per site"
+        );
+    }
+
+    // Without the flag robots.txt is neither fetched nor obeyed.
+    let (out, result) = download(dir.path(), "ignored.tar", &urls[..2], &[], &[]);
+    assert_eq!(code(&result), 0, "{}", text(&result));
+    let rows = results(&ldawt::engine::results_path(&out));
+    assert!(rows.values().all(|r| r.status == RowStatus::Ok), "{rows:?}");
+    assert_eq!(site.requests("/robots.txt"), 1);
+}

@@ -76,6 +76,11 @@ pub struct DatasetOptions {
     /// `caption` in its `.json`).
     #[arg(long, value_name = "COL")]
     pub caption_col: Option<String>,
+    /// Fetch each site's robots.txt once (RFC 9309, for the `ldawt` token) and skip the rows it
+    /// disallows as `robots_disallowed`, without requesting them. A robots.txt answering 5xx
+    /// or unreachable disallows the whole site; 4xx allows it.
+    #[arg(long)]
+    pub respect_robots_txt: bool,
     /// Output layout [default: classdirs].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -112,6 +117,7 @@ impl DatasetOptions {
     /// Checks the options and sets them on `engine`.
     pub fn apply(self, engine: &mut EngineConfig) -> anyhow::Result<()> {
         engine.resize = self.resize()?;
+        engine.respect_robots_txt = self.respect_robots_txt;
         if let Some(list) = self.disallowed_header_directives {
             engine.disallowed_header_directives = robots_tag::parse_list(&list);
         }
