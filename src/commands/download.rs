@@ -209,7 +209,7 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
             .or(file.url)
             .unwrap_or_else(|| "photo_url".into()),
         class_col,
-        resume: args.resume || file.resume.unwrap_or(false),
+        resume: args.resume || file.resume.unwrap_or(false) || engine.retry_failed,
         engine,
     })
 }

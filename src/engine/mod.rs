@@ -12,6 +12,7 @@ mod parquet_sink;
 mod post;
 mod resize;
 mod resume;
+mod retry_failed;
 mod row;
 mod run;
 mod verify;
@@ -106,6 +107,10 @@ pub struct EngineConfig {
     /// (`robots_disallowed`) without requesting them.
     #[serde(default)]
     pub respect_robots_txt: bool,
+    /// With `ShardJob::resume`: also keep the previous run's final outcomes (404, not an
+    /// image, opted out, filtered…) and retry only rows that failed retryably or never ran.
+    #[serde(default)]
+    pub retry_failed: bool,
 }
 
 fn default_disallowed() -> Vec<String> {
@@ -163,6 +168,7 @@ impl Default for EngineConfig {
             resize: ResizeOptions::default(),
             caption_col: None,
             respect_robots_txt: false,
+            retry_failed: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::format::Output;
 use super::parquet_sink::ParquetSink;
+use super::retry_failed::is_final;
 use super::writer::Tally;
 use super::{Compression, EngineError, OutputFormat, RowStatus, results_path};
 use crate::archive::dir::DirWriter;
@@ -42,6 +43,8 @@ pub(crate) struct OutputSpec {
     pub(crate) extra_cols: Vec<String>,
     /// Record the images' dimensions in the results.
     pub(crate) dims: bool,
+    /// `--retry-failed`: also carry the previous run's final outcomes over.
+    pub(crate) keep_final: bool,
 }
 
 /// Creates the outputs (`.part` files) and, when `resume` is set and a previous results file
@@ -102,14 +105,10 @@ pub(crate) fn prepare(
         folders: ClassFolders::new(),
         tally: Tally::default(),
     };
-    if !wanted.is_empty()
-        && let Err(e) = carry_over(
-            archive_path,
-            &results_file,
-            wanted,
-            &spec.extra_cols,
-            &mut prepared,
-        )
+    if resume
+        && results_file.exists()
+        && (!wanted.is_empty() || spec.keep_final)
+        && let Err(e) = carry_over(archive_path, &results_file, wanted, spec, &mut prepared)
     {
         prepared.archive.abort();
         prepared.results.abort();
@@ -124,10 +123,11 @@ fn carry_over(
     archive_path: &Path,
     results_file: &Path,
     mut wanted: HashSet<u64>,
-    extra_cols: &[String],
+    spec: &OutputSpec,
     to: &mut Prepared,
 ) -> Result<(), EngineError> {
     let mut copied: HashSet<u64> = HashSet::with_capacity(wanted.len());
+    let any_stored = !wanted.is_empty();
     let keep = |member: &str| {
         let key = fnv1a(member.as_bytes());
         wanted.remove(&key) && copied.insert(key)
@@ -137,14 +137,26 @@ fn carry_over(
             "--resume works with the classdirs format only".to_string(),
         ));
     };
-    copy_members(archive_path, keep, archive).map_err(|source| EngineError::Output {
-        path: archive_path.to_path_buf(),
-        source,
-    })?;
+    if any_stored {
+        copy_members(archive_path, keep, archive).map_err(|source| EngineError::Output {
+            path: archive_path.to_path_buf(),
+            source,
+        })?;
+    }
     // Pass 2: carry over the rows whose member was copied.
     let mut failure = None;
-    read_results_with(results_file, extra_cols, |r, cells| {
-        if failure.is_some() || r.status != RowStatus::Ok {
+    read_results_with(results_file, &spec.extra_cols, |r, cells| {
+        if failure.is_some() {
+            return;
+        }
+        if r.status != RowStatus::Ok {
+            if spec.keep_final && is_final(&r) {
+                to.done.insert(r.index, url_key(r.url.as_deref()));
+                to.tally.count(&r);
+                if let Err(e) = to.results.push_with(r, cells) {
+                    failure = Some(e);
+                }
+            }
             return;
         }
         let Some(member) = r.member.as_deref() else {

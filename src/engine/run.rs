@@ -91,6 +91,7 @@ pub(crate) async fn run(
         format: cfg.format,
         extra_cols: cfg.extra_cols.clone(),
         dims: post::measures(cfg),
+        keep_final: cfg.retry_failed,
     };
     let prepared = {
         let (path, top) = (archive_path.clone(), top.clone());
@@ -111,7 +112,10 @@ pub(crate) async fn run(
     }
     counters.ok.store(tally.ok, Ordering::Relaxed);
     counters.bytes.store(tally.bytes, Ordering::Relaxed);
-    counters.rows_done.store(tally.ok, Ordering::Relaxed);
+    counters.failed.store(tally.failed, Ordering::Relaxed);
+    counters
+        .rows_done
+        .store(tally.ok + tally.failed + tally.skipped, Ordering::Relaxed);
 
     let (tx, rx) = mpsc::channel::<WriterMsg>(WRITER_QUEUE);
     let layout = Layout {

@@ -969,3 +969,64 @@ fn respect_robots_txt_skips_disallowed_rows_without_requesting_them() {
     assert!(rows.values().all(|r| r.status == RowStatus::Ok), "{rows:?}");
     assert_eq!(site.requests("/robots.txt"), 1);
 }
+
+#[test]
+fn retry_failed_retries_only_retryable_failures_and_keeps_the_rest() {
+    let fx = common::fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [
+        "/photos/1/a.jpg",
+        "/fx/404/photos/2/a.jpg",
+        "/fx/fail-first-1-503/photos/3/a.jpg",
+        "/fx/robots-noai/photos/4/a.jpg",
+        "/fx/fail-first-1-429/photos/5/a.jpg",
+    ];
+    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
+    let (out, result) = download(
+        dir.path(),
+        "retry.tar",
+        &urls,
+        &[],
+        &["--max-attempts", "1"],
+    );
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    let first = results(&ldawt::engine::results_path(&out));
+    assert_eq!(first[&2].error_kind.as_deref(), Some("http_503"));
+    assert_eq!(first[&4].error_kind.as_deref(), Some("http_429"));
+
+    let input = dir.path().join("retry.tar.in.parquet");
+    let result = run_ldawt(
+        &[
+            "download",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--max-attempts",
+            "1",
+            "--retry-failed",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&result), 1, "the 404 stays failed: {}", text(&result));
+    let rows = results(&ldawt::engine::results_path(&out));
+    assert_eq!(rows.len(), paths.len());
+    // Requested once: the stored image and the final outcomes; twice: the retryable failures.
+    for (i, n) in [1, 1, 2, 1, 2].iter().enumerate() {
+        assert_eq!(fx.requests(paths[i]), *n, "{}", paths[i]);
+    }
+    assert_eq!(rows[&0], first[&0], "the stored row is carried as it was");
+    assert_eq!(rows[&1], first[&1]);
+    assert_eq!(rows[&3], first[&3]);
+    for i in [2u64, 4] {
+        assert_eq!(rows[&i].status, RowStatus::Ok, "{:?}", rows[&i]);
+    }
+    let members = archive_members(&out);
+    assert_eq!(members.len(), 3);
+    for i in [0usize, 2, 4] {
+        let member = rows[&(i as u64)].member.as_deref().unwrap();
+        assert_eq!(members[member], fx.expected_body(paths[i]));
+    }
+    let summary = String::from_utf8_lossy(&result.stdout);
+    assert!(summary.contains("http_404"), "{summary}");
+}

@@ -81,6 +81,11 @@ pub struct DatasetOptions {
     /// or unreachable disallows the whole site; 4xx allows it.
     #[arg(long)]
     pub respect_robots_txt: bool,
+    /// Continue a finished (or interrupted) run, retrying only the rows that failed with a
+    /// retryable kind (timeouts, resets, 5xx, 429) or never ran: stored images are kept, final
+    /// outcomes (404, not an image, opted out…) stay as they are. Implies --resume.
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Output layout [default: classdirs].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -118,6 +123,7 @@ impl DatasetOptions {
     pub fn apply(self, engine: &mut EngineConfig) -> anyhow::Result<()> {
         engine.resize = self.resize()?;
         engine.respect_robots_txt = self.respect_robots_txt;
+        engine.retry_failed = self.retry_failed;
         if let Some(list) = self.disallowed_header_directives {
             engine.disallowed_header_directives = robots_tag::parse_list(&list);
         }
