@@ -10,6 +10,9 @@ use super::writer::WriterMsg;
 use super::{ImageFilters, RowResult, RowStatus};
 use crate::fetch::Body;
 
+/// Bytes of a body tried first when reading its dimensions.
+const HEADER_BYTES: usize = 128 * 1024;
+
 /// The error kind of a body whose dimensions cannot be read.
 pub const UNDECODABLE: &str = "image_undecodable";
 
@@ -45,7 +48,18 @@ pub(crate) async fn measure(msg: WriterMsg) -> (WriterMsg, Option<(u32, u32)>) {
 pub fn dimensions(body: &Body) -> Result<(u32, u32), String> {
     match body {
         Body::Memory(chunks) if chunks.len() == 1 => dims_of(Cursor::new(&chunks[0][..])),
-        Body::Memory(chunks) => dims_of(Cursor::new(chunks.concat())),
+        Body::Memory(chunks) => {
+            // The header is near the start (a JPEG's size follows its EXIF block, at most
+            // 64 KiB): try the first chunks before copying the whole body.
+            let mut head = Vec::with_capacity(HEADER_BYTES);
+            for c in chunks {
+                if head.len() >= HEADER_BYTES {
+                    break;
+                }
+                head.extend_from_slice(c);
+            }
+            dims_of(Cursor::new(head)).or_else(|_| dims_of(Cursor::new(chunks.concat())))
+        }
         Body::Spilled { path } => {
             let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
             dims_of(file)
@@ -112,4 +126,26 @@ pub(crate) async fn check(
         let msg = skipped(&base, UNDECODABLE, format!("filter task failed: {e}"));
         (msg, None)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn dimensions_come_from_the_first_chunks_or_the_whole_body() {
+        let png = crate::fixture::image_body("/t.png", 300, 20);
+        let jpg = crate::fixture::image_body("/t.jpg", 17, 900);
+        for (bytes, want) in [(png, (300, 20)), (jpg, (17, 900))] {
+            let chunks: Vec<Bytes> = bytes.chunks(100).map(Bytes::copy_from_slice).collect();
+            assert_eq!(dimensions(&Body::Memory(chunks)).unwrap(), want);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("spill");
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(dimensions(&Body::Spilled { path }).unwrap(), want);
+        }
+        let junk = Body::Memory(vec![Bytes::from_static(b"\xff\xd8\xffjunk"); 3]);
+        assert!(dimensions(&junk).is_err());
+    }
 }
