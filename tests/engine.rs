@@ -32,3 +32,9 @@ mod tls;
 
 #[path = "engine/dataset.rs"]
 mod dataset;
+
+#[path = "engine/dataset_formats.rs"]
+mod dataset_formats;
+
+#[path = "engine/dataset_images.rs"]
+mod dataset_images;

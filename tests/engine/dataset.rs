@@ -1,6 +1,7 @@
 //! Dataset-builder options of `ldawt download` through the real binary against the fixture:
-//! `X-Robots-Tag` opt-outs and the honest User-Agent, `--verify-hash`, `--extra-cols`,
-//! `--format`.
+//! `X-Robots-Tag` opt-outs and the honest User-Agent, `--respect-robots-txt`, `--verify-hash`,
+//! `--extra-cols`, `--retry-failed`; and the helpers the output-format
+//! (`dataset_formats.rs`) and image (`dataset_images.rs`) tests share.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,11 +10,11 @@ use ldawt::engine::RowStatus;
 
 use crate::common::{self, archive_members, code, results, run_ldawt, text};
 
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 /// Writes `photo_url`/`taxon_name` (plus `more` columns) and runs `ldawt download` into
 /// `<dir>/<out>` with `args`; returns the output path and the process output.
-fn download(
+pub(crate) fn download(
     dir: &Path,
     out: &str,
     urls: &[String],
@@ -44,7 +45,6 @@ fn download(
     let result = run_ldawt(&all, LIMIT);
     (output, result)
 }
-
 #[test]
 fn x_robots_tag_opt_outs_are_honoured_and_the_user_agent_is_honest() {
     let fx = common::fixture();
@@ -152,17 +152,15 @@ fn x_robots_tag_opt_outs_are_honoured_and_the_user_agent_is_honest() {
     assert!(String::from_utf8_lossy(&result.stderr).contains("--user-agent-token"));
     assert!(!out.exists());
 }
-
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-fn md5_hex(bytes: &[u8]) -> String {
+pub(crate) fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(bytes))
 }
-
 #[test]
 fn verify_hash_drops_bodies_that_differ_from_the_list() {
     let fx = common::fixture();
@@ -255,9 +253,11 @@ fn verify_hash_drops_bodies_that_differ_from_the_list() {
     );
     assert_eq!(code(&result), 2, "{}", text(&result));
 }
-
 /// Each row's cells of `cols` in a results file, by row index.
-fn extra_cells(path: &Path, cols: &[&str]) -> std::collections::BTreeMap<u64, Vec<Option<String>>> {
+pub(crate) fn extra_cells(
+    path: &Path,
+    cols: &[&str],
+) -> std::collections::BTreeMap<u64, Vec<Option<String>>> {
     let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
     let mut out = std::collections::BTreeMap::new();
     ldawt::results::read_results_with(path, &cols, |r, more| {
@@ -268,7 +268,7 @@ fn extra_cells(path: &Path, cols: &[&str]) -> std::collections::BTreeMap<u64, Ve
 }
 
 /// Each row's `[width, height, original_width, original_height]` in a results file.
-fn recorded_dims(path: &Path) -> std::collections::BTreeMap<u64, Option<[u32; 4]>> {
+pub(crate) fn recorded_dims(path: &Path) -> std::collections::BTreeMap<u64, Option<[u32; 4]>> {
     let mut out = std::collections::BTreeMap::new();
     ldawt::results::read_results_with(path, &[], |r, more| {
         out.insert(r.index, more.dims);
@@ -276,7 +276,6 @@ fn recorded_dims(path: &Path) -> std::collections::BTreeMap<u64, Option<[u32; 4]
     .unwrap();
     out
 }
-
 #[test]
 fn extra_cols_are_carried_into_the_results_and_through_resume() {
     let fx = common::fixture();
@@ -337,10 +336,9 @@ fn extra_cols_are_carried_into_the_results_and_through_resume() {
         assert!(!out.exists());
     }
 }
-
 /// The Python of `target/pyvenv` (made by scripts/install-test-deps.sh) if it can import the
 /// `webdataset` and `pyarrow` packages; otherwise the skip reason.
-fn pyvenv() -> Result<std::path::PathBuf, String> {
+pub(crate) fn pyvenv() -> Result<std::path::PathBuf, String> {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
     let ok = std::process::Command::new(&python)
         .args(["-c", "import webdataset, pyarrow"])
@@ -357,7 +355,7 @@ fn pyvenv() -> Result<std::path::PathBuf, String> {
 }
 
 /// Regular members of a tar, in archive order.
-fn member_order(path: &Path) -> Vec<String> {
+pub(crate) fn member_order(path: &Path) -> Vec<String> {
     let file = std::fs::File::open(path).unwrap();
     let mut archive = tar::Archive::new(file);
     archive
@@ -368,276 +366,8 @@ fn member_order(path: &Path) -> Vec<String> {
         .map(|e| e.path().unwrap().to_string_lossy().into_owned())
         .collect()
 }
-
-#[test]
-fn webdataset_output_is_read_back_by_the_webdataset_package() {
-    let python = match pyvenv() {
-        Ok(p) => p,
-        Err(reason) => return common::skip(reason),
-    };
-    let fx = common::fixture();
-    let dir = tempfile::tempdir().unwrap();
-    // (path, class, stored)
-    let rows: [(&str, Option<&str>, bool); 7] = [
-        ("/fx/dims-64x48/photos/7/a.png", Some("Apis"), true),
-        ("/photos/1/a.jpg", Some("Bombus"), true),
-        ("/fx/404/photos/2/a.jpg", Some("Apis"), false),
-        ("/photos/3/a.png", Some("Apis"), true),
-        ("/fx/robots-noai/photos/4/a.jpg", Some("Vespa"), false),
-        ("/photos/5/a.jpg", None, true),
-        ("/fx/size-1500000/photos/6/a.jpg", Some("Bombus"), true),
-    ];
-    let input = dir.path().join("in.parquet");
-    common::write_string_parquet(
-        &input,
-        &[
-            (
-                "photo_url",
-                rows.iter().map(|r| Some(fx.url(r.0))).collect(),
-            ),
-            (
-                "taxon_name",
-                rows.iter().map(|r| r.1.map(str::to_string)).collect(),
-            ),
-            (
-                "license",
-                (0..rows.len()).map(|i| Some(format!("lic-{i}"))).collect(),
-            ),
-            (
-                "caption",
-                (0..rows.len())
-                    .map(|i| (i != 2).then(|| format!("a photo, row {i}")))
-                    .collect(),
-            ),
-        ],
-    );
-    let out = dir.path().join("wds").join("shard-00003.tar");
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--format",
-            "webdataset",
-            "--extra-cols",
-            "license",
-            "--caption-col",
-            "caption",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&result), 1, "{}", text(&result));
-
-    // Class ids in order of first appearance in the input, failed rows included.
-    let classes: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ldawt::engine::classes_path(&out)).unwrap()).unwrap();
-    assert_eq!(
-        classes["names"],
-        serde_json::json!(["Apis", "Bombus", "Vespa"])
-    );
-    assert_eq!(classes["classes"]["Bombus"], 1);
-
-    // Every sample's members are adjacent: KEY.<image>, KEY.json, KEY.cls.
-    let order = member_order(&out);
-    let keys: Vec<&str> = order.iter().map(|m| m.split_once('.').unwrap().0).collect();
-    let mut seen = std::collections::HashSet::new();
-    for (i, k) in keys.iter().enumerate() {
-        if i == 0 || keys[i - 1] != *k {
-            assert!(
-                seen.insert(*k),
-                "members of {k} are not adjacent: {order:?}"
-            );
-        }
-    }
-
-    let results_rows = results(&ldawt::engine::results_path(&out));
-    let read = std::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_webdataset.py"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
-    let stored: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].2).collect();
-    assert_eq!(samples.len(), stored.len(), "{samples:?}");
-    let mut by_key: std::collections::HashMap<String, serde_json::Value> = samples
-        .into_iter()
-        .map(|s| (s["key"].as_str().unwrap().to_string(), s))
-        .collect();
-    for i in stored {
-        let (path, class, _) = rows[i];
-        let key = ldawt::engine::sample_key(i as u64);
-        let s = by_key
-            .remove(&key)
-            .unwrap_or_else(|| panic!("no sample {key}"));
-        let r = &results_rows[&(i as u64)];
-        let body_sha = sha256_hex(&fx.expected_body(path));
-        let image = if path.ends_with(".png") { "png" } else { "jpg" };
-        assert_eq!(r.member.as_deref(), Some(format!("{key}.{image}").as_str()));
-        let mut exts = vec![image, "json", "txt"];
-        if class.is_some() {
-            exts.push("cls");
-        }
-        exts.sort();
-        assert_eq!(s["exts"], serde_json::json!(exts), "{key}");
-        assert_eq!(s["sha256"], body_sha.as_str(), "{key}: image bytes");
-        let meta = &s["meta"];
-        assert_eq!(meta["sha256"], body_sha.as_str());
-        assert_eq!(meta["index"], i as u64);
-        assert_eq!(meta["url"], fx.url(path).as_str());
-        assert_eq!(meta["class"], serde_json::json!(class));
-        assert_eq!(meta["http_status"], 200);
-        assert_eq!(meta["license"], format!("lic-{i}").as_str());
-        let caption = (i != 2).then(|| format!("a photo, row {i}"));
-        assert_eq!(meta["caption"], serde_json::json!(caption));
-        assert_eq!(s["txt"], caption.unwrap_or_default().as_str(), "{key}");
-        // Dimensions come from the image header; the fixture's filler bodies have none.
-        let (w, h) = if i == 0 {
-            (serde_json::json!(64), serde_json::json!(48))
-        } else {
-            (serde_json::Value::Null, serde_json::Value::Null)
-        };
-        assert_eq!((&meta["width"], &meta["height"]), (&w, &h), "{key}");
-        assert_eq!(
-            (&meta["original_width"], &meta["original_height"]),
-            (&w, &h)
-        );
-        match class {
-            Some(c) => {
-                assert_eq!(s["cls"], classes["classes"][c], "{key}");
-                assert_eq!(meta["class_id"], classes["classes"][c]);
-            }
-            None => assert_eq!(s["cls"], serde_json::Value::Null),
-        }
-    }
-
-    // Resized samples report both sizes and carry the new encoding's extension.
-    let resized = dir.path().join("wds").join("resized.tar");
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            resized.to_str().unwrap(),
-            "--format",
-            "webdataset",
-            "--resize-mode",
-            "center_crop",
-            "--image-size",
-            "32",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&result), 1, "{}", text(&result));
-    let read = std::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_webdataset.py"))
-        .arg(&resized)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
-    assert_eq!(
-        samples.len(),
-        1,
-        "only the decodable image is kept: {samples:?}"
-    );
-    let meta = &samples[0]["meta"];
-    assert_eq!(
-        samples[0]["exts"],
-        serde_json::json!(["cls", "jpg", "json"])
-    );
-    assert_eq!(
-        (&meta["width"], &meta["height"]),
-        (&serde_json::json!(32), &serde_json::json!(32))
-    );
-    assert_eq!(
-        (&meta["original_width"], &meta["original_height"]),
-        (&serde_json::json!(64), &serde_json::json!(48))
-    );
-
-    // --resume continues classdirs archives only.
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--format",
-            "webdataset",
-            "--resume",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&result), 2, "{}", text(&result));
-}
-
-#[test]
-fn files_format_writes_a_plain_directory_tree() {
-    let fx = common::fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = [
-        "/photos/1/a.jpg",
-        "/photos/2/a.png",
-        "/fx/404/photos/3/a.jpg",
-        "/photos/4/a.jpg",
-    ];
-    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
-    let (out, result) = download(dir.path(), "tree", &urls, &[], &["--format", "files"]);
-    assert_eq!(code(&result), 1, "{}", text(&result));
-    assert!(out.is_dir(), "{}", text(&result));
-    assert!(!dir.path().join("tree.part").exists());
-    let rows = results(&ldawt::engine::results_path(&out));
-    let mut files = 0;
-    for (i, path) in paths.iter().enumerate() {
-        let r = &rows[&(i as u64)];
-        if path.contains("/404/") {
-            assert_eq!(r.status, RowStatus::Failed);
-            continue;
-        }
-        // Members are named as in the tar (`<stem>/<class>/<name>.<ext>`), relative to the
-        // output's parent folder.
-        let member = r.member.as_deref().unwrap();
-        assert!(member.starts_with("tree/"), "{member}");
-        assert_eq!(
-            std::fs::read(dir.path().join(member)).unwrap(),
-            fx.expected_body(path),
-            "{member}"
-        );
-        files += 1;
-    }
-    let on_disk = walk(&out);
-    assert_eq!(on_disk, files, "exactly the stored images, nothing else");
-
-    // Never over an existing tree; a tar name is a mistake.
-    for name in ["tree", "tree.tar"] {
-        let (_, result) = download(dir.path(), name, &urls, &[], &["--format", "files"]);
-        assert_eq!(code(&result), 2, "{name}: {}", text(&result));
-    }
-    assert_eq!(walk(&out), files, "the existing tree is untouched");
-    for bad in [
-        &["--format", "files", "--compression", "gzip"][..],
-        &["--caption-col", "taxon_name"][..],
-    ] {
-        let (out, result) = download(dir.path(), "other", &urls, &[], bad);
-        assert_eq!(code(&result), 2, "{bad:?}: {}", text(&result));
-        assert!(!out.exists());
-    }
-}
-
 /// Regular files below `dir`.
-fn walk(dir: &Path) -> usize {
+pub(crate) fn walk(dir: &Path) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
@@ -649,268 +379,6 @@ fn walk(dir: &Path) -> usize {
     }
     n
 }
-
-#[test]
-fn image_filters_skip_rows_by_their_header_dimensions() {
-    let fx = common::fixture();
-    let dir = tempfile::tempdir().unwrap();
-    // (path, kind when filtered; None = stored)
-    let cases = [
-        ("/fx/dims-200x150/photos/1/a.jpg", None),
-        ("/fx/dims-120x120/photos/2/a.png", None),
-        ("/fx/dims-99x300/photos/3/a.jpg", Some("image_too_small")),
-        (
-            "/fx/dims-1100x1000/photos/4/a.png",
-            Some("image_area_too_large"),
-        ),
-        (
-            "/fx/dims-400x100/photos/5/a.jpg",
-            Some("aspect_ratio_too_large"),
-        ),
-        // Over the 1 MiB spill threshold: read from the spill file.
-        ("/fx/size-1200000/photos/6/a.jpg", Some("image_undecodable")),
-        ("/fx/dims-150x450/photos/7/a.jpg", None),
-    ];
-    let urls: Vec<String> = cases.iter().map(|(p, _)| fx.url(p)).collect();
-    let filters = [
-        "--min-image-size",
-        "100",
-        "--max-image-area",
-        "1000000",
-        "--max-aspect-ratio",
-        "3",
-    ];
-    let (out, result) = download(dir.path(), "filtered.tar", &urls, &[], &filters);
-    assert_eq!(
-        code(&result),
-        0,
-        "filtered rows are not failures: {}",
-        text(&result)
-    );
-    let rows = results(&ldawt::engine::results_path(&out));
-    let members = archive_members(&out);
-    for (i, (path, kind)) in cases.iter().enumerate() {
-        let r = &rows[&(i as u64)];
-        match kind {
-            None => {
-                assert_eq!(r.status, RowStatus::Ok, "{path}: {r:?}");
-                assert_eq!(
-                    members[r.member.as_deref().unwrap()],
-                    fx.expected_body(path)
-                );
-            }
-            Some(kind) => {
-                assert_eq!(r.status, RowStatus::Skipped, "{path}: {r:?}");
-                assert_eq!(r.error_kind.as_deref(), Some(*kind), "{path}");
-                assert_eq!(r.member, None);
-            }
-        }
-    }
-    assert_eq!(members.len(), 3);
-    let dims = recorded_dims(&ldawt::engine::results_path(&out));
-    assert_eq!(dims[&0], Some([200, 150, 200, 150]));
-    assert_eq!(dims[&3], None, "filtered rows store nothing");
-    let message = rows[&3].error_message.clone().unwrap();
-    assert!(message.contains("1100x1000"), "{message}");
-    let summary = String::from_utf8_lossy(&result.stdout);
-    assert!(summary.contains("image_too_small"), "{summary}");
-    let overview: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ldawt::engine::overview_path(&out)).unwrap())
-            .unwrap();
-    assert_eq!(
-        overview["dataset_options"]["filters"]["max_image_area"],
-        1_000_000
-    );
-
-    // Without filters nothing is decoded and everything is stored.
-    let (out, result) = download(dir.path(), "plain.tar", &urls, &[], &[]);
-    assert_eq!(code(&result), 0, "{}", text(&result));
-    assert_eq!(archive_members(&out).len(), cases.len());
-
-    for bad in [["--max-aspect-ratio", "0.5"], ["--max-aspect-ratio", "NaN"]] {
-        let (_, result) = download(dir.path(), "bad.tar", &urls, &[], &bad);
-        assert_eq!(code(&result), 2, "{bad:?}: {}", text(&result));
-    }
-}
-
-#[test]
-fn resize_modes_store_re_encoded_images_of_the_asked_size() {
-    let fx = common::fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = [
-        "/fx/dims-200x150/photos/1/a.jpg",
-        "/fx/dims-40x30/photos/2/a.png",
-        "/fx/dims-90x300/photos/3/a.png",
-        "/photos/4/not-decodable.jpg",
-    ];
-    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
-    // (flags, expected dimensions per decodable row, format)
-    type Run<'a> = (&'a [&'a str], [(u32, u32); 3], image::ImageFormat);
-    let runs: [Run; 2] = [
-        (
-            &[
-                "--resize-mode",
-                "border",
-                "--image-size",
-                "64",
-                "--encode-quality",
-                "80",
-            ],
-            [(64, 64), (64, 64), (64, 64)],
-            image::ImageFormat::Jpeg,
-        ),
-        (
-            &[
-                "--resize-mode",
-                "keep_ratio",
-                "--image-size",
-                "64",
-                "--resize-only-if-bigger",
-                "--encode-format",
-                "png",
-            ],
-            [(85, 64), (40, 30), (64, 213)],
-            image::ImageFormat::Png,
-        ),
-    ];
-    for (n, (flags, dims, format)) in runs.iter().enumerate() {
-        let (out, result) = download(dir.path(), &format!("resized{n}.tar"), &urls, &[], flags);
-        assert_eq!(code(&result), 0, "{flags:?}: {}", text(&result));
-        let rows = results(&ldawt::engine::results_path(&out));
-        let members = archive_members(&out);
-        assert_eq!(members.len(), 3, "{flags:?}");
-        for (i, want) in dims.iter().enumerate() {
-            let r = &rows[&(i as u64)];
-            assert_eq!(r.status, RowStatus::Ok, "{flags:?} row {i}: {r:?}");
-            let member = r.member.as_deref().unwrap();
-            let ext = if *format == image::ImageFormat::Png {
-                ".png"
-            } else {
-                ".jpg"
-            };
-            assert!(member.ends_with(ext), "{member}");
-            let bytes = &members[member];
-            assert_eq!(r.bytes, bytes.len() as u64);
-            assert_eq!(r.sha256.as_deref(), Some(sha256_hex(bytes).as_str()));
-            assert_eq!(image::guess_format(bytes).unwrap(), *format, "{member}");
-            let img = image::load_from_memory(bytes).unwrap();
-            assert_eq!((img.width(), img.height()), *want, "{flags:?} {member}");
-        }
-        let recorded = recorded_dims(&ldawt::engine::results_path(&out));
-        let originals = [(200, 150), (40, 30), (90, 300)];
-        for (i, (want, orig)) in dims.iter().zip(originals).enumerate() {
-            let expected = [want.0, want.1, orig.0, orig.1];
-            assert_eq!(recorded[&(i as u64)], Some(expected), "{flags:?} row {i}");
-        }
-        let r = &rows[&3];
-        assert_eq!(r.status, RowStatus::Skipped);
-        assert_eq!(r.error_kind.as_deref(), Some("image_undecodable"));
-    }
-    let (_, result) = download(dir.path(), "bad.tar", &urls, &[], &["--image-size", "64"]);
-    assert_eq!(code(&result), 2, "{}", text(&result));
-}
-
-#[test]
-fn parquet_output_is_read_back_by_pyarrow_and_reconstruct() {
-    let python = match pyvenv() {
-        Ok(p) => p,
-        Err(reason) => return common::skip(reason),
-    };
-    let fx = common::fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = [
-        "/fx/dims-64x48/photos/1/a.png",
-        "/fx/404/photos/2/a.jpg",
-        "/photos/3/a.jpg",
-        "/fx/size-1300000/photos/4/a.jpg",
-    ];
-    let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
-    let license: Vec<Option<String>> = (0..paths.len()).map(|i| Some(format!("l{i}"))).collect();
-    let (out, result) = download(
-        dir.path(),
-        "images.parquet",
-        &urls,
-        &[("license", license)],
-        &["--format", "parquet", "--extra-cols", "license"],
-    );
-    assert_eq!(code(&result), 1, "{}", text(&result));
-    let results_rows = results(&ldawt::engine::results_path(&out));
-    assert_eq!(
-        ldawt::engine::results_path(&out),
-        dir.path().join("images.results.parquet")
-    );
-    let read = std::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_parquet.py"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    for row in &rows {
-        let i = row["index"].as_u64().unwrap() as usize;
-        let body = fx.expected_body(paths[i]);
-        let r = &results_rows[&(i as u64)];
-        assert_eq!(row["image_sha256"], sha256_hex(&body).as_str(), "row {i}");
-        assert_eq!(row["sha256"], sha256_hex(&body).as_str());
-        assert_eq!(row["image_path"], r.member.as_deref().unwrap());
-        assert_eq!(row["url"], urls[i].as_str());
-        assert_eq!(row["bytes"], body.len() as u64);
-        assert_eq!(row["http_status"], 200);
-        assert_eq!(row["license"], format!("l{i}").as_str());
-        let (w, h) = if i == 0 {
-            (serde_json::json!(64), serde_json::json!(48))
-        } else {
-            (serde_json::Value::Null, serde_json::Value::Null)
-        };
-        assert_eq!(
-            (&row["width"], &row["original_height"]),
-            (&w, &h),
-            "row {i}"
-        );
-    }
-
-    // `ldawt reconstruct` reads the `{bytes, path}` struct back as images.
-    let rebuilt = dir.path().join("rebuilt.tar");
-    let result = run_ldawt(
-        &[
-            "reconstruct",
-            "--input",
-            out.to_str().unwrap(),
-            "--output",
-            rebuilt.to_str().unwrap(),
-            "--label-col",
-            "class",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&result), 0, "{}", text(&result));
-    let mut rebuilt_bodies: Vec<Vec<u8>> = archive_members(&rebuilt).into_values().collect();
-    let mut stored: Vec<Vec<u8>> = [0, 2, 3]
-        .iter()
-        .map(|i| fx.expected_body(paths[*i]))
-        .collect();
-    rebuilt_bodies.sort();
-    stored.sort();
-    assert_eq!(rebuilt_bodies, stored);
-
-    for (name, flags) in [
-        ("x.tar", &["--format", "parquet"][..]),
-        (
-            "y.parquet",
-            &["--format", "parquet", "--compression", "gzip"][..],
-        ),
-    ] {
-        let (out, result) = download(dir.path(), name, &urls, &[], flags);
-        assert_eq!(code(&result), 2, "{name}: {}", text(&result));
-        assert!(!out.exists());
-    }
-}
-
 #[test]
 fn respect_robots_txt_skips_disallowed_rows_without_requesting_them() {
     use ldawt::fixture::FixtureConfig;
@@ -969,7 +437,6 @@ fn respect_robots_txt_skips_disallowed_rows_without_requesting_them() {
     assert!(rows.values().all(|r| r.status == RowStatus::Ok), "{rows:?}");
     assert_eq!(site.requests("/robots.txt"), 1);
 }
-
 #[test]
 fn retry_failed_retries_only_retryable_failures_and_keeps_the_rest() {
     let fx = common::fixture();
