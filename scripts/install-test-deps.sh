@@ -16,22 +16,34 @@ command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # a real browser for the live-dashboard test (headless Chromium)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-# python3 with venv/pip for scripts/test-python.sh (the wheel and the notebook; the Python
-# packages themselves come from PyPI into venvs that script creates)
+# python3 with venv/pip: scripts/test-python.sh (the wheel and the notebook) and the
+# dataset-format tests (webdataset / pyarrow read ldawt's outputs); the Python packages come
+# from PyPI into venvs
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
-if [ "${#need[@]}" -eq 0 ]; then exit 0; fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null 2>&1 || echo "install-test-deps: apt-get update failed" >&2
-if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
-  # One unavailable package must not keep the others out: retry them one by one.
-  for p in "${need[@]}"; do
-    apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 \
-      || echo "install-test-deps: could not install $p (tests needing it will skip)" >&2
-  done
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+install_apt() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: not root; missing packages: ${need[*]} (tests needing them will skip)" >&2
+    return 0
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null 2>&1 || echo "install-test-deps: apt-get update failed" >&2
+  if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+    # One unavailable package must not keep the others out: retry them one by one.
+    for p in "${need[@]}"; do
+      apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 \
+        || echo "install-test-deps: could not install $p (tests needing it will skip)" >&2
+    done
+  fi
+}
+if [ "${#need[@]}" -gt 0 ]; then install_apt; fi
+
+# target/pyvenv: the `webdataset` and `pyarrow` packages from PyPI, used by
+# tests/engine/dataset.rs to read webdataset / parquet outputs back as a training loader would.
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/pyvenv"
+if ! "$venv/bin/python" -c 'import webdataset, pyarrow' >/dev/null 2>&1; then
+  { python3 -m venv "$venv" \
+      && "$venv/bin/pip" install -q --disable-pip-version-check webdataset pyarrow; } >/dev/null 2>&1 \
+    || echo "install-test-deps: could not create $venv with webdataset and pyarrow (the format tests will skip)" >&2
 fi
 exit 0

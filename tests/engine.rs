@@ -36,7 +36,15 @@ mod tls;
 #[path = "engine/ssrf.rs"]
 mod ssrf;
 
+#[path = "engine/dataset.rs"]
+mod dataset;
 #[path = "engine/dns.rs"]
 mod dns;
 #[path = "engine/everyday.rs"]
 mod everyday;
+
+#[path = "engine/dataset_formats.rs"]
+mod dataset_formats;
+
+#[path = "engine/dataset_images.rs"]
+mod dataset_images;

@@ -7,6 +7,8 @@ mod common;
 #[path = "common/faults.rs"]
 mod fault_tools;
 
+#[path = "swarm/busy_seeder.rs"]
+mod busy_seeder;
 #[path = "swarm/dashboard.rs"]
 mod dashboard;
 #[path = "swarm/defaults.rs"]
@@ -23,5 +25,3 @@ mod inprocess;
 mod processes;
 #[path = "swarm/util.rs"]
 mod util;
-#[path = "swarm/busy_seeder.rs"]
-mod busy_seeder;

@@ -3,9 +3,11 @@
 //! asked, then fsynced and renamed into place. Members are `<top>/<class folder>/<name>.<ext>`
 //! with directory entries for `<top>/` and each folder, and fixed metadata (mode 0644, uid/gid
 //! 0, the run's start time) so runs are reproducible.
-//! [`copy`] carries members of a previous archive over for `--resume`.
+//! [`copy`] carries members of a previous archive over for `--resume`; [`dir`] writes the same
+//! members as a plain directory tree (`--format files`).
 
 pub mod copy;
+pub mod dir;
 mod file;
 mod gzip;
 

@@ -6,6 +6,7 @@
 //! replaced silently: `--resume` continues them, `--force` replaces them, otherwise exit 2.
 
 mod config;
+mod dataset;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,6 +113,9 @@ pub struct DownloadOptions {
     /// pass over the bytes costs about a third of the download CPU.
     #[arg(long)]
     pub archive_sha256: bool,
+    /// Dataset-builder options (opt-outs, hash check, extra columns, output format).
+    #[command(flatten)]
+    pub dataset: dataset::DatasetOptions,
 }
 
 fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
@@ -186,6 +190,7 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
         engine.user_agent = ua;
     }
     engine.hash_archive = args.archive_sha256;
+    args.dataset.apply(&mut engine)?;
     let level = args.level.unwrap_or(1);
     engine.compression = match args.compression {
         Some(CompressionArg::None) => Some(Compression::None),
@@ -210,7 +215,7 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
             .or(file.url)
             .unwrap_or_else(|| "photo_url".into()),
         class_col,
-        resume: args.resume || file.resume.unwrap_or(false),
+        resume: args.resume || file.resume.unwrap_or(false) || engine.retry_failed,
         force: args.force,
         engine,
     })
@@ -290,11 +295,21 @@ fn refuse_existing_outputs(archive: &std::path::Path) -> anyhow::Result<()> {
 /// Runs `ldawt download`.
 pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     let resolved = resolve(*args.options)?;
+    dataset::check_output(
+        resolved.engine.format,
+        &resolved.output,
+        resolved.resume,
+        resolved.engine.compression.is_some(),
+    )?;
+    let files = matches!(
+        resolved.engine.format,
+        engine::OutputFormat::Files | engine::OutputFormat::Parquet
+    );
     let name = resolved.output.to_string_lossy().to_ascii_lowercase();
     let known = [".tar", ".tar.gz", ".tgz"]
         .iter()
         .any(|s| name.ends_with(s));
-    if !known && resolved.engine.compression.is_none() {
+    if !files && !known && resolved.engine.compression.is_none() {
         return Err(UsageError::new(format!(
             "--output {}: name the archive .tar (plain) or .tar.gz/.tgz (gzip), or pass --compression",
             resolved.output.display()
@@ -311,13 +326,14 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
     if !resolved.resume && !resolved.force {
         refuse_existing_outputs(&resolved.output)?;
     }
-    let (input, url_col, class_col) = (
+    let (input, url_col, class_col, extra) = (
         resolved.input.clone(),
         resolved.url_col.clone(),
         resolved.class_col.clone(),
+        resolved.engine.input_columns(),
     );
     let rows = tokio::task::spawn_blocking(move || {
-        crate::input::open(&input, &url_col, class_col.as_deref())
+        crate::input::open_with(&input, &url_col, class_col.as_deref(), &extra)
     })
     .await??;
     // Only once the input is known good: a refused run leaves nothing behind.

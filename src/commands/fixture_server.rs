@@ -88,6 +88,7 @@ pub async fn run(args: FixtureServerArgs, _global: &GlobalOpts) -> anyhow::Resul
         min_size: args.min_size,
         max_size: args.max_size,
         first_byte_delay: Duration::from_millis(args.first_byte_delay_ms),
+        robots_txt: None,
     };
     let handle = fixture::start(cfg)
         .await

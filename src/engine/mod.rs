@@ -5,9 +5,17 @@
 //! thread, `resume`: carrying a previous run over); this file holds the types every caller
 //! relies on.
 
+mod filter;
+mod format;
+mod options;
+mod parquet_sink;
+mod post;
+mod resize;
 mod resume;
+mod retry_failed;
 mod row;
 mod run;
+mod verify;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -20,6 +28,14 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::input::RowBatches;
+
+pub use format::{SAMPLE_KEYS, classes_path, sample_key};
+pub use options::{
+    EncodeFormat, HashAlgorithm, HashCheck, ImageFilters, OutputFormat, PROJECT_URL, ResizeMode,
+    ResizeOptions, check_user_agent_token, default_user_agent, parse_columns, resize_plan,
+    user_agent_with_token,
+};
+pub use parquet_sink::images_schema;
 
 /// How the archive is compressed. Chosen from the output name by default: `.tar` → `None`,
 /// `.tar.gz` / `.tgz` → `Gzip` at a fast level.
@@ -72,6 +88,70 @@ pub struct EngineConfig {
     /// remote seeder: raw texts name internal hosts, addresses and ports).
     #[serde(default)]
     pub redact_error_messages: bool,
+    /// `X-Robots-Tag` directives (lower-case) that stop a body from being stored: the row is
+    /// skipped as `opted_out`. Empty: opt-outs are not checked.
+    #[serde(default = "default_disallowed")]
+    pub disallowed_header_directives: Vec<String>,
+    /// The user's contact, added to the User-Agent's comment.
+    #[serde(default)]
+    pub user_agent_token: Option<String>,
+    /// Compare each body's digest with an input column (`hash_mismatch` rows are not stored).
+    #[serde(default)]
+    pub verify_hash: Option<HashCheck>,
+    /// Input columns carried into the results file (and the webdataset `.json`).
+    #[serde(default)]
+    pub extra_cols: Vec<String>,
+    /// The output layout.
+    #[serde(default)]
+    pub format: OutputFormat,
+    /// Limits on the images' dimensions (rows outside them are skipped, not stored).
+    #[serde(default)]
+    pub filters: ImageFilters,
+    /// Resizing and re-encoding (off by default).
+    #[serde(default)]
+    pub resize: ResizeOptions,
+    /// Webdataset caption column: each sample gets `KEY.txt` (and `caption` in its `.json`).
+    #[serde(default)]
+    pub caption_col: Option<String>,
+    /// Fetch each origin's robots.txt once and skip the rows it disallows for `ldawt`
+    /// (`robots_disallowed`) without requesting them.
+    #[serde(default)]
+    pub respect_robots_txt: bool,
+    /// With `ShardJob::resume`: also keep the previous run's final outcomes (404, not an
+    /// image, opted out, filtered…) and retry only rows that failed retryably or never ran.
+    #[serde(default)]
+    pub retry_failed: bool,
+}
+
+fn default_disallowed() -> Vec<String> {
+    crate::fetch::robots_tag::DEFAULT_DISALLOWED
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl EngineConfig {
+    /// The input columns a run needs besides the URL and class: the extra columns, then the
+    /// hash column and the caption column if they are not among them.
+    /// [`crate::input::UrlRow::extra`] holds their values in this order.
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut cols = self.extra_cols.clone();
+        let more = [
+            self.verify_hash.as_ref().map(|c| &c.column),
+            self.caption_col.as_ref(),
+        ];
+        for c in more.into_iter().flatten() {
+            if !cols.contains(c) {
+                cols.push(c.clone());
+            }
+        }
+        cols
+    }
+
+    /// The User-Agent header sent: [`Self::user_agent`] with the token, if any.
+    pub fn effective_user_agent(&self) -> String {
+        user_agent_with_token(&self.user_agent, self.user_agent_token.as_deref())
+    }
 }
 
 impl Default for EngineConfig {
@@ -87,10 +167,20 @@ impl Default for EngineConfig {
             max_attempts: 4,
             accept_types: vec!["image/*".to_string()],
             compression: None,
-            user_agent: concat!("ldawt/", env!("CARGO_PKG_VERSION")).to_string(),
+            user_agent: default_user_agent(),
             hash_archive: true,
             block_private_addresses: false,
             redact_error_messages: false,
+            disallowed_header_directives: default_disallowed(),
+            user_agent_token: None,
+            verify_hash: None,
+            extra_cols: Vec::new(),
+            format: OutputFormat::Classdirs,
+            filters: ImageFilters::default(),
+            resize: ResizeOptions::default(),
+            caption_col: None,
+            respect_robots_txt: false,
+            retry_failed: false,
         }
     }
 }
@@ -113,7 +203,7 @@ pub fn archive_stem(archive: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for suffix in [".tar.gz", ".tgz", ".tar"] {
+    for suffix in [".tar.gz", ".tgz", ".tar", ".parquet"] {
         if let Some(stem) = name.strip_suffix(suffix) {
             return stem.to_string();
         }
@@ -340,5 +430,6 @@ mod tests {
         assert_eq!(overview_path(a), Path::new("out/group_1.overview.json"));
         assert_eq!(archive_stem(Path::new("x.tgz")), "x");
         assert_eq!(archive_stem(Path::new("x.tar")), "x");
+        assert_eq!(archive_stem(Path::new("x.parquet")), "x");
     }
 }

@@ -8,15 +8,19 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use super::format::Output;
+use super::parquet_sink::ParquetSink;
+use super::retry_failed::is_final;
 use super::writer::Tally;
-use super::{Compression, EngineError, RowStatus, results_path};
+use super::{Compression, EngineError, OutputFormat, RowStatus, results_path};
+use crate::archive::dir::DirWriter;
 use crate::archive::{ArchiveWriter, copy::copy_members};
 use crate::model::naming::{ClassFolders, NameSet, fnv1a, split_member};
-use crate::results::{ResultsWriter, read_results};
+use crate::results::{ResultsLayout, ResultsWriter, read_results, read_results_with};
 
 /// Everything the pipeline starts from.
 pub(crate) struct Prepared {
-    pub(crate) archive: ArchiveWriter,
+    pub(crate) archive: Output,
     pub(crate) results: ResultsWriter,
     /// Row index → hash of its URL, for rows already stored.
     pub(crate) done: HashMap<u64, u64>,
@@ -30,15 +34,26 @@ pub(crate) fn url_key(url: Option<&str>) -> u64 {
     fnv1a(url.unwrap_or("").as_bytes())
 }
 
+/// How the outputs are made.
+pub(crate) struct OutputSpec {
+    pub(crate) compression: Compression,
+    pub(crate) mtime: u64,
+    pub(crate) digest: bool,
+    pub(crate) format: OutputFormat,
+    pub(crate) extra_cols: Vec<String>,
+    /// Record the images' dimensions in the results.
+    pub(crate) dims: bool,
+    /// `--retry-failed`: also carry the previous run's final outcomes over.
+    pub(crate) keep_final: bool,
+}
+
 /// Creates the outputs (`.part` files) and, when `resume` is set and a previous results file
-/// exists, carries its ok rows over.
+/// exists, carries its ok rows over (classdirs only: the other layouts are refused earlier).
 pub(crate) fn prepare(
     archive_path: &Path,
     top: &str,
-    compression: Compression,
     resume: bool,
-    mtime: u64,
-    digest: bool,
+    spec: &OutputSpec,
 ) -> Result<Prepared, EngineError> {
     let out = |source| EngineError::Output {
         path: archive_path.to_path_buf(),
@@ -61,9 +76,21 @@ pub(crate) fn prepare(
         .map_err(EngineError::Results)?;
     }
     // The previous results are read again below, so the new file goes to its `.part` name.
-    let archive =
-        ArchiveWriter::create(archive_path, top, compression, mtime, digest).map_err(out)?;
-    let results = match ResultsWriter::create(&results_file) {
+    let archive = match spec.format {
+        OutputFormat::Files => Output::Dir(DirWriter::create(archive_path, top).map_err(out)?),
+        OutputFormat::Parquet => Output::Parquet(Box::new(
+            ParquetSink::create(archive_path, &spec.extra_cols).map_err(out)?,
+        )),
+        OutputFormat::Classdirs | OutputFormat::Webdataset => Output::Tar(Box::new(
+            ArchiveWriter::create(archive_path, top, spec.compression, spec.mtime, spec.digest)
+                .map_err(out)?,
+        )),
+    };
+    let layout = ResultsLayout {
+        dims: spec.dims,
+        extra: spec.extra_cols.clone(),
+    };
+    let results = match ResultsWriter::create_with(&results_file, layout) {
         Ok(r) => r,
         Err(e) => {
             archive.abort();
@@ -78,8 +105,10 @@ pub(crate) fn prepare(
         folders: ClassFolders::new(),
         tally: Tally::default(),
     };
-    if !wanted.is_empty()
-        && let Err(e) = carry_over(archive_path, &results_file, wanted, &mut prepared)
+    if resume
+        && results_file.exists()
+        && (!wanted.is_empty() || spec.keep_final)
+        && let Err(e) = carry_over(archive_path, &results_file, wanted, spec, &mut prepared)
     {
         prepared.archive.abort();
         prepared.results.abort();
@@ -94,21 +123,40 @@ fn carry_over(
     archive_path: &Path,
     results_file: &Path,
     mut wanted: HashSet<u64>,
+    spec: &OutputSpec,
     to: &mut Prepared,
 ) -> Result<(), EngineError> {
     let mut copied: HashSet<u64> = HashSet::with_capacity(wanted.len());
+    let any_stored = !wanted.is_empty();
     let keep = |member: &str| {
         let key = fnv1a(member.as_bytes());
         wanted.remove(&key) && copied.insert(key)
     };
-    copy_members(archive_path, keep, &mut to.archive).map_err(|source| EngineError::Output {
-        path: archive_path.to_path_buf(),
-        source,
-    })?;
+    let Output::Tar(archive) = &mut to.archive else {
+        return Err(EngineError::Http(
+            "--resume works with the classdirs format only".to_string(),
+        ));
+    };
+    if any_stored {
+        copy_members(archive_path, keep, archive).map_err(|source| EngineError::Output {
+            path: archive_path.to_path_buf(),
+            source,
+        })?;
+    }
     // Pass 2: carry over the rows whose member was copied.
     let mut failure = None;
-    read_results(results_file, |r| {
-        if failure.is_some() || r.status != RowStatus::Ok {
+    read_results_with(results_file, &spec.extra_cols, |r, cells| {
+        if failure.is_some() {
+            return;
+        }
+        if r.status != RowStatus::Ok {
+            if spec.keep_final && is_final(&r) {
+                to.done.insert(r.index, url_key(r.url.as_deref()));
+                to.tally.count(&r);
+                if let Err(e) = to.results.push_with(r, cells) {
+                    failure = Some(e);
+                }
+            }
             return;
         }
         let Some(member) = r.member.as_deref() else {
@@ -123,7 +171,7 @@ fn carry_over(
         }
         to.done.insert(r.index, url_key(r.url.as_deref()));
         to.tally.count(&r);
-        if let Err(e) = to.results.push(r) {
+        if let Err(e) = to.results.push_with(r, cells) {
             failure = Some(e);
         }
     })

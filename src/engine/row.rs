@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::writer::WriterMsg;
 use super::{RowResult, RowStatus};
 use crate::fetch::hosts::HostGates;
+use crate::fetch::robots_cache::RobotsCache;
 use crate::fetch::{AttemptError, Fetcher};
-use crate::model::retry::RetryPolicy;
+use crate::model::retry::{Failure, RetryPolicy};
 
 /// Shared by every row task of a run.
 pub(crate) struct RowContext {
@@ -23,6 +24,8 @@ pub(crate) struct RowContext {
     pub(crate) stop: CancellationToken,
     /// Abandon in-flight attempts (the grace period after `stop` ran out).
     pub(crate) abort: CancellationToken,
+    /// `--respect-robots-txt`.
+    pub(crate) robots: Option<RobotsCache>,
 }
 
 /// One row, named and ready to fetch.
@@ -54,11 +57,17 @@ fn interrupted(job: &RowJob, attempts: u32, started: Instant) -> WriterMsg {
 }
 
 fn failed(job: &RowJob, err: AttemptError, attempts: u32, started: Instant) -> WriterMsg {
+    // An opt-out is the creator's choice, not a failure: the row is skipped with its reason.
+    let status = if err.failure == Failure::OptedOut {
+        RowStatus::Skipped
+    } else {
+        RowStatus::Failed
+    };
     WriterMsg::Record(RowResult {
         index: job.index,
         url: Some(job.url_text.clone()),
         class: job.class.clone(),
-        status: RowStatus::Failed,
+        status,
         http_status: err.http_status,
         error_kind: Some(err.failure.kind()),
         error_message: Some(err.message),
@@ -78,6 +87,24 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
         job.url.host_str().unwrap_or(""),
         job.url.port_or_known_default().unwrap_or(0)
     );
+    if let Some(robots) = &ctx.robots
+        && !robots.allows(&job.url).await
+    {
+        return WriterMsg::Record(RowResult {
+            index: job.index,
+            url: Some(job.url_text.clone()),
+            class: job.class.clone(),
+            status: RowStatus::Skipped,
+            http_status: None,
+            error_kind: Some("robots_disallowed".to_string()),
+            error_message: Some("the site's robots.txt disallows this URL for ldawt".to_string()),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 0,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+    }
     let gate = ctx.gates.gate(&host);
     let mut attempts = 0u32;
     loop {

@@ -12,16 +12,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::resume::{self, Prepared, url_key};
+use super::format::{ClassIds, Layout, RowSide};
+use super::post;
+use super::resume::{self, OutputSpec, Prepared, url_key};
 use super::row::{RowContext, RowJob, fetch_row};
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
-    EngineConfig, EngineError, RowResult, RowStatus, ShardCounters, ShardJob, ShardReport,
-    archive_stem, overview_path, results_path,
+    EngineConfig, EngineError, OutputFormat, RowResult, RowStatus, ShardCounters, ShardJob,
+    ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
 };
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
 use crate::fetch::hosts::{HostGates, now};
+use crate::fetch::robots_cache::RobotsCache;
 use crate::input::{InputError, UrlRow};
 use crate::model::naming::url_stem;
 use crate::model::retry::RetryPolicy;
@@ -81,13 +84,20 @@ pub(crate) async fn run(
     let top = archive_stem(&archive_path);
     let mtime = now().0 / 1000;
     let digest = cfg.hash_archive;
+    let spec = OutputSpec {
+        compression,
+        mtime,
+        digest,
+        format: cfg.format,
+        extra_cols: cfg.extra_cols.clone(),
+        dims: post::measures(cfg),
+        keep_final: cfg.retry_failed,
+    };
     let prepared = {
         let (path, top) = (archive_path.clone(), top.clone());
-        tokio::task::spawn_blocking(move || {
-            resume::prepare(&path, &top, compression, resume, mtime, digest)
-        })
-        .await
-        .map_err(|e| EngineError::Http(format!("preparing outputs: {e}")))??
+        tokio::task::spawn_blocking(move || resume::prepare(&path, &top, resume, &spec))
+            .await
+            .map_err(|e| EngineError::Http(format!("preparing outputs: {e}")))??
     };
     let Prepared {
         archive,
@@ -103,16 +113,24 @@ pub(crate) async fn run(
     }
     counters.ok.store(tally.ok, Ordering::Relaxed);
     counters.bytes.store(tally.bytes, Ordering::Relaxed);
-    counters.rows_done.store(tally.ok, Ordering::Relaxed);
-    let carried_over = tally.ok;
+    counters.failed.store(tally.failed, Ordering::Relaxed);
+    counters
+        .rows_done
+        .store(tally.ok + tally.failed + tally.skipped, Ordering::Relaxed);
+    let carried_over = tally.ok + tally.failed + tally.skipped;
 
     let (tx, rx) = mpsc::channel::<WriterMsg>(WRITER_QUEUE);
+    let layout = Layout {
+        format: cfg.format,
+        extra_cols: cfg.extra_cols.clone(),
+        captions: cfg.caption_col.is_some() && cfg.format == OutputFormat::Webdataset,
+    };
     let writer = {
         let counters = Arc::clone(&counters);
         let path = archive_path.clone();
         std::thread::Builder::new()
             .name("ldawt-writer".into())
-            .spawn(move || writer_loop(rx, archive, results, tally, counters, path))
+            .spawn(move || writer_loop(rx, archive, results, tally, counters, path, layout))
             .map_err(|source| EngineError::Output {
                 path: archive_path.clone(),
                 source,
@@ -135,7 +153,11 @@ pub(crate) async fn run(
         })?;
 
     let abort = CancellationToken::new();
+    let robots = cfg
+        .respect_robots_txt
+        .then(|| RobotsCache::new(fetcher.client().clone(), cfg.total_timeout));
     let ctx = Arc::new(RowContext {
+        robots,
         fetcher,
         gates: HostGates::new(cfg.per_host.max(1)),
         policy: RetryPolicy {
@@ -158,6 +180,20 @@ pub(crate) async fn run(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     );
+    // `--verify-hash`: where the expected digest sits in each row's extra cells.
+    let hash_check = cfg.verify_hash.as_ref().and_then(|c| {
+        let pos = cfg.input_columns().iter().position(|x| *x == c.column)?;
+        Some((pos, c.algorithm, c.column.clone()))
+    });
+    let webdataset = cfg.format == OutputFormat::Webdataset;
+    let needs_side = webdataset || !cfg.extra_cols.is_empty();
+    // Where the caption sits in each row's extra cells.
+    let caption_pos = cfg
+        .caption_col
+        .as_ref()
+        .and_then(|c| cfg.input_columns().iter().position(|x| x == c));
+    let mut class_ids = ClassIds::default();
+    let steps = post::Steps::new(cfg);
     let mut input_error: Option<EngineError> = None;
     'batches: loop {
         let batch = tokio::select! {
@@ -179,6 +215,28 @@ pub(crate) async fn run(
                 }
                 input_error = Some(EngineError::ResumeMismatch { index: row.index });
                 break 'batches;
+            }
+            if needs_side {
+                let caption = caption_pos.and_then(|p| row.extra.get(p).cloned().flatten());
+                let mut extra = row.extra.clone();
+                extra.truncate(cfg.extra_cols.len());
+                let side = RowSide {
+                    extra,
+                    class_id: if webdataset {
+                        class_ids.id(row.class.as_deref())
+                    } else {
+                        None
+                    },
+                    dims: None,
+                    caption,
+                };
+                let msg = WriterMsg::Side {
+                    index: row.index,
+                    side,
+                };
+                if tx.send(msg).await.is_err() {
+                    break 'batches;
+                }
             }
             let text = row.url.as_deref().map(str::trim).unwrap_or("");
             if text.is_empty() {
@@ -203,8 +261,13 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            let folder = folders.folder(row.class.as_deref()).to_string();
-            let stem = names.claim(&folder, &url_stem(text), row.index);
+            let member_base = if webdataset {
+                sample_key(row.index)
+            } else {
+                let folder = folders.folder(row.class.as_deref()).to_string();
+                let stem = names.claim(&folder, &url_stem(text), row.index);
+                format!("{top}/{folder}/{stem}")
+            };
             let permit = tokio::select! {
                 _ = cancel.cancelled() => break 'batches,
                 p = Arc::clone(&semaphore).acquire_owned() => match p {
@@ -212,17 +275,27 @@ pub(crate) async fn run(
                     Err(_) => break 'batches,
                 },
             };
+            let expected = hash_check.as_ref().and_then(|(pos, algorithm, column)| {
+                let cell = row.extra.get(*pos)?.as_deref()?.trim();
+                (!cell.is_empty()).then(|| (*algorithm, column.clone(), cell.to_string()))
+            });
             let job = RowJob {
                 index: row.index,
                 url_text: text.to_string(),
                 url,
                 class: row.class,
-                member_base: format!("{top}/{folder}/{stem}"),
+                member_base,
                 spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
             };
             let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
+            let steps = Arc::clone(&steps);
             tracker.spawn(async move {
-                let mut msg = fetch_row(ctx, job).await;
+                let index = job.index;
+                let (mut msg, dims) =
+                    post::apply(fetch_row(ctx, job).await, expected, &steps).await;
+                if let Some(dims) = dims {
+                    let _ = tx.send(WriterMsg::Dims { index, dims }).await;
+                }
                 if tx.capacity() < WRITER_QUEUE / 2 {
                     // The writer is behind: hash here rather than add to its work.
                     msg.hash_body();
@@ -258,7 +331,7 @@ pub(crate) async fn run(
     .await
     .map_err(|e| EngineError::Http(format!("writer task: {e}")))?
     .map_err(|_| EngineError::Http("the writer thread panicked".to_string()))?;
-    finish(
+    let report = finish(
         outcome,
         input_error,
         cfg,
@@ -267,7 +340,13 @@ pub(crate) async fn run(
         (cancel.is_cancelled(), carried_over),
         started,
     )
-    .await
+    .await?;
+    if webdataset {
+        let path = classes_path(&archive_path);
+        write_overview(&path, &class_ids.to_json())
+            .map_err(|source| EngineError::Output { path, source })?;
+    }
+    Ok(report)
 }
 
 /// Closes the outputs (or removes them on error), writes the overview and builds the report.

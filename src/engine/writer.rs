@@ -3,7 +3,7 @@
 //! appends them to the tar, records every row, and keeps the tally the report and overview are
 //! built from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,10 +11,12 @@ use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::{EngineError, FAILED_ROWS_LISTED, FailedRow, RowResult, RowStatus, ShardCounters};
-use crate::archive::ArchiveWriter;
+use super::format::{Dims, Layout, Output, RowSide, sample_json};
+use super::{
+    EngineError, FAILED_ROWS_LISTED, FailedRow, OutputFormat, RowResult, RowStatus, ShardCounters,
+};
 use crate::fetch::{Body, sha256_of};
-use crate::results::ResultsWriter;
+use crate::results::{ResultsWriter, RowExtras};
 
 /// A finished row on its way to the writer.
 #[derive(Debug)]
@@ -30,6 +32,21 @@ pub(crate) enum WriterMsg {
     },
     /// A row with nothing to store (failed or skipped).
     Record(RowResult),
+    /// What the writer needs of row `index` besides its result (extra cells, class id); sent
+    /// by the dispatcher before the row's result can arrive, only when the run needs it.
+    Side {
+        /// The row index.
+        index: u64,
+        /// Its side data.
+        side: RowSide,
+    },
+    /// The dimensions of row `index`'s image, sent by its fetch task just before its result.
+    Dims {
+        /// The row index.
+        index: u64,
+        /// Before and after a resize.
+        dims: Dims,
+    },
 }
 
 impl WriterMsg {
@@ -107,14 +124,14 @@ impl Tally {
 
 /// What the writer thread hands back when its channel closes.
 pub(crate) struct WriterOutcome {
-    pub(crate) archive: ArchiveWriter,
+    pub(crate) archive: Output,
     pub(crate) results: ResultsWriter,
     pub(crate) tally: Tally,
     pub(crate) error: Option<EngineError>,
 }
 
 fn store(
-    archive: &mut ArchiveWriter,
+    archive: &mut Output,
     member: &str,
     len: u64,
     body: Body,
@@ -129,6 +146,45 @@ fn store(
             result
         }
     }
+}
+
+/// Stores a row's body, and for a webdataset its `.json`, `.cls` (and `.txt`) right after it;
+/// an images parquet takes the whole row.
+fn store_row(
+    archive: &mut Output,
+    result: &RowResult,
+    body: Body,
+    precompressed: bool,
+    side: &RowSide,
+    layout: &Layout,
+) -> std::io::Result<()> {
+    let member = result.member.as_deref().unwrap_or_default();
+    if let Output::Parquet(sink) = archive {
+        let bytes = match body {
+            Body::Memory(chunks) => chunks.concat(),
+            Body::Spilled { path } => {
+                let bytes = std::fs::read(&path);
+                let _ = std::fs::remove_file(&path);
+                bytes?
+            }
+        };
+        return sink.push(bytes, result, side);
+    }
+    store(archive, member, result.bytes, body, precompressed)?;
+    if layout.format != OutputFormat::Webdataset {
+        return Ok(());
+    }
+    let key = member.rsplit_once('.').map_or(member, |(k, _)| k);
+    let json = sample_json(key, result, side, layout);
+    archive.append_chunks(&format!("{key}.json"), &[json.into()], false)?;
+    if let Some(id) = side.class_id {
+        archive.append_chunks(&format!("{key}.cls"), &[id.to_string().into()], false)?;
+    }
+    if layout.captions {
+        let text = side.caption.clone().unwrap_or_default();
+        archive.append_chunks(&format!("{key}.txt"), &[text.into()], false)?;
+    }
+    Ok(())
 }
 
 /// Empty polls of the queue before the writer blocks on it.
@@ -155,16 +211,31 @@ fn next_msg(rx: &mut Receiver<WriterMsg>) -> Option<WriterMsg> {
 /// block) but stores nothing more; the error is returned in the outcome.
 pub(crate) fn writer_loop(
     mut rx: Receiver<WriterMsg>,
-    mut archive: ArchiveWriter,
+    mut archive: Output,
     mut results: ResultsWriter,
     mut tally: Tally,
     counters: Arc<ShardCounters>,
     archive_path: std::path::PathBuf,
+    layout: Layout,
 ) -> WriterOutcome {
     let mut error: Option<EngineError> = None;
+    let mut sides: HashMap<u64, RowSide> = HashMap::new();
     while let Some(mut msg) = next_msg(&mut rx) {
         msg.hash_body();
+        let index = match &msg {
+            WriterMsg::Side { index, side } => {
+                sides.insert(*index, side.clone());
+                continue;
+            }
+            WriterMsg::Dims { index, dims } => {
+                sides.entry(*index).or_default().dims = Some(*dims);
+                continue;
+            }
+            WriterMsg::Stored { result, .. } | WriterMsg::Record(result) => result.index,
+        };
+        let side = sides.remove(&index).unwrap_or_default();
         let result = match msg {
+            WriterMsg::Side { .. } | WriterMsg::Dims { .. } => continue,
             WriterMsg::Stored {
                 result,
                 body,
@@ -176,8 +247,8 @@ pub(crate) fn writer_loop(
                     }
                     continue;
                 }
-                let member = result.member.clone().unwrap_or_default();
-                if let Err(source) = store(&mut archive, &member, result.bytes, body, precompressed)
+                if let Err(source) =
+                    store_row(&mut archive, &result, body, precompressed, &side, &layout)
                 {
                     error = Some(EngineError::Output {
                         path: archive_path.clone(),
@@ -204,7 +275,13 @@ pub(crate) fn writer_loop(
             RowStatus::Skipped => {}
         }
         tally.count(&result);
-        if let Err(e) = results.push(result) {
+        let more = RowExtras {
+            cells: side.extra,
+            dims: side
+                .dims
+                .map(|d| [d.stored.0, d.stored.1, d.original.0, d.original.1]),
+        };
+        if let Err(e) = results.push_with(result, more) {
             error = Some(EngineError::Results(e));
         }
     }

@@ -12,6 +12,9 @@ pub mod dns;
 mod dns_cache;
 pub mod hosts;
 mod probe;
+pub mod robots_cache;
+pub mod robots_tag;
+pub mod robots_txt;
 mod sanitize;
 
 use std::path::{Path, PathBuf};
@@ -117,6 +120,7 @@ pub struct Fetcher {
     max_file_size: u64,
     accept_types: Arc<Vec<String>>,
     block_private: bool,
+    disallowed: Arc<Vec<String>>,
 }
 
 /// The error and its causes on one line.
@@ -206,7 +210,7 @@ impl Fetcher {
             limited.redirect(attempt)
         });
         let client = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
+            .user_agent(cfg.effective_user_agent())
             .connect_timeout(cfg.connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(cfg.per_host.max(1))
@@ -223,7 +227,13 @@ impl Fetcher {
             max_file_size: cfg.max_file_size,
             accept_types: Arc::new(cfg.accept_types.clone()),
             block_private,
+            disallowed: Arc::new(cfg.disallowed_header_directives.clone()),
         })
+    }
+
+    /// The HTTP client (shared with the robots.txt cache).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The `blocked_address` failure for an IP-literal URL the guard refuses (names are
@@ -287,6 +297,16 @@ impl Fetcher {
                 http_status: Some(status),
                 retry_after,
                 message: format!("HTTP {status}"),
+            });
+        }
+        if let Some(directive) = robots_tag::opt_out(resp.headers(), &self.disallowed) {
+            self.drain(&mut resp).await;
+            return Err(AttemptError {
+                http_status: Some(status),
+                ..AttemptError::new(
+                    Failure::OptedOut,
+                    format!("X-Robots-Tag carries '{directive}': the creator opted out"),
+                )
             });
         }
         if let Some(len) = resp.content_length()

@@ -13,6 +13,8 @@ pub struct CsvRows {
     path: String,
     url_pos: usize,
     class_pos: Option<usize>,
+    extra_pos: Vec<usize>,
+    headers: csv::StringRecord,
     next_index: u64,
     batch_rows: usize,
 }
@@ -63,12 +65,31 @@ pub fn open(
         path: shown,
         url_pos,
         class_pos,
+        extra_pos: Vec::new(),
+        headers,
         next_index: 0,
         batch_rows: batch_rows.max(1),
     })
 }
 
 impl CsvRows {
+    /// Also reads the `extra` columns into [`UrlRow::extra`].
+    pub fn with_extra(mut self, extra: &[String]) -> Result<Self, InputError> {
+        self.extra_pos = extra
+            .iter()
+            .map(|name| {
+                self.headers.iter().position(|h| h == name).ok_or_else(|| {
+                    InputError::MissingColumn {
+                        path: self.path.clone(),
+                        column: name.clone(),
+                        available: self.headers.iter().collect::<Vec<_>>().join(", "),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
     fn row(&mut self, record: &csv::StringRecord) -> UrlRow {
         let cell = |pos: usize| {
             record
@@ -80,6 +101,7 @@ impl CsvRows {
             index: self.next_index,
             url: cell(self.url_pos),
             class: self.class_pos.and_then(cell),
+            extra: self.extra_pos.iter().map(|p| cell(*p)).collect(),
         };
         self.next_index += 1;
         row

@@ -19,6 +19,17 @@ pub fn open(
     url_col: &str,
     class_col: Option<&str>,
 ) -> Result<Box<dyn RowBatches>, InputError> {
+    open_with(path, url_col, class_col, &[])
+}
+
+/// Like [`open`], also reading the `extra` columns (string or integer) into
+/// [`UrlRow::extra`], in that order.
+pub fn open_with(
+    path: &Path,
+    url_col: &str,
+    class_col: Option<&str>,
+    extra: &[String],
+) -> Result<Box<dyn RowBatches>, InputError> {
     let shown = path.display().to_string();
     if !path.exists() {
         return Err(InputError::NotFound { path: shown });
@@ -34,10 +45,12 @@ pub fn open(
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
-        "parquet" | "pq" => Ok(Box::new(parquet::open(
-            path, url_col, class_col, BATCH_ROWS,
+        "parquet" | "pq" => Ok(Box::new(parquet::open_with(
+            path, url_col, class_col, extra, BATCH_ROWS,
         )?)),
-        "csv" => Ok(Box::new(csv::open(path, url_col, class_col, BATCH_ROWS)?)),
+        "csv" => Ok(Box::new(
+            csv::open(path, url_col, class_col, BATCH_ROWS)?.with_extra(extra)?,
+        )),
         _ => Err(InputError::UnsupportedFormat { path: shown }),
     }
 }
@@ -103,6 +116,10 @@ pub struct UrlRow {
     pub url: Option<String>,
     /// The class cell (`None` when null or when no class column was given).
     pub class: Option<String>,
+    /// The cells of the extra columns asked for (see [`open_with`]), in that order; empty when
+    /// none were asked for.
+    #[serde(default)]
+    pub extra: Vec<Option<String>>,
 }
 
 /// A streaming source of rows, read batch by batch. Implementations are blocking (file I/O);
@@ -222,6 +239,7 @@ mod tests {
                 index: i,
                 url: Some(format!("http://h/{i}.jpg")),
                 class: None,
+                extra: Vec::new(),
             })
             .collect();
         let mut src = VecRows::new(rows);

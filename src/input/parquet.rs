@@ -21,6 +21,7 @@ pub struct ParquetRows {
     path: String,
     url_col: String,
     class_col: Option<String>,
+    extra_cols: Vec<String>,
     next_index: u64,
     total: u64,
 }
@@ -47,6 +48,18 @@ pub fn open(
     path: &Path,
     url_col: &str,
     class_col: Option<&str>,
+    batch_rows: usize,
+) -> Result<ParquetRows, InputError> {
+    open_with(path, url_col, class_col, &[], batch_rows)
+}
+
+/// Like [`open`], also reading the `extra` columns (string or integer) into
+/// [`UrlRow::extra`].
+pub fn open_with(
+    path: &Path,
+    url_col: &str,
+    class_col: Option<&str>,
+    extra: &[String],
     batch_rows: usize,
 ) -> Result<ParquetRows, InputError> {
     let shown = path.display().to_string();
@@ -84,18 +97,22 @@ pub fn open(
         });
     }
     let mut wanted = vec![url_col];
-    if let Some(class) = class_col {
-        let class_field = field(class)?;
-        let t = class_field.data_type();
+    for name in class_col
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+    {
+        let t = field(name)?.data_type();
         if !is_string(t) && !is_integer(t) {
             return Err(InputError::WrongColumnType {
                 path: shown,
-                column: class.to_string(),
+                column: name.to_string(),
                 found: t.to_string(),
                 expected: "a string or integer column".to_string(),
             });
         }
-        wanted.push(class);
+        if !wanted.contains(&name) {
+            wanted.push(name);
+        }
     }
     let total = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     if total == 0 {
@@ -115,6 +132,7 @@ pub fn open(
         path: shown,
         url_col: url_col.to_string(),
         class_col: class_col.map(str::to_string),
+        extra_cols: extra.to_vec(),
         next_index: 0,
         total,
     })
@@ -183,6 +201,18 @@ impl RowBatches for ParquetRows {
             None => None,
         };
         let mut classes = classes.map(Vec::into_iter);
+        let mut extras = Vec::with_capacity(self.extra_cols.len());
+        for c in &self.extra_cols {
+            match column_strings(&batch, c) {
+                Some(v) => extras.push(v.into_iter()),
+                None => {
+                    return Some(Err(InputError::Unreadable {
+                        path: self.path.clone(),
+                        reason: format!("column '{c}' could not be decoded"),
+                    }));
+                }
+            }
+        }
         let rows = urls
             .into_iter()
             .map(|url| {
@@ -190,6 +220,7 @@ impl RowBatches for ParquetRows {
                     index: self.next_index,
                     url,
                     class: classes.as_mut().and_then(Iterator::next).flatten(),
+                    extra: extras.iter_mut().map(|e| e.next().flatten()).collect(),
                 };
                 self.next_index += 1;
                 row

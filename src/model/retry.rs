@@ -43,6 +43,9 @@ pub enum Failure {
     /// The URL's host is, or resolves only to, an internal address (loopback, private,
     /// link-local…) and the run blocks those (`EngineConfig::block_private_addresses`).
     BlockedAddress,
+    /// The response's `X-Robots-Tag` carries a disallowed directive (`noai`…): the creator
+    /// opted out, the body is not stored.
+    OptedOut,
 }
 
 impl Failure {
@@ -65,6 +68,7 @@ impl Failure {
             Self::DnsServFail => "dns_servfail".into(),
             Self::DnsTimeout => "dns_timeout".into(),
             Self::BlockedAddress => "blocked_address".into(),
+            Self::OptedOut => "opted_out".into(),
         }
     }
 
@@ -88,7 +92,8 @@ impl Failure {
             | Self::NotImage
             | Self::Tls
             | Self::DnsNxDomain
-            | Self::BlockedAddress => false,
+            | Self::BlockedAddress
+            | Self::OptedOut => false,
         }
     }
 

@@ -408,6 +408,7 @@ mod tests {
             index: 5,
             url: Some("http://h/a.jpg".into()),
             class: None,
+            extra: Vec::new(),
         }]);
         let b = encode(&resp, MAX_CONTROL_RESPONSE_BYTES).unwrap();
         assert_eq!(

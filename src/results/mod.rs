@@ -27,10 +27,10 @@ use crate::engine::{RowResult, RowStatus};
 
 /// Rows buffered before they are encoded.
 const BATCH_ROWS: usize = 8192;
-/// Rows per parquet row group (bounds the writer's memory).
-const ROW_GROUP_ROWS: usize = 16_384;
 /// Rows held back to restore input order (a few MB at most).
 pub const REORDER_WINDOW: usize = 16_384;
+/// Rows per parquet row group (bounds the writer's memory).
+const ROW_GROUP_ROWS: usize = 16_384;
 
 /// Failures reading or writing a results file.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +54,37 @@ pub enum ResultsError {
     },
 }
 
+/// The image-size columns written when a run reads images' dimensions (filters, resize,
+/// webdataset): as stored, then as downloaded.
+pub const DIMS_COLUMNS: [&str; 4] = ["width", "height", "original_width", "original_height"];
+
+/// What a results row may carry beyond [`RowResult`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowExtras {
+    /// Cells of the extra input columns, in the writer's order (missing cells are null).
+    pub cells: Vec<Option<String>>,
+    /// `[width, height, original_width, original_height]`, when known.
+    pub dims: Option<[u32; 4]>,
+}
+
+/// The layout of a results file beyond the fixed columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultsLayout {
+    /// Write the [`DIMS_COLUMNS`].
+    pub dims: bool,
+    /// Extra input columns, after everything else.
+    pub extra: Vec<String>,
+}
+
 /// The results file schema.
 pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+    schema_with(&ResultsLayout::default())
+}
+
+/// The results file schema of `layout`: the fixed columns, the image-size columns if asked,
+/// then the extra input columns (nullable strings).
+pub fn schema_with(layout: &ResultsLayout) -> SchemaRef {
+    let mut fields = vec![
         Field::new("index", DataType::UInt64, false),
         Field::new("url", DataType::Utf8, true),
         Field::new("class", DataType::Utf8, true),
@@ -69,7 +97,17 @@ pub fn schema() -> SchemaRef {
         Field::new("member", DataType::Utf8, true),
         Field::new("attempts", DataType::UInt32, false),
         Field::new("elapsed_ms", DataType::UInt64, false),
-    ]))
+    ];
+    if layout.dims {
+        fields.extend(DIMS_COLUMNS.map(|c| Field::new(c, DataType::UInt32, true)));
+    }
+    fields.extend(
+        layout
+            .extra
+            .iter()
+            .map(|c| Field::new(c, DataType::Utf8, true)),
+    );
+    Arc::new(Schema::new(fields))
 }
 
 /// The text stored in the `status` column.
@@ -93,23 +131,24 @@ fn parse_status(text: &str) -> Option<RowStatus> {
 /// Writes a results file (blocking; owned by the writer thread).
 pub struct ResultsWriter {
     writer: ArrowWriter<File>,
-    /// Rows waiting for the rows before them, by index.
-    pending: std::collections::BTreeMap<u64, RowResult>,
-    buffer: Vec<RowResult>,
+    /// Rows waiting for the rows before them, by index, with what they carry beyond.
+    pending: std::collections::BTreeMap<u64, (RowResult, RowExtras)>,
+    buffer: Vec<(RowResult, RowExtras)>,
+    layout: ResultsLayout,
     part: PathBuf,
     path: PathBuf,
     redact: bool,
 }
 
 impl ResultsWriter {
-    /// From now on, write each failed row's message as its kind and HTTP status only
-    /// ([`crate::fetch::sanitized_error`]): results bound for a remote seeder.
-    pub fn redact_error_messages(&mut self, on: bool) {
-        self.redact = on;
-    }
-
     /// Creates `<path>.part`.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
+        Self::create_with(path, ResultsLayout::default())
+    }
+
+    /// Creates `<path>.part` with the columns of `layout` after the fixed ones (see
+    /// [`ResultsWriter::push_with`]).
+    pub fn create_with(path: &Path, layout: ResultsLayout) -> Result<Self, ResultsError> {
         let part = part_path(path);
         let file = File::create(&part).map_err(|source| ResultsError::Io {
             path: part.clone(),
@@ -119,41 +158,55 @@ impl ResultsWriter {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
-        let writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(|e| {
-            ResultsError::Format {
-                path: part.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let writer =
+            ArrowWriter::try_new(file, schema_with(&layout), Some(props)).map_err(|e| {
+                ResultsError::Format {
+                    path: part.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(Self {
             writer,
             pending: std::collections::BTreeMap::new(),
             buffer: Vec::with_capacity(BATCH_ROWS),
+            layout,
             part,
             path: path.to_path_buf(),
             redact: false,
         })
     }
 
-    /// Adds one row's result (held in the reorder window until it is the lowest index).
+    /// From now on, write each failed row's message as its kind and HTTP status only
+    /// ([`crate::fetch::sanitized_error`]): results bound for a remote seeder.
+    pub fn redact_error_messages(&mut self, on: bool) {
+        self.redact = on;
+    }
+
+    /// Adds one row's result (its extra cells null).
     pub fn push(&mut self, result: RowResult) -> Result<(), ResultsError> {
+        self.push_with(result, RowExtras::default())
+    }
+
+    /// Adds one row's result with what the layout given to [`ResultsWriter::create_with`]
+    /// records beyond it (held in the reorder window until it is the lowest index).
+    pub fn push_with(&mut self, result: RowResult, extra: RowExtras) -> Result<(), ResultsError> {
         if self.pending.len() >= REORDER_WINDOW
             && let Some((_, first)) = self.pending.pop_first()
         {
             self.emit(first)?;
         }
-        if let Some(same) = self.pending.insert(result.index, result) {
+        if let Some(same) = self.pending.insert(result.index, (result, extra)) {
             // Two results for one index never happen in a run; keep both rather than lose one.
             self.emit(same)?;
         }
         Ok(())
     }
 
-    fn emit(&mut self, mut result: RowResult) -> Result<(), ResultsError> {
+    fn emit(&mut self, (mut result, extra): (RowResult, RowExtras)) -> Result<(), ResultsError> {
         if self.redact && result.error_message.is_some() {
             result.error_message = crate::fetch::sanitized_error(&result);
         }
-        self.buffer.push(result);
+        self.buffer.push((result, extra));
         if self.buffer.len() >= BATCH_ROWS {
             self.flush_buffer()?;
         }
@@ -164,10 +217,11 @@ impl ResultsWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let batch = to_batch(&self.buffer).map_err(|reason| ResultsError::Format {
-            path: self.part.clone(),
-            reason,
-        })?;
+        let batch =
+            to_batch(&self.buffer, &self.layout).map_err(|reason| ResultsError::Format {
+                path: self.part.clone(),
+                reason,
+            })?;
         self.buffer.clear();
         self.writer.write(&batch).map_err(|e| ResultsError::Format {
             path: self.part.clone(),
@@ -202,7 +256,10 @@ impl ResultsWriter {
     }
 }
 
-fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
+fn to_batch(
+    rows: &[(RowResult, RowExtras)],
+    layout: &ResultsLayout,
+) -> Result<RecordBatch, String> {
     let n = rows.len();
     let mut index = UInt64Builder::with_capacity(n);
     let mut url = StringBuilder::new();
@@ -216,7 +273,15 @@ fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
     let mut member = StringBuilder::new();
     let mut attempts = UInt32Builder::with_capacity(n);
     let mut elapsed = UInt64Builder::with_capacity(n);
-    for r in rows {
+    let mut extra: Vec<StringBuilder> = layout.extra.iter().map(|_| StringBuilder::new()).collect();
+    let mut dims: Vec<UInt32Builder> = (0..4).map(|_| UInt32Builder::with_capacity(n)).collect();
+    for (r, more) in rows {
+        for (i, b) in extra.iter_mut().enumerate() {
+            b.append_option(more.cells.get(i).and_then(Option::as_deref));
+        }
+        for (i, b) in dims.iter_mut().enumerate() {
+            b.append_option(more.dims.map(|d| d[i]));
+        }
         index.append_value(r.index);
         url.append_option(r.url.as_deref());
         class.append_option(r.class.as_deref());
@@ -230,7 +295,7 @@ fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
         attempts.append_value(r.attempts);
         elapsed.append_value(r.elapsed_ms);
     }
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         Arc::new(index.finish()),
         Arc::new(url.finish()),
         Arc::new(class.finish()),
@@ -244,7 +309,153 @@ fn to_batch(rows: &[RowResult]) -> Result<RecordBatch, String> {
         Arc::new(attempts.finish()),
         Arc::new(elapsed.finish()),
     ];
-    RecordBatch::try_new(schema(), columns).map_err(|e| e.to_string())
+    if layout.dims {
+        columns.extend(dims.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    }
+    columns.extend(extra.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    RecordBatch::try_new(schema_with(layout), columns).map_err(|e| e.to_string())
+}
+
+/// Streams every result of a results file to `each`.
+pub fn read_results(path: &Path, mut each: impl FnMut(RowResult)) -> Result<(), ResultsError> {
+    read_results_with(path, &[], |r, _| each(r))
+}
+
+/// Like [`read_results`], also handing out each row's cells of the `extra` columns (null when
+/// the file has no such column) and its image-size columns, if the file has them.
+pub fn read_results_with(
+    path: &Path,
+    extra: &[String],
+    mut each: impl FnMut(RowResult, RowExtras),
+) -> Result<(), ResultsError> {
+    let fmt = |reason: String| ResultsError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| ResultsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+        .map_err(|e| fmt(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| fmt(e.to_string()))?;
+        from_batch(&batch, extra, &mut each).map_err(fmt)?;
+    }
+    Ok(())
+}
+
+fn from_batch(
+    batch: &RecordBatch,
+    extra: &[String],
+    each: &mut impl FnMut(RowResult, RowExtras),
+) -> Result<(), String> {
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("not a results file: no column '{name}'"))
+    };
+    let bad = |name: &str| format!("column '{name}' has the wrong type");
+    let strings = |name: &str| -> Result<Vec<Option<String>>, String> {
+        let c = col(name)?;
+        let a = c.as_string_opt::<i32>().ok_or_else(|| bad(name))?;
+        Ok((0..a.len())
+            .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
+            .collect())
+    };
+    let index = col("index")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("index"))?
+        .clone();
+    let http = col("http_status")?
+        .as_primitive_opt::<UInt16Type>()
+        .ok_or_else(|| bad("http_status"))?
+        .clone();
+    let bytes = col("bytes")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("bytes"))?
+        .clone();
+    let attempts = col("attempts")?
+        .as_primitive_opt::<UInt32Type>()
+        .ok_or_else(|| bad("attempts"))?
+        .clone();
+    let elapsed = col("elapsed_ms")?
+        .as_primitive_opt::<UInt64Type>()
+        .ok_or_else(|| bad("elapsed_ms"))?
+        .clone();
+    let url = strings("url")?;
+    let class = strings("class")?;
+    let status = strings("status")?;
+    let kind = strings("error_kind")?;
+    let message = strings("error_message")?;
+    let sha = strings("sha256")?;
+    let member = strings("member")?;
+    let mut cells: Vec<std::vec::IntoIter<Option<String>>> = Vec::with_capacity(extra.len());
+    for c in extra {
+        let values = if batch.column_by_name(c).is_some() {
+            strings(c)?
+        } else {
+            vec![None; batch.num_rows()]
+        };
+        cells.push(values.into_iter());
+    }
+    let dims: Option<Vec<_>> = DIMS_COLUMNS
+        .iter()
+        .map(|c| {
+            batch
+                .column_by_name(c)
+                .and_then(|a| a.as_primitive_opt::<UInt32Type>().cloned())
+        })
+        .collect();
+    let dims_of = |i: usize| {
+        let cols = dims.as_ref()?;
+        let mut out = [0u32; 4];
+        for (k, c) in cols.iter().enumerate() {
+            if c.is_null(i) {
+                return None;
+            }
+            out[k] = c.value(i);
+        }
+        Some(out)
+    };
+    let parts = url
+        .into_iter()
+        .zip(class)
+        .zip(status)
+        .zip(kind)
+        .zip(message)
+        .zip(sha)
+        .zip(member)
+        .enumerate();
+    for (i, ((((((url, class), status), kind), message), sha), member)) in parts {
+        let status = status
+            .as_deref()
+            .and_then(parse_status)
+            .ok_or_else(|| format!("row {i}: unknown status"))?;
+        let more = RowExtras {
+            cells: cells.iter_mut().map(|c| c.next().flatten()).collect(),
+            dims: dims_of(i),
+        };
+        each(
+            RowResult {
+                index: index.value(i),
+                url,
+                class,
+                status,
+                http_status: (!http.is_null(i)).then(|| http.value(i)),
+                error_kind: kind,
+                error_message: message,
+                bytes: bytes.value(i),
+                sha256: sha,
+                member,
+                attempts: attempts.value(i),
+                elapsed_ms: elapsed.value(i),
+            },
+            more,
+        );
+    }
+    Ok(())
 }
 
 /// Reads only the footer of a results file that came from another node and refuses one that
@@ -291,129 +502,9 @@ pub fn check_foreign_results(
     Ok(())
 }
 
-/// Streams every result of a results file to `each`.
-pub fn read_results(path: &Path, mut each: impl FnMut(RowResult)) -> Result<(), ResultsError> {
-    let fmt = |reason: String| ResultsError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file = File::open(path).map_err(|source| ResultsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
-        .map_err(|e| fmt(e.to_string()))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| fmt(e.to_string()))?;
-        from_batch(&batch, &mut each).map_err(fmt)?;
-    }
-    Ok(())
-}
-
-fn from_batch(batch: &RecordBatch, each: &mut impl FnMut(RowResult)) -> Result<(), String> {
-    let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| format!("not a results file: no column '{name}'"))
-    };
-    let bad = |name: &str| format!("column '{name}' has the wrong type");
-    let strings = |name: &str| -> Result<Vec<Option<String>>, String> {
-        let c = col(name)?;
-        let a = c.as_string_opt::<i32>().ok_or_else(|| bad(name))?;
-        Ok((0..a.len())
-            .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
-            .collect())
-    };
-    let index = col("index")?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("index"))?
-        .clone();
-    let http = col("http_status")?
-        .as_primitive_opt::<UInt16Type>()
-        .ok_or_else(|| bad("http_status"))?
-        .clone();
-    let bytes = col("bytes")?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("bytes"))?
-        .clone();
-    let attempts = col("attempts")?
-        .as_primitive_opt::<UInt32Type>()
-        .ok_or_else(|| bad("attempts"))?
-        .clone();
-    let elapsed = col("elapsed_ms")?
-        .as_primitive_opt::<UInt64Type>()
-        .ok_or_else(|| bad("elapsed_ms"))?
-        .clone();
-    let url = strings("url")?;
-    let class = strings("class")?;
-    let status = strings("status")?;
-    let kind = strings("error_kind")?;
-    let message = strings("error_message")?;
-    let sha = strings("sha256")?;
-    let member = strings("member")?;
-    let parts = url
-        .into_iter()
-        .zip(class)
-        .zip(status)
-        .zip(kind)
-        .zip(message)
-        .zip(sha)
-        .zip(member)
-        .enumerate();
-    for (i, ((((((url, class), status), kind), message), sha), member)) in parts {
-        let status = status
-            .as_deref()
-            .and_then(parse_status)
-            .ok_or_else(|| format!("row {i}: unknown status"))?;
-        each(RowResult {
-            index: index.value(i),
-            url,
-            class,
-            status,
-            http_status: (!http.is_null(i)).then(|| http.value(i)),
-            error_kind: kind,
-            error_message: message,
-            bytes: bytes.value(i),
-            sha256: sha,
-            member,
-            attempts: attempts.value(i),
-            elapsed_ms: elapsed.value(i),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacted_results_carry_only_kind_and_status() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.results.parquet");
-        let mut w = ResultsWriter::create(&path).unwrap();
-        w.redact_error_messages(true);
-        w.push(RowResult {
-            index: 0,
-            url: Some("http://10.0.0.9:8080/a.jpg".into()),
-            class: None,
-            status: RowStatus::Failed,
-            http_status: Some(502),
-            error_kind: Some("http_502".into()),
-            error_message: Some("connection to 10.0.0.9:8080 refused by internal-db".into()),
-            bytes: 0,
-            sha256: None,
-            member: None,
-            attempts: 1,
-            elapsed_ms: 1,
-        })
-        .unwrap();
-        w.finish().unwrap();
-        let mut got = Vec::new();
-        read_results(&path, |r| got.push(r)).unwrap();
-        assert_eq!(got[0].error_message.as_deref(), Some("http_502 (HTTP 502)"));
-    }
 
     #[test]
     fn results_round_trip() {
@@ -448,6 +539,83 @@ mod tests {
         let mut back = Vec::new();
         read_results(&path, |r| back.push(r)).unwrap();
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn extra_cells_and_dims_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.results.parquet");
+        let layout = ResultsLayout {
+            dims: true,
+            extra: vec!["license".into()],
+        };
+        let mut w = ResultsWriter::create_with(&path, layout).unwrap();
+        let row = |i: u64| RowResult {
+            index: i,
+            url: None,
+            class: None,
+            status: RowStatus::Ok,
+            http_status: None,
+            error_kind: None,
+            error_message: None,
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 0,
+            elapsed_ms: 0,
+        };
+        let extras = [
+            RowExtras {
+                cells: vec![Some("cc0".into())],
+                dims: Some([32, 24, 640, 480]),
+            },
+            RowExtras::default(),
+        ];
+        for (i, e) in extras.iter().enumerate() {
+            w.push_with(row(i as u64), e.clone()).unwrap();
+        }
+        w.finish().unwrap();
+        let mut back = Vec::new();
+        read_results_with(&path, &["license".into(), "absent".into()], |_, e| {
+            back.push(e)
+        })
+        .unwrap();
+        assert_eq!(back[0].cells, vec![Some("cc0".into()), None]);
+        assert_eq!(back[0].dims, Some([32, 24, 640, 480]));
+        assert_eq!(
+            back[1],
+            RowExtras {
+                cells: vec![None, None],
+                dims: None
+            }
+        );
+    }
+
+    #[test]
+    fn redacted_results_carry_only_kind_and_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.results.parquet");
+        let mut w = ResultsWriter::create(&path).unwrap();
+        w.redact_error_messages(true);
+        w.push(RowResult {
+            index: 0,
+            url: Some("http://10.0.0.9:8080/a.jpg".into()),
+            class: None,
+            status: RowStatus::Failed,
+            http_status: Some(502),
+            error_kind: Some("http_502".into()),
+            error_message: Some("connection to 10.0.0.9:8080 refused by internal-db".into()),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+        w.finish().unwrap();
+        let mut got = Vec::new();
+        read_results(&path, |r| got.push(r)).unwrap();
+        assert_eq!(got[0].error_message.as_deref(), Some("http_502 (HTTP 502)"));
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub fn overview_json(
             "max_file_size": cfg.max_file_size,
             "max_attempts": cfg.max_attempts,
         },
+        "dataset_options": {
+            "format": cfg.format,
+            "user_agent": cfg.effective_user_agent(),
+            "disallowed_header_directives": cfg.disallowed_header_directives,
+            "verify_hash": cfg.verify_hash,
+            "extra_cols": cfg.extra_cols,
+            "filters": cfg.filters,
+            "resize": cfg.resize,
+        },
         "download_summary": {
             "total_records_processed": report.ok + report.failed + report.skipped,
             "total_rows": report.rows_total,

@@ -23,6 +23,7 @@ fn seeded() -> Vec<UrlRow> {
                 _ => Some(format!("http://h/photos/{i}/medium.jpg")),
             },
             class: Some(format!("c {}", i % 2)),
+            extra: Vec::new(),
         })
         .collect()
 }

@@ -28,6 +28,7 @@ fn run(urls: &[String], block: bool, dir: &std::path::Path) -> BTreeMap<u64, Row
             index: i as u64,
             url: Some(u.clone()),
             class: Some("c".into()),
+            extra: Vec::new(),
         })
         .collect();
     let archive = dir.join(if block { "blocked.tar" } else { "open.tar" });

@@ -139,6 +139,7 @@ async fn control_request_carries_a_20_mb_rows_response() {
                 i * 7
             )),
             class: Some(format!("Species number {}", i % 977)),
+            extra: Vec::new(),
         })
         .collect();
     let expected = ControlResponse::Rows(rows);

@@ -98,6 +98,7 @@ async fn a_busy_seeder_never_makes_a_worker_throw_a_finished_shard_away() {
                                 index: i,
                                 url: Some(fx.url(&format!("/b/{i}.jpg"))),
                                 class: Some("bee".into()),
+                                extra: Vec::new(),
                             }).collect())
                         }
                         ControlRequest::Renew { .. } => ControlResponse::Renewed {
@@ -144,7 +145,10 @@ async fn a_busy_seeder_never_makes_a_worker_throw_a_finished_shard_away() {
     seeder.shutdown().await;
 
     assert_eq!(completed, Some(1));
-    assert_eq!(busy, BUSY_OFFERS, "the worker offered again after each busy answer");
+    assert_eq!(
+        busy, BUSY_OFFERS,
+        "the worker offered again after each busy answer"
+    );
     assert!(stored.contains(&FileKind::Archive) && stored.contains(&FileKind::Results));
     assert_eq!(rows_served, 1, "the rows were fetched once");
     for i in 0..ROWS {

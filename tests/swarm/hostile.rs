@@ -131,6 +131,7 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
                             index: i,
                             url: Some(fx.url(&format!("/p/{i}.jpg"))),
                             class: None,
+                            extra: Vec::new(),
                         }).collect())
                     }
                     ControlRequest::Abandon { reason, .. } => {

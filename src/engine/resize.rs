@@ -1,0 +1,194 @@
+//! `--resize-mode`: stored images are decoded, scaled (the `image` crate's separable resampler
+//! with a triangle filter: area-like averaging when shrinking, which is what dataset
+//! thumbnails need), cropped or bordered as [`resize_plan`] says and re-encoded (JPEG at the
+//! given quality, or PNG). It runs on the blocking pool under a semaphore of one permit per
+//! core, so decoding never starves the network tasks nor piles up more images in memory than
+//! there are cores. A body that cannot be decoded is skipped as `image_undecodable`.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use image::imageops::FilterType;
+use image::{DynamicImage, GenericImageView, RgbImage, RgbaImage};
+use tokio::sync::Semaphore;
+
+use super::filter::UNDECODABLE;
+use super::writer::WriterMsg;
+use super::{EncodeFormat, ResizeMode, ResizeOptions, RowResult, RowStatus, resize_plan};
+use crate::fetch::Body;
+
+/// One permit per core: at most that many images are decoded at once.
+pub(crate) fn pool() -> Arc<Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    Arc::new(Semaphore::new(cores))
+}
+
+/// Width and height before and after a resize.
+pub type Resized = ((u32, u32), (u32, u32));
+
+/// Decodes, resizes and re-encodes `bytes`; returns the new bytes and the dimensions before
+/// and after.
+pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resized), String> {
+    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode: {e}"))?;
+    let (w, h) = img.dimensions();
+    let (scaled, canvas) = resize_plan(opts, w, h);
+    let mut img = if scaled == (w, h) {
+        img
+    } else {
+        img.resize_exact(scaled.0, scaled.1, FilterType::Triangle)
+    };
+    if let Some((cw, ch)) = canvas {
+        img = match opts.mode {
+            ResizeMode::CenterCrop => {
+                img.crop_imm((scaled.0 - cw) / 2, (scaled.1 - ch) / 2, cw, ch)
+            }
+            _ => {
+                let mut out = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+                    cw,
+                    ch,
+                    image::Rgba([0, 0, 0, 255]),
+                ));
+                image::imageops::overlay(
+                    &mut out,
+                    &img,
+                    i64::from((cw - scaled.0) / 2),
+                    i64::from((ch - scaled.1) / 2),
+                );
+                out
+            }
+        };
+    }
+    let mut out = Cursor::new(Vec::new());
+    match opts.encode_format {
+        EncodeFormat::Jpg => {
+            let rgb: RgbImage = img.to_rgb8();
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut out,
+                opts.encode_quality.clamp(1, 100),
+            );
+            rgb.write_with_encoder(enc)
+        }
+        EncodeFormat::Png => img.write_to(&mut out, image::ImageFormat::Png),
+    }
+    .map_err(|e| format!("cannot encode: {e}"))?;
+    Ok((out.into_inner(), ((w, h), img.dimensions())))
+}
+
+fn body_bytes(body: &Body) -> std::io::Result<Vec<u8>> {
+    match body {
+        Body::Memory(chunks) => Ok(chunks.concat()),
+        Body::Spilled { path } => std::fs::read(path),
+    }
+}
+
+/// Resizes a fetched row's image, returning it with the dimensions before and after; rows
+/// that were not stored pass through unchanged.
+pub(crate) async fn apply(
+    msg: WriterMsg,
+    opts: ResizeOptions,
+    pool: Arc<Semaphore>,
+) -> (WriterMsg, Option<Resized>) {
+    let WriterMsg::Stored {
+        result,
+        body,
+        precompressed,
+    } = msg
+    else {
+        return (msg, None);
+    };
+    let skipped = |result: &RowResult, message: String| {
+        WriterMsg::Record(RowResult {
+            status: RowStatus::Skipped,
+            error_kind: Some(UNDECODABLE.to_string()),
+            error_message: Some(message),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            ..result.clone()
+        })
+    };
+    let Ok(_permit) = pool.acquire_owned().await else {
+        let msg = WriterMsg::Stored {
+            result,
+            body,
+            precompressed,
+        };
+        return (msg, None);
+    };
+    let base = result.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let resized = body_bytes(&body)
+            .map_err(|e| format!("cannot read the body back: {e}"))
+            .and_then(|b| resize_image(&b, &opts));
+        if let Body::Spilled { path } = &body {
+            let _ = std::fs::remove_file(path);
+        }
+        match resized {
+            Ok((bytes, dims)) => {
+                let ext = opts.encode_format.extension();
+                let member = result.member.as_deref().map(|m| {
+                    let stem = m.rsplit_once('.').map_or(m, |(s, _)| s);
+                    format!("{stem}.{ext}")
+                });
+                let msg = WriterMsg::Stored {
+                    result: RowResult {
+                        bytes: bytes.len() as u64,
+                        sha256: None,
+                        member,
+                        ..result
+                    },
+                    body: Body::Memory(vec![Bytes::from(bytes)]),
+                    precompressed: true,
+                };
+                (msg, Some(dims))
+            }
+            Err(message) => (skipped(&result, format!("--resize-mode: {message}")), None),
+        }
+    })
+    .await;
+    outcome.unwrap_or_else(|e| (skipped(&base, format!("resize task failed: {e}")), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn every_mode_gives_the_planned_dimensions() {
+        let src = png(300, 150);
+        for (mode, want) in [
+            (ResizeMode::KeepRatio, (128, 64)),
+            (ResizeMode::KeepRatioLargest, (64, 32)),
+            (ResizeMode::CenterCrop, (64, 64)),
+            (ResizeMode::Border, (64, 64)),
+        ] {
+            for format in [EncodeFormat::Jpg, EncodeFormat::Png] {
+                let opts = ResizeOptions {
+                    mode,
+                    image_size: 64,
+                    encode_format: format,
+                    ..ResizeOptions::default()
+                };
+                let (out, (before, after)) = resize_image(&src, &opts).unwrap();
+                assert_eq!((before, after), ((300, 150), want));
+                let img = image::load_from_memory(&out).unwrap();
+                assert_eq!(img.dimensions(), want, "{mode:?} {format:?}");
+                let guessed = image::guess_format(&out).unwrap();
+                let expected = match format {
+                    EncodeFormat::Jpg => image::ImageFormat::Jpeg,
+                    EncodeFormat::Png => image::ImageFormat::Png,
+                };
+                assert_eq!(guessed, expected);
+            }
+        }
+        assert!(resize_image(b"not an image", &ResizeOptions::default()).is_err());
+    }
+}
