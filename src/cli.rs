@@ -40,6 +40,9 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Run a swarm node: `--seed DATA` manages a dataset, `--join ADDR` (or mDNS) helps.
     Node(Box<commands::node::NodeArgs>),
+    /// Run the whole thing offline on this machine: a local image server, a seeder and two
+    /// workers on the embedded 200-row sample; leaves the output in `ldawt-demo/`.
+    Demo(commands::demo::DemoArgs),
     /// List the peers and dataset progress known to a local node.
     Peers(commands::peers::PeersArgs),
     /// Split a parquet into N balanced groups, keeping each class inside one group.

@@ -8,7 +8,7 @@
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers),
 //!   built on `fetch` (HTTP client, retries, per-host pacing), `archive` (streaming tar /
-//!   tar.gz writer) and `results` (per-row results parquet, overview JSON); `size` estimates
+//!   tar.gz writer) and `results` (per-row results parquet, overview JSON, `report.html`); `size` estimates
 //!   bytes with HEAD / ranged GETs; `report` renders progress and summaries for people.
 //! - `seed`, `store`, `coordinator`, `worker`, `node`: the swarm — seeding a dataset into
 //!   shards, the redb lease database, the seeder's lease logic, the worker loop, and the node
@@ -17,8 +17,8 @@
 //! - `split`, `reconstruct`, `listing`, `webdav`, `slurm`, `monitor`: LDAWT's toolbox.
 //! - `protocol`: versioned wire and control-endpoint types.
 //! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
-//! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint, its
-//!   client and the `ldawt peers` tables.
+//! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint (with
+//!   the live dashboard page, `dashboard.html`), its client and the `ldawt peers` tables.
 //! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
 //! - `commands`: one file per subcommand; command-line glue only.
 //! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.

@@ -101,11 +101,17 @@ fn ago(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
+/// An address as shown in the table: without its `/p2p/<peer id>` tail (the PEER column
+/// already names the peer; the full form is in `--json` and the join line).
+fn shown_addr(addr: &str) -> &str {
+    addr.find("/p2p/").map_or(addr, |i| &addr[..i])
+}
+
 fn peer_row(p: &PeerStatus, now_ms: u64, local: bool) -> Vec<String> {
     let addr = match p.addrs.as_slice() {
         [] => "-".to_string(),
-        [one] => one.clone(),
-        [first, rest @ ..] => format!("{first} (+{})", rest.len()),
+        [one] => shown_addr(one).to_string(),
+        [first, rest @ ..] => format!("{} (+{})", shown_addr(first), rest.len()),
     };
     let seen = if local {
         "(this node)".to_string()
@@ -256,6 +262,19 @@ mod tests {
         assert!(text.contains("0011223344"));
         assert!(text.contains("2 / 8"));
         assert!(text.contains("25.0%"));
+    }
+
+    #[test]
+    fn addresses_in_the_table_drop_their_peer_id() {
+        let mut st = status();
+        st.local.addrs = vec!["/ip4/10.0.0.5/tcp/4001/p2p/12D3KooWlocal".into()];
+        let text = render(&st);
+        let header = text.lines().position(|l| l.starts_with("PEER")).unwrap();
+        let row = text.lines().nth(header + 1).unwrap();
+        assert!(
+            row.contains("/ip4/10.0.0.5/tcp/4001 ") && !row.contains("/p2p/"),
+            "{row}"
+        );
     }
 
     #[test]

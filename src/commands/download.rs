@@ -272,7 +272,7 @@ fn write_run_report(report: &engine::ShardReport) -> anyhow::Result<()> {
     let figures = RunFigures::from_results(&[report.results_path.as_path()])
         .context("reading the results for report.html")?;
     let title = engine::archive_stem(&report.archive_path);
-    let html = render(&title, &figures, report.elapsed.as_secs_f64());
+    let html = render(&title, &figures, Some(report.elapsed.as_secs_f64()));
     let path = report_path(&engine::overview_path(&report.archive_path));
     write_report(&path, &html).with_context(|| format!("writing {}", path.display()))
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 pub mod compare;
+pub mod demo;
 pub mod download;
 pub mod fixture_server;
 pub mod monitor;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
         Command::Node(args) => node::run(*args, &global).await,
+        Command::Demo(args) => demo::run(args, &global).await,
         Command::Peers(args) => peers::run(args, &global).await,
         Command::Split(args) => split::run(args, &global).await,
         Command::Size(args) => size::run(args, &global).await,

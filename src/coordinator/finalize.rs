@@ -265,8 +265,35 @@ impl Plan {
         let overview = out.join("overview.json");
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| io(&overview)(std::io::Error::other(e)))?;
-        std::fs::write(&overview, text).map_err(io(&overview))?;
+        let overview_tmp = overview.with_extension("json.tmp");
+        std::fs::write(&overview_tmp, text).map_err(io(&overview_tmp))?;
+        std::fs::rename(&overview_tmp, &overview).map_err(io(&overview))?;
+        write_report_page(out, &report, &self.shards);
         Ok(report)
+    }
+}
+
+/// `<out>/report.html`: the dataset's page, from the done shards' results files (rows of failed
+/// shards counted as failed). A page that cannot be written is logged, never fatal.
+fn write_report_page(out: &Path, report: &FinalReport, shards: &[ShardSummary]) {
+    use crate::results::report_html::{RunFigures, render, report_path, write_report};
+    let mut figures = RunFigures::default();
+    for s in shards.iter().filter(|s| s.state == "done") {
+        let file = results_path(&out.join(&s.archive));
+        if let Err(e) = crate::results::read_results(&file, |r| figures.add(&r)) {
+            tracing::warn!("report.html leaves out {}: {e}", file.display());
+        }
+    }
+    let unaccounted = report.rows_total.saturating_sub(figures.rows);
+    if unaccounted > 0 {
+        figures.rows += unaccounted;
+        figures.failed += unaccounted;
+        *figures.errors.entry("shard_failed".into()).or_default() += unaccounted;
+    }
+    let html = render(&report.name, &figures, None);
+    let path = report_path(&out.join("overview.json"));
+    if let Err(e) = write_report(&path, &html) {
+        tracing::warn!("cannot write {}: {e}", path.display());
     }
 }
 

@@ -226,6 +226,10 @@ pub async fn run(
     let keypair = identity::load_or_create(&cfg.data_dir.join("identity.key"))?;
     let me = keypair.public().to_peer_id().to_string();
     let stop = shutdown.child_token();
+    // The coordinator outlives the worker at shutdown, so this node's own leases are given
+    // back (and persisted) before it stops; dropped on any early return.
+    let coord_stop = CancellationToken::new();
+    let _coord_guard = coord_stop.clone().drop_guard();
 
     // Seeding and the coordinator.
     let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel::<Gossip>();
@@ -265,7 +269,7 @@ pub async fn run(
             c,
             clock.clone(),
             gossip_tx.clone(),
-            stop.clone(),
+            coord_stop.clone(),
         ));
     }
 
@@ -442,6 +446,7 @@ pub async fn run(
             .ok()
             .and_then(|r| r.ok());
     }
+    coord_stop.cancel();
     client.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     if let Some(f) = storage_failure {

@@ -141,14 +141,18 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// The page for a run titled `title`, with `elapsed_secs` of wall time.
-pub fn render(title: &str, f: &RunFigures, elapsed_secs: f64) -> String {
-    let rate = |n: u64| {
-        if elapsed_secs > 0.0 {
-            n as f64 / elapsed_secs
-        } else {
-            0.0
-        }
+/// The page for a run titled `title`, with `elapsed_secs` of wall time when it is known (a
+/// seeder's dataset spans restarts: no rate is shown for it).
+pub fn render(title: &str, f: &RunFigures, elapsed_secs: Option<f64>) -> String {
+    let timing = match elapsed_secs {
+        Some(secs) if secs > 0.0 => format!(
+            "<div><b>{secs:.1} s</b><small>wall time</small></div>\n\
+             <div><b>{:.1}</b><small>images/s</small></div>\n\
+             <div><b>{:.2}</b><small>MB/s</small></div>",
+            f.ok as f64 / secs,
+            f.bytes as f64 / secs / 1e6
+        ),
+        _ => String::new(),
     };
     let attempted = f.ok + f.failed;
     let success = if attempted > 0 {
@@ -229,9 +233,7 @@ svg text {{ font: 12px system-ui, sans-serif; fill: #1d2330; }} svg text.v {{ fi
 <div><b id="skipped">{skipped}</b><small>skipped</small></div>
 <div><b>{success:.1} %</b><small>success of attempted</small></div>
 <div><b>{bytes}</b><small>stored</small></div>
-<div><b>{secs:.1} s</b><small>wall time</small></div>
-<div><b>{ips:.1}</b><small>images/s</small></div>
-<div><b>{mbs:.2}</b><small>MB/s</small></div>
+{timing}
 </div></section>
 <section><h2>Outcomes</h2>{outcomes}</section>
 <section><h2>Errors by kind</h2>{errors}</section>
@@ -245,9 +247,6 @@ svg text {{ font: 12px system-ui, sans-serif; fill: #1d2330; }} svg text.v {{ fi
         failed = f.failed,
         skipped = f.skipped,
         bytes = human_bytes(f.bytes),
-        secs = elapsed_secs,
-        ips = rate(f.ok),
-        mbs = rate(f.bytes) / 1e6,
     )
 }
 
@@ -308,7 +307,7 @@ mod tests {
         assert_eq!(f.errors["http_404"], 2);
         assert_eq!(f.classes["moth"], (10, 10_000));
         assert_eq!(f.latency.iter().sum::<u64>(), 20);
-        let html = render("a <b> run", &f, 2.0);
+        let html = render("a <b> run", &f, Some(2.0));
         assert!(html.contains("<b id=\"ok\">20</b>"));
         assert!(html.contains("http_404"));
         assert!(html.contains("&lt;owl&gt;"), "labels are escaped");
@@ -335,7 +334,7 @@ mod tests {
         for i in 0..40 {
             f.add(&row(i, RowStatus::Ok, &format!("c{i}"), None));
         }
-        let html = render("x", &f, 1.0);
+        let html = render("x", &f, None);
         assert!(html.contains("25 other classes"), "{html}");
     }
 }

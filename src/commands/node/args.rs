@@ -208,6 +208,14 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     if args.shard_rows == Some(0) || args.shards == Some(0) {
         return Err(UsageError::new("--shard-rows and --shards must be at least 1").into());
     }
+    if args.no_work && args.exit_when_idle.is_some() {
+        // A node that takes no lease is never busy, so "idle" would never end anything.
+        return Err(UsageError::new(
+            "--exit-when-idle stops a worker that holds no lease; a --no-work node holds none \
+             (a seeder stops when its dataset is finished)",
+        )
+        .into());
+    }
     let data_dir = match (&args.data_dir, &out, &seed) {
         (Some(d), _, _) => d.clone(),
         (None, Some(o), Some(_)) => o.join(".ldawt"),

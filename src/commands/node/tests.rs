@@ -180,3 +180,10 @@ fn max_archive_bytes_reaches_the_node_config() {
     let cli = Cli::try_parse_from(["ldawt", "node", "--max-archive-bytes", "lots"]);
     assert!(cli.is_err());
 }
+
+#[test]
+fn exit_when_idle_on_a_node_that_never_works_is_refused() {
+    let e = node_config(&args(&["--open", "--no-work", "--exit-when-idle", "3"])).unwrap_err();
+    assert!(e.to_string().contains("--no-work"), "{e}");
+    assert!(node_config(&args(&["--open", "--exit-when-idle", "3"])).is_ok());
+}
