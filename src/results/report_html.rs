@@ -115,7 +115,7 @@ fn bar_chart(id: &str, bars: &[(String, u64, String)], color: &str) -> String {
         format!("<svg id=\"{id}\" viewBox=\"0 0 640 {height}\" width=\"100%\" role=\"img\">");
     for (i, (label, value, shown)) in bars.iter().enumerate() {
         let y = i * row_h + 2;
-        let w = (*value as f64 / max * 360.0).max(1.0);
+        let w = (*value as f64 / max * 320.0).max(1.0);
         let _ = write!(
             svg,
             "<text x=\"0\" y=\"{ty}\" class=\"l\">{label}</text>\
