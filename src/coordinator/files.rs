@@ -420,6 +420,32 @@ pub(super) fn discard_epoch(out: &Path, dataset: DatasetId, shard: ShardId, epoc
 }
 
 /// Removes the whole staging area (seeder start and finish: no transfer is resumed across).
+/// At seeder start: keeps the staging area across the restart — a worker whose file was
+/// staged before the seeder went down completes its lease with it instead of downloading the
+/// shard again — and puts files caught in verification back to their staged names (the
+/// completion is asked again). Files of leases that have ended are swept as they are found
+/// ended, and the whole area at finalize.
+pub(super) fn recover_incoming(out: &Path) {
+    let Ok(datasets) = std::fs::read_dir(incoming_root(out)) else {
+        return;
+    };
+    for dataset in datasets.flatten() {
+        let Ok(files) = std::fs::read_dir(dataset.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let path = f.path();
+            let name = f.file_name().to_string_lossy().into_owned();
+            if let Some(staged) = name.strip_suffix(".verifying") {
+                let back = path.with_file_name(staged);
+                if back.exists() || std::fs::rename(&path, &back).is_err() {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn clear_incoming(out: &Path) {
     let root = incoming_root(out);
     match std::fs::remove_dir_all(&root) {

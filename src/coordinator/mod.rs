@@ -134,10 +134,10 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A coordinator with no dataset yet. Clears the staging area (no transfer is resumed
-    /// across a restart).
+    /// A coordinator with no dataset yet. Keeps what workers had delivered before a restart
+    /// (see [`files::recover_incoming`]).
     pub fn new(cfg: CoordinatorConfig, store: Store) -> Self {
-        files::clear_incoming(&cfg.out);
+        files::recover_incoming(&cfg.out);
         Self {
             cfg,
             store,

@@ -343,7 +343,18 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
     assert!(report.contains("8/8 shards done"), "{report}");
     assert_exactly_once(&out, rows, rows);
     // Finished work was kept across the outage: no image was downloaded twice.
-    assert_eq!(fx.total_requests(), rows, "shards were downloaded again");
+    let logs: String = ["seeder-1.err", "seeder-2.err", "w1.err", "w2.err"]
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(tmp.path().join(f)).unwrap_or_default();
+            format!("--- {f}\n{text}\n")
+        })
+        .collect();
+    assert_eq!(
+        fx.total_requests(),
+        rows,
+        "shards were downloaded again\n{logs}"
+    );
     for w in workers {
         let _ = w.wait(Duration::from_secs(90));
     }

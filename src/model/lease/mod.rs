@@ -28,6 +28,8 @@ mod peers;
 
 use entry::{drop_holder, expected_finish};
 
+use std::time::Duration;
+
 use crate::model::ids::ShardId;
 use crate::model::time::UnixMillis;
 
@@ -38,6 +40,12 @@ pub use peers::{Admission, INITIAL_PEER_CAP, MAX_PEER_FAULTS, PeerLedger, PeerRe
 
 /// TTLs without progress after which a lease is revoked.
 pub const STALL_TTLS: u32 = 3;
+
+/// The least time a holder gets to renew after a seeder restart, whatever the TTL: a worker
+/// reconnects through its redial backoff (up to 30 s, `net::NetTuning::redial_max`), and a
+/// holder that finished its shard during the outage must not lose it to an expiry the moment
+/// the seeder is back.
+pub const MIN_RESTART_GRACE: Duration = Duration::from_secs(30);
 
 /// The lease state of every shard of one dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +68,10 @@ impl LeaseBook {
     }
 
     /// Rebuilds a book from persisted entries at `now` (a restart): in-flight leases keep their
-    /// holders, each with at least one TTL from `now` to renew and no stall counted for the
-    /// downtime; done stays done; failed shards whose distinct failures are within this run's
-    /// `max_retries` are free again. Epochs continue above every epoch seen and above
-    /// `next_epoch` (the persisted high-water mark; 0 if unknown).
+    /// holders, each with at least one TTL (and [`MIN_RESTART_GRACE`]) from `now` to renew and no
+    /// stall counted for the downtime; done stays done; failed shards whose distinct failures are
+    /// within this run's `max_retries` are free again. Epochs continue above every epoch seen and
+    /// above `next_epoch` (the persisted high-water mark; 0 if unknown).
     pub fn restore(
         cfg: LeaseConfig,
         mut shards: Vec<ShardEntry>,
@@ -75,11 +83,14 @@ impl LeaseBook {
             .flat_map(|s| s.holders.iter().map(|h| h.epoch).chain(s.done_epoch))
             .max()
             .unwrap_or(0);
-        let grace = now.plus(cfg.ttl);
+        let grace = now.plus(cfg.ttl.max(MIN_RESTART_GRACE));
         for s in &mut shards {
             for h in &mut s.holders {
                 h.expires_at = h.expires_at.max(grace);
                 h.progress_at = h.progress_at.max(now);
+                // No speculative copy of a restored holder's shard before `copy_after` from
+                // now: it may hold finished work it could not deliver while we were down.
+                h.granted_at = h.granted_at.max(now);
             }
             if s.phase == ShardPhase::Failed && s.failures <= cfg.max_retries {
                 s.phase = ShardPhase::Free;

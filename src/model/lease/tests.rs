@@ -9,6 +9,8 @@ use proptest::prelude::*;
 use super::*;
 
 const TTL: u64 = 1_000;
+/// [`super::MIN_RESTART_GRACE`] in milliseconds.
+const GRACE_MS: u64 = super::MIN_RESTART_GRACE.as_millis() as u64;
 /// Tail copies need the holder to have had the shard this long (property test).
 const COPY_AFTER: u64 = 300;
 
@@ -185,7 +187,12 @@ fn restore_keeps_holders_and_epochs_grow() {
     let b = book.handle_bid("b", true, t(0)).unwrap();
     book.handle_complete(b.shard, b.epoch, "b", t(1)).unwrap();
     let restored = LeaseBook::restore(cfg(2), book.shards().to_vec(), 0, t(0));
-    assert_eq!(restored.shards(), book.shards());
+    // Holders keep their leases, with at least the restart grace to renew.
+    let mut expected = book.shards().to_vec();
+    for h in expected.iter_mut().flat_map(|s| s.holders.iter_mut()) {
+        h.expires_at = h.expires_at.max(t(GRACE_MS));
+    }
+    assert_eq!(restored.shards(), expected.as_slice());
     assert!(restored.next_epoch() > b.epoch);
     assert!(restored.check(a.shard, a.epoch, "a", t(2)).is_ok());
     assert_eq!(restored.counts().done, 1);
@@ -495,8 +502,9 @@ proptest! {
                 Op::Restart => {
                     book = LeaseBook::restore(policy, book.shards().to_vec(), book.next_epoch(), t(now));
                     for v in model.live.values_mut() {
-                        v.expires = v.expires.max(now + TTL);
+                        v.expires = v.expires.max(now + TTL.max(GRACE_MS));
                         v.progress = v.progress.max(now);
+                        v.granted = v.granted.max(now);
                     }
                     model.bidders.clear();
                     model.faults.clear();
