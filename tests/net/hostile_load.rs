@@ -24,7 +24,11 @@ fn a_silent_rogue_announcer_costs_seconds_and_never_takes_the_dataset_over() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
     let input = tmp.path().join("moths.parquet");
-    write_seed(&input, 120, |i| fx.url(&format!("/m/{i}.jpg")));
+    // Slow rows (0.5 s to the first byte): the dataset must still be in progress when the
+    // rogue shows up, however fast this machine is.
+    write_seed(&input, 120, |i| {
+        fx.url(&format!("/fx/slow-first-byte-500/m/{i}.jpg"))
+    });
     let seeder = seeder(tmp.path(), &input, SHARDS, &[], None);
     let ready = seeder.ready();
     let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
