@@ -6,8 +6,11 @@
 //! back for `--resume`; [`overview`] writes the LDAWT-compatible summary JSON; [`report_html`]
 //! the run's page.
 
+mod foreign;
 pub mod overview;
 pub mod report_html;
+
+pub use foreign::check_foreign_results;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -454,50 +457,6 @@ fn from_batch(
             },
             more,
         );
-    }
-    Ok(())
-}
-
-/// Reads only the footer of a results file that came from another node and refuses one that
-/// claims more than `max_rows` rows or `max_bytes` uncompressed bytes, or uses a codec other
-/// than the engine's (snappy) or none: what [`read_results`] would then decode stays bounded.
-pub fn check_foreign_results(
-    path: &Path,
-    max_rows: u64,
-    max_bytes: u64,
-) -> Result<(), ResultsError> {
-    let fmt = |reason: String| ResultsError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let file = File::open(path).map_err(|source| ResultsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fmt(e.to_string()))?;
-    let meta = builder.metadata();
-    let rows = u64::try_from(meta.file_metadata().num_rows()).unwrap_or(u64::MAX);
-    if rows > max_rows {
-        return Err(fmt(format!(
-            "{rows} rows, more than the {max_rows} expected"
-        )));
-    }
-    let mut bytes = 0u64;
-    for rg in meta.row_groups() {
-        for c in rg.columns() {
-            bytes = bytes.saturating_add(u64::try_from(c.uncompressed_size()).unwrap_or(u64::MAX));
-            if !matches!(
-                c.compression(),
-                parquet::basic::Compression::SNAPPY | parquet::basic::Compression::UNCOMPRESSED
-            ) {
-                return Err(fmt(format!("unexpected codec {}", c.compression())));
-            }
-        }
-    }
-    if bytes > max_bytes {
-        return Err(fmt(format!(
-            "{bytes} uncompressed bytes, more than the {max_bytes} allowed"
-        )));
     }
     Ok(())
 }
