@@ -7,9 +7,12 @@
 //! - `model`: pure logic (split plans, lease book, bidding, naming) — time is an argument.
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers),
-//!   built on `fetch` (HTTP client, retries, per-host pacing), `archive` (streaming tar /
-//!   tar.gz writer) and `results` (per-row results parquet, overview JSON, `report.html`); `size` estimates
-//!   bytes with HEAD / ranged GETs; `report` renders progress and summaries for people.
+//!   built on `fetch` (HTTP client, per-host pacing; its `FetchConfig` is built by the
+//!   engine), `archive` (streaming tar / tar.gz writer, `Compression`, archive-name rules) and
+//!   `results` (`RowResult`/`ShardReport`, per-row results parquet, overview JSON,
+//!   `report.html`), which never import `engine` (`scripts/module-cycles.sh` checks the import
+//!   graph); `size` estimates bytes with HEAD / ranged GETs; `report` renders progress and
+//!   summaries for people.
 //! - `seed`, `store`, `coordinator`, `worker`, `node`: the swarm — seeding a dataset into
 //!   shards, the redb lease database, the seeder's lease logic, the worker loop, and the node
 //!   runtime that wires them to `net`; `verify` checks a delivered shard before the seeder

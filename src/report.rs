@@ -184,7 +184,7 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
     writeln!(
         out,
         "Overview  {}",
-        crate::engine::overview_path(&report.archive_path).display()
+        crate::archive::overview_path(&report.archive_path).display()
     )?;
     if report.interrupted || not_attempted > 0 {
         let what = if not_attempted > 0 {
@@ -204,7 +204,7 @@ pub fn write_summary(out: &mut impl Write, report: &ShardReport) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::FailedRow;
+    use crate::results::FailedRow;
 
     fn report() -> ShardReport {
         ShardReport {

@@ -4,12 +4,16 @@
 //! with directory entries for `<top>/` and each folder, and fixed metadata (mode 0644, uid/gid
 //! 0, the run's start time) so runs are reproducible.
 //! [`copy`] carries members of a previous archive over for `--resume`; [`dir`] writes the same
-//! members as a plain directory tree (`--format files`).
+//! members as a plain directory tree (`--format files`); `name` derives the compression, the
+//! stem and the side files' paths from the archive's name.
 
 pub mod copy;
 pub mod dir;
 mod file;
 mod gzip;
+mod name;
+
+pub use name::{archive_stem, compression_for, overview_path, results_path};
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -20,7 +24,6 @@ use bytes::Bytes;
 
 use self::file::{GatherWriter, HashingFile, WRITE_BUFFER};
 use self::gzip::GzipWriter;
-use crate::engine::Compression;
 
 /// `out/x.tar.gz` → `out/x.tar.gz.part`.
 pub fn part_path(path: &Path) -> PathBuf {
@@ -32,15 +35,17 @@ pub fn part_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Chooses the compression from the output name: `.tar` → none, anything else (`.tar.gz`,
-/// `.tgz`) → gzip at the fast level 1.
-pub fn compression_for(path: &Path) -> Compression {
-    let name = path.to_string_lossy().to_ascii_lowercase();
-    if name.ends_with(".tar") {
-        Compression::None
-    } else {
-        Compression::Gzip { level: 1 }
-    }
+/// How the archive is compressed. Chosen from the output name by default
+/// ([`compression_for`]): `.tar` → `None`, `.tar.gz` / `.tgz` → `Gzip` at a fast level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Compression {
+    /// A plain POSIX tar (images are already compressed).
+    None,
+    /// gzip at the given level (0–9).
+    Gzip {
+        /// The zlib level.
+        level: u32,
+    },
 }
 
 /// The byte sink under the tar builder.
@@ -298,16 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn compression_follows_the_name() {
-        assert_eq!(compression_for(Path::new("a/x.tar")), Compression::None);
-        assert_eq!(
-            compression_for(Path::new("a/x.tar.gz")),
-            Compression::Gzip { level: 1 }
-        );
-        assert_eq!(
-            compression_for(Path::new("a/x.TGZ")),
-            Compression::Gzip { level: 1 }
-        );
+    fn the_part_file_sits_next_to_the_archive() {
         assert_eq!(part_path(Path::new("a/x.tar")), Path::new("a/x.tar.part"));
     }
 }

@@ -11,8 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Coordinator, files};
-use crate::archive::compression_for;
-use crate::engine::{Compression, archive_stem};
+use crate::archive::{Compression, archive_stem, compression_for};
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::swarm::{ControlResponse, RejectReason};

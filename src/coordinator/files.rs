@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Coordinator;
-use crate::engine::results_path;
+use crate::archive::results_path;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 pub use crate::net::FileDecision;

@@ -8,9 +8,9 @@ use sha2::Digest;
 
 use super::tests::{coordinator, deliver, grant, header, read_results, setup};
 use super::*;
-use crate::engine::{RowResult, RowStatus};
 use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, RejectReason};
 use crate::results::ResultsWriter;
+use crate::results::{RowResult, RowStatus};
 
 fn reason(r: &ControlResponse) -> Option<RejectReason> {
     match r {

@@ -12,12 +12,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::Digest;
 
 use super::*;
-use crate::engine::{RowResult, RowStatus};
 use crate::input::UrlRow;
 use crate::model::shard::ShardSizing;
 use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant, RejectReason};
 use crate::protocol::swarm::{FileKind, TransferHeader};
 use crate::results::ResultsWriter;
+use crate::results::{RowResult, RowStatus};
 use crate::seed::{Columns, SeedSpec};
 
 pub(super) fn worker_stats() -> NodeStats {
@@ -94,16 +94,16 @@ pub(super) fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
 pub(super) fn worker_files(dir: &Path, archive_name: &str, rows: &[UrlRow]) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let archive = dir.join(archive_name);
-    let top = crate::engine::archive_stem(&archive);
+    let top = crate::archive::archive_stem(&archive);
     let mut a = crate::archive::ArchiveWriter::create(
         &archive,
         &top,
-        crate::engine::Compression::Gzip { level: 1 },
+        crate::archive::Compression::Gzip { level: 1 },
         0,
         false,
     )
     .unwrap();
-    let results = crate::engine::results_path(&archive);
+    let results = crate::archive::results_path(&archive);
     let mut w = ResultsWriter::create(&results).unwrap();
     for r in rows {
         let body = format!("image {}", r.index).into_bytes();

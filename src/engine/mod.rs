@@ -18,8 +18,7 @@ mod run;
 mod verify;
 mod writer;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,18 +36,9 @@ pub use options::{
 };
 pub use parquet_sink::images_schema;
 
-/// How the archive is compressed. Chosen from the output name by default: `.tar` → `None`,
-/// `.tar.gz` / `.tgz` → `Gzip` at a fast level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Compression {
-    /// A plain POSIX tar (images are already compressed).
-    None,
-    /// gzip at the given level (0–9).
-    Gzip {
-        /// The zlib level.
-        level: u32,
-    },
-}
+// Defined below the engine (the layers it drives use them); re-exported as part of its contract.
+pub use crate::archive::{Compression, archive_stem, overview_path, results_path};
+pub use crate::results::{FAILED_ROWS_LISTED, FailedRow, RowResult, RowStatus, ShardReport};
 
 /// Tuning of one engine run. `Default` gives production defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,6 +142,49 @@ impl EngineConfig {
     pub fn effective_user_agent(&self) -> String {
         user_agent_with_token(&self.user_agent, self.user_agent_token.as_deref())
     }
+
+    /// The settings recorded in the run's overview JSON.
+    pub fn overview_settings(&self) -> crate::results::overview::OverviewSettings {
+        use serde_json::json;
+        let script_inputs = [
+            ("concurrent_downloads", json!(self.concurrency)),
+            ("per_host", json!(self.per_host)),
+            ("timeout", json!(self.total_timeout.as_secs_f64())),
+            ("max_file_size", json!(self.max_file_size)),
+            ("max_attempts", json!(self.max_attempts)),
+        ];
+        crate::results::overview::OverviewSettings {
+            script_inputs: script_inputs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            dataset_options: json!({
+                "format": self.format,
+                "user_agent": self.effective_user_agent(),
+                "disallowed_header_directives": self.disallowed_header_directives,
+                "verify_hash": self.verify_hash,
+                "extra_cols": self.extra_cols,
+                "filters": self.filters,
+                "resize": self.resize,
+            }),
+        }
+    }
+
+    /// The fetcher's part of this configuration.
+    pub fn fetch_config(&self) -> crate::fetch::FetchConfig {
+        crate::fetch::FetchConfig {
+            per_host: self.per_host,
+            connect_timeout: self.connect_timeout,
+            first_byte_timeout: self.first_byte_timeout,
+            idle_timeout: self.idle_timeout,
+            total_timeout: self.total_timeout,
+            max_file_size: self.max_file_size,
+            accept_types: self.accept_types.clone(),
+            user_agent: self.effective_user_agent(),
+            block_private_addresses: self.block_private_addresses,
+            disallowed_header_directives: self.disallowed_header_directives.clone(),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -194,139 +227,6 @@ pub struct ShardJob {
     pub archive_path: PathBuf,
     /// Skip rows already recorded as ok by a previous run and keep their bytes.
     pub resume: bool,
-}
-
-/// The archive's stem: its file name without `.tar.gz`, `.tgz` or `.tar`. It is also the
-/// top-level folder inside the archive (`<stem>/<class>/<name>.<ext>`).
-pub fn archive_stem(archive: &Path) -> String {
-    let name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for suffix in [".tar.gz", ".tgz", ".tar", ".parquet"] {
-        if let Some(stem) = name.strip_suffix(suffix) {
-            return stem.to_string();
-        }
-    }
-    name
-}
-
-/// `out/shard.tar.gz` → `out/shard.results.parquet`.
-pub fn results_path(archive: &Path) -> PathBuf {
-    archive.with_file_name(format!("{}.results.parquet", archive_stem(archive)))
-}
-
-/// `out/shard.tar.gz` → `out/shard.overview.json`.
-pub fn overview_path(archive: &Path) -> PathBuf {
-    archive.with_file_name(format!("{}.overview.json", archive_stem(archive)))
-}
-
-/// What happened to one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RowStatus {
-    /// Downloaded and stored in the archive.
-    Ok,
-    /// Every attempt failed; see the error kind and message.
-    Failed,
-    /// Not attempted (null/empty URL, or interrupted before it started).
-    Skipped,
-}
-
-/// One line of the per-row results file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RowResult {
-    /// 0-based row index in the original dataset.
-    pub index: u64,
-    /// The URL.
-    pub url: Option<String>,
-    /// The class label as given.
-    pub class: Option<String>,
-    /// Outcome.
-    pub status: RowStatus,
-    /// Final HTTP status, if a response was received.
-    pub http_status: Option<u16>,
-    /// Short machine-readable failure kind (`http_404`, `timeout`, `too_large`, `not_image`…).
-    pub error_kind: Option<String>,
-    /// Human-readable failure message.
-    pub error_message: Option<String>,
-    /// Bytes stored.
-    pub bytes: u64,
-    /// Hex sha256 of the stored bytes.
-    pub sha256: Option<String>,
-    /// Member path inside the archive.
-    pub member: Option<String>,
-    /// Attempts made.
-    pub attempts: u32,
-    /// Wall time spent on the row, in milliseconds.
-    pub elapsed_ms: u64,
-}
-
-/// The summary of one engine run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardReport {
-    /// Rows in the input.
-    pub rows_total: u64,
-    /// Rows stored (including those carried over by `--resume`).
-    pub ok: u64,
-    /// Rows that failed.
-    pub failed: u64,
-    /// Rows skipped.
-    pub skipped: u64,
-    /// Bytes stored.
-    pub bytes: u64,
-    /// Wall time of the run.
-    pub elapsed: Duration,
-    /// True when the run was cut short by cancellation (the outputs are valid and resumable).
-    pub interrupted: bool,
-    /// The archive written.
-    pub archive_path: PathBuf,
-    /// Its size in bytes.
-    pub archive_size: u64,
-    /// Its hex sha256 (`None` when [`EngineConfig::hash_archive`] was off).
-    pub archive_sha256: Option<String>,
-    /// The per-row results file written.
-    pub results_path: PathBuf,
-    /// Failure kind → number of rows.
-    pub error_breakdown: BTreeMap<String, u64>,
-    /// Rows stored by a previous run and carried over by `--resume` (included in `ok`).
-    #[serde(default)]
-    pub carried_over: u64,
-    /// The first failed rows (lowest indexes, at most [`FAILED_ROWS_LISTED`]).
-    #[serde(default)]
-    pub failed_rows: Vec<FailedRow>,
-}
-
-/// Failed rows kept for the summary.
-pub const FAILED_ROWS_LISTED: usize = 20;
-
-/// One failed row, as listed in the summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailedRow {
-    /// 0-based row index in the input.
-    pub index: u64,
-    /// The URL.
-    pub url: Option<String>,
-    /// The failure kind (`http_404`, `timeout_first_byte`…).
-    pub error_kind: Option<String>,
-}
-
-impl ShardReport {
-    /// Rows of the input never attempted (an interrupted run): `--resume` picks them up.
-    pub fn not_attempted(&self) -> u64 {
-        self.rows_total
-            .saturating_sub(self.ok + self.failed + self.skipped)
-    }
-
-    /// Stored rows as a percentage of the rows attempted (ok + failed; skipped rows had no URL
-    /// or were never started). 0 when nothing was attempted.
-    pub fn success_rate_percent(&self) -> f64 {
-        let attempted = self.ok + self.failed;
-        if attempted == 0 {
-            0.0
-        } else {
-            self.ok as f64 * 100.0 / attempted as f64
-        }
-    }
 }
 
 /// Live counters of a running shard, shared with reporters and the swarm's throughput adverts.
@@ -420,16 +320,5 @@ mod tests {
     ) {
         fn is_send<T: Send>(_: T) {}
         is_send(run_shard(job, cfg, counters, cancel));
-    }
-
-    #[test]
-    fn side_files_follow_the_archive_name() {
-        let a = Path::new("out/group_1.tar.gz");
-        assert_eq!(archive_stem(a), "group_1");
-        assert_eq!(results_path(a), Path::new("out/group_1.results.parquet"));
-        assert_eq!(overview_path(a), Path::new("out/group_1.overview.json"));
-        assert_eq!(archive_stem(Path::new("x.tgz")), "x");
-        assert_eq!(archive_stem(Path::new("x.tar")), "x");
-        assert_eq!(archive_stem(Path::new("x.parquet")), "x");
     }
 }

@@ -80,7 +80,8 @@ pub(crate) async fn run(
     let compression = cfg
         .compression
         .unwrap_or_else(|| compression_for(&archive_path));
-    let fetcher = Fetcher::new(cfg).map_err(|e| EngineError::Http(e.to_string()))?;
+    let fetcher =
+        Fetcher::new(&cfg.fetch_config()).map_err(|e| EngineError::Http(e.to_string()))?;
     let top = archive_stem(&archive_path);
     let mtime = now().0 / 1000;
     let digest = cfg.hash_archive;
@@ -410,7 +411,7 @@ async fn finish(
     counters
         .rows_total
         .store(report.rows_total, Ordering::Relaxed);
-    let doc = overview_json(&report, cfg, now().0);
+    let doc = overview_json(&report, &cfg.overview_settings(), now().0);
     write_overview(&overview_path(archive_path), &doc).map_err(|source| EngineError::Output {
         path: overview_path(archive_path),
         source,

@@ -8,6 +8,7 @@
 //! [`crate::model::retry`]).
 
 pub mod blocked;
+mod config;
 pub mod dns;
 mod dns_cache;
 pub mod hosts;
@@ -15,7 +16,6 @@ mod probe;
 pub mod robots_cache;
 pub mod robots_tag;
 pub mod robots_txt;
-mod sanitize;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,15 +26,14 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::engine::EngineConfig;
 use crate::model::content::{check_content, jpeg_truncated};
 use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
 
 pub use blocked::is_blocked;
+pub use config::FetchConfig;
 pub use dns::{CachingResolver, ResolveError, ResolveFailure};
 pub use probe::content_range_total;
-pub use sanitize::sanitized_error;
 
 /// Bodies larger than this are written to a spill file instead of memory.
 pub const SPILL_AT: usize = 1024 * 1024;
@@ -185,7 +184,7 @@ fn map_send_error(err: &reqwest::Error) -> Failure {
 
 impl Fetcher {
     /// Builds the client for `cfg` (installs the ring TLS provider first).
-    pub fn new(cfg: &EngineConfig) -> Result<Self, ClientError> {
+    pub fn new(cfg: &FetchConfig) -> Result<Self, ClientError> {
         // A second installation (several runs in one process) reports an error: harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let block_private = cfg.block_private_addresses;
@@ -210,7 +209,7 @@ impl Fetcher {
             limited.redirect(attempt)
         });
         let client = reqwest::Client::builder()
-            .user_agent(cfg.effective_user_agent())
+            .user_agent(cfg.user_agent.as_str())
             .connect_timeout(cfg.connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(cfg.per_host.max(1))

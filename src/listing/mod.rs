@@ -38,10 +38,9 @@ impl Source {
             return Source::WebDav(arg.to_string());
         }
         let path = PathBuf::from(arg);
-        let lower = arg.to_ascii_lowercase();
         if path.is_dir() {
             Source::Dir(path)
-        } else if lower.ends_with(".tar") || lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        } else if crate::model::naming::split_archive_suffix_ignore_case(arg).is_some() {
             Source::Archive(path)
         } else {
             Source::Text(path)

@@ -103,6 +103,31 @@ pub fn has_precompressed_extension(name: &str) -> bool {
     )
 }
 
+/// The archive file-name suffixes ldawt writes and reads, longest first, each with whether it
+/// means gzip: the one place these rules live (compression, stems, name checks, listings).
+pub const ARCHIVE_SUFFIXES: [(&str, bool); 3] =
+    [(".tar.gz", true), (".tgz", true), (".tar", false)];
+
+/// Splits an archive file name into (stem, gzip?), matching the suffix exactly (lower case):
+/// `x.tar.gz` → `("x", true)`, `x.tar` → `("x", false)`; any other name → `None`. The stem
+/// may be empty.
+pub fn split_archive_suffix(name: &str) -> Option<(&str, bool)> {
+    ARCHIVE_SUFFIXES
+        .iter()
+        .find_map(|(suffix, gz)| name.strip_suffix(suffix).map(|stem| (stem, *gz)))
+}
+
+/// [`split_archive_suffix`] ignoring ASCII case (`X.TGZ` → `("X", true)`), for names a user
+/// typed.
+pub fn split_archive_suffix_ignore_case(name: &str) -> Option<(&str, bool)> {
+    let lower = name.to_ascii_lowercase();
+    ARCHIVE_SUFFIXES.iter().find_map(|(suffix, gz)| {
+        lower
+            .ends_with(suffix)
+            .then(|| (&name[..name.len() - suffix.len()], *gz))
+    })
+}
+
 /// True when the bytes start like an HTML or XML text page (an error page, not an image).
 pub fn looks_like_html(head: &[u8]) -> bool {
     let trimmed: Vec<u8> = head
@@ -404,6 +429,25 @@ mod tests {
         assert_eq!(names.claim("c", "9", 7), "9_r7_2");
         assert_eq!(split_member("top/c/123_r5.jpg"), Some(("c", "123_r5")));
         assert_eq!(split_member("top/123.jpg"), Some(("", "123")));
+    }
+
+    #[test]
+    fn archive_suffixes_split_longest_first() {
+        assert_eq!(split_archive_suffix("a.tar.gz"), Some(("a", true)));
+        assert_eq!(split_archive_suffix("a.tgz"), Some(("a", true)));
+        assert_eq!(split_archive_suffix("a.tar"), Some(("a", false)));
+        assert_eq!(split_archive_suffix(".tar"), Some(("", false)));
+        assert_eq!(split_archive_suffix("a.TAR"), None);
+        assert_eq!(split_archive_suffix("a.zip"), None);
+        assert_eq!(
+            split_archive_suffix_ignore_case("Ab.TAR.GZ"),
+            Some(("Ab", true))
+        );
+        assert_eq!(
+            split_archive_suffix_ignore_case("Ab.Tar"),
+            Some(("Ab", false))
+        );
+        assert_eq!(split_archive_suffix_ignore_case("Ab.gz"), None);
     }
 
     proptest! {

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 
+use crate::model::naming::split_archive_suffix;
 use crate::model::split_plan::{ClassWeight, SplitPlan, plan_lpt};
 
 /// Default rows per shard when neither `--shard-rows` nor `--shards` is given.
@@ -90,10 +91,6 @@ pub fn archive_name(name: &str, index: u32) -> String {
 /// overview side files derived from it must still fit a 255-byte file name.
 pub const MAX_ARCHIVE_NAME: usize = 200;
 
-/// Archive extensions a seeder hands out (it generates `.tar.gz`; `.tar` and `.tgz` are the
-/// other forms the engine writes).
-const ARCHIVE_EXTENSIONS: [&str; 3] = [".tar.gz", ".tgz", ".tar"];
-
 /// Why an archive name from a grant is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsafeArchiveName {
@@ -118,10 +115,8 @@ pub fn check_archive_name(name: &str) -> Result<&str, UnsafeArchiveName> {
     if name.is_empty() || name.len() > MAX_ARCHIVE_NAME {
         return Err(UnsafeArchiveName::Length(name.len()));
     }
-    let stem = ARCHIVE_EXTENSIONS
-        .iter()
-        .find_map(|ext| name.strip_suffix(ext))
-        .ok_or(UnsafeArchiveName::Extension)?;
+    // A seeder generates `.tar.gz`; `.tar` and `.tgz` are the other forms the engine writes.
+    let (stem, _) = split_archive_suffix(name).ok_or(UnsafeArchiveName::Extension)?;
     if stem.is_empty() {
         return Err(UnsafeArchiveName::Extension);
     }

@@ -6,18 +6,16 @@
 use std::path::Path;
 
 use crate::archive::{ArchiveWriter, compression_for};
+use crate::model::naming::split_archive_suffix_ignore_case;
 
 /// Splits an output name into (stem, gzip?): `x.tar.gz`/`x.tgz` → ("x", true), `x.tar` →
 /// ("x", false); anything else → None.
 pub fn stem_and_gzip(output: &Path) -> Option<(String, bool)> {
-    let name = output.file_name()?.to_string_lossy().into_owned();
-    let lower = name.to_ascii_lowercase();
-    for (suffix, gz) in [(".tar.gz", true), (".tgz", true), (".tar", false)] {
-        if lower.ends_with(suffix) && name.len() > suffix.len() {
-            return Some((name[..name.len() - suffix.len()].to_string(), gz));
-        }
+    let name = output.file_name()?.to_string_lossy();
+    match split_archive_suffix_ignore_case(&name) {
+        Some((stem, gz)) if !stem.is_empty() => Some((stem.to_string(), gz)),
+        _ => None,
     }
-    None
 }
 
 /// The archive being written: `crate::archive::ArchiveWriter` (temp `.part` file, fsync,

@@ -9,8 +9,12 @@
 mod foreign;
 pub mod overview;
 pub mod report_html;
+mod row;
+mod sanitize;
 
 pub use foreign::check_foreign_results;
+pub use row::{FAILED_ROWS_LISTED, FailedRow, RowResult, RowStatus, ShardReport};
+pub use sanitize::sanitized_error;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,7 +30,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 
 use crate::archive::part_path;
-use crate::engine::{RowResult, RowStatus};
 
 /// Rows buffered before they are encoded.
 const BATCH_ROWS: usize = 8192;
@@ -180,7 +183,7 @@ impl ResultsWriter {
     }
 
     /// From now on, write each failed row's message as its kind and HTTP status only
-    /// ([`crate::fetch::sanitized_error`]): results bound for a remote seeder.
+    /// ([`sanitized_error`]): results bound for a remote seeder.
     pub fn redact_error_messages(&mut self, on: bool) {
         self.redact = on;
     }
@@ -207,7 +210,7 @@ impl ResultsWriter {
 
     fn emit(&mut self, (mut result, extra): (RowResult, RowExtras)) -> Result<(), ResultsError> {
         if self.redact && result.error_message.is_some() {
-            result.error_message = crate::fetch::sanitized_error(&result);
+            result.error_message = sanitized_error(&result);
         }
         self.buffer.push((result, extra));
         if self.buffer.len() >= BATCH_ROWS {

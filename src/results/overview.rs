@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::engine::{EngineConfig, ShardReport};
+use super::ShardReport;
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for milliseconds since the epoch.
 pub fn utc_timestamp(unix_ms: u64) -> String {
@@ -31,34 +31,37 @@ pub fn utc_timestamp(unix_ms: u64) -> String {
     )
 }
 
+/// The run's settings as the overview records them, built by the engine from its
+/// configuration: LDAWT's `script_inputs` (`output_file` is added from the report) and
+/// ldawt's `dataset_options`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverviewSettings {
+    /// `concurrent_downloads`, `per_host`, `timeout`, `max_file_size`, `max_attempts`.
+    pub script_inputs: serde_json::Map<String, serde_json::Value>,
+    /// The output format, User-Agent, opt-out directives, hash check, extra columns,
+    /// filters and resizing.
+    pub dataset_options: serde_json::Value,
+}
+
 /// The overview document for a finished (or interrupted) run.
 pub fn overview_json(
     report: &ShardReport,
-    cfg: &EngineConfig,
+    settings: &OverviewSettings,
     finished_unix_ms: u64,
 ) -> serde_json::Value {
     let secs = report.elapsed.as_secs_f64();
     let rate = report.success_rate_percent();
     let mb = report.bytes as f64 / 1e6;
     let round2 = |v: f64| (v * 100.0).round() / 100.0;
+    let mut script_inputs = serde_json::Map::new();
+    script_inputs.insert(
+        "output_file".into(),
+        report.archive_path.display().to_string().into(),
+    );
+    script_inputs.extend(settings.script_inputs.clone());
     json!({
-        "script_inputs": {
-            "output_file": report.archive_path.display().to_string(),
-            "concurrent_downloads": cfg.concurrency,
-            "per_host": cfg.per_host,
-            "timeout": cfg.total_timeout.as_secs_f64(),
-            "max_file_size": cfg.max_file_size,
-            "max_attempts": cfg.max_attempts,
-        },
-        "dataset_options": {
-            "format": cfg.format,
-            "user_agent": cfg.effective_user_agent(),
-            "disallowed_header_directives": cfg.disallowed_header_directives,
-            "verify_hash": cfg.verify_hash,
-            "extra_cols": cfg.extra_cols,
-            "filters": cfg.filters,
-            "resize": cfg.resize,
-        },
+        "script_inputs": script_inputs,
+        "dataset_options": settings.dataset_options,
         "download_summary": {
             "total_records_processed": report.ok + report.failed + report.skipped,
             "total_rows": report.rows_total,

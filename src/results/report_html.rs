@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::engine::{RowResult, RowStatus};
+use crate::results::{RowResult, RowStatus};
 
 /// Classes shown in the per-class chart (the rest are summed as "other classes").
 const TOP_CLASSES: usize = 15;

@@ -3,7 +3,7 @@
 //! details (`connection refused` vs `timed out` tells a prober which internal ports exist), so
 //! results sent to another peer carry [`sanitized_error`] instead of the row's message.
 
-use crate::engine::{RowResult, RowStatus};
+use super::{RowResult, RowStatus};
 
 /// Longest error kind passed on; longer (or odd) kinds become `error`.
 const MAX_KIND: usize = 40;

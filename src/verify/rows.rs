@@ -8,9 +8,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Invalid, ShardSpec, Verified};
-use crate::engine::{RowResult, RowStatus};
 use crate::input::UrlRow;
 use crate::model::naming::{fnv1a, safe_segment, url_stem};
+use crate::results::{RowResult, RowStatus};
 
 /// Longest file or folder name accepted in a member path (file systems allow 255 bytes).
 const MAX_NAME: usize = 255;

@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::archive::ArchiveWriter;
-use crate::engine::{Compression, RowResult, RowStatus};
+use crate::archive::Compression;
 use crate::results::ResultsWriter;
+use crate::results::{RowResult, RowStatus};
 
 const TOP: &str = "d-00000";
 

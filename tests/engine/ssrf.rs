@@ -103,7 +103,7 @@ fn internal_addresses_are_blocked_only_when_asked() {
         let message = r.error_message.as_deref().unwrap_or_default();
         assert!(message.contains("internal address"), "row {i}: {message}");
         assert_eq!(
-            ldawt::fetch::sanitized_error(r).as_deref(),
+            ldawt::results::sanitized_error(r).as_deref(),
             Some("blocked_address")
         );
     }

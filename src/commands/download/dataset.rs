@@ -257,11 +257,7 @@ pub fn check_output(
             "--compression/--level do not apply to --format files (a plain directory tree)",
         ));
     }
-    let name = output.to_string_lossy().to_ascii_lowercase();
-    if [".tar", ".tar.gz", ".tgz"]
-        .iter()
-        .any(|s| name.ends_with(s))
-    {
+    if crate::model::naming::split_archive_suffix_ignore_case(&output.to_string_lossy()).is_some() {
         return Err(UsageError::new(format!(
             "--output {}: --format files writes a directory; give a name without .tar",
             output.display()
