@@ -4,7 +4,7 @@
 # --no-work seeder, and 1, 2, 3 workers whose links are each limited to $RATE in both
 # directions with `tc qdisc tbf`. For N = 1, 2, 3 it runs the whole dataset and prints the
 # aggregate images/s and the scaling efficiency throughput(N) / (N x throughput(1)). Then it
-# compares the archive transfer protocol (ldawt transfer-bench, the code path workers use to
+# compares the archive transfer protocol (ldawt-dev transfer-bench, the code path workers use to
 # return archives) with raw TCP (iperf3) over the same limited worker uplink.
 #
 # Needs root, iproute2 (ip, tc), nginx, iperf3, python3 with pyarrow; skips with a reason
@@ -33,8 +33,14 @@ done
 # PROFILE=debug reuses the test build (dependencies are optimized there too): the links, not
 # the CPU, are the bottleneck of this benchmark.
 PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then cargo build --release --bin ldawt >&2; else cargo build --bin ldawt >&2; fi
+# ldawt-dev (transfer-bench) is a development binary, built only with the dev-tools feature.
+if [ "$PROFILE" = release ]; then
+  cargo build --release --bin ldawt --features dev-tools --bin ldawt-dev >&2
+else
+  cargo build --bin ldawt --features dev-tools --bin ldawt-dev >&2
+fi
 LDAWT=$PWD/target/$PROFILE/ldawt
+LDAWT_DEV=$PWD/target/$PROFILE/ldawt-dev
 
 P="ldawtb-$$"
 K=$(( $$ % 200 + 20 ))
@@ -173,10 +179,10 @@ ip netns exec "$P-s" iperf3 -s -B "$SEEDER_IP" -1 >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 0.5
 RAW=$(inns w1 iperf3 -c "$SEEDER_IP" -t 10 -J | python3 -c "import json,sys; print(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6)")
-ip netns exec "$P-s" "$LDAWT" transfer-bench serve --listen "/ip4/$SEEDER_IP/tcp/4100" --dir "$WORK/recv" --count 1 >"$WORK/tb.addr" 2>/dev/null &
+ip netns exec "$P-s" "$LDAWT_DEV" transfer-bench serve --listen "/ip4/$SEEDER_IP/tcp/4100" --dir "$WORK/recv" --count 1 >"$WORK/tb.addr" 2>/dev/null &
 PIDS+=($!)
 for _ in $(seq 1 50); do [ -s "$WORK/tb.addr" ] && break; sleep 0.1; done
-TB=$(inns w1 "$LDAWT" transfer-bench send --to "$(head -1 "$WORK/tb.addr")" --size-mb "$TRANSFER_MB")
+TB=$(inns w1 "$LDAWT_DEV" transfer-bench send --to "$(head -1 "$WORK/tb.addr")" --size-mb "$TRANSFER_MB")
 python3 - "$RAW" "$TB" <<'PY'
 import json, sys
 raw = float(sys.argv[1])

@@ -64,7 +64,4 @@ pub enum Command {
     /// Serve deterministic test images over HTTP (used by tests and benchmarks).
     #[command(hide = true)]
     FixtureServer(commands::fixture_server::FixtureServerArgs),
-    /// Measure the archive transfer protocol between two nodes (used by benchmarks).
-    #[command(hide = true)]
-    TransferBench(commands::transfer_bench::TransferBenchArgs),
 }

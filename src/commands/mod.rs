@@ -17,7 +17,6 @@ pub mod reconstruct;
 pub mod size;
 pub mod slurm;
 pub mod split;
-pub mod transfer_bench;
 pub mod upload;
 
 /// Runs the subcommand chosen on the command line.
@@ -36,6 +35,5 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Slurm(args) => slurm::run(args, &global).await,
         Command::Upload(args) => upload::run(args, &global).await,
         Command::FixtureServer(args) => fixture_server::run(args, &global).await,
-        Command::TransferBench(args) => transfer_bench::run(args, &global).await,
     }
 }

@@ -1,4 +1,4 @@
-//! The hidden `ldawt transfer-bench` used by `scripts/bench-swarm.sh`, through the binary.
+//! `ldawt-dev transfer-bench` (the development binary) used by `scripts/bench-swarm.sh`.
 
 use std::process::Stdio;
 
@@ -9,7 +9,7 @@ use crate::harness::WAIT;
 #[tokio::test]
 async fn transfer_bench_sends_a_verified_file_and_reports_its_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_ldawt"))
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_ldawt-dev"))
         .args([
             "transfer-bench",
             "serve",
@@ -31,7 +31,7 @@ async fn transfer_bench_sends_a_verified_file_and_reports_its_rate() {
         .unwrap()
         .expect("serve prints its address");
     assert!(addr.contains("/p2p/12D3KooW"), "{addr}");
-    let send = tokio::process::Command::new(env!("CARGO_BIN_EXE_ldawt"))
+    let send = tokio::process::Command::new(env!("CARGO_BIN_EXE_ldawt-dev"))
         .args(["transfer-bench", "send", "--size-mb", "3", "--to", &addr])
         .output()
         .await
@@ -55,7 +55,7 @@ async fn transfer_bench_sends_a_verified_file_and_reports_its_rate() {
     assert_eq!(std::fs::metadata(&kept).unwrap().len(), 3 * 1024 * 1024);
 
     // An address without a peer id is refused as bad input.
-    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_ldawt"))
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_ldawt-dev"))
         .args(["transfer-bench", "send", "--to", "/ip4/127.0.0.1/tcp/9"])
         .output()
         .await

@@ -1,4 +1,4 @@
-//! `ldawt transfer-bench` (hidden): measures the archive transfer protocol between two
+//! `ldawt-dev transfer-bench`: measures the archive transfer protocol between two
 //! machines or namespaces with the same code path the swarm uses (`net::Client::send_file`).
 //! `serve` accepts and verifies every file; `send` pushes a file (or a generated one) and
 //! prints one JSON line with the achieved rate. Used by `scripts/bench-swarm.sh`.
@@ -14,13 +14,12 @@ use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
 use sha2::{Digest, Sha256};
 
-use crate::cli::GlobalOpts;
-use crate::exit::UsageError;
-use crate::model::ids::{DatasetId, ShardId};
-use crate::net::{self, Event, FileDecision, NetConfig};
-use crate::protocol::swarm::{FileKind, TransferHeader};
+use ldawt::exit::UsageError;
+use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::net::{self, Event, FileDecision, NetConfig};
+use ldawt::protocol::swarm::{FileKind, TransferHeader};
 
-/// Arguments of `ldawt transfer-bench`.
+/// Arguments of `ldawt-dev transfer-bench`.
 #[derive(Debug, Args)]
 pub struct TransferBenchArgs {
     /// Which side to run.
@@ -60,8 +59,8 @@ pub enum Side {
     },
 }
 
-/// Runs `ldawt transfer-bench`.
-pub async fn run(args: TransferBenchArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
+/// Runs `ldawt-dev transfer-bench`.
+pub async fn run(args: TransferBenchArgs) -> anyhow::Result<ExitCode> {
     match args.side {
         Side::Serve {
             listen,
