@@ -48,7 +48,7 @@ pub struct SlurmArgs {
     /// Account to charge.
     #[arg(long)]
     pub account: Option<String>,
-    /// Job name.
+    /// Slurm job name (`#SBATCH --job-name`).
     #[arg(long, default_value = "ldawt")]
     pub job_name: String,
     /// Path of the ldawt binary on the compute nodes (default: this binary's absolute path,

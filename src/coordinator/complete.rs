@@ -25,9 +25,9 @@ const MAX_PEERS_COUNTED: usize = 4096;
 /// Which lease a completion is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompleteKey {
-    /// The dataset.
+    /// The dataset the shard belongs to.
     pub dataset: DatasetId,
-    /// The shard.
+    /// The shard whose lease the completion closes.
     pub shard: ShardId,
     /// The lease epoch.
     pub epoch: u64,

@@ -199,7 +199,7 @@ pub enum InputError {
     WrongColumnType {
         /// The file.
         path: String,
-        /// The column.
+        /// The column's name in the file.
         column: String,
         /// Its type.
         found: String,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 pub struct ClassWeight {
     /// The class value; `None` is the null class, kept as a class of its own.
     pub class: Option<String>,
-    /// Its weight.
+    /// Rows of the class (bytes with `--balance bytes`): what the groups are balanced on.
     pub weight: u64,
 }
 

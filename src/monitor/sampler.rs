@@ -14,7 +14,7 @@ pub enum SamplerError {
     /// The disk path does not exist or cannot be resolved.
     #[error("--disk-path {path}: {reason}")]
     DiskPath {
-        /// The path.
+        /// The `--disk-path` given.
         path: String,
         /// Why.
         reason: String,

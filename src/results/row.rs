@@ -25,7 +25,7 @@ pub enum RowStatus {
 pub struct RowResult {
     /// 0-based row index in the original dataset.
     pub index: u64,
-    /// The URL.
+    /// The URL as given in the input (`None` for a null cell).
     pub url: Option<String>,
     /// The class label as given.
     pub class: Option<String>,
@@ -92,7 +92,7 @@ pub const FAILED_ROWS_LISTED: usize = 20;
 pub struct FailedRow {
     /// 0-based row index in the input.
     pub index: u64,
-    /// The URL.
+    /// The URL as given in the input (`None` for a null cell).
     pub url: Option<String>,
     /// The failure kind (`http_404`, `timeout_first_byte`…).
     pub error_kind: Option<String>,

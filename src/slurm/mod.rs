@@ -32,11 +32,11 @@ pub struct SlurmJob {
     pub mem: String,
     /// Wall time (`4:00:00`, `1-00:00:00`, `30`).
     pub time: String,
-    /// Partition.
+    /// `#SBATCH --partition`, when given.
     pub partition: Option<String>,
-    /// Account.
+    /// `#SBATCH --account` (the allocation charged), when given.
     pub account: Option<String>,
-    /// Job name.
+    /// `#SBATCH --job-name`.
     pub job_name: String,
     /// The ldawt binary on the compute nodes.
     pub ldawt: String,
@@ -52,7 +52,7 @@ pub struct SlurmJob {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("--{option} {value:?}: {reason}")]
 pub struct SlurmError {
-    /// The option.
+    /// The command-line option (without `--`) the value came from.
     pub option: &'static str,
     /// The value given.
     pub value: String,

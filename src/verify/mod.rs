@@ -125,7 +125,7 @@ pub enum Invalid {
     /// A member's size differs from its row's.
     #[error("archive member '{member}' holds {found} bytes, its row says {expected}")]
     MemberSize {
-        /// The member.
+        /// The member's path inside the archive.
         member: String,
         /// The row's size.
         expected: u64,

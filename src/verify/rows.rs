@@ -24,7 +24,7 @@ pub struct ExpectedMember {
     pub index: u64,
     /// Its size in bytes.
     pub size: u64,
-    /// Its sha256.
+    /// The sha256 its row records for the stored bytes.
     pub sha256: [u8; 32],
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 pub struct Credentials {
     /// The login.
     pub user: String,
-    /// The password.
+    /// Sent only in the `Authorization` header; never printed (see the `Debug` impl).
     pub password: String,
 }
 

@@ -28,7 +28,7 @@ pub enum WebDavError {
     /// The server could not be reached (refused, DNS, timeout), after retries if any.
     #[error("cannot reach WebDAV server at {url}: {reason}")]
     Unreachable {
-        /// The URL.
+        /// The URL requested.
         url: String,
         /// The network error.
         reason: String,
@@ -38,7 +38,7 @@ pub enum WebDavError {
         "WebDAV server rejected the credentials for {url} (HTTP {status}); set --user and LDAWT_PASSWORD or a ~/.netrc entry"
     )]
     Unauthorized {
-        /// The URL.
+        /// The URL requested.
         url: String,
         /// 401 or 403.
         status: u16,
@@ -48,7 +48,7 @@ pub enum WebDavError {
     Http {
         /// The WebDAV method.
         method: String,
-        /// The URL.
+        /// The URL requested.
         url: String,
         /// The status code.
         status: u16,
@@ -56,7 +56,7 @@ pub enum WebDavError {
     /// The server's reply could not be understood.
     #[error("{url}: unexpected WebDAV reply: {reason}")]
     BadReply {
-        /// The URL.
+        /// The URL whose reply could not be parsed.
         url: String,
         /// Why.
         reason: String,
@@ -64,7 +64,7 @@ pub enum WebDavError {
     /// After a PUT, the server reports a different size than the local file.
     #[error("{url}: uploaded {expected} bytes but the server reports {found}")]
     SizeMismatch {
-        /// The URL.
+        /// The uploaded file's URL.
         url: String,
         /// Local size.
         expected: u64,
