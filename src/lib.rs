@@ -46,6 +46,7 @@ pub mod reconstruct;
 pub mod report;
 pub mod results;
 pub mod seed;
+pub mod signals;
 pub mod size;
 pub mod slurm;
 pub mod split;

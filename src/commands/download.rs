@@ -224,19 +224,12 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
 /// Cancels `token` on the first SIGINT/SIGTERM; a second signal removes the unfinished
 /// `.part` files (the previous outputs, if any, stay valid for `--resume`) and exits at once.
 fn watch_signals(token: CancellationToken, archive: PathBuf) {
+    let Ok(mut signals) = crate::signals::Signals::new() else {
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
         for round in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            signals.recv().await;
             if round == 0 {
                 eprintln!(
                     "interrupted: finishing in-flight rows, then writing a resumable archive (signal again to quit now)"

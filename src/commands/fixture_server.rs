@@ -90,6 +90,9 @@ pub async fn run(args: FixtureServerArgs, _global: &GlobalOpts) -> anyhow::Resul
         first_byte_delay: Duration::from_millis(args.first_byte_delay_ms),
         robots_txt: None,
     };
+    // Installed before the address is printed: whoever reads it may stop the server at once.
+    let mut signals =
+        crate::signals::Signals::new().context("installing the SIGINT/SIGTERM handlers")?;
     let handle = fixture::start(cfg)
         .await
         .map_err(|e| crate::exit::UsageError::new(e.to_string()))?;
@@ -98,21 +101,7 @@ pub async fn run(args: FixtureServerArgs, _global: &GlobalOpts) -> anyhow::Resul
         writeln!(out, "{}", handle.addr()).context("writing the bound address")?;
         out.flush().context("writing the bound address")?;
     }
-    wait_for_signal().await;
+    signals.recv().await;
     handle.stop().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
 }

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
@@ -16,6 +15,7 @@ use crate::model::time::{Clock, SystemClock};
 use crate::monitor::alerts::{AlertState, Thresholds, exceeded};
 use crate::monitor::sampler::Sampler;
 use crate::monitor::{node, procfs, render};
+use crate::signals::Signals;
 
 /// Arguments of `ldawt monitor`.
 #[derive(Debug, Args)]
@@ -97,8 +97,7 @@ pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
         fds: Some(args.alert_fds),
         node_down: args.node.is_some(),
     };
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut signals = Signals::new()?;
     eprintln!(
         "monitoring every {}s: disk {}{}{}",
         args.interval,
@@ -164,8 +163,7 @@ pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs_f64(args.interval)) => {}
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
+            stop = signals.recv() => break stop.name(),
         }
     };
     eprintln!("monitor stopped after {taken} samples ({stop_reason})");

@@ -105,12 +105,8 @@ pub async fn run(args: SizeArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
     };
     let files = crate::input::list_inputs(&args.input)?;
     let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token.cancel();
-        }
-    });
+    crate::signals::cancel_on_stop(cancel.clone())
+        .context("installing the SIGINT/SIGTERM handlers")?;
     let report = match estimate(
         files,
         &args.url_col,

@@ -61,7 +61,8 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         .with_context(|| format!("cannot create the data dir {}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(forward_signals(shutdown.clone()));
+    crate::signals::cancel_on_stop(shutdown.clone())
+        .context("installing the SIGINT/SIGTERM handlers")?;
     let reporter = CliReporter::new(global.no_progress);
     let result = crate::node::run(cfg, shutdown, reporter).await;
     let upload_failed = match uploader {
@@ -176,25 +177,6 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
         .into());
     }
     Ok(f)
-}
-
-async fn forward_signals(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    shutdown.cancel();
 }
 
 #[cfg(test)]
