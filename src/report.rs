@@ -12,6 +12,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{ShardCounters, ShardReport};
 
+/// Writes one line to stdout, like `println!`, but a closed or broken stdout (`| head`, a
+/// parent that stopped reading, a detached terminal) is ignored instead of panicking: a
+/// command's work and its exit code must not depend on whether anyone still reads its output.
+/// Every command writes its stdout lines through it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
+/// [`say`] for stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say_err;
+
 /// How often plain progress lines are printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 

@@ -25,6 +25,9 @@ mod reconstruct;
 #[path = "tools/monitor.rs"]
 mod monitor;
 
+#[path = "tools/closed_pipe.rs"]
+mod closed_pipe;
+
 #[path = "tools/slurm_harness.rs"]
 mod slurm_harness;
 

@@ -14,6 +14,7 @@ use clap::Args;
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::listing::{self, Listing, ListingDiff, ListingError, Source};
+use crate::report::say;
 use crate::webdav::{RetryPolicy, parse_url};
 
 /// How many names of each list are printed (all are written with `--out-dir`).
@@ -106,12 +107,12 @@ fn write_lists(dir: &Path, d: &ListingDiff) -> anyhow::Result<()> {
 }
 
 fn print_list(title: &str, names: &[String]) {
-    println!("{title} ({}):", names.len());
+    say!("{title} ({}):", names.len());
     for n in names.iter().take(SHOWN) {
-        println!("  {n}");
+        say!("  {n}");
     }
     if names.len() > SHOWN {
-        println!("  ... and {} more", names.len() - SHOWN);
+        say!("  ... and {} more", names.len() - SHOWN);
     }
 }
 
@@ -127,7 +128,7 @@ pub async fn run(args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
         }
         let (kept, dropped) = listing::without_hidden(l);
         if dropped > 0 {
-            println!(
+            say!(
                 "note: left out {dropped} hidden file{} of the {side} side {arg} (pass --include-hidden to compare them)",
                 if dropped == 1 { "" } else { "s" }
             );
@@ -141,13 +142,13 @@ pub async fn run(args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
     if !args.keep_prefix && !args.basename {
         let (strip_left, strip_right) = listing::best_prefix_strip(&left, &right);
         if let Some(top) = strip_left {
-            println!(
+            say!(
                 "note: every entry of the left side is under {top}/; compared without that folder (pass --keep-prefix to keep it)"
             );
             left = listing::strip_top_folder(left, &top);
         }
         if let Some(top) = strip_right {
-            println!(
+            say!(
                 "note: every entry of the right side is under {top}/; compared without that folder (pass --keep-prefix to keep it)"
             );
             right = listing::strip_top_folder(right, &top);
@@ -164,26 +165,26 @@ pub async fn run(args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
     };
     let (left, right) = (prepare(left), prepare(right));
     let d = listing::diff(&left, &right, args.sizes);
-    println!("left:  {} ({} files)", args.left, left.len());
-    println!("right: {} ({} files)", args.right, right.len());
+    say!("left:  {} ({} files)", args.left, left.len());
+    say!("right: {} ({} files)", args.right, right.len());
     print_list("only in left", &d.only_left);
     print_list("only in right", &d.only_right);
     if args.sizes {
-        println!("size differs ({}):", d.size_differs.len());
+        say!("size differs ({}):", d.size_differs.len());
         for (n, l, r) in d.size_differs.iter().take(SHOWN) {
-            println!("  {n}: {l} vs {r} bytes");
+            say!("  {n}: {l} vs {r} bytes");
         }
         if d.size_differs.len() > SHOWN {
-            println!("  ... and {} more", d.size_differs.len() - SHOWN);
+            say!("  ... and {} more", d.size_differs.len() - SHOWN);
         }
         if d.size_unknown > 0 {
-            println!(
+            say!(
                 "size unknown on one side for {} common files (not size-checked)",
                 d.size_unknown
             );
         }
     }
-    println!(
+    say!(
         "{} in common, {} only left, {} only right{}",
         d.common,
         d.only_left.len(),
@@ -196,7 +197,7 @@ pub async fn run(args: CompareArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
     );
     if let Some(dir) = &args.out_dir {
         write_lists(dir, &d)?;
-        println!("lists written to {}", dir.display());
+        say!("lists written to {}", dir.display());
     }
     Ok(if d.is_same() {
         ExitCode::SUCCESS

@@ -16,6 +16,7 @@ use tokio::process::{Child, Command};
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::fixture::{self, FixtureConfig, bench};
+use crate::report::say;
 
 /// The embedded sample: 200 rows of real iNaturalist open-data URLs (`photo_url`, `taxon_name`).
 const SAMPLE: &[u8] = include_bytes!("../../tests/data/inat_sample_200.parquet");
@@ -69,7 +70,7 @@ async fn seeder_lines(child: &mut Child) -> anyhow::Result<SeederLines> {
         let Ok(Ok(Some(line))) = tokio::time::timeout(left, lines.next_line()).await else {
             bail!("the seeder stopped before printing its join line (see its log)");
         };
-        println!("  seeder │ {line}");
+        say!("  seeder │ {line}");
         let words: Vec<&str> = line.split_whitespace().collect();
         let after = |flag: &str| {
             let i = words.iter().position(|w| *w == flag)?;
@@ -90,7 +91,7 @@ async fn seeder_lines(child: &mut Child) -> anyhow::Result<SeederLines> {
     // Keep echoing the seeder's report (its final summary) in the background.
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
-            println!("  seeder │ {line}");
+            say!("  seeder │ {line}");
         }
     });
     Ok(found)
@@ -127,7 +128,7 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
         "taxon_name",
         None,
     )?;
-    println!(
+    say!(
         "demo: {rows} iNaturalist rows rewritten to a local image server at {} (nothing leaves this machine)",
         fx.base_url()
     );
@@ -157,7 +158,7 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
     let (Some(join), Some(key), Some(status)) = (lines.join, lines.key, lines.status) else {
         bail!("the seeder printed no usable join line (see its log)");
     };
-    println!("demo: the live dashboard is at http://{status}/ while the demo runs");
+    say!("demo: the live dashboard is at http://{status}/ while the demo runs");
 
     let mut workers = Vec::new();
     for i in 1..=args.workers {
@@ -188,7 +189,7 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
         let log = dir.join(format!("worker-{i}.log"));
         let mut w = spawn_node(&exe, &worker_args, &log)?;
         drop(w.stdout.take());
-        println!("demo: worker {i} joined (log: {})", log.display());
+        say!("demo: worker {i} joined (log: {})", log.display());
         workers.push(w);
     }
 
@@ -207,7 +208,7 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
         }
         if let Ok(doc) = crate::status_client::fetch_status(&status).await {
             for d in &doc.datasets {
-                println!(
+                say!(
                     "demo: {}/{} shards done, {} leased · {}/{} rows stored · {} worker(s) connected",
                     d.shards_done,
                     d.shards_total,
@@ -221,7 +222,7 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
             if !shown_table
                 && doc.local.leases_held + doc.peers.iter().map(|p| p.leases_held).sum::<u32>() > 0
             {
-                println!("\n$ ldawt peers --status-addr {status}\n{last_table}");
+                say!("\n$ ldawt peers --status-addr {status}\n{last_table}");
                 shown_table = true;
             }
         }
@@ -236,9 +237,9 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
     }
     fx.stop().await;
     if !last_table.is_empty() {
-        println!("\nthe swarm as the seeder last saw it:\n{last_table}");
+        say!("\nthe swarm as the seeder last saw it:\n{last_table}");
     }
-    println!(
+    say!(
         "demo: done (seeder exit code {code}). Look at {}: the shard archives, results.parquet, overview.json and report.html; node logs are in {}",
         out.display(),
         dir.display()

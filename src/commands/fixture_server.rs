@@ -15,6 +15,7 @@ use clap::Args;
 
 use crate::cli::GlobalOpts;
 use crate::fixture::{self, FixtureConfig, bench};
+use crate::report::say;
 
 /// Arguments of `ldawt fixture-server`.
 #[derive(Debug, Args)]
@@ -53,7 +54,7 @@ pub struct FixtureServerArgs {
 fn prepare_bench_inputs(args: &FixtureServerArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.write_pool {
         let (files, bytes) = bench::write_pool(dir, 1000, &["jpg", "jpeg"])?;
-        println!(
+        say!(
             "{files} files, {bytes} bytes, mean {} bytes",
             bytes / files.max(1)
         );
@@ -72,7 +73,7 @@ fn prepare_bench_inputs(args: &FixtureServerArgs) -> anyhow::Result<()> {
             "taxon_name",
             args.paths_out.as_deref(),
         )?;
-        println!("{n} rows written to {}", out.display());
+        say!("{n} rows written to {}", out.display());
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use clap::Args;
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::reconstruct::{OutputFormat, ReconstructRequest, reconstruct};
+use crate::report::say;
 
 /// Bad rows listed one by one before a count takes over.
 const LISTED_BAD_ROWS: usize = 50;
@@ -78,7 +79,7 @@ pub async fn run(args: ReconstructArgs, _global: &GlobalOpts) -> anyhow::Result<
             report.bad_rows.len() - LISTED_BAD_ROWS
         );
     }
-    println!(
+    say!(
         "{} rows: {} images written in {} label folders, {} bad rows skipped -> {}",
         report.rows,
         report.written,

@@ -10,6 +10,7 @@ use clap::Args;
 
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
+use crate::report::say;
 use crate::slurm::{SlurmJob, SwarmAccess, render};
 
 /// Arguments of `ldawt slurm`.
@@ -127,7 +128,7 @@ pub async fn run(args: SlurmArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
         let _ = std::fs::remove_file(&temp);
         unwritable(e)
     })?;
-    println!(
+    say!(
         "wrote {}; submit it with: sbatch {}",
         path.display(),
         path.display()

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
+use crate::report::say;
 use crate::split::{Balance, SplitError, SplitRequest, split_parquet};
 
 /// What `--balance` measures.
@@ -75,16 +76,19 @@ pub async fn run(args: SplitArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
                 anyhow::Error::new(e)
             }
         })?;
-    println!(
+    say!(
         "{:<24} {:>10} {:>9} {:>14}",
-        "file", "rows", "classes", "load"
+        "file",
+        "rows",
+        "classes",
+        "load"
     );
     for (g, file) in outcome.files.iter().enumerate() {
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        println!(
+        say!(
             "{:<24} {:>10} {:>9} {:>14}",
             name,
             outcome.rows_per_group[g],
@@ -94,7 +98,7 @@ pub async fn run(args: SplitArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
     }
     let max = outcome.plan.loads.iter().copied().max().unwrap_or(0);
     let min = outcome.plan.loads.iter().copied().min().unwrap_or(0);
-    println!(
+    say!(
         "{} rows, {} classes ({} rows with a null class) in {} groups; balance: largest/smallest = {}/{} = {:.4}",
         outcome.input_rows,
         outcome.plan.assignment.len(),

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
+use crate::report::say;
 use crate::webdav::upload::{plan_uploads, upload_all};
 use crate::webdav::{RetryPolicy, WebDavClient, WebDavError, credentials, parse_url};
 
@@ -140,17 +141,17 @@ pub async fn run(args: UploadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
     bar.finish_and_clear();
 
     for (path, size) in &report.uploaded {
-        println!("uploaded  {} ({size} bytes)", path.display());
+        say!("uploaded  {} ({size} bytes)", path.display());
     }
     for path in &report.skipped {
-        println!("skipped   {} (already there, same size)", path.display());
+        say!("skipped   {} (already there, same size)", path.display());
     }
     for (path, err) in &report.failed {
-        println!("FAILED    {}: {err}", path.display());
+        say!("FAILED    {}: {err}", path.display());
     }
     let secs = started.elapsed().as_secs_f64().max(1e-3);
     let bytes: u64 = report.uploaded.iter().map(|(_, s)| s).sum();
-    println!(
+    say!(
         "{files} files: {} uploaded, {} skipped, {} failed; {bytes} of {total} bytes sent in {secs:.1}s ({:.2} MB/s) to {base}",
         report.uploaded.len(),
         report.skipped.len(),

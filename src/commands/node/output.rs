@@ -10,24 +10,8 @@ use crate::exit::{self};
 use crate::node::{NodeOutcome, NodeReporter, Ready};
 use crate::protocol::status::NodeStatus;
 
-/// Writes one line of the node's report to stdout. A closed or broken stdout (a parent that
-/// stopped reading, `| head`, a detached terminal) is ignored: the node's work and its exit code
-/// must not depend on whether anyone still reads its report (`println!` would panic instead).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-pub(super) use say;
-
-/// [`say`] for stderr (progress lines).
-macro_rules! say_err {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
-    }};
-}
+pub(super) use crate::report::say;
+use crate::report::say_err;
 
 /// The node's user-facing output: the `--join` lines on stdout, then progress on stderr (a
 /// live line on a terminal, one plain line every 10 s otherwise).
