@@ -65,7 +65,7 @@ async fn read_side(arg: &str, user: Option<&str>) -> anyhow::Result<Listing> {
     match Source::detect(arg) {
         Source::WebDav(text) => {
             let url = parse_url(&text).map_err(super::upload::webdav_failure)?;
-            let client = super::upload::client_for(&url, user, RetryPolicy::default())?;
+            let client = super::upload::client_for(&url, user, RetryPolicy::webdav())?;
             listing::read_webdav(&client, &url)
                 .await
                 .map_err(listing_failure)

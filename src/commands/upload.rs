@@ -99,8 +99,8 @@ pub async fn run(args: UploadArgs, global: &GlobalOpts) -> anyhow::Result<ExitCo
         );
     }
     let policy = RetryPolicy {
-        attempts: args.attempts.max(1),
-        ..RetryPolicy::default()
+        max_attempts: args.attempts.max(1),
+        ..RetryPolicy::webdav()
     };
     let client = client_for(&base, args.user.as_deref(), policy)?;
     // Probe once without retries: a wrong address or password stops here with exit code 2.

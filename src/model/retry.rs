@@ -1,6 +1,8 @@
 //! The retry policy, pure: which failures are worth another attempt, how long to wait
-//! (exponential backoff with full jitter, never less than the server's `Retry-After`), and
-//! parsing `Retry-After`. Randomness and the current time are arguments.
+//! (exponential backoff with jitter, never less than the server's `Retry-After`), and parsing
+//! `Retry-After`. Randomness and the current time are arguments. It is the one policy of every
+//! retry in ldawt: a row's HTTP attempts (full jitter), WebDAV requests
+//! ([`RetryPolicy::webdav`]) and the redials of `--join` addresses (`net::backoff`).
 
 use std::time::Duration;
 
@@ -103,10 +105,10 @@ impl Failure {
     }
 }
 
-/// When and whether to retry.
+/// When and whether to retry. `Default` is a row's policy in the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts per row in total (1 = never retry).
+    /// Attempts in total (1 = never retry).
     pub max_attempts: u32,
     /// The backoff ceiling of the first retry; doubles per attempt.
     pub base: Duration,
@@ -114,6 +116,10 @@ pub struct RetryPolicy {
     pub cap: Duration,
     /// A `Retry-After` longer than this makes the failure final (the host is gone for now).
     pub max_retry_after: Duration,
+    /// The wait is the ceiling times a factor drawn in this range, in percent: `(0, 100)` is
+    /// full jitter (rows), `(50, 100)` keeps at least half (WebDAV), `(100, 150)` stretches
+    /// (redials).
+    pub jitter_percent: (u32, u32),
 }
 
 impl Default for RetryPolicy {
@@ -123,11 +129,46 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(250),
             cap: Duration::from_secs(20),
             max_retry_after: Duration::from_secs(120),
+            jitter_percent: (0, 100),
         }
     }
 }
 
 impl RetryPolicy {
+    /// WebDAV requests (`ldawt upload`, `compare`, result uploads): five attempts, waits from
+    /// 0.25–0.5 s up to 15–30 s, so parallel uploads spread out.
+    pub fn webdav() -> Self {
+        Self {
+            max_attempts: 5,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+            jitter_percent: (50, 100),
+            ..Self::default()
+        }
+    }
+
+    /// The backoff ceiling after `failures` failed attempts (≥ 1): `base · 2^(failures−1)`,
+    /// at most `cap`.
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        self.base.saturating_mul(1u32 << exp).min(self.cap)
+    }
+
+    /// The wait after `failures` failed attempts: the [`Self::ceiling`] scaled into
+    /// [`Self::jitter_percent`] by `jitter` (uniform in `[0, 1)`).
+    pub fn wait(&self, failures: u32, jitter: f64) -> Duration {
+        let (lo, hi) = self.jitter_percent;
+        let (lo, hi) = (f64::from(lo) / 100.0, f64::from(hi.max(lo)) / 100.0);
+        self.ceiling(failures)
+            .mul_f64(lo + (hi - lo) * jitter.clamp(0.0, 1.0))
+    }
+
+    /// Whether another attempt may cure an HTTP response with `status` (the engine's rule:
+    /// [`Failure::is_retryable`]).
+    pub fn is_retryable_status(status: u16) -> bool {
+        Failure::Http(status).is_retryable()
+    }
+
     /// The wait before the next attempt, or `None` when the row is finished. `attempts` is the
     /// number made so far (≥ 1); `jitter` is uniform in `[0, 1)`.
     pub fn next_delay(
@@ -143,10 +184,10 @@ impl RetryPolicy {
         if retry_after.is_some_and(|ra| ra > self.max_retry_after) {
             return None;
         }
-        let exp = attempts.saturating_sub(1).min(20);
-        let ceiling = self.base.saturating_mul(1u32 << exp).min(self.cap);
-        let backoff = ceiling.mul_f64(jitter.clamp(0.0, 1.0));
-        Some(backoff.max(retry_after.unwrap_or_default()))
+        Some(
+            self.wait(attempts, jitter)
+                .max(retry_after.unwrap_or_default()),
+        )
     }
 }
 
@@ -212,6 +253,25 @@ mod tests {
         assert_eq!(Failure::DnsServFail.kind(), "dns_servfail");
         assert_eq!(Failure::DnsTimeout.kind(), "dns_timeout");
         assert_eq!(Failure::BlockedAddress.kind(), "blocked_address");
+    }
+
+    #[test]
+    fn webdav_statuses_follow_the_engine_rule() {
+        for s in [408, 425, 429, 500, 502, 503, 504] {
+            assert!(RetryPolicy::is_retryable_status(s), "{s}");
+        }
+        for s in [200, 201, 207, 401, 403, 404, 409, 501, 505] {
+            assert!(!RetryPolicy::is_retryable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn webdav_waits_keep_at_least_half_the_ceiling() {
+        let p = RetryPolicy::webdav();
+        assert_eq!(p.wait(1, 0.0), Duration::from_millis(250));
+        assert_eq!(p.wait(1, 1.0), Duration::from_millis(500));
+        assert_eq!(p.wait(3, 1.0), Duration::from_secs(2));
+        assert_eq!(p.wait(50, 1.0), Duration::from_secs(30));
     }
 
     #[test]

@@ -1,26 +1,34 @@
-//! Redial schedule for bootstrap (`--join`) addresses: exponential backoff with jitter, reset by
-//! a successful connection. Pure: the caller passes the current time and a jitter fraction.
+//! Redial schedule for bootstrap (`--join`) addresses: the shared retry policy's exponential
+//! backoff ([`RetryPolicy`], each wait stretched by up to +50 %), reset by a successful
+//! connection. Pure: the caller passes the current time and a jitter fraction.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::model::retry::RetryPolicy;
+
 /// When to dial one bootstrap address next.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
-    initial: Duration,
-    max: Duration,
-    current: Duration,
+    policy: RetryPolicy,
+    failures: u32,
     next_at: Option<Instant>,
 }
 
 impl Backoff {
-    /// A schedule whose first attempt is due immediately.
+    /// A schedule whose first attempt is due immediately: waits from `initial` doubling up to
+    /// `max`.
     pub(crate) fn new(initial: Duration, max: Duration, now: Instant) -> Self {
         Self {
-            initial,
-            max: max.max(initial),
-            current: initial,
+            policy: RetryPolicy {
+                max_attempts: u32::MAX,
+                base: initial,
+                cap: max.max(initial),
+                jitter_percent: (100, 150),
+                ..RetryPolicy::default()
+            },
+            failures: 0,
             next_at: Some(now),
         }
     }
@@ -36,24 +44,24 @@ impl Backoff {
     }
 
     /// The attempt failed: wait the current delay (stretched by `jitter` in `0.0..=1.0`, up to
-    /// +50 %), then double the delay up to the maximum.
+    /// +50 %); the next one is twice as long, up to the maximum.
     pub(crate) fn on_failure(&mut self, now: Instant, jitter: f64) -> Duration {
-        let wait = self.current.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0));
+        self.failures = self.failures.saturating_add(1);
+        let wait = self.policy.wait(self.failures, jitter);
         self.next_at = Some(now + wait);
-        self.current = (self.current * 2).min(self.max);
         wait
     }
 
     /// Connected: the delay goes back to its initial value and nothing is due.
     pub(crate) fn on_connected(&mut self) {
-        self.current = self.initial;
+        self.failures = 0;
         self.next_at = None;
     }
 
     /// A live connection dropped: try again after the initial delay.
     pub(crate) fn on_disconnected(&mut self, now: Instant) {
-        self.current = self.initial;
-        self.next_at = Some(now + self.initial);
+        self.failures = 0;
+        self.next_at = Some(now + self.policy.base);
     }
 }
 

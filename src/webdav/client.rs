@@ -12,7 +12,7 @@ use tokio::io::AsyncReadExt;
 use super::WebDavError;
 use super::credentials::Credentials;
 use super::propfind::{DavEntry, PROPFIND_BODY, parse_multistatus, percent_decode};
-use super::retry::{RetryPolicy, is_retryable_status};
+use crate::model::retry::RetryPolicy;
 
 /// Bytes per chunk of a streamed PUT body.
 const CHUNK: usize = 256 * 1024;
@@ -113,13 +113,13 @@ impl WebDavClient {
         retry_connect: bool,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, WebDavError> {
-        let attempts = self.policy.attempts.max(1);
+        let attempts = self.policy.max_attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let outcome = build().send().await;
             let transient = match &outcome {
-                Ok(r) => is_retryable_status(r.status().as_u16()),
+                Ok(r) => RetryPolicy::is_retryable_status(r.status().as_u16()),
                 Err(e) => retry_connect || !e.is_connect(),
             };
             if !transient || attempt >= attempts {
@@ -129,7 +129,7 @@ impl WebDavClient {
                 });
             }
             tracing::debug!(%url, attempt, "transient WebDAV failure; retrying");
-            tokio::time::sleep(self.policy.delay(attempt, 0.5 + fastrand::f64() / 2.0)).await;
+            tokio::time::sleep(self.policy.wait(attempt, fastrand::f64())).await;
         }
     }
 
@@ -241,7 +241,7 @@ impl WebDavClient {
                     },
                     _ => return Ok(size),
                 },
-                Ok(resp) if !is_retryable_status(resp.status().as_u16()) => {
+                Ok(resp) if !RetryPolicy::is_retryable_status(resp.status().as_u16()) => {
                     check_status(url, "PUT", resp.status())?;
                     return Err(http_error(url, "PUT", resp.status()));
                 }
@@ -252,11 +252,11 @@ impl WebDavClient {
                 },
             };
             sent.fetch_sub(n, Ordering::Relaxed);
-            if attempt >= self.policy.attempts.max(1) {
+            if attempt >= self.policy.max_attempts.max(1) {
                 return Err(failure);
             }
             tracing::info!(%url, attempt, error = %failure, "upload failed; retrying");
-            tokio::time::sleep(self.policy.delay(attempt, 0.5 + fastrand::f64() / 2.0)).await;
+            tokio::time::sleep(self.policy.wait(attempt, fastrand::f64())).await;
         }
     }
 

@@ -5,13 +5,12 @@
 pub mod client;
 pub mod credentials;
 pub mod propfind;
-pub mod retry;
 pub mod upload;
 
+pub use crate::model::retry::RetryPolicy;
 pub use client::WebDavClient;
 pub use credentials::Credentials;
 pub use propfind::DavEntry;
-pub use retry::RetryPolicy;
 pub use upload::{FileOutcome, UploadReport, upload_file};
 
 /// WebDAV failures. Each names the URL (or local path) concerned.

@@ -112,7 +112,7 @@ impl Uploader {
     async fn start(url: &str, user: Option<&str>) -> anyhow::Result<Self> {
         use crate::commands::upload::{client_for, webdav_failure};
         let base = crate::webdav::parse_url(url).map_err(webdav_failure)?;
-        let client = client_for(&base, user, crate::webdav::RetryPolicy::default())?;
+        let client = client_for(&base, user, crate::webdav::RetryPolicy::webdav())?;
         client.list(&base, false).await.map_err(webdav_failure)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let task = tokio::spawn(async move {
