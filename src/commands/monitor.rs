@@ -1,8 +1,7 @@
-//! `ldawt monitor`: command-line glue over `crate::monitor` — the sampling loop with its
-//! interval, bounded `--count`, SIGINT/SIGTERM handling, readable or JSON lines on stdout, and
-//! the JSON-lines log file.
+//! `ldawt monitor`: command-line glue over `crate::monitor`: checks the flags, opens the
+//! JSON-lines log file and runs the sampling loop (`monitor::watch`) until `--count` or
+//! SIGINT/SIGTERM.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,10 +10,9 @@ use clap::Args;
 
 use crate::cli::GlobalOpts;
 use crate::exit::UsageError;
-use crate::model::time::{Clock, SystemClock};
-use crate::monitor::alerts::{AlertState, Thresholds, exceeded};
+use crate::monitor::alerts::Thresholds;
 use crate::monitor::sampler::Sampler;
-use crate::monitor::{node, procfs, render};
+use crate::monitor::watch::{WatchOptions, node_port, watch};
 use crate::signals::Signals;
 
 /// Arguments of `ldawt monitor`.
@@ -56,10 +54,6 @@ pub struct MonitorArgs {
     pub json: bool,
 }
 
-fn node_port(addr: &str) -> Option<u16> {
-    addr.rsplit(':').next()?.parse().ok()
-}
-
 /// Runs `ldawt monitor`.
 pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCode> {
     if !(args.interval.is_finite() && args.interval > 0.0) {
@@ -78,7 +72,7 @@ pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
         return Err(UsageError::new(format!("--node {addr}: expected host:port")).into());
     }
     let mut sampler = Sampler::new(&args.disk_path).map_err(|e| UsageError::new(e.to_string()))?;
-    let mut log = match &args.log_file {
+    let log = match &args.log_file {
         Some(path) => Some(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -111,61 +105,15 @@ pub async fn run(args: MonitorArgs, _global: &GlobalOpts) -> anyhow::Result<Exit
             .map(|l| format!(", log {}", l.display()))
             .unwrap_or_default()
     );
-    // CPU use is measured between two refreshes at least 200 ms apart.
-    tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL + Duration::from_millis(50)).await;
-    let mut state = AlertState::default();
-    let mut taken = 0u64;
-    let mut node_pid: Option<u32> = None;
-    let stop_reason = loop {
-        let now = SystemClock.now().0;
-        // The node's pid is looked up by its port once, and again only after it went away.
-        let alive = |p: &u32| std::path::Path::new(&format!("/proc/{p}")).exists();
-        node_pid = node_pid.filter(alive).or_else(|| {
-            args.node
-                .as_deref()
-                .and_then(node_port)
-                .and_then(procfs::pid_listening_on)
-        });
-        let pid = args.pid.or(node_pid);
-        let mut sample = sampler.sample(now, pid);
-        if let Some(addr) = &args.node {
-            sample.node = Some(node::poll(addr).await);
-        }
-        let events = state.update(exceeded(&sample, &thresholds));
-        sample.alerts = state.active();
-        {
-            // Scoped: the stdout lock must not live across an await (the task may move).
-            let mut stdout = std::io::stdout().lock();
-            if args.json {
-                writeln!(stdout, "{}", render::json_sample(&sample))?;
-            } else {
-                writeln!(stdout, "{}", render::human_line(&sample))?;
-            }
-            for e in &events {
-                if args.json {
-                    writeln!(stdout, "{}", render::json_event(now, e))?;
-                } else {
-                    writeln!(stdout, "{}", render::event_line(now, e))?;
-                }
-            }
-            stdout.flush()?;
-        }
-        if let Some(file) = log.as_mut() {
-            writeln!(file, "{}", render::json_sample(&sample))?;
-            for e in &events {
-                writeln!(file, "{}", render::json_event(now, e))?;
-            }
-            file.flush()?;
-        }
-        taken += 1;
-        if args.count.is_some_and(|c| taken >= c) {
-            break "count reached";
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs_f64(args.interval)) => {}
-            stop = signals.recv() => break stop.name(),
-        }
+    let opts = WatchOptions {
+        interval: Duration::from_secs_f64(args.interval),
+        node: args.node.clone(),
+        pid: args.pid,
+        thresholds,
+        count: args.count,
+        json: args.json,
     };
+    let (taken, stop_reason) = watch(&mut sampler, &opts, log, &mut signals).await?;
     eprintln!("monitor stopped after {taken} samples ({stop_reason})");
     Ok(ExitCode::SUCCESS)
 }

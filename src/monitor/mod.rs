@@ -2,13 +2,14 @@
 //! the node process (open file descriptors, memory) and the node's control endpoint (peers,
 //! leases, throughput), evaluates threshold alerts, and renders one JSON line (machines) or one
 //! readable line (people) per sample. Sampling does I/O (`sampler`, `node`, `procfs`); the
-//! sample type, alert logic and rendering are pure.
+//! sample type, alert logic and rendering are pure; `watch` is the sampling loop.
 
 pub mod alerts;
 pub mod node;
 pub mod procfs;
 pub mod render;
 pub mod sampler;
+pub mod watch;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod credentials;
 pub mod propfind;
+pub mod queue;
 pub mod upload;
 
 pub use crate::model::retry::RetryPolicy;

@@ -14,7 +14,7 @@ pub use args::{NodeArgs, node_config};
 use output::{CliReporter, print_outcome};
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -27,6 +27,7 @@ use crate::exit::{self, UsageError};
 use crate::net::NetError;
 use crate::node::NodeError;
 use crate::seed::SeedError;
+use crate::webdav::queue::UploadQueue;
 
 /// Runs `ldawt node`.
 pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode> {
@@ -46,7 +47,7 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     let uploader = match &args.upload_to {
         Some(url) if cfg.seed.is_some() => {
             let up = Uploader::start(url, args.upload_user.as_deref()).await?;
-            cfg.stored_files = Some(up.sender());
+            cfg.stored_files = Some(up.queue.sender());
             Some(up)
         }
         Some(_) => {
@@ -69,8 +70,9 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         Some(up) => {
             if let Ok(o) = &result {
                 for r in &o.reports {
-                    up.send(r.results_path.clone());
-                    up.send(r.results_path.with_file_name("overview.json"));
+                    up.queue.send(r.results_path.clone());
+                    up.queue
+                        .send(r.results_path.with_file_name("overview.json"));
                 }
             }
             up.finish().await
@@ -100,10 +102,10 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
     }))
 }
 
-/// Uploads the seeder's stored files to a WebDAV collection, one at a time, as they arrive.
+/// The seeder's stored files, uploaded to a WebDAV collection as they arrive
+/// ([`UploadQueue`]).
 struct Uploader {
-    tx: tokio::sync::mpsc::UnboundedSender<PathBuf>,
-    task: tokio::task::JoinHandle<(u64, Vec<(PathBuf, String)>)>,
+    queue: UploadQueue,
     url: String,
 }
 
@@ -114,45 +116,20 @@ impl Uploader {
         let base = crate::webdav::parse_url(url).map_err(webdav_failure)?;
         let client = client_for(&base, user, crate::webdav::RetryPolicy::webdav())?;
         client.list(&base, false).await.map_err(webdav_failure)?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-        let task = tokio::spawn(async move {
-            let sent = std::sync::atomic::AtomicU64::new(0);
-            let (mut done, mut failed) = (0u64, Vec::new());
-            while let Some(path) = rx.recv().await {
-                match crate::webdav::upload_file(&client, &path, &base, true, &sent).await {
-                    Ok(_) => done += 1,
-                    Err(e) => {
-                        tracing::warn!(file = %path.display(), "upload failed: {e}");
-                        failed.push((path, e.to_string()));
-                    }
-                }
-            }
-            (done, failed)
-        });
         Ok(Self {
-            tx,
-            task,
+            queue: UploadQueue::start(client, base),
             url: url.to_string(),
         })
     }
 
-    fn sender(&self) -> tokio::sync::mpsc::UnboundedSender<PathBuf> {
-        self.tx.clone()
-    }
-
-    fn send(&self, path: PathBuf) {
-        let _ = self.tx.send(path);
-    }
-
     /// Waits for the queue to drain; prints the outcome; true if some file failed.
     async fn finish(self) -> bool {
-        drop(self.tx);
-        let (done, failed) = self.task.await.unwrap_or_default();
-        output::say!("uploaded {done} file(s) to {}", self.url);
-        for (path, e) in &failed {
+        let report = self.queue.finish().await;
+        output::say!("uploaded {} file(s) to {}", report.done, self.url);
+        for (path, e) in &report.failed {
             output::say!("  upload failed: {}: {e}", path.display());
         }
-        !failed.is_empty()
+        !report.failed.is_empty()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::output::progress_line;
