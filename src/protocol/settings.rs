@@ -431,7 +431,9 @@ mod tests {
             (
                 "settings",
                 Box::new(|s| {
-                    s.disallowed_header_directives = (0..64).map(|i| format!("{i:0>250}")).collect()
+                    let long: Vec<String> = (0..64).map(|i| format!("{i:0>250}")).collect();
+                    s.disallowed_header_directives = long.clone();
+                    s.accept_types = long;
                 }),
             ),
         ];

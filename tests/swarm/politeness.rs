@@ -1,0 +1,185 @@
+//! The seeder owns its dataset's engine settings: real `ldawt node` processes (a `--no-work`
+//! seeder and workers started with no engine flag at all) against one fixture host.
+//!
+//! - `--swarm-per-host 4`: the requests in flight at the server, summed over both workers and
+//!   all their leases, never exceed 4 (counted by the server itself), and every row is ok.
+//! - `--resize-mode`, `--image-size`, `--user-agent-token` given to the seeder only reach the
+//!   worker: the stored images are resized and the server saw the contact token.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::common;
+use super::processes::{NodeProc, free_port};
+use super::util::{archive_members, assert_exactly_once, write_seed};
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A `--no-work` seeder of `input` into `out` with `extra` flags.
+fn seeder(tmp: &Path, input: &Path, out: &Path, extra: &[&str]) -> NodeProc {
+    let mut args = strings(&[
+        "node",
+        "--seed",
+        &input.display().to_string(),
+        "--class-col",
+        "taxon_name",
+        "--out",
+        &out.display().to_string(),
+        "--listen",
+        &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        "--no-mdns",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--no-work",
+        "--lease-ttl",
+        "3",
+        "--heartbeat",
+        "0.3",
+    ]);
+    args.extend(strings(extra));
+    NodeProc::start(&args, tmp.join("seeder.err"))
+}
+
+/// A worker joining `join` with no engine flag (only access and housekeeping).
+fn worker(tmp: &Path, name: &str, join: &str, key: &str) -> NodeProc {
+    let args = strings(&[
+        "node",
+        "--join",
+        join,
+        "--swarm-key",
+        key,
+        "--allow-private-urls",
+        "--data-dir",
+        &tmp.join(name).display().to_string(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--exit-when-idle",
+        "10",
+        "--heartbeat",
+        "0.3",
+    ]);
+    NodeProc::start(&args, tmp.join(format!("{name}.err")))
+}
+
+#[test]
+fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
+    const ROWS: u64 = 160;
+    const BUDGET: u64 = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("birds.parquet");
+    // Slow answers, so requests pile up at the server if anything lets them.
+    write_seed(
+        &input,
+        ROWS,
+        |i| fx.url(&format!("/fx/slow-first-byte-150/p/{i}.jpg")),
+        |i| format!("species {}", i % 4),
+    );
+    let out = tmp.path().join("out");
+    let seeder = seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &["--shards", "8", "--swarm-per-host", &BUDGET.to_string()],
+    );
+    let (_, join, key, _) = seeder.ready_with_key();
+    let workers: Vec<NodeProc> = ["w1", "w2"]
+        .iter()
+        .map(|n| worker(tmp.path(), n, &join, &key))
+        .collect();
+    let (code, report) = seeder.wait(Duration::from_secs(240));
+    let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
+    assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
+    assert_exactly_once(&out, ROWS, ROWS);
+    let peak = fx.max_in_flight();
+    eprintln!(
+        "peak requests in flight at the server: {peak} (budget {BUDGET}); peak connections: {}",
+        fx.max_connections()
+    );
+    assert!(
+        peak <= BUDGET,
+        "the server answered {peak} requests at once; the swarm's budget is {BUDGET}"
+    );
+    assert!(
+        peak >= 2,
+        "the budget was never used ({peak} in flight at most): the test shows nothing"
+    );
+    for (name, log) in ["w1", "w2"].iter().zip(&logs) {
+        assert!(
+            log.contains("lease granted"),
+            "{name} never got a lease:\n{log}"
+        );
+    }
+    for w in workers {
+        let (code, _) = w.wait(Duration::from_secs(60));
+        assert_eq!(code, 0);
+    }
+}
+
+#[test]
+fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
+    const ROWS: u64 = 12;
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("birds.parquet");
+    write_seed(
+        &input,
+        ROWS,
+        |i| fx.url(&format!("/fx/dims-120x80/p/{i}.jpg")),
+        |i| format!("species {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let seeder = seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &[
+            "--shards",
+            "2",
+            "--resize-mode",
+            "center_crop",
+            "--image-size",
+            "32",
+            "--user-agent-token",
+            "seeder@example.org",
+        ],
+    );
+    let (_, join, key, _) = seeder.ready_with_key();
+    let w = worker(tmp.path(), "w1", &join, &key);
+    let (code, report) = seeder.wait(Duration::from_secs(180));
+    assert_eq!(code, 0, "seeder report:\n{report}\nworker:\n{}", w.log());
+    assert_exactly_once(&out, ROWS, ROWS);
+    let ua = fx.user_agent("/p/0.jpg").or_else(|| fx.user_agent("/fx/dims-120x80/p/0.jpg"));
+    assert!(
+        ua.as_deref().is_some_and(|u| u.contains("seeder@example.org")),
+        "the worker did not send the seeder's contact token: {ua:?}"
+    );
+    // Every stored image was cropped to 32×32 by the worker, as the seeder asked.
+    let members = archive_members(&out);
+    assert_eq!(members.len() as u64, ROWS);
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".tar.gz") {
+            continue;
+        }
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap());
+        let mut tar = tar::Archive::new(gz);
+        for e in tar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            let img = image::load_from_memory(&bytes).expect("an image");
+            assert_eq!((img.width(), img.height()), (32, 32), "{}", path.display());
+        }
+    }
+    let (code, _) = w.wait(Duration::from_secs(60));
+    assert_eq!(code, 0);
+}
