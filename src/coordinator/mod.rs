@@ -472,6 +472,8 @@ fn shard(i: usize) -> ShardId {
 }
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod intake_tests;
 #[cfg(test)]
 mod tests;
