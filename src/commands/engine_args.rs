@@ -165,7 +165,15 @@ mod tests {
         ] {
             assert!(config(bad).is_err(), "{bad:?} accepted");
         }
-        let e = config(&["--concurrency", "8", "--timeout", "5", "--max-attempts", "0"]).unwrap();
+        let e = config(&[
+            "--concurrency",
+            "8",
+            "--timeout",
+            "5",
+            "--max-attempts",
+            "0",
+        ])
+        .unwrap();
         assert_eq!((e.concurrency, e.per_host, e.max_attempts), (8, 8, 1));
         assert_eq!(e.total_timeout, Duration::from_secs(5));
         assert!(e.first_byte_timeout <= e.total_timeout);

@@ -3,10 +3,10 @@
 //! and a renewal reporting slow-downs lowers the shares of later grants.
 
 use super::tests::{coordinator, grant, setup};
-use crate::protocol::settings::DatasetSettings;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use crate::engine::EngineConfig;
 use crate::model::time::UnixMillis;
+use crate::protocol::settings::DatasetSettings;
+use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use crate::store::Store;
 
 fn stats() -> NodeStats {
@@ -23,7 +23,11 @@ fn stats() -> NodeStats {
 #[tokio::test]
 async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
     let s = setup(40, 10);
-    let mut c = coordinator(&s, 60_000, Store::open(&s.data.join("leases.redb")).unwrap());
+    let mut c = coordinator(
+        &s,
+        60_000,
+        Store::open(&s.data.join("leases.redb")).unwrap(),
+    );
     c.cfg.swarm_per_host = Some(8);
     let seeder = EngineConfig {
         concurrency: 32,
@@ -31,7 +35,9 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
     };
     c.cfg.settings = Some(DatasetSettings::from_engine(&seeder));
     let ds = s.seeded.id;
-    c.add_dataset(s.seeded.clone(), UnixMillis(1_000)).await.unwrap();
+    c.add_dataset(s.seeded.clone(), UnixMillis(1_000))
+        .await
+        .unwrap();
 
     // Alone, "a" gets the whole budget; "b" waits while it is taken.
     let ga = grant(&mut c, "a", ds, 1_000).await;
@@ -48,7 +54,13 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
         )
         .await;
     assert!(
-        matches!(answer, ControlResponse::NoWork { finished: false, .. }),
+        matches!(
+            answer,
+            ControlResponse::NoWork {
+                finished: false,
+                ..
+            }
+        ),
         "{answer:?}"
     );
 
@@ -66,7 +78,10 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
             UnixMillis(2_000),
         )
         .await;
-    assert!(matches!(renewed, ControlResponse::Renewed { .. }), "{renewed:?}");
+    assert!(
+        matches!(renewed, ControlResponse::Renewed { .. }),
+        "{renewed:?}"
+    );
     // "a" gives its lease back: the next grants split the lowered budget between a and b.
     let ack = c
         .handle_request(

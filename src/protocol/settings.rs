@@ -173,7 +173,9 @@ impl DatasetSettings {
                 ),
             ));
         }
-        let size = postcard::to_stdvec(self).map(|b| b.len()).unwrap_or(usize::MAX);
+        let size = postcard::to_stdvec(self)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
         if size > MAX_SETTINGS_BYTES {
             return Err(bad(
                 "settings",
@@ -343,10 +345,7 @@ mod tests {
         let s = DatasetSettings::from_engine(&seeder());
         let bytes = postcard::to_stdvec(&s).unwrap();
         assert!(bytes.len() < MAX_SETTINGS_BYTES);
-        assert_eq!(
-            postcard::from_bytes::<DatasetSettings>(&bytes).unwrap(),
-            s
-        );
+        assert_eq!(postcard::from_bytes::<DatasetSettings>(&bytes).unwrap(), s);
         let mut local = EngineConfig::default();
         local.block_private_addresses = true;
         local.redact_error_messages = true;
@@ -374,7 +373,10 @@ mod tests {
         local.per_host = 4;
         local.max_file_size = 1 << 20;
         let e = s.apply(&local).unwrap();
-        assert_eq!((e.concurrency, e.per_host, e.max_file_size), (16, 4, 1 << 20));
+        assert_eq!(
+            (e.concurrency, e.per_host, e.max_file_size),
+            (16, 4, 1 << 20)
+        );
         assert_eq!(
             lease_config(None, &local).unwrap(),
             local,
@@ -415,18 +417,12 @@ mod tests {
                 "caption_col",
                 Box::new(|s| s.caption_col = Some("x".repeat(300))),
             ),
-            (
-                "format",
-                Box::new(|s| s.format = OutputFormat::Files),
-            ),
+            ("format", Box::new(|s| s.format = OutputFormat::Files)),
             (
                 "max_aspect_ratio",
                 Box::new(|s| s.filters.max_aspect_ratio = Some(f64::NAN)),
             ),
-            (
-                "image_size",
-                Box::new(|s| s.resize.image_size = 1_000_000),
-            ),
+            ("image_size", Box::new(|s| s.resize.image_size = 1_000_000)),
             ("encode_quality", Box::new(|s| s.resize.encode_quality = 0)),
             (
                 "settings",

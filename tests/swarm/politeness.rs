@@ -3,8 +3,9 @@
 //!
 //! - `--swarm-per-host 4`: the requests in flight at the server, summed over both workers and
 //!   all their leases, never exceed 4 (counted by the server itself), and every row is ok.
-//! - `--resize-mode`, `--image-size`, `--user-agent-token` given to the seeder only reach the
-//!   worker: the stored images are resized and the server saw the contact token.
+//! - `--resize-mode`, `--image-size`, `--user-agent-token`, `--extra-cols` given to the seeder
+//!   only reach the worker: the stored images are resized, the server saw the contact token,
+//!   the shard results carry the extra column (the seeder's rows carry its cells).
 
 use std::path::Path;
 use std::time::Duration;
@@ -66,6 +67,23 @@ fn worker(tmp: &Path, name: &str, join: &str, key: &str) -> NodeProc {
     NodeProc::start(&args, tmp.join(format!("{name}.err")))
 }
 
+/// `GET /fx-stats` of the fixture at `addr`.
+fn fixture_stats(addr: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("fixture reachable");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let path = ldawt::fixture::STATS_PATH;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).expect("JSON stats")
+}
+
 #[test]
 fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
     const ROWS: u64 = 160;
@@ -96,10 +114,14 @@ fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
     let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
     assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
     assert_exactly_once(&out, ROWS, ROWS);
-    let peak = fx.max_in_flight();
+    // Read at the server's stats endpoint (as a benchmark with the fixture in another process
+    // would), checked against the handle's own counters.
+    let stats = fixture_stats(&fx.addr().to_string());
+    let peak = stats["max_in_flight"].as_u64().expect("max_in_flight");
+    assert_eq!(peak, fx.max_in_flight());
     eprintln!(
         "peak requests in flight at the server: {peak} (budget {BUDGET}); peak connections: {}",
-        fx.max_connections()
+        stats["max_connections"]
     );
     assert!(
         peak <= BUDGET,
@@ -127,11 +149,28 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
     let input = tmp.path().join("birds.parquet");
-    write_seed(
+    common::write_string_parquet(
         &input,
-        ROWS,
-        |i| fx.url(&format!("/fx/dims-120x80/p/{i}.jpg")),
-        |i| format!("species {}", i % 2),
+        &[
+            (
+                "photo_url",
+                (0..ROWS)
+                    .map(|i| Some(fx.url(&format!("/fx/dims-120x80/p/{i}.jpg"))))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                (0..ROWS)
+                    .map(|i| Some(format!("species {}", i % 2)))
+                    .collect(),
+            ),
+            (
+                "caption",
+                (0..ROWS)
+                    .map(|i| Some(format!("bird number {i}")))
+                    .collect(),
+            ),
+        ],
     );
     let out = tmp.path().join("out");
     let seeder = seeder(
@@ -141,6 +180,8 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
         &[
             "--shards",
             "2",
+            "--extra-cols",
+            "caption",
             "--resize-mode",
             "center_crop",
             "--image-size",
@@ -154,9 +195,12 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
     let (code, report) = seeder.wait(Duration::from_secs(180));
     assert_eq!(code, 0, "seeder report:\n{report}\nworker:\n{}", w.log());
     assert_exactly_once(&out, ROWS, ROWS);
-    let ua = fx.user_agent("/p/0.jpg").or_else(|| fx.user_agent("/fx/dims-120x80/p/0.jpg"));
+    let ua = fx
+        .user_agent("/p/0.jpg")
+        .or_else(|| fx.user_agent("/fx/dims-120x80/p/0.jpg"));
     assert!(
-        ua.as_deref().is_some_and(|u| u.contains("seeder@example.org")),
+        ua.as_deref()
+            .is_some_and(|u| u.contains("seeder@example.org")),
         "the worker did not send the seeder's contact token: {ua:?}"
     );
     // Every stored image was cropped to 32×32 by the worker, as the seeder asked.
@@ -180,6 +224,34 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
             assert_eq!((img.width(), img.height()), (32, 32), "{}", path.display());
         }
     }
+    // The seeder's rows carried the extra column, and the worker wrote it into the results.
+    let mut captions = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with("-00000.results.parquet") {
+            continue;
+        }
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let c = b
+                .column_by_name("caption")
+                .unwrap_or_else(|| panic!("no caption column in {}", path.display()))
+                .as_string::<i32>()
+                .clone();
+            captions.extend((0..c.len()).map(|i| c.value(i).to_string()));
+        }
+    }
+    assert!(
+        captions.contains(&"bird number 0".to_string()),
+        "{captions:?}"
+    );
     let (code, _) = w.wait(Duration::from_secs(60));
     assert_eq!(code, 0);
 }

@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use super::super::engine_args::{EngineArgs, EngineFallback};
 use crate::engine::{EngineConfig, OutputFormat};
-use crate::protocol::settings::DatasetSettings;
 use crate::exit::UsageError;
 use crate::model::lease::LeaseConfig;
 use crate::model::shard::{DEFAULT_SHARD_ROWS, ShardSizing};
 use crate::node::NodeConfig;
+use crate::protocol::settings::DatasetSettings;
 use crate::protocol::status::DEFAULT_STATUS_ADDR;
 use crate::seed::{Columns, SeedSpec};
 
@@ -182,6 +182,11 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     let engine = args.engine.engine_config(&EngineFallback::default())?;
     if seed_path.is_some() {
         check_swarm_settings(&engine)?;
+    } else if dataset_flags_given(&engine) {
+        tracing::warn!(
+            "engine options other than --concurrency, --per-host and --max-file-size are the \
+             seeder's to choose: a seeder's grants replace them on this worker"
+        );
     }
     let seed = seed_path.map(|path| {
         let sizing = match (args.shard_rows, args.shards) {
@@ -286,6 +291,18 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         retry_failed: args.retry_failed,
         swarm_per_host: args.swarm_per_host,
     })
+}
+
+/// True when a worker was given engine options that a seeder's settings replace (all but
+/// its own upper bounds).
+fn dataset_flags_given(engine: &EngineConfig) -> bool {
+    let bounds_only = EngineConfig {
+        concurrency: engine.concurrency,
+        per_host: engine.per_host,
+        max_file_size: engine.max_file_size,
+        ..EngineConfig::default()
+    };
+    *engine != bounds_only
 }
 
 /// A seeder's engine settings must be ones its workers accept (see
