@@ -165,7 +165,7 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
                     .collect(),
             ),
             (
-                "caption",
+                "note",
                 (0..ROWS)
                     .map(|i| Some(format!("bird number {i}")))
                     .collect(),
@@ -181,7 +181,7 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
             "--shards",
             "2",
             "--extra-cols",
-            "caption",
+            "note",
             "--resize-mode",
             "center_crop",
             "--image-size",
@@ -241,8 +241,8 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
         for b in reader {
             let b = b.unwrap();
             let c = b
-                .column_by_name("caption")
-                .unwrap_or_else(|| panic!("no caption column in {}", path.display()))
+                .column_by_name("note")
+                .unwrap_or_else(|| panic!("no note column in {}", path.display()))
                 .as_string::<i32>()
                 .clone();
             captions.extend((0..c.len()).map(|i| c.value(i).to_string()));
