@@ -200,7 +200,7 @@ impl Coordinator {
             if let Some(c) = per_host {
                 s.per_host = s.per_host.min(c);
             }
-            s
+            Box::new(s)
         });
         let grant = Grant {
             dataset,

@@ -329,15 +329,19 @@ mod tests {
     use super::*;
 
     fn seeder() -> EngineConfig {
-        let mut e = EngineConfig::default();
-        e.concurrency = 8;
-        e.per_host = 2;
-        e.total_timeout = Duration::from_secs(7);
-        e.user_agent_token = Some("me@example.org".into());
-        e.extra_cols = vec!["caption".into()];
-        e.resize.mode = ResizeMode::CenterCrop;
-        e.resize.image_size = 64;
-        e
+        EngineConfig {
+            concurrency: 8,
+            per_host: 2,
+            total_timeout: Duration::from_secs(7),
+            user_agent_token: Some("me@example.org".into()),
+            extra_cols: vec!["caption".into()],
+            resize: ResizeOptions {
+                mode: ResizeMode::CenterCrop,
+                image_size: 64,
+                ..ResizeOptions::default()
+            },
+            ..EngineConfig::default()
+        }
     }
 
     #[test]
@@ -346,9 +350,11 @@ mod tests {
         let bytes = postcard::to_stdvec(&s).unwrap();
         assert!(bytes.len() < MAX_SETTINGS_BYTES);
         assert_eq!(postcard::from_bytes::<DatasetSettings>(&bytes).unwrap(), s);
-        let mut local = EngineConfig::default();
-        local.block_private_addresses = true;
-        local.redact_error_messages = true;
+        let local = EngineConfig {
+            block_private_addresses: true,
+            redact_error_messages: true,
+            ..EngineConfig::default()
+        };
         let e = s.apply(&local).unwrap();
         assert_eq!((e.concurrency, e.per_host), (8, 2));
         assert_eq!(e.total_timeout, Duration::from_secs(7));
@@ -363,15 +369,19 @@ mod tests {
 
     #[test]
     fn a_seeder_never_loosens_a_workers_own_limits() {
-        let mut wide = EngineConfig::default();
-        wide.concurrency = 10_000;
-        wide.per_host = 10_000;
-        wide.max_file_size = u64::MAX;
+        let wide = EngineConfig {
+            concurrency: 10_000,
+            per_host: 10_000,
+            max_file_size: u64::MAX,
+            ..EngineConfig::default()
+        };
         let s = DatasetSettings::from_engine(&wide);
-        let mut local = EngineConfig::default();
-        local.concurrency = 16;
-        local.per_host = 4;
-        local.max_file_size = 1 << 20;
+        let local = EngineConfig {
+            concurrency: 16,
+            per_host: 4,
+            max_file_size: 1 << 20,
+            ..EngineConfig::default()
+        };
         let e = s.apply(&local).unwrap();
         assert_eq!(
             (e.concurrency, e.per_host, e.max_file_size),
@@ -388,7 +398,8 @@ mod tests {
     fn hostile_fields_are_refused_by_name() {
         let good = DatasetSettings::from_engine(&seeder());
         let local = EngineConfig::default();
-        let cases: Vec<(&str, Box<dyn Fn(&mut DatasetSettings)>)> = vec![
+        type Spoil = Box<dyn Fn(&mut DatasetSettings)>;
+        let cases: Vec<(&str, Spoil)> = vec![
             ("version", Box::new(|s| s.version = 99)),
             ("concurrency", Box::new(|s| s.concurrency = 0)),
             ("per_host", Box::new(|s| s.per_host = 0)),

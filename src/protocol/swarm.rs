@@ -190,8 +190,8 @@ pub struct Grant {
     /// True for a speculative copy of a slow in-flight shard.
     pub speculative: bool,
     /// The dataset's engine settings (the per-host cap is this lease's share of the swarm's
-    /// budget); `None`: the worker's own.
-    pub settings: Option<DatasetSettings>,
+    /// budget); `None`: the worker's own. Boxed: the other messages stay small.
+    pub settings: Option<Box<DatasetSettings>>,
 }
 
 /// A seeder's reply.

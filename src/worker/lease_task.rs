@@ -79,7 +79,7 @@ pub async fn run_lease(mut ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseO
     let g = ctx.grant.clone();
     // The seeder's dataset settings are hostile input: checked field by field, and they can
     // only tighten this worker's own limits; refused settings give the lease back unused.
-    match super::lease_settings(&ctx.engine, g.settings.as_ref()) {
+    match super::lease_settings(&ctx.engine, g.settings.as_deref()) {
         Ok(engine) => ctx.engine = engine,
         Err(e) => {
             let seeder = ctx.link.seeder(&ctx.me);

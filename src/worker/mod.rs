@@ -347,10 +347,15 @@ mod tests {
             allow_private_urls: false,
         };
         let local = lease_engine(&cfg, true);
-        let mut wide = EngineConfig::default();
-        wide.concurrency = 1_000;
-        wide.block_private_addresses = false;
-        wide.resize.mode = crate::engine::ResizeMode::Border;
+        let wide = EngineConfig {
+            concurrency: 1_000,
+            block_private_addresses: false,
+            resize: crate::engine::ResizeOptions {
+                mode: crate::engine::ResizeMode::Border,
+                ..crate::engine::ResizeOptions::default()
+            },
+            ..EngineConfig::default()
+        };
         let s = DatasetSettings::from_engine(&wide);
         let e = lease_settings(&local, Some(&s)).unwrap();
         assert!(e.block_private_addresses && e.redact_error_messages);
