@@ -21,6 +21,8 @@ mod hostile;
 mod hostile_results;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
+#[path = "swarm/politeness.rs"]
+mod politeness;
 #[path = "swarm/processes.rs"]
 mod processes;
 #[path = "swarm/util.rs"]

@@ -6,16 +6,16 @@
 //! replaced silently: `--resume` continues them, `--force` replaces them, otherwise exit 2.
 
 mod config;
-mod dataset;
+pub(crate) mod dataset;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use super::engine_args::{EngineArgs, EngineFallback};
 use crate::cli::GlobalOpts;
 use crate::engine::{self, Compression, EngineConfig, EngineError, ShardCounters, ShardJob};
 use crate::exit::{self, UsageError};
@@ -62,32 +62,6 @@ pub struct DownloadOptions {
     /// `timeout`, `max_file_size`, `max_retry_attempts`, …). Flags given on the command line win.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Requests in flight across all hosts [default: 128]. LDAWT: `--concurrent_downloads`.
-    #[arg(long, visible_alias = "concurrent_downloads")]
-    pub concurrency: Option<usize>,
-    /// Requests in flight per host; lowered automatically while a host answers 429/503
-    /// [default: the concurrency].
-    #[arg(long)]
-    pub per_host: Option<usize>,
-    /// Largest file accepted, in bytes, enforced while streaming [default: 524288000].
-    /// LDAWT: `--max_file_size`.
-    #[arg(long, visible_alias = "max_file_size")]
-    pub max_file_size: Option<u64>,
-    /// Time allowed for one attempt, end to end, in seconds [default: 120].
-    #[arg(long)]
-    pub timeout: Option<f64>,
-    /// Time allowed to connect, in seconds [default: 10].
-    #[arg(long)]
-    pub connect_timeout: Option<f64>,
-    /// Time allowed until the response headers, in seconds [default: 30].
-    #[arg(long)]
-    pub first_byte_timeout: Option<f64>,
-    /// Longest pause allowed between two body chunks, in seconds [default: 30].
-    #[arg(long)]
-    pub idle_timeout: Option<f64>,
-    /// Attempts per row for retryable failures (timeouts, resets, 5xx, 429) [default: 4].
-    #[arg(long, visible_alias = "max_retry_attempts")]
-    pub max_attempts: Option<u32>,
     /// Archive compression [default: from the output name].
     #[arg(long, value_enum)]
     pub compression: Option<CompressionArg>,
@@ -102,29 +76,19 @@ pub struct DownloadOptions {
     /// --resume) an existing archive or results file is refused, exit 2.
     #[arg(long)]
     pub force: bool,
-    /// Accepted Content-Type patterns (repeatable) [default: image/*].
-    #[arg(long = "accept-type")]
-    pub accept_type: Vec<String>,
-    /// User-Agent header.
-    #[arg(long)]
-    pub user_agent: Option<String>,
     /// Also compute the archive's sha256 (printed and written to the overview). Off by
     /// default: every image already has its own sha256 in the results file, and a second full
     /// pass over the bytes costs about a third of the download CPU.
     #[arg(long)]
     pub archive_sha256: bool,
-    /// Dataset-builder options (opt-outs, hash check, extra columns, output format).
+    /// Continue a finished (or interrupted) run, retrying only the rows that failed with a
+    /// retryable kind (timeouts, resets, 5xx, 429) or never ran: stored images are kept, final
+    /// outcomes (404, not an image, opted out…) stay as they are. Implies --resume.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Transfer and dataset-builder options (shared with `ldawt node`).
     #[command(flatten)]
-    pub dataset: dataset::DatasetOptions,
-}
-
-fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(v)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            UsageError::new(format!("{flag} must be a positive number of seconds")).into()
-        })
+    pub engine: EngineArgs,
 }
 
 /// The run's settings after merging flags, config file and defaults.
@@ -151,46 +115,15 @@ fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
         .output
         .or(file.output)
         .ok_or_else(|| UsageError::new("--output is required (or `output` in --config)"))?;
-    let mut engine = EngineConfig::default();
-    if let Some(c) = args.concurrency.or(file.concurrent_downloads) {
-        if c == 0 {
-            return Err(UsageError::new("--concurrency must be at least 1").into());
-        }
-        engine.concurrency = c;
-    }
-    engine.per_host = args
-        .per_host
-        .or(file.per_host)
-        .unwrap_or(engine.concurrency)
-        .max(1);
-    if let Some(m) = args.max_file_size.or(file.max_file_size) {
-        engine.max_file_size = m;
-    }
-    if let Some(t) = args.timeout.or(file.timeout) {
-        engine.total_timeout = seconds("--timeout", t)?;
-        engine.first_byte_timeout = engine.first_byte_timeout.min(engine.total_timeout);
-        engine.idle_timeout = engine.idle_timeout.min(engine.total_timeout);
-    }
-    if let Some(t) = args.connect_timeout {
-        engine.connect_timeout = seconds("--connect-timeout", t)?;
-    }
-    if let Some(t) = args.first_byte_timeout {
-        engine.first_byte_timeout = seconds("--first-byte-timeout", t)?;
-    }
-    if let Some(t) = args.idle_timeout {
-        engine.idle_timeout = seconds("--idle-timeout", t)?;
-    }
-    if let Some(a) = args.max_attempts.or(file.max_retry_attempts) {
-        engine.max_attempts = a.max(1);
-    }
-    if !args.accept_type.is_empty() {
-        engine.accept_types = args.accept_type;
-    }
-    if let Some(ua) = args.user_agent {
-        engine.user_agent = ua;
-    }
+    let mut engine = args.engine.engine_config(&EngineFallback {
+        concurrency: file.concurrent_downloads,
+        per_host: file.per_host,
+        max_file_size: file.max_file_size,
+        timeout: file.timeout,
+        max_attempts: file.max_retry_attempts,
+    })?;
+    engine.retry_failed = args.retry_failed;
     engine.hash_archive = args.archive_sha256;
-    args.dataset.apply(&mut engine)?;
     let level = args.level.unwrap_or(1);
     engine.compression = match args.compression {
         Some(CompressionArg::None) => Some(Compression::None),

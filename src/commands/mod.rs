@@ -9,6 +9,7 @@ use crate::cli::{Cli, Command};
 pub mod compare;
 pub mod demo;
 pub mod download;
+pub mod engine_args;
 pub mod fixture_server;
 pub mod monitor;
 pub mod node;

@@ -351,6 +351,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
                 shard: g.shard,
                 epoch: g.epoch,
                 rows_done: 10,
+                throttled: 0,
             },
         ),
     )

@@ -25,7 +25,9 @@ use std::path::PathBuf;
 use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::{LeaseBook, LeaseConfig, LostLease, ShardPhase};
+use crate::model::swarm_budget::SwarmBudget;
 use crate::model::time::UnixMillis;
+use crate::protocol::settings::DatasetSettings;
 use crate::protocol::status::DatasetProgress;
 use crate::protocol::swarm::{Gossip, NodeStats};
 use crate::seed::SeededDataset;
@@ -65,6 +67,11 @@ pub struct CoordinatorConfig {
     /// This node's own peer id: its in-process worker is trusted with its measured capacity
     /// (no per-peer cap from completions).
     pub local_peer: Option<String>,
+    /// The dataset's engine settings, sent with every grant (`None`: workers use their own).
+    pub settings: Option<DatasetSettings>,
+    /// `--swarm-per-host`: requests in flight to one host, summed over every worker (see
+    /// [`crate::model::swarm_budget`]).
+    pub swarm_per_host: Option<u32>,
 }
 
 /// Coordinator failures (storage only: bad requests are answered, not raised).
@@ -108,6 +115,8 @@ struct Dataset {
     seeded: SeededDataset,
     book: LeaseBook,
     records: Vec<ShardRecord>,
+    /// The swarm-wide per-host budget (`--swarm-per-host`).
+    budget: Option<SwarmBudget>,
 }
 
 impl Dataset {
@@ -198,6 +207,7 @@ impl Coordinator {
                     seeded,
                     book,
                     records: shards,
+                    budget: self.cfg.swarm_per_host.map(SwarmBudget::new),
                 },
             );
             let all: Vec<ShardId> = (0..n).map(shard).collect();
@@ -234,6 +244,7 @@ impl Coordinator {
                 seeded,
                 book,
                 records,
+                budget: self.cfg.swarm_per_host.map(SwarmBudget::new),
             },
         );
         Ok(false)
@@ -460,6 +471,8 @@ fn shard(i: usize) -> ShardId {
     ShardId(u32::try_from(i).unwrap_or(u32::MAX))
 }
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod intake_tests;
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::{Admission, LeaseError};
 use crate::model::time::UnixMillis;
+use crate::protocol::settings::DatasetSettings;
 use crate::protocol::swarm::{
     ControlRequest, ControlResponse, Grant, NodeStats, Refusal, RejectReason,
 };
@@ -36,10 +37,23 @@ impl Coordinator {
                 shard,
                 epoch,
                 rows_done,
+                throttled,
             } => {
                 let r = match self.datasets.get_mut(&dataset) {
                     None => return unknown(dataset),
-                    Some(d) => d.book.handle_renew(shard, epoch, peer, rows_done, now),
+                    Some(d) => {
+                        let r = d.book.handle_renew(shard, epoch, peer, rows_done, now);
+                        // Slow-downs count only from a live lease's holder.
+                        if let (Ok(_), Some(b)) = (&r, d.budget.as_mut()) {
+                            b.note_peer(peer, now);
+                            if throttled > 0 {
+                                let before = b.limit();
+                                b.on_throttled(throttled, now);
+                                tracing::info!(dataset = %dataset, shard = %shard, peer, throttled, limit = b.limit(), before, "a worker was told to slow down (429/503): the swarm's per-host budget follows");
+                            }
+                        }
+                        r
+                    }
                 };
                 match r {
                     Ok(expires_at) => match self.persist_checked(dataset, &[shard]).await {
@@ -146,6 +160,22 @@ impl Coordinator {
         if held >= cap {
             return no_work();
         }
+        // `--swarm-per-host`: the lease's share of the swarm's budget, or no lease while the
+        // budget is taken.
+        let per_host = match d.budget.as_mut() {
+            None => None,
+            Some(b) => {
+                b.sync(d.book.shards().iter().enumerate().flat_map(|(i, s)| {
+                    let i = u32::try_from(i).unwrap_or(u32::MAX);
+                    s.holders.iter().map(move |h| (i, h.epoch, h.peer.as_str()))
+                }));
+                b.forget_idle(now);
+                match b.offer(peer, now) {
+                    Some(c) => Some(c),
+                    None => return no_work(),
+                }
+            }
+        };
         // Tail copies go to idle bidders only, and only to ones at least half as fast as the
         // fastest bidder seen: a copy on a slower peer would not finish first.
         let best = self
@@ -158,6 +188,20 @@ impl Coordinator {
             return no_work();
         };
         let idx = lease.shard.0 as usize;
+        if let (Some(b), Some(c)) = (d.budget.as_mut(), per_host) {
+            b.reserve(lease.shard.0, lease.epoch, peer, c);
+        }
+        let settings = self.cfg.settings.clone();
+        // A budget needs settings to travel in: the defaults, if none were given.
+        let settings = settings.or_else(|| {
+            per_host.map(|_| DatasetSettings::from_engine(&crate::engine::EngineConfig::default()))
+        });
+        let settings = settings.map(|mut s| {
+            if let Some(c) = per_host {
+                s.per_host = s.per_host.min(c);
+            }
+            Box::new(s)
+        });
         let grant = Grant {
             dataset,
             shard: lease.shard,
@@ -167,8 +211,9 @@ impl Coordinator {
             rows: d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
             archive_name: d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
             speculative: lease.speculative,
+            settings,
         };
-        tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, "lease granted");
+        tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, per_host, "lease granted");
         // No lease is reported granted unless it (and its epoch) was committed.
         if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
             return storage_refusal(&e);

@@ -54,6 +54,7 @@ pub(super) fn setup(rows: u64, shard_rows: u64) -> Setup {
                 url: "photo_url".into(),
                 class: Some("taxon_name".into()),
                 group: None,
+                extra: Vec::new(),
             },
             sizing: ShardSizing::Rows(shard_rows),
         },
@@ -84,6 +85,8 @@ pub(super) fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Coordinator {
             intake: IntakeLimits::default(),
             retry_failed: false,
             local_peer: None,
+            settings: None,
+            swarm_per_host: None,
         },
         store,
     )
@@ -370,6 +373,7 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
                 shard: held.shard,
                 epoch: held.epoch,
                 rows_done: 3,
+                throttled: 0,
             },
             UnixMillis(500),
         )
@@ -429,6 +433,7 @@ async fn an_idle_peer_copies_the_slowest_shard_and_the_first_completion_wins() {
         shard,
         epoch,
         rows_done,
+        throttled: 0,
     };
     c.handle_request("a", renew(a.shard, a.epoch, 9), UnixMillis(1_000))
         .await;
@@ -559,6 +564,7 @@ async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure
                 shard: g.shard,
                 epoch: g.epoch,
                 rows_done: 1,
+                throttled: 0,
             },
             UnixMillis(32),
         )

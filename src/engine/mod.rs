@@ -242,6 +242,8 @@ pub struct ShardCounters {
     pub bytes: AtomicU64,
     /// Total rows, once known.
     pub rows_total: AtomicU64,
+    /// 429/503 answers received (a swarm worker reports them to its seeder).
+    pub throttled: AtomicU64,
 }
 
 impl ShardCounters {

@@ -26,6 +26,8 @@ pub(crate) struct RowContext {
     pub(crate) abort: CancellationToken,
     /// `--respect-robots-txt`.
     pub(crate) robots: Option<RobotsCache>,
+    /// The run's counters (slow-downs are counted here).
+    pub(crate) counters: Arc<super::ShardCounters>,
 }
 
 /// One row, named and ready to fetch.
@@ -150,6 +152,9 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
             Err(err) => err,
         };
         if err.failure.is_throttle() {
+            ctx.counters
+                .throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             gate.on_throttle(err.retry_after);
         } else if err.http_status.is_some() {
             gate.on_success();

@@ -167,6 +167,7 @@ pub(crate) async fn run(
         },
         stop: cancel.clone(),
         abort: abort.clone(),
+        counters: Arc::clone(&counters),
     });
     let semaphore = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let tracker = TaskTracker::new();

@@ -11,4 +11,5 @@ pub mod naming;
 pub mod retry;
 pub mod shard;
 pub mod split_plan;
+pub mod swarm_budget;
 pub mod time;

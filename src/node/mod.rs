@@ -82,6 +82,8 @@ pub struct NodeConfig {
     pub max_archive_bytes: Option<u64>,
     /// A seeder reopens the failed shards of a resumed dataset (`--retry-failed`).
     pub retry_failed: bool,
+    /// `--swarm-per-host`: a seeder's per-host budget summed over its swarm.
+    pub swarm_per_host: Option<u32>,
 }
 
 /// What the node prints once it is up.
@@ -260,6 +262,10 @@ pub async fn run(
                 },
                 retry_failed: cfg.retry_failed,
                 local_peer: Some(me.clone()),
+                settings: Some(crate::protocol::settings::DatasetSettings::from_engine(
+                    &cfg.engine,
+                )),
+                swarm_per_host: cfg.swarm_per_host,
             },
             store,
         );

@@ -10,10 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::input::UrlRow;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
+use crate::protocol::settings::DatasetSettings;
 
 /// Control streams: one request, one response. Version 2: refusals carry a typed
-/// [`RejectReason`].
-pub const CONTROL_PROTOCOL: &str = "/ldawt/control/2";
+/// [`RejectReason`]. Version 3: grants carry the dataset's [`DatasetSettings`], renewals the
+/// worker's slow-down count.
+pub const CONTROL_PROTOCOL: &str = "/ldawt/control/3";
 /// Archive transfer streams (worker → seeder push, resumable). Version 2: typed refusals.
 pub const TRANSFER_PROTOCOL: &str = "/ldawt/archive/2";
 /// The gossipsub topic every node subscribes to.
@@ -133,6 +135,9 @@ pub enum ControlRequest {
         epoch: u64,
         /// Rows finished so far.
         rows_done: u64,
+        /// 429/503 answers received for this lease since the previous renewal: the seeder
+        /// lowers the swarm's per-host budget for everyone.
+        throttled: u32,
     },
     /// Both files of a shard were transferred and verified: mark it done.
     Complete {
@@ -166,7 +171,7 @@ pub enum ControlRequest {
 }
 
 /// A granted lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// The dataset.
     pub dataset: DatasetId,
@@ -184,6 +189,9 @@ pub struct Grant {
     pub archive_name: String,
     /// True for a speculative copy of a slow in-flight shard.
     pub speculative: bool,
+    /// The dataset's engine settings (the per-host cap is this lease's share of the swarm's
+    /// budget); `None`: the worker's own. Boxed: the other messages stay small.
+    pub settings: Option<Box<DatasetSettings>>,
 }
 
 /// A seeder's reply.

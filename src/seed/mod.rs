@@ -89,7 +89,7 @@ pub fn seed_files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
 pub fn validate(spec: &SeedSpec) -> Result<(), InputError> {
     let c = &spec.columns;
     for f in seed_files(&spec.path)? {
-        crate::input::open(&f, &c.url, c.class.as_deref())?;
+        crate::input::open_with(&f, &c.url, c.class.as_deref(), &c.extra)?;
         if let Some(g) = &c.group {
             crate::input::open(&f, &c.url, Some(g))?;
         }
@@ -133,6 +133,10 @@ pub fn dataset_id(files: &[PathBuf], spec: &SeedSpec) -> Result<DatasetId, Input
         spec.path.is_dir()
     );
     h.update(params.as_bytes());
+    // Rows carrying other columns are other shard files (absent: the id is unchanged).
+    if !c.extra.is_empty() {
+        h.update(format!("\0extra={:?}", c.extra).as_bytes());
+    }
     let digest = h.finalize();
     let mut id = [0u8; 16];
     id.copy_from_slice(&digest[..16]);

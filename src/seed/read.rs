@@ -16,6 +16,9 @@ pub struct Columns {
     pub class: Option<String>,
     /// Grouping column for `--group-col` (optional).
     pub group: Option<String>,
+    /// Columns the dataset's settings need besides URL and class (extra, hash, caption),
+    /// carried in each row's `extra` cells in this order.
+    pub extra: Vec<String>,
 }
 
 /// One row as read: the row, and its grouping value when a grouping column was asked for.
@@ -42,7 +45,7 @@ pub fn for_each_row(
     first_index: u64,
     mut each: impl FnMut(ReadRow) -> Result<(), InputError>,
 ) -> Result<u64, InputError> {
-    let mut rows = input::open(path, &cols.url, cols.class.as_deref())?;
+    let mut rows = input::open_with(path, &cols.url, cols.class.as_deref(), &cols.extra)?;
     let mut groups: Option<Box<dyn RowBatches>> = match &cols.group {
         Some(g) if Some(g) != cols.class.as_ref() => Some(input::open(path, &cols.url, Some(g))?),
         _ => None,

@@ -31,6 +31,7 @@ fn spec(path: &Path, sizing: ShardSizing, group: bool) -> SeedSpec {
             url: "photo_url".into(),
             class: Some("taxon_name".into()),
             group: group.then(|| "taxon_name".to_string()),
+            extra: Vec::new(),
         },
         sizing,
     }

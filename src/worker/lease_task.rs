@@ -75,8 +75,20 @@ pub struct LeaseCtx {
 }
 
 /// Runs one lease to its end; `shutdown` gives it back.
-pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
+pub async fn run_lease(mut ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
     let g = ctx.grant.clone();
+    // The seeder's dataset settings are hostile input: checked field by field, and they can
+    // only tighten this worker's own limits; refused settings give the lease back unused.
+    match super::lease_settings(&ctx.engine, g.settings.as_deref()) {
+        Ok(engine) => ctx.engine = engine,
+        Err(e) => {
+            let seeder = ctx.link.seeder(&ctx.me);
+            tracing::error!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, %seeder, "refused a grant from seeder {seeder}: {e}; nothing was fetched");
+            let reason = e.to_string();
+            give_back(&ctx, &g, reason.clone(), false).await;
+            return LeaseOutcome::Released(reason);
+        }
+    }
     // Nothing from a peer becomes a path unchecked: a grant whose archive name is not one plain
     // file name of the form seeders generate is given back before anything is fetched or
     // written.
@@ -312,16 +324,20 @@ async fn renew_loop(
     lost: CancellationToken,
 ) {
     let period = Duration::from_millis((g.ttl_ms / 3).max(100));
+    // Slow-downs (429/503) already reported to the seeder.
+    let mut reported = 0u64;
     loop {
         tokio::time::sleep(period).await;
+        let throttled_now = counters.throttled.load(Ordering::Relaxed);
         let req = ControlRequest::Renew {
             dataset: g.dataset,
             shard: g.shard,
             epoch: g.epoch,
             rows_done: counters.snapshot().0,
+            throttled: u32::try_from(throttled_now.saturating_sub(reported)).unwrap_or(u32::MAX),
         };
         match link.request(&me, req).await {
-            Ok(ControlResponse::Renewed { .. }) => {}
+            Ok(ControlResponse::Renewed { .. }) => reported = throttled_now,
             Ok(ControlResponse::Rejected(r)) if r.reason.is_retryable() => {
                 tracing::warn!(shard = %g.shard, "renewal refused for now (will retry): {r}");
             }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::EngineConfig;
 use crate::model::bid;
 use crate::model::ids::DatasetId;
+use crate::protocol::settings::{DatasetSettings, SettingsError, lease_config};
 use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use activity::Activity;
 use lease_task::{LeaseCtx, LeaseOutcome, run_lease};
@@ -124,6 +125,21 @@ fn lease_engine(cfg: &WorkerConfig, remote: bool) -> EngineConfig {
     // Raw error texts name internal hosts and ports: a remote seeder gets kinds and statuses.
     engine.redact_error_messages = remote;
     engine
+}
+
+/// The engine settings of one lease: the grant's dataset settings (checked as hostile input,
+/// only ever tightening `local`'s limits) over the worker's own lease engine; `local`'s SSRF
+/// guard and redaction stay whatever the seeder sends.
+pub fn lease_settings(
+    local: &EngineConfig,
+    settings: Option<&DatasetSettings>,
+) -> Result<EngineConfig, SettingsError> {
+    let mut e = lease_config(settings, local)?;
+    e.block_private_addresses = local.block_private_addresses;
+    e.redact_error_messages = local.redact_error_messages;
+    e.hash_archive = local.hash_archive;
+    e.compression = local.compression;
+    Ok(e)
 }
 
 /// The pause after `strikes` unanswered bids in a row: 5 s, 10 s, 20 s … up to a minute.
@@ -314,6 +330,38 @@ mod tests {
         assert!(!lease_engine(&cfg, false).redact_error_messages);
         cfg.allow_private_urls = true;
         assert!(!lease_engine(&cfg, true).block_private_addresses);
+    }
+
+    #[test]
+    fn a_seeders_settings_never_lift_the_ssrf_guard_nor_the_workers_caps() {
+        let cfg = WorkerConfig {
+            me: "me".into(),
+            work_dir: PathBuf::from("w"),
+            engine: EngineConfig {
+                concurrency: 4,
+                ..EngineConfig::default()
+            },
+            exit_when_idle: None,
+            max_leases: None,
+            poll: Duration::from_millis(300),
+            allow_private_urls: false,
+        };
+        let local = lease_engine(&cfg, true);
+        let wide = EngineConfig {
+            concurrency: 1_000,
+            block_private_addresses: false,
+            resize: crate::engine::ResizeOptions {
+                mode: crate::engine::ResizeMode::Border,
+                ..crate::engine::ResizeOptions::default()
+            },
+            ..EngineConfig::default()
+        };
+        let s = DatasetSettings::from_engine(&wide);
+        let e = lease_settings(&local, Some(&s)).unwrap();
+        assert!(e.block_private_addresses && e.redact_error_messages);
+        assert_eq!(e.concurrency, 4);
+        assert_eq!(e.resize.mode, crate::engine::ResizeMode::Border);
+        assert_eq!(lease_settings(&local, None).unwrap(), local);
     }
 
     #[test]

@@ -339,6 +339,7 @@ async fn inbound_requests_are_answered_concurrently() {
         shard: ShardId(1),
         epoch,
         rows_done: 0,
+        throttled: 0,
     };
     let spawn_request = |epoch: u64| {
         let client = worker.client.clone();

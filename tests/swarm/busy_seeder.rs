@@ -86,6 +86,7 @@ async fn a_busy_seeder_never_makes_a_worker_throw_a_finished_shard_away() {
                                 rows: ROWS,
                                 archive_name: "busy-00000.tar.gz".into(),
                                 speculative: false,
+                                settings: None,
                             })
                         }
                         ControlRequest::Bid { .. } => ControlResponse::NoWork {

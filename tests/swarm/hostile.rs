@@ -123,6 +123,7 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
                             rows: 2,
                             archive_name: names[(epoch as usize - 1) % names.len()].clone(),
                             speculative: false,
+                            settings: None,
                         })
                     }
                     ControlRequest::Rows { .. } => {
@@ -232,6 +233,7 @@ async fn hoard(
                 shard: g.shard,
                 epoch: g.epoch,
                 rows_done: 0,
+                throttled: 0,
             };
             match client.request(seeder, renew).await {
                 Ok(ControlResponse::Rejected(_)) => {}
@@ -300,6 +302,7 @@ async fn hoarders_hold_at_most_their_cap_saboteurs_fail_no_shard_and_an_honest_w
             url: "photo_url".into(),
             class: Some("taxon_name".into()),
             group: None,
+            extra: Vec::new(),
         },
         sizing: ShardSizing::Rows(12),
     });

@@ -42,6 +42,7 @@ fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
             url: "photo_url".into(),
             class: Some("taxon_name".into()),
             group: None,
+            extra: Vec::new(),
         },
         sizing: ShardSizing::Rows(12),
     });

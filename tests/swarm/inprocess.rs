@@ -49,6 +49,7 @@ pub fn node_config(data: &Path) -> NodeConfig {
         allow_private_urls: true,
         max_archive_bytes: None,
         retry_failed: false,
+        swarm_per_host: None,
     }
 }
 
@@ -105,6 +106,7 @@ async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker()
             url: "photo_url".into(),
             class: Some("taxon_name".into()),
             group: None,
+            extra: Vec::new(),
         },
         sizing: ShardSizing::Rows(12),
     });
@@ -254,6 +256,7 @@ async fn one_worker_serves_two_seeders_of_different_datasets() {
                 url: "photo_url".into(),
                 class: Some("taxon_name".into()),
                 group: Some("taxon_name".into()),
+                extra: Vec::new(),
             },
             sizing: ShardSizing::Count(3),
         });
@@ -308,6 +311,7 @@ async fn a_worker_stopped_mid_shard_releases_its_lease_without_costing_a_retry()
             url: "photo_url".into(),
             class: Some("taxon_name".into()),
             group: None,
+            extra: Vec::new(),
         },
         sizing: ShardSizing::Rows(10),
     });

@@ -81,11 +81,6 @@ pub struct DatasetOptions {
     /// or unreachable disallows the whole site; 4xx allows it.
     #[arg(long)]
     pub respect_robots_txt: bool,
-    /// Continue a finished (or interrupted) run, retrying only the rows that failed with a
-    /// retryable kind (timeouts, resets, 5xx, 429) or never ran: stored images are kept, final
-    /// outcomes (404, not an image, opted out…) stay as they are. Implies --resume.
-    #[arg(long)]
-    pub retry_failed: bool,
     /// Output layout [default: classdirs].
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -120,22 +115,21 @@ pub struct DatasetOptions {
 
 impl DatasetOptions {
     /// Checks the options and sets them on `engine`.
-    pub fn apply(self, engine: &mut EngineConfig) -> anyhow::Result<()> {
+    pub fn apply(&self, engine: &mut EngineConfig) -> anyhow::Result<()> {
         engine.resize = self.resize()?;
         engine.respect_robots_txt = self.respect_robots_txt;
-        engine.retry_failed = self.retry_failed;
-        if let Some(list) = self.disallowed_header_directives {
-            engine.disallowed_header_directives = robots_tag::parse_list(&list);
+        if let Some(list) = &self.disallowed_header_directives {
+            engine.disallowed_header_directives = robots_tag::parse_list(list);
         }
-        if let Some(token) = self.user_agent_token {
-            check_user_agent_token(&token).map_err(UsageError::new)?;
+        if let Some(token) = &self.user_agent_token {
+            check_user_agent_token(token).map_err(UsageError::new)?;
             engine.user_agent_token = Some(token.trim().to_string());
         }
-        if let Some(spec) = self.verify_hash {
-            engine.verify_hash = Some(HashCheck::parse(&spec).map_err(UsageError::new)?);
+        if let Some(spec) = &self.verify_hash {
+            engine.verify_hash = Some(HashCheck::parse(spec).map_err(UsageError::new)?);
         }
-        if let Some(cols) = self.extra_cols {
-            let cols = parse_columns("--extra-cols", &cols).map_err(UsageError::new)?;
+        if let Some(cols) = &self.extra_cols {
+            let cols = parse_columns("--extra-cols", cols).map_err(UsageError::new)?;
             let fixed = crate::results::schema();
             if let Some(c) = cols.iter().find(|c| {
                 fixed.field_with_name(c).is_ok() || crate::engine::SAMPLE_KEYS.contains(&c.as_str())
@@ -167,7 +161,7 @@ impl DatasetOptions {
             Some(FormatArg::Files) => OutputFormat::Files,
             Some(FormatArg::Parquet) => OutputFormat::Parquet,
         };
-        if let Some(col) = self.caption_col {
+        if let Some(col) = self.caption_col.clone() {
             if engine.format != OutputFormat::Webdataset {
                 return Err(UsageError::new("--caption-col needs --format webdataset").into());
             }

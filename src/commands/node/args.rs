@@ -10,11 +10,13 @@ use clap::Args;
 use libp2p::Multiaddr;
 use serde::Deserialize;
 
-use crate::engine::EngineConfig;
+use super::super::engine_args::{EngineArgs, EngineFallback};
+use crate::engine::{EngineConfig, OutputFormat};
 use crate::exit::UsageError;
 use crate::model::lease::LeaseConfig;
 use crate::model::shard::{DEFAULT_SHARD_ROWS, ShardSizing};
 use crate::node::NodeConfig;
+use crate::protocol::settings::DatasetSettings;
 use crate::protocol::status::DEFAULT_STATUS_ADDR;
 use crate::seed::{Columns, SeedSpec};
 
@@ -87,18 +89,6 @@ pub struct NodeArgs {
     /// `timeout_minutes`, `max_retries`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Requests in flight per shard [default: 128].
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// Requests in flight per host.
-    #[arg(long)]
-    pub per_host: Option<usize>,
-    /// Attempts per URL.
-    #[arg(long)]
-    pub max_attempts: Option<u32>,
-    /// Seconds allowed per download attempt.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
     /// At most this many shards at once on this node.
     #[arg(long)]
     pub max_leases: Option<u32>,
@@ -116,9 +106,19 @@ pub struct NodeArgs {
     /// Seconds between heartbeats and dataset announcements.
     #[arg(long, value_name = "SECS", default_value_t = 2.0, hide = true)]
     pub heartbeat: f64,
+    /// A seeder caps the requests in flight to any one host at N, summed over every worker
+    /// of the swarm: each lease gets a share of N (split among the working peers, sent with
+    /// the grant), and 429/503 answers reported by any worker lower it for all.
+    #[arg(long, value_name = "N", requires = "seed", value_parser = clap::value_parser!(u32).range(1..))]
+    pub swarm_per_host: Option<u32>,
     /// Swarm key, open swarm, allow list, private URLs.
     #[command(flatten)]
     pub access: AccessArgs,
+    /// Engine options. A seeder sends them with every grant (its workers need none); on a
+    /// worker, `--concurrency`, `--per-host` and `--max-file-size` are upper bounds no seeder
+    /// can raise.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// LDAWT's manager config (`taskvine.json`).
@@ -179,6 +179,15 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         .out
         .clone()
         .or_else(|| seed_path.as_ref().map(|_| PathBuf::from("results")));
+    let engine = args.engine.engine_config(&EngineFallback::default())?;
+    if seed_path.is_some() {
+        check_swarm_settings(&engine)?;
+    } else if dataset_flags_given(&engine) {
+        tracing::warn!(
+            "engine options other than --concurrency, --per-host and --max-file-size are the \
+             seeder's to choose: a seeder's grants replace them on this worker"
+        );
+    }
     let seed = seed_path.map(|path| {
         let sizing = match (args.shard_rows, args.shards) {
             (_, Some(n)) => ShardSizing::Count(n),
@@ -201,6 +210,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
                 url,
                 class,
                 group: args.group_col.clone(),
+                extra: engine.input_columns(),
             },
             sizing,
         }
@@ -235,19 +245,6 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         .unwrap_or(defaults.ttl);
     if ttl < Duration::from_secs(1) {
         return Err(UsageError::new("--lease-ttl must be at least 1 second").into());
-    }
-    let mut engine = EngineConfig::default();
-    if let Some(c) = args.concurrency {
-        engine.concurrency = c.max(1);
-    }
-    if let Some(p) = args.per_host {
-        engine.per_host = p.max(1);
-    }
-    if let Some(a) = args.max_attempts {
-        engine.max_attempts = a.max(1);
-    }
-    if let Some(t) = args.timeout {
-        engine.total_timeout = Duration::from_secs(t.max(1));
     }
     let status_addr = match args.status_addr {
         Some(a) => a,
@@ -292,7 +289,37 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         stored_files: None,
         max_archive_bytes: args.max_archive_bytes,
         retry_failed: args.retry_failed,
+        swarm_per_host: args.swarm_per_host,
     })
+}
+
+/// True when a worker was given engine options that a seeder's settings replace (all but
+/// its own upper bounds).
+fn dataset_flags_given(engine: &EngineConfig) -> bool {
+    let bounds_only = EngineConfig {
+        concurrency: engine.concurrency,
+        per_host: engine.per_host,
+        max_file_size: engine.max_file_size,
+        ..EngineConfig::default()
+    };
+    *engine != bounds_only
+}
+
+/// A seeder's engine settings must be ones its workers accept (see
+/// [`DatasetSettings::check`]): refused here, before anything is seeded.
+fn check_swarm_settings(engine: &EngineConfig) -> anyhow::Result<()> {
+    if engine.format != OutputFormat::Classdirs {
+        return Err(UsageError::new(format!(
+            "--format {:?}: a seeder collects classdirs archives only (it verifies every \
+             member); use `ldawt download` for other formats",
+            engine.format
+        ))
+        .into());
+    }
+    DatasetSettings::from_engine(engine)
+        .check()
+        .map_err(|e| UsageError::new(format!("cannot send these settings to workers: {e}")))?;
+    Ok(())
 }
 
 /// The TCP port of a multiaddr, if it has one.

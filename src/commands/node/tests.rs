@@ -188,3 +188,47 @@ fn exit_when_idle_on_a_node_that_never_works_is_refused() {
     assert!(e.to_string().contains("--no-work"), "{e}");
     assert!(node_config(&args(&["--open", "--exit-when-idle", "3"])).is_ok());
 }
+
+#[test]
+fn engine_flags_are_checked_as_download_checks_them_and_a_seed_carries_their_columns() {
+    // One validation for both commands: `download` refused 0 and so does `node` now.
+    for bad in [
+        &["--concurrency", "0"][..],
+        &["--per-host", "0"],
+        &["--timeout", "0"],
+    ] {
+        assert!(node_config(&args(bad)).is_err(), "{bad:?} accepted");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("s.csv");
+    std::fs::write(
+        &seed,
+        "photo_url,taxon_name,cap,sha\nhttp://h/a.jpg,c,x,y\n",
+    )
+    .unwrap();
+    let s = seed.to_str().unwrap();
+    // The swarm writes classdirs archives only: other formats are refused at the seeder.
+    let err = node_config(&args(&["--seed", s, "--format", "webdataset"])).unwrap_err();
+    assert!(err.to_string().contains("classdirs"), "{err}");
+    let c = node_config(&args(&[
+        "--seed",
+        s,
+        "--extra-cols",
+        "cap",
+        "--verify-hash",
+        "sha",
+        "--swarm-per-host",
+        "4",
+        "--concurrency",
+        "8",
+    ]))
+    .unwrap();
+    assert_eq!(c.swarm_per_host, Some(4));
+    assert_eq!((c.engine.concurrency, c.engine.per_host), (8, 8));
+    let cols = c.seed.unwrap().columns;
+    assert_eq!(cols.extra, vec!["cap".to_string(), "sha".to_string()]);
+    // The budget is a seeder's.
+    let mut full = vec!["ldawt", "node", "--swarm-per-host", "4"];
+    full.push("--no-mdns");
+    assert!(Cli::try_parse_from(full).is_err());
+}

@@ -1,0 +1,257 @@
+//! The seeder owns its dataset's engine settings: real `ldawt node` processes (a `--no-work`
+//! seeder and workers started with no engine flag at all) against one fixture host.
+//!
+//! - `--swarm-per-host 4`: the requests in flight at the server, summed over both workers and
+//!   all their leases, never exceed 4 (counted by the server itself), and every row is ok.
+//! - `--resize-mode`, `--image-size`, `--user-agent-token`, `--extra-cols` given to the seeder
+//!   only reach the worker: the stored images are resized, the server saw the contact token,
+//!   the shard results carry the extra column (the seeder's rows carry its cells).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::common;
+use super::processes::{NodeProc, free_port};
+use super::util::{archive_members, assert_exactly_once, write_seed};
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A `--no-work` seeder of `input` into `out` with `extra` flags.
+fn seeder(tmp: &Path, input: &Path, out: &Path, extra: &[&str]) -> NodeProc {
+    let mut args = strings(&[
+        "node",
+        "--seed",
+        &input.display().to_string(),
+        "--class-col",
+        "taxon_name",
+        "--out",
+        &out.display().to_string(),
+        "--listen",
+        &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        "--no-mdns",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--no-work",
+        "--lease-ttl",
+        "3",
+        "--heartbeat",
+        "0.3",
+    ]);
+    args.extend(strings(extra));
+    NodeProc::start(&args, tmp.join("seeder.err"))
+}
+
+/// A worker joining `join` with no engine flag (only access and housekeeping).
+fn worker(tmp: &Path, name: &str, join: &str, key: &str) -> NodeProc {
+    let args = strings(&[
+        "node",
+        "--join",
+        join,
+        "--swarm-key",
+        key,
+        "--allow-private-urls",
+        "--data-dir",
+        &tmp.join(name).display().to_string(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--no-mdns",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--exit-when-idle",
+        "10",
+        "--heartbeat",
+        "0.3",
+    ]);
+    NodeProc::start(&args, tmp.join(format!("{name}.err")))
+}
+
+/// `GET /fx-stats` of the fixture at `addr`.
+fn fixture_stats(addr: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("fixture reachable");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let path = ldawt::fixture::STATS_PATH;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).expect("JSON stats")
+}
+
+#[test]
+fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
+    const ROWS: u64 = 160;
+    const BUDGET: u64 = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("birds.parquet");
+    // Slow answers, so requests pile up at the server if anything lets them.
+    write_seed(
+        &input,
+        ROWS,
+        |i| fx.url(&format!("/fx/slow-first-byte-150/p/{i}.jpg")),
+        |i| format!("species {}", i % 4),
+    );
+    let out = tmp.path().join("out");
+    let seeder = seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &["--shards", "8", "--swarm-per-host", &BUDGET.to_string()],
+    );
+    let (_, join, key, _) = seeder.ready_with_key();
+    let workers: Vec<NodeProc> = ["w1", "w2"]
+        .iter()
+        .map(|n| worker(tmp.path(), n, &join, &key))
+        .collect();
+    let (code, report) = seeder.wait(Duration::from_secs(240));
+    let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
+    assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
+    assert_exactly_once(&out, ROWS, ROWS);
+    // Read at the server's stats endpoint (as a benchmark with the fixture in another process
+    // would), checked against the handle's own counters.
+    let stats = fixture_stats(&fx.addr().to_string());
+    let peak = stats["max_in_flight"].as_u64().expect("max_in_flight");
+    assert_eq!(peak, fx.max_in_flight());
+    eprintln!(
+        "peak requests in flight at the server: {peak} (budget {BUDGET}); peak connections: {}",
+        stats["max_connections"]
+    );
+    assert!(
+        peak <= BUDGET,
+        "the server answered {peak} requests at once; the swarm's budget is {BUDGET}"
+    );
+    assert!(
+        peak >= 2,
+        "the budget was never used ({peak} in flight at most): the test shows nothing"
+    );
+    // The budget was shared: each worker completed shards.
+    for (name, w) in ["w1", "w2"].iter().zip(workers) {
+        let (code, summary) = w.wait(Duration::from_secs(60));
+        assert_eq!(code, 0, "{name}: {summary}");
+        let done: u64 = summary
+            .lines()
+            .find_map(|l| l.split("worker: ").nth(1)?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} printed no worker summary: {summary}"));
+        assert!(done > 0, "{name} completed no shard: {summary}");
+    }
+}
+
+#[test]
+fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
+    const ROWS: u64 = 12;
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("birds.parquet");
+    common::write_string_parquet(
+        &input,
+        &[
+            (
+                "photo_url",
+                (0..ROWS)
+                    .map(|i| Some(fx.url(&format!("/fx/dims-120x80/p/{i}.jpg"))))
+                    .collect(),
+            ),
+            (
+                "taxon_name",
+                (0..ROWS)
+                    .map(|i| Some(format!("species {}", i % 2)))
+                    .collect(),
+            ),
+            (
+                "note",
+                (0..ROWS)
+                    .map(|i| Some(format!("bird number {i}")))
+                    .collect(),
+            ),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let seeder = seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &[
+            "--shards",
+            "2",
+            "--extra-cols",
+            "note",
+            "--resize-mode",
+            "center_crop",
+            "--image-size",
+            "32",
+            "--user-agent-token",
+            "seeder@example.org",
+        ],
+    );
+    let (_, join, key, _) = seeder.ready_with_key();
+    let w = worker(tmp.path(), "w1", &join, &key);
+    let (code, report) = seeder.wait(Duration::from_secs(180));
+    assert_eq!(code, 0, "seeder report:\n{report}\nworker:\n{}", w.log());
+    assert_exactly_once(&out, ROWS, ROWS);
+    let ua = fx
+        .user_agent("/p/0.jpg")
+        .or_else(|| fx.user_agent("/fx/dims-120x80/p/0.jpg"));
+    assert!(
+        ua.as_deref()
+            .is_some_and(|u| u.contains("seeder@example.org")),
+        "the worker did not send the seeder's contact token: {ua:?}"
+    );
+    // Every stored image was cropped to 32×32 by the worker, as the seeder asked.
+    let members = archive_members(&out);
+    assert_eq!(members.len() as u64, ROWS);
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".tar.gz") {
+            continue;
+        }
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap());
+        let mut tar = tar::Archive::new(gz);
+        for e in tar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+            let img = image::load_from_memory(&bytes).expect("an image");
+            assert_eq!((img.width(), img.height()), (32, 32), "{}", path.display());
+        }
+    }
+    // The seeder's rows carried the extra column, and the worker wrote it into the results.
+    let mut captions = Vec::new();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with("-00000.results.parquet") {
+            continue;
+        }
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            let c = b
+                .column_by_name("note")
+                .unwrap_or_else(|| panic!("no note column in {}", path.display()))
+                .as_string::<i32>()
+                .clone();
+            captions.extend((0..c.len()).map(|i| c.value(i).to_string()));
+        }
+    }
+    assert!(
+        captions.contains(&"bird number 0".to_string()),
+        "{captions:?}"
+    );
+    let (code, _) = w.wait(Duration::from_secs(60));
+    assert_eq!(code, 0);
+}
