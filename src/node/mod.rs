@@ -235,8 +235,11 @@ pub async fn run(
     let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel::<Gossip>();
     let mut seeded = None;
     let mut coord = None;
+    // Whose free space a node that does not work reports: a seeder's --out, else its data dir.
+    let mut disk_dir = cfg.data_dir.clone();
     if let Some(spec) = cfg.seed.clone() {
         let out = cfg.out.clone().unwrap_or_else(|| PathBuf::from("."));
+        disk_dir = out.clone();
         mkdir(&out)?;
         let data = cfg.data_dir.clone();
         let ds = tokio::task::spawn_blocking(move || crate::seed::seed(&spec, &data))
@@ -284,7 +287,7 @@ pub async fn run(
     net_cfg.allow_peers = cfg.allow_peers.clone();
     let (client, events, event_loop) = net::new(net_cfg)?;
     let net_task = tokio::spawn(event_loop.run());
-    let peers = Arc::new(Mutex::new(PeerTable::default()));
+    let peers = Arc::new(Mutex::new(PeerTable::new(peers::stall_after(cfg.heartbeat))));
     tokio::spawn(dispatch::run(
         events,
         coord.clone(),
@@ -394,9 +397,7 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                let mut stats = worker::current_stats(&probe, &activity, &worker_cfg);
-                stats.works = cfg.work;
-                stats.seeds = coord.is_some();
+                let stats = status::own_stats(&probe, &activity, &worker_cfg, cfg.work, coord.is_some(), &disk_dir);
                 let hb = Gossip::Heartbeat { stats, nonce: fastrand::u64(..), sent_at: clock.now() };
                 let _ = client.publish(hb).await;
                 if let Some(c) = &coord
@@ -419,6 +420,7 @@ pub async fn run(
                 let _ = offers_tx.send(offers);
             }
             _ = status_tick.tick() => {
+                status::log_liveness(&peers, clock.now());
                 let doc = status::build(&status::Inputs {
                     me: &me,
                     join_addrs: &join_addrs,
@@ -430,6 +432,7 @@ pub async fn run(
                     probe: &probe,
                     activity: &activity,
                     worker_cfg: &worker_cfg,
+                    disk_dir: &disk_dir,
                 }).await;
                 reporter.progress(&doc);
                 let _ = status_tx.send(doc);
