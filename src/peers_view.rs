@@ -291,8 +291,17 @@ mod tests {
         st.peers[1].stalled = true;
         st.peers[1].last_seen_ms = 1_000_000 - 12_000;
         let text = render(&st);
-        assert!(text.lines().next().unwrap().ends_with("1 connected, 1 stalled"), "{text}");
-        let row = text.lines().find(|l| l.starts_with("12D3Ko…CCwork")).unwrap();
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("1 connected, 1 stalled"),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("12D3Ko…CCwork"))
+            .unwrap();
         assert!(row.ends_with("12s ago (STALLED)"), "{row}");
     }
 

@@ -17,6 +17,8 @@ mod dashboard;
 mod defaults;
 #[path = "swarm/faults.rs"]
 mod faults;
+#[path = "swarm/faults_restart.rs"]
+mod faults_restart;
 #[path = "swarm/faults_stall.rs"]
 mod faults_stall;
 #[path = "swarm/hostile.rs"]

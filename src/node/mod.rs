@@ -287,7 +287,9 @@ pub async fn run(
     net_cfg.allow_peers = cfg.allow_peers.clone();
     let (client, events, event_loop) = net::new(net_cfg)?;
     let net_task = tokio::spawn(event_loop.run());
-    let peers = Arc::new(Mutex::new(PeerTable::new(peers::stall_after(cfg.heartbeat))));
+    let peers = Arc::new(Mutex::new(PeerTable::new(peers::stall_after(
+        cfg.heartbeat,
+    ))));
     tokio::spawn(dispatch::run(
         events,
         coord.clone(),

@@ -379,7 +379,11 @@ mod tests {
     fn a_connected_peer_that_falls_silent_is_stalled_until_heard_again() {
         let peer = PeerId::random();
         let mut t = PeerTable::new(3_000);
-        t.connected(peer, "/ip4/127.0.0.1/tcp/1".parse().unwrap(), UnixMillis(1_000));
+        t.connected(
+            peer,
+            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            UnixMillis(1_000),
+        );
         assert!(t.check_liveness(UnixMillis(3_999)).is_empty());
         assert!(!t.statuses(UnixMillis(3_999))[0].stalled);
         // Silent for the limit: stalled, reported once.
@@ -404,7 +408,10 @@ mod tests {
         t.disconnected(peer);
         assert!(t.check_liveness(UnixMillis(60_000)).is_empty());
         assert!(!t.statuses(UnixMillis(60_000))[0].stalled);
-        assert_eq!(stall_after(std::time::Duration::from_millis(300)), MIN_STALL_MS);
+        assert_eq!(
+            stall_after(std::time::Duration::from_millis(300)),
+            MIN_STALL_MS
+        );
         assert_eq!(stall_after(std::time::Duration::from_secs(2)), 6_000);
     }
 

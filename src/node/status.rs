@@ -11,8 +11,8 @@ use crate::coordinator::CoordinatorHandle;
 use crate::model::time::UnixMillis;
 use crate::net::Client;
 use crate::protocol::status::{NodeStatus, STATUS_VERSION};
-use crate::worker::activity::Activity;
 use crate::protocol::swarm::NodeStats;
+use crate::worker::activity::Activity;
 use crate::worker::stats::{Probe, free_disk};
 use crate::worker::{WorkerConfig, current_stats};
 

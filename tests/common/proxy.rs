@@ -34,7 +34,9 @@ impl FreezableProxy {
     /// Listens on a free loopback port and forwards every connection to `upstream`.
     pub fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("proxy address");
         let flags = Arc::new(Flags::default());
         let f = flags.clone();
@@ -43,7 +45,8 @@ impl FreezableProxy {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
-                        let Ok(server) = TcpStream::connect_timeout(&upstream, Duration::from_secs(2))
+                        let Ok(server) =
+                            TcpStream::connect_timeout(&upstream, Duration::from_secs(2))
                         else {
                             continue;
                         };
