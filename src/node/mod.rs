@@ -411,12 +411,12 @@ pub async fn run(
                 }
                 let mut offers: Vec<Offer> = Vec::new();
                 if let Some(c) = &coord {
-                    offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() } }));
+                    offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() }, open: true }));
                 }
-                let remote = peers.lock().map(|p| p.open_datasets(clock.now())).unwrap_or_default();
-                for (dataset, seeder) in remote {
+                let remote = peers.lock().map(|p| p.announced(clock.now())).unwrap_or_default();
+                for (dataset, seeder, open) in remote {
                     if !local_ds.contains(&dataset) {
-                        offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder } });
+                        offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder }, open });
                     }
                 }
                 let _ = offers_tx.send(offers);

@@ -253,10 +253,20 @@ impl PeerTable {
 
     /// Datasets recently announced by others that still have shards to hand out.
     pub fn open_datasets(&self, now: UnixMillis) -> Vec<(DatasetId, PeerId)> {
+        self.announced(now)
+            .into_iter()
+            .filter(|(_, _, open)| *open)
+            .map(|(id, seeder, _)| (id, seeder))
+            .collect()
+    }
+
+    /// Datasets recently announced by others, with their seeder and whether shards are open
+    /// (a worker delivers a kept shard to a seeder whose shards are all leased, too).
+    pub fn announced(&self, now: UnixMillis) -> Vec<(DatasetId, PeerId, bool)> {
         self.datasets
             .iter()
-            .filter(|(_, a)| a.open > 0 && now.0.saturating_sub(a.seen.0) < ANNOUNCEMENT_TTL_MS)
-            .map(|(id, a)| (*id, a.seeder))
+            .filter(|(_, a)| now.0.saturating_sub(a.seen.0) < ANNOUNCEMENT_TTL_MS)
+            .map(|(id, a)| (*id, a.seeder, a.open > 0))
             .collect()
     }
 

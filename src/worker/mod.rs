@@ -47,6 +47,9 @@ pub struct Offer {
     pub dataset: DatasetId,
     /// The route to its seeder.
     pub link: SeederLink,
+    /// Whether it has shards to hand out (bid on it); a dataset whose shards are all leased is
+    /// still offered so that kept shards reach their seeder.
+    pub open: bool,
 }
 
 /// Worker settings.
@@ -179,7 +182,7 @@ pub async fn run(
             tracing::info!("idle for {limit:?}: the worker stops");
             break;
         }
-        let current: Vec<Offer> = offers.borrow().clone();
+        let mut current: Vec<Offer> = offers.borrow().clone();
         // Shards finished before a restart go to their seeder as soon as it is offered.
         kept.retain(|k| {
             let Some(offer) = current.iter().find(|o| {
@@ -200,6 +203,7 @@ pub async fn run(
             tasks.spawn(redeliver(ctx, k.clone(), leases.clone()));
             false
         });
+        current.retain(|o| o.open);
         let stats = current_stats(&probe, &activity, &cfg);
         if stats.free_slots == 0 && stats.leases_held == 0 && !current.is_empty() {
             // Idle and not bidding: say why (WARN, once per reason).
