@@ -11,9 +11,10 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// The whole `ldawt peers` text.
 pub fn render(status: &NodeStatus) -> String {
     let mut out = String::new();
+    let stalled = status.peers.iter().filter(|p| p.stalled).count();
     let _ = writeln!(
         out,
-        "node {} ({}), {} peer(s) known, {} connected",
+        "node {} ({}), {} peer(s) known, {} connected{}",
         status.peer_id,
         if status.roles.is_empty() {
             "idle".to_string()
@@ -21,7 +22,12 @@ pub fn render(status: &NodeStatus) -> String {
             status.roles.join("+")
         },
         status.peers.len(),
-        status.peers.iter().filter(|p| p.connected).count()
+        status.peers.iter().filter(|p| p.connected).count(),
+        if stalled > 0 {
+            format!(", {stalled} stalled")
+        } else {
+            String::new()
+        }
     );
     for addr in &status.listen_addrs {
         let _ = writeln!(out, "  join with: --join {addr}");
@@ -115,6 +121,8 @@ fn peer_row(p: &PeerStatus, now_ms: u64, local: bool) -> Vec<String> {
     };
     let seen = if local {
         "(this node)".to_string()
+    } else if p.stalled {
+        format!("{} (STALLED)", ago(now_ms, p.last_seen_ms))
     } else if p.connected {
         ago(now_ms, p.last_seen_ms)
     } else {
@@ -275,6 +283,26 @@ mod tests {
             row.contains("/ip4/10.0.0.5/tcp/4001 ") && !row.contains("/p2p/"),
             "{row}"
         );
+    }
+
+    #[test]
+    fn a_stalled_peer_is_marked_in_the_table_and_counted_in_the_header() {
+        let mut st = status();
+        st.peers[1].stalled = true;
+        st.peers[1].last_seen_ms = 1_000_000 - 12_000;
+        let text = render(&st);
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("1 connected, 1 stalled"),
+            "{text}"
+        );
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("12D3Ko…CCwork"))
+            .unwrap();
+        assert!(row.ends_with("12s ago (STALLED)"), "{row}");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/faults.rs"]
 mod fault_tools;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 #[path = "swarm/busy_seeder.rs"]
 mod busy_seeder;
@@ -15,6 +17,10 @@ mod dashboard;
 mod defaults;
 #[path = "swarm/faults.rs"]
 mod faults;
+#[path = "swarm/faults_restart.rs"]
+mod faults_restart;
+#[path = "swarm/faults_stall.rs"]
+mod faults_stall;
 #[path = "swarm/hostile.rs"]
 mod hostile;
 #[path = "swarm/hostile_results.rs"]

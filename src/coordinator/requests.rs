@@ -98,7 +98,7 @@ impl Coordinator {
                 match r {
                     Ok(lost) => {
                         if failed {
-                            tracing::warn!(dataset = %dataset, shard = %shard, peer, reason, phase = ?lost.phase_after, "lease given back failed (charged to the peer; the shard counts it once per peer)");
+                            tracing::warn!(dataset = %dataset, shard = %shard, peer, reason, phase = ?lost.phase_after, "lease given back failed (a local cause: charged to the peer, not to the shard)");
                         } else {
                             tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease given back");
                         }

@@ -379,7 +379,8 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
         )
         .await;
     assert!(matches!(renewed, ControlResponse::Renewed { .. }));
-    // Then it gives up twice: the shard exhausts its retries (max_retries = 1).
+    // Then it gives the shard back failed (charged to "a" only) and two other peers let it
+    // expire: the shard exhausts its retries (max_retries = 1).
     let r = c
         .handle_request(
             "a",
@@ -397,6 +398,10 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
     let again = grant(&mut c, "b", ds, 700).await;
     assert_eq!(again.shard, held.shard);
     c.handle_timeout(UnixMillis(700 + 1_000)).await;
+    assert!(!c.is_finished(), "a failed give-back is not an attempt");
+    let third = grant(&mut c, "c", ds, 1_800).await;
+    assert_eq!(third.shard, held.shard);
+    c.handle_timeout(UnixMillis(1_800 + 1_000)).await;
     assert!(c.is_finished());
     let reports = c.finalize().await.unwrap();
     assert_eq!(reports[0].failed_shards.len(), 1);
@@ -518,13 +523,15 @@ async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure
         );
         let b = grant(&mut c, "b", ds, 3).await;
         assert_eq!(b.shard, a.shard);
-        assert_eq!(
-            abandon_failed(&mut c, "b", &b, 4).await,
-            ControlResponse::Ack
-        );
-        // Two distinct peers, max_retries = 1: failed.
+        // "a"'s local failure cost the shard nothing: one expiry leaves it open.
+        c.handle_timeout(UnixMillis(1_010)).await;
+        assert_eq!(c.phase_of(ds, a.shard), Some(ShardPhase::Free));
+        let d = grant(&mut c, "d", ds, 1_020).await;
+        assert_eq!(d.shard, a.shard);
+        c.handle_timeout(UnixMillis(2_100)).await;
+        // Two distinct peers let it expire, max_retries = 1: failed.
         assert_eq!(c.phase_of(ds, a.shard), Some(ShardPhase::Failed));
-        (a.epoch, b.epoch)
+        (a.epoch, d.epoch)
     };
     // Rerun, same policy: still failed; epochs continue above every one issued.
     {

@@ -52,6 +52,16 @@ impl Backoff {
         wait
     }
 
+    /// Someone needs the peer now (an upload found no connection): a waiting redial is due at
+    /// once; the delay keeps growing if it fails. An attempt in flight is left alone.
+    pub(crate) fn expedite(&mut self, now: Instant) {
+        if let Some(at) = self.next_at
+            && at > now
+        {
+            self.next_at = Some(now);
+        }
+    }
+
     /// Connected: the delay goes back to its initial value and nothing is due.
     pub(crate) fn on_connected(&mut self) {
         self.failures = 0;

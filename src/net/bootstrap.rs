@@ -59,6 +59,20 @@ impl Bootstrap {
             .collect()
     }
 
+    /// Makes every disconnected address of `peer` (and every address whose peer is not known
+    /// yet) due at `now`: a caller needs that peer and will not wait for the redial backoff.
+    /// Returns how many addresses became due.
+    pub(crate) fn expedite(&mut self, peer: PeerId, now: Instant) -> usize {
+        let mut n = 0;
+        for e in &mut self.entries {
+            if !e.connected && e.dialing.is_none() && e.peer.is_none_or(|p| p == peer) {
+                e.backoff.expedite(now);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// A dial of entry `i` started as connection `conn`.
     pub(crate) fn on_dial_started(&mut self, i: usize, conn: ConnectionId) {
         if let Some(e) = self.entries.get_mut(i) {
@@ -126,6 +140,31 @@ mod tests {
     use libp2p::identity::Keypair;
 
     use super::*;
+
+    #[test]
+    fn a_caller_that_needs_the_peer_makes_its_redial_due_at_once() {
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let other = Keypair::generate_ed25519().public().to_peer_id();
+        let addr: Multiaddr = format!("/ip4/10.0.0.5/tcp/4001/p2p/{peer}")
+            .parse()
+            .unwrap();
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = Bootstrap::new(vec![addr], s(1), s(30), t0);
+        b.on_dial_started(0, ConnectionId::new_unchecked(1));
+        // An attempt in flight is left alone.
+        assert_eq!(b.expedite(peer, t0), 0);
+        let (_, wait) = b
+            .on_dial_failed(ConnectionId::new_unchecked(1), t0, 0.0)
+            .unwrap();
+        assert!(wait >= s(1));
+        assert!(b.due(t0).is_empty());
+        // Another peer's need changes nothing; this peer's makes it due now.
+        assert_eq!(b.expedite(other, t0), 0);
+        assert!(b.due(t0).is_empty());
+        assert_eq!(b.expedite(peer, t0), 1);
+        assert_eq!(b.due(t0).len(), 1);
+    }
 
     #[test]
     fn redials_after_failures_and_after_a_lost_connection() {

@@ -107,8 +107,9 @@ impl Client {
         let mut streams = self.streams.clone();
         let result = control::request(&mut streams, peer, &req, &self.tuning).await;
         NetCounters::add(&self.counters.control_requests_sent, 1);
-        if result.is_err() {
+        if let Err(e) = &result {
             NetCounters::add(&self.counters.control_requests_failed, 1);
+            self.redial_if_unreachable(peer, e).await;
         }
         result
     }
@@ -140,9 +141,22 @@ impl Client {
         .await;
         match &result {
             Ok(()) => NetCounters::add(&self.counters.transfers_sent, 1),
-            Err(_) => NetCounters::add(&self.counters.transfers_failed, 1),
+            Err(e) => {
+                NetCounters::add(&self.counters.transfers_failed, 1);
+                self.redial_if_unreachable(peer, e).await;
+            }
         }
         result
+    }
+
+    /// After a failure that was not the peer's answer (no connection, dial error, timeout):
+    /// if `peer` is one of the `--join` addresses, dial it now rather than when the redial
+    /// backoff (up to 30 s) says, so the caller's retry finds a connection as soon as the peer
+    /// is back.
+    async fn redial_if_unreachable(&self, peer: PeerId, e: &NetError) {
+        if !matches!(e, NetError::Rejected(_) | NetError::Mismatch(_)) {
+            let _ = self.commands.send(Command::RedialNow(peer)).await;
+        }
     }
 
     /// The transport's counters now.

@@ -36,6 +36,8 @@ pub(crate) enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
     ConnectedPeers(oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>),
     Publish(Vec<u8>, oneshot::Sender<Result<(), NetError>>),
+    /// A request or upload to this peer found no connection: dial its `--join` addresses now.
+    RedialNow(PeerId),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -195,6 +197,15 @@ impl EventLoop {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::ListenAddrs(reply) => self.pending_listen.push(reply),
+            Command::RedialNow(peer) => {
+                if !self.swarm.is_connected(&peer) {
+                    let now = Instant::now();
+                    if self.bootstrap.expedite(peer, now) > 0 {
+                        debug!(%peer, "no connection to a peer we need: dialing its --join addresses now");
+                        self.handle_tick(now);
+                    }
+                }
+            }
             Command::Dial(addr, reply) => {
                 let peer = peer_of(&addr);
                 if peer.is_some_and(|p| self.swarm.is_connected(&p)) {

@@ -24,6 +24,18 @@ pub async fn run(
 ) {
     while let Some(ev) = events.recv().await {
         let now = clock.now();
+        // Any request or transfer from a peer shows it is alive (see `PeerTable::heard`).
+        let heard = match &ev {
+            Event::Request { peer, .. }
+            | Event::IncomingFile { peer, .. }
+            | Event::FileReceived { peer, .. } => Some(*peer),
+            _ => None,
+        };
+        if let Some(peer) = heard
+            && let Ok(mut p) = peers.lock()
+        {
+            p.heard(peer, now);
+        }
         match ev {
             Event::Request {
                 peer,

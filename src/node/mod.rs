@@ -237,8 +237,11 @@ pub async fn run(
     let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel::<Gossip>();
     let mut seeded = None;
     let mut coord = None;
+    // Whose free space a node that does not work reports: a seeder's --out, else its data dir.
+    let mut disk_dir = cfg.data_dir.clone();
     if let Some(spec) = cfg.seed.clone() {
         let out = cfg.out.clone().unwrap_or_else(|| PathBuf::from("."));
+        disk_dir = out.clone();
         mkdir(&out)?;
         let data = cfg.data_dir.clone();
         let ds = tokio::task::spawn_blocking(move || crate::seed::seed(&spec, &data))
@@ -290,7 +293,9 @@ pub async fn run(
     net_cfg.allow_peers = cfg.allow_peers.clone();
     let (client, events, event_loop) = net::new(net_cfg)?;
     let net_task = tokio::spawn(event_loop.run());
-    let peers = Arc::new(Mutex::new(PeerTable::default()));
+    let peers = Arc::new(Mutex::new(PeerTable::new(peers::stall_after(
+        cfg.heartbeat,
+    ))));
     tokio::spawn(dispatch::run(
         events,
         coord.clone(),
@@ -400,9 +405,7 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                let mut stats = worker::current_stats(&probe, &activity, &worker_cfg);
-                stats.works = cfg.work;
-                stats.seeds = coord.is_some();
+                let stats = status::own_stats(&probe, &activity, &worker_cfg, cfg.work, coord.is_some(), &disk_dir);
                 let hb = Gossip::Heartbeat { stats, nonce: fastrand::u64(..), sent_at: clock.now() };
                 let _ = client.publish(hb).await;
                 if let Some(c) = &coord
@@ -414,17 +417,18 @@ pub async fn run(
                 }
                 let mut offers: Vec<Offer> = Vec::new();
                 if let Some(c) = &coord {
-                    offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() } }));
+                    offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() }, open: true }));
                 }
-                let remote = peers.lock().map(|p| p.open_datasets(clock.now())).unwrap_or_default();
-                for (dataset, seeder) in remote {
+                let remote = peers.lock().map(|p| p.announced(clock.now())).unwrap_or_default();
+                for (dataset, seeder, open) in remote {
                     if !local_ds.contains(&dataset) {
-                        offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder } });
+                        offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder }, open });
                     }
                 }
                 let _ = offers_tx.send(offers);
             }
             _ = status_tick.tick() => {
+                status::log_liveness(&peers, clock.now());
                 let doc = status::build(&status::Inputs {
                     me: &me,
                     join_addrs: &join_addrs,
@@ -436,6 +440,7 @@ pub async fn run(
                     probe: &probe,
                     activity: &activity,
                     worker_cfg: &worker_cfg,
+                    disk_dir: &disk_dir,
                 }).await;
                 reporter.progress(&doc);
                 let _ = status_tx.send(doc);

@@ -4,6 +4,11 @@
 //! Both tables are bounded ([`MAX_PEERS`], [`MAX_DATASETS`]; the stalest entry goes first), and
 //! a dataset id stays bound to the seeder that announced it first: another announcer of the
 //! same id is ignored until the seeder has been silent for [`BINDING_TTL_MS`].
+//!
+//! Liveness: every message from a peer (heartbeat, bid, renewal, transfer) refreshes its
+//! `last_seen`. A peer not heard from for the table's stall limit (a few heartbeat periods,
+//! see [`stall_after`]) while its connection is still open is `stalled`: a frozen process or a
+//! frozen link keeps the TCP connection up, so "connected" alone says nothing about it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +25,8 @@ struct Peer {
     stats: Option<NodeStats>,
     last_seen: UnixMillis,
     connected: bool,
+    /// Reported as stalled (logged once per stall).
+    stalled: bool,
 }
 
 /// A dataset announced by a seeder.
@@ -51,14 +58,91 @@ pub const MAX_DATASETS: usize = 256;
 /// Addresses remembered per peer.
 const MAX_ADDRS: usize = 16;
 
+/// Heartbeat periods a connected peer may miss before it counts as stalled.
+pub const STALL_HEARTBEATS: u32 = 3;
+
+/// The shortest stall limit, whatever the heartbeat (scheduling noise on a busy machine).
+pub const MIN_STALL_MS: u64 = 3_000;
+
+/// How long a connected peer may stay silent before it is marked stalled, for a node whose
+/// heartbeat period is `heartbeat` (peers of one swarm run the same period).
+pub fn stall_after(heartbeat: std::time::Duration) -> u64 {
+    let ms = u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX);
+    ms.saturating_mul(u64::from(STALL_HEARTBEATS))
+        .max(MIN_STALL_MS)
+}
+
 /// The peer and dataset tables.
-#[derive(Default)]
 pub struct PeerTable {
     peers: HashMap<PeerId, Peer>,
     datasets: BTreeMap<DatasetId, Announced>,
+    stall_after_ms: u64,
+}
+
+impl Default for PeerTable {
+    fn default() -> Self {
+        Self::new(stall_after(std::time::Duration::from_secs(2)))
+    }
+}
+
+/// A change in a peer's liveness, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// Connected but silent for `silent_ms`.
+    Stalled {
+        /// The peer.
+        peer: PeerId,
+        /// How long it has been silent.
+        silent_ms: u64,
+    },
+    /// Heard from again after a stall.
+    Recovered {
+        /// The peer.
+        peer: PeerId,
+    },
 }
 
 impl PeerTable {
+    /// Empty tables; a connected peer silent for `stall_after_ms` is stalled.
+    pub fn new(stall_after_ms: u64) -> Self {
+        Self {
+            peers: HashMap::new(),
+            datasets: BTreeMap::new(),
+            stall_after_ms,
+        }
+    }
+
+    /// Whether `p` is stalled at `now`.
+    fn is_stalled(&self, p: &Peer, now: UnixMillis) -> bool {
+        p.connected && now.0.saturating_sub(p.last_seen.0) >= self.stall_after_ms
+    }
+
+    /// Any message from `peer` (a control request, a transfer): it is alive.
+    pub fn heard(&mut self, peer: PeerId, now: UnixMillis) {
+        self.peer(peer).last_seen = now;
+    }
+
+    /// Marks peers that became stalled or recovered since the last call, and returns the
+    /// changes (each stall is reported once).
+    pub fn check_liveness(&mut self, now: UnixMillis) -> Vec<Liveness> {
+        let limit = self.stall_after_ms;
+        let mut changes = Vec::new();
+        for (id, p) in &mut self.peers {
+            let silent_ms = now.0.saturating_sub(p.last_seen.0);
+            let stalled = p.connected && silent_ms >= limit;
+            if stalled && !p.stalled {
+                changes.push(Liveness::Stalled {
+                    peer: *id,
+                    silent_ms,
+                });
+            } else if !stalled && p.stalled && p.connected {
+                changes.push(Liveness::Recovered { peer: *id });
+            }
+            p.stalled = stalled;
+        }
+        changes
+    }
+
     /// The entry of `peer`, making room for it first when the table is full.
     fn peer(&mut self, peer: PeerId) -> &mut Peer {
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
@@ -169,10 +253,20 @@ impl PeerTable {
 
     /// Datasets recently announced by others that still have shards to hand out.
     pub fn open_datasets(&self, now: UnixMillis) -> Vec<(DatasetId, PeerId)> {
+        self.announced(now)
+            .into_iter()
+            .filter(|(_, _, open)| *open)
+            .map(|(id, seeder, _)| (id, seeder))
+            .collect()
+    }
+
+    /// Datasets recently announced by others, with their seeder and whether shards are open
+    /// (a worker delivers a kept shard to a seeder whose shards are all leased, too).
+    pub fn announced(&self, now: UnixMillis) -> Vec<(DatasetId, PeerId, bool)> {
         self.datasets
             .iter()
-            .filter(|(_, a)| a.open > 0 && now.0.saturating_sub(a.seen.0) < ANNOUNCEMENT_TTL_MS)
-            .map(|(id, a)| (*id, a.seeder))
+            .filter(|(_, a)| now.0.saturating_sub(a.seen.0) < ANNOUNCEMENT_TTL_MS)
+            .map(|(id, a)| (*id, a.seeder, a.open > 0))
             .collect()
     }
 
@@ -181,8 +275,8 @@ impl PeerTable {
         self.datasets.values().map(|a| a.progress.clone()).collect()
     }
 
-    /// Every known peer, for the status document.
-    pub fn statuses(&self) -> Vec<PeerStatus> {
+    /// Every known peer at `now`, for the status document.
+    pub fn statuses(&self, now: UnixMillis) -> Vec<PeerStatus> {
         let mut out: Vec<PeerStatus> = self
             .peers
             .iter()
@@ -199,6 +293,7 @@ impl PeerTable {
                 s.addrs = p.addrs.iter().map(|a| a.to_string()).collect();
                 s.last_seen_ms = p.last_seen.0;
                 s.connected = p.connected;
+                s.stalled = self.is_stalled(p, now);
                 s
             })
             .collect();
@@ -281,13 +376,53 @@ mod tests {
             "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
             UnixMillis(3_003),
         );
-        let p = &t.statuses()[0];
+        let p = &t.statuses(UnixMillis(3_003))[0];
         assert_eq!(
             (p.cores, p.role.as_str(), p.mb_per_s, p.connected),
             (8, "worker", 2.0, true)
         );
         t.disconnected(seeder);
-        assert!(!t.statuses()[0].connected);
+        assert!(!t.statuses(UnixMillis(3_004))[0].connected);
+    }
+
+    #[test]
+    fn a_connected_peer_that_falls_silent_is_stalled_until_heard_again() {
+        let peer = PeerId::random();
+        let mut t = PeerTable::new(3_000);
+        t.connected(
+            peer,
+            "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            UnixMillis(1_000),
+        );
+        assert!(t.check_liveness(UnixMillis(3_999)).is_empty());
+        assert!(!t.statuses(UnixMillis(3_999))[0].stalled);
+        // Silent for the limit: stalled, reported once.
+        assert_eq!(
+            t.check_liveness(UnixMillis(4_000)),
+            vec![Liveness::Stalled {
+                peer,
+                silent_ms: 3_000
+            }]
+        );
+        assert!(t.check_liveness(UnixMillis(9_000)).is_empty());
+        let s = &t.statuses(UnixMillis(9_000))[0];
+        assert!(s.connected && s.stalled);
+        // A renewal (any request) brings it back.
+        t.heard(peer, UnixMillis(9_100));
+        assert!(!t.statuses(UnixMillis(9_200))[0].stalled);
+        assert_eq!(
+            t.check_liveness(UnixMillis(9_200)),
+            vec![Liveness::Recovered { peer }]
+        );
+        // A disconnected peer is disconnected, not stalled.
+        t.disconnected(peer);
+        assert!(t.check_liveness(UnixMillis(60_000)).is_empty());
+        assert!(!t.statuses(UnixMillis(60_000))[0].stalled);
+        assert_eq!(
+            stall_after(std::time::Duration::from_millis(300)),
+            MIN_STALL_MS
+        );
+        assert_eq!(stall_after(std::time::Duration::from_secs(2)), 6_000);
     }
 
     #[test]

@@ -1,18 +1,60 @@
 //! The node's status document (`GET /status`) and its Prometheus metrics (`GET /metrics`).
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::peers::{PeerTable, peer_status};
+use super::peers::{Liveness, PeerTable, peer_status};
 use crate::coordinator::CoordinatorHandle;
 use crate::model::time::UnixMillis;
 use crate::net::Client;
 use crate::protocol::status::{NodeStatus, STATUS_VERSION};
+use crate::protocol::swarm::NodeStats;
 use crate::worker::activity::Activity;
-use crate::worker::stats::Probe;
+use crate::worker::stats::{Probe, free_disk};
 use crate::worker::{WorkerConfig, current_stats};
+
+/// This node's stats as advertised (heartbeats) and shown (`local`): the worker's measurements,
+/// except that a node that does not work reports the free space of `disk_dir` (a seeder's
+/// `--out`, where delivered archives land), not of a work dir it never uses.
+pub(super) fn own_stats(
+    probe: &Probe,
+    activity: &Activity,
+    worker_cfg: &WorkerConfig,
+    work: bool,
+    seeds: bool,
+    disk_dir: &Path,
+) -> NodeStats {
+    let mut stats = current_stats(probe, activity, worker_cfg);
+    stats.works = work;
+    stats.seeds = seeds;
+    if !work {
+        stats.disk_free = free_disk(disk_dir);
+        stats.free_slots = 0;
+    }
+    stats
+}
+
+/// Logs each peer that stalls (WARN, once) or recovers, and returns nothing: the document
+/// reads the stall from the table itself.
+pub(super) fn log_liveness(peers: &Mutex<PeerTable>, now: UnixMillis) {
+    let changes = match peers.lock() {
+        Ok(mut p) => p.check_liveness(now),
+        Err(_) => return,
+    };
+    for c in changes {
+        match c {
+            Liveness::Stalled { peer, silent_ms } => tracing::warn!(
+                %peer,
+                "peer stalled: connected but silent for {:.1} s (no heartbeat, bid or renewal)",
+                silent_ms as f64 / 1000.0
+            ),
+            Liveness::Recovered { peer } => tracing::info!(%peer, "peer heard from again"),
+        }
+    }
+}
 
 /// What the status document is built from.
 pub(super) struct Inputs<'a> {
@@ -26,20 +68,27 @@ pub(super) struct Inputs<'a> {
     pub probe: &'a Probe,
     pub activity: &'a Activity,
     pub worker_cfg: &'a WorkerConfig,
+    /// Whose free space a non-working node reports (see [`own_stats`]).
+    pub disk_dir: &'a Path,
 }
 
 /// Builds the document.
 pub(super) async fn build(i: &Inputs<'_>) -> NodeStatus {
-    let mut stats = current_stats(i.probe, i.activity, i.worker_cfg);
-    stats.works = i.work;
-    stats.seeds = i.coord.is_some();
+    let stats = own_stats(
+        i.probe,
+        i.activity,
+        i.worker_cfg,
+        i.work,
+        i.coord.is_some(),
+        i.disk_dir,
+    );
     let mut local = peer_status(&stats);
     local.peer_id = i.me.to_string();
     local.addrs = i.join_addrs.to_vec();
     local.last_seen_ms = i.now.0;
     local.connected = true;
     let (peers, mut datasets) = match i.peers.lock() {
-        Ok(p) => (p.statuses(), p.datasets()),
+        Ok(p) => (p.statuses(i.now), p.datasets()),
         Err(_) => (Vec::new(), Vec::new()),
     };
     if let Some(c) = i.coord

@@ -65,6 +65,10 @@ pub struct PeerStatus {
     pub last_seen_ms: u64,
     /// Whether a connection to it is open now.
     pub connected: bool,
+    /// Connected but silent (no heartbeat, bid or renewal) for several heartbeat periods: a
+    /// frozen process or a frozen link. Absent from older nodes' documents (read as false).
+    #[serde(default)]
+    pub stalled: bool,
 }
 
 /// Progress of one dataset.

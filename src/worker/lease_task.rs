@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
+use super::kept::{Finished, Kept, write_marker};
 use super::link::{LinkError, SeederLink};
 use super::stats::{free_space, human_bytes};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
@@ -75,7 +76,18 @@ pub struct LeaseCtx {
 }
 
 /// Runs one lease to its end; `shutdown` gives it back.
-pub async fn run_lease(mut ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
+pub async fn run_lease(ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseOutcome {
+    run(ctx, None, shutdown).await
+}
+
+/// Delivers a shard finished before this worker restarted (see [`super::kept`]) under its
+/// old lease: renewed and uploaded (resuming), then completed; a lease the seeder no longer
+/// knows ends it as lost and the files go.
+pub async fn redeliver(ctx: LeaseCtx, kept: Kept, shutdown: CancellationToken) -> LeaseOutcome {
+    run(ctx, Some(kept), shutdown).await
+}
+
+async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken) -> LeaseOutcome {
     let g = ctx.grant.clone();
     // The seeder's dataset settings are hostile input: checked field by field, and they can
     // only tighten this worker's own limits; refused settings give the lease back unused.
@@ -103,23 +115,30 @@ pub async fn run_lease(mut ctx: LeaseCtx, shutdown: CancellationToken) -> LeaseO
         give_back(&ctx, &g, reason.clone(), false).await;
         return LeaseOutcome::Released(reason);
     }
-    let dir = ctx
-        .work_dir
-        .join(g.dataset.to_hex())
-        .join(format!("{:05}-e{}", g.shard.0, g.epoch));
+    let (dir, finished) = match kept {
+        Some(k) => (k.dir, Some(k.finished)),
+        None => (shard_dir(&ctx.work_dir, &g), None),
+    };
     let lost = CancellationToken::new();
     let counters = ShardCounters::new();
+    // A finished shard reports all its rows done: an upload is not a stall.
+    let rows_floor = if finished.is_some() { g.rows } else { 0 };
     let renewer = tokio::spawn(renew_loop(
         ctx.link.clone(),
         ctx.me.clone(),
         g.clone(),
         counters.clone(),
+        rows_floor,
         lost.clone(),
     ));
     ctx.activity.track(&counters);
     // Never drop `work` midway: a lost lease cancels the engine through its token, so its
     // tasks wind down and nothing keeps writing into the directory removed below.
-    let outcome = match work(&ctx, &dir, counters.clone(), &lost, &shutdown).await {
+    let done = match finished {
+        Some(f) => deliver_kept(&ctx, &dir, &f, &lost, &shutdown).await,
+        None => work(&ctx, &dir, counters.clone(), &lost, &shutdown).await,
+    };
+    let outcome = match done {
         LeaseOutcome::Completed => LeaseOutcome::Completed,
         _ if lost.is_cancelled() => LeaseOutcome::Lost("the seeder refused a renewal".into()),
         other => other,
@@ -238,16 +257,55 @@ async fn work(
         Ok(_) => return LeaseOutcome::Abandoned("the engine was interrupted".into()),
         Err(e) => return LeaseOutcome::Abandoned(format!("engine failure: {e}")),
     };
+    let finished = Finished {
+        grant: g.clone(),
+        seeder: ctx.link.seeder(&ctx.me),
+        ok: report.ok,
+        failed: report.failed + report.skipped,
+        bytes: report.bytes,
+        archive_size: report.archive_size,
+        archive_sha256: report.archive_sha256.clone(),
+    };
+    // Kept across this worker's own death: a restart offers it again instead of deleting it.
+    if let Err(e) = write_marker(dir, &finished) {
+        tracing::warn!(shard = %g.shard, "cannot mark the finished shard in {} (a restart would download it again): {e}", dir.display());
+    }
+    deliver(ctx, &archive, &finished, lost, shutdown).await
+}
+
+/// The kept shard's files, delivered again.
+async fn deliver_kept(
+    ctx: &LeaseCtx,
+    dir: &Path,
+    f: &Finished,
+    lost: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> LeaseOutcome {
+    let g = &f.grant;
+    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, "offering a shard finished before the restart");
+    deliver(ctx, &dir.join(&g.archive_name), f, lost, shutdown).await
+}
+
+/// Pushes the archive then the results file of a finished shard, then completes it; keeps
+/// them through every transient failure for [`finished_patience`].
+async fn deliver(
+    ctx: &LeaseCtx,
+    archive: &Path,
+    f: &Finished,
+    lost: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> LeaseOutcome {
+    let g = &f.grant;
     for (kind, path) in [
-        (FileKind::Archive, archive.clone()),
-        (FileKind::Results, results_path(&archive)),
+        (FileKind::Archive, archive.to_path_buf()),
+        (FileKind::Results, results_path(archive)),
     ] {
         // The engine hashed the archive bytes as it wrote them: reuse that digest (one pass
         // less per shard, and a disk that corrupts the file after the write is caught by the
         // seeder's verification instead of being blessed by a re-hash). The small results file
         // is hashed here.
         let known = match kind {
-            FileKind::Archive => header_from_report(g, &report),
+            FileKind::Archive => header_from_digest(g, f.archive_size, f.archive_sha256.as_deref()),
             FileKind::Results => None,
         };
         let header = match known {
@@ -294,9 +352,9 @@ async fn work(
         dataset: g.dataset,
         shard: g.shard,
         epoch: g.epoch,
-        ok: report.ok,
-        failed: report.failed + report.skipped,
-        bytes: report.bytes,
+        ok: f.ok,
+        failed: f.failed,
+        bytes: f.bytes,
     };
     match retry(
         || ctx.link.request(&ctx.me, complete.clone()),
@@ -315,12 +373,14 @@ async fn work(
     }
 }
 
-/// Renews every third of the TTL until refused (then cancels `lost`).
+/// Renews every third of the TTL until refused (then cancels `lost`), reporting at least
+/// `rows_floor` rows done.
 async fn renew_loop(
     link: SeederLink,
     me: String,
     g: Grant,
     counters: Arc<ShardCounters>,
+    rows_floor: u64,
     lost: CancellationToken,
 ) {
     let period = Duration::from_millis((g.ttl_ms / 3).max(100));
@@ -333,7 +393,7 @@ async fn renew_loop(
             dataset: g.dataset,
             shard: g.shard,
             epoch: g.epoch,
-            rows_done: counters.snapshot().0,
+            rows_done: counters.snapshot().0.max(rows_floor),
             throttled: u32::try_from(throttled_now.saturating_sub(reported)).unwrap_or(u32::MAX),
         };
         match link.request(&me, req).await {
@@ -434,19 +494,26 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
-/// The archive's transfer header from the engine's own size and streaming sha256, if the
-/// report carries a well-formed digest.
-fn header_from_report(g: &Grant, report: &engine::ShardReport) -> Option<TransferHeader> {
+/// The archive's transfer header from the engine's own size and streaming sha256, if it
+/// gave a well-formed digest.
+fn header_from_digest(g: &Grant, size: u64, sha256_hex: Option<&str>) -> Option<TransferHeader> {
     let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(report.archive_sha256.as_deref()?, &mut sha256).ok()?;
+    hex::decode_to_slice(sha256_hex?, &mut sha256).ok()?;
     Some(TransferHeader {
         dataset: g.dataset,
         shard: g.shard,
         epoch: g.epoch,
         kind: FileKind::Archive,
-        size: report.archive_size,
+        size,
         sha256,
     })
+}
+
+/// `<work dir>/<dataset>/<shard>-e<epoch>`: one lease's scratch.
+fn shard_dir(work_dir: &Path, g: &Grant) -> PathBuf {
+    work_dir
+        .join(g.dataset.to_hex())
+        .join(format!("{:05}-e{}", g.shard.0, g.epoch))
 }
 
 async fn header_for(g: &Grant, kind: FileKind, path: &Path) -> std::io::Result<TransferHeader> {

@@ -8,11 +8,15 @@
 //! not answer costs seconds, is tried again only after a growing pause, and seeders that
 //! answered come first.
 //!
+//! Shards finished before the worker died are kept in its work dir and offered again to their
+//! seeder once it is in the offers (see [`kept`]); other scratch of a previous life is removed.
+//!
 //! Rows from a remote seeder are fetched with private and loopback addresses blocked unless
 //! the node runs with `--allow-private-urls` (a seeder is not allowed to make workers probe
 //! their own networks).
 
 pub mod activity;
+pub mod kept;
 pub mod lease_task;
 pub mod link;
 pub mod stats;
@@ -33,7 +37,7 @@ use crate::model::ids::DatasetId;
 use crate::protocol::settings::{DatasetSettings, SettingsError, lease_config};
 use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use activity::Activity;
-use lease_task::{LeaseCtx, LeaseOutcome, run_lease};
+use lease_task::{LeaseCtx, LeaseOutcome, redeliver, run_lease};
 use link::SeederLink;
 use stats::Probe;
 
@@ -44,6 +48,9 @@ pub struct Offer {
     pub dataset: DatasetId,
     /// The route to its seeder.
     pub link: SeederLink,
+    /// Whether it has shards to hand out (bid on it); a dataset whose shards are all leased is
+    /// still offered so that kept shards reach their seeder.
+    pub open: bool,
 }
 
 /// Worker settings.
@@ -155,11 +162,9 @@ pub async fn run(
     activity: Arc<Activity>,
     shutdown: CancellationToken,
 ) -> WorkerSummary {
-    // Scratch left by a previous life (kill -9) belongs to leases that are gone or fenced.
-    let _ = std::fs::remove_dir_all(&cfg.work_dir);
-    if let Err(e) = std::fs::create_dir_all(&cfg.work_dir) {
-        tracing::error!("cannot create the work dir {}: {e}", cfg.work_dir.display());
-    }
+    // Scratch left by a previous life (kill -9): finished shards are kept and offered again,
+    // the rest belongs to leases that are gone or fenced.
+    let mut kept = kept::recover(&cfg.work_dir);
     let mut tasks: JoinSet<LeaseOutcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
     let mut next_bid: HashMap<OfferKey, Instant> = HashMap::new();
@@ -193,7 +198,28 @@ pub async fn run(
             tracing::info!("idle for {limit:?}: the worker stops");
             break;
         }
-        let current: Vec<Offer> = offers.borrow().clone();
+        let mut current: Vec<Offer> = offers.borrow().clone();
+        // Shards finished before a restart go to their seeder as soon as it is offered.
+        kept.retain(|k| {
+            let Some(offer) = current.iter().find(|o| {
+                o.dataset == k.finished.grant.dataset && o.link.seeder(&cfg.me) == k.finished.seeder
+            }) else {
+                return true;
+            };
+            activity.leases_held.fetch_add(1, Ordering::Relaxed);
+            let remote = matches!(offer.link, SeederLink::Remote { .. });
+            let ctx = LeaseCtx {
+                link: offer.link.clone(),
+                me: cfg.me.clone(),
+                grant: k.finished.grant.clone(),
+                work_dir: cfg.work_dir.clone(),
+                engine: lease_engine(&cfg, remote),
+                activity: activity.clone(),
+            };
+            tasks.spawn(redeliver(ctx, k.clone(), leases.clone()));
+            false
+        });
+        current.retain(|o| o.open);
         let stats = current_stats(&probe, &activity, &cfg);
         if stats.free_slots == 0 && stats.leases_held == 0 && !current.is_empty() {
             // Idle and not bidding: say why (WARN, once per reason).

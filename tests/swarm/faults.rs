@@ -20,7 +20,7 @@ use super::util::{assert_exactly_once, write_seed};
 
 /// The one place `ldawt node` arguments are built (seeders and workers alike): common flags,
 /// then the role's. A swarm key or any other flag every node needs goes here.
-fn node_args(role: &[&str]) -> Vec<String> {
+pub(super) fn node_args(role: &[&str]) -> Vec<String> {
     let key = swarm_key_file();
     let mut v: Vec<String> = [
         "node",
@@ -52,7 +52,7 @@ fn swarm_key_file() -> String {
 }
 
 /// A `--no-work` seeder of `input` on a fixed loopback port (so restarts keep the join line).
-fn seeder_args(input: &Path, out: &Path, port: u16, extra: &[&str]) -> Vec<String> {
+pub(super) fn seeder_args(input: &Path, out: &Path, port: u16, extra: &[&str]) -> Vec<String> {
     let input = input.display().to_string();
     let out = out.display().to_string();
     let listen = format!("/ip4/127.0.0.1/tcp/{port}");
@@ -72,7 +72,7 @@ fn seeder_args(input: &Path, out: &Path, port: u16, extra: &[&str]) -> Vec<Strin
 }
 
 /// A worker joining `join`, keeping its state in `data`.
-fn worker_args(join: &str, data: &Path, extra: &[&str]) -> Vec<String> {
+pub(super) fn worker_args(join: &str, data: &Path, extra: &[&str]) -> Vec<String> {
     let data = data.display().to_string();
     let mut role = vec![
         "--join",

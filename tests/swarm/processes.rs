@@ -107,6 +107,11 @@ impl NodeProc {
         (id, join, key, status)
     }
 
+    /// The process id (for signals).
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(super) fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();

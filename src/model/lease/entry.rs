@@ -213,16 +213,29 @@ pub(super) fn expected_finish(entry: &ShardEntry, now: UnixMillis) -> u64 {
         .unwrap_or(0)
 }
 
-/// Removes a holder. `retries` is the failure budget when the loss counts as a failed attempt,
-/// `None` when it does not.
+/// Who pays for a lost lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Charge {
+    /// Nobody: the holder went away cleanly (released, shutdown).
+    Nobody,
+    /// The peer only (a give-back with a local cause: disk full, engine error): the shard
+    /// remembers who failed it (not granted to that peer again while another can take it)
+    /// but no attempt is counted against it.
+    Peer,
+    /// The peer and the shard (expiry, revocation): one attempt per distinct peer, against
+    /// this failure budget.
+    PeerAndShard(u32),
+}
+
+/// Removes a holder, charging the loss as `charge` says.
 pub(super) fn drop_holder(
     entry: &mut ShardEntry,
     shard: ShardId,
     epoch: u64,
     reason: &str,
-    retries: Option<u32>,
+    charge: Charge,
 ) -> LostLease {
-    let counts = retries.is_some();
+    let counts = charge != Charge::Nobody;
     let mut peer = String::new();
     let mut was_speculative = true;
     entry.holders.retain(|h| {
@@ -236,14 +249,23 @@ pub(super) fn drop_holder(
     });
     if entry.holders.is_empty() {
         entry.phase = ShardPhase::Free;
-        if let Some(max_retries) = retries {
-            entry.last_error = Some(reason.to_string());
-            if !entry.failed_by.contains(&peer) {
-                entry.failed_by.push(peer.clone());
-                entry.failures += 1;
+        match charge {
+            Charge::Nobody => {}
+            Charge::Peer => {
+                entry.last_error = Some(reason.to_string());
+                if !entry.failed_by.contains(&peer) {
+                    entry.failed_by.push(peer.clone());
+                }
             }
-            if entry.failures > max_retries {
-                entry.phase = ShardPhase::Failed;
+            Charge::PeerAndShard(max_retries) => {
+                entry.last_error = Some(reason.to_string());
+                if !entry.failed_by.contains(&peer) {
+                    entry.failed_by.push(peer.clone());
+                    entry.failures += 1;
+                }
+                if entry.failures > max_retries {
+                    entry.phase = ShardPhase::Failed;
+                }
             }
         }
     } else if !was_speculative {

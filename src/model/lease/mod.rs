@@ -26,7 +26,7 @@
 mod entry;
 mod peers;
 
-use entry::{drop_holder, expected_finish};
+use entry::{Charge, drop_holder, expected_finish};
 
 use std::time::Duration;
 
@@ -335,7 +335,8 @@ impl LeaseBook {
         } else if holder.rows_done < rows && now.since(holder.progress_at) >= stall_after {
             let secs = now.since(holder.progress_at).as_secs();
             let reason = format!("revoked: no progress reported for {secs} s");
-            self.lose(shard, epoch, &reason, true, now)?;
+            let charge = Charge::PeerAndShard(self.cfg.max_retries);
+            self.lose(shard, epoch, &reason, charge, now)?;
             return Err(LeaseError::Stalled { shard, epoch, secs });
         }
         holder_renewed(self.holder_mut(shard, epoch)?, now.plus(ttl))
@@ -364,8 +365,10 @@ impl LeaseBook {
     }
 
     /// Gives a live lease back before its expiry. When `failed` (the shard failed on that
-    /// worker) it counts as a failed attempt unless another holder keeps the shard going; a
-    /// worker that is only going away (`failed == false`) costs the shard nothing.
+    /// worker: disk full, engine error — a local cause) the peer is charged a fault (backoff,
+    /// then exclusion) and the shard is not granted to it again while another peer can take
+    /// it, but the shard's retry budget is untouched; a worker that is only going away
+    /// (`failed == false`) costs nobody anything.
     pub fn handle_abandon(
         &mut self,
         shard: ShardId,
@@ -376,7 +379,10 @@ impl LeaseBook {
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
         self.check(shard, epoch, peer, now)?;
-        self.lose(shard, epoch, reason, failed, now)
+        // A failed give-back has a local cause (disk full, engine error on the worker's side):
+        // the peer pays for it, the shard does not.
+        let charge = if failed { Charge::Peer } else { Charge::Nobody };
+        self.lose(shard, epoch, reason, charge, now)
     }
 
     /// Expires every lease whose expiry is at or before `now`.
@@ -395,25 +401,26 @@ impl LeaseBook {
             .collect();
         lapsed
             .into_iter()
-            .filter_map(|(shard, epoch)| self.lose(shard, epoch, "lease expired", true, now).ok())
+            .filter_map(|(shard, epoch)| {
+                let charge = Charge::PeerAndShard(self.cfg.max_retries);
+                self.lose(shard, epoch, "lease expired", charge, now).ok()
+            })
             .collect()
     }
 
-    /// Drops a holder; a `fault` counts against the shard (once per distinct peer) and is
-    /// charged to the peer.
+    /// Drops a holder, charging the peer (unless [`Charge::Nobody`]) and, for
+    /// [`Charge::PeerAndShard`], the shard (once per distinct peer).
     fn lose(
         &mut self,
         shard: ShardId,
         epoch: u64,
         reason: &str,
-        fault: bool,
+        charge: Charge,
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
-        let max_retries = self.cfg.max_retries;
         let entry = self.entry_mut(shard)?;
-        let budget = if fault { Some(max_retries) } else { None };
-        let lost = drop_holder(entry, shard, epoch, reason, budget);
-        if fault {
+        let lost = drop_holder(entry, shard, epoch, reason, charge);
+        if charge != Charge::Nobody {
             self.peers.on_fault(&lost.peer, reason, self.cfg.ttl, now);
         }
         Ok(lost)
