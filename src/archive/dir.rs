@@ -208,7 +208,10 @@ mod tests {
         w.append("shard/z.jpg", &b"zz"[..]).unwrap();
         assert_eq!(w.finish().unwrap().size, 5);
         assert_eq!(std::fs::read(out.join("a b/x.jpg")).unwrap(), b"abc");
-        assert!(!out.join("y.png").exists(), "a file no result vouches for is removed");
+        assert!(
+            !out.join("y.png").exists(),
+            "a file no result vouches for is removed"
+        );
         assert_eq!(std::fs::read(out.join("z.jpg")).unwrap(), b"zz");
     }
 }

@@ -119,9 +119,8 @@ impl ParquetSink {
                 return Ok(0);
             }
         };
-        let names = |s: &Schema| -> Vec<String> {
-            s.fields().iter().map(|f| f.name().clone()).collect()
-        };
+        let names =
+            |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
         let (had, want) = (names(reader.schema()), names(&self.schema));
         if had != want {
             return Err(io::Error::new(

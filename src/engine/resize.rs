@@ -260,6 +260,10 @@ mod tests {
         };
         let (out, dims) = resize_image(&png(300, 150), &border).unwrap();
         assert_eq!(dims, ((300, 150), (64, 64)));
-        assert_eq!(&out[12..16], b"VP8 ", "an opaque border canvas has no alpha chunk");
+        assert_eq!(
+            &out[12..16],
+            b"VP8 ",
+            "an opaque border canvas has no alpha chunk"
+        );
     }
 }

@@ -198,12 +198,13 @@ fn carry_over(
     to: &mut Prepared,
 ) -> Result<(), EngineError> {
     let vouched = wanted.len();
-    let mut copied = copy_stored(archive_path, spec.format, wanted, &mut to.archive).map_err(
-        |source| EngineError::Output {
-            path: archive_path.to_path_buf(),
-            source,
-        },
-    )?;
+    let mut copied =
+        copy_stored(archive_path, spec.format, wanted, &mut to.archive).map_err(|source| {
+            EngineError::Output {
+                path: archive_path.to_path_buf(),
+                source,
+            }
+        })?;
     let brought = copied.len();
     // Pass 2: carry over the rows whose data was brought.
     let mut failure = None;

@@ -51,7 +51,9 @@ fn interrupt_resume_retry(
             ),
             (
                 "taxon_name",
-                (0..ROWS).map(|i| Some(format!("class {}", i % 3))).collect(),
+                (0..ROWS)
+                    .map(|i| Some(format!("class {}", i % 3)))
+                    .collect(),
             ),
             (
                 "caption",
@@ -145,7 +147,10 @@ fn interrupt_resume_retry(
         .filter(|i| *i != 1)
         .map(|i| (i as u64, sha256_hex(&fx.expected_body(&path_of(i)))))
         .collect();
-    assert_eq!(stored, want, "{format}: the output holds every stored row once");
+    assert_eq!(
+        stored, want,
+        "{format}: the output holds every stored row once"
+    );
 }
 
 fn python_or_skip() -> Option<std::path::PathBuf> {
@@ -160,7 +165,11 @@ fn python_or_skip() -> Option<std::path::PathBuf> {
 
 fn run_reader(python: &Path, script: &str, output: &Path) -> Vec<serde_json::Value> {
     let read = std::process::Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine").join(script))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/engine")
+                .join(script),
+        )
         .arg(output)
         .output()
         .unwrap();
@@ -196,10 +205,9 @@ fn webdataset_resume_and_retry_failed_store_every_sample_once() {
                 let sha = s["sha256"].as_str().unwrap().to_string();
                 assert!(stored.insert(index, sha).is_none(), "sample {index} twice");
             }
-            let classes: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(ldawt::engine::classes_path(out)).unwrap(),
-            )
-            .unwrap();
+            let classes: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(ldawt::engine::classes_path(out)).unwrap())
+                    .unwrap();
             assert_eq!(
                 classes["names"],
                 serde_json::json!(["class 0", "class 1", "class 2"])
