@@ -8,10 +8,15 @@
 # 3. In the same run: wrk -t2 -c64 over the same paths (the machine's limit), then
 #    `ldawt download` (release) to a plain .tar and to a .tar.gz; images/s, MB/s, CPU-s per
 #    1,000 images, peak RSS and ldawt/wrk.
-# 4. WAN-like case: ldawt's own fixture server adding 200 ms before every first byte, one host,
+# 4. Resize case (issue 11), same nginx and the same rows: img2dataset 1.47 (pip-installed into
+#    a venv by this script, $BENCH_VENV, default target/bench-venv) and `ldawt download`, both
+#    with resize_mode border, 256 px, jpg q95, webdataset output; images/s and CPU-s per 1,000
+#    images for both, the ratios, and ldawt's own no-resize webdataset rate beside it.
+# 5. WAN-like case: ldawt's own fixture server adding 200 ms before every first byte, one host,
 #    per-host cap = concurrency (128), against the ideal concurrency / latency; and LDAWT's
 #    per-host cap of 20 for comparison.
-# Needs: cargo, python3 (stdlib only), nginx and wrk (installed from Debian when root).
+# Needs: cargo, python3 (stdlib and venv), nginx and wrk (installed from Debian when root), and
+# PyPI for img2dataset (BENCH_SKIP_IMG2DATASET=1 leaves that case out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -40,7 +45,14 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "bench: building the release binary (cargo build --release)…" >&2
 cargo build --release --quiet
-BIN=$ROOT/target/release/ldawt
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ldawt
+
+VENV=${BENCH_VENV:-$ROOT/target/bench-venv}
+if [ -z "${BENCH_SKIP_IMG2DATASET:-}" ] && [ ! -x "$VENV/bin/img2dataset" ]; then
+  echo "bench: installing img2dataset 1.47.0 into $VENV…" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q img2dataset==1.47.0 >&2
+fi
 
 WORK=$(mktemp -d /tmp/ldawt-bench.XXXXXX)
 chmod 755 "$WORK"  # nginx workers run as an unprivileged user
@@ -135,10 +147,57 @@ print(f"{name:<34} {ips:9.0f} {nbytes / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024
 PY
 }
 for out in bench.tar bench.tar.gz; do
-  rm -f "$WORK/out/"*
+  rm -rf "$WORK/out/"*
   line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/$out")
   report "ldawt download → $out" "$WORK/out/$out" "$line" "$WRK_RPS"
 done
+
+# Resize: img2dataset and ldawt, border 256 jpg q95, webdataset output, same rows.
+RESIZE=(--resize-mode border --image-size 256 --encode-format jpg --encode-quality 95)
+printf '\n%-34s %9s %9s %12s %9s %9s\n' "resize border 256 jpg q95, webdataset" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs i2d"
+I2D_IPS=""; I2D_CPU=""
+if [ -z "${BENCH_SKIP_IMG2DATASET:-}" ]; then
+  rm -rf "$WORK/i2d"
+  # processes = cores, 64 threads each (>= ldawt's concurrency); no retries, no wandb.
+  line=$(NO_ALBUMENTATIONS_UPDATE=1 measure "$VENV/bin/img2dataset" --url_list "$WORK/bench.parquet" \
+    --input_format parquet --url_col photo_url --output_format webdataset \
+    --output_folder "$WORK/i2d" --processes_count "$(nproc)" --thread_count 64 \
+    --number_sample_per_shard 10000 --image_size 256 --resize_mode border \
+    --encode_format jpg --encode_quality 95 --retries 0 --timeout 10 --enable_wandb False \
+    --distributor multiprocessing)
+  python3 - "$WORK/i2d" "$WORK/i2d.figures" $line <<'PY'
+import glob, json, os, sys
+out, figures = sys.argv[1:3]
+wall, user, sys_, rss = map(float, sys.argv[3:7])
+rc = sys.argv[7]
+ok = sum(json.load(open(f))["successes"] for f in glob.glob(os.path.join(out, "*_stats.json")))
+size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(out, "*.tar")))
+ips, cpu = ok / wall, (user + sys_) / max(ok, 1) * 1000
+name = f"img2dataset 1.47 ({os.cpu_count()} proc x 64 thr)"
+print(f"{name:<34} {ips:9.0f} {size / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024:9.1f} {'1.00':>9}  (ok {ok}, exit {rc}, {wall:.2f} s)")
+open(figures, "w").write(f"{ips} {cpu}\n")
+PY
+  read -r I2D_IPS I2D_CPU < "$WORK/i2d.figures"
+fi
+wds_report() { # name out measured-line
+  local name=$1 out=$2; read -r wall user sys rss rc <<<"$3"
+  read -r ok bytes <<<"$(ok_of "${out%.tar}.overview.json")"
+  python3 - "$name" "$wall" "$user" "$sys" "$rss" "$ok" "$bytes" "$rc" "$I2D_IPS" "$I2D_CPU" <<'PY'
+import sys
+name, wall, user, sys_, rss, ok, nbytes, rc, i2d_ips, i2d_cpu = sys.argv[1:]
+wall, user, sys_, rss, ok, nbytes = float(wall), float(user), float(sys_), int(rss), int(ok), int(nbytes)
+ips, cpu = ok / wall, (user + sys_) / max(ok, 1) * 1000
+ratio = f"{ips / float(i2d_ips):.2f}" if i2d_ips else "-"
+cpu_ratio = f", CPU/img {float(i2d_cpu) / cpu:.2f}x less" if i2d_cpu else ""
+print(f"{name:<34} {ips:9.0f} {nbytes / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024:9.1f} {ratio:>9}  (ok {ok}, exit {rc}, {wall:.2f} s{cpu_ratio})")
+PY
+}
+rm -rf "$WORK/out/"*
+line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/rs.tar" --format webdataset "${RESIZE[@]}")
+wds_report "ldawt, resize" "$WORK/out/rs.tar" "$line"
+rm -rf "$WORK/out/"*
+line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/nors.tar" --format webdataset)
+wds_report "ldawt, no resize (reference)" "$WORK/out/nors.tar" "$line"
 
 # WAN-like: one host, 200 ms before every first byte.
 exec 3< <("$BIN" fixture-server --first-byte-delay-ms 200)
@@ -149,10 +208,10 @@ read -r FX_ADDR <&3
 IDEAL=$(python3 -c 'print(128 / 0.2)')
 printf '\n%-34s %9s %9s %12s %9s %9s\n' "WAN-like (200 ms first byte)" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs ideal"
 printf '%-34s %9.0f %9s %12s %9s %9s\n' "ideal: 128 / 0.2 s" "$IDEAL" "-" "-" "-" "1.00"
-rm -f "$WORK/out/"*
+rm -rf "$WORK/out/"*
 line=$(measure "$BIN" download --no-progress --input "$WORK/wan.parquet" --output "$WORK/out/wan.tar" --concurrency 128 --per-host 128)
 report "ldawt, per-host 128" "$WORK/out/wan.tar" "$line" "$IDEAL"
-rm -f "$WORK/out/"*
+rm -rf "$WORK/out/"*
 line=$(measure "$BIN" download --no-progress --input "$WORK/wan20.parquet" --output "$WORK/out/wan20.tar" --concurrency 128 --per-host 20)
 report "ldawt, per-host 20 (LDAWT's cap)" "$WORK/out/wan20.tar" "$line" "$IDEAL"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,7 +1,9 @@
 //! `--format files`: the archive's members written as plain files under a directory instead of
 //! a tar. Members (`<top>/<class folder>/<name>.<ext>`) land in `<output>.part/<class
 //! folder>/<name>.<ext>`; [`DirWriter::finish`] fsyncs them and renames the directory to
-//! `<output>`, so a half-written tree never carries the final name.
+//! `<output>`, so a half-written tree never carries the final name. `--resume` reopens a
+//! previous tree ([`DirWriter::reopen`]) and keeps only the files its results vouch for
+//! ([`DirWriter::retain`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -19,6 +21,8 @@ pub struct DirWriter {
     top: String,
     size: u64,
     files: Vec<PathBuf>,
+    /// A previous run's tree (`--resume`): [`Self::abort`] gives it its name back.
+    reopened: bool,
 }
 
 impl DirWriter {
@@ -42,7 +46,62 @@ impl DirWriter {
             top: top.to_string(),
             size: 0,
             files: Vec::new(),
+            reopened: false,
         })
+    }
+
+    /// Reopens a previous run's tree for `--resume`: `<path>` is moved back to `<path>.part`
+    /// (a stale `.part` beside it is removed first). Without `<path>`, a `.part` left by a
+    /// killed resumed run is taken as it is ([`Self::retain`] then keeps only what the
+    /// previous results vouch for); with neither, this is [`Self::create`].
+    pub fn reopen(path: &Path, top: &str) -> io::Result<Self> {
+        let part = part_path(path);
+        if path.exists() {
+            if part.exists() {
+                std::fs::remove_dir_all(&part)?;
+            }
+            std::fs::rename(path, &part)?;
+        } else if !part.is_dir() {
+            return Self::create(path, top);
+        }
+        Ok(Self {
+            part,
+            path: path.to_path_buf(),
+            top: top.to_string(),
+            size: 0,
+            files: Vec::new(),
+            reopened: true,
+        })
+    }
+
+    /// Keeps the files of the reopened tree whose member name (`<top>/<relative path>`)
+    /// `keep` accepts and deletes the others (leftovers of rows no results file records);
+    /// returns how many were kept.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) -> io::Result<u64> {
+        let mut kept = 0;
+        let mut pending = vec![self.part.clone()];
+        // Bounded by the tree: every directory is visited once.
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                let path = entry.path();
+                if kind.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&self.part).unwrap_or(&path);
+                let member = format!("{}/{}", self.top, rel.to_string_lossy());
+                if kind.is_file() && keep(&member) {
+                    self.size += entry.metadata()?.len();
+                    self.files.push(path);
+                    kept += 1;
+                } else {
+                    std::fs::remove_file(&path)?;
+                }
+            }
+        }
+        Ok(kept)
     }
 
     /// Where `member` goes: below the `.part` directory, without the top folder. Only plain
@@ -102,9 +161,15 @@ impl DirWriter {
         })
     }
 
-    /// Removes the partial directory.
+    /// Removes the partial directory; a reopened tree is moved back under its name instead,
+    /// so a failed `--resume` never loses the previous run's files (files it added that no
+    /// results file records are removed by the next resume's [`Self::retain`]).
     pub fn abort(self) {
-        let _ = std::fs::remove_dir_all(&self.part);
+        if self.reopened {
+            let _ = std::fs::rename(&self.part, &self.path);
+        } else {
+            let _ = std::fs::remove_dir_all(&self.part);
+        }
     }
 }
 
@@ -135,5 +200,18 @@ mod tests {
             DirWriter::create(&out, "shard").is_err(),
             "never over an existing tree"
         );
+        // Resume: the tree is reopened, only vouched-for files stay, new ones join them.
+        let mut w = DirWriter::reopen(&out, "shard").unwrap();
+        assert!(!out.exists());
+        let kept = w.retain(|m| m == "shard/a b/x.jpg").unwrap();
+        assert_eq!(kept, 1);
+        w.append("shard/z.jpg", &b"zz"[..]).unwrap();
+        assert_eq!(w.finish().unwrap().size, 5);
+        assert_eq!(std::fs::read(out.join("a b/x.jpg")).unwrap(), b"abc");
+        assert!(
+            !out.join("y.png").exists(),
+            "a file no result vouches for is removed"
+        );
+        assert_eq!(std::fs::read(out.join("z.jpg")).unwrap(), b"zz");
     }
 }

@@ -242,7 +242,8 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         ))
         .into());
     }
-    if resolved.output.is_dir() {
+    let resumed_tree = resolved.resume && resolved.engine.format == engine::OutputFormat::Files;
+    if resolved.output.is_dir() && !resumed_tree {
         return Err(UsageError::new(format!(
             "--output {} is a directory; give an archive path such as out/shard.tar.gz",
             resolved.output.display()

@@ -195,6 +195,8 @@ pub enum EncodeFormat {
     Jpg,
     /// Lossless PNG.
     Png,
+    /// Lossy WebP at [`ResizeOptions::encode_quality`] (libwebp).
+    Webp,
 }
 
 impl EncodeFormat {
@@ -203,6 +205,7 @@ impl EncodeFormat {
         match self {
             Self::Jpg => "jpg",
             Self::Png => "png",
+            Self::Webp => "webp",
         }
     }
 }
@@ -218,7 +221,7 @@ pub struct ResizeOptions {
     pub only_if_bigger: bool,
     /// The output encoding.
     pub encode_format: EncodeFormat,
-    /// JPEG quality, 1–100.
+    /// JPEG and WebP quality, 1–100.
     pub encode_quality: u8,
 }
 

@@ -3,7 +3,9 @@
 //! `ldawt reconstruct` read it back), then the row's index, url, class, sha256, HTTP status,
 //! byte count, dimensions when known, and the `--extra-cols` cells. Row groups are closed every
 //! [`GROUP_BYTES`] of image data, which bounds the memory the buffered images take. Written to
-//! `<path>.part`, fsynced and renamed at the end like the tar.
+//! `<path>.part`, fsynced and renamed at the end like the tar. `--resume` rewrites: the rows
+//! of the previous parquet that its results vouch for are copied into the new file
+//! ([`ParquetSink::copy_from`]), then the new images follow.
 
 use std::fs::File;
 use std::io;
@@ -13,9 +15,10 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BinaryBuilder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, StructArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StructArray, UInt64Array};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 
 use super::RowResult;
@@ -95,6 +98,76 @@ impl ParquetSink {
             part,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Copies the rows of the previous images parquet `old` whose `index` `keep` accepts (asked
+    /// once per row) into this file, in their order; returns how many. A missing file copies
+    /// nothing; a file with other columns (changed `--extra-cols`) is an error naming both
+    /// lists; a damaged one stops at the damage (the rest is downloaded again).
+    pub fn copy_from(&mut self, old: &Path, mut keep: impl FnMut(u64) -> bool) -> io::Result<u64> {
+        let Ok(file) = File::open(old) else {
+            return Ok(0);
+        };
+        let damaged = |e: &dyn std::fmt::Display| {
+            tracing::warn!(parquet = %old.display(), error = %e,
+                "previous images parquet is damaged; the rest is downloaded again");
+        };
+        let reader = match ParquetRecordBatchReaderBuilder::try_new(file) {
+            Ok(b) => b,
+            Err(e) => {
+                damaged(&e);
+                return Ok(0);
+            }
+        };
+        let names =
+            |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
+        let (had, want) = (names(reader.schema()), names(&self.schema));
+        if had != want {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the previous parquet has the columns {had:?}, this run writes {want:?} \
+                     (--extra-cols or the resize options changed?); run without --resume",
+                    old.display()
+                ),
+            ));
+        }
+        let reader = reader.with_batch_size(256).build().map_err(to_io)?;
+        let mut copied = 0;
+        for batch in reader {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    damaged(&e);
+                    break;
+                }
+            };
+            let Some(index) = batch
+                .column_by_name("index")
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: column index is not UInt64", old.display()),
+                ));
+            };
+            let mask: BooleanArray = index
+                .iter()
+                .map(|i| Some(i.is_some_and(&mut keep)))
+                .collect();
+            let kept = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(to_io)?;
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            copied += kept.num_rows() as u64;
+            let kept = RecordBatch::try_new(Arc::clone(&self.schema), kept.columns().to_vec())
+                .map_err(to_io)?;
+            self.writer.write(&kept).map_err(to_io)?;
+            if self.writer.in_progress_size() >= GROUP_BYTES {
+                self.writer.flush().map_err(to_io)?;
+            }
+        }
+        Ok(copied)
     }
 
     /// Adds one stored image.

@@ -1,7 +1,9 @@
 //! `--resize-mode`: stored images are decoded, scaled (the `image` crate's separable resampler
 //! with a triangle filter: area-like averaging when shrinking, which is what dataset
 //! thumbnails need), cropped or bordered as [`resize_plan`] says and re-encoded (JPEG at the
-//! given quality, or PNG). It runs on the blocking pool under a semaphore of one permit per
+//! given quality, PNG, or lossy WebP at the given quality through libwebp: the `image` crate's
+//! own WebP encoder is lossless only, and lossless WebP thumbnails are several times the size
+//! of a q95 JPEG, which defeats the point of choosing WebP). It runs on the blocking pool under a semaphore of one permit per
 //! core, so decoding never starves the network tasks nor piles up more images in memory than
 //! there are cores. A body that cannot be decoded is skipped as `image_undecodable`.
 
@@ -44,11 +46,16 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
                 img.crop_imm((scaled.0 - cw) / 2, (scaled.1 - ch) / 2, cw, ch)
             }
             _ => {
-                let mut out = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
-                    cw,
-                    ch,
-                    image::Rgba([0, 0, 0, 255]),
-                ));
+                // An opaque source gets an opaque canvas (no alpha channel to encode).
+                let mut out = if img.color().has_alpha() {
+                    DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+                        cw,
+                        ch,
+                        image::Rgba([0, 0, 0, 255]),
+                    ))
+                } else {
+                    DynamicImage::ImageRgb8(RgbImage::from_pixel(cw, ch, image::Rgb([0, 0, 0])))
+                };
                 image::imageops::overlay(
                     &mut out,
                     &img,
@@ -70,9 +77,29 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
             rgb.write_with_encoder(enc)
         }
         EncodeFormat::Png => img.write_to(&mut out, image::ImageFormat::Png),
+        EncodeFormat::Webp => {
+            let webp = encode_webp(&img, opts.encode_quality)?;
+            return Ok((webp, ((w, h), img.dimensions())));
+        }
     }
     .map_err(|e| format!("cannot encode: {e}"))?;
     Ok((out.into_inner(), ((w, h), img.dimensions())))
+}
+
+/// Lossy WebP at `quality` (1–100); RGBA when the image has an alpha channel, else RGB.
+fn encode_webp(img: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
+    let quality = f32::from(quality.clamp(1, 100));
+    let (w, h) = img.dimensions();
+    let encoded = if img.color().has_alpha() {
+        let rgba = img.to_rgba8();
+        webp::Encoder::from_rgba(rgba.as_raw(), w, h).encode_simple(false, quality)
+    } else {
+        let rgb = img.to_rgb8();
+        webp::Encoder::from_rgb(rgb.as_raw(), w, h).encode_simple(false, quality)
+    };
+    encoded
+        .map(|m| m.to_vec())
+        .map_err(|e| format!("cannot encode as WebP ({w}x{h}): {e:?}"))
 }
 
 fn body_bytes(body: &Body) -> std::io::Result<Vec<u8>> {
@@ -170,7 +197,7 @@ mod tests {
             (ResizeMode::CenterCrop, (64, 64)),
             (ResizeMode::Border, (64, 64)),
         ] {
-            for format in [EncodeFormat::Jpg, EncodeFormat::Png] {
+            for format in [EncodeFormat::Jpg, EncodeFormat::Png, EncodeFormat::Webp] {
                 let opts = ResizeOptions {
                     mode,
                     image_size: 64,
@@ -185,10 +212,58 @@ mod tests {
                 let expected = match format {
                     EncodeFormat::Jpg => image::ImageFormat::Jpeg,
                     EncodeFormat::Png => image::ImageFormat::Png,
+                    EncodeFormat::Webp => image::ImageFormat::WebP,
                 };
                 assert_eq!(guessed, expected);
             }
         }
         assert!(resize_image(b"not an image", &ResizeOptions::default()).is_err());
+    }
+
+    #[test]
+    fn webp_is_lossy_and_follows_the_quality() {
+        // A noisy photo-like image: lossless WebP would be far larger than q50 lossy.
+        let img = RgbImage::from_fn(256, 256, |x, y| {
+            let n = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) as u8;
+            image::Rgb([n, (x as u8).wrapping_add(n / 4), (y as u8) ^ n])
+        });
+        let mut src = Cursor::new(Vec::new());
+        img.write_to(&mut src, image::ImageFormat::Png).unwrap();
+        let size_at = |q: u8| {
+            let opts = ResizeOptions {
+                mode: ResizeMode::Border,
+                image_size: 256,
+                encode_format: EncodeFormat::Webp,
+                encode_quality: q,
+                ..ResizeOptions::default()
+            };
+            let (out, dims) = resize_image(src.get_ref(), &opts).unwrap();
+            assert_eq!(dims, ((256, 256), (256, 256)));
+            let back = image::load_from_memory_with_format(&out, image::ImageFormat::WebP).unwrap();
+            assert_eq!(back.dimensions(), (256, 256));
+            out.len()
+        };
+        let (low, high) = (size_at(30), size_at(95));
+        assert!(low < high, "q30 {low} bytes, q95 {high} bytes");
+        // VP8 (lossy) bitstream, not VP8L (lossless).
+        let opts = ResizeOptions {
+            mode: ResizeMode::KeepRatio,
+            image_size: 64,
+            encode_format: EncodeFormat::Webp,
+            ..ResizeOptions::default()
+        };
+        let (out, _) = resize_image(src.get_ref(), &opts).unwrap();
+        assert_eq!(&out[12..16], b"VP8 ", "a lossy WebP");
+        let border = ResizeOptions {
+            mode: ResizeMode::Border,
+            ..opts
+        };
+        let (out, dims) = resize_image(&png(300, 150), &border).unwrap();
+        assert_eq!(dims, ((300, 150), (64, 64)));
+        assert_eq!(
+            &out[12..16],
+            b"VP8 ",
+            "an opaque border canvas has no alpha chunk"
+        );
     }
 }

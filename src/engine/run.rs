@@ -213,6 +213,11 @@ pub(crate) async fn run(
         for row in batch {
             if let Some(key) = done.get(&row.index) {
                 if *key == url_key(row.url.as_deref()) {
+                    // A carried-over row still takes its class id, so the table (first
+                    // appearance in input order) is the one a clean run writes.
+                    if webdataset {
+                        class_ids.id(row.class.as_deref());
+                    }
                     continue;
                 }
                 input_error = Some(EngineError::ResumeMismatch { index: row.index });

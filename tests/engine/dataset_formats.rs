@@ -206,7 +206,10 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         (&serde_json::json!(64), &serde_json::json!(48))
     );
 
-    // --resume continues classdirs archives only.
+    // --resume continues a finished webdataset: its samples are copied whole, only the rows
+    // not stored (the 404 and the opted-out one) are asked again.
+    let before = member_order(&out);
+    let requests = fx.total_requests();
     let result = run_ldawt(
         &[
             "download",
@@ -216,11 +219,17 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
             out.to_str().unwrap(),
             "--format",
             "webdataset",
+            "--extra-cols",
+            "license",
+            "--caption-col",
+            "caption",
             "--resume",
         ],
         LIMIT,
     );
-    assert_eq!(code(&result), 2, "{}", text(&result));
+    assert_eq!(code(&result), 1, "{}", text(&result));
+    assert_eq!(member_order(&out), before);
+    assert_eq!(fx.total_requests() - requests, 2);
 }
 #[test]
 fn files_format_writes_a_plain_directory_tree() {

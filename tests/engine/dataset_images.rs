@@ -101,7 +101,7 @@ fn resize_modes_store_re_encoded_images_of_the_asked_size() {
     let urls: Vec<String> = paths.iter().map(|p| fx.url(p)).collect();
     // (flags, expected dimensions per decodable row, format)
     type Run<'a> = (&'a [&'a str], [(u32, u32); 3], image::ImageFormat);
-    let runs: [Run; 2] = [
+    let runs: [Run; 3] = [
         (
             &[
                 "--resize-mode",
@@ -127,6 +127,20 @@ fn resize_modes_store_re_encoded_images_of_the_asked_size() {
             [(85, 64), (40, 30), (64, 213)],
             image::ImageFormat::Png,
         ),
+        (
+            &[
+                "--resize-mode",
+                "center_crop",
+                "--image-size",
+                "48",
+                "--encode-format",
+                "webp",
+                "--encode-quality",
+                "70",
+            ],
+            [(48, 48), (48, 48), (48, 48)],
+            image::ImageFormat::WebP,
+        ),
     ];
     for (n, (flags, dims, format)) in runs.iter().enumerate() {
         let (out, result) = download(dir.path(), &format!("resized{n}.tar"), &urls, &[], flags);
@@ -138,10 +152,10 @@ fn resize_modes_store_re_encoded_images_of_the_asked_size() {
             let r = &rows[&(i as u64)];
             assert_eq!(r.status, RowStatus::Ok, "{flags:?} row {i}: {r:?}");
             let member = r.member.as_deref().unwrap();
-            let ext = if *format == image::ImageFormat::Png {
-                ".png"
-            } else {
-                ".jpg"
+            let ext = match format {
+                image::ImageFormat::Png => ".png",
+                image::ImageFormat::WebP => ".webp",
+                _ => ".jpg",
             };
             assert!(member.ends_with(ext), "{member}");
             let bytes = &members[member];

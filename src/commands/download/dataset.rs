@@ -50,6 +50,8 @@ pub enum EncodeFormatArg {
     Jpg,
     /// Lossless PNG.
     Png,
+    /// Lossy WebP at --encode-quality.
+    Webp,
 }
 
 /// Options for building training datasets.
@@ -108,7 +110,7 @@ pub struct DatasetOptions {
     /// Encoding of resized images [default: jpg].
     #[arg(long, value_enum)]
     pub encode_format: Option<EncodeFormatArg>,
-    /// JPEG quality of resized images, 1-100 [default: 95].
+    /// JPEG or WebP quality of resized images, 1-100 [default: 95].
     #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub encode_quality: Option<u8>,
 }
@@ -202,9 +204,11 @@ impl DatasetOptions {
             r.image_size = n;
         }
         r.only_if_bigger = self.resize_only_if_bigger;
-        if let Some(EncodeFormatArg::Png) = self.encode_format {
-            r.encode_format = EncodeFormat::Png;
-        }
+        r.encode_format = match self.encode_format {
+            None | Some(EncodeFormatArg::Jpg) => EncodeFormat::Jpg,
+            Some(EncodeFormatArg::Png) => EncodeFormat::Png,
+            Some(EncodeFormatArg::Webp) => EncodeFormat::Webp,
+        };
         if let Some(q) = self.encode_quality {
             r.encode_quality = q;
         }
@@ -213,18 +217,13 @@ impl DatasetOptions {
 }
 
 /// Checks `--output` against the format: `files` writes a new directory (not a `.tar` name,
-/// not over an existing path); `--resume` continues classdirs archives only.
+/// not over an existing path unless resuming it).
 pub fn check_output(
     format: OutputFormat,
     output: &Path,
     resume: bool,
     compressed: bool,
 ) -> Result<(), UsageError> {
-    if resume && format != OutputFormat::Classdirs {
-        return Err(UsageError::new(
-            "--resume works with --format classdirs only; run without --resume",
-        ));
-    }
     if format == OutputFormat::Parquet {
         if compressed {
             return Err(UsageError::new(
@@ -257,10 +256,10 @@ pub fn check_output(
             output.display()
         )));
     }
-    if output.exists() {
+    if output.exists() && !resume {
         return Err(UsageError::new(format!(
-            "--output {} already exists; --format files writes a new directory (remove it or \
-             choose another name)",
+            "--output {} already exists; --format files writes a new directory (pass --resume \
+             to continue it, or remove it or choose another name)",
             output.display()
         )));
     }
