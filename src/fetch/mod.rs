@@ -110,6 +110,12 @@ pub enum ClientError {
 /// Redirects followed before the attempt fails as `too_many_redirects`.
 const MAX_REDIRECTS: usize = 10;
 
+/// How long an idle pooled connection is kept. Short: a connection is kept at all only when a
+/// queued row of its host waits for it (see [`crate::model::host_conns`]), and such a row
+/// takes it within milliseconds; those left idle are stragglers of overlapping rows, and
+/// over a million hosts each one held longer is a file descriptor and buffers for nothing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The shared HTTP client and the limits every attempt obeys.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
@@ -214,7 +220,7 @@ impl Fetcher {
             .connect_timeout(cfg.connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(cfg.per_host.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http2_adaptive_window(true)
             .redirect(redirects)
             .dns_resolver(Arc::new(resolver))
@@ -248,14 +254,17 @@ impl Fetcher {
         }
     }
 
-    /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`.
+    /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`. Without
+    /// `keep_alive` the request asks the server to close the connection once it answered (no
+    /// row of the host waits for it, see [`hosts::HostPermit::keep_alive`]).
     pub async fn fetch_once(
         &self,
         url: &reqwest::Url,
         spill: &Path,
+        keep_alive: bool,
     ) -> Result<Fetched, AttemptError> {
         let deadline = Instant::now() + self.total_timeout;
-        match timeout_at(deadline, self.attempt(url, spill)).await {
+        match timeout_at(deadline, self.attempt(url, spill, keep_alive)).await {
             Ok(result) => result,
             Err(_) => {
                 let _ = tokio::fs::remove_file(spill).await;
@@ -267,9 +276,20 @@ impl Fetcher {
         }
     }
 
-    async fn attempt(&self, url: &reqwest::Url, spill: &Path) -> Result<Fetched, AttemptError> {
+    async fn attempt(
+        &self,
+        url: &reqwest::Url,
+        spill: &Path,
+        keep_alive: bool,
+    ) -> Result<Fetched, AttemptError> {
         self.check_literal(url)?;
-        let send = self.client.get(url.clone()).send();
+        let mut request = self.client.get(url.clone());
+        if !keep_alive {
+            // HTTP/1.1: the server closes after answering and the connection never enters
+            // the pool (HTTP/2 strips the header: its one connection per host is shared).
+            request = request.header(reqwest::header::CONNECTION, "close");
+        }
+        let send = request.send();
         let mut resp = match timeout(self.first_byte_timeout, send).await {
             Err(_) => {
                 return Err(AttemptError::new(
