@@ -214,7 +214,10 @@ pub(crate) async fn run(
     let ctx = Arc::new(RowContext {
         robots,
         fetcher,
-        gates: HostGates::new(cfg.per_host.max(1)),
+        gates: HostGates::with_idle_cap(
+            cfg.per_host.max(1),
+            cfg.concurrency.max(1) + crate::fetch::hosts::IDLE_CONNECTIONS_CAP,
+        ),
         policy: RetryPolicy {
             max_attempts: cfg.max_attempts.max(1),
             ..RetryPolicy::default()

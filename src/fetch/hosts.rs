@@ -9,6 +9,7 @@
 //! is finished and its pacing is back at rest (a throttled or paused host is remembered).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,12 +36,20 @@ struct HostState {
     conns: HostConns,
 }
 
+/// The total cap on kept connections (in flight or idle in the pool), shared by every gate.
+#[derive(Debug)]
+struct KeptCap {
+    cap: usize,
+    kept: AtomicUsize,
+}
+
 /// One host's gate.
 #[derive(Debug)]
 pub struct HostGate {
     key: Arc<str>,
     state: Mutex<HostState>,
     notify: Notify,
+    kept: Arc<KeptCap>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,7 +60,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HostGate {
-    fn new(key: Arc<str>, cap: usize) -> Self {
+    fn new(key: Arc<str>, cap: usize, kept: Arc<KeptCap>) -> Self {
         Self {
             key,
             state: Mutex::new(HostState {
@@ -59,11 +68,25 @@ impl HostGate {
                 conns: HostConns::default(),
             }),
             notify: Notify::new(),
+            kept,
         }
     }
 
     fn state(&self) -> MutexGuard<'_, HostState> {
         lock(&self.state)
+    }
+
+    /// Runs `f` on the host's connections, keeping the total of kept connections in step.
+    fn with_conns<R>(&self, state: &mut HostState, f: impl FnOnce(&mut HostConns) -> R) -> R {
+        let before = state.conns.kept() as usize;
+        let r = f(&mut state.conns);
+        let after = state.conns.kept() as usize;
+        if after > before {
+            self.kept.kept.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            self.kept.kept.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        r
     }
 
     /// Waits for a slot; `None` if `cancel` fires first.
@@ -77,7 +100,9 @@ impl HostGate {
                 let mut state = self.state();
                 if state.pace.try_acquire(t) {
                     let in_flight = state.pace.in_flight();
-                    let keep_alive = state.conns.begin(in_flight);
+                    let room = self.kept.kept.load(Ordering::Relaxed) < self.kept.cap;
+                    let keep_alive =
+                        self.with_conns(&mut state, |c| c.begin(in_flight, room, t));
                     return Some(HostPermit {
                         gate: Arc::clone(self),
                         keep_alive,
@@ -141,7 +166,8 @@ impl Drop for HostPermit {
         {
             let mut state = self.gate.state();
             state.pace.release();
-            state.conns.end(self.keep_alive);
+            let keep = self.keep_alive;
+            self.gate.with_conns(&mut state, |c| c.end(keep, now()));
         }
         self.gate.notify.notify_one();
     }
@@ -149,20 +175,42 @@ impl Drop for HostPermit {
 
 type GateMap = Mutex<HashMap<Arc<str>, Arc<HostGate>>>;
 
+/// Connections kept idle in the pool at most, over all hosts, besides those of requests in
+/// flight (see [`HostGates::with_idle_cap`]).
+pub const IDLE_CONNECTIONS_CAP: usize = 256;
+
 /// Gates for the hosts being downloaded, created on first use with the per-host cap.
 #[derive(Debug)]
 pub struct HostGates {
     cap: usize,
     gates: Arc<GateMap>,
+    kept: Arc<KeptCap>,
 }
 
 impl HostGates {
-    /// Gates allowing `cap` requests in flight per host.
+    /// Gates allowing `cap` requests in flight per host; at most `cap` +
+    /// [`IDLE_CONNECTIONS_CAP`] connections are kept open for later rows.
     pub fn new(cap: usize) -> Self {
+        Self::with_idle_cap(cap, cap + IDLE_CONNECTIONS_CAP)
+    }
+
+    /// Like [`Self::new`], keeping at most `kept_cap` connections open for later rows over
+    /// all hosts (requests in flight that keep theirs plus idle ones): the engine passes its
+    /// concurrency + [`IDLE_CONNECTIONS_CAP`].
+    pub fn with_idle_cap(cap: usize, kept_cap: usize) -> Self {
         Self {
             cap,
             gates: Arc::new(Mutex::new(HashMap::new())),
+            kept: Arc::new(KeptCap {
+                cap: kept_cap,
+                kept: AtomicUsize::new(0),
+            }),
         }
+    }
+
+    /// Connections counted as kept now (requests in flight keeping theirs, idle ones).
+    pub fn kept(&self) -> usize {
+        self.kept.kept.load(Ordering::Relaxed)
     }
 
     fn gate_in(&self, gates: &mut HashMap<Arc<str>, Arc<HostGate>>, host: &str) -> Arc<HostGate> {
@@ -170,7 +218,11 @@ impl HostGates {
             return Arc::clone(g);
         }
         let key: Arc<str> = Arc::from(host);
-        let gate = Arc::new(HostGate::new(Arc::clone(&key), self.cap));
+        let gate = Arc::new(HostGate::new(
+            Arc::clone(&key),
+            self.cap,
+            Arc::clone(&self.kept),
+        ));
         gates.insert(key, Arc::clone(&gate));
         gate
     }
@@ -226,7 +278,7 @@ impl Drop for HostTicket {
         let mut gates = lock(&self.gates);
         let forget = {
             let mut state = self.gate.state();
-            state.conns.finish();
+            self.gate.with_conns(&mut state, HostConns::finish);
             state.conns.is_unused() && state.pace.is_at_rest(now())
         };
         if forget
@@ -277,9 +329,36 @@ mod tests {
         let busy: Vec<HostTicket> = (0..3).map(|_| gates.enqueue("busy:80")).collect();
         let first = busy[0].gate().acquire(&cancel).await.expect("a slot");
         assert!(first.keep_alive(), "two rows wait behind it");
+        assert_eq!(gates.kept(), 1);
         drop(first);
+        assert_eq!(gates.kept(), 1, "parked for the rows still queued");
         drop(busy);
         drop((permit, lone));
         assert!(gates.is_empty());
+        assert_eq!(gates.kept(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_total_cap_bounds_kept_connections_over_all_hosts() {
+        let gates = HostGates::with_idle_cap(4, 3);
+        let cancel = CancellationToken::new();
+        let mut tickets = Vec::new();
+        let mut kept = 0;
+        for h in 0..10 {
+            let host = format!("h{h}:80");
+            tickets.push(gates.enqueue(&host));
+            tickets.push(gates.enqueue(&host));
+            let permit = tickets[tickets.len() - 1]
+                .gate()
+                .acquire(&cancel)
+                .await
+                .expect("a slot");
+            kept += usize::from(permit.keep_alive());
+            drop(permit);
+        }
+        assert_eq!(kept, 3, "each host has a waiting row, the cap allows three");
+        assert_eq!(gates.kept(), 3);
+        drop(tickets);
+        assert_eq!(gates.kept(), 0);
     }
 }

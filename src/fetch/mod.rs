@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::engine::EngineConfig;
+use crate::model::host_conns::POOL_IDLE_TIMEOUT;
 use crate::model::content::{check_content, jpeg_truncated};
 use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
@@ -109,12 +110,6 @@ pub enum ClientError {
 
 /// Redirects followed before the attempt fails as `too_many_redirects`.
 const MAX_REDIRECTS: usize = 10;
-
-/// How long an idle pooled connection is kept. Short: a connection is kept at all only when a
-/// queued row of its host waits for it (see [`crate::model::host_conns`]), and such a row
-/// takes it within milliseconds; those left idle are stragglers of overlapping rows, and
-/// over a million hosts each one held longer is a file descriptor and buffers for nothing.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The shared HTTP client and the limits every attempt obeys.
 #[derive(Debug, Clone)]

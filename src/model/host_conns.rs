@@ -9,13 +9,26 @@
 //! only while the host's waiting rows outnumber the connections already being kept. A host
 //! with no queued rows keeps nothing, so the connections left idle are those of hosts still
 //! being downloaded (plus a few stragglers of rows that overlapped, closed by the pool's short
-//! idle timeout).
+//! idle timeout). A total cap on kept connections (in flight or parked) bounds the idle ones
+//! whatever the host count.
+
+use std::time::Duration;
+
+use crate::model::time::UnixMillis;
+
+/// How long the HTTP pool keeps an idle connection (the client is configured with it). Short:
+/// a connection is kept only for a waiting row, which takes it within milliseconds.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The rows and kept connections of one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostConns {
     queued: u32,
+    /// Requests in flight that keep their connection.
     keeping: u32,
+    /// Kept connections now idle in the pool, waiting for a row of the host.
+    parked: u32,
+    parked_at: UnixMillis,
 }
 
 impl HostConns {
@@ -24,9 +37,14 @@ impl HostConns {
         self.queued = self.queued.saturating_add(1);
     }
 
-    /// A row of the host is finished (stored, failed or abandoned).
+    /// A row of the host is finished (stored, failed or abandoned). With no row left, the
+    /// host's parked connections serve nobody: they are no longer counted (the pool closes
+    /// them within [`POOL_IDLE_TIMEOUT`]).
     pub fn finish(&mut self) {
         self.queued = self.queued.saturating_sub(1);
+        if self.queued == 0 {
+            self.parked = 0;
+        }
     }
 
     /// Rows registered and not finished.
@@ -34,30 +52,48 @@ impl HostConns {
         self.queued
     }
 
+    /// Connections counted against the total cap: kept requests in flight plus parked ones.
+    pub fn kept(&self) -> u32 {
+        self.keeping + self.parked
+    }
+
+    fn expire(&mut self, now: UnixMillis) {
+        if self.parked > 0 && now.since(self.parked_at) >= POOL_IDLE_TIMEOUT {
+            self.parked = 0;
+        }
+    }
+
     /// A request starts while `in_flight` requests of the host (this one included) run:
-    /// returns whether it keeps its connection for a later row. The rows not in flight are
-    /// waiting (read ahead, behind the host's limit, or between retries); each kept
-    /// connection serves one of them.
-    pub fn begin(&mut self, in_flight: usize) -> bool {
+    /// returns whether it keeps its connection for a later row. It reuses a parked
+    /// connection if there is one. The rows not in flight are waiting (read ahead, behind
+    /// the host's limit, or between retries); each kept connection serves one of them, and
+    /// none is kept without `room` under the total cap.
+    pub fn begin(&mut self, in_flight: usize, room: bool, now: UnixMillis) -> bool {
+        self.expire(now);
+        self.parked = self.parked.saturating_sub(1);
         let in_flight = u32::try_from(in_flight).unwrap_or(u32::MAX);
         let waiting = self.queued.saturating_sub(in_flight);
-        let keep = waiting > self.keeping;
+        let keep = room && waiting > self.kept();
         if keep {
             self.keeping += 1;
         }
         keep
     }
 
-    /// The request started by [`Self::begin`] (which answered `keep`) is over.
-    pub fn end(&mut self, keep: bool) {
+    /// The request started by [`Self::begin`] is over; a kept connection is parked.
+    pub fn end(&mut self, keep: bool, now: UnixMillis) {
         if keep {
             self.keeping = self.keeping.saturating_sub(1);
+            if self.queued > 0 {
+                self.parked += 1;
+                self.parked_at = now;
+            }
         }
     }
 
-    /// No row queued and no kept request running: nothing to remember about the host.
+    /// Nothing queued, kept or parked: nothing to remember about the host.
     pub fn is_unused(&self) -> bool {
-        self.queued == 0 && self.keeping == 0
+        self.queued == 0 && self.kept() == 0
     }
 }
 
@@ -66,12 +102,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const T: UnixMillis = UnixMillis(1_000_000);
+
     #[test]
     fn a_lone_row_closes_its_connection() {
         let mut c = HostConns::default();
         c.enqueue();
-        assert!(!c.begin(1), "nothing else of the host is queued");
-        c.end(false);
+        assert!(!c.begin(1, true, T), "nothing else of the host is queued");
+        c.end(false, T);
         c.finish();
         assert!(c.is_unused());
     }
@@ -82,36 +120,57 @@ mod tests {
         for _ in 0..1000 {
             c.enqueue();
         }
-        // Four connections in flight, 996 rows waiting: all four are kept.
-        let kept: Vec<bool> = (1..=4).map(|n| c.begin(n)).collect();
+        // Four connections in flight, 996 rows waiting: all four are kept, then parked.
+        let kept: Vec<bool> = (1..=4).map(|n| c.begin(n, true, T)).collect();
         assert_eq!(kept, [true; 4]);
         for k in kept {
-            c.end(k);
+            c.end(k, T);
         }
+        assert_eq!(c.kept(), 4);
         for _ in 0..998 {
             c.finish();
         }
-        // Two rows left: the first to start has one row behind it, the second has none.
-        assert!(c.begin(1));
-        assert!(!c.begin(2));
+        // Two rows left, four parked connections: each row reuses one and closes it (the
+        // other parked ones already serve the waiting row).
+        assert!(!c.begin(1, true, T));
+        assert!(!c.begin(2, true, T));
+        assert_eq!(c.kept(), 2);
+        c.finish();
+        c.finish();
+        assert!(c.is_unused());
     }
 
     #[test]
-    fn overlapping_rows_keep_at_most_one_connection_per_waiting_row() {
+    fn no_room_under_the_total_cap_means_close() {
+        let mut c = HostConns::default();
+        for _ in 0..10 {
+            c.enqueue();
+        }
+        assert!(!c.begin(1, false, T));
+    }
+
+    #[test]
+    fn parked_connections_expire_with_the_pool_and_vanish_with_the_last_row() {
         let mut c = HostConns::default();
         for _ in 0..3 {
             c.enqueue();
         }
-        // Three rows start one after the other while none finished: the first keeps its
-        // connection for a waiting row; the second's waiting row is already served.
-        assert!(c.begin(1));
-        assert!(!c.begin(2));
-        assert!(!c.begin(3));
+        assert!(c.begin(1, true, T));
+        c.end(true, T);
+        assert_eq!(c.kept(), 1);
+        // The pool closed it meanwhile: the next request opens a new connection, kept again.
+        assert!(c.begin(1, true, T.plus(POOL_IDLE_TIMEOUT)));
+        c.end(true, T.plus(POOL_IDLE_TIMEOUT));
+        c.finish();
+        c.finish();
+        assert_eq!(c.kept(), 1);
+        c.finish();
+        assert!(c.is_unused(), "no row left: nothing counted");
     }
 
     proptest! {
         /// Kept connections never exceed the rows waiting when they started, and a host with
-        /// nothing queued keeps nothing.
+        /// nothing queued counts nothing.
         #[test]
         fn keeps_are_bounded_by_waiting_rows(ops in proptest::collection::vec(0u8..4, 0..400)) {
             let mut c = HostConns::default();
@@ -120,15 +179,14 @@ mod tests {
                 match op {
                     0 => { c.enqueue(); queued += 1; }
                     1 if queued as usize > running.len() => {
-                        let keep = c.begin(running.len() + 1);
+                        let keep = c.begin(running.len() + 1, true, T);
                         running.push(keep);
-                        let kept = running.iter().filter(|k| **k).count() as u32;
-                        prop_assert!(!keep || kept <= queued - running.len() as u32);
+                        prop_assert!(!keep || c.kept() <= queued - running.len() as u32);
                     }
-                    2 => if let Some(k) = running.pop() { c.end(k); c.finish(); queued -= 1; },
+                    2 => if let Some(k) = running.pop() { c.end(k, T); c.finish(); queued -= 1; },
                     _ => {}
                 }
-                if queued == 0 {
+                if queued == 0 && running.is_empty() {
                     prop_assert!(c.is_unused());
                 }
             }
