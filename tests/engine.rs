@@ -48,3 +48,6 @@ mod dataset_formats;
 
 #[path = "engine/dataset_images.rs"]
 mod dataset_images;
+
+#[path = "engine/many_hosts.rs"]
+mod many_hosts;
