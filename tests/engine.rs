@@ -51,3 +51,6 @@ mod dataset_images;
 
 #[path = "engine/dataset_resume.rs"]
 mod dataset_resume;
+
+#[path = "engine/many_hosts.rs"]
+mod many_hosts;

@@ -124,6 +124,7 @@ pub async fn run(args: DemoArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
         &sample,
         10_000,
         &fx.base_url(),
+        None,
         "photo_url",
         "taxon_name",
         None,

@@ -46,6 +46,10 @@ pub struct FixtureServerArgs {
     /// The new scheme and host for `--rebase-parquet` (`http://127.0.0.1:8080`).
     #[arg(long)]
     pub base_url: Option<String>,
+    /// With `--rebase-parquet`: spread the rows over this many distinct loopback hosts
+    /// (`127.a.b.c` on `--base-url`'s port; serve them with a server listening on 0.0.0.0).
+    #[arg(long)]
+    pub hosts: Option<u32>,
     /// With `--rebase-parquet`: also write the URL paths, one per line (a wrk path list).
     #[arg(long)]
     pub paths_out: Option<PathBuf>,
@@ -69,6 +73,7 @@ fn prepare_bench_inputs(args: &FixtureServerArgs) -> anyhow::Result<()> {
             out,
             args.rows,
             base.trim_end_matches('/'),
+            args.hosts,
             "photo_url",
             "taxon_name",
             args.paths_out.as_deref(),

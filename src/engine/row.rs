@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::writer::WriterMsg;
 use super::{RowResult, RowStatus};
-use crate::fetch::hosts::HostGates;
+use crate::fetch::hosts::{HostGates, HostTicket};
 use crate::fetch::robots_cache::RobotsCache;
 use crate::fetch::{AttemptError, Fetcher};
 use crate::model::retry::{Failure, RetryPolicy};
@@ -35,6 +35,8 @@ pub(crate) struct RowJob {
     pub(crate) index: u64,
     pub(crate) url_text: String,
     pub(crate) url: reqwest::Url,
+    /// The row's place in its host's queue (finished when the job is dropped).
+    pub(crate) host: HostTicket,
     pub(crate) class: Option<String>,
     /// `<top>/<folder>/<stem>`; the extension is added once known.
     pub(crate) member_base: String,
@@ -84,11 +86,6 @@ fn failed(job: &RowJob, err: AttemptError, attempts: u32, started: Instant) -> W
 /// Downloads one row with retries and returns what the writer must record.
 pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
     let started = Instant::now();
-    let host = format!(
-        "{}:{}",
-        job.url.host_str().unwrap_or(""),
-        job.url.port_or_known_default().unwrap_or(0)
-    );
     if let Some(robots) = &ctx.robots
         && !robots.allows(&job.url).await
     {
@@ -107,7 +104,7 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
     }
-    let gate = ctx.gates.gate(&host);
+    let gate = Arc::clone(job.host.gate());
     let mut attempts = 0u32;
     loop {
         let Some(permit) = gate.acquire(&ctx.abort).await else {
@@ -119,7 +116,7 @@ pub(crate) async fn fetch_row(ctx: Arc<RowContext>, job: RowJob) -> WriterMsg {
         }
         attempts += 1;
         let outcome = tokio::select! {
-            r = ctx.fetcher.fetch_once(&job.url, &job.spill) => r,
+            r = ctx.fetcher.fetch_once(&job.url, &job.spill, permit.keep_alive()) => r,
             _ = ctx.abort.cancelled() => {
                 let _ = tokio::fs::remove_file(&job.spill).await;
                 return interrupted(&job, attempts, started);

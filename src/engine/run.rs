@@ -23,7 +23,7 @@ use super::{
 };
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
-use crate::fetch::hosts::{HostGates, now};
+use crate::fetch::hosts::{HostGates, HostTicket, now};
 use crate::fetch::robots_cache::RobotsCache;
 use crate::input::{InputError, UrlRow};
 use crate::model::naming::url_stem;
@@ -62,6 +62,61 @@ fn parse_url(text: &str) -> Result<reqwest::Url, String> {
         return Err("URL without a host".to_string());
     }
     Ok(url)
+}
+
+/// A row read ahead of its dispatch.
+struct Ahead {
+    row: UrlRow,
+    parsed: Parsed,
+}
+
+/// What the look-ahead found in a row.
+enum Parsed {
+    /// Stored by the run being resumed (its URL is compared at dispatch).
+    Done,
+    /// No URL.
+    Empty,
+    /// Not a fetchable URL: why.
+    Invalid(String),
+    /// To fetch, registered with its host.
+    Fetch(reqwest::Url, HostTicket),
+}
+
+/// `host:port` of a URL: the key of its host's gate.
+pub(crate) fn host_key(url: &reqwest::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+/// Parses a batch's URLs and registers each fetchable row with its host.
+fn look_ahead(
+    batch: Vec<UrlRow>,
+    done: &std::collections::HashMap<u64, u64>,
+    gates: &HostGates,
+) -> Vec<Ahead> {
+    batch
+        .into_iter()
+        .map(|row| {
+            let text = row.url.as_deref().map(str::trim).unwrap_or("");
+            let parsed = if done.contains_key(&row.index) {
+                Parsed::Done
+            } else if text.is_empty() {
+                Parsed::Empty
+            } else {
+                match parse_url(text) {
+                    Ok(url) => {
+                        let ticket = gates.enqueue(&host_key(&url));
+                        Parsed::Fetch(url, ticket)
+                    }
+                    Err(message) => Parsed::Invalid(message),
+                }
+            };
+            Ahead { row, parsed }
+        })
+        .collect()
 }
 
 /// Runs one shard (see [`super::run_shard`]).
@@ -160,7 +215,10 @@ pub(crate) async fn run(
     let ctx = Arc::new(RowContext {
         robots,
         fetcher,
-        gates: HostGates::new(cfg.per_host.max(1)),
+        gates: HostGates::with_idle_cap(
+            cfg.per_host.max(1),
+            cfg.concurrency.max(1) + crate::fetch::hosts::IDLE_CONNECTIONS_CAP,
+        ),
         policy: RetryPolicy {
             max_attempts: cfg.max_attempts.max(1),
             ..RetryPolicy::default()
@@ -197,10 +255,16 @@ pub(crate) async fn run(
     let mut class_ids = ClassIds::default();
     let steps = post::Steps::new(cfg);
     let mut input_error: Option<EngineError> = None;
+    // One batch is read ahead of the one being dispatched, its rows registered with their
+    // hosts: a request keeps its connection only for a queued row of its host.
+    let mut ahead: Option<Result<Vec<Ahead>, InputError>> = None;
     'batches: loop {
-        let batch = tokio::select! {
-            _ = cancel.cancelled() => break,
-            b = row_rx.recv() => b,
+        let batch = match ahead.take() {
+            Some(b) => Some(b),
+            None => tokio::select! {
+                _ = cancel.cancelled() => break,
+                b = row_rx.recv() => b.map(|b| b.map(|b| look_ahead(b, &done, &ctx.gates))),
+            },
         };
         let batch = match batch {
             None => break,
@@ -210,19 +274,28 @@ pub(crate) async fn run(
             }
             Some(Ok(b)) => b,
         };
-        for row in batch {
-            if let Some(key) = done.get(&row.index) {
-                if *key == url_key(row.url.as_deref()) {
-                    // A carried-over row still takes its class id, so the table (first
-                    // appearance in input order) is the one a clean run writes.
-                    if webdataset {
-                        class_ids.id(row.class.as_deref());
+        ahead = tokio::select! {
+            _ = cancel.cancelled() => break,
+            b = row_rx.recv() => b.map(|b| b.map(|b| look_ahead(b, &done, &ctx.gates))),
+        };
+        for Ahead { row, parsed } in batch {
+            let (url, host) = match parsed {
+                Parsed::Done => {
+                    if done.get(&row.index) == Some(&url_key(row.url.as_deref())) {
+                        // A carried-over row still takes its class id, so the table (first
+                        // appearance in input order) is the one a clean run writes.
+                        if webdataset {
+                            class_ids.id(row.class.as_deref());
+                        }
+                        continue;
                     }
-                    continue;
+                    input_error = Some(EngineError::ResumeMismatch { index: row.index });
+                    break 'batches;
                 }
-                input_error = Some(EngineError::ResumeMismatch { index: row.index });
-                break 'batches;
-            }
+                Parsed::Fetch(url, host) => (Ok(url), Some(host)),
+                Parsed::Invalid(message) => (Err(message), None),
+                Parsed::Empty => (Err(String::new()), None),
+            };
             if needs_side {
                 let caption = caption_pos.and_then(|p| row.extra.get(p).cloned().flatten());
                 let mut extra = row.extra.clone();
@@ -246,22 +319,22 @@ pub(crate) async fn run(
                 }
             }
             let text = row.url.as_deref().map(str::trim).unwrap_or("");
-            if text.is_empty() {
-                let msg = record(
-                    &row,
-                    RowStatus::Skipped,
-                    "empty_url",
-                    "the URL cell is empty".into(),
-                );
-                if tx.send(msg).await.is_err() {
-                    break 'batches;
-                }
-                continue;
-            }
-            let url = match parse_url(text) {
-                Ok(u) => u,
-                Err(message) => {
+            let (url, host) = match (url, host) {
+                (Ok(u), Some(h)) => (u, h),
+                (Err(message), _) if !message.is_empty() => {
                     let msg = record(&row, RowStatus::Failed, "invalid_url", message);
+                    if tx.send(msg).await.is_err() {
+                        break 'batches;
+                    }
+                    continue;
+                }
+                _ => {
+                    let msg = record(
+                        &row,
+                        RowStatus::Skipped,
+                        "empty_url",
+                        "the URL cell is empty".into(),
+                    );
                     if tx.send(msg).await.is_err() {
                         break 'batches;
                     }
@@ -290,6 +363,7 @@ pub(crate) async fn run(
                 index: row.index,
                 url_text: text.to_string(),
                 url,
+                host,
                 class: row.class,
                 member_base,
                 spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
@@ -314,6 +388,7 @@ pub(crate) async fn run(
             });
         }
     }
+    drop(ahead);
     drop(row_rx);
     if cancel.is_cancelled() || input_error.is_some() {
         let abort = abort.clone();

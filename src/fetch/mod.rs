@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
 
+use crate::model::host_conns::POOL_IDLE_TIMEOUT;
 use crate::model::content::{check_content, jpeg_truncated};
 use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
@@ -213,7 +214,7 @@ impl Fetcher {
             .connect_timeout(cfg.connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(cfg.per_host.max(1))
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http2_adaptive_window(true)
             .redirect(redirects)
             .dns_resolver(Arc::new(resolver))
@@ -247,14 +248,17 @@ impl Fetcher {
         }
     }
 
-    /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`.
+    /// One attempt at `url`. Bodies over [`SPILL_AT`] are written to `spill`. Without
+    /// `keep_alive` the request asks the server to close the connection once it answered (no
+    /// row of the host waits for it, see [`hosts::HostPermit::keep_alive`]).
     pub async fn fetch_once(
         &self,
         url: &reqwest::Url,
         spill: &Path,
+        keep_alive: bool,
     ) -> Result<Fetched, AttemptError> {
         let deadline = Instant::now() + self.total_timeout;
-        match timeout_at(deadline, self.attempt(url, spill)).await {
+        match timeout_at(deadline, self.attempt(url, spill, keep_alive)).await {
             Ok(result) => result,
             Err(_) => {
                 let _ = tokio::fs::remove_file(spill).await;
@@ -266,9 +270,20 @@ impl Fetcher {
         }
     }
 
-    async fn attempt(&self, url: &reqwest::Url, spill: &Path) -> Result<Fetched, AttemptError> {
+    async fn attempt(
+        &self,
+        url: &reqwest::Url,
+        spill: &Path,
+        keep_alive: bool,
+    ) -> Result<Fetched, AttemptError> {
         self.check_literal(url)?;
-        let send = self.client.get(url.clone()).send();
+        let mut request = self.client.get(url.clone());
+        if !keep_alive {
+            // HTTP/1.1: the server closes after answering and the connection never enters
+            // the pool (HTTP/2 strips the header: its one connection per host is shared).
+            request = request.header(reqwest::header::CONNECTION, "close");
+        }
+        let send = request.send();
         let mut resp = match timeout(self.first_byte_timeout, send).await {
             Err(_) => {
                 return Err(AttemptError::new(

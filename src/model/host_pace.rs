@@ -48,6 +48,12 @@ impl HostPace {
         (self.paused_until > now).then_some(self.paused_until)
     }
 
+    /// Nothing to remember: no request in flight, the limit back at the cap and no pause. A
+    /// host at rest can be forgotten and recreated later with [`Self::new`] at no loss.
+    pub fn is_at_rest(&self, now: UnixMillis) -> bool {
+        self.in_flight == 0 && self.limit >= self.cap as f64 && self.paused_until <= now
+    }
+
     /// Takes a slot if one is free and the host is not paused.
     pub fn try_acquire(&mut self, now: UnixMillis) -> bool {
         if self.paused_until > now || self.in_flight >= self.limit() {

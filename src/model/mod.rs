@@ -4,6 +4,7 @@
 
 pub mod bid;
 pub mod content;
+pub mod host_conns;
 pub mod host_pace;
 pub mod ids;
 pub mod lease;

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Many-host download benchmark (issue 10, "many hosts with bounded resources"), one command:
+#   scripts/bench-scale-hosts.sh
+# 1. nginx listening on 0.0.0.0 serves 2,000 synthetic JPEGs (20–250 KB, mean ≈ 80 KB), as in
+#    scripts/bench-download.sh; every 127.a.b.c reaches it, so each address is a distinct host.
+# 2. Three URL lists are built from ../shared/data/subset_50k.parquet (real paths) with
+#    `ldawt fixture-server --rebase-parquet … --hosts N`: each row's host is one of N loopback
+#    addresses (a hash of the row number, so a host's rows are spread over the list).
+# 3. `ldawt download` (release, defaults: --concurrency 128) runs on each: 1 host (the
+#    reference), 10,000 hosts, 100,000 hosts. A poller reads /proc/PID/fd and
+#    /proc/PID/status every 50 ms: max open fds and peak RSS; `connect` failures come from the
+#    run's overview (error_breakdown). Each figure is printed next to its target.
+# Env: BENCH_ROWS_1 / BENCH_ROWS_10K (20,000 each), BENCH_ROWS_100K (200,000).
+# Needs: cargo, python3 (stdlib only), nginx (installed from Debian when root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+if [ -z "${LDAWT_SHARED_DATA:-}" ]; then
+  d=$ROOT
+  while [ "$d" != "/" ]; do
+    d=$(dirname "$d")
+    if [ -f "$d/shared/data/subset_50k.parquet" ]; then LDAWT_SHARED_DATA=$d/shared/data; break; fi
+  done
+fi
+DATA=${LDAWT_SHARED_DATA:-$ROOT/../shared/data}/subset_50k.parquet
+ROWS_1=${BENCH_ROWS_1:-20000}
+ROWS_10K=${BENCH_ROWS_10K:-20000}
+ROWS_100K=${BENCH_ROWS_100K:-200000}
+[ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "bench: nginx missing and not root" >&2; exit 2; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends nginx >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "bench: building the release binary (cargo build --release)…" >&2
+cargo build --release --quiet
+BIN=$ROOT/target/release/ldawt
+
+WORK=$(mktemp -d /tmp/ldawt-bench-hosts.XXXXXX)
+chmod 755 "$WORK"  # nginx workers run as an unprivileged user
+cleanup() {
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])')
+"$BIN" fixture-server --write-pool "$WORK/www" >/dev/null
+# worker_connections well above ldawt's needs: a refused connection must be ldawt's doing.
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 2;
+worker_rlimit_nofile 200000;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 65536; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000; keepalive_timeout 120s;
+  open_file_cache max=4000 inactive=60s;
+  types { image/jpeg jpg jpeg; }
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  server {
+    listen 0.0.0.0:$PORT backlog=4096;
+    root $WORK/www;
+    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.(jpeg|JPEG)$" { try_files /pool/\$1.jpeg =404; }
+    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /pool/\$1.jpg =404; }
+  }
+}
+CONF
+mkdir -p "$WORK/tmp"
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log"
+for _ in $(seq 50); do python3 -c "import urllib.request;urllib.request.urlopen('http://127.9.8.7:$PORT/photos/1000/medium.jpg')" 2>/dev/null && break; sleep 0.1; done
+
+for spec in "1 $ROWS_1" "10000 $ROWS_10K" "100000 $ROWS_100K"; do
+  read -r hosts rows <<<"$spec"
+  "$BIN" fixture-server --rebase-parquet "$DATA" "$WORK/h$hosts.parquet" --rows "$rows" \
+    --base-url "http://127.0.0.1:$PORT" --hosts "$hosts" >/dev/null
+done
+
+# Runs `ldawt download` on one list; prints "wall ok failed connect_failures rss_mb max_fds".
+run_case() {
+  local hosts=$1 out=$WORK/out-$1
+  mkdir -p "$out"
+  python3 - "$BIN" "$WORK/h$hosts.parquet" "$out/h.tar" <<'PY'
+import json, os, resource, subprocess, sys, time
+binary, parquet, archive = sys.argv[1:]
+t = time.monotonic()
+p = subprocess.Popen([binary, "download", "--no-progress", "--input", parquet, "--output", archive],
+                     stdout=subprocess.DEVNULL)
+max_fds, hwm_kb = 0, 0
+while p.poll() is None:
+    try:
+        max_fds = max(max_fds, len(os.listdir(f"/proc/{p.pid}/fd")))
+        with open(f"/proc/{p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm_kb = max(hwm_kb, int(line.split()[1]))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    time.sleep(0.05)
+wall = time.monotonic() - t
+rss_kb = max(hwm_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+doc = json.load(open(archive[: -len(".tar")] + ".overview.json"))
+s, errors = doc["download_summary"], doc["error_breakdown"]
+if errors:
+    print(f"bench: errors {errors}", file=sys.stderr)
+print(f"{wall:.3f} {s['successful_downloads']} {s['failed_downloads']} {errors.get('connect', 0)} "
+      f"{rss_kb / 1024:.1f} {max_fds} {p.returncode}")
+PY
+  rm -rf "$out"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start: $(cut -d' ' -f1-3 /proc/loadavg), ulimit -n $(ulimit -n)"
+declare -A R
+for hosts in 1 10000 100000; do
+  echo "bench: ldawt download over $hosts host(s)…" >&2
+  R[$hosts]=$(run_case "$hosts")
+done
+python3 - "${R[1]}" "${R[10000]}" "${R[100000]}" "$ROWS_1" "$ROWS_10K" "$ROWS_100K" <<'PY'
+import sys
+cases = [("1 host (reference)", sys.argv[1], int(sys.argv[4])),
+         ("10,000 hosts", sys.argv[2], int(sys.argv[5])),
+         ("100,000 hosts", sys.argv[3], int(sys.argv[6]))]
+parsed = []
+for name, line, rows in cases:
+    wall, ok, failed, connect, rss, fds, rc = line.split()
+    parsed.append((name, rows, float(wall), int(ok), int(failed), int(connect), float(rss), int(fds), rc))
+ref = parsed[0][3] / parsed[0][2]
+print(f"\n{'case':<20} {'rows':>8} {'images/s':>9} {'vs 1 host':>9} {'peak RSS MB':>12} {'max fds':>8} {'connect fail':>12} {'failed':>7}")
+for name, rows, wall, ok, failed, connect, rss, fds, rc in parsed:
+    ips = ok / wall
+    print(f"{name:<20} {rows:>8} {ips:>9.0f} {ips / ref:>9.2f} {rss:>12.1f} {fds:>8} {connect:>12} {failed:>7}  (exit {rc}, {wall:.1f} s)")
+n10, n100 = parsed[1], parsed[2]
+def verdict(ok):
+    return "met" if ok else "MISSED"
+print("\ntargets:")
+r10 = (n10[3] / n10[2]) / ref
+print(f"  10,000 hosts ≥ 0.8 × the 1-host rate: {r10:.2f} × ({verdict(r10 >= 0.8)})")
+print(f"  100,000 hosts peak RSS ≤ 150 MB: {n100[6]:.1f} MB ({verdict(n100[6] <= 150)})")
+print(f"  100,000 hosts open fds ≤ 4,096: {n100[7]} ({verdict(n100[7] <= 4096)})")
+conn = sum(p[5] for p in parsed)
+print(f"  no connect failures: {conn} ({verdict(conn == 0)})")
+PY
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
