@@ -20,13 +20,19 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
-use super::{Coordinator, CoordinatorError, Dataset};
+use parquet::file::properties::WriterProperties;
+
+use super::{Coordinator, CoordinatorError};
 use crate::engine::{archive_stem, results_path};
 use crate::input::UrlRow;
 use crate::model::ids::ShardId;
-use crate::model::lease::ShardPhase;
+use crate::model::lease::{ShardEntry, ShardPhase};
 use crate::results::{read_results, status_text};
-use crate::seed::{dataset_dir, rowfile, shard_path};
+use crate::seed::{SeededDataset, dataset_dir, rowfile, shard_path};
+use crate::store::ShardRecord;
+
+/// Rows per row group of `results.parquet` (bounds the writer's buffered pages).
+pub const FINAL_ROW_GROUP_ROWS: usize = 65_536;
 use crate::verify::rows::is_safe_member;
 
 /// A shard that exhausted its retries.
@@ -116,7 +122,7 @@ impl Coordinator {
         for d in self.datasets.values() {
             let out = self.cfg.out.clone();
             let dir = dataset_dir(&self.cfg.data_dir, d.seeded.id);
-            let plan = Plan::of(d);
+            let plan = Plan::of(&d.seeded, d.book.shards(), &d.records);
             let report = tokio::task::spawn_blocking(move || plan.write(&out, &dir))
                 .await
                 .map_err(|e| CoordinatorError::Io {
@@ -139,13 +145,27 @@ struct Plan {
     failed_shards: Vec<FailedShard>,
 }
 
+/// Writes `<out>/results.parquet`, `overview.json` and `report.html` of a dataset from its
+/// seeded rows (under `data_dir`), each shard's lease entry and completion record, and the
+/// done shards' results files in `out` (blocking). This is what [`Coordinator::finalize`] does
+/// per dataset; it is public so the scale benchmark can drive it on a synthetic finished run.
+pub fn write_final_files(
+    out: &Path,
+    data_dir: &Path,
+    seeded: &SeededDataset,
+    shards: &[ShardEntry],
+    records: &[ShardRecord],
+) -> Result<FinalReport, CoordinatorError> {
+    Plan::of(seeded, shards, records).write(out, &dataset_dir(data_dir, seeded.id))
+}
+
 impl Plan {
-    fn of(d: &Dataset) -> Self {
+    fn of(seeded: &SeededDataset, entries: &[ShardEntry], records: &[ShardRecord]) -> Self {
         let mut shards = Vec::new();
         let mut failed_shards = Vec::new();
-        for (i, e) in d.book.shards().iter().enumerate() {
-            let rec = d.records.get(i);
-            let archive = d.seeded.archive_names.get(i).cloned().unwrap_or_default();
+        for (i, e) in entries.iter().enumerate() {
+            let rec = records.get(i);
+            let archive = seeded.archive_names.get(i).cloned().unwrap_or_default();
             if e.phase == ShardPhase::Failed {
                 failed_shards.push(FailedShard {
                     shard: i as u32,
@@ -174,9 +194,9 @@ impl Plan {
             });
         }
         Self {
-            id: d.seeded.id.to_hex(),
-            name: d.seeded.name.clone(),
-            rows_total: d.seeded.rows_total,
+            id: seeded.id.to_hex(),
+            name: seeded.name.clone(),
+            rows_total: seeded.rows_total,
             shards,
             failed_shards,
         }
@@ -199,7 +219,11 @@ impl Plan {
         ]));
         let tmp = results.with_extension("parquet.tmp");
         let file = File::create(&tmp).map_err(io(&tmp))?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(FINAL_ROW_GROUP_ROWS))
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
         let mut report = FinalReport {
             dataset_id: self.id.clone(),

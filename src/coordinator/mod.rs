@@ -33,7 +33,7 @@ use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
 pub use complete::{CompleteKey, VerifyFailure, VerifyJob};
 pub use files::{DEFAULT_DISK_RESERVE, FileDecision, IntakeLimits};
-pub use finalize::{FailedShard, FinalReport};
+pub use finalize::{FINAL_ROW_GROUP_ROWS, FailedShard, FinalReport, write_final_files};
 pub use handle::{CoordinatorHandle, Snapshot, Stopped};
 
 /// How long a worker with nothing to do waits before asking again.
