@@ -18,6 +18,7 @@ mod files;
 mod finalize;
 mod handle;
 mod requests;
+pub mod sim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
