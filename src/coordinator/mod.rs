@@ -462,6 +462,8 @@ fn shard(i: usize) -> ShardId {
 }
 
 #[cfg(test)]
+mod finalize_tests;
+#[cfg(test)]
 mod intake_tests;
 #[cfg(test)]
 mod tests;

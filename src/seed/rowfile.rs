@@ -42,6 +42,7 @@ pub struct RowFileWriter {
     tmp: PathBuf,
     path: PathBuf,
     rows: u64,
+    scratch: Vec<u8>,
 }
 
 impl RowFileWriter {
@@ -55,15 +56,20 @@ impl RowFileWriter {
             tmp,
             path: path.to_path_buf(),
             rows: 0,
+            scratch: Vec::new(),
         })
     }
 
     /// Appends one row.
     pub fn push(&mut self, row: &UrlRow) -> std::io::Result<()> {
-        let bytes = postcard::to_stdvec(row).map_err(std::io::Error::other)?;
+        // One encoding buffer reused for every row (no allocation per row).
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let bytes = postcard::to_extend(row, bytes).map_err(std::io::Error::other)?;
         let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&bytes)?;
+        self.scratch = bytes;
         self.rows += 1;
         Ok(())
     }
