@@ -141,4 +141,11 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
         assert_eq!((st.as_str(), k.as_deref()), (want_st, want_k), "row {i}");
     }
     assert_eq!(report.ok + report.failed, ROWS);
+    // The page is built from the same single pass over the results files.
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains(&format!("<b id=\"ok\">{}</b>", report.ok)),
+        "report.html disagrees with results.parquet ({} ok)",
+        report.ok
+    );
 }
