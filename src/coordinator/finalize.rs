@@ -20,13 +20,20 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use serde::Serialize;
 
-use super::{Coordinator, CoordinatorError, Dataset};
+use parquet::file::properties::WriterProperties;
+
+use super::{Coordinator, CoordinatorError};
 use crate::engine::{archive_stem, results_path};
 use crate::input::UrlRow;
 use crate::model::ids::ShardId;
-use crate::model::lease::ShardPhase;
+use crate::model::lease::{ShardEntry, ShardPhase};
+use crate::results::report_html::RunFigures;
 use crate::results::{read_results, status_text};
-use crate::seed::{dataset_dir, rowfile, shard_path};
+use crate::seed::{SeededDataset, dataset_dir, rowfile, shard_path};
+use crate::store::ShardRecord;
+
+/// Rows per row group of `results.parquet` (bounds the writer's buffered pages).
+pub const FINAL_ROW_GROUP_ROWS: usize = 65_536;
 use crate::verify::rows::is_safe_member;
 
 /// A shard that exhausted its retries.
@@ -103,7 +110,7 @@ pub struct ShardSummary {
 }
 
 struct Outcome {
-    status: String,
+    status: &'static str,
     member: Option<String>,
     error_kind: Option<String>,
 }
@@ -116,7 +123,7 @@ impl Coordinator {
         for d in self.datasets.values() {
             let out = self.cfg.out.clone();
             let dir = dataset_dir(&self.cfg.data_dir, d.seeded.id);
-            let plan = Plan::of(d);
+            let plan = Plan::of(&d.seeded, d.book.shards(), &d.records);
             let report = tokio::task::spawn_blocking(move || plan.write(&out, &dir))
                 .await
                 .map_err(|e| CoordinatorError::Io {
@@ -139,13 +146,27 @@ struct Plan {
     failed_shards: Vec<FailedShard>,
 }
 
+/// Writes `<out>/results.parquet`, `overview.json` and `report.html` of a dataset from its
+/// seeded rows (under `data_dir`), each shard's lease entry and completion record, and the
+/// done shards' results files in `out` (blocking). This is what [`Coordinator::finalize`] does
+/// per dataset; it is public so the scale benchmark can drive it on a synthetic finished run.
+pub fn write_final_files(
+    out: &Path,
+    data_dir: &Path,
+    seeded: &SeededDataset,
+    shards: &[ShardEntry],
+    records: &[ShardRecord],
+) -> Result<FinalReport, CoordinatorError> {
+    Plan::of(seeded, shards, records).write(out, &dataset_dir(data_dir, seeded.id))
+}
+
 impl Plan {
-    fn of(d: &Dataset) -> Self {
+    fn of(seeded: &SeededDataset, entries: &[ShardEntry], records: &[ShardRecord]) -> Self {
         let mut shards = Vec::new();
         let mut failed_shards = Vec::new();
-        for (i, e) in d.book.shards().iter().enumerate() {
-            let rec = d.records.get(i);
-            let archive = d.seeded.archive_names.get(i).cloned().unwrap_or_default();
+        for (i, e) in entries.iter().enumerate() {
+            let rec = records.get(i);
+            let archive = seeded.archive_names.get(i).cloned().unwrap_or_default();
             if e.phase == ShardPhase::Failed {
                 failed_shards.push(FailedShard {
                     shard: i as u32,
@@ -174,9 +195,9 @@ impl Plan {
             });
         }
         Self {
-            id: d.seeded.id.to_hex(),
-            name: d.seeded.name.clone(),
-            rows_total: d.seeded.rows_total,
+            id: seeded.id.to_hex(),
+            name: seeded.name.clone(),
+            rows_total: seeded.rows_total,
             shards,
             failed_shards,
         }
@@ -199,7 +220,11 @@ impl Plan {
         ]));
         let tmp = results.with_extension("parquet.tmp");
         let file = File::create(&tmp).map_err(io(&tmp))?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(FINAL_ROW_GROUP_ROWS))
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
         let mut report = FinalReport {
             dataset_id: self.id.clone(),
@@ -218,6 +243,8 @@ impl Plan {
             failed_rows_sample: Vec::new(),
             unreadable_files: Vec::new(),
         };
+        // The report page's figures, gathered in the same pass (each results file read once).
+        let mut figures = RunFigures::default();
         for s in &self.shards {
             let rows_file = shard_path(dir, ShardId(s.shard));
             let rows = match rowfile::read_rows(&rows_file) {
@@ -232,8 +259,12 @@ impl Plan {
             let archive = out.join(&s.archive);
             let outcomes = if s.state == "done" {
                 let file = results_path(&archive);
-                match read_outcomes(&file, &archive_stem(&archive)) {
-                    Ok(o) => Outcomes::Read(o),
+                let mut shard_figures = RunFigures::default();
+                match read_outcomes(&file, &archive_stem(&archive), &mut shard_figures) {
+                    Ok(o) => {
+                        add_figures(&mut figures, shard_figures);
+                        Outcomes::Read(o)
+                    }
                     Err(e) => {
                         let name = file.display().to_string();
                         let what = if e.contains(&name) {
@@ -252,7 +283,8 @@ impl Plan {
             } else {
                 Outcomes::Read(HashMap::new())
             };
-            let batch = shard_batch(&schema, s, &rows, &outcomes, &mut report)
+            let mut outcomes = outcomes;
+            let batch = shard_batch(&schema, s, &rows, &mut outcomes, &mut report)
                 .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
             writer
                 .write(&batch)
@@ -268,21 +300,38 @@ impl Plan {
         let overview_tmp = overview.with_extension("json.tmp");
         std::fs::write(&overview_tmp, text).map_err(io(&overview_tmp))?;
         std::fs::rename(&overview_tmp, &overview).map_err(io(&overview))?;
-        write_report_page(out, &report, &self.shards);
+        write_report_page(out, &report, figures);
         Ok(report)
     }
 }
 
-/// `<out>/report.html`: the dataset's page, from the done shards' results files (rows of failed
-/// shards counted as failed). A page that cannot be written is logged, never fatal.
-fn write_report_page(out: &Path, report: &FinalReport, shards: &[ShardSummary]) {
-    use crate::results::report_html::{RunFigures, render, report_path, write_report};
-    let mut figures = RunFigures::default();
-    for s in shards.iter().filter(|s| s.state == "done") {
-        let file = results_path(&out.join(&s.archive));
-        if let Err(e) = crate::results::read_results(&file, |r| figures.add(&r)) {
-            tracing::warn!("report.html leaves out {}: {e}", file.display());
-        }
+/// Adds one shard's figures to the dataset's.
+fn add_figures(total: &mut RunFigures, shard: RunFigures) {
+    total.rows += shard.rows;
+    total.ok += shard.ok;
+    total.failed += shard.failed;
+    total.skipped += shard.skipped;
+    total.bytes += shard.bytes;
+    for (kind, n) in shard.errors {
+        *total.errors.entry(kind).or_default() += n;
+    }
+    for (class, (n, bytes)) in shard.classes {
+        let e = total.classes.entry(class).or_default();
+        e.0 += n;
+        e.1 += bytes;
+    }
+    for (t, n) in total.latency.iter_mut().zip(shard.latency) {
+        *t += n;
+    }
+}
+
+/// `<out>/report.html`: the dataset's page, from the figures of the done shards' readable
+/// results files (rows of failed shards and unreadable files counted as failed). A page that
+/// cannot be written is logged, never fatal.
+fn write_report_page(out: &Path, report: &FinalReport, mut figures: RunFigures) {
+    use crate::results::report_html::{render, report_path, write_report};
+    for what in &report.unreadable_files {
+        tracing::warn!("report.html leaves out {what}");
     }
     let unaccounted = report.rows_total.saturating_sub(figures.rows);
     if unaccounted > 0 {
@@ -307,7 +356,7 @@ fn shard_batch(
     schema: &Arc<Schema>,
     s: &ShardSummary,
     rows: &[UrlRow],
-    outcomes: &Outcomes,
+    outcomes: &mut Outcomes,
     report: &mut FinalReport,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let mut index = Vec::with_capacity(rows.len());
@@ -318,24 +367,16 @@ fn shard_batch(
     for r in rows {
         index.push(r.index);
         let found = match outcomes {
-            Outcomes::Read(map) => map.get(&r.index).map(Some),
+            Outcomes::Read(map) => map.remove(&r.index).map(Some),
             Outcomes::Unreadable => Some(None),
         };
         let (st, mem, k) = match (s.state.as_str(), found) {
-            (_, Some(Some(o))) => (o.status.clone(), o.member.clone(), o.error_kind.clone()),
-            (_, Some(None)) => (
-                "failed".to_string(),
-                None,
-                Some("results_unreadable".to_string()),
-            ),
-            ("done", None) => (
-                "failed".to_string(),
-                None,
-                Some("missing_result".to_string()),
-            ),
-            _ => ("failed".to_string(), None, Some("shard_failed".to_string())),
+            (_, Some(Some(o))) => (o.status, o.member, o.error_kind),
+            (_, Some(None)) => ("failed", None, Some("results_unreadable".to_string())),
+            ("done", None) => ("failed", None, Some("missing_result".to_string())),
+            _ => ("failed", None, Some("shard_failed".to_string())),
         };
-        match st.as_str() {
+        match st {
             "ok" => report.ok += 1,
             "skipped" => report.skipped += 1,
             _ => {
@@ -378,20 +419,25 @@ fn shard_batch(
 /// Reads a shard's results file: index → (status, member, error kind). A member that is not
 /// a safe path under the archive's `top` folder is dropped and its row failed as `unverified`.
 /// A panic of the parquet reader on a corrupt file is an error like any other.
-fn read_outcomes(path: &Path, top: &str) -> Result<HashMap<u64, Outcome>, String> {
-    let read = std::panic::catch_unwind(|| {
+fn read_outcomes(
+    path: &Path,
+    top: &str,
+    figures: &mut RunFigures,
+) -> Result<HashMap<u64, Outcome>, String> {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut map = HashMap::new();
         read_results(path, |r| {
+            figures.add(&r);
             let safe = r.member.as_deref().is_none_or(|m| is_safe_member(top, m));
             let outcome = if safe {
                 Outcome {
-                    status: status_text(r.status).to_string(),
+                    status: status_text(r.status),
                     member: r.member,
                     error_kind: r.error_kind,
                 }
             } else {
                 Outcome {
-                    status: "failed".into(),
+                    status: "failed",
                     member: None,
                     error_kind: Some("unverified".into()),
                 }
@@ -400,6 +446,6 @@ fn read_outcomes(path: &Path, top: &str) -> Result<HashMap<u64, Outcome>, String
         })
         .map(|()| map)
         .map_err(|e| e.to_string())
-    });
+    }));
     read.unwrap_or_else(|_| Err("the parquet reader failed on this file".into()))
 }

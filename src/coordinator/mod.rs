@@ -18,6 +18,7 @@ mod files;
 mod finalize;
 mod handle;
 mod requests;
+pub mod sim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
 pub use complete::{CompleteKey, VerifyFailure, VerifyJob};
 pub use files::{DEFAULT_DISK_RESERVE, FileDecision, IntakeLimits};
-pub use finalize::{FailedShard, FinalReport};
+pub use finalize::{FINAL_ROW_GROUP_ROWS, FailedShard, FinalReport, write_final_files};
 pub use handle::{CoordinatorHandle, Snapshot, Stopped};
 
 /// How long a worker with nothing to do waits before asking again.
@@ -473,6 +474,8 @@ fn shard(i: usize) -> ShardId {
 
 #[cfg(test)]
 mod budget_tests;
+#[cfg(test)]
+mod finalize_tests;
 #[cfg(test)]
 mod intake_tests;
 #[cfg(test)]

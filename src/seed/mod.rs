@@ -248,13 +248,14 @@ fn write_contiguous(file: &Path, spec: &SeedSpec, dir: &Path) -> Result<Vec<u64>
     let total = read::count_rows(file, &spec.columns)?;
     let ranges = plan_contiguous(total, spec.sizing);
     let mut counts = Vec::with_capacity(ranges.len());
+    // One shard file open at a time: each is finished as soon as the rows move past it, so
+    // memory and descriptors stay O(1) whatever the row count (only `counts` grows, per shard).
     let mut current: Option<(usize, RowFileWriter)> = None;
-    let mut finished: Vec<(usize, RowFileWriter)> = Vec::new();
     read::for_each_row(file, &spec.columns, 0, |(row, _)| {
         let shard = ranges.partition_point(|r| r.end <= row.index);
         if current.as_ref().is_none_or(|(s, _)| *s != shard) {
-            if let Some(done) = current.take() {
-                finished.push(done);
+            if let Some((_, done)) = current.take() {
+                counts.push(done.finish().map_err(|e| unwritable(dir, e))?);
             }
             let path = shard_path(dir, ShardId(u32::try_from(shard).unwrap_or(u32::MAX)));
             let w = RowFileWriter::create(&path).map_err(|e| unwritable(&path, e))?;
@@ -265,9 +266,8 @@ fn write_contiguous(file: &Path, spec: &SeedSpec, dir: &Path) -> Result<Vec<u64>
         }
         Ok(())
     })?;
-    finished.extend(current.take());
-    for (_, w) in finished {
-        counts.push(w.finish().map_err(io_err(dir))?);
+    if let Some((_, done)) = current.take() {
+        counts.push(done.finish().map_err(io_err(dir))?);
     }
     Ok(counts)
 }

@@ -1,5 +1,9 @@
 //! A shard's rows on disk in the seeder's data dir: a sequence of records, each a little-endian
 //! `u32` length then a postcard `UrlRow`. Written to a temp name and renamed when complete.
+//!
+//! Each open writer holds a 64 KiB buffer and a file descriptor, so seeding keeps only a
+//! bounded number open at once (one in contiguous mode); [`open_writers_peak`] makes that
+//! observable for the calling thread (seeding runs on one blocking thread).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -7,42 +11,84 @@ use std::path::{Path, PathBuf};
 
 use crate::input::UrlRow;
 
+/// Write buffer per open shard file.
+const WRITE_BUFFER: usize = 1 << 16;
+
+thread_local! {
+    /// (open now, most open at once since the last reset) on this thread.
+    static OPEN_WRITERS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The most [`RowFileWriter`]s open at once on this thread since the last call (which resets
+/// the peak to the number open now).
+pub fn open_writers_peak() -> usize {
+    OPEN_WRITERS.with(|c| {
+        let (open, peak) = c.get();
+        c.set((open, open));
+        peak
+    })
+}
+
+fn writer_opened() {
+    OPEN_WRITERS.with(|c| {
+        let (open, peak) = c.get();
+        c.set((open + 1, peak.max(open + 1)));
+    });
+}
+
 /// Appends rows to a shard file; [`RowFileWriter::finish`] makes it visible.
 pub struct RowFileWriter {
     out: BufWriter<File>,
     tmp: PathBuf,
     path: PathBuf,
     rows: u64,
+    scratch: Vec<u8>,
 }
 
 impl RowFileWriter {
     /// Starts `path` (written as `path.tmp` until finished).
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let tmp = path.with_extension("rows.tmp");
+        let file = File::create(&tmp)?;
+        writer_opened();
         Ok(Self {
-            out: BufWriter::with_capacity(1 << 16, File::create(&tmp)?),
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
             tmp,
             path: path.to_path_buf(),
             rows: 0,
+            scratch: Vec::new(),
         })
     }
 
     /// Appends one row.
     pub fn push(&mut self, row: &UrlRow) -> std::io::Result<()> {
-        let bytes = postcard::to_stdvec(row).map_err(std::io::Error::other)?;
+        // One encoding buffer reused for every row (no allocation per row).
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let bytes = postcard::to_extend(row, bytes).map_err(std::io::Error::other)?;
         let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(&bytes)?;
+        self.scratch = bytes;
         self.rows += 1;
         Ok(())
     }
 
     /// Flushes, syncs and renames into place; returns the row count.
-    pub fn finish(self) -> std::io::Result<u64> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+    pub fn finish(mut self) -> std::io::Result<u64> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()?;
         std::fs::rename(&self.tmp, &self.path)?;
         Ok(self.rows)
+    }
+}
+
+impl Drop for RowFileWriter {
+    fn drop(&mut self) {
+        OPEN_WRITERS.with(|c| {
+            let (open, peak) = c.get();
+            c.set((open.saturating_sub(1), peak));
+        });
     }
 }
 

@@ -187,3 +187,54 @@ fn bad_inputs_name_the_file_and_column() {
         "no partial output"
     );
 }
+
+/// Seeding streams: however many shards, it holds one shard file open at a time in contiguous
+/// mode (at most one pass's worth in `--group-col` mode), and every row lands in its shard.
+#[test]
+fn seeding_many_shards_keeps_one_shard_file_open_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("many.parquet");
+    let urls: Vec<String> = (0..3_000)
+        .map(|i| format!("http://127.0.0.1:9/h{}/{i}.jpg", i % 97))
+        .collect();
+    let classes: Vec<String> = (0..3_000).map(|i| format!("c{}", i % 300)).collect();
+    let rows: Vec<(Option<&str>, Option<&str>)> = urls
+        .iter()
+        .zip(&classes)
+        .map(|(u, c)| (Some(u.as_str()), Some(c.as_str())))
+        .collect();
+    write_parquet(&input, &rows);
+    let data = tmp.path().join("data");
+    rowfile::open_writers_peak();
+    let s = seed(&spec(&input, ShardSizing::Rows(7), false), &data).unwrap();
+    assert_eq!(
+        rowfile::open_writers_peak(),
+        1,
+        "contiguous seeding held several shard files open"
+    );
+    assert_eq!(s.shard_rows.len(), 3_000usize.div_ceil(7));
+    assert!(s.shard_rows[..s.shard_rows.len() - 1].iter().all(|n| *n == 7));
+    assert_eq!(*s.shard_rows.last().unwrap(), 3_000 % 7);
+    let shards = all_rows(&data, &s);
+    let indices: Vec<u64> = shards.iter().flatten().map(|r| r.index).collect();
+    assert_eq!(indices, (0..3_000).collect::<Vec<_>>());
+    assert_eq!(
+        shards[427][4].url.as_deref(),
+        Some(urls[427 * 7 + 4].as_str())
+    );
+    let dir = dataset_dir(&data, s.id);
+    let leftovers = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0, "temp files left in {}", dir.display());
+
+    // Grouped: 300 classes in 300 shards, written a bounded number of files per pass.
+    let g = seed(
+        &spec(&input, ShardSizing::Count(300), true),
+        &tmp.path().join("g"),
+    )
+    .unwrap();
+    assert_eq!(g.rows_total, 3_000);
+    assert!(rowfile::open_writers_peak() <= FILES_PER_PASS);
+}

@@ -17,7 +17,7 @@ use crate::protocol::swarm::Grant;
 pub const MARKER: &str = "finished.json";
 
 /// What a finished shard needs to be delivered again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
     /// Its lease.
     pub grant: Grant,
@@ -36,7 +36,7 @@ pub struct Finished {
 }
 
 /// A kept shard: its directory and marker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Kept {
     /// `<work dir>/<dataset>/<shard>-e<epoch>`.
     pub dir: PathBuf,
@@ -113,6 +113,7 @@ mod tests {
                 rows: 10,
                 archive_name: format!("shard-{shard:05}.tar.gz"),
                 speculative: false,
+                settings: None,
             },
             seeder: "seeder".into(),
             ok: 9,

@@ -22,9 +22,16 @@
 //! - epochs never repeat: the book resumes above every epoch seen and above the persisted
 //!   high-water mark, and a restart gives every holder one TTL of grace (an expiry that fell in
 //!   the seeder's own downtime is not the holder's fault).
+//!
+//! Scale: every decision goes through indexes kept in step with the entries ([`index`]: free
+//! shards in order, shards with live holders, counts), so it costs O(log shards + live
+//! leases), never a scan of every shard.
 
 mod entry;
+mod index;
 mod peers;
+
+use index::ShardIndex;
 
 use entry::{Charge, drop_holder, expected_finish};
 
@@ -54,14 +61,17 @@ pub struct LeaseBook {
     shards: Vec<ShardEntry>,
     next_epoch: u64,
     peers: PeerLedger,
+    index: ShardIndex,
 }
 
 impl LeaseBook {
     /// A book of free shards with the given row counts.
     pub fn new(cfg: LeaseConfig, shard_rows: &[u64]) -> Self {
+        let shards: Vec<ShardEntry> = shard_rows.iter().map(|r| ShardEntry::new(*r)).collect();
         Self {
             cfg,
-            shards: shard_rows.iter().map(|r| ShardEntry::new(*r)).collect(),
+            index: ShardIndex::build(&shards),
+            shards,
             next_epoch: 1,
             peers: PeerLedger::new(),
         }
@@ -98,6 +108,7 @@ impl LeaseBook {
         }
         Self {
             cfg,
+            index: ShardIndex::build(&shards),
             shards,
             next_epoch: next_epoch.max(max_epoch + 1),
             peers: PeerLedger::new(),
@@ -115,6 +126,7 @@ impl LeaseBook {
                 reopened.push(shard_id(i));
             }
         }
+        self.index = ShardIndex::build(&self.shards);
         reopened
     }
 
@@ -150,12 +162,7 @@ impl LeaseBook {
 
     /// Shards completed by `peer`, as recorded here.
     pub fn completed_by(&self, peer: &str) -> u32 {
-        let n = self
-            .shards
-            .iter()
-            .filter(|s| s.done_by.as_deref() == Some(peer))
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        self.index.done_by.get(peer).copied().unwrap_or(0)
     }
 
     /// The most leases `peer` may hold at once by what the seeder measured: a small start,
@@ -186,31 +193,20 @@ impl LeaseBook {
 
     /// Shards per phase.
     pub fn counts(&self) -> PhaseCounts {
-        let mut c = PhaseCounts::default();
-        for s in &self.shards {
-            match s.phase {
-                ShardPhase::Free => c.free += 1,
-                ShardPhase::Leased => c.leased += 1,
-                ShardPhase::Done => c.done += 1,
-                ShardPhase::Failed => c.failed += 1,
-            }
-        }
-        c
+        self.index.counts
     }
 
     /// True when every shard is done or failed.
     pub fn is_finished(&self) -> bool {
-        self.shards
-            .iter()
-            .all(|s| matches!(s.phase, ShardPhase::Done | ShardPhase::Failed))
+        let c = self.index.counts;
+        c.free == 0 && c.leased == 0
     }
 
     /// Live leases held by `peer` across the book.
     pub fn held_by(&self, peer: &str) -> u32 {
         let n = self
-            .shards
-            .iter()
-            .flat_map(|s| s.holders.iter())
+            .live_entries()
+            .flat_map(|(_, s)| s.holders.iter())
             .filter(|h| h.peer == peer)
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
@@ -218,17 +214,12 @@ impl LeaseBook {
 
     /// Shards open to a bid now: free ones, plus in-flight ones eligible for a tail copy.
     pub fn open_count(&self, now: UnixMillis) -> u32 {
-        let free = self
-            .shards
-            .iter()
-            .filter(|s| s.phase == ShardPhase::Free)
-            .count();
+        let free = self.index.free.len();
         let n = if free > 0 || !self.cfg.speculative {
             free
         } else {
-            self.shards
-                .iter()
-                .filter(|s| self.copyable(s, None, now))
+            self.live_entries()
+                .filter(|(_, s)| self.copyable(s, None, now))
                 .count()
         };
         u32::try_from(n).unwrap_or(u32::MAX)
@@ -247,16 +238,17 @@ impl LeaseBook {
         self.peers.note_bid(peer, now);
         if let Some(idx) = self.free_shard_for(peer, now) {
             let epoch = self.take_epoch();
-            let entry = &mut self.shards[idx];
-            entry.phase = ShardPhase::Leased;
-            entry.holders.push(Holder {
-                peer: peer.to_string(),
-                epoch,
-                granted_at: now,
-                expires_at,
-                rows_done: 0,
-                progress_at: now,
-                speculative: false,
+            self.mutate(idx, |entry| {
+                entry.phase = ShardPhase::Leased;
+                entry.holders.push(Holder {
+                    peer: peer.to_string(),
+                    epoch,
+                    granted_at: now,
+                    expires_at,
+                    rows_done: 0,
+                    progress_at: now,
+                    speculative: false,
+                });
             });
             return Some(Lease {
                 shard: shard_id(idx),
@@ -265,27 +257,25 @@ impl LeaseBook {
                 speculative: false,
             });
         }
-        if !(self.cfg.speculative && allow_speculative)
-            || self.shards.iter().any(|s| s.phase == ShardPhase::Free)
-        {
+        if !(self.cfg.speculative && allow_speculative) || self.index.counts.free > 0 {
             return None;
         }
         let idx = self
-            .shards
-            .iter()
-            .enumerate()
+            .live_entries()
             .filter(|(_, s)| self.copyable(s, Some(peer), now))
             .max_by_key(|(i, s)| (expected_finish(s, now), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)?;
         let epoch = self.take_epoch();
-        self.shards[idx].holders.push(Holder {
-            peer: peer.to_string(),
-            epoch,
-            granted_at: now,
-            expires_at,
-            rows_done: 0,
-            progress_at: now,
-            speculative: true,
+        self.mutate(idx, |entry| {
+            entry.holders.push(Holder {
+                peer: peer.to_string(),
+                epoch,
+                granted_at: now,
+                expires_at,
+                rows_done: 0,
+                progress_at: now,
+                speculative: true,
+            });
         });
         Some(Lease {
             shard: shard_id(idx),
@@ -351,15 +341,18 @@ impl LeaseBook {
         now: UnixMillis,
     ) -> Result<Vec<Holder>, LeaseError> {
         self.check(shard, epoch, peer, now)?;
-        let entry = self.entry_mut(shard)?;
-        let others: Vec<Holder> = entry
-            .holders
-            .drain(..)
-            .filter(|h| h.epoch != epoch)
-            .collect();
-        entry.phase = ShardPhase::Done;
-        entry.done_epoch = Some(epoch);
-        entry.done_by = Some(peer.to_string());
+        self.entry(shard)?;
+        let others = self.mutate(shard.0 as usize, |entry| {
+            let others: Vec<Holder> = entry
+                .holders
+                .drain(..)
+                .filter(|h| h.epoch != epoch)
+                .collect();
+            entry.phase = ShardPhase::Done;
+            entry.done_epoch = Some(epoch);
+            entry.done_by = Some(peer.to_string());
+            others
+        });
         self.peers.on_completion(peer);
         Ok(others)
     }
@@ -388,9 +381,7 @@ impl LeaseBook {
     /// Expires every lease whose expiry is at or before `now`.
     pub fn handle_timeout(&mut self, now: UnixMillis) -> Vec<LostLease> {
         let lapsed: Vec<(ShardId, u64)> = self
-            .shards
-            .iter()
-            .enumerate()
+            .live_entries()
             .flat_map(|(idx, entry)| {
                 entry
                     .holders
@@ -418,8 +409,10 @@ impl LeaseBook {
         charge: Charge,
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
-        let entry = self.entry_mut(shard)?;
-        let lost = drop_holder(entry, shard, epoch, reason, charge);
+        self.entry(shard)?;
+        let lost = self.mutate(shard.0 as usize, |entry| {
+            drop_holder(entry, shard, epoch, reason, charge)
+        });
         if charge != Charge::Nobody {
             self.peers.on_fault(&lost.peer, reason, self.cfg.ttl, now);
         }
@@ -430,10 +423,11 @@ impl LeaseBook {
     /// other admissible peer has bid within the last TTL.
     fn free_shard_for(&self, peer: &str, now: UnixMillis) -> Option<usize> {
         let free = || {
-            self.shards
+            self.index
+                .free
                 .iter()
-                .enumerate()
-                .filter(|(_, s)| s.phase == ShardPhase::Free)
+                .map(|i| *i as usize)
+                .filter_map(|i| self.shards.get(i).map(|s| (i, s)))
         };
         free()
             .find(|(_, s)| !s.failed_by.iter().any(|p| p == peer))
@@ -449,10 +443,34 @@ impl LeaseBook {
 
     /// The earliest lease expiry, when something must be expired.
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.holders.iter().map(|h| h.expires_at))
+        self.live_entries()
+            .flat_map(|(_, s)| s.holders.iter().map(|h| h.expires_at))
             .min()
+    }
+
+    /// Whether the indexes agree with the entries (checked by the reference-model tests).
+    #[cfg(test)]
+    fn index_in_step(&self) -> bool {
+        self.index == ShardIndex::build(&self.shards)
+    }
+
+    /// The shards with live holders, in shard order.
+    fn live_entries(&self) -> impl Iterator<Item = (usize, &ShardEntry)> {
+        self.index
+            .live
+            .iter()
+            .map(|i| *i as usize)
+            .filter_map(|i| self.shards.get(i).map(|s| (i, s)))
+    }
+
+    /// Applies `f` to shard `idx`'s entry and brings the indexes in step.
+    fn mutate<R>(&mut self, idx: usize, f: impl FnOnce(&mut ShardEntry) -> R) -> R {
+        let entry = &mut self.shards[idx];
+        let phase = entry.phase;
+        let done_by = entry.done_by.clone();
+        let r = f(entry);
+        self.index.update(idx, (phase, done_by.as_deref()), entry);
+        r
     }
 
     /// Whether `s` may get a tail copy (for `peer`, who must not hold it already).

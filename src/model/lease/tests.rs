@@ -492,6 +492,7 @@ proptest! {
         let mut now = 0u64;
         let mut last_epoch = 0u64;
         for op in ops {
+            prop_assert!(book.index_in_step(), "lease book indexes out of step");
             let lost = book.handle_timeout(t(now));
             let model_lost = model.expire(now, max_retries);
             let mut lost_epochs: Vec<u64> = lost.iter().map(|l| l.epoch).collect();
