@@ -35,6 +35,7 @@ pub mod exit;
 pub mod fetch;
 pub mod fixture;
 pub mod input;
+pub mod layout;
 pub mod listing;
 pub mod model;
 pub mod monitor;

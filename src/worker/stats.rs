@@ -87,18 +87,7 @@ pub fn free_disk(dir: &Path) -> u64 {
     free_space(dir).unwrap_or(0)
 }
 
-/// Free bytes available to this user on the filesystem holding `path` (or its nearest
-/// existing ancestor), by `statvfs`.
-pub fn free_space(path: &Path) -> Option<u64> {
-    let mut p = Some(path);
-    while let Some(dir) = p {
-        if let Ok(st) = rustix::fs::statvfs(dir) {
-            return Some(st.f_bavail.saturating_mul(st.f_frsize));
-        }
-        p = dir.parent();
-    }
-    None
-}
+pub use crate::layout::free_space;
 
 /// Bytes, human-readable (`12.3 MB`).
 pub fn human_bytes(b: u64) -> String {
