@@ -401,7 +401,7 @@ impl Coordinator {
                     &dir,
                     format!(
                         "no space left on its filesystem (below the {} minimum)",
-                        crate::worker::stats::human_bytes(MIN_FREE_BYTES)
+                        crate::report::human_bytes(MIN_FREE_BYTES)
                     ),
                 );
                 return;
@@ -415,7 +415,7 @@ impl Coordinator {
             return;
         }
         let free = crate::layout::free_space(dir)
-            .map(crate::worker::stats::human_bytes)
+            .map(crate::report::human_bytes)
             .unwrap_or_else(|| "unknown".into());
         let err = StorageFailure {
             dir: dir.display().to_string(),
