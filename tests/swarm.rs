@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/faults.rs"]
 mod fault_tools;
+#[path = "common/node_proc.rs"]
+mod node_proc;
 
 #[path = "swarm/busy_seeder.rs"]
 mod busy_seeder;
