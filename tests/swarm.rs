@@ -8,6 +8,8 @@ mod common;
 mod fault_tools;
 #[path = "common/proxy.rs"]
 mod proxy;
+#[path = "common/node_proc.rs"]
+mod node_proc;
 
 #[path = "swarm/busy_seeder.rs"]
 mod busy_seeder;
