@@ -28,10 +28,9 @@
 //! - `layout`: how files reach the disk (`write_atomic`, `.part` names, free space).
 //! - `commands`: one file per subcommand; command-line glue only. Their stdout lines go
 //!   through `report::say!` (safe on a closed pipe); stop signals through `signals`.
-//! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
+//! - `telemetry`, `exit`: logging setup and exit codes (the command line is `commands::cli`).
 
 pub mod archive;
-pub mod cli;
 pub mod commands;
 pub mod coordinator;
 pub mod engine;

@@ -6,10 +6,10 @@
 mod common;
 #[path = "common/faults.rs"]
 mod fault_tools;
-#[path = "common/proxy.rs"]
-mod proxy;
 #[path = "common/node_proc.rs"]
 mod node_proc;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 #[path = "swarm/busy_seeder.rs"]
 mod busy_seeder;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::listing::{self, Listing, ListingDiff, ListingError, Source};
 use crate::report::say;
