@@ -302,15 +302,26 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                endpoint,
                 num_established,
                 cause,
-                ..
             } => {
                 if let Some(conns) = self.connections.get_mut(&peer_id) {
                     conns.remove(&connection_id);
                     if conns.is_empty() {
                         self.connections.remove(&peer_id);
                     }
+                }
+                // Every close says why: an unexplained disconnect is a bug to chase.
+                let addr = endpoint.get_remote_address();
+                let side = if endpoint.is_dialer() { "dialed" } else { "accepted" };
+                match &cause {
+                    None => info!(peer = %peer_id, %addr, side, num_established, "connection closed by this node"),
+                    Some(libp2p::swarm::ConnectionError::KeepAliveTimeout) => info!(
+                        peer = %peer_id, %addr, side, num_established,
+                        "connection closed: idle (no stream nor protocol needed it)"
+                    ),
+                    Some(e) => warn!(peer = %peer_id, %addr, side, num_established, "connection closed: {e}"),
                 }
                 if num_established == 0 {
                     self.counters
