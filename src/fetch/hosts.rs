@@ -101,8 +101,7 @@ impl HostGate {
                 if state.pace.try_acquire(t) {
                     let in_flight = state.pace.in_flight();
                     let room = self.kept.kept.load(Ordering::Relaxed) < self.kept.cap;
-                    let keep_alive =
-                        self.with_conns(&mut state, |c| c.begin(in_flight, room, t));
+                    let keep_alive = self.with_conns(&mut state, |c| c.begin(in_flight, room, t));
                     return Some(HostPermit {
                         gate: Arc::clone(self),
                         keep_alive,
