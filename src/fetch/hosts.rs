@@ -42,19 +42,29 @@ struct KeptCap {
     cap: usize,
     kept: AtomicUsize,
     /// Parked connections of hosts with no row left: still open until the pool closes them
-    /// (`(closed_by, count)`, oldest first), counted until then.
-    stragglers: Mutex<VecDeque<(UnixMillis, u32)>>,
+    /// (`(closed_by, count)`, oldest first, and their sum), counted until then.
+    stragglers: Mutex<(VecDeque<(UnixMillis, u32)>, usize)>,
 }
 
 impl KeptCap {
     /// True while the kept connections and the live stragglers are under the cap.
     fn room(&self, now: UnixMillis) -> bool {
-        let mut stragglers = lock(&self.stragglers);
-        while stragglers.front().is_some_and(|(by, _)| *by <= now) {
-            stragglers.pop_front();
+        let mut guard = lock(&self.stragglers);
+        let (list, live) = &mut *guard;
+        while let Some(&(by, n)) = list.front()
+            && by <= now
+        {
+            list.pop_front();
+            *live -= n as usize;
         }
-        let live: usize = stragglers.iter().map(|(_, n)| *n as usize).sum();
-        self.kept.load(Ordering::Relaxed) + live < self.cap
+        self.kept.load(Ordering::Relaxed) + *live < self.cap
+    }
+
+    /// Counts `count` parked connections of a host with no row left until `closed_by`.
+    fn add_stragglers(&self, closed_by: UnixMillis, count: u32) {
+        let mut guard = lock(&self.stragglers);
+        guard.0.push_back((closed_by, count));
+        guard.1 += count as usize;
     }
 }
 
@@ -218,7 +228,7 @@ impl HostGates {
             kept: Arc::new(KeptCap {
                 cap: kept_cap,
                 kept: AtomicUsize::new(0),
-                stragglers: Mutex::new(VecDeque::new()),
+                stragglers: Mutex::new((VecDeque::new(), 0)),
             }),
         }
     }
@@ -294,7 +304,7 @@ impl Drop for HostTicket {
         let forget = {
             let mut state = self.gate.state();
             if let Some((count, closed_by)) = self.gate.with_conns(&mut state, HostConns::finish) {
-                lock(&self.gate.kept.stragglers).push_back((closed_by, count));
+                self.gate.kept.add_stragglers(closed_by, count);
             }
             state.conns.is_unused() && state.pace.is_at_rest(now())
         };
