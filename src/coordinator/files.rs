@@ -297,6 +297,19 @@ impl Coordinator {
         }
     }
 
+    /// Bytes of an accepted transfer are arriving: a live lease being delivered stays live (see
+    /// [`crate::model::lease::LeaseBook::handle_delivering`]). Anything else is ignored.
+    pub fn transfer_progress(&mut self, peer: &str, header: &TransferHeader, now: UnixMillis) {
+        if self.storage_failed.is_some() {
+            return;
+        }
+        if let Some(d) = self.datasets.get_mut(&header.dataset) {
+            let _ = d
+                .book
+                .handle_delivering(header.shard, header.epoch, peer, now);
+        }
+    }
+
     /// Where an incoming transfer should be written, or why it is refused (stale epoch, larger
     /// than its shard, not enough disk…). Decided before any byte is written.
     pub fn decide_file(

@@ -42,6 +42,7 @@ enum Msg {
         oneshot::Sender<ControlResponse>,
     ),
     Decide(String, TransferHeader, oneshot::Sender<FileDecision>),
+    Progress(String, TransferHeader),
     Received(
         String,
         TransferHeader,
@@ -196,6 +197,12 @@ impl CoordinatorHandle {
         rx.await.unwrap_or_else(|_| stopped())
     }
 
+    /// Bytes of an accepted transfer are arriving (keeps the lease being delivered live). Never
+    /// waits: a full queue drops the note, the next one follows within a second.
+    pub fn transfer_progress(&self, peer: &str, header: TransferHeader) {
+        let _ = self.tx.try_send(Msg::Progress(peer.into(), header));
+    }
+
     /// Where to write an incoming transfer.
     pub async fn decide_file(&self, peer: &str, header: TransferHeader) -> FileDecision {
         let (tx, rx) = oneshot::channel();
@@ -301,6 +308,7 @@ async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixM
             // (A shard of the usual size with no room at all fail-stops the seeder inside.)
             let _ = reply.send(coord.decide_file(&peer, &header, now));
         }
+        Msg::Progress(peer, header) => coord.transfer_progress(&peer, &header, now),
         Msg::Received(peer, header, part, reply) => {
             let _ = reply.send(coord.file_received(&peer, &header, &part, now));
         }

@@ -150,6 +150,14 @@ pub enum Event {
         /// The decision (dropping it refuses).
         decide: oneshot::Sender<FileDecision>,
     },
+    /// Bytes of an accepted transfer keep arriving (at most one event a second per transfer;
+    /// dropped when the application's queue is full).
+    TransferProgress {
+        /// The sender.
+        peer: PeerId,
+        /// What it announced.
+        header: TransferHeader,
+    },
     /// A file arrived complete and matched its size and sha256; store it and answer with the
     /// verdict that the sender will receive.
     FileReceived {

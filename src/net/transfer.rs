@@ -230,6 +230,11 @@ async fn receive(
         idle,
     )
     .await?;
+    let progress = Progress {
+        peer,
+        header: &header,
+        events,
+    };
     let copied = copy_to_part(
         &mut stream,
         &mut file,
@@ -237,6 +242,7 @@ async fn receive(
         header.size - offset,
         idle,
         counters,
+        &progress,
     )
     .await;
     // Whatever arrived stays on disk for the next attempt to resume from.
@@ -272,6 +278,25 @@ async fn receive(
     Ok(())
 }
 
+/// Tells the application, at most once a second, that bytes of a transfer keep arriving.
+struct Progress<'a> {
+    peer: PeerId,
+    header: &'a TransferHeader,
+    events: &'a mpsc::Sender<Event>,
+}
+
+/// Time between two [`Event::TransferProgress`] of one transfer.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Progress<'_> {
+    fn note(&self) {
+        let _ = self.events.try_send(Event::TransferProgress {
+            peer: self.peer,
+            header: self.header.clone(),
+        });
+    }
+}
+
 /// Reads exactly `remaining` bytes from the stream into the file, hashing them.
 async fn copy_to_part(
     stream: &mut Stream,
@@ -280,9 +305,15 @@ async fn copy_to_part(
     mut remaining: u64,
     idle: std::time::Duration,
     counters: &NetCounters,
+    progress: &Progress<'_>,
 ) -> Result<(), NetError> {
     let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut noted = tokio::time::Instant::now();
     while remaining > 0 {
+        if noted.elapsed() >= PROGRESS_EVERY {
+            progress.note();
+            noted = tokio::time::Instant::now();
+        }
         let want = remaining.min(CHUNK_BYTES as u64) as usize;
         let n = timeout(idle, stream.read(&mut buf[..want]))
             .await

@@ -28,6 +28,7 @@ pub async fn run(
         let heard = match &ev {
             Event::Request { peer, .. }
             | Event::IncomingFile { peer, .. }
+            | Event::TransferProgress { peer, .. }
             | Event::FileReceived { peer, .. } => Some(*peer),
             _ => None,
         };
@@ -97,6 +98,11 @@ pub async fn run(
                         verdict.send(Err(Refusal::new(RejectReason::UnknownDataset, NO_DATASET)));
                 }
             },
+            Event::TransferProgress { peer, header } => {
+                if let Some(c) = &coord {
+                    c.transfer_progress(&peer.to_string(), header);
+                }
+            }
             Event::Gossip { from, message } => {
                 if let Ok(mut p) = peers.lock() {
                     p.gossip(from, &message, now);

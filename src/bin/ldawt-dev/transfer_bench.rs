@@ -122,7 +122,7 @@ async fn serve(
                     break;
                 }
             }
-            Event::Request { .. } | Event::Gossip { .. } => {}
+            Event::Request { .. } | Event::Gossip { .. } | Event::TransferProgress { .. } => {}
             Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {}
             Event::PeerIdentified { .. } => {}
         }

@@ -305,6 +305,22 @@ impl LeaseBook {
         Ok(holder)
     }
 
+    /// Bytes of this live lease's archive are arriving: the holder is alive and delivering, so
+    /// the lease is extended by the TTL from `now` like a renewal (without counting progress).
+    /// A delivery that crowds out the holder's renewals on a slow or busy link (they share one
+    /// connection) must not expire the lease it is delivering.
+    pub fn handle_delivering(
+        &mut self,
+        shard: ShardId,
+        epoch: u64,
+        peer: &str,
+        now: UnixMillis,
+    ) -> Result<UnixMillis, LeaseError> {
+        self.check(shard, epoch, peer, now)?;
+        let ttl = self.cfg.ttl;
+        holder_renewed(self.holder_mut(shard, epoch)?, now.plus(ttl))
+    }
+
     /// Extends a live lease by the TTL from `now`; returns the new expiry.
     pub fn handle_renew(
         &mut self,
@@ -525,5 +541,7 @@ fn shard_id(idx: usize) -> ShardId {
     ShardId(u32::try_from(idx).unwrap_or(u32::MAX))
 }
 
+#[cfg(test)]
+mod delivering_tests;
 #[cfg(test)]
 mod tests;
