@@ -51,7 +51,7 @@ fn find_dataset(data: &Path) -> Result<SeededDataset> {
 }
 
 fn fails(index: u64) -> bool {
-    index % 20 == 0
+    index.is_multiple_of(20)
 }
 
 fn prepare(data: &Path, out: &Path, seeded: &SeededDataset) -> Result<()> {

@@ -245,51 +245,41 @@ impl Plan {
         };
         // The report page's figures, gathered in the same pass (each results file read once).
         let mut figures = RunFigures::default();
-        for s in &self.shards {
-            let rows_file = shard_path(dir, ShardId(s.shard));
-            let rows = match rowfile::read_rows(&rows_file) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    let what = format!("{}: {e}", rows_file.display());
-                    tracing::error!("cannot read the rows of shard {}: {what}", s.shard);
-                    report.unreadable_files.push(what);
-                    continue;
-                }
-            };
-            let archive = out.join(&s.archive);
-            let outcomes = if s.state == "done" {
-                let file = results_path(&archive);
-                let mut shard_figures = RunFigures::default();
-                match read_outcomes(&file, &archive_stem(&archive), &mut shard_figures) {
-                    Ok(o) => {
-                        add_figures(&mut figures, shard_figures);
-                        Outcomes::Read(o)
+        // A reader thread loads the next shards (rows and results files) while this one
+        // encodes the current one; at most `LOAD_AHEAD` shards wait in between.
+        std::thread::scope(|scope| -> Result<(), CoordinatorError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(LOAD_AHEAD);
+            let shards = &self.shards;
+            scope.spawn(move || {
+                for s in shards {
+                    if tx.send(load_shard(out, dir, s)).is_err() {
+                        break;
                     }
-                    Err(e) => {
-                        let name = file.display().to_string();
-                        let what = if e.contains(&name) {
-                            e
-                        } else {
-                            format!("{name}: {e}")
-                        };
-                        tracing::warn!(
-                            "shard {}: unreadable results file, its rows are listed as failed: {what}",
-                            s.shard
-                        );
+                }
+            });
+            for (s, loaded) in self.shards.iter().zip(rx) {
+                let rows = match loaded.rows {
+                    Ok(rows) => rows,
+                    Err(what) => {
                         report.unreadable_files.push(what);
-                        Outcomes::Unreadable
+                        continue;
                     }
+                };
+                if let Some(what) = loaded.unreadable {
+                    report.unreadable_files.push(what);
                 }
-            } else {
-                Outcomes::Read(HashMap::new())
-            };
-            let mut outcomes = outcomes;
-            let batch = shard_batch(&schema, s, &rows, &mut outcomes, &mut report)
-                .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
-            writer
-                .write(&batch)
-                .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
-        }
+                if let Some(f) = loaded.figures {
+                    add_figures(&mut figures, f);
+                }
+                let mut outcomes = loaded.outcomes;
+                let batch = shard_batch(&schema, s, &rows, &mut outcomes, &mut report)
+                    .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
+                writer
+                    .write(&batch)
+                    .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
+            }
+            Ok(())
+        })?;
         writer
             .close()
             .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
@@ -303,6 +293,64 @@ impl Plan {
         write_report_page(out, &report, figures);
         Ok(report)
     }
+}
+
+/// Shards loaded ahead of the one being encoded.
+const LOAD_AHEAD: usize = 2;
+
+/// One shard as read for the merge.
+struct LoadedShard {
+    /// Its seeded rows, or what made them unreadable.
+    rows: Result<Vec<UrlRow>, String>,
+    /// Its outcomes by row index.
+    outcomes: Outcomes,
+    /// Its results file, when unreadable, with the reason.
+    unreadable: Option<String>,
+    /// The report page's figures of its (readable) results file.
+    figures: Option<RunFigures>,
+}
+
+/// Reads one shard's rows and, when done, its results file (logging what cannot be read).
+fn load_shard(out: &Path, dir: &Path, s: &ShardSummary) -> LoadedShard {
+    let rows_file = shard_path(dir, ShardId(s.shard));
+    let rows = rowfile::read_rows(&rows_file).map_err(|e| {
+        let what = format!("{}: {e}", rows_file.display());
+        tracing::error!("cannot read the rows of shard {}: {what}", s.shard);
+        what
+    });
+    let mut loaded = LoadedShard {
+        rows,
+        outcomes: Outcomes::Read(HashMap::new()),
+        unreadable: None,
+        figures: None,
+    };
+    if loaded.rows.is_err() || s.state != "done" {
+        return loaded;
+    }
+    let archive = out.join(&s.archive);
+    let file = results_path(&archive);
+    let mut figures = RunFigures::default();
+    match read_outcomes(&file, &archive_stem(&archive), &mut figures) {
+        Ok(o) => {
+            loaded.outcomes = Outcomes::Read(o);
+            loaded.figures = Some(figures);
+        }
+        Err(e) => {
+            let name = file.display().to_string();
+            let what = if e.contains(&name) {
+                e
+            } else {
+                format!("{name}: {e}")
+            };
+            tracing::warn!(
+                "shard {}: unreadable results file, its rows are listed as failed: {what}",
+                s.shard
+            );
+            loaded.outcomes = Outcomes::Unreadable;
+            loaded.unreadable = Some(what);
+        }
+    }
+    loaded
 }
 
 /// Adds one shard's figures to the dataset's.
