@@ -16,7 +16,9 @@ use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::swarm::{ControlResponse, RejectReason};
 use crate::seed::{dataset_dir, rowfile, shard_path};
-use crate::verify::{Invalid, ShardSpec, Verified, verify_shard};
+use crate::engine::OutputFormat;
+use crate::protocol::settings::DatasetSettings;
+use crate::verify::{DeliveryFormat, Invalid, SampleRules, ShardSpec, Verified, verify_shard};
 
 /// Peers whose invalid deliveries are counted (the table stays bounded under a flood of
 /// fresh identities; the log still names every one).
@@ -62,14 +64,44 @@ impl VerifyJob {
     }
 }
 
-/// The delivery rules of a shard whose archive is `archive_name`.
-fn shard_spec(archive_name: &str, max_member_bytes: u64) -> ShardSpec {
+/// The delivery rules of a shard whose archive is `archive_name`, in the dataset's format
+/// (classdirs without settings).
+fn shard_spec(
+    archive_name: &str,
+    max_member_bytes: u64,
+    settings: Option<&DatasetSettings>,
+) -> ShardSpec {
     let path = Path::new(archive_name);
+    let format = match settings {
+        Some(s) if s.format == OutputFormat::Webdataset => {
+            DeliveryFormat::Webdataset(std::sync::Arc::new(SampleRules {
+                class_ids: s
+                    .class_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+                    .collect(),
+                captions: s.caption_col.is_some(),
+            }))
+        }
+        Some(s) if s.format == OutputFormat::Parquet => DeliveryFormat::Parquet,
+        _ => DeliveryFormat::Classdirs,
+    };
     ShardSpec {
         top: archive_stem(path),
         gzip: compression_for(path) != Compression::None,
         max_member_bytes,
+        format,
     }
+}
+
+/// The name a verified shard is stored under: the grant's archive name, or for an images
+/// parquet the same stem with `.parquet` (the worker wrote a parquet whatever the name said).
+pub fn stored_name(archive_name: &str, settings: Option<&DatasetSettings>) -> String {
+    if settings.is_some_and(|s| s.format == OutputFormat::Parquet) {
+        return format!("{}.parquet", archive_stem(Path::new(archive_name)));
+    }
+    archive_name.to_string()
 }
 
 impl Coordinator {
@@ -90,7 +122,11 @@ impl Coordinator {
         let [archive, results] =
             files::take_for_verification(&self.cfg.out, key.dataset, key.shard, key.epoch);
         Ok(VerifyJob {
-            spec: shard_spec(&archive_name, self.cfg.intake.max_file_size),
+            spec: shard_spec(
+                &archive_name,
+                self.cfg.intake.max_file_size,
+                self.cfg.settings.as_ref(),
+            ),
             rows_file: shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
             results,
             archive,
@@ -143,6 +179,7 @@ impl Coordinator {
                 return refused;
             }
         };
+        let archive_name = stored_name(&archive_name, self.cfg.settings.as_ref());
         let stored = match files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
             Ok(paths) => paths,
             Err(reason) => {

@@ -108,6 +108,7 @@ fn spec(gzip: bool) -> ShardSpec {
         top: TOP.into(),
         gzip,
         max_member_bytes: 1 << 20,
+        format: super::DeliveryFormat::Classdirs,
     }
 }
 

@@ -308,12 +308,11 @@ fn dataset_flags_given(engine: &EngineConfig) -> bool {
 /// A seeder's engine settings must be ones its workers accept (see
 /// [`DatasetSettings::check`]): refused here, before anything is seeded.
 fn check_swarm_settings(engine: &EngineConfig) -> anyhow::Result<()> {
-    if engine.format != OutputFormat::Classdirs {
-        return Err(UsageError::new(format!(
-            "--format {:?}: a seeder collects classdirs archives only (it verifies every \
-             member); use `ldawt download` for other formats",
-            engine.format
-        ))
+    if engine.format == OutputFormat::Files {
+        return Err(UsageError::new(
+            "--format files: a seeder collects one verified file per shard (classdirs or \
+             webdataset tar, or parquet); a plain directory tree is for `ldawt download`",
+        )
         .into());
     }
     DatasetSettings::from_engine(engine)
