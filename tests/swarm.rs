@@ -21,6 +21,10 @@ mod faults;
 mod faults_restart;
 #[path = "swarm/faults_stall.rs"]
 mod faults_stall;
+#[path = "swarm/formats.rs"]
+mod formats;
+#[path = "swarm/formats_forged.rs"]
+mod formats_forged;
 #[path = "swarm/hostile.rs"]
 mod hostile;
 #[path = "swarm/hostile_results.rs"]

@@ -95,14 +95,6 @@ fn shard_spec(
     }
 }
 
-/// The name a verified shard is stored under: the grant's archive name, or for an images
-/// parquet the same stem with `.parquet` (the worker wrote a parquet whatever the name said).
-pub fn stored_name(archive_name: &str, settings: Option<&DatasetSettings>) -> String {
-    if settings.is_some_and(|s| s.format == OutputFormat::Parquet) {
-        return format!("{}.parquet", archive_stem(Path::new(archive_name)));
-    }
-    archive_name.to_string()
-}
 
 impl Coordinator {
     /// The files to verify for a completion, if `key` is a live lease of `peer`.
@@ -179,7 +171,6 @@ impl Coordinator {
                 return refused;
             }
         };
-        let archive_name = stored_name(&archive_name, self.cfg.settings.as_ref());
         let stored = match files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
             Ok(paths) => paths,
             Err(reason) => {

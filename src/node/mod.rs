@@ -252,6 +252,7 @@ pub async fn run(
             })??;
         claim_out_dir(&out, &ds)?;
         let settings = seeder_settings(&cfg.engine, &cfg.data_dir, &out, &ds).await?;
+        let ds = parquet_names(ds, cfg.engine.format);
         let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
         let mut c = Coordinator::new(
             CoordinatorConfig {
@@ -511,4 +512,21 @@ async fn seeder_settings(
         .map_err(|e| io_err(std::io::Error::other(e)))?;
     std::fs::write(&path, text).map_err(io_err)?;
     Ok(settings)
+}
+
+/// With `--format parquet` each shard is one images parquet: `<stem>.parquet` instead of the
+/// seeded `<stem>.tar.gz` (the grant, the stored file and the merged results all use it).
+fn parquet_names(
+    mut ds: crate::seed::SeededDataset,
+    format: crate::engine::OutputFormat,
+) -> crate::seed::SeededDataset {
+    if format == crate::engine::OutputFormat::Parquet {
+        for name in &mut ds.archive_names {
+            *name = format!(
+                "{}.parquet",
+                crate::archive::archive_stem(std::path::Path::new(name))
+            );
+        }
+    }
+    ds
 }

@@ -1,0 +1,286 @@
+//! A hostile worker against an in-process seeder of a `--format webdataset` dataset, over
+//! loopback: forged webdataset shards (an image whose bytes are not the results' sha256, a
+//! path-traversal member, a `.cls` that is not the dataset's id, a `.json` that does not parse,
+//! an extra member) are refused as invalid; a consistent shard built the same way is accepted
+//! (so each refusal is the forgery's), and an honest worker finishes the dataset.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ldawt::archive::ArchiveWriter;
+use ldawt::engine::{Compression, OutputFormat, RowResult, RowStatus};
+use ldawt::fixture::{self, FixtureConfig};
+use ldawt::input::UrlRow;
+use ldawt::model::ids::DatasetId;
+use ldawt::model::lease::LeaseConfig;
+use ldawt::model::shard::ShardSizing;
+use ldawt::net::{self, Client, NetConfig};
+use ldawt::node::NodeConfig;
+use ldawt::protocol::swarm::{
+    ControlRequest, ControlResponse, FileKind, Grant, RejectReason, TransferHeader,
+};
+use ldawt::results::ResultsWriter;
+use ldawt::seed::{Columns, SeedSpec};
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::common::test_swarm_key;
+use super::inprocess::{node_config, spawn_node, stats};
+use super::util::{merged_results, write_seed};
+
+const ROWS: u64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// Consistent (made-up bodies, right names, right ids): accepted.
+    Consistent,
+    /// One image's bytes are not its row's sha256.
+    WrongHash,
+    /// One row's member is `../KEY.jpg`, and the tar holds it.
+    Traversal,
+    /// One `.cls` holds another class's id.
+    WrongClassId,
+    /// One `.json` is not JSON.
+    BadJson,
+    /// A member no row names.
+    ExtraMember,
+}
+
+fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
+    let mut cfg = node_config(&tmp.join("seeder"));
+    cfg.seed = Some(SeedSpec {
+        path: input,
+        columns: Columns {
+            url: "photo_url".into(),
+            class: Some("taxon_name".into()),
+            group: None,
+            extra: Vec::new(),
+        },
+        sizing: ShardSizing::Rows(5),
+    });
+    cfg.engine.format = OutputFormat::Webdataset;
+    cfg.out = Some(out.to_path_buf());
+    cfg.work = false;
+    cfg.lease = LeaseConfig {
+        ttl: Duration::from_secs(3),
+        max_retries: 10,
+        speculative: false,
+        copy_after: Duration::from_secs(60),
+    };
+    cfg
+}
+
+async fn hostile(join: Multiaddr) -> Client {
+    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    cfg.bootstrap = vec![join];
+    cfg.mdns = false;
+    cfg.psk = Some(test_swarm_key());
+    let (client, mut events, event_loop) = net::new(cfg).unwrap();
+    tokio::spawn(event_loop.run());
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    client
+}
+
+async fn lease(evil: &Client, seeder: PeerId, dataset: DatasetId) -> (Grant, Vec<UrlRow>) {
+    for _ in 0..200 {
+        let bid = ControlRequest::Bid {
+            dataset,
+            stats: stats(),
+        };
+        if let Ok(ControlResponse::Granted(g)) = evil.request(seeder, bid).await {
+            let ask = ControlRequest::Rows {
+                dataset: g.dataset,
+                shard: g.shard,
+                epoch: g.epoch,
+            };
+            match evil.request(seeder, ask).await.unwrap() {
+                ControlResponse::Rows(r) => return (g, r),
+                other => panic!("no rows: {other:?}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the hostile peer never got a lease");
+}
+
+/// A webdataset shard of made-up bodies for `rows`, spoiled by `variant`.
+fn build(dir: &Path, g: &Grant, rows: &[UrlRow], table: &Value, v: Variant) -> [PathBuf; 2] {
+    std::fs::create_dir_all(dir).unwrap();
+    let archive = dir.join(&g.archive_name);
+    let results = dir.join("r.results.parquet");
+    let mut a =
+        ArchiveWriter::create(&archive, "x", Compression::Gzip { level: 1 }, 0, false).unwrap();
+    let mut w = ResultsWriter::create(&results).unwrap();
+    for (n, r) in rows.iter().enumerate() {
+        let spoil = n == 1;
+        let key = format!("{:010}", r.index);
+        let body = format!("made-up image {}", r.index).repeat(40).into_bytes();
+        let sha = hex::encode(Sha256::digest(&body));
+        let member = if v == Variant::Traversal && spoil {
+            format!("../{key}.jpg")
+        } else {
+            format!("{key}.jpg")
+        };
+        let stored = if v == Variant::WrongHash && spoil {
+            body.iter().map(|b| b ^ 1).collect()
+        } else {
+            body.clone()
+        };
+        a.append_bytes(&member, &stored, false).unwrap();
+        let class = r.class.clone().unwrap();
+        let json = serde_json::json!({"key": key, "index": r.index, "sha256": sha, "class": class});
+        let json = if v == Variant::BadJson && spoil {
+            b"{not json".to_vec()
+        } else {
+            serde_json::to_vec(&json).unwrap()
+        };
+        a.append_bytes(&format!("{key}.json"), &json, false).unwrap();
+        let mut id = table["classes"][&class].as_u64().unwrap();
+        if v == Variant::WrongClassId && spoil {
+            id += 1;
+        }
+        a.append_bytes(&format!("{key}.cls"), id.to_string().as_bytes(), false)
+            .unwrap();
+        w.push(RowResult {
+            index: r.index,
+            url: r.url.clone(),
+            class: r.class.clone(),
+            status: RowStatus::Ok,
+            http_status: Some(200),
+            error_kind: None,
+            error_message: None,
+            bytes: body.len() as u64,
+            sha256: Some(sha),
+            member: Some(member),
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+    }
+    if v == Variant::ExtraMember {
+        a.append_bytes("payload.sh", b"#!/bin/sh", false).unwrap();
+    }
+    a.finish().unwrap();
+    w.finish().unwrap();
+    [archive, results]
+}
+
+async fn send(evil: &Client, seeder: PeerId, g: &Grant, kind: FileKind, path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let header = TransferHeader {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        kind,
+        size: bytes.len() as u64,
+        sha256: Sha256::digest(&bytes).into(),
+    };
+    evil.send_file(seeder, header, path)
+        .await
+        .unwrap_or_else(|e| panic!("the seeder takes the {kind:?} bytes: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let input = tmp.path().join("wasps.parquet");
+    write_seed(
+        &input,
+        ROWS,
+        |i| fx.url(&format!("/w/{i}.jpg")),
+        |i| format!("vespa {}", i % 3),
+    );
+    let out = tmp.path().join("out");
+    let (ready, seeder) = spawn_node(
+        seeder_config(tmp.path(), input, &out),
+        CancellationToken::new(),
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let dataset = ready.seeded.clone().unwrap().0.id;
+    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
+    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let table: Value =
+        serde_json::from_slice(&std::fs::read(out.join("wasps.classes.json")).unwrap()).unwrap();
+    assert_eq!(
+        table["names"],
+        serde_json::json!(["vespa 0", "vespa 1", "vespa 2"])
+    );
+    let mut forgers = Vec::new();
+    let mut consistent_by = None;
+    for v in [
+        Variant::WrongHash,
+        Variant::Traversal,
+        Variant::WrongClassId,
+        Variant::BadJson,
+        Variant::ExtraMember,
+        Variant::Consistent,
+    ] {
+        let evil = hostile(join.clone()).await;
+        let (g, rows) = lease(&evil, seeder_peer, dataset).await;
+        let [archive, results] = build(&tmp.path().join(format!("{v:?}")), &g, &rows, &table, v);
+        send(&evil, seeder_peer, &g, FileKind::Archive, &archive).await;
+        send(&evil, seeder_peer, &g, FileKind::Results, &results).await;
+        let complete = ControlRequest::Complete {
+            dataset,
+            shard: g.shard,
+            epoch: g.epoch,
+            ok: g.rows,
+            failed: 0,
+            bytes: 1,
+        };
+        let answer = evil.request(seeder_peer, complete).await.unwrap();
+        let me = evil.local_peer_id().to_string();
+        match (&answer, v) {
+            (ControlResponse::Ack, Variant::Consistent) => consistent_by = Some(me),
+            (ControlResponse::Rejected(r), Variant::Consistent) => {
+                panic!("a consistent webdataset shard was refused: {r}")
+            }
+            (ControlResponse::Rejected(r), _) => {
+                assert_eq!(r.reason, RejectReason::Invalid, "{v:?}: {r}");
+                forgers.push(me);
+            }
+            (other, _) => panic!("{v:?} was accepted: {other:?}"),
+        }
+    }
+
+    let mut cfg = node_config(&tmp.path().join("honest"));
+    cfg.join = vec![join];
+    cfg.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, worker) = spawn_node(cfg, CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(120), seeder)
+        .await
+        .expect("the seeder finishes")
+        .unwrap();
+    let report = &outcome.reports[0];
+    assert_eq!((report.ok, report.shards_done), (ROWS, 6), "{report:?}");
+    assert!(
+        report.shards.iter().all(|s| s
+            .done_by
+            .as_ref()
+            .is_some_and(|p| !forgers.contains(p))),
+        "no forger's shard was stored: {:?}",
+        report.shards
+    );
+    assert!(
+        report.shards.iter().any(|s| s.done_by == consistent_by),
+        "{:?}",
+        report.shards
+    );
+    let merged = merged_results(&out);
+    assert_eq!(merged.len() as u64, ROWS);
+    assert!(
+        merged
+            .iter()
+            .all(|r| r.3.as_deref().is_some_and(|m| !m.contains('/'))),
+        "a forged member reached the merged results"
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+}
