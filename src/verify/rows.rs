@@ -69,11 +69,17 @@ pub fn is_safe_name(name: &str) -> bool {
 }
 
 /// True when `member` is `<top>/<folder>/<file>` with three safe names: never absolute, never
-/// `..`, never deeper or shallower.
-pub fn is_safe_member(top: &str, member: &str) -> bool {
+/// `..`, never deeper or shallower (a classdirs or parquet member).
+pub fn is_classdirs_member(top: &str, member: &str) -> bool {
     let parts: Vec<&str> = member.split('/').collect();
     matches!(parts.as_slice(), [t, folder, file]
         if *t == top && is_safe_name(folder) && is_safe_name(file))
+}
+
+/// True when `member` can be a verified member of a shard under `top` in any format: a
+/// classdirs member, or one safe file name (a webdataset sample's image, `KEY.<ext>`).
+pub fn is_safe_member(top: &str, member: &str) -> bool {
+    is_classdirs_member(top, member) || (!member.contains('/') && is_safe_name(member))
 }
 
 /// The two folders the engine can give `label` in a shard: its safe name, or that name with
@@ -258,7 +264,7 @@ impl<'a> ResultsCheck<'a> {
             member: member.chars().take(200).collect(),
             why: why.to_string(),
         };
-        if !is_safe_member(&self.spec.top, member) {
+        if !is_classdirs_member(&self.spec.top, member) {
             return Err(bad_member("not <shard>/<class folder>/<file name>"));
         }
         let mut parts = member.splitn(3, '/').skip(1);

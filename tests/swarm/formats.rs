@@ -123,7 +123,11 @@ fn run_swarm(tmp: &Path, format: &str) -> (PathBuf, String) {
     let (code, report) = seeder.wait(Duration::from_secs(180));
     // One row failed (404): the run says so with exit code 1.
     assert_eq!(code, 1, "seeder report:\n{report}\n{}", seeder_log(tmp));
-    assert!(report.contains("11 ok, 1 failed"), "{report}");
+    assert!(
+        report.contains("11 ok, 1 failed"),
+        "{report}\n{}",
+        seeder_log(tmp)
+    );
     let (wcode, wlog) = worker.wait(Duration::from_secs(60));
     assert_eq!(wcode, 0, "{wlog}");
     drop(fx);

@@ -125,12 +125,14 @@ fn build(dir: &Path, g: &Grant, rows: &[UrlRow], table: &Value, v: Variant) -> [
         } else {
             format!("{key}.jpg")
         };
+        // The tar crate refuses to write `..`: the traversal name is patched in below.
+        let written = member.replace("../", "zz/");
         let stored = if v == Variant::WrongHash && spoil {
             body.iter().map(|b| b ^ 1).collect()
         } else {
             body.clone()
         };
-        a.append_bytes(&member, &stored, false).unwrap();
+        a.append_bytes(&written, &stored, false).unwrap();
         let class = r.class.clone().unwrap();
         let json = serde_json::json!({"key": key, "index": r.index, "sha256": sha, "class": class});
         let json = if v == Variant::BadJson && spoil {
@@ -166,7 +168,45 @@ fn build(dir: &Path, g: &Grant, rows: &[UrlRow], table: &Value, v: Variant) -> [
     }
     a.finish().unwrap();
     w.finish().unwrap();
+    if v == Variant::Traversal {
+        traverse(&archive);
+    }
     [archive, results]
+}
+
+/// Rewrites the `zz/` member and folder names of the tar.gz at `path` to `../` (same length;
+/// header checksums recomputed), as a forger's own tar writer would have written them.
+fn traverse(path: &Path) {
+    use std::io::{Read, Write};
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut at = 0;
+    while at + 512 <= tar.len() {
+        let block = &mut tar[at..at + 512];
+        if block.iter().all(|b| *b == 0) {
+            break;
+        }
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&block[124..135]).unwrap().trim_matches(char::from(0)).trim(),
+            8,
+        )
+        .unwrap();
+        if block.starts_with(b"zz/") {
+            block[..3].copy_from_slice(b"../");
+            block[148..156].copy_from_slice(b"        ");
+            let sum: u32 = block.iter().map(|b| u32::from(*b)).sum();
+            block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        }
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap();
 }
 
 async fn send(evil: &Client, seeder: PeerId, g: &Grant, kind: FileKind, path: &Path) {
@@ -245,6 +285,14 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
             }
             (ControlResponse::Rejected(r), _) => {
                 assert_eq!(r.reason, RejectReason::Invalid, "{v:?}: {r}");
+                let why = match v {
+                    Variant::WrongHash => "does not have its row's sha256",
+                    Variant::Traversal => "not KEY.<ext>",
+                    Variant::WrongClassId => "not the dataset's id",
+                    Variant::BadJson => "not JSON",
+                    _ => "'payload.sh' is not a stored row's",
+                };
+                assert!(r.to_string().contains(why), "{v:?}: {r}");
                 forgers.push(me);
             }
             (other, _) => panic!("{v:?} was accepted: {other:?}"),
