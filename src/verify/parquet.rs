@@ -103,3 +103,92 @@ pub fn check_images(path: &Path, expected: &Expected) -> Result<(), Invalid> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, RecordBatch, new_null_array};
+    use parquet::arrow::ArrowWriter;
+
+    use super::*;
+    use crate::engine::images_schema;
+    use crate::verify::rows::MemberKind;
+
+    /// An images parquet of `(index, path, bytes)` rows.
+    fn write(path: &Path, rows: &[(u64, &str, &[u8])]) {
+        let schema = images_schema(&[]);
+        let image = StructArray::from(vec![
+            (
+                Arc::new(arrow_schema::Field::new("bytes", arrow_schema::DataType::Binary, true)),
+                Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.2))) as ArrayRef,
+            ),
+            (
+                Arc::new(arrow_schema::Field::new("path", arrow_schema::DataType::Utf8, true)),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))) as ArrayRef,
+            ),
+        ]);
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(image),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.0))),
+        ];
+        for f in schema.fields().iter().skip(2) {
+            cols.push(match f.name().as_str() {
+                "bytes" => Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.2.len() as u64),
+                )),
+                _ => new_null_array(f.data_type(), rows.len()),
+            });
+        }
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    fn expected(rows: &[(u64, &str, &[u8])]) -> Expected {
+        let mut e = Expected::default();
+        for (index, path, bytes) in rows {
+            e.members.insert(
+                path.to_string(),
+                ExpectedMember {
+                    index: *index,
+                    size: bytes.len() as u64,
+                    sha256: Sha256::digest(bytes).into(),
+                    kind: MemberKind::Image,
+                },
+            );
+        }
+        e
+    }
+
+    #[test]
+    fn an_images_parquet_must_hold_exactly_the_stored_rows_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.parquet");
+        let honest: [(u64, &str, &[u8]); 2] = [(3, "s/c/a.jpg", b"aaa"), (5, "s/c/b.jpg", b"bb")];
+        write(&p, &honest);
+        check_images(&p, &expected(&honest)).unwrap();
+        // Other bytes under the row's sha256.
+        write(&p, &[(3, "s/c/a.jpg", b"aab"), (5, "s/c/b.jpg", b"bb")]);
+        assert!(matches!(
+            check_images(&p, &expected(&honest)),
+            Err(Invalid::MemberHash(_))
+        ));
+        // A row twice, a path that is not the row's, a missing row, a row not stored.
+        for rows in [
+            vec![honest[0], honest[0], honest[1]],
+            vec![(3, "../../etc/x", &b"aaa"[..]), honest[1]],
+            vec![honest[0]],
+            vec![honest[0], honest[1], (9, "s/c/z.jpg", &b"z"[..])],
+        ] {
+            write(&p, &rows);
+            assert!(check_images(&p, &expected(&honest)).is_err(), "{rows:?}");
+        }
+        std::fs::write(&p, b"PAR1 not parquet PAR1").unwrap();
+        assert!(matches!(
+            check_images(&p, &expected(&honest)),
+            Err(Invalid::UnreadableArchive(_))
+        ));
+    }
+}
