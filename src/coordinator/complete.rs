@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use super::{Coordinator, files};
 use crate::archive::{Compression, archive_stem, compression_for};
+use crate::engine::OutputFormat;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
+use crate::protocol::settings::DatasetSettings;
 use crate::protocol::swarm::{ControlResponse, RejectReason};
 use crate::seed::{dataset_dir, rowfile, shard_path};
-use crate::engine::OutputFormat;
-use crate::protocol::settings::DatasetSettings;
 use crate::verify::{DeliveryFormat, Invalid, SampleRules, ShardSpec, Verified, verify_shard};
 
 /// Peers whose invalid deliveries are counted (the table stays bounded under a flood of
@@ -94,7 +94,6 @@ fn shard_spec(
         format,
     }
 }
-
 
 impl Coordinator {
     /// The files to verify for a completion, if `key` is a live lease of `peer`.

@@ -202,7 +202,10 @@ impl DatasetSettings {
             }
         }
         if !names.is_empty() && self.format != OutputFormat::Webdataset {
-            return Err(bad("class_names", "a class table is for --format webdataset"));
+            return Err(bad(
+                "class_names",
+                "a class table is for --format webdataset",
+            ));
         }
         Ok(())
     }

@@ -82,9 +82,15 @@ pub fn check_images(path: &Path, expected: &Expected) -> Result<(), Invalid> {
                 ))
             })?;
             if paths.is_null(i) || paths.value(i) != name {
-                return Err(bad(format!("row {row}: image.path is not the row's member")));
+                return Err(bad(format!(
+                    "row {row}: image.path is not the row's member"
+                )));
             }
-            let data: &[u8] = if bytes.is_null(i) { &[] } else { bytes.value(i) };
+            let data: &[u8] = if bytes.is_null(i) {
+                &[]
+            } else {
+                bytes.value(i)
+            };
             if data.len() as u64 != want.size {
                 return Err(Invalid::MemberSize {
                     member: name.chars().take(200).collect(),
@@ -120,11 +126,19 @@ mod tests {
         let schema = images_schema(&[]);
         let image = StructArray::from(vec![
             (
-                Arc::new(arrow_schema::Field::new("bytes", arrow_schema::DataType::Binary, true)),
+                Arc::new(arrow_schema::Field::new(
+                    "bytes",
+                    arrow_schema::DataType::Binary,
+                    true,
+                )),
                 Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.2))) as ArrayRef,
             ),
             (
-                Arc::new(arrow_schema::Field::new("path", arrow_schema::DataType::Utf8, true)),
+                Arc::new(arrow_schema::Field::new(
+                    "path",
+                    arrow_schema::DataType::Utf8,
+                    true,
+                )),
                 Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))) as ArrayRef,
             ),
         ]);

@@ -97,7 +97,11 @@ pub fn check_side(member: &str, want: &ExpectedMember, data: &[u8]) -> Result<()
             if text.trim() != id.to_string() {
                 return Err(bad(format!(
                     "class id '{}' is not the dataset's id {id} for the row's class",
-                    text.escape_default().to_string().chars().take(20).collect::<String>()
+                    text.escape_default()
+                        .to_string()
+                        .chars()
+                        .take(20)
+                        .collect::<String>()
                 )));
             }
             Ok(())

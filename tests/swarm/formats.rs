@@ -39,7 +39,9 @@ fn pyvenv() -> Result<PathBuf, String> {
 
 /// Runs `tests/engine/<script>` on `file`; its stdout as JSON.
 fn read_back(python: &Path, script: &str, file: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine").join(script);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/engine")
+        .join(script);
     let o = Command::new(python)
         .arg(script)
         .arg(file)
@@ -173,7 +175,10 @@ fn a_webdataset_swarm_is_read_back_by_the_webdataset_package() {
     // The seeder's class table: first appearance over the whole dataset.
     let table: Value =
         serde_json::from_slice(&std::fs::read(out.join("bees.classes.json")).unwrap()).unwrap();
-    assert_eq!(table["names"], serde_json::json!(["apis 1", "apis 2", "apis 0"]));
+    assert_eq!(
+        table["names"],
+        serde_json::json!(["apis 1", "apis 2", "apis 0"])
+    );
     let ok = ok_rows(&out);
     assert_eq!(ok.len() as u64, ROWS - 1);
     let tars = files_ending(&out, ".tar.gz");
@@ -186,7 +191,11 @@ fn a_webdataset_swarm_is_read_back_by_the_webdataset_package() {
             let index = s["meta"]["index"].as_u64().unwrap();
             assert_eq!(key, format!("{index:010}"));
             assert!(keys.insert(key.clone()), "key {key} twice in the dataset");
-            assert_eq!(ok[&index], format!("{key}.jpg"), "the results name the sample");
+            assert_eq!(
+                ok[&index],
+                format!("{key}.jpg"),
+                "the results name the sample"
+            );
             assert_eq!(s["sha256"], s["meta"]["sha256"], "{key}: image bytes");
             let class = s["meta"]["class"].as_str().unwrap();
             assert_eq!(s["cls"], table["classes"][class], "{key}: one id per class");
@@ -219,7 +228,10 @@ fn a_parquet_swarm_is_read_back_by_pyarrow() {
             let index = row["index"].as_u64().unwrap();
             assert!(seen.insert(index), "row {index} twice");
             assert_eq!(row["image_path"].as_str().unwrap(), ok[&index]);
-            assert_eq!(row["image_sha256"], row["sha256"], "row {index}: image bytes");
+            assert_eq!(
+                row["image_sha256"], row["sha256"],
+                "row {index}: image bytes"
+            );
         }
     }
     assert_eq!(seen, ok.keys().copied().collect::<BTreeSet<_>>());
@@ -229,16 +241,30 @@ fn a_parquet_swarm_is_read_back_by_pyarrow() {
 fn a_files_seeder_is_refused_naming_why() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("s.parquet");
-    write_seed(&input, 2, |i| format!("http://127.0.0.1:9/{i}.jpg"), |_| "c".into());
+    write_seed(
+        &input,
+        2,
+        |i| format!("http://127.0.0.1:9/{i}.jpg"),
+        |_| "c".into(),
+    );
     let o = Command::new(common::ldawt_bin())
         .args(["node", "--seed"])
         .arg(&input)
         .args(["--out"])
         .arg(tmp.path().join("out"))
-        .args(["--format", "files", "--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args([
+            "--format",
+            "files",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("--format files") && err.contains("plain directory tree"), "{err}");
+    assert!(
+        err.contains("--format files") && err.contains("plain directory tree"),
+        "{err}"
+    );
 }

@@ -140,7 +140,8 @@ fn build(dir: &Path, g: &Grant, rows: &[UrlRow], table: &Value, v: Variant) -> [
         } else {
             serde_json::to_vec(&json).unwrap()
         };
-        a.append_bytes(&format!("{key}.json"), &json, false).unwrap();
+        a.append_bytes(&format!("{key}.json"), &json, false)
+            .unwrap();
         let mut id = table["classes"][&class].as_u64().unwrap();
         if v == Variant::WrongClassId && spoil {
             id += 1;
@@ -189,7 +190,10 @@ fn traverse(path: &Path) {
             break;
         }
         let size = usize::from_str_radix(
-            std::str::from_utf8(&block[124..135]).unwrap().trim_matches(char::from(0)).trim(),
+            std::str::from_utf8(&block[124..135])
+                .unwrap()
+                .trim_matches(char::from(0))
+                .trim(),
             8,
         )
         .unwrap();
@@ -310,10 +314,10 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
     let report = &outcome.reports[0];
     assert_eq!((report.ok, report.shards_done), (ROWS, 6), "{report:?}");
     assert!(
-        report.shards.iter().all(|s| s
-            .done_by
-            .as_ref()
-            .is_some_and(|p| !forgers.contains(p))),
+        report
+            .shards
+            .iter()
+            .all(|s| s.done_by.as_ref().is_some_and(|p| !forgers.contains(p))),
         "no forger's shard was stored: {:?}",
         report.shards
     );
