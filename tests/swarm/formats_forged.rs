@@ -2,7 +2,8 @@
 //! loopback: forged webdataset shards (an image whose bytes are not the results' sha256, a
 //! path-traversal member, a `.cls` that is not the dataset's id, a `.json` that does not parse,
 //! an extra member) are refused as invalid; a consistent shard built the same way is accepted
-//! (so each refusal is the forgery's), and an honest worker finishes the dataset.
+//! (so each refusal is the forgery's), and an honest worker finishes the dataset. Likewise for
+//! `--format parquet`: an images parquet whose bytes are not the results' is refused.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,7 +50,7 @@ enum Variant {
     ExtraMember,
 }
 
-fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
+fn seeder_config(tmp: &Path, input: PathBuf, out: &Path, format: OutputFormat) -> NodeConfig {
     let mut cfg = node_config(&tmp.join("seeder"));
     cfg.seed = Some(SeedSpec {
         path: input,
@@ -61,7 +62,7 @@ fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
         },
         sizing: ShardSizing::Rows(5),
     });
-    cfg.engine.format = OutputFormat::Webdataset;
+    cfg.engine.format = format;
     cfg.out = Some(out.to_path_buf());
     cfg.work = false;
     cfg.lease = LeaseConfig {
@@ -241,7 +242,7 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
     );
     let out = tmp.path().join("out");
     let (ready, seeder) = spawn_node(
-        seeder_config(tmp.path(), input, &out),
+        seeder_config(tmp.path(), input, &out, OutputFormat::Webdataset),
         CancellationToken::new(),
     );
     let ready = tokio::time::timeout(Duration::from_secs(30), ready)
@@ -334,5 +335,152 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
             .all(|r| r.3.as_deref().is_some_and(|m| !m.contains('/'))),
         "a forged member reached the merged results"
     );
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+}
+
+/// An images parquet for `rows` (made-up bodies) and its results; with `spoil`, one row's
+/// stored bytes differ from the sha256 its result records.
+fn build_parquet(dir: &Path, g: &Grant, rows: &[UrlRow], spoil: bool) -> [PathBuf; 2] {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray, UInt64Array, new_null_array,
+    };
+    use arrow_schema::{DataType, Field};
+    use ldawt::model::naming::{safe_segment, url_stem};
+
+    std::fs::create_dir_all(dir).unwrap();
+    let archive = dir.join(&g.archive_name);
+    let results = dir.join("r.results.parquet");
+    let top = ldawt::engine::archive_stem(&archive);
+    let mut w = ResultsWriter::create(&results).unwrap();
+    let (mut bodies, mut paths) = (Vec::new(), Vec::new());
+    for (n, r) in rows.iter().enumerate() {
+        let body = format!("made-up image {}", r.index).repeat(40).into_bytes();
+        let member = format!(
+            "{top}/{}/{}_r{}.jpg",
+            safe_segment(r.class.as_deref().unwrap()),
+            url_stem(r.url.as_deref().unwrap()),
+            r.index
+        );
+        w.push(RowResult {
+            index: r.index,
+            url: r.url.clone(),
+            class: r.class.clone(),
+            status: RowStatus::Ok,
+            http_status: Some(200),
+            error_kind: None,
+            error_message: None,
+            bytes: body.len() as u64,
+            sha256: Some(hex::encode(Sha256::digest(&body))),
+            member: Some(member.clone()),
+            attempts: 1,
+            elapsed_ms: 1,
+        })
+        .unwrap();
+        let stored: Vec<u8> = if spoil && n == 2 {
+            body.iter().map(|b| b ^ 1).collect()
+        } else {
+            body
+        };
+        bodies.push(stored);
+        paths.push(member);
+    }
+    w.finish().unwrap();
+    let schema = ldawt::engine::images_schema(&[]);
+    let image = StructArray::from(vec![
+        (
+            Arc::new(Field::new("bytes", DataType::Binary, true)),
+            Arc::new(BinaryArray::from_iter_values(bodies.iter())) as ArrayRef,
+        ),
+        (
+            Arc::new(Field::new("path", DataType::Utf8, true)),
+            Arc::new(StringArray::from_iter_values(paths.iter())) as ArrayRef,
+        ),
+    ]);
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(image),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.index))),
+    ];
+    for f in schema.fields().iter().skip(2) {
+        cols.push(match f.name().as_str() {
+            "bytes" => Arc::new(UInt64Array::from_iter_values(
+                bodies.iter().map(|b| b.len() as u64),
+            )),
+            _ => new_null_array(f.data_type(), rows.len()),
+        });
+    }
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let file = std::fs::File::create(&archive).unwrap();
+    let mut pw = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    pw.write(&batch).unwrap();
+    pw.close().unwrap();
+    [archive, results]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_images_parquet_is_refused_and_a_consistent_one_is_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture::start(FixtureConfig::default()).await.unwrap();
+    let input = tmp.path().join("ants.parquet");
+    write_seed(
+        &input,
+        10,
+        |i| fx.url(&format!("/a/{i}.jpg")),
+        |i| format!("formica {}", i % 2),
+    );
+    let out = tmp.path().join("out");
+    let (ready, seeder) = spawn_node(
+        seeder_config(tmp.path(), input, &out, OutputFormat::Parquet),
+        CancellationToken::new(),
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let dataset = ready.seeded.clone().unwrap().0.id;
+    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
+    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    for spoil in [true, false] {
+        let evil = hostile(join.clone()).await;
+        let (g, rows) = lease(&evil, seeder_peer, dataset).await;
+        assert!(g.archive_name.ends_with(".parquet"), "{}", g.archive_name);
+        let [archive, results] =
+            build_parquet(&tmp.path().join(format!("p{spoil}")), &g, &rows, spoil);
+        send(&evil, seeder_peer, &g, FileKind::Archive, &archive).await;
+        send(&evil, seeder_peer, &g, FileKind::Results, &results).await;
+        let complete = ControlRequest::Complete {
+            dataset,
+            shard: g.shard,
+            epoch: g.epoch,
+            ok: g.rows,
+            failed: 0,
+            bytes: 1,
+        };
+        let answer = evil.request(seeder_peer, complete).await.unwrap();
+        match (&answer, spoil) {
+            (ControlResponse::Rejected(r), true) => {
+                assert_eq!(r.reason, RejectReason::Invalid, "{r}");
+                assert!(r.to_string().contains("sha256"), "{r}");
+            }
+            (ControlResponse::Ack, false) => {
+                assert!(
+                    out.join(&g.archive_name).exists(),
+                    "stored as {}",
+                    g.archive_name
+                )
+            }
+            (other, _) => panic!("spoiled={spoil}: {other:?}"),
+        }
+    }
+    let mut cfg = node_config(&tmp.path().join("honest"));
+    cfg.join = vec![join];
+    cfg.exit_when_idle = Some(Duration::from_secs(3));
+    let (_, worker) = spawn_node(cfg, CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(120), seeder)
+        .await
+        .expect("the seeder finishes")
+        .unwrap();
+    assert_eq!(outcome.reports[0].ok, 10, "{:?}", outcome.reports[0]);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
 }
