@@ -25,6 +25,8 @@ mod faults_stall;
 mod formats;
 #[path = "swarm/formats_forged.rs"]
 mod formats_forged;
+#[path = "swarm/formats_retry.rs"]
+mod formats_retry;
 #[path = "swarm/hostile.rs"]
 mod hostile;
 #[path = "swarm/hostile_results.rs"]

@@ -104,12 +104,20 @@ impl Coordinator {
         now: UnixMillis,
     ) -> Result<VerifyJob, ControlResponse> {
         let d = self.live_lease(peer, key.dataset, key.shard, key.epoch, now)?;
-        let archive_name = d
-            .seeded
-            .archive_names
-            .get(key.shard.0 as usize)
-            .cloned()
-            .unwrap_or_default();
+        let round = d.retry.get(&key.shard.0);
+        let archive_name = match round {
+            Some(r) => r.archive_name.clone(),
+            None => d
+                .seeded
+                .archive_names
+                .get(key.shard.0 as usize)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let rows_file = match round {
+            Some(r) => r.rows_file.clone(),
+            None => shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
+        };
         let [archive, results] =
             files::take_for_verification(&self.cfg.out, key.dataset, key.shard, key.epoch);
         Ok(VerifyJob {
@@ -118,7 +126,7 @@ impl Coordinator {
                 self.cfg.intake.max_file_size,
                 self.cfg.settings.as_ref(),
             ),
-            rows_file: shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
+            rows_file,
             results,
             archive,
         })
@@ -159,12 +167,15 @@ impl Coordinator {
             }
         };
         let archive_name = match self.live_lease(peer, dataset, shard, epoch, now) {
-            Ok(d) => d
-                .seeded
-                .archive_names
-                .get(shard.0 as usize)
-                .cloned()
-                .unwrap_or_default(),
+            Ok(d) => match d.retry.get(&shard.0) {
+                Some(r) => r.archive_name.clone(),
+                None => d
+                    .seeded
+                    .archive_names
+                    .get(shard.0 as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+            },
             Err(refused) => {
                 files::discard_epoch(&self.cfg.out, dataset, shard, epoch);
                 return refused;
@@ -187,10 +198,21 @@ impl Coordinator {
             Ok(c) => c,
             Err(e) => return super::requests::rejected(e),
         };
+        let round = d.retry.remove(&shard.0);
         if let Some(r) = d.records.get_mut(shard.0 as usize) {
-            r.ok = v.ok;
-            r.failed = v.failed;
-            r.bytes = v.bytes;
+            if round.is_some() {
+                // A retry round's rows were all failed before: they move to their new outcome.
+                r.ok += v.ok;
+                r.failed = r.failed.saturating_sub(v.ok + v.skipped);
+                r.bytes += v.bytes;
+            } else {
+                r.ok = v.ok;
+                r.failed = v.failed;
+                r.bytes = v.bytes;
+            }
+        }
+        if let Some(round) = &round {
+            tracing::info!(dataset = %dataset, shard = %shard, round = round.round, ok = v.ok, "retry round stored beside the shard");
         }
         for c in &cancelled {
             tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");

@@ -113,6 +113,8 @@ struct Outcome {
     status: &'static str,
     member: Option<String>,
     error_kind: Option<String>,
+    /// The archive holding the member when it is not the shard's own (a retry round's).
+    archive: Option<String>,
 }
 
 impl Coordinator {
@@ -257,12 +259,14 @@ impl Plan {
                 }
             };
             let archive = out.join(&s.archive);
-            let outcomes = if s.state == "done" {
+            // A shard reopened for a retry round that did not finish still has its results.
+            let outcomes = if s.state == "done" || results_path(&archive).exists() {
                 let file = results_path(&archive);
                 let mut shard_figures = RunFigures::default();
                 match read_outcomes(&file, &archive_stem(&archive), &mut shard_figures) {
-                    Ok(o) => {
+                    Ok(mut o) => {
                         add_figures(&mut figures, shard_figures);
+                        overlay_retry_rounds(out, &s.archive, &mut o, &mut report);
                         Outcomes::Read(o)
                     }
                     Err(e) => {
@@ -302,6 +306,33 @@ impl Plan {
         std::fs::rename(&overview_tmp, &overview).map_err(io(&overview))?;
         write_report_page(out, &report, figures);
         Ok(report)
+    }
+}
+
+/// Lays the outcomes of each stored retry round of the shard whose archive is `base` over
+/// `outcomes`, oldest first (see [`super::retry_rounds`]). An unreadable round is named in
+/// the report and left out (the earlier outcome stands).
+fn overlay_retry_rounds(
+    out: &Path,
+    base: &str,
+    outcomes: &mut HashMap<u64, Outcome>,
+    report: &mut FinalReport,
+) {
+    for name in super::retry_rounds::stored_rounds(out, base) {
+        let archive = out.join(&name);
+        let file = results_path(&archive);
+        let mut scratch = RunFigures::default();
+        match read_outcomes(&file, &archive_stem(&archive), &mut scratch) {
+            Ok(round) => {
+                for (index, mut o) in round {
+                    o.archive = Some(name.clone());
+                    outcomes.insert(index, o);
+                }
+            }
+            Err(e) => report
+                .unreadable_files
+                .push(format!("{}: {e}", file.display())),
+        }
     }
 }
 
@@ -370,8 +401,12 @@ fn shard_batch(
             Outcomes::Read(map) => map.remove(&r.index).map(Some),
             Outcomes::Unreadable => Some(None),
         };
+        let mut held_in = None;
         let (st, mem, k) = match (s.state.as_str(), found) {
-            (_, Some(Some(o))) => (o.status, o.member, o.error_kind),
+            (_, Some(Some(o))) => {
+                held_in = o.archive;
+                (o.status, o.member, o.error_kind)
+            }
             (_, Some(None)) => ("failed", None, Some("results_unreadable".to_string())),
             ("done", None) => ("failed", None, Some("missing_result".to_string())),
             _ => ("failed", None, Some("shard_failed".to_string())),
@@ -391,7 +426,10 @@ fn shard_batch(
         if let Some(k) = &k {
             *report.error_breakdown.entry(k.clone()).or_default() += 1;
         }
-        archive.push(mem.as_ref().map(|_| s.archive.clone()));
+        archive.push(
+            mem.as_ref()
+                .map(|_| held_in.unwrap_or_else(|| s.archive.clone())),
+        );
         status.push(st);
         member.push(mem);
         kind.push(k);
@@ -434,12 +472,14 @@ fn read_outcomes(
                     status: status_text(r.status),
                     member: r.member,
                     error_kind: r.error_kind,
+                    archive: None,
                 }
             } else {
                 Outcome {
                     status: "failed",
                     member: None,
                     error_kind: Some("unverified".into()),
+                    archive: None,
                 }
             };
             map.insert(r.index, outcome);

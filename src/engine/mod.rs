@@ -12,7 +12,7 @@ mod parquet_sink;
 mod post;
 mod resize;
 mod resume;
-mod retry_failed;
+pub mod retry_failed;
 mod row;
 mod run;
 mod verify;
