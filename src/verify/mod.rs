@@ -3,8 +3,13 @@
 //! streamed once (an archive is never held in memory). The counts and bytes of an accepted
 //! shard are the ones verified here, never the worker's own.
 //!
-//! This module reads files; the rules themselves are pure and live in [`rows`] and
-//! [`members`].
+//! Every output format a seeder collects is checked: classdirs and webdataset tars (the
+//! webdataset side members `KEY.json`/`KEY.cls`/`KEY.txt` bounded and parsed, `.cls` against
+//! the seeder's class table, see [`samples`] and [`classes`]), and images parquets
+//! ([`parquet`]). `--format files` is not collected by a swarm.
+//!
+//! This module reads files; the rules themselves are pure and live in [`rows`],
+//! [`members`] and [`samples`].
 
 pub mod classes;
 pub mod members;

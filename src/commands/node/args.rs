@@ -70,7 +70,10 @@ pub struct NodeArgs {
     /// rerun, a higher value reopens shards that failed under the old one.
     #[arg(long)]
     pub max_retries: Option<u32>,
-    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget).
+    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget), and the
+    /// rows of done shards that failed retryably (timeouts, 5xx, 429…): workers fetch only
+    /// those, stored beside the shard as `<stem>-r<N>.tar.gz`; results.parquet keeps the newest
+    /// outcome of every row.
     #[arg(long)]
     pub retry_failed: bool,
     /// Coordinate only: this node downloads nothing.
