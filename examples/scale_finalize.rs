@@ -72,7 +72,8 @@ fn prepare(data: &Path, out: &Path, seeded: &SeededDataset) -> Result<()> {
             })
             .collect();
         for j in jobs {
-            j.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+            j.join()
+                .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
         }
         Ok(())
     })?;

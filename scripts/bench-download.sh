@@ -11,12 +11,15 @@
 # 4. Resize case (issue 11), same nginx and the same rows: img2dataset 1.47 (pip-installed into
 #    a venv by this script, $BENCH_VENV, default target/bench-venv) and `ldawt download`, both
 #    with resize_mode border, 256 px, jpg q95, webdataset output; images/s and CPU-s per 1,000
-#    images for both, the ratios, and ldawt's own no-resize webdataset rate beside it.
+#    images for both, the ratios, and ldawt's own no-resize webdataset rate beside it. The
+#    synthetic pool above is not decodable, so this case serves 1,000 real JPEGs (640x480,
+#    500x375, 480x640, 800x533; q90, mean ~90 KB, drawn with OpenCV) under /real/.
 # 5. WAN-like case: ldawt's own fixture server adding 200 ms before every first byte, one host,
 #    per-host cap = concurrency (128), against the ideal concurrency / latency; and LDAWT's
 #    per-host cap of 20 for comparison.
 # Needs: cargo, python3 (stdlib and venv), nginx and wrk (installed from Debian when root), and
-# PyPI for img2dataset (BENCH_SKIP_IMG2DATASET=1 leaves that case out).
+# PyPI for img2dataset and its numpy/OpenCV (which also draw the decodable images of case 4;
+# BENCH_SKIP_IMG2DATASET=1 leaves img2dataset's own run out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -48,7 +51,7 @@ cargo build --release --quiet
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ldawt
 
 VENV=${BENCH_VENV:-$ROOT/target/bench-venv}
-if [ -z "${BENCH_SKIP_IMG2DATASET:-}" ] && [ ! -x "$VENV/bin/img2dataset" ]; then
+if [ ! -x "$VENV/bin/img2dataset" ]; then
   echo "bench: installing img2dataset 1.47.0 into $VENV…" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q img2dataset==1.47.0 >&2
@@ -83,6 +86,7 @@ http {
   server {
     listen 127.0.0.1:$PORT;
     root $WORK/www;
+    location ~ "^/real/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /real/\$1.jpg =404; }
     location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.(jpeg|JPEG)$" { try_files /pool/\$1.jpeg =404; }
     location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /pool/\$1.jpg =404; }
   }
@@ -152,14 +156,29 @@ for out in bench.tar bench.tar.gz; do
   report "ldawt download → $out" "$WORK/out/$out" "$line" "$WRK_RPS"
 done
 
-# Resize: img2dataset and ldawt, border 256 jpg q95, webdataset output, same rows.
+# Resize: img2dataset and ldawt, border 256 jpg q95, webdataset output, same rows, decodable images.
+"$VENV/bin/python" - "$WORK/www/real" <<'PY'
+import os, sys
+import cv2, numpy as np
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(11)
+for i in range(1000):
+    w, h = [(640, 480), (500, 375), (480, 640), (800, 533)][i % 4]
+    img = cv2.resize(rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8), (w, h),
+                     interpolation=cv2.INTER_CUBIC)
+    img = cv2.add(img, rng.integers(0, 16, (h, w, 3), dtype=np.uint8))
+    cv2.imwrite(os.path.join(out, f"{i:03d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+PY
+"$BIN" fixture-server --rebase-parquet "$DATA" "$WORK/real.parquet" --rows "$ROWS" \
+  --base-url "http://127.0.0.1:$PORT/real" >&2
 RESIZE=(--resize-mode border --image-size 256 --encode-format jpg --encode-quality 95)
 printf '\n%-34s %9s %9s %12s %9s %9s\n' "resize border 256 jpg q95, webdataset" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs i2d"
 I2D_IPS=""; I2D_CPU=""
 if [ -z "${BENCH_SKIP_IMG2DATASET:-}" ]; then
   rm -rf "$WORK/i2d"
   # processes = cores, 64 threads each (>= ldawt's concurrency); no retries, no wandb.
-  line=$(NO_ALBUMENTATIONS_UPDATE=1 measure "$VENV/bin/img2dataset" --url_list "$WORK/bench.parquet" \
+  line=$(NO_ALBUMENTATIONS_UPDATE=1 measure "$VENV/bin/img2dataset" --url_list "$WORK/real.parquet" \
     --input_format parquet --url_col photo_url --output_format webdataset \
     --output_folder "$WORK/i2d" --processes_count "$(nproc)" --thread_count 64 \
     --number_sample_per_shard 10000 --image_size 256 --resize_mode border \
@@ -187,16 +206,16 @@ import sys
 name, wall, user, sys_, rss, ok, nbytes, rc, i2d_ips, i2d_cpu = sys.argv[1:]
 wall, user, sys_, rss, ok, nbytes = float(wall), float(user), float(sys_), int(rss), int(ok), int(nbytes)
 ips, cpu = ok / wall, (user + sys_) / max(ok, 1) * 1000
-ratio = f"{ips / float(i2d_ips):.2f}" if i2d_ips else "-"
-cpu_ratio = f", CPU/img {float(i2d_cpu) / cpu:.2f}x less" if i2d_cpu else ""
+ratio = f"{ips / float(i2d_ips):.2f}" if i2d_ips and float(i2d_ips) > 0 else "-"
+cpu_ratio = f", CPU/img {float(i2d_cpu) / cpu:.2f}x less" if i2d_cpu and ok else ""
 print(f"{name:<34} {ips:9.0f} {nbytes / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024:9.1f} {ratio:>9}  (ok {ok}, exit {rc}, {wall:.2f} s{cpu_ratio})")
 PY
 }
 rm -rf "$WORK/out/"*
-line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/rs.tar" --format webdataset "${RESIZE[@]}")
+line=$(measure "$BIN" download --no-progress --input "$WORK/real.parquet" --output "$WORK/out/rs.tar" --format webdataset "${RESIZE[@]}")
 wds_report "ldawt, resize" "$WORK/out/rs.tar" "$line"
 rm -rf "$WORK/out/"*
-line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/nors.tar" --format webdataset)
+line=$(measure "$BIN" download --no-progress --input "$WORK/real.parquet" --output "$WORK/out/nors.tar" --format webdataset)
 wds_report "ldawt, no resize (reference)" "$WORK/out/nors.tar" "$line"
 
 # WAN-like: one host, 200 ms before every first byte.

@@ -22,12 +22,15 @@
 //! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
 //! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint (with
 //!   the live dashboard page, `dashboard.html`), its client and the `ldawt peers` tables.
-//! - `fixture`: the deterministic, misbehaving HTTP test server (tests, benchmarks).
-//! - `commands`: one file per subcommand; command-line glue only.
-//! - `cli`, `telemetry`, `exit`: the command line, logging setup and exit codes.
+//! - `fixture`: the deterministic, misbehaving HTTP server of the tests, benchmarks and
+//!   `ldawt demo`. The measurement tool `transfer-bench` is not in `ldawt`: it is the
+//!   `ldawt-dev` binary (`src/bin/ldawt-dev/`, feature `dev-tools`, built by `cargo test`).
+//! - `layout`: how files reach the disk (`write_atomic`, `.part` names, free space).
+//! - `commands`: one file per subcommand; command-line glue only. Their stdout lines go
+//!   through `report::say!` (safe on a closed pipe); stop signals through `signals`.
+//! - `telemetry`, `exit`: logging setup and exit codes (the command line is `commands::cli`).
 
 pub mod archive;
-pub mod cli;
 pub mod commands;
 pub mod coordinator;
 pub mod engine;
@@ -35,6 +38,7 @@ pub mod exit;
 pub mod fetch;
 pub mod fixture;
 pub mod input;
+pub mod layout;
 pub mod listing;
 pub mod model;
 pub mod monitor;

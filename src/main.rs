@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ldawt::cli::Cli;
+use ldawt::commands::cli::Cli;
 
 /// Async worker threads: one core fewer than the machine has (at least one). The engine's
 /// writer thread, which hashes and archives every image, gets the last core to itself; on a

@@ -2,6 +2,8 @@
 //! endpoint and `ldawt peers` through the binary, and mDNS discovery inside network namespaces
 //! the test creates (skipped with a printed reason when not root).
 
+#[path = "net/busy_link.rs"]
+mod busy_link;
 mod common;
 #[path = "net/harness.rs"]
 mod harness;

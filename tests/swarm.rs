@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/faults.rs"]
 mod fault_tools;
+#[path = "common/node_proc.rs"]
+mod node_proc;
 #[path = "common/proxy.rs"]
 mod proxy;
 

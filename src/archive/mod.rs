@@ -13,6 +13,7 @@ mod file;
 mod gzip;
 mod name;
 
+pub use crate::layout::part_path;
 pub use name::{archive_stem, compression_for, overview_path, results_path};
 
 use std::collections::HashSet;
@@ -24,16 +25,6 @@ use bytes::Bytes;
 
 use self::file::{GatherWriter, HashingFile, WRITE_BUFFER};
 use self::gzip::GzipWriter;
-
-/// `out/x.tar.gz` → `out/x.tar.gz.part`.
-pub fn part_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".part");
-    path.with_file_name(name)
-}
 
 /// How the archive is compressed. Chosen from the output name by default
 /// ([`compression_for`]): `.tar` → `None`, `.tar.gz` / `.tgz` → `Gzip` at a fast level.
@@ -300,10 +291,5 @@ mod tests {
             }
         }
         assert_eq!(found, vec!["s/a/x.jpg".to_string(), long]);
-    }
-
-    #[test]
-    fn the_part_file_sits_next_to_the_archive() {
-        assert_eq!(part_path(Path::new("a/x.tar")), Path::new("a/x.tar.part"));
     }
 }

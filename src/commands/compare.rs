@@ -4,14 +4,13 @@
 //! Hidden entries are left out unless `--include-hidden`; an archive's top folder is removed
 //! (with a note) when that makes more names match, unless `--keep-prefix`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::listing::{self, Listing, ListingDiff, ListingError, Source};
 use crate::report::say;
@@ -84,14 +83,13 @@ fn write_lists(dir: &Path, d: &ListingDiff) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).map_err(unwritable)?;
     let write = |name: &str, lines: Vec<String>| -> anyhow::Result<()> {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.partial"));
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(unwritable)?);
+        let mut text = String::new();
         for l in lines {
-            writeln!(f, "{l}").with_context(|| format!("writing {}", tmp.display()))?;
+            text.push_str(&l);
+            text.push('\n');
         }
-        f.flush()
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+        crate::layout::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     };
     write("only_left.txt", d.only_left.clone())?;

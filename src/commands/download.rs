@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use super::engine_args::{EngineArgs, EngineFallback};
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::engine::{self, Compression, EngineConfig, EngineError, ShardCounters, ShardJob};
 use crate::exit::{self, UsageError};
 use crate::report::{Progress, write_summary};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::fixture::{self, FixtureConfig, bench};
 use crate::report::say;
 

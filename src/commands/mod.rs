@@ -4,8 +4,9 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
+use cli::{Cli, Command};
 
+pub mod cli;
 pub mod compare;
 pub mod demo;
 pub mod download;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::protocol::status::DEFAULT_STATUS_ADDR;
 use crate::status_client::{StatusClientError, fetch_status};

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::engine::{EngineConfig, EngineError};
 use crate::exit;
 use crate::size::{SizeReport, estimate};

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::report::say;
 use crate::slurm::{SlurmJob, SwarmAccess, render};
@@ -113,21 +113,7 @@ pub async fn run(args: SlurmArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCo
     let unwritable = |e: std::io::Error| {
         UsageError::new(format!("cannot write --output {}: {e}", path.display()))
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&temp, &script).map_err(unwritable)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755))
-            .map_err(unwritable)?;
-    }
-    std::fs::rename(&temp, &path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        unwritable(e)
-    })?;
+    crate::layout::write_atomic_mode(&path, script.as_bytes(), 0o755).map_err(unwritable)?;
     say!(
         "wrote {}; submit it with: sbatch {}",
         path.display(),

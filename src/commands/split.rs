@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::report::say;
 use crate::split::{Balance, SplitError, SplitRequest, split_parquet};

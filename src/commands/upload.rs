@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::exit::UsageError;
 use crate::report::say;
 use crate::webdav::upload::{plan_uploads, upload_all};

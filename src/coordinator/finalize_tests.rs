@@ -70,11 +70,17 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
             e.done_by = Some("peer".into());
             let archive = out.join(&seeded.archive_names[i]);
             let stem = archive_stem(&archive);
-            let rows =
-                rowfile::read_rows(&shard_path(&dataset_dir(&data, seeded.id), ShardId(i as u32)))
-                    .unwrap();
+            let rows = rowfile::read_rows(&shard_path(
+                &dataset_dir(&data, seeded.id),
+                ShardId(i as u32),
+            ))
+            .unwrap();
             let mut w = ResultsWriter::create(&results_path(&archive)).unwrap();
-            let keep = if i == short_shard { rows.len() - 1 } else { rows.len() };
+            let keep = if i == short_shard {
+                rows.len() - 1
+            } else {
+                rows.len()
+            };
             for r in rows.into_iter().take(keep) {
                 let ok = r.index % 10 != 3;
                 w.push(RowResult {
@@ -102,7 +108,11 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
     assert_eq!(report.shards_total as usize, n);
     assert_eq!(report.shards_done as usize, n - 1);
     assert_eq!(report.failed_shards.len(), 1);
-    assert!(report.unreadable_files.is_empty(), "{:?}", report.unreadable_files);
+    assert!(
+        report.unreadable_files.is_empty(),
+        "{:?}",
+        report.unreadable_files
+    );
 
     let file = File::open(out.join("results.parquet")).unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
@@ -117,7 +127,13 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
     let mut kind = Vec::new();
     for b in builder.build().unwrap() {
         let b = b.unwrap();
-        index.extend(b.column(0).as_primitive::<UInt64Type>().values().iter().copied());
+        index.extend(
+            b.column(0)
+                .as_primitive::<UInt64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
         let st = b.column(3).as_string::<i32>();
         let ek = b.column(6).as_string::<i32>();
         for r in 0..b.num_rows() {
@@ -125,7 +141,11 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
             kind.push(ek.is_valid(r).then(|| ek.value(r).to_string()));
         }
     }
-    assert_eq!(index, (0..ROWS).collect::<Vec<_>>(), "every row once, in order");
+    assert_eq!(
+        index,
+        (0..ROWS).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
     let failed_range = (failed_shard as u64 * 7)..(failed_shard as u64 * 7 + 7);
     let missing = short_shard as u64 * 7 + 6;
     for (i, (st, k)) in status.iter().zip(&kind).enumerate() {

@@ -447,14 +447,14 @@ impl Coordinator {
         }
         self.next_disk_check = UnixMillis(now.0.saturating_add(DISK_CHECK_MS));
         for dir in [self.cfg.out.clone(), self.cfg.data_dir.clone()] {
-            if let Some(free) = crate::worker::stats::free_space(&dir)
+            if let Some(free) = crate::layout::free_space(&dir)
                 && free < MIN_FREE_BYTES
             {
                 self.fail_storage(
                     &dir,
                     format!(
                         "no space left on its filesystem (below the {} minimum)",
-                        crate::worker::stats::human_bytes(MIN_FREE_BYTES)
+                        crate::report::human_bytes(MIN_FREE_BYTES)
                     ),
                 );
                 return;
@@ -467,8 +467,8 @@ impl Coordinator {
         if self.storage_failed.is_some() {
             return;
         }
-        let free = crate::worker::stats::free_space(dir)
-            .map(crate::worker::stats::human_bytes)
+        let free = crate::layout::free_space(dir)
+            .map(crate::report::human_bytes)
             .unwrap_or_else(|| "unknown".into());
         let err = StorageFailure {
             dir: dir.display().to_string(),

@@ -302,7 +302,11 @@ impl Sim {
                         self.report.give_backs += 1;
                         self.report.gossip_bytes += self.lease_bytes[1] as u64;
                     }
-                } else if self.book.handle_complete(h.shard, h.epoch, &p.id, t).is_ok() {
+                } else if self
+                    .book
+                    .handle_complete(h.shard, h.epoch, &p.id, t)
+                    .is_ok()
+                {
                     self.report.completions += 1;
                     self.report.gossip_bytes += self.lease_bytes[2] as u64;
                     let n = &mut self.completed[h.shard.0 as usize];
@@ -314,7 +318,10 @@ impl Sim {
                 self.report.decisions += 1;
                 let span = h.finish_at.saturating_sub(h.started).max(1);
                 let rows_done = self.cfg.rows_per_shard * (now - h.started) / span;
-                match self.book.handle_renew(h.shard, h.epoch, &p.id, rows_done, t) {
+                match self
+                    .book
+                    .handle_renew(h.shard, h.epoch, &p.id, rows_done, t)
+                {
                     Ok(_) => {
                         self.report.renewals += 1;
                         h.next_renew = now + self.renew_every();
@@ -477,7 +484,10 @@ mod tests {
         assert_eq!(u64::from(r.shards_done), r.completions, "{r:?}");
         assert!(r.starved.is_empty(), "starved peers: {:?}", r.starved);
         assert!(r.peers_seen > cfg.peers * 2, "too little churn: {r:?}");
-        assert!(r.expiries > 0 && r.give_backs > 0, "no crash or give-back: {r:?}");
+        assert!(
+            r.expiries > 0 && r.give_backs > 0,
+            "no crash or give-back: {r:?}"
+        );
         assert!(r.min_grants_per_hour > 0.0, "{r:?}");
         // A failure budget of 3 distinct peers is not exhausted by 2 % failures and churn.
         assert!(r.shards_failed <= 2, "{r:?}");

@@ -46,30 +46,31 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
                 img.crop_imm((scaled.0 - cw) / 2, (scaled.1 - ch) / 2, cw, ch)
             }
             _ => {
-                // An opaque source gets an opaque canvas (no alpha channel to encode).
-                let mut out = if img.color().has_alpha() {
-                    DynamicImage::ImageRgba8(RgbaImage::from_pixel(
+                let at = ((cw - scaled.0) / 2, (ch - scaled.1) / 2);
+                if img.color().has_alpha() {
+                    let mut out = DynamicImage::ImageRgba8(RgbaImage::from_pixel(
                         cw,
                         ch,
                         image::Rgba([0, 0, 0, 255]),
-                    ))
+                    ));
+                    image::imageops::overlay(&mut out, &img, i64::from(at.0), i64::from(at.1));
+                    out
                 } else {
-                    DynamicImage::ImageRgb8(RgbImage::from_pixel(cw, ch, image::Rgb([0, 0, 0])))
-                };
-                image::imageops::overlay(
-                    &mut out,
-                    &img,
-                    i64::from((cw - scaled.0) / 2),
-                    i64::from((ch - scaled.1) / 2),
-                );
-                out
+                    // An opaque source: an opaque canvas (no alpha channel to encode), its rows
+                    // copied in (a per-pixel blend cost as much as the resize itself).
+                    DynamicImage::ImageRgb8(paste_rgb(&img.into_rgb8(), (cw, ch), at))
+                }
             }
         };
     }
+    let stored = img.dimensions();
     let mut out = Cursor::new(Vec::new());
     match opts.encode_format {
         EncodeFormat::Jpg => {
-            let rgb: RgbImage = img.to_rgb8();
+            let rgb: RgbImage = match img {
+                DynamicImage::ImageRgb8(rgb) => rgb,
+                other => other.to_rgb8(),
+            };
             let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(
                 &mut out,
                 opts.encode_quality.clamp(1, 100),
@@ -79,11 +80,26 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
         EncodeFormat::Png => img.write_to(&mut out, image::ImageFormat::Png),
         EncodeFormat::Webp => {
             let webp = encode_webp(&img, opts.encode_quality)?;
-            return Ok((webp, ((w, h), img.dimensions())));
+            return Ok((webp, ((w, h), stored)));
         }
     }
     .map_err(|e| format!("cannot encode: {e}"))?;
-    Ok((out.into_inner(), ((w, h), img.dimensions())))
+    Ok((out.into_inner(), ((w, h), stored)))
+}
+
+/// `src` centred at `at` on a black `canvas`-sized image, row by row.
+fn paste_rgb(src: &RgbImage, canvas: (u32, u32), at: (u32, u32)) -> RgbImage {
+    let mut out = RgbImage::from_pixel(canvas.0, canvas.1, image::Rgb([0, 0, 0]));
+    let row = src.width() as usize * 3;
+    let stride = canvas.0 as usize * 3;
+    let dst: &mut [u8] = &mut out;
+    for (y, line) in src.as_raw().chunks_exact(row.max(1)).enumerate() {
+        let start = (at.1 as usize + y) * stride + at.0 as usize * 3;
+        if let Some(to) = dst.get_mut(start..start + row) {
+            to.copy_from_slice(line);
+        }
+    }
+    out
 }
 
 /// Lossy WebP at `quality` (1–100); RGBA when the image has an alpha channel, else RGB.
@@ -218,6 +234,34 @@ mod tests {
             }
         }
         assert!(resize_image(b"not an image", &ResizeOptions::default()).is_err());
+    }
+
+    #[test]
+    fn border_centres_the_image_between_black_bands() {
+        let src = RgbImage::from_pixel(300, 150, image::Rgb([200, 100, 50]));
+        let mut bytes = Cursor::new(Vec::new());
+        src.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+        let opts = ResizeOptions {
+            mode: ResizeMode::Border,
+            image_size: 64,
+            encode_format: EncodeFormat::Png,
+            ..ResizeOptions::default()
+        };
+        let (out, _) = resize_image(bytes.get_ref(), &opts).unwrap();
+        let img = image::load_from_memory(&out).unwrap().to_rgb8();
+        // 64x32 scaled, pasted at y = 16: bands above and below, the image between.
+        for (y, want) in [
+            (0, [0, 0, 0]),
+            (15, [0, 0, 0]),
+            (16, [200, 100, 50]),
+            (47, [200, 100, 50]),
+            (48, [0, 0, 0]),
+            (63, [0, 0, 0]),
+        ] {
+            for x in [0, 31, 63] {
+                assert_eq!(img.get_pixel(x, y).0, want, "({x}, {y})");
+            }
+        }
     }
 
     #[test]

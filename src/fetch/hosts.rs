@@ -8,7 +8,7 @@
 //! row it reads with [`HostGates::enqueue`], and a host is forgotten when its last queued row
 //! is finished and its pacing is back at rest (a throttled or paused host is remembered).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +41,31 @@ struct HostState {
 struct KeptCap {
     cap: usize,
     kept: AtomicUsize,
+    /// Parked connections of hosts with no row left: still open until the pool closes them
+    /// (`(closed_by, count)`, oldest first, and their sum), counted until then.
+    stragglers: Mutex<(VecDeque<(UnixMillis, u32)>, usize)>,
+}
+
+impl KeptCap {
+    /// True while the kept connections and the live stragglers are under the cap.
+    fn room(&self, now: UnixMillis) -> bool {
+        let mut guard = lock(&self.stragglers);
+        let (list, live) = &mut *guard;
+        while let Some(&(by, n)) = list.front()
+            && by <= now
+        {
+            list.pop_front();
+            *live -= n as usize;
+        }
+        self.kept.load(Ordering::Relaxed) + *live < self.cap
+    }
+
+    /// Counts `count` parked connections of a host with no row left until `closed_by`.
+    fn add_stragglers(&self, closed_by: UnixMillis, count: u32) {
+        let mut guard = lock(&self.stragglers);
+        guard.0.push_back((closed_by, count));
+        guard.1 += count as usize;
+    }
 }
 
 /// One host's gate.
@@ -100,9 +125,8 @@ impl HostGate {
                 let mut state = self.state();
                 if state.pace.try_acquire(t) {
                     let in_flight = state.pace.in_flight();
-                    let room = self.kept.kept.load(Ordering::Relaxed) < self.kept.cap;
-                    let keep_alive =
-                        self.with_conns(&mut state, |c| c.begin(in_flight, room, t));
+                    let room = self.kept.room(t);
+                    let keep_alive = self.with_conns(&mut state, |c| c.begin(in_flight, room, t));
                     return Some(HostPermit {
                         gate: Arc::clone(self),
                         keep_alive,
@@ -204,6 +228,7 @@ impl HostGates {
             kept: Arc::new(KeptCap {
                 cap: kept_cap,
                 kept: AtomicUsize::new(0),
+                stragglers: Mutex::new((VecDeque::new(), 0)),
             }),
         }
     }
@@ -278,7 +303,9 @@ impl Drop for HostTicket {
         let mut gates = lock(&self.gates);
         let forget = {
             let mut state = self.gate.state();
-            self.gate.with_conns(&mut state, HostConns::finish);
+            if let Some((count, closed_by)) = self.gate.with_conns(&mut state, HostConns::finish) {
+                self.gate.kept.add_stragglers(closed_by, count);
+            }
             state.conns.is_unused() && state.pace.is_at_rest(now())
         };
         if forget

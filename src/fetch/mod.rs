@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use crate::model::host_conns::POOL_IDLE_TIMEOUT;
 use crate::model::content::{check_content, jpeg_truncated};
+use crate::model::host_conns::POOL_IDLE_TIMEOUT;
 use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
 

@@ -20,7 +20,7 @@
 //! expected throughput in bytes/s: the measured rate, or a prior of 2 MB/s per core before
 //! any measurement, divided by `1 + overload` where `overload = max(0, load1 / cores − 1)`.
 
-use crate::protocol::swarm::NodeStats;
+use crate::model::node_stats::NodeStats;
 
 /// Memory budgeted per concurrent lease.
 pub const MEM_PER_LEASE: u64 = 512 << 20;

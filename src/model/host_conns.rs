@@ -20,6 +20,10 @@ use crate::model::time::UnixMillis;
 /// a connection is kept only for a waiting row, which takes it within milliseconds.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a parked connection may really stay open: the pool refuses it after
+/// [`POOL_IDLE_TIMEOUT`] but closes it only at its next sweep, one timeout later.
+pub const PARKED_LIFETIME: Duration = Duration::from_secs(2 * POOL_IDLE_TIMEOUT.as_secs());
+
 /// The rows and kept connections of one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostConns {
@@ -38,13 +42,16 @@ impl HostConns {
     }
 
     /// A row of the host is finished (stored, failed or abandoned). With no row left, the
-    /// host's parked connections serve nobody: they are no longer counted (the pool closes
-    /// them within [`POOL_IDLE_TIMEOUT`]).
-    pub fn finish(&mut self) {
+    /// host's parked connections serve nobody: they are handed back as `(count, closed_by)`
+    /// for the caller to count until the pool has closed them ([`PARKED_LIFETIME`]).
+    pub fn finish(&mut self) -> Option<(u32, UnixMillis)> {
         self.queued = self.queued.saturating_sub(1);
-        if self.queued == 0 {
+        if self.queued == 0 && self.parked > 0 {
+            let stragglers = (self.parked, self.parked_at.plus(PARKED_LIFETIME));
             self.parked = 0;
+            return Some(stragglers);
         }
+        None
     }
 
     /// Rows registered and not finished.
@@ -58,7 +65,7 @@ impl HostConns {
     }
 
     fn expire(&mut self, now: UnixMillis) {
-        if self.parked > 0 && now.since(self.parked_at) >= POOL_IDLE_TIMEOUT {
+        if self.parked > 0 && now.since(self.parked_at) >= PARKED_LIFETIME {
             self.parked = 0;
         }
     }
@@ -110,7 +117,7 @@ mod tests {
         c.enqueue();
         assert!(!c.begin(1, true, T), "nothing else of the host is queued");
         c.end(false, T);
-        c.finish();
+        assert_eq!(c.finish(), None);
         assert!(c.is_unused());
     }
 
@@ -128,15 +135,15 @@ mod tests {
         }
         assert_eq!(c.kept(), 4);
         for _ in 0..998 {
-            c.finish();
+            assert_eq!(c.finish(), None);
         }
         // Two rows left, four parked connections: each row reuses one and closes it (the
         // other parked ones already serve the waiting row).
         assert!(!c.begin(1, true, T));
         assert!(!c.begin(2, true, T));
         assert_eq!(c.kept(), 2);
-        c.finish();
-        c.finish();
+        assert_eq!(c.finish(), None);
+        assert_eq!(c.finish(), Some((2, T.plus(PARKED_LIFETIME))));
         assert!(c.is_unused());
     }
 
@@ -159,13 +166,18 @@ mod tests {
         c.end(true, T);
         assert_eq!(c.kept(), 1);
         // The pool closed it meanwhile: the next request opens a new connection, kept again.
-        assert!(c.begin(1, true, T.plus(POOL_IDLE_TIMEOUT)));
-        c.end(true, T.plus(POOL_IDLE_TIMEOUT));
-        c.finish();
-        c.finish();
+        let later = T.plus(PARKED_LIFETIME);
+        assert!(c.begin(1, true, later));
+        c.end(true, later);
+        assert_eq!(c.finish(), None);
+        assert_eq!(c.finish(), None);
         assert_eq!(c.kept(), 1);
-        c.finish();
-        assert!(c.is_unused(), "no row left: nothing counted");
+        assert_eq!(
+            c.finish(),
+            Some((1, later.plus(PARKED_LIFETIME))),
+            "no row left: the parked one is handed back until the pool closes it"
+        );
+        assert!(c.is_unused());
     }
 
     proptest! {
@@ -183,7 +195,7 @@ mod tests {
                         running.push(keep);
                         prop_assert!(!keep || c.kept() <= queued - running.len() as u32);
                     }
-                    2 => if let Some(k) = running.pop() { c.end(k, T); c.finish(); queued -= 1; },
+                    2 => if let Some(k) = running.pop() { c.end(k, T); let _ = c.finish(); queued -= 1; },
                     _ => {}
                 }
                 if queued == 0 && running.is_empty() {

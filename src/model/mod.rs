@@ -9,6 +9,7 @@ pub mod host_pace;
 pub mod ids;
 pub mod lease;
 pub mod naming;
+pub mod node_stats;
 pub mod retry;
 pub mod shard;
 pub mod split_plan;

@@ -67,8 +67,15 @@ pub struct EventLoop {
     pending_listen: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     listen_addrs: Vec<Multiaddr>,
     connections: HashMap<PeerId, HashMap<ConnectionId, Multiaddr>>,
+    /// Consecutive ping failures of each connection (removed on a success or a close).
+    ping_failures: HashMap<ConnectionId, u32>,
     gossip_guard: GossipGuard,
 }
+
+/// Consecutive ping failures (timeouts of 20 s, one ping every 15 s) that close a connection.
+/// One failure used to: under load a single late ping closed the worker's link to its seeder
+/// and every transfer on it.
+const PING_FAILURES_TO_CLOSE: u32 = 2;
 
 /// The peer id named by an address's `/p2p/…` component, if any.
 pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -99,6 +106,7 @@ impl EventLoop {
             pending_listen: Vec::new(),
             listen_addrs: Vec::new(),
             connections: HashMap::new(),
+            ping_failures: HashMap::new(),
             gossip_guard: GossipGuard::default(),
         }
     }
@@ -313,14 +321,34 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                endpoint,
                 num_established,
                 cause,
-                ..
             } => {
+                self.ping_failures.remove(&connection_id);
                 if let Some(conns) = self.connections.get_mut(&peer_id) {
                     conns.remove(&connection_id);
                     if conns.is_empty() {
                         self.connections.remove(&peer_id);
+                    }
+                }
+                // Every close says why: an unexplained disconnect is a bug to chase.
+                let addr = endpoint.get_remote_address();
+                let side = if endpoint.is_dialer() {
+                    "dialed"
+                } else {
+                    "accepted"
+                };
+                match &cause {
+                    None => {
+                        info!(peer = %peer_id, %addr, side, num_established, "connection closed by this node")
+                    }
+                    Some(libp2p::swarm::ConnectionError::KeepAliveTimeout) => info!(
+                        peer = %peer_id, %addr, side, num_established,
+                        "connection closed: idle (no stream nor protocol needed it)"
+                    ),
+                    Some(e) => {
+                        warn!(peer = %peer_id, %addr, side, num_established, "connection closed: {e}")
                     }
                 }
                 if num_established == 0 {
@@ -398,12 +426,27 @@ impl EventLoop {
                 });
             }
             BehaviourEvent::Ping(ping::Event {
+                connection,
+                result: Ok(_),
+                ..
+            }) => {
+                self.ping_failures.remove(&connection);
+            }
+            BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
                 result: Err(e),
             }) => {
-                warn!(%peer, error = %e, "ping failed: closing the connection");
-                self.swarm.close_connection(connection);
+                let failures = self.ping_failures.entry(connection).or_insert(0);
+                *failures += 1;
+                if *failures >= PING_FAILURES_TO_CLOSE {
+                    warn!(%peer, error = %e, failures = *failures, "ping failed: closing the connection");
+                    self.swarm.close_connection(connection);
+                } else {
+                    // One late ping is a busy peer (a worker's runtime saturated by its
+                    // downloads), not a dead link: closing would cut every transfer on it.
+                    info!(%peer, error = %e, "ping failed; the connection is kept until the next one fails too");
+                }
             }
             other => trace!(?other, "behaviour event"),
         }

@@ -94,12 +94,10 @@ pub fn overview_json(
     })
 }
 
-/// Writes the overview next to the archive (temp file + rename).
+/// Writes the overview next to the archive ([`crate::layout::write_atomic`]).
 pub fn write_overview(path: &Path, doc: &serde_json::Value) -> std::io::Result<()> {
-    let tmp = crate::archive::part_path(path);
     let text = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    crate::layout::write_atomic(path, &text)
 }
 
 #[cfg(test)]

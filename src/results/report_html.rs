@@ -261,11 +261,9 @@ pub fn report_path(overview: &Path) -> std::path::PathBuf {
     overview.with_file_name(format!("{stem}report.html"))
 }
 
-/// Writes the page to `path` (temporary file, then rename).
+/// Writes the page to `path` ([`crate::layout::write_atomic`]).
 pub fn write_report(path: &Path, html: &str) -> std::io::Result<()> {
-    let tmp = crate::archive::part_path(path);
-    std::fs::write(&tmp, html)?;
-    std::fs::rename(&tmp, path)
+    crate::layout::write_atomic(path, html.as_bytes())
 }
 
 #[cfg(test)]

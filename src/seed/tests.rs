@@ -213,7 +213,11 @@ fn seeding_many_shards_keeps_one_shard_file_open_at_a_time() {
         "contiguous seeding held several shard files open"
     );
     assert_eq!(s.shard_rows.len(), 3_000usize.div_ceil(7));
-    assert!(s.shard_rows[..s.shard_rows.len() - 1].iter().all(|n| *n == 7));
+    assert!(
+        s.shard_rows[..s.shard_rows.len() - 1]
+            .iter()
+            .all(|n| *n == 7)
+    );
     assert_eq!(*s.shard_rows.last().unwrap(), 3_000 % 7);
     let shards = all_rows(&data, &s);
     let indices: Vec<u64> = shards.iter().flatten().map(|r| r.index).collect();
@@ -225,7 +229,13 @@ fn seeding_many_shards_keeps_one_shard_file_open_at_a_time() {
     let dir = dataset_dir(&data, s.id);
     let leftovers = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".tmp"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
         .count();
     assert_eq!(leftovers, 0, "temp files left in {}", dir.display());
 

@@ -5,29 +5,30 @@
 //!
 //! A grant whose archive name is not a plain file name is refused before anything is written.
 //! Free space is watched while the shard downloads (given back early, with the cause, below
-//! [`DISK_RESERVE`]). A finished shard is kept and offered again across seeder outages ("busy",
-//! "storage failed", unreachable) for at least [`FINISHED_PATIENCE`]; only a definite answer
-//! (stored, or fenced / invalid) ends it sooner.
+//! [`DISK_RESERVE`]). A finished shard is marked as such in its directory ([`super::kept`],
+//! so a restarted worker offers it again) and delivered by [`super::deliver`], kept across
+//! seeder outages ("busy", "storage failed", unreachable) for at least [`FINISHED_PATIENCE`];
+//! only a definite answer (stored, or fenced / invalid) ends it sooner.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::activity::Activity;
+use super::deliver::{deliver, deliver_kept};
 use super::kept::{Finished, Kept, write_marker};
 use super::link::{LinkError, SeederLink};
 use super::stats::{free_space, human_bytes};
-use crate::engine::{self, EngineConfig, ShardCounters, ShardJob, results_path};
+use crate::engine::{self, EngineConfig, ShardCounters, ShardJob};
 use crate::input::VecRows;
 use crate::model::shard::check_archive_name;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
+use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant};
 
 /// Why a lease is released on shutdown.
-const SHUTTING_DOWN: &str = "the worker is shutting down";
+pub(super) const SHUTTING_DOWN: &str = "the worker is shutting down";
 
 /// How long a worker keeps trying to reach a seeder before it starts a shard.
 const START_PATIENCE: Duration = Duration::from_secs(60);
@@ -273,106 +274,6 @@ async fn work(
     deliver(ctx, &archive, &finished, lost, shutdown).await
 }
 
-/// The kept shard's files, delivered again.
-async fn deliver_kept(
-    ctx: &LeaseCtx,
-    dir: &Path,
-    f: &Finished,
-    lost: &CancellationToken,
-    shutdown: &CancellationToken,
-) -> LeaseOutcome {
-    let g = &f.grant;
-    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, "offering a shard finished before the restart");
-    deliver(ctx, &dir.join(&g.archive_name), f, lost, shutdown).await
-}
-
-/// Pushes the archive then the results file of a finished shard, then completes it; keeps
-/// them through every transient failure for [`finished_patience`].
-async fn deliver(
-    ctx: &LeaseCtx,
-    archive: &Path,
-    f: &Finished,
-    lost: &CancellationToken,
-    shutdown: &CancellationToken,
-) -> LeaseOutcome {
-    let g = &f.grant;
-    for (kind, path) in [
-        (FileKind::Archive, archive.to_path_buf()),
-        (FileKind::Results, results_path(archive)),
-    ] {
-        // The engine hashed the archive bytes as it wrote them: reuse that digest (one pass
-        // less per shard, and a disk that corrupts the file after the write is caught by the
-        // seeder's verification instead of being blessed by a re-hash). The small results file
-        // is hashed here.
-        let known = match kind {
-            FileKind::Archive => header_from_digest(g, f.archive_size, f.archive_sha256.as_deref()),
-            FileKind::Results => None,
-        };
-        let header = match known {
-            Some(h) => Ok(h),
-            None => header_for(g, kind, &path).await,
-        };
-        let header = match header {
-            Ok(h) => h,
-            Err(e) => {
-                return LeaseOutcome::Abandoned(format!("cannot read {}: {e}", path.display()));
-            }
-        };
-        // A finished shard is kept until the seeder answers for good: "busy", "storage
-        // failed" and an unreachable seeder are retried for a long while.
-        let started = Instant::now();
-        let patience = finished_patience(g);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if lost.is_cancelled() {
-                return LeaseOutcome::Lost("the seeder refused a renewal".into());
-            }
-            match ctx.link.send_file(&ctx.me, header.clone(), &path).await {
-                Ok(()) => break,
-                Err(LinkError::Refused(r)) if !r.reason.is_retryable() => {
-                    return LeaseOutcome::Lost(r.to_string());
-                }
-                Err(e) if started.elapsed() < patience => {
-                    tracing::warn!(shard = %g.shard, attempt, "delivering the finished shard failed, keeping it and retrying: {e}");
-                    if sleep_or_cancel(backoff(attempt), shutdown).await {
-                        return LeaseOutcome::Released(SHUTTING_DOWN.into());
-                    }
-                }
-                Err(e) => {
-                    return LeaseOutcome::Abandoned(format!(
-                        "gave up delivering a finished shard after {:?}: {e}",
-                        started.elapsed()
-                    ));
-                }
-            }
-        }
-    }
-    let complete = ControlRequest::Complete {
-        dataset: g.dataset,
-        shard: g.shard,
-        epoch: g.epoch,
-        ok: f.ok,
-        failed: f.failed,
-        bytes: f.bytes,
-    };
-    match retry(
-        || ctx.link.request(&ctx.me, complete.clone()),
-        shutdown,
-        finished_patience(g),
-    )
-    .await
-    {
-        Ok(ControlResponse::Ack) => {
-            ctx.activity.shards_done.fetch_add(1, Ordering::Relaxed);
-            LeaseOutcome::Completed
-        }
-        Ok(ControlResponse::Rejected(r)) => LeaseOutcome::Lost(r.to_string()),
-        Ok(other) => LeaseOutcome::Abandoned(format!("unexpected answer to Complete: {other:?}")),
-        Err(e) => given_up(e, shutdown),
-    }
-}
-
 /// Renews every third of the TTL until refused (then cancels `lost`), reporting at least
 /// `rows_floor` rows done.
 async fn renew_loop(
@@ -414,7 +315,7 @@ async fn renew_loop(
 
 /// Retries a transient failure (unreachable, busy, storage failed) with backoff for up to
 /// `patience` (a restarting seeder); a definite answer is returned at once.
-async fn retry<F, Fut>(
+pub(super) async fn retry<F, Fut>(
     mut call: F,
     shutdown: &CancellationToken,
     patience: Duration,
@@ -451,7 +352,7 @@ where
 }
 
 /// How long a finished shard is kept while its seeder cannot take it.
-fn finished_patience(g: &Grant) -> Duration {
+pub(super) fn finished_patience(g: &Grant) -> Duration {
     FINISHED_PATIENCE.max(Duration::from_millis(g.ttl_ms).saturating_mul(FINISHED_PATIENCE_TTLS))
 }
 
@@ -474,7 +375,7 @@ impl Drop for DownloadSlot<'_> {
 }
 
 /// A lease given up after `reason`: released when the worker is going away, abandoned else.
-fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOutcome {
+pub(super) fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOutcome {
     if shutdown.is_cancelled() {
         LeaseOutcome::Released(reason)
     } else {
@@ -482,31 +383,16 @@ fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOutcome {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((250u64 << attempt.min(6)).min(10_000))
 }
 
 /// Sleeps `d`; true when cancelled first.
-async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+pub(super) async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
     }
-}
-
-/// The archive's transfer header from the engine's own size and streaming sha256, if it
-/// gave a well-formed digest.
-fn header_from_digest(g: &Grant, size: u64, sha256_hex: Option<&str>) -> Option<TransferHeader> {
-    let mut sha256 = [0u8; 32];
-    hex::decode_to_slice(sha256_hex?, &mut sha256).ok()?;
-    Some(TransferHeader {
-        dataset: g.dataset,
-        shard: g.shard,
-        epoch: g.epoch,
-        kind: FileKind::Archive,
-        size,
-        sha256,
-    })
 }
 
 /// `<work dir>/<dataset>/<shard>-e<epoch>`: one lease's scratch.
@@ -514,36 +400,4 @@ fn shard_dir(work_dir: &Path, g: &Grant) -> PathBuf {
     work_dir
         .join(g.dataset.to_hex())
         .join(format!("{:05}-e{}", g.shard.0, g.epoch))
-}
-
-async fn header_for(g: &Grant, kind: FileKind, path: &Path) -> std::io::Result<TransferHeader> {
-    let path = path.to_path_buf();
-    let (size, sha256) = tokio::task::spawn_blocking(move || hash_file(&path))
-        .await
-        .map_err(std::io::Error::other)??;
-    Ok(TransferHeader {
-        dataset: g.dataset,
-        shard: g.shard,
-        epoch: g.epoch,
-        kind,
-        size,
-        sha256,
-    })
-}
-
-fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((size, h.finalize().into()))
 }

@@ -16,6 +16,7 @@
 //! their own networks).
 
 pub mod activity;
+mod deliver;
 pub mod kept;
 pub mod lease_task;
 pub mod link;

@@ -87,34 +87,9 @@ pub fn free_disk(dir: &Path) -> u64 {
     free_space(dir).unwrap_or(0)
 }
 
-/// Free bytes available to this user on the filesystem holding `path` (or its nearest
-/// existing ancestor), by `statvfs`.
-pub fn free_space(path: &Path) -> Option<u64> {
-    let mut p = Some(path);
-    while let Some(dir) = p {
-        if let Ok(st) = rustix::fs::statvfs(dir) {
-            return Some(st.f_bavail.saturating_mul(st.f_frsize));
-        }
-        p = dir.parent();
-    }
-    None
-}
+pub use crate::layout::free_space;
 
-/// Bytes, human-readable (`12.3 MB`).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use crate::report::human_bytes;
 
 /// Why a worker with these stats takes no shard of about `shard_bytes` (the first limit hit),
 /// or `None` when it can take one.

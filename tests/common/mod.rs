@@ -89,6 +89,17 @@ pub fn write_string_parquet_grouped(
     write_batches(path, &[batch], row_group_rows);
 }
 
+/// Every record batch of a parquet file.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect()
+}
+
 /// Writes record batches to a parquet file, optionally capping the row-group size.
 pub fn write_batches(path: &Path, batches: &[RecordBatch], row_group_rows: Option<usize>) {
     let file = File::create(path).expect("create parquet");

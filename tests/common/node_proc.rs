@@ -1,6 +1,7 @@
 //! A real `ldawt node` process for tests: started with piped stdout (read line by line on a
 //! thread) and stderr in a file, its start-up lines parsed (peer id, `--join` address, swarm key
 //! file, status address), killed when dropped. Optionally under a lowered open-file limit.
+//! The one node-process helper of the `net` and `swarm` test binaries.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -91,8 +92,30 @@ impl NodeProc {
         }
     }
 
+    /// Reads the start-up lines: (peer id, first `--join` address, status address).
+    pub fn ready(&self) -> (String, String, String) {
+        let r = self.ready_info();
+        (r.peer_id, r.join, r.status)
+    }
+
+    /// Reads the start-up lines: (peer id, first `--join` address, the `--swarm-key` file of
+    /// the join line, status address); panics when the join line names no key file.
+    pub fn ready_with_key(&self) -> (String, String, String, String) {
+        let r = self.ready_info();
+        let key = r
+            .key
+            .unwrap_or_else(|| panic!("no --swarm-key in the join line; stderr:\n{}", self.log()));
+        (r.peer_id, r.join, key, r.status)
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
     /// Reads the start-up lines.
-    pub fn ready(&self) -> Ready {
+    pub fn ready_info(&self) -> Ready {
         let t = Duration::from_secs(60);
         let id = self.wait_line("ldawt node ", t);
         let peer_id = id.split_whitespace().last().unwrap_or_default().to_string();
@@ -128,9 +151,14 @@ impl NodeProc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                std::thread::sleep(Duration::from_millis(200));
                 let rest: Vec<String> = self.lines.try_iter().collect();
-                return (status.code().unwrap_or(-1), rest.join("\n"));
+                // The reader thread may still be draining: give it a moment.
+                std::thread::sleep(Duration::from_millis(200));
+                let more: Vec<String> = self.lines.try_iter().collect();
+                return (
+                    status.code().unwrap_or(-1),
+                    [rest, more].concat().join("\n"),
+                );
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();

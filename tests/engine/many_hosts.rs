@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use ldawt::fetch::hosts::IDLE_CONNECTIONS_CAP;
 use ldawt::fixture::FixtureConfig;
 use ldawt::fixture::bench::loopback_host;
-use ldawt::fetch::hosts::IDLE_CONNECTIONS_CAP;
 
 use crate::common;
 
@@ -60,7 +60,10 @@ fn two_thousand_hosts_hold_a_bounded_number_of_connections_and_none_fails_connec
         &input,
         &[
             ("photo_url", urls),
-            ("taxon_name", (0..rows).map(|i| Some(format!("c{}", i % 7))).collect()),
+            (
+                "taxon_name",
+                (0..rows).map(|i| Some(format!("c{}", i % 7))).collect(),
+            ),
         ],
     );
     let output = dir.path().join("out.tar");
@@ -105,10 +108,14 @@ fn two_thousand_hosts_hold_a_bounded_number_of_connections_and_none_fails_connec
     assert!(failed.is_empty(), "rows failed: {failed:?}");
 
     // In flight (≤ concurrency) + kept for later rows (≤ concurrency + the idle cap), with a
-    // margin for connections being set up: well below one per host.
-    let bound = 2 * concurrency + IDLE_CONNECTIONS_CAP + 64;
+    // margin for connections being set up (the HTTP pool also parks a connection it dialed
+    // for a request that meanwhile got an idle one): well below one per host.
+    let bound = 2 * concurrency + IDLE_CONNECTIONS_CAP + 128;
     let peak = peak.load(Ordering::Relaxed);
-    assert!(peak > 0, "the poller saw no connection at the server (port {port})");
+    assert!(
+        peak > 0,
+        "the poller saw no connection at the server (port {port})"
+    );
     assert!(
         peak <= bound,
         "{peak} connections established at the server at once (bound {bound}, {hosts} hosts)"

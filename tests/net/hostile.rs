@@ -170,7 +170,7 @@ fn nodes_without_the_swarm_key_never_complete_a_handshake_nor_get_rows() {
     let input = tmp.path().join("birds.parquet");
     write_seed(&input, 40, |i| fx.url(&format!("/b/{i}.jpg")));
     let seeder = seeder(tmp.path(), &input, 4, &[], None);
-    let ready = seeder.ready();
+    let ready = seeder.ready_info();
     let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
         !s.datasets.is_empty()
     });
@@ -266,7 +266,7 @@ fn peers_outside_an_allow_list_are_refused() {
     let allowed = Keypair::generate_ed25519();
     let allowed_id = allowed.public().to_peer_id().to_string();
     let seeder = seeder(tmp.path(), &input, 2, &["--allow-peer", &allowed_id], None);
-    let ready = seeder.ready();
+    let ready = seeder.ready_info();
     let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
         !s.datasets.is_empty()
     });
@@ -315,7 +315,7 @@ fn a_remote_seeders_loopback_rows_are_blocked_without_allow_private_urls() {
     let input = tmp.path().join("probe.parquet");
     write_seed(&input, 10, |i| fx.url(&format!("/internal/{i}.jpg")));
     let seeder = seeder(tmp.path(), &input, 1, &[], None);
-    let ready = seeder.ready();
+    let ready = seeder.ready_info();
     let mut args = s(&[
         "node",
         "--join",

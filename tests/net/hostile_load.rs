@@ -30,7 +30,7 @@ fn a_silent_rogue_announcer_costs_seconds_and_never_takes_the_dataset_over() {
         fx.url(&format!("/fx/slow-first-byte-500/m/{i}.jpg"))
     });
     let seeder = seeder(tmp.path(), &input, SHARDS, &[], None);
-    let ready = seeder.ready();
+    let ready = seeder.ready_info();
     let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
         !s.datasets.is_empty()
     });
@@ -43,7 +43,7 @@ fn a_silent_rogue_announcer_costs_seconds_and_never_takes_the_dataset_over() {
         &ready,
         &["--max-leases", "1", "--exit-when-idle", "15"],
     );
-    let wr = w.ready();
+    let wr = w.ready_info();
     // The worker knows the dataset from its seeder before the rogue shows up.
     wait_status(
         &wr.status,
@@ -153,7 +153,7 @@ fn a_seeder_under_a_connection_flood_keeps_serving_healthz_and_workers() {
     let input = tmp.path().join("wasps.parquet");
     write_seed(&input, 60, |i| fx.url(&format!("/w/{i}.jpg")));
     let seeder = seeder(tmp.path(), &input, SHARDS, &["--keep-serving"], Some(1024));
-    let ready = seeder.ready();
+    let ready = seeder.ready_info();
     wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
         !s.datasets.is_empty()
     });

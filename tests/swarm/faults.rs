@@ -412,7 +412,9 @@ fn a_worker_whose_disk_fills_mid_shard_gives_it_back_with_the_cause_and_a_health
         &worker_args(
             &join,
             &tmp.path().join("healthy"),
-            &["--exit-when-idle", "8"],
+            // A few rows at a time, so progress reaches the seeder within its 3-TTL stall
+            // window even on a loaded machine (128 parallel 2.5 MB bodies may show none).
+            &["--exit-when-idle", "8", "--concurrency", "4"],
         ),
         tmp.path().join("healthy.err"),
     );

@@ -378,9 +378,12 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
     let outcome = finished(seeder).await;
     let report = &outcome.reports[0];
     assert_eq!((report.ok, report.failed, report.shards_done), (ROWS, 0, 4));
+    // Each refused delivery is charged to its sender (backed off, checked above), not to the
+    // shard: forgers cannot use up a shard's retries (four of them would have cost four
+    // attempts; an honest lease expiring on a loaded machine may still cost one).
     assert!(
-        report.shards.iter().map(|s| s.failures).sum::<u32>() >= 4,
-        "each refused delivery cost its shard an attempt: {:?}",
+        report.shards.iter().map(|s| s.failures).sum::<u32>() < 4,
+        "refused deliveries cost their shards attempts: {:?}",
         report.shards
     );
     assert!(

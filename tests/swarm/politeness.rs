@@ -255,3 +255,67 @@ fn a_seeders_dataset_settings_reach_workers_started_without_flags() {
     let (code, _) = w.wait(Duration::from_secs(60));
     assert_eq!(code, 0);
 }
+
+#[test]
+fn slow_downs_reported_by_a_worker_lower_the_shares_the_seeder_grants() {
+    const ROWS: u64 = 80;
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = common::fixture();
+    let input = tmp.path().join("birds.parquet");
+    // The first shard's images answer 429 once, slowly: its lease lasts past its first
+    // renewal, which reports them.
+    write_seed(
+        &input,
+        ROWS,
+        |i| {
+            if i < ROWS / 4 {
+                fx.url(&format!(
+                    "/fx/fail-first-1-429/fx/slow-first-byte-400/p/{i}.jpg"
+                ))
+            } else {
+                fx.url(&format!("/fx/slow-first-byte-200/p/{i}.jpg"))
+            }
+        },
+        |i| format!("species {}", i % 4),
+    );
+    let out = tmp.path().join("out");
+    let seeder = seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &["--shards", "4", "--swarm-per-host", "8", "-v"],
+    );
+    let (_, join, key, _) = seeder.ready_with_key();
+    let w = worker(tmp.path(), "w1", &join, &key);
+    let (code, report) = seeder.wait(Duration::from_secs(240));
+    let log = std::fs::read_to_string(tmp.path().join("seeder.err")).unwrap();
+    assert_eq!(code, 0, "seeder report:\n{report}\nworker:\n{}", w.log());
+    assert_exactly_once(&out, ROWS, ROWS);
+    assert!(
+        log.contains("told to slow down"),
+        "the worker's 429s never reached the seeder:\n{log}"
+    );
+    // The per-host cap of each grant, in order: the first is the whole budget, a later one
+    // is lower because the swarm slowed down.
+    let caps: Vec<u32> = log
+        .lines()
+        .filter(|l| l.contains("lease granted"))
+        .filter_map(|l| {
+            l.split("per_host=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    eprintln!("per-host caps granted, in order: {caps:?}");
+    assert_eq!(caps.first(), Some(&8), "{caps:?}\n{log}");
+    assert!(
+        caps.iter().skip(1).any(|c| *c < 8),
+        "no grant after the slow-downs was smaller: {caps:?}"
+    );
+    assert!(fx.max_in_flight() <= 8, "{}", fx.max_in_flight());
+    let (code, _) = w.wait(Duration::from_secs(60));
+    assert_eq!(code, 0);
+}

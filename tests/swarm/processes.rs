@@ -3,11 +3,9 @@
 //! SIGKILL mid-run and restarted with the same command; the run still ends with every row
 //! accounted for exactly once. `ldawt peers --json` shows all three nodes.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ldawt::protocol::status::NodeStatus;
@@ -18,130 +16,7 @@ use super::util::{assert_exactly_once, write_seed};
 const ROWS: u64 = 160;
 const SHARDS: u32 = 16;
 
-pub(super) struct NodeProc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: PathBuf,
-}
-
-impl NodeProc {
-    pub(super) fn start(args: &[String], stderr: PathBuf) -> Self {
-        let mut child = Command::new(common::ldawt_bin())
-            .args(args)
-            .arg("--no-progress")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn ldawt node");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    /// Lines printed until one contains `needle` (panics after `timeout`).
-    pub(super) fn wait_line(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(_) => panic!("no line containing {needle:?}; stderr:\n{}", self.log()),
-            }
-        }
-    }
-
-    /// Waits for exit; returns the code and the rest of stdout.
-    pub(super) fn wait(mut self, timeout: Duration) -> (i32, String) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let rest: Vec<String> = self.lines.try_iter().collect();
-                // The reader thread may still be draining: give it a moment.
-                std::thread::sleep(Duration::from_millis(200));
-                let more: Vec<String> = self.lines.try_iter().collect();
-                return (
-                    status.code().unwrap_or(-1),
-                    [rest, more].concat().join("\n"),
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("node did not exit in {timeout:?}; stderr:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Reads the start-up lines: (peer id, first `--join` address, status address).
-    pub(super) fn ready(&self) -> (String, String, String) {
-        let (id, join, _, status) = self.ready_with_key();
-        (id, join, status)
-    }
-
-    /// Reads the start-up lines: (peer id, first `--join` address, the `--swarm-key` file of
-    /// the join line, status address).
-    pub(super) fn ready_with_key(&self) -> (String, String, String, String) {
-        let t = Duration::from_secs(60);
-        let last = |l: String| l.split_whitespace().last().unwrap_or_default().to_string();
-        let id = last(self.wait_line("ldawt node ", t));
-        let join_line = self.wait_line("--join ", t);
-        let (join, key) = parse_join_line(&join_line);
-        let status = last(self.wait_line("status: http://", t));
-        let status = status
-            .trim_start_matches("http://")
-            .trim_end_matches("/status")
-            .to_string();
-        (id, join, key, status)
-    }
-
-    /// The process id (for signals).
-    pub(super) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub(super) fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-
-    pub(super) fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address and key file of a seeder's `  ldawt node --join ADDR --swarm-key FILE` line.
-pub(crate) fn parse_join_line(line: &str) -> (String, String) {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |flag: &str| {
-        words
-            .iter()
-            .position(|w| *w == flag)
-            .and_then(|i| words.get(i + 1))
-            .map(|w| w.to_string())
-            .unwrap_or_else(|| panic!("no {flag} in the join line {line:?}"))
-    };
-    (after("--join"), after("--swarm-key"))
-}
+pub(super) use crate::node_proc::NodeProc;
 
 pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -72,16 +72,8 @@ pub fn archive_members(out: &Path) -> Vec<(String, String)> {
         if !name.ends_with(".tar.gz") {
             continue;
         }
-        let gz = flate2::read::GzDecoder::new(File::open(&path).expect("archive"));
-        let mut tar = tar::Archive::new(gz);
-        for e in tar.entries().expect("entries") {
-            let e = e.expect("entry");
-            if e.header().entry_type().is_file() {
-                members.push((
-                    name.clone(),
-                    e.path().expect("path").to_string_lossy().into_owned(),
-                ));
-            }
+        for member in crate::common::archive_members(&path).into_keys() {
+            members.push((name.clone(), member));
         }
     }
     members

@@ -3,13 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+pub use crate::common::read_parquet;
 
 /// The binary under test.
 pub fn bin() -> &'static str {
@@ -28,23 +28,7 @@ pub fn run_env(args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Output 
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn ldawt");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "ldawt {args:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::common::wait_timeout(cmd.spawn().expect("spawn ldawt"), limit)
 }
 
 /// Runs `ldawt ARGS` with a 120 s limit.
@@ -89,23 +73,9 @@ pub fn bad_input(o: &Output, needles: &[&str]) -> String {
     err
 }
 
-/// Every record batch of a parquet file.
-pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
-    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("parquet")
-        .build()
-        .expect("reader")
-        .map(|b| b.expect("batch"))
-        .collect()
-}
-
 /// Writes `batch` to `path` as parquet.
 pub fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let file = File::create(path).expect("create parquet");
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    w.write(batch).expect("write");
-    w.close().expect("close");
+    crate::common::write_batches(path, std::slice::from_ref(batch), None);
 }
 
 /// A free TCP port on 127.0.0.1.

@@ -21,7 +21,7 @@ use anyhow::Context;
 use libp2p::Multiaddr;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::GlobalOpts;
+use crate::commands::cli::GlobalOpts;
 use crate::coordinator::CoordinatorError;
 use crate::exit::{self, UsageError};
 use crate::net::NetError;

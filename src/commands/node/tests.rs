@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::output::progress_line;
 use super::*;
-use crate::cli::{Cli, Command};
+use crate::commands::cli::{Cli, Command};
 use crate::model::shard::ShardSizing;
 use crate::node::swarm_key::KeySource;
 use crate::protocol::status::{DEFAULT_STATUS_ADDR, NodeStatus};
