@@ -266,7 +266,9 @@ impl Plan {
                 match read_outcomes(&file, &archive_stem(&archive), &mut shard_figures) {
                     Ok(mut o) => {
                         add_figures(&mut figures, shard_figures);
-                        overlay_retry_rounds(out, &s.archive, &mut o, &mut report);
+                        if let Some(what) = overlay_retry_rounds(out, &s.archive, &mut o) {
+                            report.unreadable_files.push(what);
+                        }
                         Outcomes::Read(o)
                     }
                     Err(e) => {
@@ -310,14 +312,14 @@ impl Plan {
 }
 
 /// Lays the outcomes of each stored retry round of the shard whose archive is `base` over
-/// `outcomes`, oldest first (see [`super::retry_rounds`]). An unreadable round is named in
-/// the report and left out (the earlier outcome stands).
+/// `outcomes`, oldest first (see [`super::retry_rounds`]). An unreadable round is left out
+/// (the earlier outcome stands) and named in the returned text.
 fn overlay_retry_rounds(
     out: &Path,
     base: &str,
     outcomes: &mut HashMap<u64, Outcome>,
-    report: &mut FinalReport,
-) {
+) -> Option<String> {
+    let mut unreadable = Vec::new();
     for name in super::retry_rounds::stored_rounds(out, base) {
         let archive = out.join(&name);
         let file = results_path(&archive);
@@ -329,11 +331,10 @@ fn overlay_retry_rounds(
                     outcomes.insert(index, o);
                 }
             }
-            Err(e) => report
-                .unreadable_files
-                .push(format!("{}: {e}", file.display())),
+            Err(e) => unreadable.push(format!("{}: {e}", file.display())),
         }
     }
+    (!unreadable.is_empty()).then(|| unreadable.join("; "))
 }
 
 /// Adds one shard's figures to the dataset's.
