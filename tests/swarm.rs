@@ -23,6 +23,12 @@ mod faults;
 mod faults_restart;
 #[path = "swarm/faults_stall.rs"]
 mod faults_stall;
+#[path = "swarm/formats.rs"]
+mod formats;
+#[path = "swarm/formats_forged.rs"]
+mod formats_forged;
+#[path = "swarm/formats_retry.rs"]
+mod formats_retry;
 #[path = "swarm/hostile.rs"]
 mod hostile;
 #[path = "swarm/hostile_results.rs"]

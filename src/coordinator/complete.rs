@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 
 use super::{Coordinator, files};
 use crate::archive::{Compression, archive_stem, compression_for};
+use crate::engine::OutputFormat;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
+use crate::protocol::settings::DatasetSettings;
 use crate::protocol::swarm::{ControlResponse, RejectReason};
 use crate::seed::{dataset_dir, rowfile, shard_path};
-use crate::verify::{Invalid, ShardSpec, Verified, verify_shard};
+use crate::verify::{DeliveryFormat, Invalid, SampleRules, ShardSpec, Verified, verify_shard};
 
 /// Peers whose invalid deliveries are counted (the table stays bounded under a flood of
 /// fresh identities; the log still names every one).
@@ -62,13 +64,34 @@ impl VerifyJob {
     }
 }
 
-/// The delivery rules of a shard whose archive is `archive_name`.
-fn shard_spec(archive_name: &str, max_member_bytes: u64) -> ShardSpec {
+/// The delivery rules of a shard whose archive is `archive_name`, in the dataset's format
+/// (classdirs without settings).
+fn shard_spec(
+    archive_name: &str,
+    max_member_bytes: u64,
+    settings: Option<&DatasetSettings>,
+) -> ShardSpec {
     let path = Path::new(archive_name);
+    let format = match settings {
+        Some(s) if s.format == OutputFormat::Webdataset => {
+            DeliveryFormat::Webdataset(std::sync::Arc::new(SampleRules {
+                class_ids: s
+                    .class_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+                    .collect(),
+                captions: s.caption_col.is_some(),
+            }))
+        }
+        Some(s) if s.format == OutputFormat::Parquet => DeliveryFormat::Parquet,
+        _ => DeliveryFormat::Classdirs,
+    };
     ShardSpec {
         top: archive_stem(path),
         gzip: compression_for(path) != Compression::None,
         max_member_bytes,
+        format,
     }
 }
 
@@ -81,17 +104,29 @@ impl Coordinator {
         now: UnixMillis,
     ) -> Result<VerifyJob, ControlResponse> {
         let d = self.live_lease(peer, key.dataset, key.shard, key.epoch, now)?;
-        let archive_name = d
-            .seeded
-            .archive_names
-            .get(key.shard.0 as usize)
-            .cloned()
-            .unwrap_or_default();
+        let round = d.retry.get(&key.shard.0);
+        let archive_name = match round {
+            Some(r) => r.archive_name.clone(),
+            None => d
+                .seeded
+                .archive_names
+                .get(key.shard.0 as usize)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let rows_file = match round {
+            Some(r) => r.rows_file.clone(),
+            None => shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
+        };
         let [archive, results] =
             files::take_for_verification(&self.cfg.out, key.dataset, key.shard, key.epoch);
         Ok(VerifyJob {
-            spec: shard_spec(&archive_name, self.cfg.intake.max_file_size),
-            rows_file: shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
+            spec: shard_spec(
+                &archive_name,
+                self.cfg.intake.max_file_size,
+                self.cfg.settings.as_ref(),
+            ),
+            rows_file,
             results,
             archive,
         })
@@ -132,12 +167,15 @@ impl Coordinator {
             }
         };
         let archive_name = match self.live_lease(peer, dataset, shard, epoch, now) {
-            Ok(d) => d
-                .seeded
-                .archive_names
-                .get(shard.0 as usize)
-                .cloned()
-                .unwrap_or_default(),
+            Ok(d) => match d.retry.get(&shard.0) {
+                Some(r) => r.archive_name.clone(),
+                None => d
+                    .seeded
+                    .archive_names
+                    .get(shard.0 as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+            },
             Err(refused) => {
                 files::discard_epoch(&self.cfg.out, dataset, shard, epoch);
                 return refused;
@@ -160,10 +198,21 @@ impl Coordinator {
             Ok(c) => c,
             Err(e) => return super::requests::rejected(e),
         };
+        let round = d.retry.remove(&shard.0);
         if let Some(r) = d.records.get_mut(shard.0 as usize) {
-            r.ok = v.ok;
-            r.failed = v.failed;
-            r.bytes = v.bytes;
+            if round.is_some() {
+                // A retry round's rows were all failed before: they move to their new outcome.
+                r.ok += v.ok;
+                r.failed = r.failed.saturating_sub(v.ok + v.skipped);
+                r.bytes += v.bytes;
+            } else {
+                r.ok = v.ok;
+                r.failed = v.failed;
+                r.bytes = v.bytes;
+            }
+        }
+        if let Some(round) = &round {
+            tracing::info!(dataset = %dataset, shard = %shard, round = round.round, ok = v.ok, "retry round stored beside the shard");
         }
         for c in &cancelled {
             tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");

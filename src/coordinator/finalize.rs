@@ -113,6 +113,8 @@ struct Outcome {
     status: &'static str,
     member: Option<String>,
     error_kind: Option<String>,
+    /// The archive holding the member when it is not the shard's own (a retry round's).
+    archive: Option<String>,
 }
 
 impl Coordinator {
@@ -324,14 +326,17 @@ fn load_shard(out: &Path, dir: &Path, s: &ShardSummary) -> LoadedShard {
         unreadable: None,
         figures: None,
     };
-    if loaded.rows.is_err() || s.state != "done" {
+    // A shard reopened for a retry round that did not finish still has its results.
+    if loaded.rows.is_err() || (s.state != "done" && !results_path(&out.join(&s.archive)).exists())
+    {
         return loaded;
     }
     let archive = out.join(&s.archive);
     let file = results_path(&archive);
     let mut figures = RunFigures::default();
     match read_outcomes(&file, &archive_stem(&archive), &mut figures) {
-        Ok(o) => {
+        Ok(mut o) => {
+            loaded.unreadable = overlay_retry_rounds(out, &s.archive, &mut o);
             loaded.outcomes = Outcomes::Read(o);
             loaded.figures = Some(figures);
         }
@@ -351,6 +356,32 @@ fn load_shard(out: &Path, dir: &Path, s: &ShardSummary) -> LoadedShard {
         }
     }
     loaded
+}
+
+/// Lays the outcomes of each stored retry round of the shard whose archive is `base` over
+/// `outcomes`, oldest first (see [`super::retry_rounds`]). An unreadable round is left out
+/// (the earlier outcome stands) and named in the returned text.
+fn overlay_retry_rounds(
+    out: &Path,
+    base: &str,
+    outcomes: &mut HashMap<u64, Outcome>,
+) -> Option<String> {
+    let mut unreadable = Vec::new();
+    for name in super::retry_rounds::stored_rounds(out, base) {
+        let archive = out.join(&name);
+        let file = results_path(&archive);
+        let mut scratch = RunFigures::default();
+        match read_outcomes(&file, &archive_stem(&archive), &mut scratch) {
+            Ok(round) => {
+                for (index, mut o) in round {
+                    o.archive = Some(name.clone());
+                    outcomes.insert(index, o);
+                }
+            }
+            Err(e) => unreadable.push(format!("{}: {e}", file.display())),
+        }
+    }
+    (!unreadable.is_empty()).then(|| unreadable.join("; "))
 }
 
 /// Adds one shard's figures to the dataset's.
@@ -418,8 +449,12 @@ fn shard_batch(
             Outcomes::Read(map) => map.remove(&r.index).map(Some),
             Outcomes::Unreadable => Some(None),
         };
+        let mut held_in = None;
         let (st, mem, k) = match (s.state.as_str(), found) {
-            (_, Some(Some(o))) => (o.status, o.member, o.error_kind),
+            (_, Some(Some(o))) => {
+                held_in = o.archive;
+                (o.status, o.member, o.error_kind)
+            }
             (_, Some(None)) => ("failed", None, Some("results_unreadable".to_string())),
             ("done", None) => ("failed", None, Some("missing_result".to_string())),
             _ => ("failed", None, Some("shard_failed".to_string())),
@@ -439,7 +474,10 @@ fn shard_batch(
         if let Some(k) = &k {
             *report.error_breakdown.entry(k.clone()).or_default() += 1;
         }
-        archive.push(mem.as_ref().map(|_| s.archive.clone()));
+        archive.push(
+            mem.as_ref()
+                .map(|_| held_in.unwrap_or_else(|| s.archive.clone())),
+        );
         status.push(st);
         member.push(mem);
         kind.push(k);
@@ -482,12 +520,14 @@ fn read_outcomes(
                     status: status_text(r.status),
                     member: r.member,
                     error_kind: r.error_kind,
+                    archive: None,
                 }
             } else {
                 Outcome {
                     status: "failed",
                     member: None,
                     error_kind: Some("unverified".into()),
+                    archive: None,
                 }
             };
             map.insert(r.index, outcome);

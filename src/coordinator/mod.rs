@@ -18,6 +18,7 @@ mod files;
 mod finalize;
 mod handle;
 mod requests;
+pub mod retry_rounds;
 pub mod sim;
 
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +119,8 @@ struct Dataset {
     records: Vec<ShardRecord>,
     /// The swarm-wide per-host budget (`--swarm-per-host`).
     budget: Option<SwarmBudget>,
+    /// Open retry rounds by shard number (see [`retry_rounds`]).
+    retry: HashMap<u32, retry_rounds::RetryRound>,
 }
 
 impl Dataset {
@@ -195,6 +198,7 @@ impl Coordinator {
             if self.cfg.retry_failed {
                 book.reopen_failed();
             }
+            let retry = self.plan_retry_rounds(&seeded, &mut book);
             let c = book.counts();
             if failed_before > 0 {
                 tracing::info!(dataset = %seeded.id, reopened = failed_before - c.failed as usize, still_failed = c.failed, "failed shards: reopened with --retry-failed or a raised --max-retries");
@@ -209,6 +213,7 @@ impl Coordinator {
                     book,
                     records: shards,
                     budget: self.cfg.swarm_per_host.map(SwarmBudget::new),
+                    retry,
                 },
             );
             let all: Vec<ShardId> = (0..n).map(shard).collect();
@@ -246,9 +251,45 @@ impl Coordinator {
                 book,
                 records,
                 budget: self.cfg.swarm_per_host.map(SwarmBudget::new),
+                retry: HashMap::new(),
             },
         );
         Ok(false)
+    }
+
+    /// The retry rounds of a resumed dataset: with `--retry-failed`, of every done shard whose
+    /// outcomes leave rows worth another try (the shard is reopened); always, of a shard that
+    /// is not done but whose results are in `--out` (a round in progress when the seeder
+    /// stopped). A shard whose files cannot be read is left as it is (logged).
+    fn plan_retry_rounds(
+        &self,
+        seeded: &SeededDataset,
+        book: &mut LeaseBook,
+    ) -> HashMap<u32, retry_rounds::RetryRound> {
+        let dir = crate::seed::dataset_dir(&self.cfg.data_dir, seeded.id);
+        let mut rounds = HashMap::new();
+        for (i, name) in seeded.archive_names.iter().enumerate() {
+            let done = book
+                .shard(shard(i))
+                .is_some_and(|e| e.phase == ShardPhase::Done);
+            if done && !self.cfg.retry_failed {
+                continue;
+            }
+            match retry_rounds::plan(&self.cfg.out, &dir, shard(i), name) {
+                Ok(Some(r)) => {
+                    if done {
+                        book.reopen_done(shard(i));
+                    }
+                    tracing::info!(dataset = %seeded.id, shard = i, round = r.round, rows = r.rows, "retry round: the rows that failed retryably are open again");
+                    rounds.insert(i as u32, r);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(dataset = %seeded.id, shard = i, "no retry round: {e}")
+                }
+            }
+        }
+        rounds
     }
 
     /// The ids of the datasets seeded here.

@@ -208,8 +208,14 @@ impl Coordinator {
             epoch: lease.epoch,
             expires_at: lease.expires_at,
             ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
-            rows: d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
-            archive_name: d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
+            rows: match d.retry.get(&lease.shard.0) {
+                Some(r) => r.rows,
+                None => d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
+            },
+            archive_name: match d.retry.get(&lease.shard.0) {
+                Some(r) => r.archive_name.clone(),
+                None => d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
+            },
             speculative: lease.speculative,
             settings,
         };
@@ -230,10 +236,14 @@ impl Coordinator {
         epoch: u64,
         now: UnixMillis,
     ) -> ControlResponse {
-        if let Err(refused) = self.live_lease(peer, dataset, shard, epoch, now) {
-            return refused;
-        }
-        let path = shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard);
+        let path = match self.live_lease(peer, dataset, shard, epoch, now) {
+            Err(refused) => return refused,
+            // A retry round's rows are the ones it retries.
+            Ok(d) => match d.retry.get(&shard.0) {
+                Some(r) => r.rows_file.clone(),
+                None => shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard),
+            },
+        };
         let read = tokio::task::spawn_blocking(move || rowfile::read_rows(&path))
             .await
             .map_err(std::io::Error::other)

@@ -59,6 +59,16 @@ pub(crate) struct ClassIds {
 }
 
 impl ClassIds {
+    /// A table starting with `names` (ids 0, 1, … in that order); other classes take the next
+    /// ids on first sight.
+    pub(crate) fn with_names(names: &[String]) -> Self {
+        let mut ids = Self::default();
+        for n in names {
+            ids.id(Some(n));
+        }
+        ids
+    }
+
     /// The id of `class`, assigning the next one on first sight.
     pub(crate) fn id(&mut self, class: Option<&str>) -> Option<u32> {
         let class = class?;

@@ -12,7 +12,7 @@ mod parquet_sink;
 mod post;
 mod resize;
 mod resume;
-mod retry_failed;
+pub mod retry_failed;
 mod row;
 mod run;
 mod verify;
@@ -111,6 +111,10 @@ pub struct EngineConfig {
     /// image, opted out, filtered…) and retry only rows that failed retryably or never ran.
     #[serde(default)]
     pub retry_failed: bool,
+    /// Webdataset class table fixed ahead (id = position): a seeder computes it over the whole
+    /// dataset so every worker's `.cls` agrees. Empty: ids in order of first appearance.
+    #[serde(default)]
+    pub class_names: Vec<String>,
 }
 
 fn default_disallowed() -> Vec<String> {
@@ -214,6 +218,7 @@ impl Default for EngineConfig {
             caption_col: None,
             respect_robots_txt: false,
             retry_failed: false,
+            class_names: Vec::new(),
         }
     }
 }

@@ -252,7 +252,7 @@ pub(crate) async fn run(
         .caption_col
         .as_ref()
         .and_then(|c| cfg.input_columns().iter().position(|x| x == c));
-    let mut class_ids = ClassIds::default();
+    let mut class_ids = ClassIds::with_names(&cfg.class_names);
     let steps = post::Steps::new(cfg);
     let mut input_error: Option<EngineError> = None;
     // One batch is read ahead of the one being dispatched, its rows registered with their

@@ -97,8 +97,8 @@ pub enum UnsafeArchiveName {
     /// Empty, or longer than [`MAX_ARCHIVE_NAME`].
     #[error("archive name of {0} bytes (allowed: 1 to 200)")]
     Length(usize),
-    /// Not `<stem>.tar.gz`, `<stem>.tgz` or `<stem>.tar`.
-    #[error("archive name without a .tar.gz, .tgz or .tar extension")]
+    /// Not `<stem>.tar.gz`, `<stem>.tgz`, `<stem>.tar` or `<stem>.parquet`.
+    #[error("archive name without a .tar.gz, .tgz, .tar or .parquet extension")]
     Extension,
     /// The stem holds something other than ASCII letters, digits, `-` and `_` (a separator,
     /// `..`, a leading dot, a control or NUL character...).
@@ -116,7 +116,13 @@ pub fn check_archive_name(name: &str) -> Result<&str, UnsafeArchiveName> {
         return Err(UnsafeArchiveName::Length(name.len()));
     }
     // A seeder generates `.tar.gz`; `.tar` and `.tgz` are the other forms the engine writes.
-    let (stem, _) = split_archive_suffix(name).ok_or(UnsafeArchiveName::Extension)?;
+    // `--format parquet`: the seeder names each shard's images parquet `<stem>.parquet`.
+    let stem = match split_archive_suffix(name) {
+        Some((stem, _)) => stem,
+        None => name
+            .strip_suffix(".parquet")
+            .ok_or(UnsafeArchiveName::Extension)?,
+    };
     if stem.is_empty() {
         return Err(UnsafeArchiveName::Extension);
     }
@@ -200,7 +206,13 @@ mod tests {
             check_archive_name(&long),
             Err(UnsafeArchiveName::Length(MAX_ARCHIVE_NAME + 4))
         );
-        for good in ["birds-00002.tar.gz", "x.tgz", "x_y-1.tar", "-00001.tar.gz"] {
+        for good in [
+            "birds-00002.tar.gz",
+            "x.tgz",
+            "x_y-1.tar",
+            "-00001.tar.gz",
+            "b-00001.parquet",
+        ] {
             assert_eq!(check_archive_name(good), Ok(good));
         }
     }

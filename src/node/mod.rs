@@ -251,6 +251,8 @@ pub async fn run(
                 source: std::io::Error::other(e),
             })??;
         claim_out_dir(&out, &ds)?;
+        let settings = seeder_settings(&cfg.engine, &cfg.data_dir, &out, &ds).await?;
+        let ds = parquet_names(ds, cfg.engine.format);
         let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
         let mut c = Coordinator::new(
             CoordinatorConfig {
@@ -265,9 +267,7 @@ pub async fn run(
                 },
                 retry_failed: cfg.retry_failed,
                 local_peer: Some(me.clone()),
-                settings: Some(crate::protocol::settings::DatasetSettings::from_engine(
-                    &cfg.engine,
-                )),
+                settings: Some(settings),
                 swarm_per_host: cfg.swarm_per_host,
             },
             store,
@@ -477,4 +477,56 @@ async fn wait_listen_addrs(client: &net::Client) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Vec::new()
+}
+
+/// A seeder's dataset settings; for webdataset with the dataset's class table (computed over
+/// every seeded row, written to `<out>/<name>.classes.json`, sent to every worker).
+async fn seeder_settings(
+    engine: &crate::engine::EngineConfig,
+    data_dir: &std::path::Path,
+    out: &std::path::Path,
+    ds: &crate::seed::SeededDataset,
+) -> Result<crate::protocol::settings::DatasetSettings, NodeError> {
+    use crate::verify::classes;
+    let mut settings = crate::protocol::settings::DatasetSettings::from_engine(engine);
+    if engine.format != crate::engine::OutputFormat::Webdataset {
+        return Ok(settings);
+    }
+    let path = classes::classes_file(out, ds);
+    let io_err = |source: std::io::Error| NodeError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let (data, seeded) = (data_dir.to_path_buf(), ds.clone());
+    let names = tokio::task::spawn_blocking(move || classes::class_table(&data, &seeded))
+        .await
+        .map_err(|e| io_err(std::io::Error::other(e)))?
+        .map_err(io_err)?;
+    settings.class_names = names;
+    settings.check().map_err(|e| {
+        io_err(std::io::Error::other(format!(
+            "the dataset's class table cannot be sent to workers: {e}"
+        )))
+    })?;
+    let text = serde_json::to_vec_pretty(&classes::table_json(&settings.class_names))
+        .map_err(|e| io_err(std::io::Error::other(e)))?;
+    std::fs::write(&path, text).map_err(io_err)?;
+    Ok(settings)
+}
+
+/// With `--format parquet` each shard is one images parquet: `<stem>.parquet` instead of the
+/// seeded `<stem>.tar.gz` (the grant, the stored file and the merged results all use it).
+fn parquet_names(
+    mut ds: crate::seed::SeededDataset,
+    format: crate::engine::OutputFormat,
+) -> crate::seed::SeededDataset {
+    if format == crate::engine::OutputFormat::Parquet {
+        for name in &mut ds.archive_names {
+            *name = format!(
+                "{}.parquet",
+                crate::archive::archive_stem(std::path::Path::new(name))
+            );
+        }
+    }
+    ds
 }

@@ -20,9 +20,15 @@ use crate::engine::{
 };
 
 /// The settings layout this build writes and reads.
-pub const SETTINGS_VERSION: u32 = 1;
-/// Largest encoded settings accepted.
+pub const SETTINGS_VERSION: u32 = 2;
+/// Largest encoded settings accepted (besides the class table).
 pub const MAX_SETTINGS_BYTES: usize = 16 << 10;
+/// Most classes in a webdataset class table.
+pub const MAX_CLASSES: usize = 65_536;
+/// Largest class table, bytes of names in all.
+pub const MAX_CLASS_TABLE_BYTES: usize = 1 << 20;
+/// Longest class name in a class table.
+const MAX_CLASS_NAME: usize = 1024;
 /// Longest timeout a seeder may ask for (a worker's slots are not held hostage).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// Most attempts per row a seeder may ask for.
@@ -78,6 +84,9 @@ pub struct DatasetSettings {
     pub filters: ImageFilters,
     /// Resizing and re-encoding.
     pub resize: ResizeOptions,
+    /// The dataset's webdataset class table (id = position), computed by the seeder over every
+    /// row so all workers write the same `.cls`; empty for the other formats.
+    pub class_names: Vec<String>,
 }
 
 /// A field of received settings out of bounds: the lease is given back, nothing is fetched.
@@ -129,6 +138,7 @@ impl DatasetSettings {
             format: e.format,
             filters: e.filters.clone(),
             resize: e.resize.clone(),
+            class_names: e.class_names.clone(),
         }
     }
 
@@ -157,9 +167,47 @@ impl DatasetSettings {
         e.format = self.format;
         e.filters = self.filters.clone();
         e.resize = self.resize.clone();
+        e.class_names = self.class_names.clone();
         // A lease always writes a fresh shard.
         e.retry_failed = false;
         Ok(e)
+    }
+
+    /// The class table: bounded in count, name length and total, names unique and non-empty.
+    fn check_class_table(&self) -> Result<(), SettingsError> {
+        let names = &self.class_names;
+        if names.len() > MAX_CLASSES {
+            return Err(bad(
+                "class_names",
+                format!("{} classes, at most {MAX_CLASSES}", names.len()),
+            ));
+        }
+        let total: usize = names.iter().map(String::len).sum();
+        if total > MAX_CLASS_TABLE_BYTES {
+            return Err(bad(
+                "class_names",
+                format!("{total} bytes of names, at most {MAX_CLASS_TABLE_BYTES}"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(names.len());
+        for n in names {
+            if n.len() > MAX_CLASS_NAME {
+                return Err(bad(
+                    "class_names",
+                    format!("a name of {} bytes, at most {MAX_CLASS_NAME}", n.len()),
+                ));
+            }
+            if !seen.insert(n.as_str()) {
+                return Err(bad("class_names", format!("{:?} named twice", shown(n))));
+            }
+        }
+        if !names.is_empty() && self.format != OutputFormat::Webdataset {
+            return Err(bad(
+                "class_names",
+                "a class table is for --format webdataset",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks every field's bounds.
@@ -173,7 +221,12 @@ impl DatasetSettings {
                 ),
             ));
         }
-        let size = postcard::to_stdvec(self)
+        self.check_class_table()?;
+        let without_table = Self {
+            class_names: Vec::new(),
+            ..self.clone()
+        };
+        let size = postcard::to_stdvec(&without_table)
             .map(|b| b.len())
             .unwrap_or(usize::MAX);
         if size > MAX_SETTINGS_BYTES {
@@ -245,13 +298,11 @@ impl DatasetSettings {
         if let Some(c) = &self.caption_col {
             check_text("caption_col", c)?;
         }
-        if self.format != OutputFormat::Classdirs {
+        if self.format == OutputFormat::Files {
             return Err(bad(
                 "format",
-                format!(
-                    "{:?}: the swarm writes classdirs archives only (the seeder verifies them)",
-                    self.format
-                ),
+                "files: the swarm delivers one verified file per shard; a plain tree is for \
+                 `ldawt download`",
             ));
         }
         if let Some(r) = self.filters.max_aspect_ratio
@@ -429,6 +480,24 @@ mod tests {
                 Box::new(|s| s.caption_col = Some("x".repeat(300))),
             ),
             ("format", Box::new(|s| s.format = OutputFormat::Files)),
+            (
+                "class_names",
+                Box::new(|s| s.class_names = vec!["a".into()]),
+            ),
+            (
+                "class_names",
+                Box::new(|s| {
+                    s.format = OutputFormat::Webdataset;
+                    s.class_names = vec!["a".into(), "a".into()];
+                }),
+            ),
+            (
+                "class_names",
+                Box::new(|s| {
+                    s.format = OutputFormat::Webdataset;
+                    s.class_names = vec!["x".repeat(2000)];
+                }),
+            ),
             (
                 "max_aspect_ratio",
                 Box::new(|s| s.filters.max_aspect_ratio = Some(f64::NAN)),

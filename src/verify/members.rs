@@ -2,12 +2,14 @@
 //! vouch for (pure: fed each tar entry's path, type and size, then each member's measured
 //! length and sha256): every entry is either an expected member (once, with the stated size
 //! and hash) or the directory of one; links, devices, other paths (absolute, `..`, another
-//! folder) and duplicates are refused; every expected member must appear.
+//! folder) and duplicates are refused; every expected member must appear. A webdataset side
+//! member's size is only bounded: its content is parsed instead ([`super::samples`]).
 
 use std::collections::{HashMap, HashSet};
 
 use super::Invalid;
-use super::rows::{Expected, ExpectedMember};
+use super::rows::{Expected, ExpectedMember, MemberKind};
+use super::samples::side_limit;
 
 /// The type of a tar entry, as far as verification cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,16 @@ impl ArchiveCheck {
                     .members
                     .remove(path)
                     .ok_or_else(|| Invalid::UnexpectedMember(shown(path)))?;
+                if want.kind != MemberKind::Image {
+                    let limit = side_limit(&want.kind);
+                    if size > limit {
+                        return Err(Invalid::UnexpectedEntry {
+                            path: shown(path),
+                            why: format!("{size} bytes, over the {limit} a side member may hold"),
+                        });
+                    }
+                    return Ok(Some((path.to_string(), want)));
+                }
                 if want.size != size {
                     return Err(Invalid::MemberSize {
                         member: shown(path),

@@ -3,11 +3,19 @@
 //! streamed once (an archive is never held in memory). The counts and bytes of an accepted
 //! shard are the ones verified here, never the worker's own.
 //!
-//! This module reads files; the rules themselves are pure and live in [`rows`] and
-//! [`members`].
+//! Every output format a seeder collects is checked: classdirs and webdataset tars (the
+//! webdataset side members `KEY.json`/`KEY.cls`/`KEY.txt` bounded and parsed, `.cls` against
+//! the seeder's class table, see [`samples`] and [`classes`]), and images parquets
+//! ([`parquet`]). `--format files` is not collected by a swarm.
+//!
+//! This module reads files; the rules themselves are pure and live in [`rows`],
+//! [`members`] and [`samples`].
 
+pub mod classes;
 pub mod members;
+pub mod parquet;
 pub mod rows;
+pub mod samples;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -19,7 +27,8 @@ use sha2::{Digest, Sha256};
 use crate::input::UrlRow;
 use crate::results::{check_foreign_results, read_results};
 use members::{ArchiveCheck, EntryKind};
-use rows::ResultsCheck;
+use rows::{MemberKind, ResultsCheck};
+pub use samples::SampleRules;
 
 /// Zero bytes accepted after the end-of-archive block (a tar is padded to its record size).
 const MAX_TRAILING_ZEROS: u64 = 1 << 20;
@@ -41,6 +50,20 @@ pub struct ShardSpec {
     pub gzip: bool,
     /// Largest member accepted (the dataset's largest file).
     pub max_member_bytes: u64,
+    /// The dataset's output format.
+    pub format: DeliveryFormat,
+}
+
+/// The output formats a seeder verifies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeliveryFormat {
+    /// A tar of `<top>/<class folder>/<file>`.
+    #[default]
+    Classdirs,
+    /// A tar of samples `KEY.<ext>`, `KEY.json`, `KEY.cls`, `KEY.txt`.
+    Webdataset(std::sync::Arc<SampleRules>),
+    /// An images parquet (one row per stored image, see [`parquet`]).
+    Parquet,
 }
 
 /// The counts of a verified shard.
@@ -181,6 +204,10 @@ pub fn verify_shard(
         return Err(e);
     }
     let expected = check.finish()?;
+    if spec.format == DeliveryFormat::Parquet {
+        parquet::check_images(archive, &expected)?;
+        return Ok(expected.verified);
+    }
     let mut members = ArchiveCheck::new(&expected);
     check_archive(archive, spec.gzip, &mut members)?;
     members.finish()?;
@@ -254,6 +281,16 @@ fn walk_tar<R: Read>(input: &mut R, check: &mut ArchiveCheck) -> Result<(), Inva
         let Some((member, want)) = check.entry(&path, kind, size)? else {
             continue;
         };
+        if want.kind != MemberKind::Image {
+            // A side member: bounded by `entry`, read whole and parsed.
+            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
+            (&mut entry)
+                .take(size)
+                .read_to_end(&mut data)
+                .map_err(unreadable)?;
+            samples::check_side(&member, &want, &data)?;
+            continue;
+        }
         let mut hasher = Sha256::new();
         let mut read = 0u64;
         loop {

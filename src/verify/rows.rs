@@ -7,7 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Invalid, ShardSpec, Verified};
+use super::samples::sample_members;
+use super::{DeliveryFormat, Invalid, ShardSpec, Verified};
 use crate::input::UrlRow;
 use crate::model::naming::{fnv1a, safe_segment, url_stem};
 use crate::results::{RowResult, RowStatus};
@@ -26,6 +27,22 @@ pub struct ExpectedMember {
     pub size: u64,
     /// The sha256 its row records for the stored bytes.
     pub sha256: [u8; 32],
+    /// What the member is.
+    pub kind: MemberKind,
+}
+
+/// What an expected archive member is: a row's stored bytes (size and sha256 checked) or a
+/// webdataset side member (size bounded, content parsed, see [`super::samples`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberKind {
+    /// The stored image.
+    Image,
+    /// `KEY.json`.
+    Json,
+    /// `KEY.cls` holding this id.
+    Cls(u32),
+    /// `KEY.txt`.
+    Txt,
 }
 
 /// What the archive must hold: these members, and nothing but these and their directories.
@@ -52,11 +69,17 @@ pub fn is_safe_name(name: &str) -> bool {
 }
 
 /// True when `member` is `<top>/<folder>/<file>` with three safe names: never absolute, never
-/// `..`, never deeper or shallower.
-pub fn is_safe_member(top: &str, member: &str) -> bool {
+/// `..`, never deeper or shallower (a classdirs or parquet member).
+pub fn is_classdirs_member(top: &str, member: &str) -> bool {
     let parts: Vec<&str> = member.split('/').collect();
     matches!(parts.as_slice(), [t, folder, file]
         if *t == top && is_safe_name(folder) && is_safe_name(file))
+}
+
+/// True when `member` can be a verified member of a shard under `top` in any format: a
+/// classdirs member, or one safe file name (a webdataset sample's image, `KEY.<ext>`).
+pub fn is_safe_member(top: &str, member: &str) -> bool {
+    is_classdirs_member(top, member) || (!member.contains('/') && is_safe_name(member))
 }
 
 /// The two folders the engine can give `label` in a shard: its safe name, or that name with
@@ -191,7 +214,57 @@ impl<'a> ResultsCheck<'a> {
             member: member.chars().take(200).collect(),
             why: why.to_string(),
         };
-        if !is_safe_member(&self.spec.top, member) {
+        if r.bytes > self.spec.max_member_bytes {
+            return Err(bad_member("larger than the largest file allowed"));
+        }
+        let sha256 = r
+            .sha256
+            .as_deref()
+            .and_then(parse_sha256)
+            .ok_or_else(|| bad_member("no valid sha256"))?;
+        let image = ExpectedMember {
+            index,
+            size: r.bytes,
+            sha256,
+            kind: MemberKind::Image,
+        };
+        let members = match &self.spec.format {
+            // A parquet row's `image.path` is the member name classdirs would give it.
+            DeliveryFormat::Classdirs | DeliveryFormat::Parquet => {
+                self.classdirs_member(member, url, index, r.class.clone())?;
+                vec![(member.to_string(), image)]
+            }
+            DeliveryFormat::Webdataset(rules) => {
+                sample_members(rules, member, index, r.class.as_deref(), image)
+                    .map_err(|why| bad_member(&why))?
+            }
+        };
+        let e = &mut self.expected;
+        for (name, want) in members {
+            if e.members.contains_key(&name) {
+                return Err(Invalid::DuplicateMember(name));
+            }
+            e.members.insert(name, want);
+        }
+        e.verified.ok += 1;
+        e.verified.bytes += r.bytes;
+        Ok(())
+    }
+
+    /// Checks a classdirs member name (`<top>/<class folder>/<file>`) and records its folder.
+    fn classdirs_member(
+        &mut self,
+        member: &str,
+        url: &str,
+        index: u64,
+        label: Option<String>,
+    ) -> Result<(), Invalid> {
+        let bad_member = |why: &str| Invalid::BadMember {
+            index,
+            member: member.chars().take(200).collect(),
+            why: why.to_string(),
+        };
+        if !is_classdirs_member(&self.spec.top, member) {
             return Err(bad_member("not <shard>/<class folder>/<file name>"));
         }
         let mut parts = member.splitn(3, '/').skip(1);
@@ -199,7 +272,6 @@ impl<'a> ResultsCheck<'a> {
             parts.next().unwrap_or_default(),
             parts.next().unwrap_or_default(),
         );
-        let label = r.class.clone();
         if !folder_choices(label.as_deref()).iter().any(|f| f == folder) {
             return Err(bad_member("not the class folder of the row's label"));
         }
@@ -217,30 +289,9 @@ impl<'a> ResultsCheck<'a> {
         if !file_matches_url(file, url, index) {
             return Err(bad_member("file name not derived from the row's URL"));
         }
-        if r.bytes > self.spec.max_member_bytes {
-            return Err(bad_member("larger than the largest file allowed"));
-        }
-        let sha256 = r
-            .sha256
-            .as_deref()
-            .and_then(parse_sha256)
-            .ok_or_else(|| bad_member("no valid sha256"))?;
         let e = &mut self.expected;
-        if e.members.contains_key(member) {
-            return Err(Invalid::DuplicateMember(member.to_string()));
-        }
         e.dirs.insert(self.spec.top.clone());
         e.dirs.insert(format!("{}/{folder}", self.spec.top));
-        e.members.insert(
-            member.to_string(),
-            ExpectedMember {
-                index,
-                size: r.bytes,
-                sha256,
-            },
-        );
-        e.verified.ok += 1;
-        e.verified.bytes += r.bytes;
         Ok(())
     }
 

@@ -108,6 +108,7 @@ fn spec(gzip: bool) -> ShardSpec {
         top: TOP.into(),
         gzip,
         max_member_bytes: 1 << 20,
+        format: super::DeliveryFormat::Classdirs,
     }
 }
 
@@ -289,7 +290,7 @@ fn forged_member_names_are_refused() {
             matches!(e, Invalid::BadMember { index: 10, .. }),
             "{bad}: {e}"
         );
-        assert_eq!(rows::is_safe_member(TOP, bad), ok_shape, "{bad}");
+        assert_eq!(rows::is_classdirs_member(TOP, bad), ok_shape, "{bad}");
     }
     // Two rows naming one member.
     let mut r = honest.clone();

@@ -70,7 +70,10 @@ pub struct NodeArgs {
     /// rerun, a higher value reopens shards that failed under the old one.
     #[arg(long)]
     pub max_retries: Option<u32>,
-    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget).
+    /// On a rerun of a seeder, reopen every shard that failed (fresh retry budget), and the
+    /// rows of done shards that failed retryably (timeouts, 5xx, 429…): workers fetch only
+    /// those, stored beside the shard as `<stem>-r<N>.tar.gz`; results.parquet keeps the newest
+    /// outcome of every row.
     #[arg(long)]
     pub retry_failed: bool,
     /// Coordinate only: this node downloads nothing.
@@ -308,12 +311,11 @@ fn dataset_flags_given(engine: &EngineConfig) -> bool {
 /// A seeder's engine settings must be ones its workers accept (see
 /// [`DatasetSettings::check`]): refused here, before anything is seeded.
 fn check_swarm_settings(engine: &EngineConfig) -> anyhow::Result<()> {
-    if engine.format != OutputFormat::Classdirs {
-        return Err(UsageError::new(format!(
-            "--format {:?}: a seeder collects classdirs archives only (it verifies every \
-             member); use `ldawt download` for other formats",
-            engine.format
-        ))
+    if engine.format == OutputFormat::Files {
+        return Err(UsageError::new(
+            "--format files: a seeder collects one verified file per shard (classdirs or \
+             webdataset tar, or parquet); a plain directory tree is for `ldawt download`",
+        )
         .into());
     }
     DatasetSettings::from_engine(engine)

@@ -207,9 +207,10 @@ fn engine_flags_are_checked_as_download_checks_them_and_a_seed_carries_their_col
     )
     .unwrap();
     let s = seed.to_str().unwrap();
-    // The swarm writes classdirs archives only: other formats are refused at the seeder.
-    let err = node_config(&args(&["--seed", s, "--format", "webdataset"])).unwrap_err();
-    assert!(err.to_string().contains("classdirs"), "{err}");
+    // A plain tree cannot be delivered as one verified file: refused at the seeder.
+    let err = node_config(&args(&["--seed", s, "--format", "files"])).unwrap_err();
+    assert!(err.to_string().contains("plain directory tree"), "{err}");
+    assert!(node_config(&args(&["--seed", s, "--format", "webdataset"])).is_ok());
     let c = node_config(&args(&[
         "--seed",
         s,

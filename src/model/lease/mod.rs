@@ -130,6 +130,22 @@ impl LeaseBook {
         reopened
     }
 
+    /// Reopens a done shard for a retry round (`--retry-failed` on a finished dataset): free
+    /// again, with a clean failure count. False when the shard is not done.
+    pub fn reopen_done(&mut self, shard: ShardId) -> bool {
+        let Some(s) = self.shards.get_mut(shard.0 as usize) else {
+            return false;
+        };
+        if s.phase != ShardPhase::Done {
+            return false;
+        }
+        s.phase = ShardPhase::Free;
+        s.failures = 0;
+        s.failed_by.clear();
+        self.index = ShardIndex::build(&self.shards);
+        true
+    }
+
     /// What the book knows about each peer.
     pub fn peers(&self) -> &PeerLedger {
         &self.peers
