@@ -66,6 +66,27 @@ pub struct Holder {
     pub speculative: bool,
 }
 
+impl Holder {
+    /// A lease granted at `now` (no rows done yet; the grant counts as progress).
+    pub(super) fn granted(
+        peer: &str,
+        epoch: u64,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+        speculative: bool,
+    ) -> Self {
+        Holder {
+            peer: peer.to_string(),
+            epoch,
+            granted_at: now,
+            expires_at,
+            rows_done: 0,
+            progress_at: now,
+            speculative,
+        }
+    }
+}
+
 /// Everything the book knows about one shard; persisted as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardEntry {

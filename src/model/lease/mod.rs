@@ -254,17 +254,10 @@ impl LeaseBook {
         self.peers.note_bid(peer, now);
         if let Some(idx) = self.free_shard_for(peer, now) {
             let epoch = self.take_epoch();
+            let holder = Holder::granted(peer, epoch, now, expires_at, false);
             self.mutate(idx, |entry| {
                 entry.phase = ShardPhase::Leased;
-                entry.holders.push(Holder {
-                    peer: peer.to_string(),
-                    epoch,
-                    granted_at: now,
-                    expires_at,
-                    rows_done: 0,
-                    progress_at: now,
-                    speculative: false,
-                });
+                entry.holders.push(holder);
             });
             return Some(Lease {
                 shard: shard_id(idx),
@@ -282,17 +275,8 @@ impl LeaseBook {
             .max_by_key(|(i, s)| (expected_finish(s, now), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)?;
         let epoch = self.take_epoch();
-        self.mutate(idx, |entry| {
-            entry.holders.push(Holder {
-                peer: peer.to_string(),
-                epoch,
-                granted_at: now,
-                expires_at,
-                rows_done: 0,
-                progress_at: now,
-                speculative: true,
-            });
-        });
+        let holder = Holder::granted(peer, epoch, now, expires_at, true);
+        self.mutate(idx, |entry| entry.holders.push(holder));
         Some(Lease {
             shard: shard_id(idx),
             epoch,
