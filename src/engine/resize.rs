@@ -43,7 +43,7 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
     let mut img = if scaled == img.dimensions() {
         img
     } else {
-        img.resize_exact(scaled.0, scaled.1, FilterType::Triangle)
+        resample(img, scaled)?
     };
     if let Some((cw, ch)) = canvas {
         img = match opts.mode {
@@ -100,6 +100,35 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
     }
     .map_err(|e| format!("cannot encode: {e}"))?;
     Ok((out.into_inner(), ((w, h), stored)))
+}
+
+/// `img` scaled to `to` with a triangle (bilinear) filter widened to the scale factor, so a
+/// shrink averages every source pixel (area-like). 8-bit RGB, RGBA and grey go through
+/// `fast_image_resize` (SIMD, fixed point); other pixel types through the `image` crate.
+fn resample(img: DynamicImage, to: (u32, u32)) -> Result<DynamicImage, String> {
+    use fast_image_resize as fir;
+    let (w, h) = img.dimensions();
+    let (kind, raw) = match img {
+        DynamicImage::ImageRgb8(i) => (fir::PixelType::U8x3, i.into_raw()),
+        DynamicImage::ImageRgba8(i) => (fir::PixelType::U8x4, i.into_raw()),
+        DynamicImage::ImageLuma8(i) => (fir::PixelType::U8, i.into_raw()),
+        other => return Ok(other.resize_exact(to.0, to.1, FilterType::Triangle)),
+    };
+    let src = fir::images::Image::from_vec_u8(w, h, raw, kind)
+        .map_err(|e| format!("cannot resize {w}x{h}: {e}"))?;
+    let mut dst = fir::images::Image::new(to.0, to.1, kind);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| format!("cannot resize {w}x{h} to {}x{}: {e}", to.0, to.1))?;
+    let px = dst.into_vec();
+    match kind {
+        fir::PixelType::U8x3 => RgbImage::from_raw(to.0, to.1, px).map(DynamicImage::ImageRgb8),
+        fir::PixelType::U8x4 => RgbaImage::from_raw(to.0, to.1, px).map(DynamicImage::ImageRgba8),
+        _ => image::GrayImage::from_raw(to.0, to.1, px).map(DynamicImage::ImageLuma8),
+    }
+    .ok_or_else(|| format!("cannot resize {w}x{h}: short output buffer"))
 }
 
 /// The size to decode a `full`-sized JPEG at so that both sides stay at least `want`: the
