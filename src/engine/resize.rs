@@ -1,11 +1,14 @@
-//! `--resize-mode`: stored images are decoded, scaled (the `image` crate's separable resampler
-//! with a triangle filter: area-like averaging when shrinking, which is what dataset
-//! thumbnails need), cropped or bordered as [`resize_plan`] says and re-encoded (JPEG at the
-//! given quality, PNG, or lossy WebP at the given quality through libwebp: the `image` crate's
+//! `--resize-mode`: stored images are decoded (a JPEG at the smallest DCT scale that still
+//! covers the planned size, through `jpeg-decoder`; anything else through the `image` crate),
+//! scaled (`fast_image_resize`'s SIMD bilinear convolution widened to the scale factor:
+//! area-like averaging when shrinking, which is what dataset thumbnails need), cropped or
+//! bordered as [`resize_plan`] says and re-encoded (JPEG 4:2:0 at the given quality through
+//! `jpeg-encoder`, PNG, or lossy WebP at the given quality through libwebp: the `image` crate's
 //! own WebP encoder is lossless only, and lossless WebP thumbnails are several times the size
-//! of a q95 JPEG, which defeats the point of choosing WebP). It runs on the blocking pool under a semaphore of one permit per
-//! core, so decoding never starves the network tasks nor piles up more images in memory than
-//! there are cores. A body that cannot be decoded is skipped as `image_undecodable`.
+//! of a q95 JPEG, which defeats the point of choosing WebP). It runs on the blocking pool under
+//! a semaphore of one permit per core, so decoding never starves the network tasks nor piles up
+//! more images in memory than there are cores. A body that cannot be decoded is skipped as
+//! `image_undecodable`.
 
 use std::io::Cursor;
 use std::sync::Arc;
