@@ -1,11 +1,14 @@
-//! `--resize-mode`: stored images are decoded, scaled (the `image` crate's separable resampler
-//! with a triangle filter: area-like averaging when shrinking, which is what dataset
-//! thumbnails need), cropped or bordered as [`resize_plan`] says and re-encoded (JPEG at the
-//! given quality, PNG, or lossy WebP at the given quality through libwebp: the `image` crate's
+//! `--resize-mode`: stored images are decoded (a JPEG at the smallest DCT scale that still
+//! covers the planned size, through `jpeg-decoder`; anything else through the `image` crate),
+//! scaled (`fast_image_resize`'s SIMD bilinear convolution widened to the scale factor:
+//! area-like averaging when shrinking, which is what dataset thumbnails need), cropped or
+//! bordered as [`resize_plan`] says and re-encoded (JPEG 4:2:0 at the given quality through
+//! `jpeg-encoder`, PNG, or lossy WebP at the given quality through libwebp: the `image` crate's
 //! own WebP encoder is lossless only, and lossless WebP thumbnails are several times the size
-//! of a q95 JPEG, which defeats the point of choosing WebP). It runs on the blocking pool under a semaphore of one permit per
-//! core, so decoding never starves the network tasks nor piles up more images in memory than
-//! there are cores. A body that cannot be decoded is skipped as `image_undecodable`.
+//! of a q95 JPEG, which defeats the point of choosing WebP). It runs on the blocking pool under
+//! a semaphore of one permit per core, so decoding never starves the network tasks nor piles up
+//! more images in memory than there are cores. A body that cannot be decoded is skipped as
+//! `image_undecodable`.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -32,13 +35,18 @@ pub type Resized = ((u32, u32), (u32, u32));
 /// Decodes, resizes and re-encodes `bytes`; returns the new bytes and the dimensions before
 /// and after.
 pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resized), String> {
-    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode: {e}"))?;
-    let (w, h) = img.dimensions();
+    let ((w, h), img) = match decode_jpeg_scaled(bytes, opts) {
+        Some(decoded) => decoded,
+        None => {
+            let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode: {e}"))?;
+            (img.dimensions(), img)
+        }
+    };
     let (scaled, canvas) = resize_plan(opts, w, h);
-    let mut img = if scaled == (w, h) {
+    let mut img = if scaled == img.dimensions() {
         img
     } else {
-        img.resize_exact(scaled.0, scaled.1, FilterType::Triangle)
+        resample(img, scaled)?
     };
     if let Some((cw, ch)) = canvas {
         img = match opts.mode {
@@ -71,11 +79,21 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
                 DynamicImage::ImageRgb8(rgb) => rgb,
                 other => other.to_rgb8(),
             };
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(
-                &mut out,
-                opts.encode_quality.clamp(1, 100),
-            );
-            rgb.write_with_encoder(enc)
+            let mut enc =
+                jpeg_encoder::Encoder::new(out.get_mut(), opts.encode_quality.clamp(1, 100));
+            // 4:2:0 chroma (libjpeg's and OpenCV's default, and what the `image` encoder wrote),
+            // each chroma sample the average of its four pixels.
+            enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
+            enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+            let (rw, rh) = rgb.dimensions();
+            let (Ok(ew), Ok(eh)) = (u16::try_from(rw), u16::try_from(rh)) else {
+                return Err(format!(
+                    "cannot encode a {rw}x{rh} image as JPEG (max 65535)"
+                ));
+            };
+            enc.encode(rgb.as_raw(), ew, eh, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| format!("cannot encode: {e}"))?;
+            Ok(())
         }
         EncodeFormat::Png => img.write_to(&mut out, image::ImageFormat::Png),
         EncodeFormat::Webp => {
@@ -85,6 +103,84 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
     }
     .map_err(|e| format!("cannot encode: {e}"))?;
     Ok((out.into_inner(), ((w, h), stored)))
+}
+
+/// `img` scaled to `to` with a triangle (bilinear) filter widened to the scale factor, so a
+/// shrink averages every source pixel (area-like). 8-bit RGB, RGBA and grey go through
+/// `fast_image_resize` (SIMD, fixed point); other pixel types through the `image` crate.
+fn resample(img: DynamicImage, to: (u32, u32)) -> Result<DynamicImage, String> {
+    use fast_image_resize as fir;
+    let (w, h) = img.dimensions();
+    let (kind, raw) = match img {
+        DynamicImage::ImageRgb8(i) => (fir::PixelType::U8x3, i.into_raw()),
+        DynamicImage::ImageRgba8(i) => (fir::PixelType::U8x4, i.into_raw()),
+        DynamicImage::ImageLuma8(i) => (fir::PixelType::U8, i.into_raw()),
+        other => return Ok(other.resize_exact(to.0, to.1, FilterType::Triangle)),
+    };
+    let src = fir::images::Image::from_vec_u8(w, h, raw, kind)
+        .map_err(|e| format!("cannot resize {w}x{h}: {e}"))?;
+    let mut dst = fir::images::Image::new(to.0, to.1, kind);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| format!("cannot resize {w}x{h} to {}x{}: {e}", to.0, to.1))?;
+    let px = dst.into_vec();
+    match kind {
+        fir::PixelType::U8x3 => RgbImage::from_raw(to.0, to.1, px).map(DynamicImage::ImageRgb8),
+        fir::PixelType::U8x4 => RgbaImage::from_raw(to.0, to.1, px).map(DynamicImage::ImageRgba8),
+        _ => image::GrayImage::from_raw(to.0, to.1, px).map(DynamicImage::ImageLuma8),
+    }
+    .ok_or_else(|| format!("cannot resize {w}x{h}: short output buffer"))
+}
+
+/// The size to decode a `full`-sized JPEG at so that both sides stay at least `want`: the
+/// smallest of the DCT scales 1/8, 1/4, 1/2 and 1 (the IDCT computes only the low frequencies,
+/// so a 1/2-scale decode is a 2x2 average for a quarter of the work) that is not below `want`.
+pub(crate) fn dct_scaled(full: (u32, u32), want: (u32, u32)) -> (u32, u32) {
+    let at = |len: u32, k: u32| (len * k).div_ceil(8);
+    [1, 2, 4, 8]
+        .into_iter()
+        .map(|k| (at(full.0, k), at(full.1, k)))
+        .find(|&(w, h)| w >= want.0 && h >= want.1)
+        .unwrap_or(full)
+}
+
+/// A baseline or progressive RGB or greyscale JPEG decoded at the smallest DCT scale that still
+/// covers the size [`resize_plan`] scales it to; with its full dimensions. `None` (the caller
+/// decodes it the ordinary way) for anything else: not a JPEG, CMYK, 16-bit, or a decode error.
+fn decode_jpeg_scaled(bytes: &[u8], opts: &ResizeOptions) -> Option<((u32, u32), DynamicImage)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut dec = jpeg_decoder::Decoder::new(bytes);
+    dec.read_info().ok()?;
+    let info = dec.info()?;
+    let full = (u32::from(info.width), u32::from(info.height));
+    let (want, _) = resize_plan(opts, full.0, full.1);
+    let at = dct_scaled(full, want);
+    let (dw, dh) = if at == full {
+        full
+    } else {
+        let (sw, sh) = dec
+            .scale(u16::try_from(at.0).ok()?, u16::try_from(at.1).ok()?)
+            .ok()?;
+        (u32::from(sw), u32::from(sh))
+    };
+    if dw < want.0 || dh < want.1 {
+        return None;
+    }
+    let pixels = dec.decode().ok()?;
+    let img = match dec.info()?.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            DynamicImage::ImageRgb8(RgbImage::from_raw(dw, dh, pixels)?)
+        }
+        jpeg_decoder::PixelFormat::L8 => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(dw, dh, pixels)?)
+        }
+        _ => return None,
+    };
+    Some((full, img))
 }
 
 /// `src` centred at `at` on a black `canvas`-sized image, row by row.
@@ -234,6 +330,57 @@ mod tests {
             }
         }
         assert!(resize_image(b"not an image", &ResizeOptions::default()).is_err());
+    }
+
+    fn jpeg(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+        let img = RgbImage::from_pixel(w, h, image::Rgb(rgb));
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn dct_scale_never_goes_below_the_planned_size() {
+        assert_eq!(dct_scaled((640, 480), (256, 192)), (320, 240));
+        assert_eq!(dct_scaled((2048, 1536), (256, 192)), (256, 192));
+        assert_eq!(dct_scaled((2049, 1536), (256, 192)), (257, 192));
+        assert_eq!(dct_scaled((2000, 1500), (256, 192)), (500, 375));
+        assert_eq!(dct_scaled((300, 150), (256, 128)), (300, 150));
+        assert_eq!(dct_scaled((100, 100), (256, 256)), (100, 100));
+        // center_crop keeps the shorter side at the target: 4000x1000 -> 1024x256.
+        assert_eq!(dct_scaled((4000, 1000), (1024, 256)), (2000, 500));
+    }
+
+    #[test]
+    fn large_jpegs_are_decoded_scaled_down_with_the_full_dimensions_reported() {
+        for (mode, (w, h), want) in [
+            (ResizeMode::Border, (1600, 1200), (256, 256)),
+            (ResizeMode::KeepRatioLargest, (1200, 1600), (192, 256)),
+            (ResizeMode::KeepRatio, (1600, 1200), (341, 256)),
+            (ResizeMode::CenterCrop, (4000, 1000), (256, 256)),
+            (ResizeMode::Border, (640, 480), (256, 256)),
+        ] {
+            let opts = ResizeOptions {
+                mode,
+                image_size: 256,
+                encode_format: EncodeFormat::Jpg,
+                ..ResizeOptions::default()
+            };
+            let src = jpeg(w, h, [200, 100, 50]);
+            // The fast path is taken, at a reduced scale where the plan allows one.
+            let (full, decoded) = decode_jpeg_scaled(&src, &opts).unwrap();
+            let (planned, _) = resize_plan(&opts, w, h);
+            assert_eq!(full, (w, h));
+            assert_eq!(decoded.dimensions(), dct_scaled(full, planned), "{mode:?}");
+            let (out, dims) = resize_image(&src, &opts).unwrap();
+            assert_eq!(dims, ((w, h), want), "{mode:?}");
+            let img = image::load_from_memory(&out).unwrap().to_rgb8();
+            assert_eq!(img.dimensions(), want);
+            let centre = img.get_pixel(want.0 / 2, want.1 / 2).0;
+            for (got, exp) in centre.into_iter().zip([200u8, 100, 50]) {
+                assert!(got.abs_diff(exp) <= 6, "{mode:?}: centre {centre:?}");
+            }
+        }
     }
 
     #[test]
