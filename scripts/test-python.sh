@@ -59,6 +59,13 @@ if [ "$found" != "$tmp/venv/bin/ldawt" ]; then
   exit 1
 fi
 
+step="the wheel carries the product binary only"
+scripts_in_wheel=$(python3 -c 'import sys, zipfile; print(" ".join(sorted(n.rsplit("/", 1)[1] for n in zipfile.ZipFile(sys.argv[1]).namelist() if ".data/scripts/" in n)))' "$wheel")
+if [ "$scripts_in_wheel" != "ldawt" ]; then
+  echo "the wheel's scripts are '$scripts_in_wheel', expected only 'ldawt' (ldawt-dev must stay out)" >&2
+  exit 1
+fi
+
 step="ldawt --version from the venv"
 want=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 got=$(PATH="$tmp/venv/bin:$PATH" ldawt --version)
