@@ -231,10 +231,9 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         resolved.engine.format,
         engine::OutputFormat::Files | engine::OutputFormat::Parquet
     );
-    let name = resolved.output.to_string_lossy().to_ascii_lowercase();
-    let known = [".tar", ".tar.gz", ".tgz"]
-        .iter()
-        .any(|s| name.ends_with(s));
+    let known =
+        crate::model::naming::split_archive_suffix_ignore_case(&resolved.output.to_string_lossy())
+            .is_some();
     if !files && !known && resolved.engine.compression.is_none() {
         return Err(UsageError::new(format!(
             "--output {}: name the archive .tar (plain) or .tar.gz/.tgz (gzip), or pass --compression",
