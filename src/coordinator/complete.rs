@@ -64,29 +64,22 @@ impl VerifyJob {
     }
 }
 
-/// The delivery rules of a shard whose archive is `archive_name`, in the dataset's format
-/// (classdirs without settings).
-fn shard_spec(
-    archive_name: &str,
-    max_member_bytes: u64,
-    settings: Option<&DatasetSettings>,
-) -> ShardSpec {
+/// The webdataset delivery rules of the dataset's settings: its class table as a lookup.
+fn sample_rules(s: &DatasetSettings) -> SampleRules {
+    SampleRules {
+        class_ids: s
+            .class_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect(),
+        captions: s.caption_col.is_some(),
+    }
+}
+
+/// The delivery rules of a shard whose archive is `archive_name`, in `format`.
+fn shard_spec(archive_name: &str, max_member_bytes: u64, format: DeliveryFormat) -> ShardSpec {
     let path = Path::new(archive_name);
-    let format = match settings {
-        Some(s) if s.format == OutputFormat::Webdataset => {
-            DeliveryFormat::Webdataset(std::sync::Arc::new(SampleRules {
-                class_ids: s
-                    .class_names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (n.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
-                    .collect(),
-                captions: s.caption_col.is_some(),
-            }))
-        }
-        Some(s) if s.format == OutputFormat::Parquet => DeliveryFormat::Parquet,
-        _ => DeliveryFormat::Classdirs,
-    };
     ShardSpec {
         top: archive_stem(path),
         gzip: compression_for(path) != Compression::None,
@@ -96,6 +89,21 @@ fn shard_spec(
 }
 
 impl Coordinator {
+    /// How the dataset's shards are delivered (classdirs without settings); the webdataset
+    /// rules are built once.
+    fn delivery_format(&self) -> DeliveryFormat {
+        match self.cfg.settings.as_ref() {
+            Some(s) if s.format == OutputFormat::Webdataset => {
+                DeliveryFormat::Webdataset(std::sync::Arc::clone(
+                    self.sample_rules
+                        .get_or_init(|| std::sync::Arc::new(sample_rules(s))),
+                ))
+            }
+            Some(s) if s.format == OutputFormat::Parquet => DeliveryFormat::Parquet,
+            _ => DeliveryFormat::Classdirs,
+        }
+    }
+
     /// The files to verify for a completion, if `key` is a live lease of `peer`.
     pub fn prepare_complete(
         &self,
@@ -124,7 +132,7 @@ impl Coordinator {
             spec: shard_spec(
                 &archive_name,
                 self.cfg.intake.max_file_size,
-                self.cfg.settings.as_ref(),
+                self.delivery_format(),
             ),
             rows_file,
             results,

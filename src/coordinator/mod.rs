@@ -144,6 +144,9 @@ pub struct Coordinator {
     reserved: files::Reservations,
     storage_failed: Option<StorageFailure>,
     next_disk_check: UnixMillis,
+    /// The webdataset delivery rules (class table as a lookup), built at the first completion
+    /// rather than at every one: the settings do not change while the seeder runs.
+    sample_rules: std::sync::OnceLock<std::sync::Arc<crate::verify::SampleRules>>,
 }
 
 impl Coordinator {
@@ -161,6 +164,7 @@ impl Coordinator {
             reserved: files::Reservations::default(),
             storage_failed: None,
             next_disk_check: UnixMillis(0),
+            sample_rules: std::sync::OnceLock::new(),
         }
     }
 
