@@ -15,20 +15,19 @@ use ldawt::input::UrlRow;
 use ldawt::model::ids::DatasetId;
 use ldawt::model::lease::LeaseConfig;
 use ldawt::model::shard::ShardSizing;
-use ldawt::net::{self, Client, NetConfig};
+use ldawt::net::Client;
 use ldawt::node::NodeConfig;
 use ldawt::protocol::swarm::{
     ControlRequest, ControlResponse, FileKind, Grant, RejectReason, TransferHeader,
 };
 use ldawt::results::ResultsWriter;
 use ldawt::seed::{Columns, SeedSpec};
-use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::common::test_swarm_key;
+use super::hostile_results::hostile;
 use super::inprocess::{node_config, spawn_node, stats};
 use super::util::{merged_results, write_seed};
 
@@ -72,18 +71,6 @@ fn seeder_config(tmp: &Path, input: PathBuf, out: &Path, format: OutputFormat) -
         copy_after: Duration::from_secs(60),
     };
     cfg
-}
-
-async fn hostile(join: Multiaddr) -> Client {
-    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
-    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    cfg.bootstrap = vec![join];
-    cfg.mdns = false;
-    cfg.psk = Some(test_swarm_key());
-    let (client, mut events, event_loop) = net::new(cfg).unwrap();
-    tokio::spawn(event_loop.run());
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    client
 }
 
 async fn lease(evil: &Client, seeder: PeerId, dataset: DatasetId) -> (Grant, Vec<UrlRow>) {

@@ -59,7 +59,7 @@ fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
 
 /// The hostile peer: a bare transport that can send any request or file. It holds the swarm
 /// key: what is tested here is what a member of the swarm can get past the seeder.
-async fn hostile(join: Multiaddr) -> Client {
+pub(super) async fn hostile(join: Multiaddr) -> Client {
     let mut cfg = NetConfig::new(Keypair::generate_ed25519());
     cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     cfg.bootstrap = vec![join];
