@@ -17,6 +17,11 @@
 # 5. WAN-like case: ldawt's own fixture server adding 200 ms before every first byte, one host,
 #    per-host cap = concurrency (128), against the ideal concurrency / latency; and LDAWT's
 #    per-host cap of 20 for comparison.
+# 6. Regression check (issue 9), only when BENCH_BASELINE_REV (a git revision, built into
+#    target/baseline by this script) or BENCH_BASELINE_BIN (a built binary) is set: the plain
+#    .tar case of step 3 run BENCH_PAIRS times (default 3) for both binaries, alternating which
+#    goes first, with each pair's ratio new/baseline and the median ratio — the VM's speed
+#    drifts, so only paired runs compare two binaries. BENCH_PAIRED_ONLY=1 stops after it.
 # Needs: cargo, python3 (stdlib and venv), nginx and wrk (installed from Debian when root), and
 # PyPI for img2dataset and its numpy/OpenCV (which also draw the decodable images of case 4;
 # BENCH_SKIP_IMG2DATASET=1 leaves img2dataset's own run out).
@@ -49,9 +54,21 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 echo "bench: building the release binary (cargo build --release)…" >&2
 cargo build --release --quiet
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ldawt
+BASE_BIN=${BENCH_BASELINE_BIN:-}
+if [ -z "$BASE_BIN" ] && [ -n "${BENCH_BASELINE_REV:-}" ]; then
+  BASE_SRC=$ROOT/target/baseline/src-$(git rev-parse --short "$BENCH_BASELINE_REV")
+  if [ ! -f "$BASE_SRC/Cargo.toml" ]; then
+    mkdir -p "$BASE_SRC" && git archive "$BENCH_BASELINE_REV" | tar -x -C "$BASE_SRC"
+  fi
+  echo "bench: building the baseline $BENCH_BASELINE_REV (release)…" >&2
+  CARGO_TARGET_DIR=$ROOT/target/baseline/target cargo build --release --quiet --bin ldawt \
+    --manifest-path "$BASE_SRC/Cargo.toml"
+  BASE_BIN=$ROOT/target/baseline/target/release/ldawt
+fi
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN" ] || { echo "bench: baseline binary $BASE_BIN missing" >&2; exit 2; }
 
 VENV=${BENCH_VENV:-$ROOT/target/bench-venv}
-if [ ! -x "$VENV/bin/img2dataset" ]; then
+if [ ! -x "$VENV/bin/img2dataset" ] && [ -z "${BENCH_PAIRED_ONLY:-}" ]; then
   echo "bench: installing img2dataset 1.47.0 into $VENV…" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q img2dataset==1.47.0 >&2
@@ -155,6 +172,34 @@ for out in bench.tar bench.tar.gz; do
   line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/$out")
   report "ldawt download → $out" "$WORK/out/$out" "$line" "$WRK_RPS"
 done
+
+if [ -n "$BASE_BIN" ]; then
+  PAIRS=${BENCH_PAIRS:-3}
+  printf '\n%-34s %9s %9s %12s %9s %9s\n' "paired: baseline vs this build" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs wrk"
+  : > "$WORK/pairs.txt"
+  for i in $(seq "$PAIRS"); do
+    order=(base new); [ $((i % 2)) -eq 0 ] && order=(new base)
+    for which in "${order[@]}"; do
+      bin=$BIN; [ "$which" = base ] && bin=$BASE_BIN
+      rm -rf "$WORK/out/"*
+      line=$(measure "$bin" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/bench.tar")
+      row=$(report "pair $i: $which" "$WORK/out/bench.tar" "$line" "$WRK_RPS")
+      echo "$row"
+      echo "$i $which $(awk '{print $4}' <<<"$row")" >> "$WORK/pairs.txt"
+    done
+  done
+  python3 - "$WORK/pairs.txt" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    i, which, ips = line.split()
+    runs.setdefault(i, {})[which] = float(ips)
+ratios = [r["new"] / r["base"] for r in runs.values() if r.get("base")]
+print("pair ratios new/baseline: " + ", ".join(f"{x:.2f}" for x in ratios)
+      + f"; median {statistics.median(ratios):.2f}")
+PY
+  [ -z "${BENCH_PAIRED_ONLY:-}" ] || exit 0
+fi
 
 # Resize: img2dataset and ldawt, border 256 jpg q95, webdataset output, same rows, decodable images.
 "$VENV/bin/python" - "$WORK/www/real" <<'PY'
