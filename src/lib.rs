@@ -18,7 +18,9 @@
 //!   runtime that wires them to `net`; `verify` checks a delivered shard before the seeder
 //!   accepts it.
 //! - `split`, `reconstruct`, `listing`, `webdav`, `slurm`, `monitor`: LDAWT's toolbox.
-//! - `protocol`: versioned wire and control-endpoint types.
+//! - `protocol`: versioned wire and control-endpoint types: `control` (worker ↔ seeder
+//!   requests and refusals), `transfer` (archive stream header), `gossip` (adverts), `codec`
+//!   (the postcard envelope), `settings` (a dataset's engine settings), `status` (`/status`).
 //! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
 //! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint (with
 //!   the live dashboard page, `dashboard.html`), its client and the `ldawt peers` tables.

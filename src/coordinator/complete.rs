@@ -15,8 +15,8 @@ use crate::archive::{Compression, archive_stem, compression_for};
 use crate::engine::OutputFormat;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
+use crate::protocol::control::{ControlResponse, RejectReason};
 use crate::protocol::settings::DatasetSettings;
-use crate::protocol::swarm::{ControlResponse, RejectReason};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 use crate::verify::{DeliveryFormat, Invalid, SampleRules, ShardSpec, Verified, verify_shard};
 

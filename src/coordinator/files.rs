@@ -18,7 +18,8 @@ use crate::archive::results_path;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 pub use crate::net::FileDecision;
-use crate::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
+use crate::protocol::control::{Refusal, RejectReason};
+use crate::protocol::transfer::{FileKind, TransferHeader};
 
 /// Tar overhead allowed per row (header, padding, GNU long name, folder entry).
 const TAR_BYTES_PER_ROW: u64 = 4 << 10;

@@ -27,11 +27,12 @@ use std::path::PathBuf;
 use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::{LeaseBook, LeaseConfig, LostLease, ShardPhase};
+use crate::model::node_stats::NodeStats;
 use crate::model::swarm_budget::SwarmBudget;
 use crate::model::time::UnixMillis;
+use crate::protocol::gossip::Gossip;
 use crate::protocol::settings::DatasetSettings;
 use crate::protocol::status::DatasetProgress;
-use crate::protocol::swarm::{Gossip, NodeStats};
 use crate::seed::SeededDataset;
 use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 

@@ -6,11 +6,10 @@ use super::{Coordinator, NO_WORK_RETRY_MS};
 use crate::model::bid;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::{Admission, LeaseError};
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
+use crate::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
 use crate::protocol::settings::DatasetSettings;
-use crate::protocol::swarm::{
-    ControlRequest, ControlResponse, Grant, NodeStats, Refusal, RejectReason,
-};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 
 impl Coordinator {

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::{Admission, LeaseBook, LeaseConfig, ShardPhase};
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
-use crate::protocol::swarm::{Gossip, MAX_GOSSIP_BYTES, NodeStats, encode};
+use crate::protocol::codec::encode;
+use crate::protocol::gossip::{Gossip, MAX_GOSSIP_BYTES};
 
 /// The simulated swarm.
 #[derive(Debug, Clone, PartialEq)]

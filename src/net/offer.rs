@@ -15,7 +15,7 @@ use tracing::debug;
 use super::NetError;
 use super::framing::{recv_msg, send_msg};
 use super::transfer::Reply;
-use crate::protocol::swarm::{MAX_TRANSFER_HEADER_BYTES, TransferHeader};
+use crate::protocol::transfer::{MAX_TRANSFER_HEADER_BYTES, TransferHeader};
 
 /// Streams opened per transfer before giving up on a receiver that never answers.
 const OFFER_ATTEMPTS: u32 = 4;
@@ -69,8 +69,8 @@ mod tests {
 
     use super::*;
     use crate::model::ids::{DatasetId, ShardId};
-    use crate::protocol::swarm::FileKind;
-    use crate::protocol::swarm::{Refusal, RejectReason};
+    use crate::protocol::control::{Refusal, RejectReason};
+    use crate::protocol::transfer::FileKind;
 
     const T: Duration = Duration::from_secs(2);
 

@@ -10,7 +10,7 @@ use super::peers::PeerTable;
 use crate::coordinator::CoordinatorHandle;
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Refusal, RejectReason};
+use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
 
 /// The refusal of a node that seeds nothing.
 const NO_DATASET: &str = "this node seeds no dataset";

@@ -8,10 +8,10 @@ use tokio::sync::watch;
 
 use super::peers::{Liveness, PeerTable, peer_status};
 use crate::coordinator::CoordinatorHandle;
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::net::Client;
 use crate::protocol::status::{NodeStatus, STATUS_VERSION};
-use crate::protocol::swarm::NodeStats;
 use crate::worker::activity::Activity;
 use crate::worker::stats::{Probe, free_disk};
 use crate::worker::{WorkerConfig, current_stats};

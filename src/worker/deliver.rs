@@ -17,7 +17,8 @@ use super::lease_task::{
 };
 use super::link::LinkError;
 use crate::engine::results_path;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
+use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
+use crate::protocol::transfer::{FileKind, TransferHeader};
 
 /// The kept shard's files, delivered again.
 pub(super) async fn deliver_kept(

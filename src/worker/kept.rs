@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::swarm::Grant;
+use crate::protocol::control::Grant;
 
 /// The marker's file name.
 pub const MARKER: &str = "finished.json";

@@ -25,7 +25,7 @@ use super::stats::{free_space, human_bytes};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob};
 use crate::input::VecRows;
 use crate::model::shard::check_archive_name;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant};
+use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
 
 /// Why a lease is released on shutdown.
 pub(super) const SHUTTING_DOWN: &str = "the worker is shutting down";

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ldawt::model::ids::{DatasetId, ShardId};
 use ldawt::net::{Event, FileDecision};
-use ldawt::protocol::swarm::{FileKind, TransferHeader};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 

@@ -15,9 +15,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ldawt::model::ids::DatasetId;
+use ldawt::model::node_stats::NodeStats;
 use ldawt::net::PreSharedKey;
+use ldawt::protocol::control::{ControlRequest, ControlResponse};
 use ldawt::protocol::status::NodeStatus;
-use ldawt::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ldawt::model::ids::{DatasetId, ShardId};
 use ldawt::net::{Event, FileDecision, NetError};
-use ldawt::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
+use ldawt::protocol::control::{Refusal, RejectReason};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

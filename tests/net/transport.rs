@@ -4,12 +4,12 @@ use std::time::{Duration, Instant};
 
 use ldawt::input::UrlRow;
 use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::node_stats::NodeStats;
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{Client, Event, NetError};
-use ldawt::protocol::swarm::{
-    CodecError, ControlRequest, ControlResponse, Gossip, MAX_CONTROL_RESPONSE_BYTES, NodeStats,
-    encode,
-};
+use ldawt::protocol::codec::{CodecError, encode};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, MAX_CONTROL_RESPONSE_BYTES};
+use ldawt::protocol::gossip::Gossip;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 

@@ -10,9 +10,9 @@ use ldawt::input::UrlRow;
 use ldawt::model::ids::{DatasetId, ShardId};
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{self, Event, FileDecision, NetConfig};
-use ldawt::protocol::swarm::{
-    ControlRequest, ControlResponse, FileKind, Gossip, Grant, Refusal, RejectReason,
-};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
+use ldawt::protocol::gossip::Gossip;
+use ldawt::protocol::transfer::FileKind;
 use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 

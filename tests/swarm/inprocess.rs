@@ -8,13 +8,13 @@ use std::time::Duration;
 use ldawt::engine::EngineConfig;
 use ldawt::fixture::{self, FixtureConfig};
 use ldawt::model::lease::LeaseConfig;
+use ldawt::model::node_stats::NodeStats;
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::{self, NetConfig, NetError};
 use ldawt::node::swarm_key::KeySource;
 use ldawt::node::{self, NodeConfig, NodeOutcome, Ready};
-use ldawt::protocol::swarm::{
-    ControlRequest, ControlResponse, FileKind, NodeStats, TransferHeader,
-};
+use ldawt::protocol::control::{ControlRequest, ControlResponse};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use ldawt::seed::{Columns, SeedSpec};
 use libp2p::Multiaddr;
 use libp2p::identity::Keypair;

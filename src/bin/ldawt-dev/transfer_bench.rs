@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use ldawt::exit::UsageError;
 use ldawt::model::ids::{DatasetId, ShardId};
 use ldawt::net::{self, Event, FileDecision, NetConfig};
-use ldawt::protocol::swarm::{FileKind, TransferHeader};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 
 /// Arguments of `ldawt-dev transfer-bench`.
 #[derive(Debug, Args)]
