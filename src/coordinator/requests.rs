@@ -9,6 +9,7 @@ use crate::model::lease::{Admission, LeaseError};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
+use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
 use crate::seed::{dataset_dir, rowfile, shard_path};
 
@@ -61,7 +62,7 @@ impl Coordinator {
                     },
                     Err(e @ LeaseError::Stalled { .. }) => {
                         tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "lease revoked: {e}");
-                        self.lease_gossip(dataset, shard, peer, epoch, "free", now);
+                        self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Free, now);
                         self.persist(dataset, &[shard]).await;
                         rejected(e)
                     }
@@ -101,7 +102,7 @@ impl Coordinator {
                         } else {
                             tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease given back");
                         }
-                        self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
+                        self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
                         self.persist(dataset, &[shard]).await;
                         ControlResponse::Ack
                     }
@@ -223,7 +224,14 @@ impl Coordinator {
         if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
             return storage_refusal(&e);
         }
-        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
+        self.lease_gossip(
+            dataset,
+            lease.shard,
+            peer,
+            lease.epoch,
+            LeaseState::Leased,
+            now,
+        );
         ControlResponse::Granted(grant)
     }
 

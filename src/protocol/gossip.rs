@@ -2,9 +2,9 @@
 //! have work, who holds which lease). Informational only: every decision goes over a direct
 //! control stream to the seeder (see [`super::control`]).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId, node_id_or_empty};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 
@@ -50,13 +50,66 @@ pub enum Gossip {
         dataset: DatasetId,
         /// The shard.
         shard: ShardId,
-        /// Holder's peer id (base58), empty when released.
-        holder: String,
+        /// The holder (empty on the wire when there is none).
+        #[serde(with = "node_id_or_empty")]
+        holder: Option<NodeId>,
         /// Fencing epoch.
-        epoch: u64,
+        epoch: Epoch,
         /// Expiry.
         expires_at: UnixMillis,
-        /// `leased`, `done`, `free`, `failed`.
-        state: String,
+        /// What happened to the lease.
+        state: LeaseState,
     },
+}
+
+/// A lease's state as gossip announces it. On the wire: its name (`leased`, `done`, `free`,
+/// `failed`), as the untyped string of earlier builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseState {
+    /// Granted to the holder.
+    Leased,
+    /// Completed and stored.
+    Done,
+    /// Released or expired: open to a bid.
+    Free,
+    /// Out of retries.
+    Failed,
+}
+
+impl LeaseState {
+    /// Every state.
+    pub const ALL: [LeaseState; 4] = [
+        LeaseState::Leased,
+        LeaseState::Done,
+        LeaseState::Free,
+        LeaseState::Failed,
+    ];
+
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaseState::Leased => "leased",
+            LeaseState::Done => "done",
+            LeaseState::Free => "free",
+            LeaseState::Failed => "failed",
+        }
+    }
+}
+
+impl Serialize for LeaseState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LeaseState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        LeaseState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::unknown_variant(&text, &["leased", "done", "free", "failed"])
+            })
+    }
 }

@@ -6,13 +6,17 @@ use super::control::*;
 use super::gossip::*;
 use super::transfer::*;
 use crate::input::UrlRow;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 
-/// A lease holder's peer id, as announced.
-fn holder() -> String {
-    "12D3KooWLRPJAA5o6Z6ZtDUXRF2jdSPaxi3RgVV5QiXsC9RsWprZ".to_string()
+/// A lease holder, as announced.
+fn holder() -> Option<NodeId> {
+    Some(
+        "12D3KooWLRPJAA5o6Z6ZtDUXRF2jdSPaxi3RgVV5QiXsC9RsWprZ"
+            .parse()
+            .unwrap(),
+    )
 }
 
 /// One sample of every message (and every lease state), named.
@@ -47,13 +51,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let rq = |m: &ControlRequest| encode(m, MAX_CONTROL_REQUEST_BYTES).unwrap();
     let rs = |m: &ControlResponse| encode(m, MAX_CONTROL_RESPONSE_BYTES).unwrap();
     let th = |m: &TransferHeader| encode(m, MAX_TRANSFER_HEADER_BYTES).unwrap();
-    let lease = |holder: String, state: &str| Gossip::Lease {
+    let lease = |holder: Option<NodeId>, state: LeaseState| Gossip::Lease {
         dataset: d,
         shard: ShardId(42),
         holder,
-        epoch: 9,
+        epoch: Epoch(9),
         expires_at: UnixMillis(1_700_000_060_000),
-        state: state.into(),
+        state,
     };
     vec![
         (
@@ -77,10 +81,13 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
                 sent_at: UnixMillis(1_700_000_000_000),
             }),
         ),
-        ("gossip_lease_leased", g(&lease(holder(), "leased"))),
-        ("gossip_lease_done", g(&lease(holder(), "done"))),
-        ("gossip_lease_free", g(&lease(String::new(), "free"))),
-        ("gossip_lease_failed", g(&lease(String::new(), "failed"))),
+        (
+            "gossip_lease_leased",
+            g(&lease(holder(), LeaseState::Leased)),
+        ),
+        ("gossip_lease_done", g(&lease(holder(), LeaseState::Done))),
+        ("gossip_lease_free", g(&lease(None, LeaseState::Free))),
+        ("gossip_lease_failed", g(&lease(None, LeaseState::Failed))),
         (
             "control_bid",
             rq(&ControlRequest::Bid {
@@ -268,4 +275,30 @@ fn every_message_encodes_to_the_bytes_of_the_pre_split_code() {
         assert_eq!(name, before_name);
         assert_eq!(&hex::encode(bytes), before, "{name} changed on the wire");
     }
+}
+
+#[test]
+fn typed_lease_gossip_round_trips_and_refuses_unknown_states_and_ids() {
+    use super::codec::decode;
+    for (name, bytes) in samples() {
+        if name.starts_with("gossip_lease") {
+            let g = decode::<Gossip>(&bytes, MAX_GOSSIP_BYTES).unwrap();
+            assert_eq!(encode(&g, MAX_GOSSIP_BYTES).unwrap(), bytes, "{name}");
+        }
+    }
+    // The same message with state "lost" or holder "nobody" (as an older or hostile peer might
+    // send) is malformed, not silently read.
+    let before =
+        |name: &str| hex::decode(BEFORE.iter().find(|(n, _)| *n == name).unwrap().1).unwrap();
+    let free = before("gossip_lease_free");
+    let mut lost = free[..free.len() - 5].to_vec();
+    lost.extend_from_slice(b"\x04lost");
+    assert!(decode::<Gossip>(&lost, MAX_GOSSIP_BYTES).is_err());
+    // Envelope, variant, 16 bytes of dataset, shard: the holder's length is byte 19.
+    assert_eq!(free[19], 0, "an empty holder");
+    let mut nobody = free[..19].to_vec();
+    nobody.extend_from_slice(b"\x06nobody");
+    nobody.extend_from_slice(&free[20..]);
+    assert!(decode::<Gossip>(&nobody, MAX_GOSSIP_BYTES).is_err());
+    assert!(decode::<Gossip>(&free, MAX_GOSSIP_BYTES).is_ok());
 }
