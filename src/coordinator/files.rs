@@ -123,7 +123,7 @@ impl Reservations {
 }
 
 fn transfer_key(h: &TransferHeader) -> TransferKey {
-    (h.dataset, h.shard, h.epoch, h.kind == FileKind::Archive)
+    (h.dataset, h.shard, h.epoch.0, h.kind == FileKind::Archive)
 }
 
 /// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
@@ -185,7 +185,7 @@ impl Coordinator {
             )
         })?;
         d.book
-            .check(h.shard, h.epoch, peer, now)
+            .check(h.shard, h.epoch.0, peer, now)
             .map(|_| ())
             .map_err(|e| super::requests::lease_refusal(&e))
     }
@@ -307,7 +307,7 @@ impl Coordinator {
         if let Some(d) = self.datasets.get_mut(&header.dataset) {
             let _ = d
                 .book
-                .handle_delivering(header.shard, header.epoch, peer, now);
+                .handle_delivering(header.shard, header.epoch.0, peer, now);
         }
     }
 
@@ -342,7 +342,7 @@ impl Coordinator {
                 &self.cfg.out,
                 header.dataset,
                 header.shard,
-                header.epoch,
+                header.epoch.0,
                 header.kind,
             ),
         }
@@ -366,7 +366,7 @@ impl Coordinator {
             &self.cfg.out,
             header.dataset,
             header.shard,
-            header.epoch,
+            header.epoch.0,
             header.kind,
         );
         std::fs::rename(part, &staged).map_err(|e| {

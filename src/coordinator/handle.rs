@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::complete::{CompleteKey, VerifyFailure, VerifyJob, run_job};
 use super::{Coordinator, CoordinatorError, FileDecision, FinalReport, StorageFailure};
+use crate::model::ids::Epoch;
 use crate::model::time::Clock;
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
 use crate::protocol::gossip::Gossip;
@@ -141,7 +142,7 @@ impl CoordinatorHandle {
         if let ControlRequest::Complete {
             dataset,
             shard,
-            epoch,
+            epoch: Epoch(epoch),
             ..
         } = req
         {

@@ -4,7 +4,7 @@
 
 use super::{Coordinator, NO_WORK_RETRY_MS};
 use crate::model::bid;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 use crate::model::lease::{Admission, LeaseError};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
@@ -30,12 +30,12 @@ impl Coordinator {
             ControlRequest::Rows {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
             } => self.rows(peer, dataset, shard, epoch, now).await,
             ControlRequest::Renew {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
                 rows_done,
                 throttled,
             } => {
@@ -72,7 +72,7 @@ impl Coordinator {
             ControlRequest::Complete {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
                 ..
             } => {
                 let key = super::CompleteKey {
@@ -85,7 +85,7 @@ impl Coordinator {
             ControlRequest::Abandon {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
                 reason,
                 failed,
             } => {
@@ -205,7 +205,7 @@ impl Coordinator {
         let grant = Grant {
             dataset,
             shard: lease.shard,
-            epoch: lease.epoch,
+            epoch: Epoch(lease.epoch),
             expires_at: lease.expires_at,
             ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
             rows: match d.retry.get(&lease.shard.0) {

@@ -68,7 +68,7 @@ mod tests {
     use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
     use super::*;
-    use crate::model::ids::{DatasetId, ShardId};
+    use crate::model::ids::{DatasetId, Epoch, ShardId};
     use crate::protocol::control::{Refusal, RejectReason};
     use crate::protocol::transfer::FileKind;
 
@@ -78,7 +78,7 @@ mod tests {
         TransferHeader {
             dataset: DatasetId([1; 16]),
             shard: ShardId(2),
-            epoch: 3,
+            epoch: Epoch(3),
             kind: FileKind::Results,
             size: 10,
             sha256: [4; 32],

@@ -62,7 +62,7 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], limit: usize) -> Resul
 mod tests {
     use super::*;
     use crate::input::UrlRow;
-    use crate::model::ids::{DatasetId, ShardId};
+    use crate::model::ids::{DatasetId, Epoch, ShardId};
     use crate::model::node_stats::NodeStats;
     use crate::model::time::UnixMillis;
     use crate::protocol::control::*;
@@ -84,12 +84,12 @@ mod tests {
             ControlRequest::Rows {
                 dataset: d,
                 shard: ShardId(3),
-                epoch: 9,
+                epoch: Epoch(9),
             },
             ControlRequest::Complete {
                 dataset: d,
                 shard: ShardId(3),
-                epoch: 9,
+                epoch: Epoch(9),
                 ok: 1,
                 failed: 2,
                 bytes: 3,
@@ -123,7 +123,7 @@ mod tests {
         let h = TransferHeader {
             dataset: d,
             shard: ShardId(1),
-            epoch: 2,
+            epoch: Epoch(2),
             kind: FileKind::Archive,
             size: 10,
             sha256: [1; 32],
@@ -212,6 +212,9 @@ mod tests {
             })
             .collect();
         let n = rows.len();
+        // The counter counts: a copy of a thousand rows costs at least a thousand allocations.
+        let (_, copying) = counting::allocations(|| rows[..1_000].to_vec());
+        assert!(copying >= 1_000, "{copying}");
         let resp = ControlResponse::Rows(rows);
         let (bytes, allocs) =
             counting::allocations(|| encode(&resp, MAX_CONTROL_RESPONSE_BYTES).unwrap());

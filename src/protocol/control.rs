@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::input::UrlRow;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::protocol::settings::DatasetSettings;
@@ -35,7 +35,7 @@ pub enum ControlRequest {
         /// The shard.
         shard: ShardId,
         /// The grant's epoch.
-        epoch: u64,
+        epoch: Epoch,
     },
     /// Keep a lease alive.
     Renew {
@@ -44,7 +44,7 @@ pub enum ControlRequest {
         /// The shard.
         shard: ShardId,
         /// The grant's epoch.
-        epoch: u64,
+        epoch: Epoch,
         /// Rows finished so far.
         rows_done: u64,
         /// 429/503 answers received for this lease since the previous renewal: the seeder
@@ -58,7 +58,7 @@ pub enum ControlRequest {
         /// The shard.
         shard: ShardId,
         /// The grant's epoch.
-        epoch: u64,
+        epoch: Epoch,
         /// Rows stored.
         ok: u64,
         /// Rows failed.
@@ -73,7 +73,7 @@ pub enum ControlRequest {
         /// The shard.
         shard: ShardId,
         /// The grant's epoch.
-        epoch: u64,
+        epoch: Epoch,
         /// Why.
         reason: String,
         /// True when the shard failed on this worker (counts against its retries); false when
@@ -90,7 +90,7 @@ pub struct Grant {
     /// The shard.
     pub shard: ShardId,
     /// Fencing epoch: present it on every later request.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// When the lease lapses unless renewed.
     pub expires_at: UnixMillis,
     /// Lease time-to-live; renew well before it runs out.

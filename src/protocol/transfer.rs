@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 
 /// Archive transfer streams (worker → seeder push, resumable). Version 2: typed refusals.
 pub const TRANSFER_PROTOCOL: &str = "/ldawt/archive/2";
@@ -27,7 +27,7 @@ pub struct TransferHeader {
     /// The shard.
     pub shard: ShardId,
     /// The grant's epoch.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// Which file.
     pub kind: FileKind,
     /// Total size in bytes.

@@ -39,7 +39,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let grant = Grant {
         dataset: d,
         shard: ShardId(42),
-        epoch: 9,
+        epoch: Epoch(9),
         expires_at: UnixMillis(1_700_000_060_000),
         ttl_ms: 60_000,
         rows: 1_000,
@@ -100,7 +100,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             rq(&ControlRequest::Rows {
                 dataset: d,
                 shard: ShardId(42),
-                epoch: 9,
+                epoch: Epoch(9),
             }),
         ),
         (
@@ -108,7 +108,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             rq(&ControlRequest::Renew {
                 dataset: d,
                 shard: ShardId(42),
-                epoch: 9,
+                epoch: Epoch(9),
                 rows_done: 500,
                 throttled: 3,
             }),
@@ -118,7 +118,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             rq(&ControlRequest::Complete {
                 dataset: d,
                 shard: ShardId(42),
-                epoch: 9,
+                epoch: Epoch(9),
                 ok: 990,
                 failed: 10,
                 bytes: 123_456_789,
@@ -129,7 +129,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             rq(&ControlRequest::Abandon {
                 dataset: d,
                 shard: ShardId(42),
-                epoch: 9,
+                epoch: Epoch(9),
                 reason: "disk full".into(),
                 failed: true,
             }),
@@ -178,7 +178,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             th(&TransferHeader {
                 dataset: d,
                 shard: ShardId(42),
-                epoch: 9,
+                epoch: Epoch(9),
                 kind: FileKind::Archive,
                 size: 300 << 20,
                 sha256: [0x3C; 32],
@@ -189,7 +189,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
             th(&TransferHeader {
                 dataset: d,
                 shard: ShardId(42),
-                epoch: 9,
+                epoch: Epoch(9),
                 kind: FileKind::Results,
                 size: 4096,
                 sha256: [0x11; 32],

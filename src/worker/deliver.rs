@@ -29,7 +29,7 @@ pub(super) async fn deliver_kept(
     shutdown: &CancellationToken,
 ) -> LeaseOutcome {
     let g = &f.grant;
-    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, "offering a shard finished before the restart");
+    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, "offering a shard finished before the restart");
     deliver(ctx, &dir.join(&g.archive_name), f, lost, shutdown).await
 }
 

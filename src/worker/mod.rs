@@ -275,7 +275,7 @@ pub async fn run(
             };
             let wait = match answer {
                 Ok(ControlResponse::Granted(grant)) => {
-                    tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = grant.epoch, speculative = grant.speculative, "lease granted");
+                    tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = %grant.epoch, speculative = grant.speculative, "lease granted");
                     activity.leases_held.fetch_add(1, Ordering::Relaxed);
                     let remote = matches!(offer.link, SeederLink::Remote { .. });
                     let engine = lease_engine(&cfg, remote);

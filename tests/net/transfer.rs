@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::net::{Event, FileDecision, NetError};
 use ldawt::protocol::control::{Refusal, RejectReason};
 use ldawt::protocol::transfer::{FileKind, TransferHeader};
@@ -28,7 +28,7 @@ fn header(size: u64, sha256: [u8; 32]) -> TransferHeader {
     TransferHeader {
         dataset: DatasetId([9; 16]),
         shard: ShardId(3),
-        epoch: 5,
+        epoch: Epoch(5),
         kind: FileKind::Archive,
         size,
         sha256,
