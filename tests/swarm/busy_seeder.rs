@@ -145,7 +145,7 @@ async fn a_busy_seeder_never_makes_a_worker_throw_a_finished_shard_away() {
         .unwrap();
     seeder.shutdown().await;
 
-    assert_eq!(completed, Some(1));
+    assert_eq!(completed, Some(Epoch(1)));
     assert_eq!(
         busy, BUSY_OFFERS,
         "the worker offered again after each busy answer"

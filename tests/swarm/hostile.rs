@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ldawt::input::UrlRow;
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{self, Event, NetConfig};
 use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant};
@@ -118,7 +118,7 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
                         ControlResponse::Granted(Grant {
                             dataset,
                             shard: ShardId(epoch as u32),
-                            epoch,
+                            epoch: Epoch(epoch),
                             expires_at: UnixMillis(u64::MAX / 2),
                             ttl_ms: 60_000,
                             rows: 2,
