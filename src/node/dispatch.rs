@@ -203,3 +203,96 @@ impl Dispatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::model::ids::DatasetId;
+    use crate::model::time::{ManualClock, UnixMillis};
+    use crate::net::{self, NetConfig};
+    use crate::protocol::gossip::Gossip;
+    use crate::worker::Offer;
+
+    fn announce(open: u32) -> Gossip {
+        Gossip::Dataset {
+            dataset: DatasetId([5; 16]),
+            name: "d".into(),
+            shards_total: 4,
+            shards_done: 0,
+            shards_open: open,
+            shards_failed: 0,
+            rows_total: 40,
+            sent_at: UnixMillis(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_announcement_reaches_the_offers_at_once_and_the_table_answers_queries() {
+        let mut cfg = NetConfig::new(Keypair::generate_ed25519());
+        cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        cfg.mdns = false;
+        let (client, _events, event_loop) = net::new(cfg).unwrap();
+        let net_task = tokio::spawn(event_loop.run());
+        let (offers_tx, mut offers) = watch::channel(Vec::<Offer>::new());
+        let publisher = OfferPublisher::new(None, &[], client.clone(), offers_tx);
+        let clock = ManualClock::new(UnixMillis(1_000));
+        let (d, peers) = Dispatcher::new(
+            None,
+            PeerTable::default(),
+            Arc::new(clock.clone()),
+            publisher,
+        );
+        let (events_tx, events) = mpsc::channel(8);
+        let task = tokio::spawn(d.run(events));
+        offers.borrow_and_update();
+
+        let seeder = PeerId::random();
+        let gossip = |open| Event::Gossip {
+            from: seeder,
+            message: announce(open),
+        };
+        events_tx.send(gossip(2)).await.unwrap();
+        // Pushed with the event, long before any heartbeat or expiry tick.
+        tokio::time::timeout(Duration::from_millis(500), offers.changed())
+            .await
+            .expect("offers pushed at once")
+            .unwrap();
+        let got: Vec<_> = offers
+            .borrow_and_update()
+            .iter()
+            .map(|o| (o.dataset, o.open))
+            .collect();
+        assert_eq!(got, vec![(DatasetId([5; 16]), true)]);
+        // The same announcement again changes nothing: no push.
+        events_tx.send(gossip(2)).await.unwrap();
+        let view = peers.view().await;
+        assert!(!offers.has_changed().unwrap());
+        assert_eq!(view.datasets.len(), 1);
+        assert_eq!(view.peers.len(), 1);
+        // All shards leased: still offered (kept shards), but closed to bids.
+        events_tx.send(gossip(0)).await.unwrap();
+        tokio::time::timeout(Duration::from_millis(500), offers.changed())
+            .await
+            .expect("offers pushed at once")
+            .unwrap();
+        assert!(!offers.borrow_and_update()[0].open);
+        // Past the announcement's lifetime on the node's clock, it leaves the offers.
+        clock.advance(Duration::from_millis(
+            crate::node::peers::ANNOUNCEMENT_TTL_MS,
+        ));
+        tokio::time::timeout(EXPIRY_CHECK * 3, offers.changed())
+            .await
+            .expect("expired offers withdrawn")
+            .unwrap();
+        assert!(offers.borrow().is_empty());
+
+        drop(events_tx);
+        task.await.unwrap();
+        client.shutdown().await;
+        let _ = net_task.await;
+    }
+}
