@@ -14,11 +14,14 @@
 //!   graph); `size` estimates bytes with HEAD / ranged GETs; `report` renders progress and
 //!   summaries for people.
 //! - `seed`, `store`, `coordinator`, `worker`, `node`: the swarm — seeding a dataset into
-//!   shards, the redb lease database, the seeder's lease logic, the worker loop, and the node
-//!   runtime that wires them to `net`; `verify` checks a delivered shard before the seeder
-//!   accepts it.
+//!   shards, the redb lease database (versioned records), the seeder's lease logic, the worker
+//!   loop, and the node runtime that wires them to `net` as named tasks (`node::dispatch`, the
+//!   one owner of the peer table; `announcer`; `status_publisher`), on the clock its config
+//!   gives; `verify` checks a delivered shard before the seeder accepts it.
 //! - `split`, `reconstruct`, `listing`, `webdav`, `slurm`, `monitor`: LDAWT's toolbox.
-//! - `protocol`: versioned wire and control-endpoint types.
+//! - `protocol`: versioned wire and control-endpoint types: `control` (worker ↔ seeder
+//!   requests and refusals), `transfer` (archive stream header), `gossip` (adverts), `codec`
+//!   (the postcard envelope), `settings` (a dataset's engine settings), `status` (`/status`).
 //! - `net`: the libp2p transport (gossip, mDNS, control and archive-transfer streams).
 //! - `status_server`, `status_client`, `peers_view`: the node's HTTP control endpoint (with
 //!   the live dashboard page, `dashboard.html`), its client and the `ldawt peers` tables.

@@ -4,9 +4,10 @@
 
 use super::tests::{coordinator, grant, setup};
 use crate::engine::EngineConfig;
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
+use crate::protocol::control::{ControlRequest, ControlResponse};
 use crate::protocol::settings::DatasetSettings;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use crate::store::Store;
 
 fn stats() -> NodeStats {

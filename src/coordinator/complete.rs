@@ -15,8 +15,9 @@ use crate::archive::{Compression, archive_stem, compression_for};
 use crate::engine::OutputFormat;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
+use crate::protocol::control::{ControlResponse, RejectReason};
+use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
-use crate::protocol::swarm::{ControlResponse, RejectReason};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 use crate::verify::{DeliveryFormat, Invalid, SampleRules, ShardSpec, Verified, verify_shard};
 
@@ -227,7 +228,7 @@ impl Coordinator {
         }
         files::discard_staged(&self.cfg.out, dataset, shard);
         tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok = v.ok, failed = v.failed, bytes = v.bytes, "shard verified and done");
-        self.lease_gossip(dataset, shard, peer, epoch, "done", now);
+        self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Done, now);
         if let Err(e) = self.persist_checked(dataset, &[shard]).await {
             return ControlResponse::rejected(
                 RejectReason::StorageFailed,
@@ -274,7 +275,7 @@ impl Coordinator {
             )
         });
         if let Some(Ok(lost)) = freed {
-            self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
+            self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
             self.persist(dataset, &[shard]).await;
         }
         ControlResponse::rejected(RejectReason::Invalid, why.to_string())

@@ -18,7 +18,8 @@ use crate::archive::results_path;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 pub use crate::net::FileDecision;
-use crate::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
+use crate::protocol::control::{Refusal, RejectReason};
+use crate::protocol::transfer::{FileKind, TransferHeader};
 
 /// Tar overhead allowed per row (header, padding, GNU long name, folder entry).
 const TAR_BYTES_PER_ROW: u64 = 4 << 10;
@@ -122,7 +123,7 @@ impl Reservations {
 }
 
 fn transfer_key(h: &TransferHeader) -> TransferKey {
-    (h.dataset, h.shard, h.epoch, h.kind == FileKind::Archive)
+    (h.dataset, h.shard, h.epoch.0, h.kind == FileKind::Archive)
 }
 
 /// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
@@ -184,7 +185,7 @@ impl Coordinator {
             )
         })?;
         d.book
-            .check(h.shard, h.epoch, peer, now)
+            .check(h.shard, h.epoch.0, peer, now)
             .map(|_| ())
             .map_err(|e| super::requests::lease_refusal(&e))
     }
@@ -306,7 +307,7 @@ impl Coordinator {
         if let Some(d) = self.datasets.get_mut(&header.dataset) {
             let _ = d
                 .book
-                .handle_delivering(header.shard, header.epoch, peer, now);
+                .handle_delivering(header.shard, header.epoch.0, peer, now);
         }
     }
 
@@ -341,7 +342,7 @@ impl Coordinator {
                 &self.cfg.out,
                 header.dataset,
                 header.shard,
-                header.epoch,
+                header.epoch.0,
                 header.kind,
             ),
         }
@@ -365,7 +366,7 @@ impl Coordinator {
             &self.cfg.out,
             header.dataset,
             header.shard,
-            header.epoch,
+            header.epoch.0,
             header.kind,
         );
         std::fs::rename(part, &staged).map_err(|e| {

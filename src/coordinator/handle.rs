@@ -14,11 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::complete::{CompleteKey, VerifyFailure, VerifyJob, run_job};
 use super::{Coordinator, CoordinatorError, FileDecision, FinalReport, StorageFailure};
+use crate::model::ids::Epoch;
 use crate::model::time::Clock;
+use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
+use crate::protocol::gossip::Gossip;
 use crate::protocol::status::DatasetProgress;
-use crate::protocol::swarm::{
-    ControlRequest, ControlResponse, Gossip, Refusal, RejectReason, TransferHeader,
-};
+use crate::protocol::transfer::TransferHeader;
 use crate::verify::Verified;
 
 /// Longest sleep between two expiry checks.
@@ -141,7 +142,7 @@ impl CoordinatorHandle {
         if let ControlRequest::Complete {
             dataset,
             shard,
-            epoch,
+            epoch: Epoch(epoch),
             ..
         } = req
         {

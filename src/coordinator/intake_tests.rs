@@ -8,7 +8,8 @@ use sha2::Digest;
 
 use super::tests::{coordinator, deliver, grant, header, read_results, setup};
 use super::*;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, RejectReason};
+use crate::protocol::control::{ControlRequest, ControlResponse, RejectReason};
+use crate::protocol::transfer::FileKind;
 use crate::results::ResultsWriter;
 use crate::results::{RowResult, RowStatus};
 
@@ -414,7 +415,7 @@ async fn transfers_under_way_count_against_the_free_disk() {
     assert!(size > 64 << 20, "the test needs some free disk");
     // Room for one transfer of `size` and a half, not two.
     c.cfg.intake.disk_reserve = Some(free - size - size / 2);
-    let decide = |c: &mut Coordinator, g: &crate::protocol::swarm::Grant| {
+    let decide = |c: &mut Coordinator, g: &crate::protocol::control::Grant| {
         let mut h = header(g, FileKind::Archive);
         h.size = size;
         match c.decide_file("w", &h, UnixMillis(1)) {

@@ -25,13 +25,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use crate::model::bid;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 use crate::model::lease::{LeaseBook, LeaseConfig, LostLease, ShardPhase};
+use crate::model::node_stats::NodeStats;
 use crate::model::swarm_budget::SwarmBudget;
 use crate::model::time::UnixMillis;
+use crate::protocol::gossip::{Gossip, LeaseState};
 use crate::protocol::settings::DatasetSettings;
 use crate::protocol::status::DatasetProgress;
-use crate::protocol::swarm::{Gossip, NodeStats};
 use crate::seed::SeededDataset;
 use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
@@ -403,7 +404,7 @@ impl Coordinator {
         shard: ShardId,
         holder: &str,
         epoch: u64,
-        state: &str,
+        state: LeaseState,
         now: UnixMillis,
     ) {
         let expires_at = self
@@ -415,10 +416,11 @@ impl Coordinator {
         self.outbox.push(Gossip::Lease {
             dataset,
             shard,
-            holder: holder.to_string(),
-            epoch,
+            // Peers are named by their peer id; anything else (a unit test's "a") is none.
+            holder: holder.parse().ok(),
+            epoch: Epoch(epoch),
             expires_at,
-            state: state.to_string(),
+            state,
         });
     }
 

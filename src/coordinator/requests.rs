@@ -4,13 +4,13 @@
 
 use super::{Coordinator, NO_WORK_RETRY_MS};
 use crate::model::bid;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 use crate::model::lease::{Admission, LeaseError};
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
+use crate::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
+use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
-use crate::protocol::swarm::{
-    ControlRequest, ControlResponse, Grant, NodeStats, Refusal, RejectReason,
-};
 use crate::seed::{dataset_dir, rowfile, shard_path};
 
 impl Coordinator {
@@ -30,12 +30,12 @@ impl Coordinator {
             ControlRequest::Rows {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
             } => self.rows(peer, dataset, shard, epoch, now).await,
             ControlRequest::Renew {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
                 rows_done,
                 throttled,
             } => {
@@ -62,7 +62,7 @@ impl Coordinator {
                     },
                     Err(e @ LeaseError::Stalled { .. }) => {
                         tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "lease revoked: {e}");
-                        self.lease_gossip(dataset, shard, peer, epoch, "free", now);
+                        self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Free, now);
                         self.persist(dataset, &[shard]).await;
                         rejected(e)
                     }
@@ -72,7 +72,7 @@ impl Coordinator {
             ControlRequest::Complete {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
                 ..
             } => {
                 let key = super::CompleteKey {
@@ -85,7 +85,7 @@ impl Coordinator {
             ControlRequest::Abandon {
                 dataset,
                 shard,
-                epoch,
+                epoch: Epoch(epoch),
                 reason,
                 failed,
             } => {
@@ -102,7 +102,7 @@ impl Coordinator {
                         } else {
                             tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease given back");
                         }
-                        self.lease_gossip(dataset, shard, &lost.peer, epoch, "free", now);
+                        self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
                         self.persist(dataset, &[shard]).await;
                         ControlResponse::Ack
                     }
@@ -205,7 +205,7 @@ impl Coordinator {
         let grant = Grant {
             dataset,
             shard: lease.shard,
-            epoch: lease.epoch,
+            epoch: Epoch(lease.epoch),
             expires_at: lease.expires_at,
             ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
             rows: match d.retry.get(&lease.shard.0) {
@@ -224,7 +224,14 @@ impl Coordinator {
         if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
             return storage_refusal(&e);
         }
-        self.lease_gossip(dataset, lease.shard, peer, lease.epoch, "leased", now);
+        self.lease_gossip(
+            dataset,
+            lease.shard,
+            peer,
+            lease.epoch,
+            LeaseState::Leased,
+            now,
+        );
         ControlResponse::Granted(grant)
     }
 

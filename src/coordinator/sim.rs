@@ -17,10 +17,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::lease::{Admission, LeaseBook, LeaseConfig, ShardPhase};
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
-use crate::protocol::swarm::{Gossip, MAX_GOSSIP_BYTES, NodeStats, encode};
+use crate::protocol::codec::encode;
+use crate::protocol::gossip::{Gossip, LeaseState, MAX_GOSSIP_BYTES};
 
 /// The simulated swarm.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,8 +192,8 @@ pub fn run_observed(cfg: &SimConfig, at_end: impl FnOnce()) -> SimReport {
         lease_bytes: Vec::new(),
         cfg: cfg.clone(),
     };
-    sim.lease_bytes = ["leased", "free", "done"]
-        .iter()
+    sim.lease_bytes = [LeaseState::Leased, LeaseState::Free, LeaseState::Done]
+        .into_iter()
         .map(|s| sim.gossip_len(s))
         .collect();
     let mut peers: Vec<Peer> = (0..cfg.peers).map(|_| sim.new_peer(0)).collect();
@@ -409,14 +411,14 @@ impl Sim {
         }
     }
 
-    fn gossip_len(&self, state: &str) -> usize {
+    fn gossip_len(&self, state: LeaseState) -> usize {
         let g = Gossip::Lease {
             dataset: self.dataset,
             shard: ShardId(self.cfg.shards.saturating_sub(1)),
-            holder: format!("12D3KooWsim{:041}", 1),
-            epoch: 1 << 20,
+            holder: Some(NodeId(libp2p::PeerId::random())),
+            epoch: Epoch(1 << 20),
             expires_at: UnixMillis(1_800_000_000_000),
-            state: state.to_string(),
+            state,
         };
         encode(&g, MAX_GOSSIP_BYTES).map(|b| b.len()).unwrap_or(0)
     }

@@ -1,9 +1,11 @@
-//! Identifier newtypes shared by the swarm: datasets and shards. Peer identities are libp2p's
-//! `PeerId`, converted at the `net` boundary.
+//! Identifier newtypes shared by the swarm: datasets, shards, lease epochs and nodes. A node is
+//! its libp2p `PeerId` ([`NodeId`]), written as its base58 text on the wire and in files.
 
 use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use libp2p::PeerId;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A dataset: the first 16 bytes of sha256(content + sharding parameters), so reseeding the
 /// same file with the same parameters yields the same id and resumes.
@@ -35,5 +37,84 @@ pub struct ShardId(pub u32);
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "shard-{:05}", self.0)
+    }
+}
+
+/// A lease's fencing epoch: every grant of a dataset gets a higher one, and a request carrying
+/// an older one is refused. On the wire: the number itself.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A node of the swarm: its libp2p peer id. On the wire and in files: its base58 text (what
+/// `PeerId`'s `Display` writes), so the encoding is that of a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub PeerId);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = libp2p::identity::ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(NodeId)
+    }
+}
+
+impl From<PeerId> for NodeId {
+    fn from(p: PeerId) -> Self {
+        NodeId(p)
+    }
+}
+
+impl Serialize for NodeId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|e| serde::de::Error::custom(format!("not a peer id ({text:?}): {e}")))
+    }
+}
+
+/// A [`NodeId`] that may be absent, written as its text or as the empty string.
+pub mod node_id_or_empty {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::NodeId;
+
+    /// Writes the id's text, or `""` for none.
+    pub fn serialize<S: Serializer>(id: &Option<NodeId>, s: S) -> Result<S::Ok, S::Error> {
+        match id {
+            Some(id) => s.collect_str(&id.0),
+            None => s.serialize_str(""),
+        }
+    }
+
+    /// Reads an id's text, `""` being none.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NodeId>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("not a peer id ({text:?}): {e}")))
     }
 }

@@ -31,7 +31,7 @@ impl UnixMillis {
 
 /// A source of wall-clock time. Only the edges of the program (event loops, commands) call it;
 /// the value is then passed down as an argument.
-pub trait Clock: Send + Sync + 'static {
+pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> UnixMillis;
 }

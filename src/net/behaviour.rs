@@ -20,7 +20,7 @@ use libp2p::{
 };
 
 use super::{ConnLimits, NetError};
-use crate::protocol::swarm::{GOSSIP_TOPIC, MAX_GOSSIP_BYTES};
+use crate::protocol::gossip::{GOSSIP_TOPIC, MAX_GOSSIP_BYTES};
 
 /// Protocol version announced by identify; nodes of other versions still connect but the
 /// string shows up in `ldawt peers`.

@@ -13,9 +13,10 @@ use tokio::time::timeout;
 use super::event_loop::Command;
 use super::metrics::{NetCounters, NetMetrics};
 use super::{NetError, NetTuning, control, transfer};
-use crate::protocol::swarm::{
-    ControlRequest, ControlResponse, Gossip, MAX_GOSSIP_BYTES, TransferHeader, encode,
-};
+use crate::protocol::codec::encode;
+use crate::protocol::control::{ControlRequest, ControlResponse};
+use crate::protocol::gossip::{Gossip, MAX_GOSSIP_BYTES};
+use crate::protocol::transfer::TransferHeader;
 
 /// A handle to a running node's transport.
 #[derive(Clone)]

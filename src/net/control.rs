@@ -16,9 +16,10 @@ use super::accept::{StreamContext, accept_streams};
 use super::framing::{recv_msg, write_frame};
 use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning};
-use crate::protocol::swarm::{
+use crate::protocol::codec::encode;
+use crate::protocol::control::{
     CONTROL_PROTOCOL, ControlRequest, ControlResponse, MAX_CONTROL_REQUEST_BYTES,
-    MAX_CONTROL_RESPONSE_BYTES, RejectReason, encode,
+    MAX_CONTROL_RESPONSE_BYTES, RejectReason,
 };
 
 /// The protocol name as libp2p wants it.

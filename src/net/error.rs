@@ -1,7 +1,9 @@
 //! The transport's error type: everything a [`super::Client`] call can fail with, and which of
 //! those failures are worth retrying.
 
-use crate::protocol::swarm::{CodecError, Refusal};
+use crate::protocol::codec::CodecError;
+
+use crate::protocol::control::Refusal;
 
 /// A failure of a transport operation.
 #[derive(Debug, thiserror::Error)]

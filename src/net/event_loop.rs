@@ -25,7 +25,7 @@ use super::bootstrap::Bootstrap;
 use super::gossip_guard::{GossipGuard, Verdict};
 use super::metrics::NetCounters;
 use super::{Event, NetError, NetTuning, control, transfer};
-use crate::protocol::swarm::GOSSIP_TOPIC;
+use crate::protocol::gossip::GOSSIP_TOPIC;
 
 /// How often pending listen-address replies and bootstrap redials are looked at.
 const TICK: Duration = Duration::from_millis(200);

@@ -1,5 +1,5 @@
 //! Frames on a byte stream: a big-endian `u32` length prefix followed by a postcard envelope
-//! (`protocol::swarm::{encode, decode}`). Lengths above the protocol's limit are refused before
+//! (`protocol::codec::{encode, decode}`). Lengths above the protocol's limit are refused before
 //! any of the body is read, and every read or write of a chunk has its own inactivity timeout,
 //! so a silent peer costs at most one timeout and a large frame is never cut off for being slow.
 
@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::timeout;
 
 use super::NetError;
-use crate::protocol::swarm::{CodecError, decode, encode};
+use crate::protocol::codec::{CodecError, decode, encode};
 
 /// Bytes moved per read or write call; each call has its own inactivity timeout.
 pub(crate) const CHUNK_BYTES: usize = 256 << 10;

@@ -11,7 +11,8 @@ use libp2p::PeerId;
 use tokio::time::Instant;
 
 use crate::model::ids::DatasetId;
-use crate::protocol::swarm::{Gossip, MAX_GOSSIP_BYTES, decode};
+use crate::protocol::codec::decode;
+use crate::protocol::gossip::{Gossip, MAX_GOSSIP_BYTES};
 
 /// A dataset whose seeder stayed silent this long may be announced by another peer.
 pub(crate) const BINDING_TTL: Duration = Duration::from_secs(600);
@@ -92,7 +93,7 @@ impl GossipGuard {
 mod tests {
     use super::*;
     use crate::model::time::UnixMillis;
-    use crate::protocol::swarm::encode;
+    use crate::protocol::codec::encode;
 
     fn announce(id: u8) -> Vec<u8> {
         encode(

@@ -39,7 +39,11 @@ pub use libp2p::pnet::PreSharedKey;
 pub use limits::ConnLimits;
 pub use metrics::NetMetrics;
 
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Gossip, TransferHeader};
+use crate::protocol::control::{ControlRequest, ControlResponse};
+
+use crate::protocol::gossip::Gossip;
+
+use crate::protocol::transfer::TransferHeader;
 
 /// Default TCP port of a node.
 pub const DEFAULT_PORT: u16 = 4001;
@@ -168,7 +172,7 @@ pub enum Event {
         /// The verified file (the `part_path` of the decision).
         part_path: PathBuf,
         /// `Ok(())` when stored, `Err(reason)` to refuse (dropping it refuses).
-        verdict: oneshot::Sender<Result<(), crate::protocol::swarm::Refusal>>,
+        verdict: oneshot::Sender<Result<(), crate::protocol::control::Refusal>>,
     },
     /// A gossip message from `from` (its original publisher).
     Gossip {
@@ -209,7 +213,7 @@ pub enum FileDecision {
         part_path: PathBuf,
     },
     /// Refuse, telling the sender why.
-    Reject(crate::protocol::swarm::Refusal),
+    Reject(crate::protocol::control::Refusal),
 }
 
 /// libp2p listens with `SO_REUSEPORT` (so dials can reuse the port), which would let a second

@@ -15,7 +15,7 @@ use tracing::debug;
 use super::NetError;
 use super::framing::{recv_msg, send_msg};
 use super::transfer::Reply;
-use crate::protocol::swarm::{MAX_TRANSFER_HEADER_BYTES, TransferHeader};
+use crate::protocol::transfer::{MAX_TRANSFER_HEADER_BYTES, TransferHeader};
 
 /// Streams opened per transfer before giving up on a receiver that never answers.
 const OFFER_ATTEMPTS: u32 = 4;
@@ -68,9 +68,9 @@ mod tests {
     use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
     use super::*;
-    use crate::model::ids::{DatasetId, ShardId};
-    use crate::protocol::swarm::FileKind;
-    use crate::protocol::swarm::{Refusal, RejectReason};
+    use crate::model::ids::{DatasetId, Epoch, ShardId};
+    use crate::protocol::control::{Refusal, RejectReason};
+    use crate::protocol::transfer::FileKind;
 
     const T: Duration = Duration::from_secs(2);
 
@@ -78,7 +78,7 @@ mod tests {
         TransferHeader {
             dataset: DatasetId([1; 16]),
             shard: ShardId(2),
-            epoch: 3,
+            epoch: Epoch(3),
             kind: FileKind::Results,
             size: 10,
             sha256: [4; 32],

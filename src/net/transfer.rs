@@ -34,9 +34,8 @@ use super::framing::{CHUNK_BYTES, recv_msg, send_msg, write_all_timed};
 use super::metrics::NetCounters;
 use super::offer::offer;
 use super::{Event, FileDecision, NetError, NetTuning};
-use crate::protocol::swarm::{
-    MAX_TRANSFER_HEADER_BYTES, Refusal, RejectReason, TRANSFER_PROTOCOL, TransferHeader,
-};
+use crate::protocol::control::{Refusal, RejectReason};
+use crate::protocol::transfer::{MAX_TRANSFER_HEADER_BYTES, TRANSFER_PROTOCOL, TransferHeader};
 
 /// The receiver's answer to a header.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

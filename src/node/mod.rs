@@ -2,39 +2,42 @@
 //! worker (unless `--no-work`), gossip publishing, the status endpoint and shutdown, and returns
 //! the final report. `ldawt node` is a thin layer over [`run`].
 
+mod announcer;
 pub mod dispatch;
 pub mod identity;
+mod offers;
 pub mod peers;
 pub mod rlimit;
+mod seeding;
 mod status;
+mod status_publisher;
 pub mod swarm_key;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::coordinator::{
-    Coordinator, CoordinatorConfig, CoordinatorError, CoordinatorHandle, FinalReport, IntakeLimits,
-};
+use crate::coordinator::{CoordinatorError, FinalReport};
 use crate::engine::EngineConfig;
 use crate::model::ids::DatasetId;
 use crate::model::lease::LeaseConfig;
-use crate::model::time::{Clock, SystemClock};
+use crate::model::time::Clock;
 use crate::net::{self, NetConfig, NetError};
+use crate::protocol::gossip::Gossip;
 use crate::protocol::status::NodeStatus;
-use crate::protocol::swarm::Gossip;
 use crate::seed::{SeedError, SeedSpec, SeededDataset};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::worker::activity::Activity;
-use crate::worker::link::SeederLink;
 use crate::worker::stats::Probe;
 use crate::worker::{self, Offer, WorkerConfig, WorkerSummary};
+use dispatch::Dispatcher;
 use identity::IdentityError;
+use offers::OfferPublisher;
 use peers::PeerTable;
 use swarm_key::{KeySource, SwarmKeyError};
 
@@ -84,6 +87,9 @@ pub struct NodeConfig {
     pub retry_failed: bool,
     /// `--swarm-per-host`: a seeder's per-host budget summed over its swarm.
     pub swarm_per_host: Option<u32>,
+    /// Wall-clock time for leases, announcements and status (`SystemClock` in production; a
+    /// test may drive a `ManualClock`).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// What the node prints once it is up.
@@ -181,43 +187,26 @@ pub enum NodeError {
     },
 }
 
-fn mkdir(p: &std::path::Path) -> Result<(), NodeError> {
+pub(super) fn mkdir(p: &std::path::Path) -> Result<(), NodeError> {
     std::fs::create_dir_all(p).map_err(|source| NodeError::Io {
         path: p.display().to_string(),
         source,
     })
 }
 
-/// The marker naming the dataset whose results an `--out` directory holds.
-const OUT_MARKER: &str = ".ldawt-dataset";
-
-/// Claims `out` for `ds`: refuses a directory that already holds another dataset's results
-/// (two seeds into one `--out` would overwrite each other's archives, results and overview).
-fn claim_out_dir(out: &std::path::Path, ds: &SeededDataset) -> Result<(), NodeError> {
-    let marker = out.join(OUT_MARKER);
-    let mine = format!("{} {}\n", ds.id.to_hex(), ds.name);
-    match std::fs::read_to_string(&marker) {
-        Ok(text) if text.split_whitespace().next() == Some(ds.id.to_hex().as_str()) => Ok(()),
-        Ok(text) => Err(NodeError::OutTaken {
-            out: out.display().to_string(),
-            existing: text.trim().to_string(),
-            new: ds.id.to_hex(),
-        }),
-        Err(_) => std::fs::write(&marker, mine).map_err(|source| NodeError::Io {
-            path: marker.display().to_string(),
-            source,
-        }),
-    }
-}
-
 /// Runs a node until its seeded dataset is finished (unless `keep_serving`), its worker went
 /// idle (`exit_when_idle`), or `shutdown` fires, telling `reporter` what happens.
+///
+/// The node's tasks: the transport's event loop, the [`dispatch`]er (sole owner of the peer
+/// table, pushes offers), the [`announcer`], the [`status_publisher`], the coordinator (when
+/// seeding) and the worker (unless `--no-work`); this function starts them and waits for the
+/// end.
 pub async fn run(
     cfg: NodeConfig,
     shutdown: CancellationToken,
     mut reporter: impl NodeReporter,
 ) -> Result<NodeOutcome, NodeError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = cfg.clock.clone();
     mkdir(&cfg.data_dir)?;
     let swarm_key = swarm_key::resolve(&cfg.swarm_key)?;
     if swarm_key.psk.is_none() {
@@ -232,57 +221,19 @@ pub async fn run(
     // back (and persisted) before it stops; dropped on any early return.
     let coord_stop = CancellationToken::new();
     let _coord_guard = coord_stop.clone().drop_guard();
+    // The announcer and the status publisher; dropped on any early return.
+    let tasks_stop = CancellationToken::new();
+    let _tasks_guard = tasks_stop.clone().drop_guard();
 
-    // Seeding and the coordinator.
-    let (gossip_tx, mut gossip_rx) = mpsc::unbounded_channel::<Gossip>();
-    let mut seeded = None;
-    let mut coord = None;
-    // Whose free space a node that does not work reports: a seeder's --out, else its data dir.
-    let mut disk_dir = cfg.data_dir.clone();
-    if let Some(spec) = cfg.seed.clone() {
-        let out = cfg.out.clone().unwrap_or_else(|| PathBuf::from("."));
-        disk_dir = out.clone();
-        mkdir(&out)?;
-        let data = cfg.data_dir.clone();
-        let ds = tokio::task::spawn_blocking(move || crate::seed::seed(&spec, &data))
-            .await
-            .map_err(|e| NodeError::Io {
-                path: "seeding".into(),
-                source: std::io::Error::other(e),
-            })??;
-        claim_out_dir(&out, &ds)?;
-        let settings = seeder_settings(&cfg.engine, &cfg.data_dir, &out, &ds).await?;
-        let ds = parquet_names(ds, cfg.engine.format);
-        let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
-        let mut c = Coordinator::new(
-            CoordinatorConfig {
-                out,
-                data_dir: cfg.data_dir.clone(),
-                lease: cfg.lease,
-                stored: cfg.stored_files.clone(),
-                intake: IntakeLimits {
-                    max_file_size: cfg.engine.max_file_size,
-                    max_archive_bytes: cfg.max_archive_bytes,
-                    ..IntakeLimits::default()
-                },
-                retry_failed: cfg.retry_failed,
-                local_peer: Some(me.clone()),
-                settings: Some(settings),
-                swarm_per_host: cfg.swarm_per_host,
-            },
-            store,
-        );
-        let resumed = c.add_dataset(ds.clone(), clock.now()).await?;
-        seeded = Some((ds, resumed));
-        coord = Some(CoordinatorHandle::spawn(
-            c,
-            clock.clone(),
-            gossip_tx.clone(),
-            coord_stop.clone(),
-        ));
-    }
+    let (gossip_tx, gossip_rx) = mpsc::unbounded_channel::<Gossip>();
+    let seeding = match cfg.seed.clone() {
+        Some(spec) => Some(seeding::start(&cfg, spec, &me, gossip_tx, coord_stop.clone()).await?),
+        None => None,
+    };
+    let coord = seeding.as_ref().map(|s| s.coord.clone());
+    let seeded = seeding.as_ref().map(|s| s.seeded.clone());
 
-    // Transport.
+    // Transport and dispatcher.
     let mut net_cfg = NetConfig::new(keypair);
     if !cfg.listen.is_empty() {
         net_cfg.listen = cfg.listen.clone();
@@ -293,19 +244,15 @@ pub async fn run(
     net_cfg.allow_peers = cfg.allow_peers.clone();
     let (client, events, event_loop) = net::new(net_cfg)?;
     let net_task = tokio::spawn(event_loop.run());
-    let peers = Arc::new(Mutex::new(PeerTable::new(peers::stall_after(
-        cfg.heartbeat,
-    ))));
-    tokio::spawn(dispatch::run(
-        events,
-        coord.clone(),
-        peers.clone(),
-        clock.clone(),
-    ));
+    let (offers_tx, offers_rx) = watch::channel(Vec::<Offer>::new());
+    let local_ds: Vec<DatasetId> = seeded.iter().map(|(d, _)| d.id).collect();
+    let offers = OfferPublisher::new(coord.as_ref(), &local_ds, client.clone(), offers_tx);
+    let table = PeerTable::new(peers::stall_after(cfg.heartbeat));
+    let (dispatcher, peers) = Dispatcher::new(coord.clone(), table, clock.clone(), offers);
+    tokio::spawn(dispatcher.run(events));
 
     // Status endpoint.
     let activity = Activity::new();
-    let probe = Arc::new(Probe::new());
     let (status_tx, status_rx) = watch::channel(NodeStatus::default());
     let metrics = status::metrics_renderer(client.clone(), activity.clone(), status_rx.clone());
     let status_addr =
@@ -315,7 +262,6 @@ pub async fn run(
                 addr: cfg.status_addr,
                 source,
             })?;
-
     let join_addrs = wait_listen_addrs(&client).await;
     reporter.ready(&Ready {
         peer_id: me.clone(),
@@ -325,34 +271,62 @@ pub async fn run(
         swarm_key: swarm_key.clone(),
     });
 
-    // Worker.
-    let (offers_tx, offers_rx) = watch::channel(Vec::<Offer>::new());
-    let work_dir = cfg.data_dir.join("work");
-    let worker_cfg = WorkerConfig {
+    // Worker, announcer, status publisher.
+    let own = status::Own {
         me: me.clone(),
-        work_dir: work_dir.clone(),
-        engine: cfg.engine.clone(),
-        exit_when_idle: cfg.exit_when_idle,
-        max_leases: cfg.max_leases,
-        poll: Duration::from_millis(300),
-        allow_private_urls: cfg.allow_private_urls,
+        work: cfg.work,
+        coord: coord.clone(),
+        probe: Arc::new(Probe::new()),
+        activity: activity.clone(),
+        worker_cfg: WorkerConfig {
+            me: me.clone(),
+            work_dir: cfg.data_dir.join("work"),
+            engine: cfg.engine.clone(),
+            exit_when_idle: cfg.exit_when_idle,
+            max_leases: cfg.max_leases,
+            poll: Duration::from_millis(300),
+            allow_private_urls: cfg.allow_private_urls,
+        },
+        // Whose free space a node that does not work reports: a seeder's --out, else its
+        // data dir.
+        disk_dir: seeding
+            .as_ref()
+            .map(|s| s.out.clone())
+            .unwrap_or_else(|| cfg.data_dir.clone()),
     };
-    let worker_task = cfg.work.then(|| {
+    let mut worker_task = cfg.work.then(|| {
         tokio::spawn(worker::run(
-            worker_cfg.clone(),
+            own.worker_cfg.clone(),
             offers_rx,
-            probe.clone(),
+            own.probe.clone(),
             activity.clone(),
             stop.clone(),
         ))
     });
-
-    // Heartbeats, announcements, offers, status.
+    let (hb, gossip) = (cfg.heartbeat, gossip_rx);
+    let announcer = announcer::run(
+        client.clone(),
+        own.clone(),
+        clock.clone(),
+        hb,
+        gossip,
+        tasks_stop.clone(),
+    );
+    tokio::spawn(announcer);
+    let mut progress = status_tx.subscribe();
     let started = clock.now();
-    let mut tick = tokio::time::interval(cfg.heartbeat);
-    let mut status_tick = tokio::time::interval(Duration::from_millis(500));
-    let local_ds: Vec<DatasetId> = seeded.iter().map(|(d, _)| d.id).collect();
-    let mut worker_task = worker_task;
+    let publisher = status_publisher::run(
+        own,
+        peers,
+        clock.clone(),
+        started,
+        join_addrs,
+        status_tx,
+        tasks_stop.clone(),
+    );
+    tokio::spawn(publisher);
+
+    // Until the end.
     let mut finalized = false;
     let mut outcome = NodeOutcome::default();
     let mut storage_failure = None;
@@ -366,6 +340,12 @@ pub async fn run(
         let storage_failed = async {
             match &coord {
                 Some(c) => c.wait_storage_failed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let worker_done = async {
+            match worker_task.as_mut() {
+                Some(t) => t.await.ok(),
                 None => std::future::pending().await,
             }
         };
@@ -392,59 +372,14 @@ pub async fn run(
                     break;
                 }
             }
-            done = async { match worker_task.as_mut() { Some(t) => t.await.ok(), None => std::future::pending().await } } => {
+            done = worker_done => {
                 outcome.worker = done;
                 worker_task = None;
                 if coord.is_none() {
                     break;
                 }
             }
-            Some(g) = gossip_rx.recv() => {
-                if let Err(e) = client.publish(g).await {
-                    tracing::debug!("cannot publish: {e}");
-                }
-            }
-            _ = tick.tick() => {
-                let stats = status::own_stats(&probe, &activity, &worker_cfg, cfg.work, coord.is_some(), &disk_dir);
-                let hb = Gossip::Heartbeat { stats, nonce: fastrand::u64(..), sent_at: clock.now() };
-                let _ = client.publish(hb).await;
-                if let Some(c) = &coord
-                    && let Ok(snap) = c.snapshot(&me).await
-                {
-                    for a in snap.announcements {
-                        let _ = client.publish(a).await;
-                    }
-                }
-                let mut offers: Vec<Offer> = Vec::new();
-                if let Some(c) = &coord {
-                    offers.extend(local_ds.iter().map(|d| Offer { dataset: *d, link: SeederLink::Local { coord: c.clone() }, open: true }));
-                }
-                let remote = peers.lock().map(|p| p.announced(clock.now())).unwrap_or_default();
-                for (dataset, seeder, open) in remote {
-                    if !local_ds.contains(&dataset) {
-                        offers.push(Offer { dataset, link: SeederLink::Remote { client: client.clone(), peer: seeder }, open });
-                    }
-                }
-                let _ = offers_tx.send(offers);
-            }
-            _ = status_tick.tick() => {
-                status::log_liveness(&peers, clock.now());
-                let doc = status::build(&status::Inputs {
-                    me: &me,
-                    join_addrs: &join_addrs,
-                    started,
-                    now: clock.now(),
-                    work: cfg.work,
-                    coord: coord.as_ref(),
-                    peers: &peers,
-                    probe: &probe,
-                    activity: &activity,
-                    worker_cfg: &worker_cfg,
-                    disk_dir: &disk_dir,
-                }).await;
-                reporter.progress(&doc);
-                let _ = status_tx.send(doc);
-            }
+            Ok(()) = progress.changed() => reporter.progress(&progress.borrow_and_update()),
         }
     }
 
@@ -458,6 +393,7 @@ pub async fn run(
             .and_then(|r| r.ok());
     }
     coord_stop.cancel();
+    tasks_stop.cancel();
     client.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), net_task).await;
     if let Some(f) = storage_failure {
@@ -477,56 +413,4 @@ async fn wait_listen_addrs(client: &net::Client) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Vec::new()
-}
-
-/// A seeder's dataset settings; for webdataset with the dataset's class table (computed over
-/// every seeded row, written to `<out>/<name>.classes.json`, sent to every worker).
-async fn seeder_settings(
-    engine: &crate::engine::EngineConfig,
-    data_dir: &std::path::Path,
-    out: &std::path::Path,
-    ds: &crate::seed::SeededDataset,
-) -> Result<crate::protocol::settings::DatasetSettings, NodeError> {
-    use crate::verify::classes;
-    let mut settings = crate::protocol::settings::DatasetSettings::from_engine(engine);
-    if engine.format != crate::engine::OutputFormat::Webdataset {
-        return Ok(settings);
-    }
-    let path = classes::classes_file(out, ds);
-    let io_err = |source: std::io::Error| NodeError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let (data, seeded) = (data_dir.to_path_buf(), ds.clone());
-    let names = tokio::task::spawn_blocking(move || classes::class_table(&data, &seeded))
-        .await
-        .map_err(|e| io_err(std::io::Error::other(e)))?
-        .map_err(io_err)?;
-    settings.class_names = names;
-    settings.check().map_err(|e| {
-        io_err(std::io::Error::other(format!(
-            "the dataset's class table cannot be sent to workers: {e}"
-        )))
-    })?;
-    let text = serde_json::to_vec_pretty(&classes::table_json(&settings.class_names))
-        .map_err(|e| io_err(std::io::Error::other(e)))?;
-    std::fs::write(&path, text).map_err(io_err)?;
-    Ok(settings)
-}
-
-/// With `--format parquet` each shard is one images parquet: `<stem>.parquet` instead of the
-/// seeded `<stem>.tar.gz` (the grant, the stored file and the merged results all use it).
-fn parquet_names(
-    mut ds: crate::seed::SeededDataset,
-    format: crate::engine::OutputFormat,
-) -> crate::seed::SeededDataset {
-    if format == crate::engine::OutputFormat::Parquet {
-        for name in &mut ds.archive_names {
-            *name = format!(
-                "{}.parquet",
-                crate::archive::archive_stem(std::path::Path::new(name))
-            );
-        }
-    }
-    ds
 }

@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use libp2p::{Multiaddr, PeerId};
 
 use crate::model::ids::DatasetId;
+use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
+use crate::protocol::gossip::Gossip;
 use crate::protocol::status::{DatasetProgress, PeerStatus};
-use crate::protocol::swarm::{Gossip, NodeStats};
 
 #[derive(Default)]
 struct Peer {

@@ -5,7 +5,8 @@ use std::sync::mpsc;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::tables::{DATASETS, EPOCHS, SHARDS, shard_key};
+use super::records::{decode_dataset, decode_legacy_dataset, encode_dataset};
+use super::tables::{DATASETS, EPOCHS, LEGACY_DATASETS, SHARDS, shard_key};
 use super::{DatasetRecord, Msg, ShardRecord, StoreError};
 use crate::model::ids::{DatasetId, ShardId};
 
@@ -42,7 +43,7 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 }
 
 fn put_dataset(db: &Database, rec: &DatasetRecord) -> Result<(), StoreError> {
-    let bytes = postcard::to_stdvec(rec)?;
+    let bytes = encode_dataset(rec)?;
     let txn = db.begin_write().map_err(db_err)?;
     {
         let mut table = txn.open_table(DATASETS).map_err(db_err)?;
@@ -102,15 +103,9 @@ fn load(
     ds: DatasetId,
 ) -> Result<Option<(DatasetRecord, Vec<ShardRecord>)>, StoreError> {
     let txn = db.begin_read().map_err(db_err)?;
-    let datasets = match txn.open_table(DATASETS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(db_err(e)),
-    };
-    let Some(raw) = datasets.get(ds.0.as_slice()).map_err(db_err)? else {
+    let Some(rec) = dataset(&txn, ds)? else {
         return Ok(None);
     };
-    let rec: DatasetRecord = postcard::from_bytes(raw.value())?;
     let mut shards = Vec::with_capacity(rec.seeded.shard_rows.len());
     let table = match txn.open_table(SHARDS) {
         Ok(t) => Some(t),
@@ -131,17 +126,49 @@ fn load(
     Ok(Some((rec, shards)))
 }
 
+/// The record of `ds`: from the versioned table, else from the legacy one.
+fn dataset(
+    txn: &redb::ReadTransaction,
+    ds: DatasetId,
+) -> Result<Option<DatasetRecord>, StoreError> {
+    let key = ds.0.as_slice();
+    for (table, legacy) in [(DATASETS, false), (LEGACY_DATASETS, true)] {
+        let t = match txn.open_table(table) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(db_err(e)),
+        };
+        if let Some(raw) = t.get(key).map_err(db_err)? {
+            let rec = if legacy {
+                decode_legacy_dataset(key, raw.value())?
+            } else {
+                decode_dataset(key, raw.value())?
+            };
+            return Ok(Some(rec));
+        }
+    }
+    Ok(None)
+}
+
 fn list(db: &Database) -> Result<Vec<DatasetRecord>, StoreError> {
     let txn = db.begin_read().map_err(db_err)?;
-    let table = match txn.open_table(DATASETS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(db_err(e)),
-    };
-    let mut out = Vec::new();
-    for item in table.iter().map_err(db_err)? {
-        let (_, v) = item.map_err(db_err)?;
-        out.push(postcard::from_bytes(v.value())?);
+    let mut out = std::collections::BTreeMap::new();
+    // Legacy records first: a dataset written since by this build replaces its legacy record.
+    for (table, legacy) in [(LEGACY_DATASETS, true), (DATASETS, false)] {
+        let t = match txn.open_table(table) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(db_err(e)),
+        };
+        for item in t.iter().map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let rec = if legacy {
+                decode_legacy_dataset(k.value(), v.value())?
+            } else {
+                decode_dataset(k.value(), v.value())?
+            };
+            out.insert(rec.seeded.id, rec);
+        }
     }
-    Ok(out)
+    Ok(out.into_values().collect())
 }

@@ -17,7 +17,9 @@ use tokio::sync::oneshot;
 
 use crate::model::ids::{DatasetId, ShardId};
 
-pub use records::{DatasetRecord, ShardRecord};
+pub use records::{
+    DATASET_RECORD_VERSION, DatasetRecord, RecordError, SeededDatasetRecord, ShardRecord,
+};
 
 /// Failures of the store.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("lease database holds an unreadable record: {0}")]
     Decode(#[from] postcard::Error),
+    /// A dataset record of an unknown layout version, or unreadable.
+    #[error("lease database: {0}")]
+    Record(#[from] RecordError),
     /// An earlier write failed: the store takes no more writes in this run.
     #[error("the lease database stopped after an earlier failure: {0}")]
     Failed(String),

@@ -2,8 +2,12 @@
 
 use redb::TableDefinition;
 
-/// Dataset id (16 bytes) → postcard `DatasetRecord`.
-pub(super) const DATASETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("datasets-1");
+/// Dataset id (16 bytes) → postcard (layout version, record): see `records::encode_dataset`.
+pub(super) const DATASETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("datasets-2");
+/// The unversioned dataset table of earlier builds: read when `DATASETS` lacks a dataset, never
+/// written (the next write of the dataset goes to `DATASETS`).
+pub(super) const LEGACY_DATASETS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("datasets-1");
 /// Dataset id (16 bytes) ++ shard number (4 bytes, big-endian) → postcard `ShardRecord`
 /// (`-2`: holders carry `progress_at`, entries `failed_by`).
 pub(super) const SHARDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shards-2");

@@ -110,3 +110,67 @@ async fn reopening_restores_the_lease_book() {
     let (_, none) = store.load(other).await.unwrap().unwrap();
     assert!(none.is_empty());
 }
+
+/// Writes `bytes` under `ds` into `table` of a fresh database at `path`, bypassing the store.
+fn write_raw(
+    path: &std::path::Path,
+    table: redb::TableDefinition<&[u8], &[u8]>,
+    ds: DatasetId,
+    bytes: &[u8],
+) {
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut t = txn.open_table(table).unwrap();
+        t.insert(ds.0.as_slice(), bytes).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[tokio::test]
+async fn a_dataset_record_of_an_unknown_version_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leases.redb");
+    let ds = DatasetId([9; 16]);
+    let mut bytes = postcard::to_stdvec(&99u32).unwrap();
+    bytes.extend_from_slice(&[1, 2, 3]);
+    write_raw(&path, super::tables::DATASETS, ds, &bytes);
+    let store = Store::open(&path).unwrap();
+    let err = store.load(ds).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Record(RecordError::UnknownVersion {
+                found: 99,
+                supported: DATASET_RECORD_VERSION,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("layout version 99") && text.contains(&ds.to_hex()),
+        "{text}"
+    );
+    assert!(store.list().await.is_err());
+}
+
+#[tokio::test]
+async fn a_record_of_an_earlier_build_is_read_and_rewritten_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leases.redb");
+    let ds = DatasetId([8; 16]);
+    let rec = record(ds, &[2, 3]);
+    // Earlier builds stored the record itself, unversioned, in `datasets-1`.
+    let legacy = postcard::to_stdvec(&rec).unwrap();
+    write_raw(&path, super::tables::LEGACY_DATASETS, ds, &legacy);
+    let store = Store::open(&path).unwrap();
+    let (got, _) = store.load(ds).await.unwrap().unwrap();
+    assert_eq!(got, rec);
+    let mut changed = rec.clone();
+    changed.created_at = UnixMillis(77);
+    store.put_dataset(changed.clone()).await.unwrap();
+    assert_eq!(store.load(ds).await.unwrap().unwrap().0, changed);
+    assert_eq!(store.list().await.unwrap(), vec![changed]);
+}

@@ -17,7 +17,8 @@ use super::lease_task::{
 };
 use super::link::LinkError;
 use crate::engine::results_path;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, Grant, TransferHeader};
+use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
+use crate::protocol::transfer::{FileKind, TransferHeader};
 
 /// The kept shard's files, delivered again.
 pub(super) async fn deliver_kept(
@@ -28,7 +29,7 @@ pub(super) async fn deliver_kept(
     shutdown: &CancellationToken,
 ) -> LeaseOutcome {
     let g = &f.grant;
-    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, "offering a shard finished before the restart");
+    tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, "offering a shard finished before the restart");
     deliver(ctx, &dir.join(&g.archive_name), f, lost, shutdown).await
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::swarm::Grant;
+use crate::protocol::control::Grant;
 
 /// The marker's file name.
 pub const MARKER: &str = "finished.json";
@@ -91,7 +91,7 @@ pub fn recover(work_dir: &Path) -> Vec<Kept> {
     kept.sort_by_key(|k| (k.finished.grant.shard.0, k.finished.grant.epoch));
     for k in &kept {
         let g = &k.finished.grant;
-        tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, seeder = %k.finished.seeder, "kept a shard finished before the restart; it is offered to its seeder again");
+        tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, seeder = %k.finished.seeder, "kept a shard finished before the restart; it is offered to its seeder again");
     }
     kept
 }
@@ -99,7 +99,7 @@ pub fn recover(work_dir: &Path) -> Vec<Kept> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ids::{DatasetId, ShardId};
+    use crate::model::ids::{DatasetId, Epoch, ShardId};
     use crate::model::time::UnixMillis;
 
     fn finished(shard: u32, size: u64) -> Finished {
@@ -107,7 +107,7 @@ mod tests {
             grant: Grant {
                 dataset: DatasetId([7; 16]),
                 shard: ShardId(shard),
-                epoch: 3,
+                epoch: Epoch(3),
                 expires_at: UnixMillis(0),
                 ttl_ms: 1_000,
                 rows: 10,

@@ -25,7 +25,7 @@ use super::stats::{free_space, human_bytes};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob};
 use crate::input::VecRows;
 use crate::model::shard::check_archive_name;
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Grant};
+use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
 
 /// Why a lease is released on shutdown.
 pub(super) const SHUTTING_DOWN: &str = "the worker is shutting down";
@@ -96,7 +96,7 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
         Ok(engine) => ctx.engine = engine,
         Err(e) => {
             let seeder = ctx.link.seeder(&ctx.me);
-            tracing::error!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, %seeder, "refused a grant from seeder {seeder}: {e}; nothing was fetched");
+            tracing::error!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, %seeder, "refused a grant from seeder {seeder}: {e}; nothing was fetched");
             let reason = e.to_string();
             give_back(&ctx, &g, reason.clone(), false).await;
             return LeaseOutcome::Released(reason);
@@ -108,7 +108,7 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     if let Err(e) = check_archive_name(&g.archive_name) {
         let seeder = ctx.link.seeder(&ctx.me);
         tracing::error!(
-            dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, %seeder,
+            dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, %seeder,
             "refused a grant from seeder {seeder}: {e}: {:?}; nothing was written",
             g.archive_name
         );
@@ -158,10 +158,10 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     match &outcome {
         // A local failure (disk full, engine error) is the worker's own problem: say so loudly.
         LeaseOutcome::Abandoned(reason) => {
-            tracing::warn!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, "shard given back after a failure here: {reason}");
+            tracing::warn!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, "shard given back after a failure here: {reason}");
         }
         _ => {
-            tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = g.epoch, ?outcome, "lease ended");
+            tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, ?outcome, "lease ended");
         }
     }
     outcome
@@ -303,7 +303,7 @@ async fn renew_loop(
                 tracing::warn!(shard = %g.shard, "renewal refused for now (will retry): {r}");
             }
             Ok(ControlResponse::Rejected(r)) => {
-                tracing::warn!(shard = %g.shard, epoch = g.epoch, "lease lost: {r}");
+                tracing::warn!(shard = %g.shard, epoch = %g.epoch, "lease lost: {r}");
                 lost.cancel();
                 return;
             }

@@ -7,7 +7,8 @@ use libp2p::PeerId;
 
 use crate::coordinator::CoordinatorHandle;
 use crate::net::{Client, NetError};
-use crate::protocol::swarm::{ControlRequest, ControlResponse, Refusal, TransferHeader};
+use crate::protocol::control::{ControlRequest, ControlResponse, Refusal};
+use crate::protocol::transfer::TransferHeader;
 
 /// A route to the seeder of one dataset.
 #[derive(Clone)]

@@ -35,8 +35,9 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::EngineConfig;
 use crate::model::bid;
 use crate::model::ids::DatasetId;
+use crate::model::node_stats::NodeStats;
+use crate::protocol::control::{ControlRequest, ControlResponse};
 use crate::protocol::settings::{DatasetSettings, SettingsError, lease_config};
-use crate::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use activity::Activity;
 use lease_task::{LeaseCtx, LeaseOutcome, redeliver, run_lease};
 use link::SeederLink;
@@ -67,7 +68,8 @@ pub struct WorkerConfig {
     pub exit_when_idle: Option<Duration>,
     /// Never hold more leases than this (on top of the resource-derived capacity).
     pub max_leases: Option<u32>,
-    /// Pause between bidding rounds.
+    /// Longest pause between bidding rounds (new offers, a finished lease or a freed download
+    /// slot start one at once).
     pub poll: Duration,
     /// Rows of a remote seeder may target loopback and private addresses.
     pub allow_private_urls: bool,
@@ -158,7 +160,7 @@ fn silent_pause(strikes: u32) -> Duration {
 /// Runs the worker until `shutdown` or until it has been idle for `exit_when_idle`.
 pub async fn run(
     cfg: WorkerConfig,
-    offers: watch::Receiver<Vec<Offer>>,
+    mut offers: watch::Receiver<Vec<Offer>>,
     probe: Arc<Probe>,
     activity: Arc<Activity>,
     shutdown: CancellationToken,
@@ -173,6 +175,7 @@ pub async fn run(
     let mut idle_since = Instant::now();
     let leases = shutdown.child_token();
     let decline = stats::DeclineLog::default();
+    let mut offers_open = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -189,6 +192,8 @@ pub async fn run(
             }
             // A download finished: its slot can take the next shard right away.
             _ = activity.slot_freed.notified() => {}
+            // New offers are pushed by the node: bid on them now.
+            changed = offers.changed(), if offers_open => offers_open = changed.is_ok(),
             _ = tokio::time::sleep(cfg.poll) => {}
         }
         if !tasks.is_empty() {
@@ -199,7 +204,7 @@ pub async fn run(
             tracing::info!("idle for {limit:?}: the worker stops");
             break;
         }
-        let mut current: Vec<Offer> = offers.borrow().clone();
+        let mut current: Vec<Offer> = offers.borrow_and_update().clone();
         // Shards finished before a restart go to their seeder as soon as it is offered.
         kept.retain(|k| {
             let Some(offer) = current.iter().find(|o| {
@@ -270,7 +275,7 @@ pub async fn run(
             };
             let wait = match answer {
                 Ok(ControlResponse::Granted(grant)) => {
-                    tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = grant.epoch, speculative = grant.speculative, "lease granted");
+                    tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = %grant.epoch, speculative = grant.speculative, "lease granted");
                     activity.leases_held.fetch_add(1, Ordering::Relaxed);
                     let remote = matches!(offer.link, SeederLink::Remote { .. });
                     let engine = lease_engine(&cfg, remote);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
-use crate::protocol::swarm::NodeStats;
+use crate::model::node_stats::NodeStats;
 
 /// How long a measurement is reused (sysinfo walks /proc and every mount).
 const CACHE_FOR: Duration = Duration::from_millis(900);

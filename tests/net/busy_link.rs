@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::net::{Event, FileDecision};
-use ldawt::protocol::swarm::{FileKind, TransferHeader};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -85,7 +85,7 @@ async fn a_saturated_sender_keeps_its_connection_through_concurrent_transfers() 
             let header = TransferHeader {
                 dataset: DatasetId([3; 16]),
                 shard: ShardId(round * 4 + k),
-                epoch: 1,
+                epoch: Epoch(1),
                 kind: FileKind::Archive,
                 size: bytes.len() as u64,
                 sha256: sha,

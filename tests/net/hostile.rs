@@ -14,10 +14,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ldawt::model::ids::DatasetId;
+use ldawt::model::ids::{DatasetId, Epoch};
+use ldawt::model::node_stats::NodeStats;
 use ldawt::net::PreSharedKey;
+use ldawt::protocol::control::{ControlRequest, ControlResponse};
 use ldawt::protocol::status::NodeStatus;
-use ldawt::protocol::swarm::{ControlRequest, ControlResponse, NodeStats};
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 
@@ -201,7 +202,7 @@ fn nodes_without_the_swarm_key_never_complete_a_handshake_nor_get_rows() {
                     ControlRequest::Rows {
                         dataset,
                         shard: ldawt::model::ids::ShardId(0),
-                        epoch: 1,
+                        epoch: Epoch(1),
                     },
                 )
                 .await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ldawt::model::ids::DatasetId;
 use ldawt::model::time::UnixMillis;
-use ldawt::protocol::swarm::Gossip;
+use ldawt::protocol::gossip::Gossip;
 
 use crate::common;
 use crate::harness::{hold_every_request, spawn_rogue};

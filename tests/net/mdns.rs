@@ -8,9 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use ldawt::model::node_stats::NodeStats;
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{self, Event, NetConfig};
-use ldawt::protocol::swarm::{Gossip, NodeStats};
+use ldawt::protocol::gossip::Gossip;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 

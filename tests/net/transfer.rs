@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::net::{Event, FileDecision, NetError};
-use ldawt::protocol::swarm::{FileKind, Refusal, RejectReason, TransferHeader};
+use ldawt::protocol::control::{Refusal, RejectReason};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,7 +28,7 @@ fn header(size: u64, sha256: [u8; 32]) -> TransferHeader {
     TransferHeader {
         dataset: DatasetId([9; 16]),
         shard: ShardId(3),
-        epoch: 5,
+        epoch: Epoch(5),
         kind: FileKind::Archive,
         size,
         sha256,

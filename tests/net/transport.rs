@@ -3,13 +3,13 @@
 use std::time::{Duration, Instant};
 
 use ldawt::input::UrlRow;
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
+use ldawt::model::node_stats::NodeStats;
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{Client, Event, NetError};
-use ldawt::protocol::swarm::{
-    CodecError, ControlRequest, ControlResponse, Gossip, MAX_CONTROL_RESPONSE_BYTES, NodeStats,
-    encode,
-};
+use ldawt::protocol::codec::{CodecError, encode};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, MAX_CONTROL_RESPONSE_BYTES};
+use ldawt::protocol::gossip::Gossip;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
@@ -30,7 +30,7 @@ fn rows_request() -> ControlRequest {
     ControlRequest::Rows {
         dataset: DatasetId([1; 16]),
         shard: ShardId(4),
-        epoch: 2,
+        epoch: Epoch(2),
     }
 }
 
@@ -199,7 +199,7 @@ async fn a_dropped_reply_answers_rejected_and_oversize_requests_are_refused() {
     let oversize = ControlRequest::Abandon {
         dataset: DatasetId([0; 16]),
         shard: ShardId(0),
-        epoch: 1,
+        epoch: Epoch(1),
         reason: "x".repeat(2 << 20),
         failed: false,
     };
@@ -337,7 +337,7 @@ async fn inbound_requests_are_answered_concurrently() {
     let renew = |epoch: u64| ControlRequest::Renew {
         dataset: DatasetId([2; 16]),
         shard: ShardId(1),
-        epoch,
+        epoch: Epoch(epoch),
         rows_done: 0,
         throttled: 0,
     };

@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use ldawt::input::UrlRow;
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{self, Event, FileDecision, NetConfig};
-use ldawt::protocol::swarm::{
-    ControlRequest, ControlResponse, FileKind, Gossip, Grant, Refusal, RejectReason,
-};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
+use ldawt::protocol::gossip::Gossip;
+use ldawt::protocol::transfer::FileKind;
 use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 
@@ -80,7 +80,7 @@ async fn a_busy_seeder_never_makes_a_worker_throw_a_finished_shard_away() {
                             ControlResponse::Granted(Grant {
                                 dataset,
                                 shard: ShardId(0),
-                                epoch: 1,
+                                epoch: Epoch(1),
                                 expires_at: UnixMillis(u64::MAX / 2),
                                 ttl_ms: 60_000,
                                 rows: ROWS,
@@ -145,7 +145,7 @@ async fn a_busy_seeder_never_makes_a_worker_throw_a_finished_shard_away() {
         .unwrap();
     seeder.shutdown().await;
 
-    assert_eq!(completed, Some(1));
+    assert_eq!(completed, Some(Epoch(1)));
     assert_eq!(
         busy, BUSY_OFFERS,
         "the worker offered again after each busy answer"

@@ -17,9 +17,8 @@ use ldawt::model::lease::LeaseConfig;
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::Client;
 use ldawt::node::NodeConfig;
-use ldawt::protocol::swarm::{
-    ControlRequest, ControlResponse, FileKind, Grant, RejectReason, TransferHeader,
-};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use ldawt::results::ResultsWriter;
 use ldawt::seed::{Columns, SeedSpec};
 use libp2p::{Multiaddr, PeerId};

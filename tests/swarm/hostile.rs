@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ldawt::input::UrlRow;
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::model::time::UnixMillis;
 use ldawt::net::{self, Event, NetConfig};
-use ldawt::protocol::swarm::{ControlRequest, ControlResponse, Gossip, Grant};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant};
+use ldawt::protocol::gossip::Gossip;
 use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 
@@ -117,7 +118,7 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
                         ControlResponse::Granted(Grant {
                             dataset,
                             shard: ShardId(epoch as u32),
-                            epoch,
+                            epoch: Epoch(epoch),
                             expires_at: UnixMillis(u64::MAX / 2),
                             ttl_ms: 60_000,
                             rows: 2,
@@ -177,8 +178,8 @@ async fn a_rogue_seeder_cannot_make_a_worker_write_outside_its_data_dir() {
 }
 
 /// Inflated stats: a peer claiming a huge machine.
-fn boastful_stats() -> ldawt::protocol::swarm::NodeStats {
-    ldawt::protocol::swarm::NodeStats {
+fn boastful_stats() -> ldawt::model::node_stats::NodeStats {
+    ldawt::model::node_stats::NodeStats {
         cores: 256,
         mem_total: 1 << 42,
         mem_free: 1 << 42,

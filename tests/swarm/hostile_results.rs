@@ -17,9 +17,8 @@ use ldawt::model::naming::{safe_segment, url_stem};
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::{self, Client, NetConfig, NetError};
 use ldawt::node::{NodeConfig, NodeOutcome};
-use ldawt::protocol::swarm::{
-    ControlRequest, ControlResponse, FileKind, Grant, RejectReason, TransferHeader,
-};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use ldawt::results::ResultsWriter;
 use ldawt::seed::{Columns, SeedSpec};
 use libp2p::identity::Keypair;

@@ -3,18 +3,20 @@
 //! node holds the same swarm key; workers allow the fixture's loopback URLs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldawt::engine::EngineConfig;
 use ldawt::fixture::{self, FixtureConfig};
 use ldawt::model::lease::LeaseConfig;
+use ldawt::model::node_stats::NodeStats;
 use ldawt::model::shard::ShardSizing;
+use ldawt::model::time::{ManualClock, SystemClock, UnixMillis};
 use ldawt::net::{self, NetConfig, NetError};
 use ldawt::node::swarm_key::KeySource;
 use ldawt::node::{self, NodeConfig, NodeOutcome, Ready};
-use ldawt::protocol::swarm::{
-    ControlRequest, ControlResponse, FileKind, NodeStats, TransferHeader,
-};
+use ldawt::protocol::control::{ControlRequest, ControlResponse, RejectReason};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use ldawt::seed::{Columns, SeedSpec};
 use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
@@ -50,6 +52,7 @@ pub fn node_config(data: &Path) -> NodeConfig {
         max_archive_bytes: None,
         retry_failed: false,
         swarm_per_host: None,
+        clock: Arc::new(SystemClock),
     }
 }
 
@@ -72,6 +75,23 @@ pub fn spawn_node(
         .expect("node runs")
     });
     (rx, task)
+}
+
+/// A bare transport joined to `join`: a peer that only does what the test tells it.
+pub fn ghost(join: &Multiaddr) -> net::Client {
+    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    cfg.bootstrap = vec![join.clone()];
+    cfg.mdns = false;
+    cfg.psk = Some(test_swarm_key());
+    let (client, events, event_loop) = net::new(cfg).unwrap();
+    tokio::spawn(event_loop.run());
+    // Keep the events flowing (nobody reads them).
+    tokio::spawn(async move {
+        let mut events = events;
+        while events.recv().await.is_some() {}
+    });
+    client
 }
 
 pub fn stats() -> NodeStats {
@@ -130,13 +150,7 @@ async fn seeder_and_two_workers_complete_a_dataset_and_fence_a_vanished_worker()
     let seeder_peer = ready.peer_id.parse().unwrap();
 
     // The ghost: takes a lease over the real transport, then never renews.
-    let mut ghost_cfg = NetConfig::new(Keypair::generate_ed25519());
-    ghost_cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    ghost_cfg.bootstrap = vec![join.clone()];
-    ghost_cfg.mdns = false;
-    ghost_cfg.psk = Some(test_swarm_key());
-    let (ghost, _ghost_events, ghost_loop) = net::new(ghost_cfg).unwrap();
-    tokio::spawn(ghost_loop.run());
+    let ghost = ghost(&join);
     let mut grant = None;
     for _ in 0..100 {
         if let Ok(ControlResponse::Granted(g)) = ghost
@@ -372,4 +386,114 @@ async fn a_worker_stopped_mid_shard_releases_its_lease_without_costing_a_retry()
     assert!(r.shards.iter().all(|s| s.failures == 0), "{:?}", r.shards);
     assert_exactly_once(&out, rows, rows);
     let _ = tokio::time::timeout(Duration::from_secs(30), second_task).await;
+}
+
+/// Leases run on the node's clock, not the wall's: with a manual clock a 2 s lease outlives
+/// four seconds of real time, and lapses once the clock is moved past its expiry — the shard
+/// then goes to another peer under a higher epoch and the first holder is fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lapses_when_the_manual_clock_passes_its_ttl_and_not_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("one.parquet");
+    write_seed(
+        &input,
+        4,
+        |i| format!("http://127.0.0.1:9/{i}.jpg"),
+        |_| "c".into(),
+    );
+    let clock = ManualClock::new(UnixMillis(1_700_000_000_000));
+    let mut cfg = node_config(&tmp.path().join("seeder"));
+    cfg.seed = Some(SeedSpec {
+        path: input,
+        columns: Columns {
+            url: "photo_url".into(),
+            class: Some("taxon_name".into()),
+            group: None,
+            extra: Vec::new(),
+        },
+        sizing: ShardSizing::Rows(4),
+    });
+    cfg.out = Some(tmp.path().join("out"));
+    cfg.work = false;
+    cfg.keep_serving = true;
+    cfg.lease = LeaseConfig {
+        ttl: Duration::from_secs(2),
+        max_retries: 3,
+        speculative: false,
+        copy_after: Duration::ZERO,
+    };
+    cfg.clock = Arc::new(clock.clone());
+    let stop = CancellationToken::new();
+    let (ready, seeder) = spawn_node(cfg, stop.clone());
+    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap()
+        .unwrap();
+    let (dataset, _) = ready.seeded.clone().unwrap();
+    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
+    let seeder_peer = ready.peer_id.parse().unwrap();
+    let (first, second) = (ghost(&join), ghost(&join));
+    let bid = ControlRequest::Bid {
+        dataset: dataset.id,
+        stats: stats(),
+    };
+    // Each ghost's first answer (the connection comes up in the background).
+    let mut answers = Vec::new();
+    for g in [&first, &second] {
+        let mut answer = None;
+        for _ in 0..100 {
+            if let Ok(a) = g.request(seeder_peer, bid.clone()).await {
+                answer = Some(a);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        answers.push(answer.expect("the ghost reaches the seeder"));
+    }
+    let ControlResponse::Granted(grant) = answers.remove(0) else {
+        panic!("the first ghost gets the only shard: {answers:?}")
+    };
+    assert!(
+        matches!(answers[0], ControlResponse::NoWork { .. }),
+        "{answers:?}"
+    );
+    // Twice the TTL of real time: the node's clock stands still, so the lease holds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = second.request(seeder_peer, bid.clone()).await.unwrap();
+    assert!(matches!(held, ControlResponse::NoWork { .. }), "{held:?}");
+    // The clock passes the expiry: the shard is free again, for the other ghost.
+    clock.advance(Duration::from_secs(3));
+    let mut regrant = None;
+    for _ in 0..50 {
+        if let Ok(ControlResponse::Granted(g)) = second.request(seeder_peer, bid.clone()).await {
+            regrant = Some(g);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let regrant = regrant.expect("the lapsed shard is granted again");
+    assert_eq!(regrant.shard, grant.shard);
+    assert!(regrant.epoch > grant.epoch, "{regrant:?} after {grant:?}");
+    let late = first
+        .request(
+            seeder_peer,
+            ControlRequest::Renew {
+                dataset: dataset.id,
+                shard: grant.shard,
+                epoch: grant.epoch,
+                rows_done: 0,
+                throttled: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&late, ControlResponse::Rejected(r) if r.reason == RejectReason::Fenced),
+        "{late:?}"
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), seeder)
+        .await
+        .unwrap()
+        .unwrap();
 }

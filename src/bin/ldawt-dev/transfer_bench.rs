@@ -15,9 +15,9 @@ use libp2p::identity::Keypair;
 use sha2::{Digest, Sha256};
 
 use ldawt::exit::UsageError;
-use ldawt::model::ids::{DatasetId, ShardId};
+use ldawt::model::ids::{DatasetId, Epoch, ShardId};
 use ldawt::net::{self, Event, FileDecision, NetConfig};
-use ldawt::protocol::swarm::{FileKind, TransferHeader};
+use ldawt::protocol::transfer::{FileKind, TransferHeader};
 
 /// Arguments of `ldawt-dev transfer-bench`.
 #[derive(Debug, Args)]
@@ -151,7 +151,7 @@ async fn send(to: Multiaddr, file: Option<PathBuf>, size_mb: u64) -> anyhow::Res
     let header = TransferHeader {
         dataset: DatasetId([0; 16]),
         shard: ShardId(0),
-        epoch: 0,
+        epoch: Epoch(0),
         kind: FileKind::Archive,
         size: bytes.len() as u64,
         sha256: Sha256::digest(&bytes).into(),

@@ -293,6 +293,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
         max_archive_bytes: args.max_archive_bytes,
         retry_failed: args.retry_failed,
         swarm_per_host: args.swarm_per_host,
+        clock: std::sync::Arc::new(crate::model::time::SystemClock),
     })
 }
 
