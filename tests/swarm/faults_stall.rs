@@ -149,16 +149,8 @@ fn a_stalled_worker_is_shown_and_its_lease_moves(
     let stall = freezer(a.pid());
     stall.freeze();
     let frozen_at = Instant::now();
-    let b = NodeProc::start(
-        &worker_args(
-            &join,
-            &tmp.path().join("b"),
-            &["-v", "--exit-when-idle", "8"],
-        ),
-        tmp.path().join("b.err"),
-    );
-    let (b_id, _, _) = b.ready();
-    // Stall shown: in /status …
+    // Stall shown: in /status … (the healthy worker joins only after the checks below, so
+    // the dataset cannot finish — and the seeder exit — before the stall is seen)
     let s = wait_status(
         &seeder_status,
         Duration::from_secs(20),
@@ -183,6 +175,15 @@ fn a_stalled_worker_is_shown_and_its_lease_moves(
         shown > 0 && shown.abs_diff(free) < free / 20 + (64 << 20),
         "seeder disk figure {shown} vs statvfs of --out {free}"
     );
+    let b = NodeProc::start(
+        &worker_args(
+            &join,
+            &tmp.path().join("b"),
+            &["-v", "--exit-when-idle", "8"],
+        ),
+        tmp.path().join("b.err"),
+    );
+    let (b_id, _, _) = b.ready();
     // Its lease expires (TTL 3 s) and goes to the healthy worker.
     wait_log(
         &seeder,
