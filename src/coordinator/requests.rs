@@ -200,7 +200,9 @@ impl Coordinator {
                     (Some(l), None) => {
                         // Not reached (the shard was accepted for its room); never grant
                         // a lease outside the budget.
-                        let _ = d.book.handle_abandon(l.shard, l.epoch, peer, "no budget", false, now);
+                        let _ =
+                            d.book
+                                .handle_abandon(l.shard, l.epoch, peer, "no budget", false, now);
                         return no_work();
                     }
                     (None, _) => return no_work(),

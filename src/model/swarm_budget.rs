@@ -334,9 +334,7 @@ impl<'a> BidView<'a> {
     fn room(&self, host: Option<u32>) -> u32 {
         let limit = self.budget.limit;
         let empty = HostLoad::default();
-        let own = host
-            .and_then(|h| self.listed.get(&h))
-            .unwrap_or(&empty);
+        let own = host.and_then(|h| self.listed.get(&h)).unwrap_or(&empty);
         let load = own.load + self.tail.load;
         let held = own.held + self.tail.held;
         let mut peers: BTreeSet<&str> = own.peers.union(&self.tail.peers).copied().collect();

@@ -26,7 +26,11 @@ fn take(b: &mut SwarmBudget, peer: &str, shard: u32, epoch: u64, now: UnixMillis
 #[test]
 fn without_host_knowledge_the_budget_is_split_among_the_peers_bidding() {
     let mut b = SwarmBudget::new(4);
-    assert_eq!(take(&mut b, "a", 0, 1, T), Some(4), "alone: the whole budget");
+    assert_eq!(
+        take(&mut b, "a", 0, 1, T),
+        Some(4),
+        "alone: the whole budget"
+    );
     assert_eq!(take(&mut b, "b", 1, 2, T), None, "the budget is taken");
     // a's lease ends; b wanted a shard meanwhile, so a's next lease gets half.
     b.sync(std::iter::empty());
@@ -76,7 +80,11 @@ fn a_shard_with_other_hosts_counts_against_every_host() {
         "its unlisted rows may be on a, which is taken"
     );
     b.sync(std::iter::empty());
-    assert_eq!(take(&mut b, "w2", 1, 2, T), Some(3), "w1 wanted a shard of a");
+    assert_eq!(
+        take(&mut b, "w2", 1, 2, T),
+        Some(3),
+        "w1 wanted a shard of a"
+    );
     assert_eq!(take(&mut b, "w1", 0, 3, T), Some(3));
     assert!(b.peak_host_load() <= 6);
 }
@@ -95,7 +103,11 @@ fn slow_downs_halve_the_swarm_limit_once_per_cooldown_then_it_recovers() {
     let later = T.plus(COOLDOWN).plus(RECOVER_EVERY * 3);
     b.sync(std::iter::empty());
     b.note_wanted("a", 1, later);
-    assert_eq!(b.bid("b", later).cap_for(2), Some(2), "5 split by two peers");
+    assert_eq!(
+        b.bid("b", later).cap_for(2),
+        Some(2),
+        "5 split by two peers"
+    );
     assert_eq!(b.limit(), 5, "three steps of recovery");
     let _ = b.bid("x", later.plus(RECOVER_EVERY * 100));
     assert_eq!(b.limit(), 8, "never above the configured budget");

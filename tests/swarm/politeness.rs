@@ -168,7 +168,13 @@ fn a_worker_on_one_hosts_shards_gets_that_hosts_whole_budget() {
         tmp.path(),
         &input,
         &out,
-        &["--shards", "4", "--swarm-per-host", &BUDGET.to_string(), "-v"],
+        &[
+            "--shards",
+            "4",
+            "--swarm-per-host",
+            &BUDGET.to_string(),
+            "-v",
+        ],
     );
     let (_, join, key, _) = seeder.ready_with_key();
     let workers: Vec<NodeProc> = ["w1", "w2"]
@@ -184,15 +190,24 @@ fn a_worker_on_one_hosts_shards_gets_that_hosts_whole_budget() {
             .as_u64()
             .expect("max_in_flight");
         eprintln!("peak requests in flight at host {name}: {peak} (budget {BUDGET})");
-        assert!(peak <= BUDGET, "host {name} answered {peak} requests at once");
+        assert!(
+            peak <= BUDGET,
+            "host {name} answered {peak} requests at once"
+        );
     }
     // Every grant carried the whole budget: no lease ever shared a host with another one.
     // (A host-blind budget would have split it, or refused the second worker.)
     let log = std::fs::read_to_string(tmp.path().join("seeder.err")).unwrap_or_default();
-    let grants: Vec<&str> = log.lines().filter(|l| l.contains("lease granted")).collect();
+    let grants: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lease granted"))
+        .collect();
     assert!(grants.len() >= 4, "{log}");
     for g in &grants {
-        assert!(g.contains(&format!("per_host={BUDGET}")), "a grant below the budget: {g}");
+        assert!(
+            g.contains(&format!("per_host={BUDGET}")),
+            "a grant below the budget: {g}"
+        );
     }
     for (name, w) in ["w1", "w2"].iter().zip(workers) {
         let (code, summary) = w.wait(Duration::from_secs(60));
