@@ -10,7 +10,11 @@
 #    reference), 10,000 hosts, 100,000 hosts. A poller reads /proc/PID/fd and
 #    /proc/PID/status every 50 ms: max open fds and peak RSS; `connect` failures come from the
 #    run's overview (error_breakdown). Each figure is printed next to its target.
-# Env: BENCH_ROWS_1 / BENCH_ROWS_10K (20,000 each), BENCH_ROWS_100K (200,000).
+# 4. Where the time goes: ldawt's CPU seconds (user + sys, from rusage) and nginx's (its
+#    workers' /proc stat) per 1,000 rows, and the TCP connections nginx accepted (stub_status)
+#    per row: a cold host costs a connect, a handshake and a close on both sides.
+# Env: BENCH_ROWS_1 / BENCH_ROWS_10K (20,000 each), BENCH_ROWS_100K (200,000), LDAWT_BIN (a
+# release binary to measure instead of building one).
 # Needs: cargo, python3 (stdlib only), nginx (installed from Debian when root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +39,12 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "bench: building the release binary (cargo build --release)…" >&2
-cargo build --release --quiet
-BIN=$ROOT/target/release/ldawt
+if [ -z "${LDAWT_BIN:-}" ]; then
+  echo "bench: building the release binary (cargo build --release)…" >&2
+  cargo build --release --quiet
+  LDAWT_BIN=$ROOT/target/release/ldawt
+fi
+BIN=$LDAWT_BIN
 
 WORK=$(mktemp -d /tmp/ldawt-bench-hosts.XXXXXX)
 chmod 755 "$WORK"  # nginx workers run as an unprivileged user
@@ -67,6 +74,7 @@ http {
   server {
     listen 0.0.0.0:$PORT backlog=4096;
     root $WORK/www;
+    location = /nginx-status { stub_status; }
     location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.(jpeg|JPEG)$" { try_files /pool/\$1.jpeg =404; }
     location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /pool/\$1.jpg =404; }
   }
@@ -82,13 +90,28 @@ for spec in "1 $ROWS_1" "10000 $ROWS_10K" "100000 $ROWS_100K"; do
     --base-url "http://127.0.0.1:$PORT" --hosts "$hosts" >/dev/null
 done
 
-# Runs `ldawt download` on one list; prints "wall ok failed connect_failures rss_mb max_fds".
+# Runs `ldawt download` on one list; prints "wall ok failed connect_failures rss_mb max_fds rc
+# ldawt_cpu_s nginx_cpu_s connections".
 run_case() {
   local hosts=$1 out=$WORK/out-$1
   mkdir -p "$out"
-  python3 - "$BIN" "$WORK/h$hosts.parquet" "$out/h.tar" <<'PY'
-import json, os, resource, subprocess, sys, time
-binary, parquet, archive = sys.argv[1:]
+  python3 - "$BIN" "$WORK/h$hosts.parquet" "$out/h.tar" "$(cat "$WORK/nginx.pid")" "$PORT" <<'PY'
+import json, os, resource, subprocess, sys, time, urllib.request
+binary, parquet, archive, master, port = sys.argv[1:]
+def nginx_cpu():
+    total = 0
+    for p in os.listdir("/proc"):
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == master:  # ppid: a worker of this nginx
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+def accepted():
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/nginx-status").read().decode()
+    return int(text.splitlines()[2].split()[0])
+cpu0, acc0 = nginx_cpu(), accepted()
 t = time.monotonic()
 p = subprocess.Popen([binary, "download", "--no-progress", "--input", parquet, "--output", archive],
                      stdout=subprocess.DEVNULL)
@@ -104,13 +127,16 @@ while p.poll() is None:
         pass
     time.sleep(0.05)
 wall = time.monotonic() - t
-rss_kb = max(hwm_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+ldawt_cpu = usage.ru_utime + usage.ru_stime
+nginx_used, conns = nginx_cpu() - cpu0, accepted() - acc0 - 1
+rss_kb = max(hwm_kb, usage.ru_maxrss)
 doc = json.load(open(archive[: -len(".tar")] + ".overview.json"))
 s, errors = doc["download_summary"], doc["error_breakdown"]
 if errors:
     print(f"bench: errors {errors}", file=sys.stderr)
 print(f"{wall:.3f} {s['successful_downloads']} {s['failed_downloads']} {errors.get('connect', 0)} "
-      f"{rss_kb / 1024:.1f} {max_fds} {p.returncode}")
+      f"{rss_kb / 1024:.1f} {max_fds} {p.returncode} {ldawt_cpu:.2f} {nginx_used:.2f} {conns}")
 PY
   rm -rf "$out"
 }
@@ -126,15 +152,19 @@ import sys
 cases = [("1 host (reference)", sys.argv[1], int(sys.argv[4])),
          ("10,000 hosts", sys.argv[2], int(sys.argv[5])),
          ("100,000 hosts", sys.argv[3], int(sys.argv[6]))]
-parsed = []
+parsed, cost = [], []
 for name, line, rows in cases:
-    wall, ok, failed, connect, rss, fds, rc = line.split()
+    wall, ok, failed, connect, rss, fds, rc, lcpu, ncpu, conns = line.split()
     parsed.append((name, rows, float(wall), int(ok), int(failed), int(connect), float(rss), int(fds), rc))
+    cost.append((name, rows, float(lcpu), float(ncpu), int(conns)))
 ref = parsed[0][3] / parsed[0][2]
 print(f"\n{'case':<20} {'rows':>8} {'images/s':>9} {'vs 1 host':>9} {'peak RSS MB':>12} {'max fds':>8} {'connect fail':>12} {'failed':>7}")
 for name, rows, wall, ok, failed, connect, rss, fds, rc in parsed:
     ips = ok / wall
     print(f"{name:<20} {rows:>8} {ips:>9.0f} {ips / ref:>9.2f} {rss:>12.1f} {fds:>8} {connect:>12} {failed:>7}  (exit {rc}, {wall:.1f} s)")
+print(f"\n{'case':<20} {'ldawt CPU-s/1k rows':>20} {'nginx CPU-s/1k rows':>20} {'connections/row':>16}")
+for name, rows, lcpu, ncpu, conns in cost:
+    print(f"{name:<20} {1000 * lcpu / rows:>20.3f} {1000 * ncpu / rows:>20.3f} {conns / rows:>16.3f}")
 n10, n100 = parsed[1], parsed[2]
 def verdict(ok):
     return "met" if ok else "MISSED"

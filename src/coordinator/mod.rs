@@ -211,13 +211,14 @@ impl Coordinator {
             tracing::info!(dataset = %seeded.id, done = c.done, leased = c.leased, next_epoch = book.next_epoch(), "resumed from the lease database; holders have one lease TTL to renew");
             let id = seeded.id;
             let n = shards.len();
+            let budget = self.budget_for(&seeded);
             self.datasets.insert(
                 id,
                 Dataset {
                     seeded,
                     book,
                     records: shards,
-                    budget: self.cfg.swarm_per_host.map(SwarmBudget::new),
+                    budget,
                     retry,
                 },
             );
@@ -249,13 +250,14 @@ impl Coordinator {
                 book.next_epoch(),
             )
             .await?;
+        let budget = self.budget_for(&seeded);
         self.datasets.insert(
             seeded.id,
             Dataset {
                 seeded,
                 book,
                 records,
-                budget: self.cfg.swarm_per_host.map(SwarmBudget::new),
+                budget,
                 retry: HashMap::new(),
             },
         );
@@ -295,6 +297,15 @@ impl Coordinator {
             }
         }
         rounds
+    }
+
+    /// The swarm's per-host budget of a dataset (`--swarm-per-host`), knowing its shards'
+    /// hosts (recorded while seeding).
+    fn budget_for(&self, seeded: &SeededDataset) -> Option<SwarmBudget> {
+        let dir = crate::seed::dataset_dir(&self.cfg.data_dir, seeded.id);
+        self.cfg.swarm_per_host.map(|n| {
+            SwarmBudget::with_hosts(n, &crate::seed::hosts::load(&dir, seeded.shard_rows.len()))
+        })
     }
 
     /// The ids of the datasets seeded here.

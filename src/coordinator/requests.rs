@@ -160,22 +160,6 @@ impl Coordinator {
         if held >= cap {
             return no_work();
         }
-        // `--swarm-per-host`: the lease's share of the swarm's budget, or no lease while the
-        // budget is taken.
-        let per_host = match d.budget.as_mut() {
-            None => None,
-            Some(b) => {
-                b.sync(d.book.shards().iter().enumerate().flat_map(|(i, s)| {
-                    let i = u32::try_from(i).unwrap_or(u32::MAX);
-                    s.holders.iter().map(move |h| (i, h.epoch, h.peer.as_str()))
-                }));
-                b.forget_idle(now);
-                match b.offer(peer, now) {
-                    Some(c) => Some(c),
-                    None => return no_work(),
-                }
-            }
-        };
         // Tail copies go to idle bidders only, and only to ones at least half as fast as the
         // fastest bidder seen: a copy on a slower peer would not finish first.
         let best = self
@@ -184,13 +168,48 @@ impl Coordinator {
             .map(bid::score)
             .fold(0.0f64, f64::max);
         let allow_copy = held == 0 && bid::score(&stats) >= best * 0.5;
-        let Some(lease) = d.book.handle_bid(peer, allow_copy, now) else {
-            return no_work();
+        // `--swarm-per-host`: the lease goes to a shard whose hosts have room in the swarm's
+        // budget and gets its share as its per-host cap; no lease while every host is taken.
+        let (lease, per_host) = match d.budget.as_mut() {
+            None => match d.book.handle_bid(peer, allow_copy, now) {
+                Some(l) => (l, None),
+                None => return no_work(),
+            },
+            Some(b) => {
+                b.sync(d.book.shards().iter().enumerate().flat_map(|(i, s)| {
+                    let i = u32::try_from(i).unwrap_or(u32::MAX);
+                    s.holders.iter().map(move |h| (i, h.epoch, h.peer.as_str()))
+                }));
+                b.forget_idle(now);
+                let view = b.bid(peer, now);
+                let mut wanted = None;
+                let lease = d.book.handle_bid_where(peer, allow_copy, now, |s| {
+                    wanted.get_or_insert(s.0);
+                    view.cap_for(s.0).is_some()
+                });
+                let cap = lease.as_ref().and_then(|l| view.cap_for(l.shard.0));
+                drop(view);
+                if let Some(w) = lease.as_ref().map(|l| l.shard.0).or(wanted) {
+                    b.note_wanted(peer, w, now);
+                }
+                match (lease, cap) {
+                    (Some(l), Some(c)) => {
+                        b.reserve(l.shard.0, l.epoch, peer, c);
+                        (l, Some(c))
+                    }
+                    (Some(l), None) => {
+                        // Not reached (the shard was accepted for its room); never grant
+                        // a lease outside the budget.
+                        let _ =
+                            d.book
+                                .handle_abandon(l.shard, l.epoch, peer, "no budget", false, now);
+                        return no_work();
+                    }
+                    (None, _) => return no_work(),
+                }
+            }
         };
         let idx = lease.shard.0 as usize;
-        if let (Some(b), Some(c)) = (d.budget.as_mut(), per_host) {
-            b.reserve(lease.shard.0, lease.epoch, peer, c);
-        }
         let settings = self.cfg.settings.clone();
         // A budget needs settings to travel in: the defaults, if none were given.
         let settings = settings.or_else(|| {

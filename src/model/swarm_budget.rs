@@ -1,14 +1,20 @@
 //! One politeness budget per host for the whole swarm (`--swarm-per-host N`), pure.
 //!
-//! Design: every lease of the dataset is treated as one that may touch any host (the seeder
-//! does not group shards by host), so the per-host cap written into a grant is that lease's
-//! reserved share of the budget, and the caps of all live leases never sum above it: whatever
-//! host the rows point at, the requests in flight to it across the swarm stay within N.
+//! Design: the seeder knows which hosts each shard's rows point at ([`ShardHosts`], recorded
+//! while seeding: the heaviest few, plus an `other` mark when there are more). A lease *may
+//! touch* host `h` when its shard lists `h` or has `other` rows (an unlisted host can hide
+//! there). The per-host cap written into a grant is that lease's reserved share, and for every
+//! host the caps of the live leases that may touch it never sum above N: whatever the workers
+//! do, the requests in flight to one host across the swarm stay within N.
 //!
-//! - The budget is split evenly among the *active* peers (those that bid or renewed within
-//!   [`ACTIVE_WINDOW`]): a peer's leases together hold at most `limit / active peers` (at
-//!   least 1); a new lease gets what is left of its peer's share and of the budget, or no
-//!   lease at all while the budget is taken (the bid is answered "no work, retry").
+//! - Per host, the budget is split evenly among the peers *on* that host: those holding a
+//!   lease that may touch it, those whose last bid (within [`ACTIVE_WINDOW`]) wanted a shard
+//!   that may touch it, and the bidder. A new lease gets, for every host its shard may touch,
+//!   at most what is left of the bidder's share and of the host's budget; the smallest is its
+//!   cap. A shard with no room is skipped for another free one ([`BidView::cap_for`]); with
+//!   none, the bid is answered "no work, retry". So a worker on host A's shards gets the whole
+//!   budget of A while the other workers fetch from other hosts; a dataset whose shards all
+//!   have `other` rows (millions of hosts) is budgeted as one host, as before.
 //! - A lease keeps its cap for its life (a lowered cap could not take effect before the
 //!   worker's next renewal, and the budget is only sure to be free once the lease ends), so
 //!   shares re-balance as leases end and new ones are granted.
@@ -18,8 +24,10 @@
 //! - Leases the budget does not know (restored after a seeder restart) count as holding the
 //!   whole limit until they end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::time::UnixMillis;
 
@@ -30,11 +38,44 @@ pub const COOLDOWN: Duration = Duration::from_secs(5);
 /// The limit grows by one after this long without a slow-down.
 pub const RECOVER_EVERY: Duration = Duration::from_secs(10);
 
+/// Which hosts one shard's rows point at (recorded by [`crate::seed::hosts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardHosts {
+    /// The heaviest hosts (`host[:port]`, lower case), most rows first.
+    pub hosts: Vec<String>,
+    /// Rows of hosts not listed exist (or the shard's hosts are unknown).
+    pub other: bool,
+}
+
+impl ShardHosts {
+    /// A shard whose hosts are unknown: it may touch any host.
+    pub fn unknown() -> Self {
+        Self {
+            hosts: Vec::new(),
+            other: true,
+        }
+    }
+}
+
+/// A shard's hosts as interned ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Keys {
+    hosts: Box<[u32]>,
+    other: bool,
+}
+
 /// One live lease's reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reservation {
     peer: String,
     cap: u32,
+}
+
+/// A peer's last sign of life and the shard its last bid wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    at: UnixMillis,
+    wanted: Option<(u32, UnixMillis)>,
 }
 
 /// The swarm's per-host budget of one dataset.
@@ -44,19 +85,48 @@ pub struct SwarmBudget {
     limit: u32,
     last_decrease: Option<UnixMillis>,
     last_change: UnixMillis,
+    /// Per shard (by number); a shard past the end may touch any host.
+    shards: Vec<Keys>,
     leases: BTreeMap<(u32, u64), Reservation>,
-    active: HashMap<String, UnixMillis>,
+    active: HashMap<String, Seen>,
 }
 
 impl SwarmBudget {
-    /// A budget of `cap` requests in flight per host, summed over the swarm.
+    /// A budget of `cap` requests in flight per host, summed over the swarm, not knowing
+    /// which hosts the shards point at (every lease may touch every host).
     pub fn new(cap: u32) -> Self {
+        Self::with_hosts(cap, &[])
+    }
+
+    /// A budget of `cap` per host over shards whose hosts are `shards` (by shard number).
+    pub fn with_hosts(cap: u32, shards: &[ShardHosts]) -> Self {
         let cap = cap.max(1);
+        let mut ids: HashMap<&str, u32> = HashMap::new();
+        let shards = shards
+            .iter()
+            .map(|s| {
+                let mut hosts: Vec<u32> = s
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                        *ids.entry(h.as_str()).or_insert(next)
+                    })
+                    .collect();
+                hosts.sort_unstable();
+                hosts.dedup();
+                Keys {
+                    hosts: hosts.into_boxed_slice(),
+                    other: s.other,
+                }
+            })
+            .collect();
         Self {
             cap,
             limit: cap,
             last_decrease: None,
             last_change: UnixMillis(0),
+            shards,
             leases: BTreeMap::new(),
             active: HashMap::new(),
         }
@@ -67,44 +137,74 @@ impl SwarmBudget {
         self.limit
     }
 
-    /// The per-host caps reserved by live leases, summed.
+    /// The per-host caps reserved by live leases, summed (over every host).
     pub fn reserved(&self) -> u32 {
         self.leases.values().map(|r| r.cap).sum()
     }
 
-    /// `peer` bid or renewed: it takes a share.
+    fn keys(&self, shard: u32) -> Option<&Keys> {
+        self.shards.get(shard as usize)
+    }
+
+    /// True when a lease on `shard` may send requests to the host with id `host`.
+    fn touches(&self, shard: u32, host: Option<u32>) -> bool {
+        match self.keys(shard) {
+            None => true,
+            Some(k) => k.other || host.is_some_and(|h| k.hosts.binary_search(&h).is_ok()),
+        }
+    }
+
+    /// The sum of the caps of the live leases that may touch `host` (`None`: a host no shard
+    /// lists). Each host's sum stays within the configured budget.
+    fn load_on(&self, host: Option<u32>) -> u32 {
+        self.leases
+            .iter()
+            .filter(|((s, _), _)| self.touches(*s, host))
+            .map(|(_, r)| r.cap)
+            .sum()
+    }
+
+    /// The most any one host is loaded now (the figure the server side sees at worst).
+    pub fn peak_host_load(&self) -> u32 {
+        let listed = self.shards.iter().flat_map(|k| k.hosts.iter().copied());
+        let distinct: BTreeSet<u32> = listed.collect();
+        distinct
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .map(|h| self.load_on(h))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `peer` bid or renewed: it is alive (what it wants is noted by [`Self::note_wanted`]).
     pub fn note_peer(&mut self, peer: &str, now: UnixMillis) {
-        self.active.insert(peer.to_string(), now);
+        self.active
+            .entry(peer.to_string())
+            .and_modify(|s| s.at = now)
+            .or_insert(Seen {
+                at: now,
+                wanted: None,
+            });
     }
 
-    fn active_peers(&self, now: UnixMillis) -> u32 {
-        let n = self
-            .active
-            .values()
-            .filter(|t| now.since(**t) < ACTIVE_WINDOW)
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX).max(1)
+    /// `peer`'s bid wanted `shard` (granted or not): until [`ACTIVE_WINDOW`] passes, it takes
+    /// a share of the hosts of that shard.
+    pub fn note_wanted(&mut self, peer: &str, shard: u32, now: UnixMillis) {
+        self.active.insert(
+            peer.to_string(),
+            Seen {
+                at: now,
+                wanted: Some((shard, now)),
+            },
+        );
     }
 
-    /// What one peer may hold in total now.
-    pub fn share(&self, now: UnixMillis) -> u32 {
-        (self.limit / self.active_peers(now)).max(1)
-    }
-
-    /// The per-host cap a new lease of `peer` would get, or `None` while the budget (or the
-    /// peer's share of it) is taken. Call [`Self::reserve`] once the lease exists.
-    pub fn offer(&mut self, peer: &str, now: UnixMillis) -> Option<u32> {
+    /// Starts answering one bid of `peer`: the view tells the cap of a lease on any shard.
+    pub fn bid<'a>(&'a mut self, peer: &'a str, now: UnixMillis) -> BidView<'a> {
         self.recover(now);
         self.note_peer(peer, now);
-        let held: u32 = self
-            .leases
-            .values()
-            .filter(|r| r.peer == peer)
-            .map(|r| r.cap)
-            .sum();
-        let left = self.limit.saturating_sub(self.reserved());
-        let cap = self.share(now).saturating_sub(held).min(left);
-        (cap > 0).then_some(cap)
+        BidView::new(self, peer, now)
     }
 
     /// Records the lease `(shard, epoch)` of `peer` holding `cap`.
@@ -166,102 +266,107 @@ impl SwarmBudget {
     /// Forgets peers inactive for long (bounds the table).
     pub fn forget_idle(&mut self, now: UnixMillis) {
         self.active
-            .retain(|_, t| now.since(*t) < ACTIVE_WINDOW.saturating_mul(10));
+            .retain(|_, s| now.since(s.at) < ACTIVE_WINDOW.saturating_mul(10));
+    }
+}
+
+/// Who is on one host, and how much of its budget is reserved.
+#[derive(Debug, Default, Clone)]
+struct HostLoad<'a> {
+    load: u32,
+    held: u32,
+    peers: BTreeSet<&'a str>,
+}
+
+/// The budget as one bid sees it: the load and the peers of every host any live lease or
+/// recent bid may touch, computed once, then asked shard by shard.
+#[derive(Debug)]
+pub struct BidView<'a> {
+    budget: &'a SwarmBudget,
+    peer: &'a str,
+    /// Leases and wants whose shard may touch any host.
+    tail: HostLoad<'a>,
+    /// Per listed host, those whose shard lists it (without `other`).
+    listed: HashMap<u32, HostLoad<'a>>,
+}
+
+impl<'a> BidView<'a> {
+    fn new(budget: &'a SwarmBudget, peer: &'a str, now: UnixMillis) -> Self {
+        let mut tail = HostLoad::default();
+        let mut listed: HashMap<u32, HostLoad<'a>> = HashMap::new();
+        let mut each = |shard: u32, who: &'a str, cap: u32| {
+            let add = |l: &mut HostLoad<'a>| {
+                l.load += cap;
+                if who == peer {
+                    l.held += cap;
+                }
+                l.peers.insert(who);
+            };
+            match budget.keys(shard) {
+                Some(k) if !k.other => {
+                    for h in k.hosts.iter() {
+                        add(listed.entry(*h).or_default());
+                    }
+                }
+                _ => add(&mut tail),
+            }
+        };
+        for ((shard, _), r) in &budget.leases {
+            each(*shard, r.peer.as_str(), r.cap);
+        }
+        for (who, seen) in &budget.active {
+            if let Some((shard, at)) = seen.wanted
+                && now.since(at) < ACTIVE_WINDOW
+                && who != peer
+            {
+                each(shard, who.as_str(), 0);
+            }
+        }
+        Self {
+            budget,
+            peer,
+            tail,
+            listed,
+        }
+    }
+
+    /// What is left for the bidder on one host (`None`: a host no live lease lists).
+    fn room(&self, host: Option<u32>) -> u32 {
+        let limit = self.budget.limit;
+        let empty = HostLoad::default();
+        let own = host.and_then(|h| self.listed.get(&h)).unwrap_or(&empty);
+        let load = own.load + self.tail.load;
+        let held = own.held + self.tail.held;
+        let mut peers: BTreeSet<&str> = own.peers.union(&self.tail.peers).copied().collect();
+        peers.insert(self.peer);
+        let n = u32::try_from(peers.len()).unwrap_or(u32::MAX).max(1);
+        let share = (limit / n).max(1);
+        share.saturating_sub(held).min(limit.saturating_sub(load))
+    }
+
+    /// The per-host cap a new lease of the bidder on `shard` would get, or `None` while the
+    /// budget of one of its hosts (or the bidder's share of it) is taken.
+    pub fn cap_for(&self, shard: u32) -> Option<u32> {
+        let cap = match self.budget.keys(shard) {
+            Some(k) if !k.other => k
+                .hosts
+                .iter()
+                .map(|h| self.room(Some(*h)))
+                .min()
+                .unwrap_or(self.budget.limit),
+            // Any host: the tail and every host some lease lists.
+            _ => self
+                .listed
+                .keys()
+                .map(|h| self.room(Some(*h)))
+                .chain([self.room(None)])
+                .min()
+                .unwrap_or(0),
+        };
+        (cap > 0).then_some(cap)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    const T: UnixMillis = UnixMillis(1_000_000);
-
-    #[test]
-    fn the_budget_is_split_among_active_peers() {
-        let mut b = SwarmBudget::new(4);
-        b.note_peer("a", T);
-        b.note_peer("b", T);
-        assert_eq!(b.offer("a", T), Some(2));
-        b.reserve(0, 1, "a", 2);
-        assert_eq!(b.offer("a", T), None, "a holds its share");
-        assert_eq!(b.offer("b", T), Some(2));
-        b.reserve(1, 2, "b", 2);
-        assert_eq!(b.reserved(), 4);
-        assert_eq!(b.offer("c", T), None, "the budget is taken");
-        // a's lease ends: its share is free again.
-        b.sync([(1, 2, "b")]);
-        assert_eq!(b.reserved(), 2);
-        assert!(b.offer("a", T).is_some());
-    }
-
-    #[test]
-    fn a_lone_peer_gets_the_whole_budget_and_others_wait_for_it() {
-        let mut b = SwarmBudget::new(4);
-        assert_eq!(b.offer("a", T), Some(4));
-        b.reserve(0, 1, "a", 4);
-        assert_eq!(b.offer("b", T), None);
-    }
-
-    #[test]
-    fn slow_downs_halve_the_swarm_limit_once_per_cooldown_then_it_recovers() {
-        let mut b = SwarmBudget::new(8);
-        b.on_throttled(3, T);
-        b.on_throttled(5, T.plus(Duration::from_secs(1)));
-        assert_eq!(b.limit(), 4);
-        b.on_throttled(1, T.plus(COOLDOWN));
-        assert_eq!(b.limit(), 2);
-        b.on_throttled(0, T.plus(COOLDOWN * 3));
-        assert_eq!(b.limit(), 2, "no slow-down reported");
-        assert_eq!(b.offer("a", T.plus(COOLDOWN)), Some(2));
-        let later = T.plus(COOLDOWN).plus(RECOVER_EVERY * 3);
-        b.note_peer("a", later);
-        assert_eq!(b.offer("b", later), Some(2), "5 split by two peers");
-        assert_eq!(b.limit(), 5, "three steps of recovery");
-        b.offer("x", later.plus(RECOVER_EVERY * 100));
-        assert_eq!(b.limit(), 8, "never above the configured budget");
-    }
-
-    #[test]
-    fn restored_leases_hold_the_whole_limit_until_they_end() {
-        let mut b = SwarmBudget::new(4);
-        b.sync([(3, 9, "old")]);
-        assert_eq!(b.offer("a", T), None);
-        b.sync(std::iter::empty());
-        assert_eq!(b.offer("a", T), Some(4));
-    }
-
-    proptest! {
-        /// Whatever the order of bids, slow-downs and lease ends, the caps of the live leases
-        /// never sum above the configured budget.
-        #[test]
-        fn reservations_never_exceed_the_budget(
-            cap in 1u32..20,
-            ops in proptest::collection::vec((0u8..4, 0usize..5), 0..300),
-        ) {
-            let mut b = SwarmBudget::new(cap);
-            let mut now = T;
-            let mut live: Vec<(u32, u64, String)> = Vec::new();
-            let mut next = 0u32;
-            for (op, peer) in ops {
-                now = now.plus(Duration::from_millis(700));
-                let peer = format!("p{peer}");
-                match op {
-                    0 | 1 => if let Some(c) = b.offer(&peer, now) {
-                        prop_assert!(c >= 1);
-                        next += 1;
-                        b.reserve(next, u64::from(next), &peer, c);
-                        live.push((next, u64::from(next), peer));
-                    },
-                    2 => {
-                        if !live.is_empty() { live.remove(0); }
-                        b.sync(live.iter().map(|(s, e, p)| (*s, *e, p.as_str())));
-                    }
-                    _ => b.on_throttled(1, now),
-                }
-                prop_assert!(b.reserved() <= cap);
-                prop_assert!(b.limit() >= 1 && b.limit() <= cap);
-            }
-        }
-    }
-}
+#[path = "swarm_budget_tests.rs"]
+mod tests;

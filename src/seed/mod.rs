@@ -5,6 +5,7 @@
 //!
 //! Blocking (file I/O): call from `spawn_blocking`.
 
+pub mod hosts;
 pub mod read;
 pub mod rowfile;
 

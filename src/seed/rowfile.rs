@@ -1,5 +1,6 @@
 //! A shard's rows on disk in the seeder's data dir: a sequence of records, each a little-endian
-//! `u32` length then a postcard `UrlRow`. Written to a temp name and renamed when complete.
+//! `u32` length then a postcard `UrlRow`. Written to a temp name and renamed when complete;
+//! the shard's hosts ([`super::hosts`]) are tallied as rows go by and written beside it first.
 //!
 //! Each open writer holds a 64 KiB buffer and a file descriptor, so seeding keeps only a
 //! bounded number open at once (one in contiguous mode); [`open_writers_peak`] makes that
@@ -43,6 +44,7 @@ pub struct RowFileWriter {
     path: PathBuf,
     rows: u64,
     scratch: Vec<u8>,
+    hosts: super::hosts::HostTally,
 }
 
 impl RowFileWriter {
@@ -57,6 +59,7 @@ impl RowFileWriter {
             path: path.to_path_buf(),
             rows: 0,
             scratch: Vec::new(),
+            hosts: super::hosts::HostTally::default(),
         })
     }
 
@@ -71,13 +74,16 @@ impl RowFileWriter {
         self.out.write_all(&bytes)?;
         self.scratch = bytes;
         self.rows += 1;
+        self.hosts.add(row.url.as_deref());
         Ok(())
     }
 
-    /// Flushes, syncs and renames into place; returns the row count.
+    /// Flushes, syncs and renames into place (after writing the shard's hosts file); returns
+    /// the row count.
     pub fn finish(mut self) -> std::io::Result<u64> {
         self.out.flush()?;
         self.out.get_ref().sync_data()?;
+        super::hosts::write(&self.path, &self.hosts.summary())?;
         std::fs::rename(&self.tmp, &self.path)?;
         Ok(self.rows)
     }

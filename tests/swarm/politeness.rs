@@ -3,6 +3,9 @@
 //!
 //! - `--swarm-per-host 4`: the requests in flight at the server, summed over both workers and
 //!   all their leases, never exceed 4 (counted by the server itself), and every row is ok.
+//! - The budget is per host: with host A's rows in some shards and host B's in others, a
+//!   lease on A's shards gets the whole budget of A while another lease fetches from B with
+//!   the whole budget of B, and neither server sees more than the budget.
 //! - `--resize-mode`, `--image-size`, `--user-agent-token`, `--extra-cols` given to the seeder
 //!   only reach the worker: the stored images are resized, the server saw the contact token,
 //!   the shard results carry the extra column (the seeder's rows carry its cells).
@@ -132,6 +135,88 @@ fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
         "the budget was never used ({peak} in flight at most): the test shows nothing"
     );
     // The budget was shared: each worker completed shards.
+    for (name, w) in ["w1", "w2"].iter().zip(workers) {
+        let (code, summary) = w.wait(Duration::from_secs(60));
+        assert_eq!(code, 0, "{name}: {summary}");
+        let done: u64 = summary
+            .lines()
+            .find_map(|l| l.split("worker: ").nth(1)?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} printed no worker summary: {summary}"));
+        assert!(done > 0, "{name} completed no shard: {summary}");
+    }
+}
+
+#[test]
+fn a_worker_on_one_hosts_shards_gets_that_hosts_whole_budget() {
+    const ROWS: u64 = 160;
+    const BUDGET: u64 = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let (fa, fb) = (common::fixture(), common::fixture());
+    let input = tmp.path().join("birds.parquet");
+    // Shards 0 and 1 (rows 0..80) are host A's, shards 2 and 3 host B's.
+    write_seed(
+        &input,
+        ROWS,
+        |i| {
+            let fx = if i < ROWS / 2 { &fa } else { &fb };
+            fx.url(&format!("/fx/slow-first-byte-150/p/{i}.jpg"))
+        },
+        |i| format!("species {}", i % 4),
+    );
+    let out = tmp.path().join("out");
+    let seeder = seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &[
+            "--shards",
+            "4",
+            "--swarm-per-host",
+            &BUDGET.to_string(),
+            "-v",
+        ],
+    );
+    let (_, join, key, _) = seeder.ready_with_key();
+    let workers: Vec<NodeProc> = ["w1", "w2"]
+        .iter()
+        .map(|n| worker(tmp.path(), n, &join, &key))
+        .collect();
+    let (code, report) = seeder.wait(Duration::from_secs(240));
+    let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
+    assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
+    assert_exactly_once(&out, ROWS, ROWS);
+    for (name, fx) in [("A", &fa), ("B", &fb)] {
+        let peak = fixture_stats(&fx.addr().to_string())["max_in_flight"]
+            .as_u64()
+            .expect("max_in_flight");
+        eprintln!("peak requests in flight at host {name}: {peak} (budget {BUDGET})");
+        assert!(
+            peak <= BUDGET,
+            "host {name} answered {peak} requests at once"
+        );
+    }
+    // The first two grants (one on each host's shards) both carry the whole budget. A
+    // host-blind budget refuses a second lease while the first holds the whole budget, and
+    // splits it in two once both workers bid. (Later grants may split a host between both
+    // workers once both want it.)
+    let log = std::fs::read_to_string(tmp.path().join("seeder.err")).unwrap_or_default();
+    let grants: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lease granted"))
+        .collect();
+    assert!(grants.len() >= 4, "{log}");
+    for g in &grants[..2] {
+        assert!(
+            g.contains(&format!("per_host={BUDGET}")),
+            "a first grant below the budget: {g}\nall grants: {grants:#?}"
+        );
+    }
+    let host_of = |g: &str| g.contains("shard=shard-00000") || g.contains("shard=shard-00001");
+    assert_ne!(
+        host_of(grants[0]),
+        host_of(grants[1]),
+        "the first two grants are on one host: {grants:#?}"
+    );
     for (name, w) in ["w1", "w2"].iter().zip(workers) {
         let (code, summary) = w.wait(Duration::from_secs(60));
         assert_eq!(code, 0, "{name}: {summary}");

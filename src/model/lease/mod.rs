@@ -48,6 +48,10 @@ pub use peers::{Admission, INITIAL_PEER_CAP, MAX_PEER_FAULTS, PeerLedger, PeerRe
 /// TTLs without progress after which a lease is revoked.
 pub const STALL_TTLS: u32 = 3;
 
+/// Free shards a filtered bid ([`LeaseBook::handle_bid_where`]) asks at most, so a bid costs
+/// the same whatever the shard count.
+pub const BID_SCAN: usize = 64;
+
 /// The least time a holder gets to renew after a seeder restart, whatever the TTL: a worker
 /// reconnects through its redial backoff (up to 30 s, `net::NetTuning::redial_max`), and a
 /// holder that finished its shard during the outage must not lose it to an expiry the moment
@@ -250,9 +254,21 @@ impl LeaseBook {
         allow_speculative: bool,
         now: UnixMillis,
     ) -> Option<Lease> {
+        self.handle_bid_where(peer, allow_speculative, now, |_| true)
+    }
+
+    /// [`Self::handle_bid`] among the shards `accept` takes (the swarm's per-host budget
+    /// skips shards whose hosts are taken); at most [`BID_SCAN`] free shards are asked.
+    pub fn handle_bid_where(
+        &mut self,
+        peer: &str,
+        allow_speculative: bool,
+        now: UnixMillis,
+        mut accept: impl FnMut(ShardId) -> bool,
+    ) -> Option<Lease> {
         let expires_at = now.plus(self.cfg.ttl);
         self.peers.note_bid(peer, now);
-        if let Some(idx) = self.free_shard_for(peer, now) {
+        if let Some(idx) = self.free_shard_for(peer, now, &mut accept) {
             let epoch = self.take_epoch();
             let holder = Holder::granted(peer, epoch, now, expires_at, false);
             self.mutate(idx, |entry| {
@@ -271,7 +287,7 @@ impl LeaseBook {
         }
         let idx = self
             .live_entries()
-            .filter(|(_, s)| self.copyable(s, Some(peer), now))
+            .filter(|(i, s)| self.copyable(s, Some(peer), now) && accept(shard_id(*i)))
             .max_by_key(|(i, s)| (expected_finish(s, now), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)?;
         let epoch = self.take_epoch();
@@ -437,7 +453,12 @@ impl LeaseBook {
 
     /// The lowest free shard for `peer`: one it has not failed, else one it failed when no
     /// other admissible peer has bid within the last TTL.
-    fn free_shard_for(&self, peer: &str, now: UnixMillis) -> Option<usize> {
+    fn free_shard_for(
+        &self,
+        peer: &str,
+        now: UnixMillis,
+        accept: &mut impl FnMut(ShardId) -> bool,
+    ) -> Option<usize> {
         let free = || {
             self.index
                 .free
@@ -445,14 +466,20 @@ impl LeaseBook {
                 .map(|i| *i as usize)
                 .filter_map(|i| self.shards.get(i).map(|s| (i, s)))
         };
-        free()
-            .find(|(_, s)| !s.failed_by.iter().any(|p| p == peer))
+        let found = free()
+            .filter(|(_, s)| !s.failed_by.iter().any(|p| p == peer))
+            .take(BID_SCAN)
+            .find(|(i, _)| accept(shard_id(*i)));
+        found
             .or_else(|| {
-                free().find(|(_, s)| {
-                    !self
-                        .peers
-                        .someone_else_active(peer, &s.failed_by, self.cfg.ttl, now)
-                })
+                free()
+                    .filter(|(_, s)| {
+                        !self
+                            .peers
+                            .someone_else_active(peer, &s.failed_by, self.cfg.ttl, now)
+                    })
+                    .take(BID_SCAN)
+                    .find(|(i, _)| accept(shard_id(*i)))
             })
             .map(|(i, _)| i)
     }
