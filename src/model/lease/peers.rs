@@ -37,8 +37,9 @@ pub struct PeerRecord {
     pub last_fault: Option<String>,
     /// No lease before this time.
     pub backoff_until: UnixMillis,
-    /// When it last bid.
-    pub last_bid: UnixMillis,
+    /// When it last bid; `None` for a peer known only from a completion or a fault (it is
+    /// not a bidder that could take a shard someone else failed).
+    pub last_bid: Option<UnixMillis>,
 }
 
 /// Whether a peer may get a lease now.
@@ -79,7 +80,7 @@ impl PeerLedger {
 
     /// Records a bid from `peer`.
     pub fn note_bid(&mut self, peer: &str, now: UnixMillis) {
-        self.entry(peer).last_bid = now;
+        self.entry(peer).last_bid = Some(now);
     }
 
     /// Whether `peer` may get a lease now.
@@ -133,7 +134,7 @@ impl PeerLedger {
         self.peers.iter().any(|(p, r)| {
             p != peer
                 && !except.contains(p)
-                && now.since(r.last_bid) < window
+                && r.last_bid.is_some_and(|at| now.since(at) < window)
                 && r.consecutive_faults < MAX_PEER_FAULTS
         })
     }
@@ -245,6 +246,16 @@ mod tests {
             l.on_fault("b", "x", TTL, UnixMillis(0));
         }
         assert!(!l.someone_else_active("a", &[], TTL, UnixMillis(1)));
+    }
+
+    #[test]
+    fn a_peer_known_only_by_completion_or_fault_is_not_a_bidder() {
+        // Found by the reference-model proptest: a record created by a completion had a last
+        // bid at time 0, so at time 0 it counted as a recent bidder.
+        let mut l = PeerLedger::new();
+        l.on_completion("a");
+        l.on_fault("b", "x", TTL, UnixMillis(0));
+        assert!(!l.someone_else_active("c", &[], TTL, UnixMillis(0)));
     }
 
     #[test]
