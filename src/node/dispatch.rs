@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::peers::PeerTable;
-use crate::coordinator::CoordinatorHandle;
+use crate::coordinator::{CoordinatorHandle, IntakeDecision};
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
 use crate::protocol::swarm::{ControlRequest, ControlResponse, Refusal, RejectReason};
@@ -69,7 +69,13 @@ pub async fn run(
                 Some(c) => {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let _ = decide.send(c.decide_file(&peer.to_string(), header).await);
+                        let d = c.decide_file(&peer.to_string(), header).await;
+                        let _ = decide.send(match d {
+                            IntakeDecision::Accept { part_path } => {
+                                FileDecision::Accept { part_path }
+                            }
+                            IntakeDecision::Reject(r) => FileDecision::Reject(r),
+                        });
                     });
                 }
                 None => {
