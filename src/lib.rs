@@ -10,14 +10,16 @@
 //!   built on `fetch` (HTTP client, per-host pacing; its `FetchConfig` is built by the
 //!   engine), `archive` (streaming tar / tar.gz writer, `Compression`, archive-name rules) and
 //!   `results` (`RowResult`/`ShardReport`, per-row results parquet, overview JSON,
-//!   `report.html`), which never import `engine` (`scripts/module-cycles.sh` checks the import
+//!   `report.html`, and the merge of a swarm dataset's shards into its `results.parquet`),
+//!   which never import `engine` (`scripts/module-cycles.sh` checks the import
 //!   graph); `size` estimates bytes with HEAD / ranged GETs; `report` renders progress and
 //!   summaries for people.
 //! - `seed`, `store`, `coordinator`, `worker`, `node`: the swarm — seeding a dataset into
-//!   shards, the redb lease database (versioned records), the seeder's lease logic, the worker
-//!   loop, and the node runtime that wires them to `net` as named tasks (`node::dispatch`, the
-//!   one owner of the peer table; `announcer`; `status_publisher`), on the clock its config
-//!   gives; `verify` checks a delivered shard before the seeder accepts it.
+//!   shards, the redb lease database (versioned records), the seeder's lease logic (a sans-IO
+//!   state whose handlers return effects, carried out off its actor by an executor), the
+//!   worker loop, and the node runtime that wires them to `net` as named tasks
+//!   (`node::dispatch`, the one owner of the peer table; `announcer`; `status_publisher`), on
+//!   the clock its config gives; `verify` checks a delivered shard before the seeder accepts it.
 //! - `split`, `reconstruct`, `listing`, `webdav`, `slurm`, `monitor`: LDAWT's toolbox.
 //! - `protocol`: versioned wire and control-endpoint types: `control` (worker ↔ seeder
 //!   requests and refusals), `transfer` (archive stream header), `gossip` (adverts), `codec`

@@ -2,7 +2,7 @@
 //! settings with each lease's share of the budget, no grant is made while the budget is taken,
 //! and a renewal reporting slow-downs lowers the shares of later grants.
 
-use super::tests::{coordinator, grant, setup};
+use super::test_support::{coordinator, grant, setup};
 use crate::engine::EngineConfig;
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;

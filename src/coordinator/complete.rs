@@ -1,16 +1,19 @@
-//! Completing a shard, in three steps so the actor never waits on file reads: [`prepare`]
-//! checks the lease and names the files to verify (in the actor), [`VerifyJob::run`] verifies
-//! them (on a blocking thread, see [`crate::verify`]), and [`commit`] checks the lease again
-//! and stores the shard as done with the verified counts, or, for a delivery that failed
-//! verification, refuses it as `Invalid`, deletes its files, frees the shard for another
-//! worker (a failed attempt charged to the sender) and records the sender.
-//!
-//! [`prepare`]: Coordinator::prepare_complete
-//! [`commit`]: Coordinator::commit_complete
+//! Completing a shard, as decisions between effects so the actor never waits on a file: the
+//! request checks the lease and asks for the staged files to be set aside and verified
+//! ([`Effect::Verify`], see [`crate::verify`]); the verdict checks the lease again and asks
+//! for the files to be moved into `--out` ([`Effect::PromoteFiles`]; the lease is kept alive
+//! meanwhile, and another completion of the same shard waits for the outcome); once promoted,
+//! the shard is done and committed with the verified counts, and the answer follows the
+//! commit. A delivery that failed verification is refused as `Invalid`, its files deleted, the
+//! shard freed for another worker (a failed attempt charged to the sender) and the sender
+//! recorded. A promotion that fails is the seeder's own storage problem: nobody is charged,
+//! the lease stays, and the worker is told to retry later.
 
 use std::path::{Path, PathBuf};
 
-use super::{Coordinator, files};
+use super::effects::{Answer, Discard, Effect, RequestId, Ticket};
+use super::files;
+use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::archive::{Compression, archive_stem, compression_for};
 use crate::engine::OutputFormat;
 use crate::model::ids::{DatasetId, ShardId};
@@ -41,8 +44,23 @@ pub struct CompleteKey {
 pub struct VerifyJob {
     spec: ShardSpec,
     rows_file: PathBuf,
-    results: PathBuf,
-    archive: PathBuf,
+    /// `[archive, results]` as staged, set aside before reading.
+    staged: [PathBuf; 2],
+    /// `[archive, results]` set aside: what is verified, then promoted.
+    verifying: [PathBuf; 2],
+}
+
+/// A verification's result.
+pub type Verdict = Result<Verified, VerifyFailure>;
+
+/// A completion in flight.
+#[derive(Debug, Clone)]
+pub(super) struct Completion {
+    to: RequestId,
+    peer: String,
+    key: CompleteKey,
+    /// Its verified counts, once promotion is under way.
+    verified: Option<Verified>,
 }
 
 /// Why a completion could not be accepted.
@@ -55,13 +73,17 @@ pub enum VerifyFailure {
 }
 
 impl VerifyJob {
-    /// Verifies the staged files (blocking: run it on a blocking thread).
+    /// Sets the staged files aside (a file set aside by an earlier attempt is kept when
+    /// nothing newer was staged), then verifies them (blocking: run it on a blocking thread).
     pub fn run(self) -> Result<Verified, VerifyFailure> {
+        for (staged, verifying) in self.staged.iter().zip(&self.verifying) {
+            super::file_ops::set_aside(staged, verifying);
+        }
+        let [archive, results] = &self.verifying;
         let rows = rowfile::read_rows(&self.rows_file).map_err(|e| {
             VerifyFailure::Seeder(format!("cannot read {}: {e}", self.rows_file.display()))
         })?;
-        verify_shard(&self.spec, &rows, &self.results, &self.archive)
-            .map_err(VerifyFailure::Invalid)
+        verify_shard(&self.spec, &rows, results, archive).map_err(VerifyFailure::Invalid)
     }
 }
 
@@ -89,7 +111,7 @@ fn shard_spec(archive_name: &str, max_member_bytes: u64, format: DeliveryFormat)
     }
 }
 
-impl Coordinator {
+impl SeederState {
     /// How the dataset's shards are delivered (classdirs without settings); the webdataset
     /// rules are built once.
     fn delivery_format(&self) -> DeliveryFormat {
@@ -105,30 +127,47 @@ impl Coordinator {
         }
     }
 
+    /// A completion request: if `key` is a live lease of `peer`, its files are verified.
+    pub(super) fn start_complete(
+        &mut self,
+        to: RequestId,
+        peer: &str,
+        key: CompleteKey,
+        now: UnixMillis,
+        fx: &mut Vec<Effect>,
+    ) {
+        let job = match self.verify_job(peer, key, now) {
+            Ok(job) => job,
+            Err(refused) => return fx.push(Effect::Reply(to, Answer::Control(refused))),
+        };
+        let ticket = Ticket(self.next_id());
+        self.completions.insert(
+            ticket,
+            Completion {
+                to,
+                peer: peer.to_string(),
+                key,
+                verified: None,
+            },
+        );
+        fx.push(Effect::Verify { ticket, job });
+    }
+
     /// The files to verify for a completion, if `key` is a live lease of `peer`.
-    pub fn prepare_complete(
+    fn verify_job(
         &self,
         peer: &str,
         key: CompleteKey,
         now: UnixMillis,
     ) -> Result<VerifyJob, ControlResponse> {
         let d = self.live_lease(peer, key.dataset, key.shard, key.epoch, now)?;
-        let round = d.retry.get(&key.shard.0);
-        let archive_name = match round {
-            Some(r) => r.archive_name.clone(),
-            None => d
-                .seeded
-                .archive_names
-                .get(key.shard.0 as usize)
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let rows_file = match round {
+        let archive_name = d.archive_name(key.shard);
+        let rows_file = match d.retry.get(&key.shard.0) {
             Some(r) => r.rows_file.clone(),
             None => shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
         };
-        let [archive, results] =
-            files::take_for_verification(&self.cfg.out, key.dataset, key.shard, key.epoch);
+        let (staged, verifying) =
+            files::verification_paths(&self.cfg.out, key.dataset, key.shard, key.epoch);
         Ok(VerifyJob {
             spec: shard_spec(
                 &archive_name,
@@ -136,76 +175,156 @@ impl Coordinator {
                 self.delivery_format(),
             ),
             rows_file,
-            results,
-            archive,
+            staged,
+            verifying,
         })
     }
 
-    /// Stores a verified shard as done (if the lease is still live), or refuses the delivery.
-    pub async fn commit_complete(
+    /// A verdict: a valid delivery whose lease is still live has its files promoted; anything
+    /// else is answered (and, when invalid, charged to the sender).
+    pub(super) fn verified(
+        &mut self,
+        ticket: Ticket,
+        verdict: Verdict,
+        now: UnixMillis,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(c) = self.completions.get(&ticket).cloned() else {
+            return;
+        };
+        let CompleteKey {
+            dataset,
+            shard,
+            epoch,
+        } = c.key;
+        let refuse = |this: &mut Self, fx: &mut Vec<Effect>, r: ControlResponse| {
+            this.completions.remove(&ticket);
+            fx.push(Effect::Reply(c.to, Answer::Control(r)));
+        };
+        let v = match verdict {
+            Ok(v) => v,
+            Err(VerifyFailure::Seeder(e)) => {
+                tracing::error!(dataset = %dataset, shard = %shard, "cannot verify a delivery: {e}");
+                let r = ControlResponse::rejected(
+                    RejectReason::StorageFailed,
+                    "the seeder cannot read the shard's rows; retry later",
+                );
+                return refuse(self, fx, r);
+            }
+            Err(VerifyFailure::Invalid(Invalid::NotReceived(what))) => {
+                // Not a forgery, just out of order: the lease stays (it expires if nothing
+                // follows) and nobody is charged.
+                let r = ControlResponse::rejected(
+                    RejectReason::Invalid,
+                    format!("the {what} of {shard} epoch {epoch} has not been received"),
+                );
+                return refuse(self, fx, r);
+            }
+            Err(VerifyFailure::Invalid(e)) => {
+                self.completions.remove(&ticket);
+                return self.refuse_delivery(c.to, &c.peer, c.key, &e, now, fx);
+            }
+        };
+        if self.promoting.contains_key(&(dataset, shard)) {
+            // Another completion of this shard is being stored: this one is decided after it.
+            self.deferred.push((ticket, Ok(v)));
+            return;
+        }
+        let archive_name = match self.live_lease(&c.peer, dataset, shard, epoch, now) {
+            Ok(d) => d.archive_name(shard),
+            Err(refused) => {
+                fx.push(Effect::Discard(Discard::Epoch {
+                    dataset,
+                    shard,
+                    epoch,
+                }));
+                return refuse(self, fx, refused);
+            }
+        };
+        // The holder is delivering: its lease must not lapse while its files are moved.
+        if let Some(d) = self.datasets.get_mut(&dataset) {
+            let _ = d.book.handle_delivering(shard, epoch, &c.peer, now);
+        }
+        self.promoting.insert((dataset, shard), ticket);
+        if let Some(c) = self.completions.get_mut(&ticket) {
+            c.verified = Some(v);
+        }
+        let (_, from) = files::verification_paths(&self.cfg.out, dataset, shard, epoch);
+        fx.push(Effect::PromoteFiles {
+            ticket,
+            from,
+            to: files::final_paths(&self.cfg.out, &archive_name),
+        });
+    }
+
+    /// A promotion's outcome: the shard is done and committed (answered once committed), or
+    /// the worker is told to retry later. Completions of the same shard that waited are then
+    /// decided.
+    pub(super) fn promoted(
+        &mut self,
+        ticket: Ticket,
+        result: Result<[PathBuf; 2], String>,
+        now: UnixMillis,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(c) = self.completions.remove(&ticket) else {
+            return;
+        };
+        let key = c.key;
+        self.promoting.remove(&(key.dataset, key.shard));
+        let answer = match (result, c.verified) {
+            (Ok(stored), Some(v)) => self.store_done(&c.peer, key, v, stored, c.to, now, fx),
+            (Err(reason), _) => {
+                tracing::error!(dataset = %key.dataset, shard = %key.shard, "{reason}");
+                Some(ControlResponse::rejected(
+                    RejectReason::StorageFailed,
+                    "the seeder cannot store the shard; retry later",
+                ))
+            }
+            (Ok(_), None) => None,
+        };
+        if let Some(r) = answer {
+            fx.push(Effect::Reply(c.to, Answer::Control(r)));
+        }
+        let (waiting, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(t, _)| {
+                self.completions
+                    .get(t)
+                    .is_some_and(|w| (w.key.dataset, w.key.shard) == (key.dataset, key.shard))
+            });
+        self.deferred = rest;
+        for (t, verdict) in waiting {
+            self.verified(t, verdict, now, fx);
+        }
+    }
+
+    /// Stores a promoted shard as done; `None` when the answer waits on the commit.
+    #[allow(clippy::too_many_arguments)]
+    fn store_done(
         &mut self,
         peer: &str,
         key: CompleteKey,
-        verdict: Result<Verified, VerifyFailure>,
+        v: Verified,
+        stored: [PathBuf; 2],
+        to: RequestId,
         now: UnixMillis,
-    ) -> ControlResponse {
+        fx: &mut Vec<Effect>,
+    ) -> Option<ControlResponse> {
         let CompleteKey {
             dataset,
             shard,
             epoch,
         } = key;
-        let v = match verdict {
-            Ok(v) => v,
-            Err(VerifyFailure::Seeder(e)) => {
-                tracing::error!(dataset = %dataset, shard = %shard, "cannot verify a delivery: {e}");
-                return ControlResponse::rejected(
-                    RejectReason::StorageFailed,
-                    "the seeder cannot read the shard's rows; retry later",
-                );
-            }
-            Err(VerifyFailure::Invalid(Invalid::NotReceived(what))) => {
-                // Not a forgery, just out of order: the lease stays (it expires if nothing
-                // follows) and nobody is charged.
-                return ControlResponse::rejected(
-                    RejectReason::Invalid,
-                    format!("the {what} of {shard} epoch {epoch} has not been received"),
-                );
-            }
-            Err(VerifyFailure::Invalid(e)) => {
-                return self.refuse_delivery(peer, key, &e, now).await;
-            }
-        };
-        let archive_name = match self.live_lease(peer, dataset, shard, epoch, now) {
-            Ok(d) => match d.retry.get(&shard.0) {
-                Some(r) => r.archive_name.clone(),
-                None => d
-                    .seeded
-                    .archive_names
-                    .get(shard.0 as usize)
-                    .cloned()
-                    .unwrap_or_default(),
-            },
-            Err(refused) => {
-                files::discard_epoch(&self.cfg.out, dataset, shard, epoch);
-                return refused;
-            }
-        };
-        let stored = match files::promote(&self.cfg.out, dataset, shard, epoch, &archive_name) {
-            Ok(paths) => paths,
-            Err(reason) => {
-                tracing::error!(dataset = %dataset, shard = %shard, "{reason}");
-                return ControlResponse::rejected(
-                    RejectReason::StorageFailed,
-                    "the seeder cannot store the shard; retry later",
-                );
-            }
-        };
         let Some(d) = self.datasets.get_mut(&dataset) else {
-            return super::requests::unknown(dataset);
+            return Some(super::requests::unknown(dataset));
         };
         let cancelled = match d.book.handle_complete(shard, epoch, peer, now) {
             Ok(c) => c,
-            Err(e) => return super::requests::rejected(e),
+            Err(e) => {
+                tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "stored files of a lease that ended meanwhile: {e}");
+                return Some(super::requests::rejected(e));
+            }
         };
         let round = d.retry.remove(&shard.0);
         if let Some(r) = d.records.get_mut(shard.0 as usize) {
@@ -226,32 +345,39 @@ impl Coordinator {
         for c in &cancelled {
             tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");
         }
-        files::discard_staged(&self.cfg.out, dataset, shard);
+        fx.push(Effect::Discard(Discard::Shard { dataset, shard }));
         tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok = v.ok, failed = v.failed, bytes = v.bytes, "shard verified and done");
-        self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Done, now);
-        if let Err(e) = self.persist_checked(dataset, &[shard]).await {
-            return ControlResponse::rejected(
-                RejectReason::StorageFailed,
-                format!("seeder storage failure: {e}"),
-            );
+        fx.push(Effect::Gossip(self.lease_gossip(
+            dataset,
+            shard,
+            peer,
+            epoch,
+            LeaseState::Done,
+            now,
+        )));
+        let mut after = AfterCommit::reply(
+            to,
+            ControlResponse::Ack,
+            OnFailure::Refuse("seeder storage failure"),
+        );
+        if self.cfg.stored.is_some() {
+            after.stored = stored.to_vec();
         }
-        if let Some(tx) = &self.cfg.stored {
-            for p in stored {
-                let _ = tx.send(p);
-            }
-        }
-        ControlResponse::Ack
+        self.persist(dataset, &[shard], after, fx);
+        None
     }
 
     /// A delivery that failed verification: files deleted, shard freed for another worker as
     /// a failed attempt of `peer`, `peer` recorded, `Invalid` answered.
-    async fn refuse_delivery(
+    fn refuse_delivery(
         &mut self,
+        to: RequestId,
         peer: &str,
         key: CompleteKey,
         why: &Invalid,
         now: UnixMillis,
-    ) -> ControlResponse {
+        fx: &mut Vec<Effect>,
+    ) {
         let CompleteKey {
             dataset,
             shard,
@@ -263,7 +389,12 @@ impl Coordinator {
         {
             *self.invalid_deliveries.entry(peer.to_string()).or_default() += 1;
         }
-        files::discard_epoch(&self.cfg.out, dataset, shard, epoch);
+        fx.push(Effect::Discard(Discard::Epoch {
+            dataset,
+            shard,
+            epoch,
+        }));
+        let answer = ControlResponse::rejected(RejectReason::Invalid, why.to_string());
         let freed = self.datasets.get_mut(&dataset).map(|d| {
             d.book.handle_abandon(
                 shard,
@@ -275,31 +406,13 @@ impl Coordinator {
             )
         });
         if let Some(Ok(lost)) = freed {
-            self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
-            self.persist(dataset, &[shard]).await;
+            let g = self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
+            fx.push(Effect::Gossip(g));
+            let after = AfterCommit::reply(to, answer, OnFailure::AnswerAnyway);
+            self.persist(dataset, &[shard], after, fx);
+        } else {
+            fx.push(Effect::Reply(to, Answer::Control(answer)));
         }
-        ControlResponse::rejected(RejectReason::Invalid, why.to_string())
-    }
-
-    /// Prepares, verifies (on a blocking thread) and commits in one call: the path of callers
-    /// that drive the coordinator directly. The actor splits these steps instead.
-    pub(super) async fn complete(
-        &mut self,
-        peer: &str,
-        key: CompleteKey,
-        now: UnixMillis,
-    ) -> ControlResponse {
-        let job = match self.prepare_complete(peer, key, now) {
-            Ok(job) => job,
-            Err(refused) => return refused,
-        };
-        let verdict = run_job(job).await;
-        self.commit_complete(peer, key, verdict, now).await
-    }
-
-    /// Deliveries refused as invalid, per peer (peer id → count).
-    pub fn invalid_deliveries(&self) -> &std::collections::BTreeMap<String, u64> {
-        &self.invalid_deliveries
     }
 }
 

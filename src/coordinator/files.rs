@@ -1,25 +1,44 @@
-//! Archive and results files arriving at the seeder. A transfer writes
-//! `<out>/.incoming/<dataset>/<shard>.e<epoch>.<kind>.part`; once net has verified size and
-//! sha256 it is renamed to the same name without `.part` (staged). A `Complete` with that epoch
-//! then sets both staged files aside (`.verifying`, beyond the reach of a later transfer of the
-//! same lease), has them verified, and moves them into `--out` under their final names.
-//! Staging per epoch keeps a late copy's files from ever mixing with the winner's.
+//! Decisions on archive and results files arriving at the seeder, and where they live. A
+//! transfer writes `<out>/.incoming/<dataset>/<shard>.e<epoch>.<kind>.part`; once net has
+//! verified size and sha256 it is renamed to the same name without `.part` (staged). A
+//! `Complete` with that epoch then sets both staged files aside (`.verifying`, beyond the reach
+//! of a later transfer of the same lease), has them verified, and moves them into `--out` under
+//! their final names. Staging per epoch keeps a late copy's files from ever mixing with the
+//! winner's. The renames and deletions themselves are effects, carried out by
+//! [`super::file_ops`]; the paths are built here.
 //!
 //! What is accepted is bounded before any byte is written: a transfer announcing more than its
 //! shard can hold ([`IntakeLimits`]), or more than the free disk on `--out` minus a reserve
 //! (disk promised to transfers still under way counts as used), is refused. Files of an epoch
 //! that ended (expired, abandoned, fenced, refused) are deleted, and the whole staging area is
-//! cleared when the seeder starts and when it finishes.
+//! cleared when the seeder finishes.
 
 use std::path::{Path, PathBuf};
 
-use super::Coordinator;
+use super::effects::{Answer, Discard, Effect, RequestId};
+use super::state::SeederState;
 use crate::archive::results_path;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
-pub use crate::net::FileDecision;
 use crate::protocol::control::{Refusal, RejectReason};
 use crate::protocol::transfer::{FileKind, TransferHeader};
+
+/// The seeder's answer to an announced transfer, decided before any byte is written (the
+/// node hands it to the transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntakeDecision {
+    /// Write to `part_path`, resuming from its current length.
+    Accept {
+        /// The partial file (created if missing).
+        part_path: PathBuf,
+    },
+    /// Refuse, telling the sender why.
+    Reject(Refusal),
+}
+
+/// Free and total bytes of the filesystem of `--out`, as measured for a decision (or why it
+/// could not be measured).
+pub type DiskSpace = Result<(u64, u64), String>;
 
 /// Tar overhead allowed per row (header, padding, GNU long name, folder entry).
 const TAR_BYTES_PER_ROW: u64 = 4 << 10;
@@ -81,21 +100,12 @@ impl IntakeLimits {
     }
 }
 
-fn incoming_root(out: &Path) -> PathBuf {
+pub(super) fn incoming_root(out: &Path) -> PathBuf {
     out.join(".incoming")
 }
 
-fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
+pub(super) fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
     incoming_root(out).join(dataset.to_hex())
-}
-
-/// Free bytes for an unprivileged writer on the file system of `path`, and its size.
-fn free_disk(path: &Path) -> std::io::Result<(u64, u64)> {
-    let s = rustix::fs::statvfs(path)?;
-    Ok((
-        s.f_bavail.saturating_mul(s.f_frsize),
-        s.f_blocks.saturating_mul(s.f_frsize),
-    ))
 }
 
 impl IntakeLimits {
@@ -127,7 +137,7 @@ fn transfer_key(h: &TransferHeader) -> TransferKey {
 }
 
 /// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
-fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
+pub(super) fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
     let (shard, rest) = name.split_once(".e")?;
     let (epoch, _) = rest.split_once('.')?;
     Some((ShardId(shard.parse().ok()?), epoch.parse().ok()?))
@@ -140,7 +150,7 @@ fn kind_name(kind: FileKind) -> &'static str {
     }
 }
 
-fn staged_path(
+pub(super) fn staged_path(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
@@ -150,7 +160,7 @@ fn staged_path(
     incoming_dir(out, dataset).join(format!("{:05}.e{epoch}.{}", shard.0, kind_name(kind)))
 }
 
-fn part_path(
+pub(super) fn part_path(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
@@ -164,7 +174,7 @@ fn part_path(
 
 /// Where a staged file waits while it is verified: out of reach of a later transfer of the
 /// same lease, so what is promoted is exactly what was verified.
-fn verifying_path(
+pub(super) fn verifying_path(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
@@ -176,7 +186,28 @@ fn verifying_path(
     PathBuf::from(p)
 }
 
-impl Coordinator {
+/// `([staged archive, staged results], [set-aside archive, set-aside results])` of a lease.
+pub(super) fn verification_paths(
+    out: &Path,
+    dataset: DatasetId,
+    shard: ShardId,
+    epoch: u64,
+) -> ([PathBuf; 2], [PathBuf; 2]) {
+    let kinds = [FileKind::Archive, FileKind::Results];
+    (
+        kinds.map(|k| staged_path(out, dataset, shard, epoch, k)),
+        kinds.map(|k| verifying_path(out, dataset, shard, epoch, k)),
+    )
+}
+
+/// `[archive, results]` of a shard stored in `--out` as `archive_name`.
+pub(super) fn final_paths(out: &Path, archive_name: &str) -> [PathBuf; 2] {
+    let archive = out.join(archive_name);
+    let results = results_path(&archive);
+    [archive, results]
+}
+
+impl SeederState {
     fn check_header(&self, peer: &str, h: &TransferHeader, now: UnixMillis) -> Result<(), Refusal> {
         let d = self.datasets.get(&h.dataset).ok_or_else(|| {
             Refusal::new(
@@ -191,7 +222,12 @@ impl Coordinator {
     }
 
     /// Refuses a transfer larger than its shard can produce, or than the free disk allows.
-    fn check_size(&mut self, peer: &str, h: &TransferHeader) -> Result<(), Refusal> {
+    fn check_size(
+        &mut self,
+        peer: &str,
+        h: &TransferHeader,
+        disk: DiskSpace,
+    ) -> Result<(), Refusal> {
         let (rows, bytes_per_row) = self
             .datasets
             .get(&h.dataset)
@@ -212,7 +248,7 @@ impl Coordinator {
                 ),
             ));
         }
-        let (free, total) = free_disk(&self.cfg.out).map_err(|e| {
+        let (free, total) = disk.map_err(|e| {
             tracing::error!("seeder cannot measure its free disk: {e}");
             Refusal::new(
                 RejectReason::StorageFailed,
@@ -257,6 +293,7 @@ impl Coordinator {
             let out = self.cfg.out.clone();
             self.fail_storage(
                 &out,
+                Some(free),
                 format!(
                     "no room for a {}-byte {} of shard {} (keeping {reserve} bytes free)",
                     h.size,
@@ -277,27 +314,6 @@ impl Coordinator {
             .is_some()
     }
 
-    /// Deletes the staged and partial files of `dataset` whose lease epoch is no longer held
-    /// (expired, abandoned, fenced), and any file that is not a staging file.
-    pub(super) fn sweep_incoming(&self, dataset: DatasetId) {
-        let Some(d) = self.datasets.get(&dataset) else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(incoming_dir(&self.cfg.out, dataset)) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let live = parse_staged_name(&name).is_some_and(|(shard, epoch)| {
-                d.book.shard(shard).and_then(|s| s.holder(epoch)).is_some()
-            });
-            if !live {
-                tracing::debug!(dataset = %dataset, file = name, "staged file of an ended lease removed");
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-
     /// Bytes of an accepted transfer are arriving: a live lease being delivered stays live (see
     /// [`crate::model::lease::LeaseBook::handle_delivering`]). Anything else is ignored.
     pub fn transfer_progress(&mut self, peer: &str, header: &TransferHeader, now: UnixMillis) {
@@ -312,55 +328,83 @@ impl Coordinator {
     }
 
     /// Where an incoming transfer should be written, or why it is refused (stale epoch, larger
-    /// than its shard, not enough disk…). Decided before any byte is written.
+    /// than its shard, not enough disk…). Decided before any byte is written, from `disk`
+    /// measured by the caller.
     pub fn decide_file(
+        &mut self,
+        to: RequestId,
+        peer: &str,
+        header: &TransferHeader,
+        disk: DiskSpace,
+        now: UnixMillis,
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match self.admit(peer, header, disk, now, &mut fx) {
+            Ok((dir, part_path)) => fx.push(Effect::OpenStaging { to, dir, part_path }),
+            Err(refusal) => fx.push(Effect::Reply(
+                to,
+                Answer::Intake(IntakeDecision::Reject(refusal)),
+            )),
+        }
+        fx
+    }
+
+    /// Checks a transfer and reserves its disk: the staging folder and partial file, or the
+    /// refusal.
+    fn admit(
         &mut self,
         peer: &str,
         header: &TransferHeader,
+        disk: DiskSpace,
         now: UnixMillis,
-    ) -> FileDecision {
+        fx: &mut Vec<Effect>,
+    ) -> Result<(PathBuf, PathBuf), Refusal> {
         if let Some(f) = self.storage_failure() {
-            return FileDecision::Reject(Refusal::new(RejectReason::StorageFailed, f.to_string()));
+            return Err(Refusal::new(RejectReason::StorageFailed, f.to_string()));
         }
-        if let Err(refusal) = self
-            .check_header(peer, header, now)
-            .and_then(|()| self.check_size(peer, header))
-        {
-            return FileDecision::Reject(refusal);
-        }
-        self.sweep_incoming(header.dataset);
+        self.check_header(peer, header, now)?;
+        self.check_size(peer, header, disk)?;
+        self.sweep(header.dataset, fx);
         let dir = incoming_dir(&self.cfg.out, header.dataset);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::error!("seeder cannot create {}: {e}", dir.display());
-            return FileDecision::Reject(Refusal::new(
-                RejectReason::StorageFailed,
-                format!("the seeder cannot create its staging folder: {e}"),
-            ));
-        }
-        FileDecision::Accept {
-            part_path: part_path(
-                &self.cfg.out,
-                header.dataset,
-                header.shard,
-                header.epoch.0,
-                header.kind,
-            ),
-        }
+        let part = part_path(
+            &self.cfg.out,
+            header.dataset,
+            header.shard,
+            header.epoch.0,
+            header.kind,
+        );
+        Ok((dir, part))
     }
 
-    /// A transfer finished and net verified its size and sha256: stage it if the lease is still
-    /// live.
+    /// A transfer finished and net verified its size and sha256: staged if the lease is still
+    /// live, else deleted and refused.
     pub fn file_received(
-        &self,
+        &mut self,
+        to: RequestId,
         peer: &str,
         header: &TransferHeader,
-        part: &Path,
+        part: PathBuf,
         now: UnixMillis,
-    ) -> Result<(), Refusal> {
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.file_received_into(to, peer, header, part, now, &mut fx);
+        fx
+    }
+
+    pub(super) fn file_received_into(
+        &mut self,
+        to: RequestId,
+        peer: &str,
+        header: &TransferHeader,
+        part: PathBuf,
+        now: UnixMillis,
+        fx: &mut Vec<Effect>,
+    ) {
         self.reserved.lock().remove(&transfer_key(header));
         if let Err(refusal) = self.check_header(peer, header, now) {
-            let _ = std::fs::remove_file(part);
-            return Err(refusal);
+            fx.push(Effect::Discard(Discard::File(part)));
+            fx.push(Effect::Reply(to, Answer::Staged(Err(refusal))));
+            return;
         }
         let staged = staged_path(
             &self.cfg.out,
@@ -369,135 +413,32 @@ impl Coordinator {
             header.epoch.0,
             header.kind,
         );
-        std::fs::rename(part, &staged).map_err(|e| {
-            tracing::error!("seeder cannot stage {}: {e}", staged.display());
-            Refusal::new(
-                RejectReason::StorageFailed,
-                format!("the seeder cannot stage the file: {e}"),
-            )
-        })
+        fx.push(Effect::StageFile { to, part, staged });
     }
 
     /// The in-process worker's file: moved (or copied across filesystems) straight into the
-    /// staging area, no network hop.
+    /// staging area, no network hop, then staged like a transfer.
     pub fn accept_local_file(
         &mut self,
+        to: RequestId,
         peer: &str,
         header: &TransferHeader,
-        src: &Path,
+        src: PathBuf,
+        disk: DiskSpace,
         now: UnixMillis,
-    ) -> Result<(), Refusal> {
-        let part = match self.decide_file(peer, header, now) {
-            FileDecision::Accept { part_path } => part_path,
-            FileDecision::Reject(refusal) => return Err(refusal),
-        };
-        if std::fs::rename(src, &part).is_err() {
-            std::fs::copy(src, &part).map_err(|e| {
-                Refusal::new(
-                    RejectReason::StorageFailed,
-                    format!("cannot copy {} to {}: {e}", src.display(), part.display()),
-                )
-            })?;
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match self.admit(peer, header, disk, now, &mut fx) {
+            Ok((dir, part)) => fx.push(Effect::ImportLocal {
+                to,
+                peer: peer.to_string(),
+                header: header.clone(),
+                src,
+                dir,
+                part,
+            }),
+            Err(refusal) => fx.push(Effect::Reply(to, Answer::Staged(Err(refusal)))),
         }
-        self.file_received(peer, header, &part, now)
-    }
-}
-
-/// The archive and results files of `(shard, epoch)` set aside for verification: the staged
-/// files are moved there (a file already set aside by an earlier attempt is kept when nothing
-/// newer was staged).
-pub(super) fn take_for_verification(
-    out: &Path,
-    dataset: DatasetId,
-    shard: ShardId,
-    epoch: u64,
-) -> [PathBuf; 2] {
-    [FileKind::Archive, FileKind::Results].map(|kind| {
-        let staged = staged_path(out, dataset, shard, epoch, kind);
-        let verifying = verifying_path(out, dataset, shard, epoch, kind);
-        if let Err(e) = std::fs::rename(&staged, &verifying)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::error!("seeder cannot set {} aside: {e}", staged.display());
-        }
-        verifying
-    })
-}
-
-/// Removes the staged and partial files of one epoch of `shard`.
-pub(super) fn discard_epoch(out: &Path, dataset: DatasetId, shard: ShardId, epoch: u64) {
-    for kind in [FileKind::Archive, FileKind::Results] {
-        let _ = std::fs::remove_file(staged_path(out, dataset, shard, epoch, kind));
-        let _ = std::fs::remove_file(part_path(out, dataset, shard, epoch, kind));
-        let _ = std::fs::remove_file(verifying_path(out, dataset, shard, epoch, kind));
-    }
-}
-
-/// Removes the whole staging area (seeder start and finish: no transfer is resumed across).
-/// At seeder start: keeps the staging area across the restart — a worker whose file was
-/// staged before the seeder went down completes its lease with it instead of downloading the
-/// shard again — and puts files caught in verification back to their staged names (the
-/// completion is asked again). Files of leases that have ended are swept as they are found
-/// ended, and the whole area at finalize.
-pub(super) fn recover_incoming(out: &Path) {
-    let Ok(datasets) = std::fs::read_dir(incoming_root(out)) else {
-        return;
-    };
-    for dataset in datasets.flatten() {
-        let Ok(files) = std::fs::read_dir(dataset.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            let path = f.path();
-            let name = f.file_name().to_string_lossy().into_owned();
-            if let Some(staged) = name.strip_suffix(".verifying") {
-                let back = path.with_file_name(staged);
-                if back.exists() || std::fs::rename(&path, &back).is_err() {
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
-        }
-    }
-}
-
-pub(super) fn clear_incoming(out: &Path) {
-    let root = incoming_root(out);
-    match std::fs::remove_dir_all(&root) {
-        Ok(()) => tracing::debug!("staging area {} cleared", root.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("cannot clear the staging area {}: {e}", root.display()),
-    }
-}
-
-/// Moves the verified archive and results of `(shard, epoch)` into `--out`; returns their
-/// final paths.
-pub(super) fn promote(
-    out: &Path,
-    dataset: DatasetId,
-    shard: ShardId,
-    epoch: u64,
-    archive_name: &str,
-) -> Result<[PathBuf; 2], String> {
-    let [archive, results] = [FileKind::Archive, FileKind::Results]
-        .map(|kind| verifying_path(out, dataset, shard, epoch, kind));
-    let final_archive = out.join(archive_name);
-    let final_results = results_path(&final_archive);
-    std::fs::rename(&results, &final_results)
-        .map_err(|e| format!("seeder cannot store {}: {e}", final_results.display()))?;
-    std::fs::rename(&archive, &final_archive)
-        .map_err(|e| format!("seeder cannot store {}: {e}", final_archive.display()))?;
-    Ok([final_archive, final_results])
-}
-
-/// Removes every staged or partial file of `shard` (losing copies, old epochs).
-pub(super) fn discard_staged(out: &Path, dataset: DatasetId, shard: ShardId) {
-    let prefix = format!("{:05}.e", shard.0);
-    let Ok(entries) = std::fs::read_dir(incoming_dir(out, dataset)) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = std::fs::remove_file(e.path());
-        }
+        fx
     }
 }

@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::finalize::{FINAL_ROW_GROUP_ROWS, write_final_files};
+use super::{FINAL_ROW_GROUP_ROWS, write_final_files};
 use crate::engine::{RowResult, RowStatus, archive_stem, results_path};
 use crate::model::ids::ShardId;
 use crate::model::lease::{ShardEntry, ShardPhase};

@@ -1,9 +1,11 @@
-//! The coordinator as an actor: one task owns the [`Coordinator`], serves messages one at a
-//! time (so every transition is ordered and persisted before the next), and expires leases
-//! when the earliest one is due. [`CoordinatorHandle`] is the cloneable front used by the node's
-//! network dispatcher and by the in-process worker. A completion is verified outside the
-//! actor (the actor checks the lease, a blocking thread reads the files, the actor commits), so
-//! renewals and bids are never queued behind a verification.
+//! The coordinator as an actor: one task owns the [`SeederState`] and loops: receive an
+//! event (a request, an outcome of earlier work, a lease expiry) → ask the state → hand the
+//! effects to the executor ([`super::exec`]). It never waits on a file or a commit: file moves
+//! run in an ordered lane, verifications a few at a time, commits and reads in their own
+//! tasks, and their outcomes come back as events; so a renewal is answered (once its own
+//! commit is done) while a completion is verified or promoted. [`CoordinatorHandle`] is the
+//! cloneable front used by the node's network dispatcher and by the in-process worker; it
+//! measures the free disk a transfer decision needs before asking the actor.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,37 +14,32 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::complete::{CompleteKey, VerifyFailure, VerifyJob, run_job};
-use super::{Coordinator, CoordinatorError, FileDecision, FinalReport, StorageFailure};
-use crate::model::ids::Epoch;
-use crate::model::time::Clock;
+use super::effects::{Effect, Outcome};
+use super::exec::{Executor, Job, Pending, Replies};
+use super::files::{DiskSpace, IntakeDecision};
+use super::state::SeederState;
+use super::{Coordinator, CoordinatorError, FinalReport, StorageFailure, file_ops};
+use crate::model::time::{Clock, UnixMillis};
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
 use crate::protocol::gossip::Gossip;
 use crate::protocol::status::DatasetProgress;
 use crate::protocol::transfer::TransferHeader;
-use crate::verify::Verified;
 
 /// Longest sleep between two expiry checks.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Deliveries verified at once (each reads its files once on a blocking thread).
 const CONCURRENT_VERIFICATIONS: usize = 2;
-
-type Verdict = Result<Verified, VerifyFailure>;
+/// How often the seeder measures its own free space.
+const DISK_CHECK: Duration = Duration::from_millis(500);
 
 enum Msg {
     Request(String, ControlRequest, oneshot::Sender<ControlResponse>),
-    PrepareComplete(
+    Decide(
         String,
-        CompleteKey,
-        oneshot::Sender<Result<VerifyJob, ControlResponse>>,
+        TransferHeader,
+        DiskSpace,
+        oneshot::Sender<IntakeDecision>,
     ),
-    CommitComplete(
-        String,
-        CompleteKey,
-        Verdict,
-        oneshot::Sender<ControlResponse>,
-    ),
-    Decide(String, TransferHeader, oneshot::Sender<FileDecision>),
     Progress(String, TransferHeader),
     Received(
         String,
@@ -54,10 +51,12 @@ enum Msg {
         String,
         TransferHeader,
         PathBuf,
+        DiskSpace,
         oneshot::Sender<Result<(), Refusal>>,
     ),
     Snapshot(String, oneshot::Sender<Snapshot>),
     Finalize(oneshot::Sender<Result<Vec<FinalReport>, CoordinatorError>>),
+    FreeSpace(PathBuf, u64),
 }
 
 /// What the node publishes about its datasets.
@@ -78,8 +77,8 @@ pub struct Snapshot {
 pub struct CoordinatorHandle {
     tx: mpsc::Sender<Msg>,
     finished: watch::Receiver<bool>,
-    verifying: Arc<Semaphore>,
     storage: watch::Receiver<Option<StorageFailure>>,
+    out: PathBuf,
 }
 
 /// The coordinator has stopped.
@@ -87,21 +86,142 @@ pub struct CoordinatorHandle {
 #[error("the coordinator has stopped")]
 pub struct Stopped;
 
+/// The actor's side: the state, its executor and the lanes its jobs run in.
+struct Actor {
+    state: SeederState,
+    exec: Executor,
+    files: mpsc::UnboundedSender<Job>,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+    verifying: Arc<Semaphore>,
+}
+
+impl Actor {
+    /// Hands effects to the executor; what must wait runs off the actor.
+    fn dispatch(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            let Some(job) = self.exec.start(e) else {
+                continue;
+            };
+            let outcomes = self.outcomes.clone();
+            let out = self.exec.out.clone();
+            match job {
+                Job::Files(_) => {
+                    let _ = self.files.send(job);
+                }
+                Job::Verify { .. } => {
+                    let permits = Arc::clone(&self.verifying);
+                    tokio::spawn(async move {
+                        let _permit = permits.acquire_owned().await;
+                        if let Some(o) = job.run(&out).await {
+                            let _ = outcomes.send(o);
+                        }
+                    });
+                }
+                _ => {
+                    tokio::spawn(async move {
+                        if let Some(o) = job.run(&out).await {
+                            let _ = outcomes.send(o);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, msg: Msg, now: UnixMillis) {
+        let r = &mut self.exec.replies;
+        let fx = match msg {
+            Msg::Request(peer, req, tx) => {
+                let to = r.register(Pending::Control(tx));
+                self.state.handle_request(to, &peer, req, now)
+            }
+            Msg::Decide(peer, header, disk, tx) => {
+                // (A shard of the usual size with no room at all fail-stops the seeder inside.)
+                let to = r.register(Pending::Intake(tx));
+                self.state.decide_file(to, &peer, &header, disk, now)
+            }
+            Msg::Progress(peer, header) => {
+                self.state.transfer_progress(&peer, &header, now);
+                Vec::new()
+            }
+            Msg::Received(peer, header, part, tx) => {
+                let to = r.register(Pending::Staged(tx));
+                self.state.file_received(to, &peer, &header, part, now)
+            }
+            Msg::LocalFile(peer, header, path, disk, tx) => {
+                let to = r.register(Pending::Staged(tx));
+                self.state
+                    .accept_local_file(to, &peer, &header, path, disk, now)
+            }
+            Msg::Snapshot(seeder, tx) => {
+                let _ = tx.send(Snapshot {
+                    progress: self.state.progress(&seeder),
+                    announcements: self.state.announcements(now),
+                    finished: self.state.is_finished(),
+                    invalid_deliveries: self.state.invalid_deliveries().clone(),
+                });
+                Vec::new()
+            }
+            Msg::Finalize(tx) => {
+                let to = r.register(Pending::Finalized(tx));
+                self.state.finalize(to)
+            }
+            Msg::FreeSpace(dir, free) => {
+                self.state.note_free_space(&dir, free);
+                Vec::new()
+            }
+        };
+        self.dispatch(fx);
+    }
+}
+
 impl CoordinatorHandle {
     /// Starts the actor. Lease changes are sent on `gossip`; it stops on `cancel`.
     pub fn spawn(
-        mut coord: Coordinator,
+        coord: Coordinator,
         clock: Arc<dyn Clock>,
         gossip: mpsc::UnboundedSender<Gossip>,
         cancel: CancellationToken,
     ) -> Self {
+        let Coordinator { state, store } = coord;
         let (tx, mut rx) = mpsc::channel::<Msg>(256);
-        let (finished_tx, finished) = watch::channel(coord.is_finished());
+        let (finished_tx, finished) = watch::channel(state.is_finished());
         let (storage_tx, storage) = watch::channel(None);
+        let (outcomes, mut outcome_rx) = mpsc::unbounded_channel::<Outcome>();
+        let (files, mut files_rx) = mpsc::unbounded_channel::<Job>();
+        let out = state.config().out.clone();
+        let dirs = [out.clone(), state.config().data_dir.clone()];
+        let exec = Executor {
+            store,
+            out: out.clone(),
+            data_dir: state.config().data_dir.clone(),
+            gossip,
+            stored: state.config().stored.clone(),
+            replies: Replies::default(),
+        };
+        // The ordered file lane: renames, copies and deletions one after the other.
+        let lane_out = out.clone();
+        let lane_outcomes = outcomes.clone();
+        tokio::spawn(async move {
+            while let Some(job) = files_rx.recv().await {
+                if let Some(o) = job.run(&lane_out).await {
+                    let _ = lane_outcomes.send(o);
+                }
+            }
+        });
+        tokio::spawn(watch_free_space(dirs, tx.downgrade(), cancel.clone()));
+        let mut actor = Actor {
+            state,
+            exec,
+            files,
+            outcomes,
+            verifying: Arc::new(Semaphore::new(CONCURRENT_VERIFICATIONS)),
+        };
         tokio::spawn(async move {
             loop {
                 let now = clock.now();
-                let wait = coord
+                let wait = actor
+                    .state
                     .poll_timeout()
                     .map(|t| t.since(now).max(Duration::from_millis(5)))
                     .unwrap_or(MAX_IDLE)
@@ -109,20 +229,21 @@ impl CoordinatorHandle {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(wait) => {
-                        coord.handle_timeout(clock.now()).await;
+                        let fx = actor.state.handle_timeout(clock.now());
+                        actor.dispatch(fx);
+                    }
+                    Some(o) = outcome_rx.recv() => {
+                        let fx = actor.state.handle_outcome(o, clock.now());
+                        actor.dispatch(fx);
                     }
                     msg = rx.recv() => match msg {
                         None => break,
-                        Some(msg) => serve(&mut coord, msg, clock.now()).await,
+                        Some(msg) => actor.serve(msg, clock.now()),
                     },
                 }
-                coord.check_storage(clock.now());
-                for g in coord.drain_gossip() {
-                    let _ = gossip.send(g);
-                }
-                let done = coord.is_finished();
+                let done = actor.state.is_finished();
                 finished_tx.send_if_modified(|f| std::mem::replace(f, done) != done);
-                if let Some(failure) = coord.storage_failure()
+                if let Some(failure) = actor.state.storage_failure()
                     && storage_tx.borrow().is_none()
                 {
                     let _ = storage_tx.send(Some(failure.clone()));
@@ -132,64 +253,17 @@ impl CoordinatorHandle {
         Self {
             tx,
             finished,
-            verifying: Arc::new(Semaphore::new(CONCURRENT_VERIFICATIONS)),
             storage,
+            out,
         }
     }
 
     /// Answers a control request from `peer`.
     pub async fn request(&self, peer: &str, req: ControlRequest) -> ControlResponse {
-        if let ControlRequest::Complete {
-            dataset,
-            shard,
-            epoch: Epoch(epoch),
-            ..
-        } = req
-        {
-            let key = CompleteKey {
-                dataset,
-                shard,
-                epoch,
-            };
-            return self.complete(peer, key).await;
-        }
         let (tx, rx) = oneshot::channel();
         if self
             .tx
             .send(Msg::Request(peer.into(), req, tx))
-            .await
-            .is_err()
-        {
-            return stopped();
-        }
-        rx.await.unwrap_or_else(|_| stopped())
-    }
-
-    /// A completion: the actor checks the lease, the files are verified on a blocking thread,
-    /// the actor commits (checking the lease again).
-    async fn complete(&self, peer: &str, key: CompleteKey) -> ControlResponse {
-        let Ok(_permit) = self.verifying.acquire().await else {
-            return stopped();
-        };
-        let (tx, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Msg::PrepareComplete(peer.into(), key, tx))
-            .await
-            .is_err()
-        {
-            return stopped();
-        }
-        let job = match rx.await {
-            Ok(Ok(job)) => job,
-            Ok(Err(refused)) => return refused,
-            Err(_) => return stopped(),
-        };
-        let verdict = run_job(job).await;
-        let (tx, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Msg::CommitComplete(peer.into(), key, verdict, tx))
             .await
             .is_err()
         {
@@ -205,12 +279,13 @@ impl CoordinatorHandle {
     }
 
     /// Where to write an incoming transfer.
-    pub async fn decide_file(&self, peer: &str, header: TransferHeader) -> FileDecision {
+    pub async fn decide_file(&self, peer: &str, header: TransferHeader) -> IntakeDecision {
         let (tx, rx) = oneshot::channel();
-        let reject = || FileDecision::Reject(stopped_refusal());
+        let reject = || IntakeDecision::Reject(stopped_refusal());
+        let disk = measure_disk(self.out.clone()).await;
         if self
             .tx
-            .send(Msg::Decide(peer.into(), header, tx))
+            .send(Msg::Decide(peer.into(), header, disk, tx))
             .await
             .is_err()
         {
@@ -242,8 +317,9 @@ impl CoordinatorHandle {
         path: PathBuf,
     ) -> Result<(), Refusal> {
         let (tx, rx) = oneshot::channel();
+        let disk = measure_disk(self.out.clone()).await;
         self.tx
-            .send(Msg::LocalFile(peer.into(), header, path, tx))
+            .send(Msg::LocalFile(peer.into(), header, path, disk, tx))
             .await
             .map_err(|_| stopped_refusal())?;
         rx.await.map_err(|_| stopped_refusal())?
@@ -286,46 +362,49 @@ impl CoordinatorHandle {
     }
 }
 
+/// Free and total bytes of `--out`, measured on a blocking thread.
+pub(super) async fn measure_disk(out: PathBuf) -> DiskSpace {
+    tokio::task::spawn_blocking(move || file_ops::free_disk(&out).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Measures the free space of `--out` and the data dir every half second and tells the actor
+/// (which fail-stops when one runs out).
+async fn watch_free_space(
+    dirs: [PathBuf; 2],
+    tx: mpsc::WeakSender<Msg>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(DISK_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for dir in &dirs {
+            let d = dir.clone();
+            let free = tokio::task::spawn_blocking(move || crate::layout::free_space(&d))
+                .await
+                .ok()
+                .flatten();
+            let Some(tx) = tx.upgrade() else {
+                return;
+            };
+            if let Some(free) = free
+                && tx.send(Msg::FreeSpace(dir.clone(), free)).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
 fn stopped_refusal() -> Refusal {
     Refusal::new(RejectReason::Busy, Stopped.to_string())
 }
 
 fn stopped() -> ControlResponse {
     ControlResponse::Rejected(stopped_refusal())
-}
-
-async fn serve(coord: &mut Coordinator, msg: Msg, now: crate::model::time::UnixMillis) {
-    match msg {
-        Msg::Request(peer, req, reply) => {
-            let _ = reply.send(coord.handle_request(&peer, req, now).await);
-        }
-        Msg::PrepareComplete(peer, key, reply) => {
-            let _ = reply.send(coord.prepare_complete(&peer, key, now));
-        }
-        Msg::CommitComplete(peer, key, verdict, reply) => {
-            let _ = reply.send(coord.commit_complete(&peer, key, verdict, now).await);
-        }
-        Msg::Decide(peer, header, reply) => {
-            // (A shard of the usual size with no room at all fail-stops the seeder inside.)
-            let _ = reply.send(coord.decide_file(&peer, &header, now));
-        }
-        Msg::Progress(peer, header) => coord.transfer_progress(&peer, &header, now),
-        Msg::Received(peer, header, part, reply) => {
-            let _ = reply.send(coord.file_received(&peer, &header, &part, now));
-        }
-        Msg::LocalFile(peer, header, path, reply) => {
-            let _ = reply.send(coord.accept_local_file(&peer, &header, &path, now));
-        }
-        Msg::Snapshot(seeder, reply) => {
-            let _ = reply.send(Snapshot {
-                progress: coord.progress(&seeder),
-                announcements: coord.announcements(now),
-                finished: coord.is_finished(),
-                invalid_deliveries: coord.invalid_deliveries().clone(),
-            });
-        }
-        Msg::Finalize(reply) => {
-            let _ = reply.send(coord.finalize().await);
-        }
-    }
 }

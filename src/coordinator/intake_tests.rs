@@ -6,7 +6,8 @@
 
 use sha2::Digest;
 
-use super::tests::{coordinator, deliver, grant, header, read_results, setup};
+use super::driver::Driver;
+use super::test_support::{coordinator, deliver, grant, header, read_results, setup};
 use super::*;
 use crate::protocol::control::{ControlRequest, ControlResponse, RejectReason};
 use crate::protocol::transfer::FileKind;
@@ -75,6 +76,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     w.finish().unwrap();
     for (kind, p) in [(FileKind::Archive, &archive), (FileKind::Results, &results)] {
         c.accept_local_file("evil", &header(&g, kind), p, UnixMillis(2))
+            .await
             .unwrap();
     }
     let r = c
@@ -147,40 +149,40 @@ async fn oversized_transfers_are_refused_before_any_byte() {
         .await
         .unwrap();
     let g = grant(&mut c, "w", ds, 0).await;
-    let decide = |c: &mut Coordinator, kind, size| {
+    let decide = async |c: &mut Driver, kind: FileKind, size: u64| {
         let mut h = header(&g, kind);
         h.size = size;
-        match c.decide_file("w", &h, UnixMillis(1)) {
-            FileDecision::Accept { .. } => None,
-            FileDecision::Reject(r) => Some(r.reason),
+        match c.decide_file("w", &h, UnixMillis(1)).await {
+            IntakeDecision::Accept { .. } => None,
+            IntakeDecision::Reject(r) => Some(r.reason),
         }
     };
     assert_eq!(
-        decide(&mut c, FileKind::Archive, 1 << 40),
+        decide(&mut c, FileKind::Archive, 1 << 40).await,
         Some(RejectReason::NotAllowed)
     );
     assert_eq!(
-        decide(&mut c, FileKind::Results, 1 << 30),
+        decide(&mut c, FileKind::Results, 1 << 30).await,
         Some(RejectReason::NotAllowed)
     );
-    assert_eq!(decide(&mut c, FileKind::Archive, 1 << 20), None);
+    assert_eq!(decide(&mut c, FileKind::Archive, 1 << 20).await, None);
     c.cfg.intake.max_archive_bytes = Some(1_000);
     assert_eq!(
-        decide(&mut c, FileKind::Archive, 1_001),
+        decide(&mut c, FileKind::Archive, 1_001).await,
         Some(RejectReason::NotAllowed)
     );
-    assert_eq!(decide(&mut c, FileKind::Archive, 1_000), None);
+    assert_eq!(decide(&mut c, FileKind::Archive, 1_000).await, None);
     // No room at all: an outsized (yet within bounds) announcement is only refused, it does
     // not stop the seeder; a shard of the usual size that cannot fit stops it (fail-stop).
     c.cfg.intake.disk_reserve = Some(u64::MAX / 2);
     c.cfg.intake.max_archive_bytes = None;
     assert_eq!(
-        decide(&mut c, FileKind::Archive, 4 << 30),
+        decide(&mut c, FileKind::Archive, 4 << 30).await,
         Some(RejectReason::StorageFailed)
     );
     assert!(c.storage_failure().is_none());
     assert_eq!(
-        decide(&mut c, FileKind::Archive, 10),
+        decide(&mut c, FileKind::Archive, 10).await,
         Some(RejectReason::StorageFailed)
     );
     let failure = c.storage_failure().expect("fail-stop").to_string();
@@ -203,8 +205,9 @@ async fn the_partial_file_of_an_expired_lease_is_deleted() {
         .await
         .unwrap();
     let g = grant(&mut c, "w", ds, 0).await;
-    let FileDecision::Accept { part_path } =
-        c.decide_file("w", &header(&g, FileKind::Archive), UnixMillis(1))
+    let IntakeDecision::Accept { part_path } = c
+        .decide_file("w", &header(&g, FileKind::Archive), UnixMillis(1))
+        .await
     else {
         panic!("refused")
     };
@@ -281,13 +284,13 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     let (gossip, _gossip_rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let clock = Arc::new(ManualClock::new(UnixMillis(0)));
-    let h = CoordinatorHandle::spawn(c, clock, gossip, cancel.clone());
+    let h = CoordinatorHandle::spawn(c.into_inner(), clock, gossip, cancel.clone());
     let g = match h
         .request(
             "w",
             ControlRequest::Bid {
                 dataset: ds,
-                stats: super::tests::worker_stats(),
+                stats: super::test_support::worker_stats(),
             },
         )
         .await
@@ -309,7 +312,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
         ControlResponse::Rows(r) => r,
         other => panic!("{other:?}"),
     };
-    let (archive, results) = super::tests::worker_files(&tmp, &g.archive_name, &rows);
+    let (archive, results) = super::test_support::worker_files(&tmp, &g.archive_name, &rows);
     let archive_bytes = std::fs::read(&archive).unwrap();
     std::fs::remove_file(&archive).unwrap();
     rustix::fs::mknodat(
@@ -415,20 +418,20 @@ async fn transfers_under_way_count_against_the_free_disk() {
     assert!(size > 64 << 20, "the test needs some free disk");
     // Room for one transfer of `size` and a half, not two.
     c.cfg.intake.disk_reserve = Some(free - size - size / 2);
-    let decide = |c: &mut Coordinator, g: &crate::protocol::control::Grant| {
+    let decide = async |c: &mut Driver, g: &crate::protocol::control::Grant| {
         let mut h = header(g, FileKind::Archive);
         h.size = size;
-        match c.decide_file("w", &h, UnixMillis(1)) {
-            FileDecision::Accept { .. } => None,
-            FileDecision::Reject(r) => Some(r.reason),
+        match c.decide_file("w", &h, UnixMillis(1)).await {
+            IntakeDecision::Accept { .. } => None,
+            IntakeDecision::Reject(r) => Some(r.reason),
         }
     };
-    assert_eq!(decide(&mut c, &g0), None);
+    assert_eq!(decide(&mut c, &g0).await, None);
     // Short only because another transfer holds space: busy, retried later.
-    assert_eq!(decide(&mut c, &g1), Some(RejectReason::Busy));
+    assert_eq!(decide(&mut c, &g1).await, Some(RejectReason::Busy));
     assert!(c.storage_failure().is_none());
     // The first one resuming is not counted twice.
-    assert_eq!(decide(&mut c, &g0), None);
+    assert_eq!(decide(&mut c, &g0).await, None);
     // Once its lease is given back, its promise is released.
     let r = c
         .handle_request(
@@ -444,5 +447,5 @@ async fn transfers_under_way_count_against_the_free_disk() {
         )
         .await;
     assert_eq!(r, ControlResponse::Ack);
-    assert_eq!(decide(&mut c, &g1), None);
+    assert_eq!(decide(&mut c, &g1).await, None);
 }

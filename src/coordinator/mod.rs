@@ -1,8 +1,14 @@
 //! The seeder's logic: it owns the lease books of the datasets this node seeds, answers
 //! workers' control requests (bid, rows, renew, complete, abandon), accepts their archive
-//! transfers into `<out>/.incoming/` (bounded in size), verifies a completed shard's files
-//! off the actor ([`crate::verify`]), then moves both files into `--out` and marks the shard
-//! done in the same step (persisted in redb before answering).
+//! transfers into `<out>/.incoming/` (bounded in size), has a completed shard's files verified
+//! ([`crate::verify`]), then moved into `--out`, then marks the shard done (persisted in redb
+//! before answering).
+//!
+//! The coordinator decides; others do I/O. [`SeederState`] is sans-IO: its handlers take `now`
+//! and return [`Effect`]s (persist, gossip, verify, promote files, discard, reply…); the actor
+//! ([`CoordinatorHandle`]) hands them to the executor ([`exec`]), which carries them out off the
+//! actor and feeds their [`Outcome`]s back. [`Coordinator`] is the seeder before it runs: the
+//! state plus the lease database, loading or recording each dataset at start.
 //!
 //! Fair leasing: a peer holds at most what its recorded completions earn (see
 //! [`crate::model::lease`]); faults back a peer off and then exclude it from the dataset. Fail-stop:
@@ -11,35 +17,40 @@
 //! exits with code 4, leaving the committed state for a rerun.
 //!
 //! It performs no networking: the node runtime feeds it requests and file events (from `net` or
-//! from the in-process worker) with the current time, and publishes what it returns.
+//! from the in-process worker) and publishes what it returns; peers are named by their id as
+//! text.
 
 mod complete;
+pub mod effects;
+mod exec;
+mod file_ops;
 mod files;
 mod finalize;
 mod handle;
 mod requests;
 pub mod retry_rounds;
 pub mod sim;
+mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::model::bid;
-use crate::model::ids::{DatasetId, Epoch, ShardId};
-use crate::model::lease::{LeaseBook, LeaseConfig, LostLease, ShardPhase};
-use crate::model::node_stats::NodeStats;
+use crate::model::ids::ShardId;
+use crate::model::lease::{LeaseBook, LeaseConfig, ShardPhase};
 use crate::model::swarm_budget::SwarmBudget;
 use crate::model::time::UnixMillis;
-use crate::protocol::gossip::{Gossip, LeaseState};
 use crate::protocol::settings::DatasetSettings;
-use crate::protocol::status::DatasetProgress;
 use crate::seed::SeededDataset;
 use crate::store::{DatasetRecord, ShardRecord, Store, StoreError};
 
-pub use complete::{CompleteKey, VerifyFailure, VerifyJob};
-pub use files::{DEFAULT_DISK_RESERVE, FileDecision, IntakeLimits};
-pub use finalize::{FINAL_ROW_GROUP_ROWS, FailedShard, FinalReport, write_final_files};
+pub use complete::{CompleteKey, Verdict, VerifyFailure, VerifyJob};
+pub use effects::{Effect, Outcome};
+pub use files::{DEFAULT_DISK_RESERVE, DiskSpace, IntakeDecision, IntakeLimits};
+pub use finalize::write_final_files;
 pub use handle::{CoordinatorHandle, Snapshot, Stopped};
+pub use state::SeederState;
+// The dataset's final files are written by `results`; re-exported for the node.
+pub use crate::results::{FINAL_ROW_GROUP_ROWS, FailedShard, FinalReport};
 
 /// How long a worker with nothing to do waits before asking again.
 pub const NO_WORK_RETRY_MS: u64 = 1_000;
@@ -47,9 +58,6 @@ pub const NO_WORK_RETRY_MS: u64 = 1_000;
 /// Below this much free space on the filesystem of `--out` or of the data dir the seeder
 /// fail-stops (ENOSPC there means it can neither store shards nor commit leases).
 pub const MIN_FREE_BYTES: u64 = 1 << 20;
-
-/// How often the seeder checks its own free space.
-const DISK_CHECK_MS: u64 = 500;
 
 /// Where the seeder writes and how it leases.
 #[derive(Debug, Clone)]
@@ -114,64 +122,35 @@ pub struct StorageFailure {
     pub cause: String,
 }
 
-struct Dataset {
-    seeded: SeededDataset,
-    book: LeaseBook,
-    records: Vec<ShardRecord>,
-    /// The swarm-wide per-host budget (`--swarm-per-host`).
-    budget: Option<SwarmBudget>,
-    /// Open retry rounds by shard number (see [`retry_rounds`]).
-    retry: HashMap<u32, retry_rounds::RetryRound>,
+/// The seeder before it runs: its decision state and the lease database. Datasets are
+/// loaded or recorded here, at start; [`CoordinatorHandle::spawn`] then runs it.
+pub struct Coordinator {
+    state: SeederState,
+    store: Store,
 }
 
-impl Dataset {
-    fn bytes_per_row(&self) -> u64 {
-        let (ok, bytes) = self
-            .records
-            .iter()
-            .fold((0u64, 0u64), |(o, b), r| (o + r.ok, b + r.bytes));
-        bytes.checked_div(ok).unwrap_or(bid::DEFAULT_BYTES_PER_ROW)
+impl std::ops::Deref for Coordinator {
+    type Target = SeederState;
+    fn deref(&self) -> &SeederState {
+        &self.state
     }
 }
 
-/// The seeder state of every dataset this node seeds.
-pub struct Coordinator {
-    cfg: CoordinatorConfig,
-    store: Store,
-    datasets: BTreeMap<DatasetId, Dataset>,
-    peer_stats: HashMap<String, NodeStats>,
-    outbox: Vec<Gossip>,
-    invalid_deliveries: BTreeMap<String, u64>,
-    reserved: files::Reservations,
-    storage_failed: Option<StorageFailure>,
-    next_disk_check: UnixMillis,
-    /// The webdataset delivery rules (class table as a lookup), built at the first completion
-    /// rather than at every one: the settings do not change while the seeder runs.
-    sample_rules: std::sync::OnceLock<std::sync::Arc<crate::verify::SampleRules>>,
+impl std::ops::DerefMut for Coordinator {
+    fn deref_mut(&mut self) -> &mut SeederState {
+        &mut self.state
+    }
 }
 
 impl Coordinator {
     /// A coordinator with no dataset yet. Keeps what workers had delivered before a restart
-    /// (see [`files::recover_incoming`]).
+    /// (see [`file_ops::recover_incoming`]).
     pub fn new(cfg: CoordinatorConfig, store: Store) -> Self {
-        files::recover_incoming(&cfg.out);
+        file_ops::recover_incoming(&cfg.out);
         Self {
-            cfg,
+            state: SeederState::new(cfg),
             store,
-            datasets: BTreeMap::new(),
-            peer_stats: HashMap::new(),
-            outbox: Vec::new(),
-            invalid_deliveries: BTreeMap::new(),
-            reserved: files::Reservations::default(),
-            storage_failed: None,
-            next_disk_check: UnixMillis(0),
-            sample_rules: std::sync::OnceLock::new(),
         }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &CoordinatorConfig {
-        &self.cfg
     }
 
     /// Adds a seeded dataset: resumes its lease book from the store when it was seen before
@@ -182,11 +161,12 @@ impl Coordinator {
         seeded: SeededDataset,
         now: UnixMillis,
     ) -> Result<bool, CoordinatorError> {
+        let cfg = self.state.cfg.clone();
         if let Some((mut rec, shards)) = self.store.load(seeded.id).await?
             && shards.len() == seeded.shard_rows.len()
         {
-            if rec.lease != self.cfg.lease {
-                rec.lease = self.cfg.lease;
+            if rec.lease != cfg.lease {
+                rec.lease = cfg.lease;
                 self.store.put_dataset(rec).await?;
             }
             let next_epoch = self.store.next_epoch(seeded.id).await?;
@@ -195,12 +175,12 @@ impl Coordinator {
                 .filter(|s| s.entry.phase == ShardPhase::Failed)
                 .count();
             let mut book = LeaseBook::restore(
-                self.cfg.lease,
+                cfg.lease,
                 shards.iter().map(|s| s.entry.clone()).collect(),
                 next_epoch,
                 now,
             );
-            if self.cfg.retry_failed {
+            if cfg.retry_failed {
                 book.reopen_failed();
             }
             let retry = self.plan_retry_rounds(&seeded, &mut book);
@@ -210,57 +190,56 @@ impl Coordinator {
             }
             tracing::info!(dataset = %seeded.id, done = c.done, leased = c.leased, next_epoch = book.next_epoch(), "resumed from the lease database; holders have one lease TTL to renew");
             let id = seeded.id;
-            let n = shards.len();
-            let budget = self.budget_for(&seeded);
-            self.datasets.insert(
+            let all: Vec<(ShardId, ShardRecord)> = book
+                .shards()
+                .iter()
+                .zip(&shards)
+                .enumerate()
+                .map(|(i, (e, r))| {
+                    let mut r = r.clone();
+                    r.entry = e.clone();
+                    (shard(i), r)
+                })
+                .collect();
+            let records = all.iter().map(|(_, r)| r.clone()).collect();
+            self.state.datasets.insert(
                 id,
-                Dataset {
+                state::Dataset {
+                    budget: budget_for(&cfg, &seeded),
                     seeded,
                     book,
-                    records: shards,
-                    budget,
+                    records,
                     retry,
                 },
             );
-            let all: Vec<ShardId> = (0..n).map(shard).collect();
-            self.persist_checked(id, &all).await?;
+            let next = self.state.datasets[&id].book.next_epoch();
+            if let Err(e) = self.store.put_shards_with_epoch(id, all, next).await {
+                let free = crate::layout::free_space(&cfg.data_dir);
+                self.state.fail_storage(&cfg.data_dir, free, e.to_string());
+                return Err(e.into());
+            }
             return Ok(true);
         }
-        let book = LeaseBook::new(self.cfg.lease, &seeded.shard_rows);
-        let records: Vec<ShardRecord> = book
-            .shards()
-            .iter()
-            .map(|e| ShardRecord::new(e.clone()))
-            .collect();
+        let d = fresh_dataset(&cfg, seeded);
         self.store
             .put_dataset(DatasetRecord {
-                seeded: seeded.clone(),
-                lease: self.cfg.lease,
+                seeded: d.seeded.clone(),
+                lease: cfg.lease,
                 created_at: now,
             })
             .await?;
         self.store
             .put_shards_with_epoch(
-                seeded.id,
-                records
+                d.seeded.id,
+                d.records
                     .iter()
                     .enumerate()
                     .map(|(i, r)| (shard(i), r.clone()))
                     .collect(),
-                book.next_epoch(),
+                d.book.next_epoch(),
             )
             .await?;
-        let budget = self.budget_for(&seeded);
-        self.datasets.insert(
-            seeded.id,
-            Dataset {
-                seeded,
-                book,
-                records,
-                budget,
-                retry: HashMap::new(),
-            },
-        );
+        self.state.datasets.insert(d.seeded.id, d);
         Ok(false)
     }
 
@@ -273,16 +252,17 @@ impl Coordinator {
         seeded: &SeededDataset,
         book: &mut LeaseBook,
     ) -> HashMap<u32, retry_rounds::RetryRound> {
-        let dir = crate::seed::dataset_dir(&self.cfg.data_dir, seeded.id);
+        let cfg = &self.state.cfg;
+        let dir = crate::seed::dataset_dir(&cfg.data_dir, seeded.id);
         let mut rounds = HashMap::new();
         for (i, name) in seeded.archive_names.iter().enumerate() {
             let done = book
                 .shard(shard(i))
                 .is_some_and(|e| e.phase == ShardPhase::Done);
-            if done && !self.cfg.retry_failed {
+            if done && !cfg.retry_failed {
                 continue;
             }
-            match retry_rounds::plan(&self.cfg.out, &dir, shard(i), name) {
+            match retry_rounds::plan(&cfg.out, &dir, shard(i), name) {
                 Ok(Some(r)) => {
                     if done {
                         book.reopen_done(shard(i));
@@ -298,232 +278,32 @@ impl Coordinator {
         }
         rounds
     }
+}
 
-    /// The swarm's per-host budget of a dataset (`--swarm-per-host`), knowing its shards'
-    /// hosts (recorded while seeding).
-    fn budget_for(&self, seeded: &SeededDataset) -> Option<SwarmBudget> {
-        let dir = crate::seed::dataset_dir(&self.cfg.data_dir, seeded.id);
-        self.cfg.swarm_per_host.map(|n| {
-            SwarmBudget::with_hosts(n, &crate::seed::hosts::load(&dir, seeded.shard_rows.len()))
-        })
+/// A dataset seen for the first time: every shard free.
+fn fresh_dataset(cfg: &CoordinatorConfig, seeded: SeededDataset) -> state::Dataset {
+    let book = LeaseBook::new(cfg.lease, &seeded.shard_rows);
+    let records = book
+        .shards()
+        .iter()
+        .map(|e| ShardRecord::new(e.clone()))
+        .collect();
+    state::Dataset {
+        budget: budget_for(cfg, &seeded),
+        seeded,
+        book,
+        records,
+        retry: HashMap::new(),
     }
+}
 
-    /// The ids of the datasets seeded here.
-    pub fn dataset_ids(&self) -> Vec<DatasetId> {
-        self.datasets.keys().copied().collect()
-    }
-
-    /// True when every shard of every dataset is done or failed.
-    pub fn is_finished(&self) -> bool {
-        self.datasets.values().all(|d| d.book.is_finished())
-    }
-
-    /// Leases held by `peer` across every dataset.
-    pub fn leases_held_by(&self, peer: &str) -> u32 {
-        self.datasets.values().map(|d| d.book.held_by(peer)).sum()
-    }
-
-    /// The earliest lease expiry across datasets.
-    pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        self.datasets
-            .values()
-            .filter_map(|d| d.book.poll_timeout())
-            .min()
-    }
-
-    /// The storage failure that stopped this seeder, if any.
-    pub fn storage_failure(&self) -> Option<&StorageFailure> {
-        self.storage_failed.as_ref()
-    }
-
-    /// Expires lapsed leases and persists the shards concerned (nothing once storage failed:
-    /// the committed state is what a rerun resumes).
-    pub async fn handle_timeout(&mut self, now: UnixMillis) -> Vec<(DatasetId, LostLease)> {
-        let mut all = Vec::new();
-        if self.storage_failed.is_some() {
-            return all;
-        }
-        let ids = self.dataset_ids();
-        for id in ids {
-            let lost = match self.datasets.get_mut(&id) {
-                Some(d) => d.book.handle_timeout(now),
-                None => continue,
-            };
-            for l in &lost {
-                tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = l.epoch, phase = ?l.phase_after, "lease expired (charged to the peer)");
-            }
-            let shards: Vec<ShardId> = lost.iter().map(|l| l.shard).collect();
-            if !shards.is_empty() {
-                self.sweep_incoming(id);
-            }
-            self.persist(id, &shards).await;
-            all.extend(lost.into_iter().map(|l| (id, l)));
-        }
-        all
-    }
-
-    /// Takes the gossip produced since the last call (lease changes).
-    pub fn drain_gossip(&mut self) -> Vec<Gossip> {
-        std::mem::take(&mut self.outbox)
-    }
-
-    /// One `Gossip::Dataset` announcement per dataset.
-    pub fn announcements(&self, now: UnixMillis) -> Vec<Gossip> {
-        self.datasets
-            .values()
-            .map(|d| {
-                let c = d.book.counts();
-                Gossip::Dataset {
-                    dataset: d.seeded.id,
-                    name: d.seeded.name.clone(),
-                    shards_total: c.free + c.leased + c.done + c.failed,
-                    shards_done: c.done,
-                    shards_open: d.book.open_count(now),
-                    shards_failed: c.failed,
-                    rows_total: d.seeded.rows_total,
-                    sent_at: now,
-                }
-            })
-            .collect()
-    }
-
-    /// Progress of every dataset seeded here, for the status document.
-    pub fn progress(&self, seeder: &str) -> Vec<DatasetProgress> {
-        self.datasets
-            .values()
-            .map(|d| {
-                let c = d.book.counts();
-                DatasetProgress {
-                    dataset_id: d.seeded.id.to_hex(),
-                    seeder: seeder.to_string(),
-                    name: d.seeded.name.clone(),
-                    shards_total: c.free + c.leased + c.done + c.failed,
-                    shards_done: c.done,
-                    shards_leased: c.leased,
-                    shards_failed: c.failed,
-                    rows_total: d.seeded.rows_total,
-                    rows_ok: d.records.iter().map(|r| r.ok).sum(),
-                    rows_failed: d.records.iter().map(|r| r.failed).sum(),
-                }
-            })
-            .collect()
-    }
-
-    fn lease_gossip(
-        &mut self,
-        dataset: DatasetId,
-        shard: ShardId,
-        holder: &str,
-        epoch: u64,
-        state: LeaseState,
-        now: UnixMillis,
-    ) {
-        let expires_at = self
-            .datasets
-            .get(&dataset)
-            .and_then(|d| d.book.shard(shard))
-            .and_then(|e| e.holder(epoch).map(|h| h.expires_at))
-            .unwrap_or(now);
-        self.outbox.push(Gossip::Lease {
-            dataset,
-            shard,
-            // Peers are named by their peer id; anything else (a unit test's "a") is none.
-            holder: holder.parse().ok(),
-            epoch: Epoch(epoch),
-            expires_at,
-            state,
-        });
-    }
-
-    async fn persist(&mut self, dataset: DatasetId, shards: &[ShardId]) {
-        let _ = self.persist_checked(dataset, shards).await;
-    }
-
-    /// Commits the shards' entries and the epoch mark. The first failure stops the seeder
-    /// (fail-stop): every later request is refused with `StorageFailed`.
-    async fn persist_checked(
-        &mut self,
-        dataset: DatasetId,
-        shards: &[ShardId],
-    ) -> Result<(), StoreError> {
-        if let Some(e) = &self.storage_failed {
-            return Err(StoreError::Failed(e.to_string()));
-        }
-        let r = self.commit(dataset, shards).await;
-        if let Err(e) = &r {
-            self.fail_storage(&self.cfg.data_dir.clone(), e.to_string());
-        }
-        r
-    }
-
-    /// Fail-stops when `--out` or the data dir has (almost) no space left; checked at most
-    /// every half second.
-    pub fn check_storage(&mut self, now: UnixMillis) {
-        if self.storage_failed.is_some() || now < self.next_disk_check {
-            return;
-        }
-        self.next_disk_check = UnixMillis(now.0.saturating_add(DISK_CHECK_MS));
-        for dir in [self.cfg.out.clone(), self.cfg.data_dir.clone()] {
-            if let Some(free) = crate::layout::free_space(&dir)
-                && free < MIN_FREE_BYTES
-            {
-                self.fail_storage(
-                    &dir,
-                    format!(
-                        "no space left on its filesystem (below the {} minimum)",
-                        crate::report::human_bytes(MIN_FREE_BYTES)
-                    ),
-                );
-                return;
-            }
-        }
-    }
-
-    /// Enters fail-stop: logs one clear error naming `dir` and its free space.
-    pub(crate) fn fail_storage(&mut self, dir: &std::path::Path, cause: String) {
-        if self.storage_failed.is_some() {
-            return;
-        }
-        let free = crate::layout::free_space(dir)
-            .map(crate::report::human_bytes)
-            .unwrap_or_else(|| "unknown".into());
-        let err = StorageFailure {
-            dir: dir.display().to_string(),
-            free,
-            cause,
-        };
-        tracing::error!("{err}");
-        self.storage_failed = Some(err);
-    }
-
-    async fn commit(&mut self, dataset: DatasetId, shards: &[ShardId]) -> Result<(), StoreError> {
-        if shards.is_empty() {
-            return Ok(());
-        }
-        let Some(d) = self.datasets.get_mut(&dataset) else {
-            return Ok(());
-        };
-        let mut batch = Vec::with_capacity(shards.len());
-        for s in shards {
-            let idx = s.0 as usize;
-            if let (Some(entry), Some(rec)) = (d.book.shards().get(idx), d.records.get_mut(idx)) {
-                rec.entry = entry.clone();
-                batch.push((*s, rec.clone()));
-            }
-        }
-        let next_epoch = d.book.next_epoch();
-        self.store
-            .put_shards_with_epoch(dataset, batch, next_epoch)
-            .await
-    }
-
-    /// The phase of one shard of a dataset seeded here.
-    pub fn phase_of(&self, dataset: DatasetId, shard: ShardId) -> Option<ShardPhase> {
-        self.datasets
-            .get(&dataset)
-            .and_then(|d| d.book.shard(shard))
-            .map(|e| e.phase)
-    }
+/// The swarm's per-host budget of a dataset (`--swarm-per-host`), knowing its shards' hosts
+/// (recorded while seeding).
+fn budget_for(cfg: &CoordinatorConfig, seeded: &SeededDataset) -> Option<SwarmBudget> {
+    let dir = crate::seed::dataset_dir(&cfg.data_dir, seeded.id);
+    cfg.swarm_per_host.map(|n| {
+        SwarmBudget::with_hosts(n, &crate::seed::hosts::load(&dir, seeded.shard_rows.len()))
+    })
 }
 
 fn shard(i: usize) -> ShardId {
@@ -533,8 +313,14 @@ fn shard(i: usize) -> ShardId {
 #[cfg(test)]
 mod budget_tests;
 #[cfg(test)]
+mod driver;
+#[cfg(test)]
 mod finalize_tests;
 #[cfg(test)]
 mod intake_tests;
+#[cfg(test)]
+mod state_tests;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

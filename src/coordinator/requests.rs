@@ -1,74 +1,73 @@
-//! The coordinator's answers to control requests: bids (checked against the bidder's
-//! capacity), a shard's rows, renewals, completions (see [`super::complete`]: verified, then
-//! promoted into `--out` and committed as done in one step) and abandons.
+//! The seeder's decisions on control requests: bids (checked against the bidder's capacity),
+//! a shard's rows (read by the executor), renewals, completions (see [`super::complete`]:
+//! verified, then promoted into `--out`, then committed as done) and abandons. A grant or a
+//! renewal is answered only once committed.
 
-use super::{Coordinator, NO_WORK_RETRY_MS};
+use super::NO_WORK_RETRY_MS;
+use super::effects::{Answer, Effect, RequestId};
+use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::model::bid;
-use crate::model::ids::{DatasetId, Epoch, ShardId};
+use crate::model::ids::Epoch;
+use crate::model::ids::{DatasetId, ShardId};
 use crate::model::lease::{Admission, LeaseError};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
 use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
-use crate::seed::{dataset_dir, rowfile, shard_path};
+use crate::seed::{dataset_dir, shard_path};
 
-impl Coordinator {
-    /// Answers one control request from `peer`.
-    pub async fn handle_request(
+impl SeederState {
+    /// Answers one control request from `peer` (the answer is among the effects, at once or
+    /// once what it depends on is committed, verified or read).
+    pub fn handle_request(
         &mut self,
+        to: RequestId,
         peer: &str,
         req: ControlRequest,
         now: UnixMillis,
-    ) -> ControlResponse {
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
         if let Some(f) = &self.storage_failed {
-            return ControlResponse::rejected(RejectReason::StorageFailed, f.to_string());
+            let r = ControlResponse::rejected(RejectReason::StorageFailed, f.to_string());
+            fx.push(reply(to, r));
+            return fx;
         }
-        self.handle_timeout(now).await;
+        self.expire(now, &mut fx);
         match req {
-            ControlRequest::Bid { dataset, stats } => self.bid(peer, dataset, stats, now).await,
+            ControlRequest::Bid { dataset, stats } => {
+                self.bid(to, peer, dataset, stats, now, &mut fx)
+            }
             ControlRequest::Rows {
                 dataset,
                 shard,
                 epoch: Epoch(epoch),
-            } => self.rows(peer, dataset, shard, epoch, now).await,
+            } => match self.live_lease(peer, dataset, shard, epoch, now) {
+                Err(refused) => fx.push(reply(to, refused)),
+                // A retry round's rows are the ones it retries.
+                Ok(d) => {
+                    let path = match d.retry.get(&shard.0) {
+                        Some(r) => r.rows_file.clone(),
+                        None => shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard),
+                    };
+                    fx.push(Effect::ReadRows { to, shard, path });
+                }
+            },
             ControlRequest::Renew {
                 dataset,
                 shard,
                 epoch: Epoch(epoch),
                 rows_done,
                 throttled,
-            } => {
-                let r = match self.datasets.get_mut(&dataset) {
-                    None => return unknown(dataset),
-                    Some(d) => {
-                        let r = d.book.handle_renew(shard, epoch, peer, rows_done, now);
-                        // Slow-downs count only from a live lease's holder.
-                        if let (Ok(_), Some(b)) = (&r, d.budget.as_mut()) {
-                            b.note_peer(peer, now);
-                            if throttled > 0 {
-                                let before = b.limit();
-                                b.on_throttled(throttled, now);
-                                tracing::info!(dataset = %dataset, shard = %shard, peer, throttled, limit = b.limit(), before, "a worker was told to slow down (429/503): the swarm's per-host budget follows");
-                            }
-                        }
-                        r
-                    }
-                };
-                match r {
-                    Ok(expires_at) => match self.persist_checked(dataset, &[shard]).await {
-                        Ok(()) => ControlResponse::Renewed { expires_at },
-                        Err(e) => storage_refusal(&e),
-                    },
-                    Err(e @ LeaseError::Stalled { .. }) => {
-                        tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "lease revoked: {e}");
-                        self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Free, now);
-                        self.persist(dataset, &[shard]).await;
-                        rejected(e)
-                    }
-                    Err(e) => rejected(e),
-                }
-            }
+            } => self.renew(
+                to,
+                peer,
+                (dataset, shard, epoch),
+                rows_done,
+                throttled,
+                now,
+                &mut fx,
+            ),
             ControlRequest::Complete {
                 dataset,
                 shard,
@@ -80,7 +79,7 @@ impl Coordinator {
                     shard,
                     epoch,
                 };
-                self.complete(peer, key, now).await
+                self.start_complete(to, peer, key, now, &mut fx)
             }
             ControlRequest::Abandon {
                 dataset,
@@ -90,7 +89,10 @@ impl Coordinator {
                 failed,
             } => {
                 let r = match self.datasets.get_mut(&dataset) {
-                    None => return unknown(dataset),
+                    None => {
+                        fx.push(reply(to, unknown(dataset)));
+                        return fx;
+                    }
                     Some(d) => d
                         .book
                         .handle_abandon(shard, epoch, peer, &reason, failed, now),
@@ -102,17 +104,94 @@ impl Coordinator {
                         } else {
                             tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease given back");
                         }
-                        self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
-                        self.persist(dataset, &[shard]).await;
-                        ControlResponse::Ack
+                        let g = self.lease_gossip(
+                            dataset,
+                            shard,
+                            &lost.peer,
+                            epoch,
+                            LeaseState::Free,
+                            now,
+                        );
+                        fx.push(Effect::Gossip(g));
+                        let after =
+                            AfterCommit::reply(to, ControlResponse::Ack, OnFailure::AnswerAnyway);
+                        self.persist(dataset, &[shard], after, &mut fx);
                     }
-                    Err(e) => rejected(e),
+                    Err(e) => fx.push(reply(to, rejected(e))),
                 }
             }
         }
+        fx
     }
 
-    async fn bid(
+    #[allow(clippy::too_many_arguments)]
+    fn renew(
+        &mut self,
+        to: RequestId,
+        peer: &str,
+        (dataset, shard, epoch): (DatasetId, ShardId, u64),
+        rows_done: u64,
+        throttled: u32,
+        now: UnixMillis,
+        fx: &mut Vec<Effect>,
+    ) {
+        let r = match self.datasets.get_mut(&dataset) {
+            None => return fx.push(reply(to, unknown(dataset))),
+            Some(d) => {
+                let r = d.book.handle_renew(shard, epoch, peer, rows_done, now);
+                // Slow-downs count only from a live lease's holder.
+                if let (Ok(_), Some(b)) = (&r, d.budget.as_mut()) {
+                    b.note_peer(peer, now);
+                    if throttled > 0 {
+                        let before = b.limit();
+                        b.on_throttled(throttled, now);
+                        tracing::info!(dataset = %dataset, shard = %shard, peer, throttled, limit = b.limit(), before, "a worker was told to slow down (429/503): the swarm's per-host budget follows");
+                    }
+                }
+                r
+            }
+        };
+        match r {
+            Ok(expires_at) => {
+                let answer = ControlResponse::Renewed { expires_at };
+                let after = AfterCommit::reply(to, answer, OnFailure::Refuse(STORAGE_FAILED));
+                self.persist(dataset, &[shard], after, fx);
+            }
+            Err(e @ LeaseError::Stalled { .. }) => {
+                tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "lease revoked: {e}");
+                let g = self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Free, now);
+                fx.push(Effect::Gossip(g));
+                let after = AfterCommit::reply(to, rejected(e), OnFailure::AnswerAnyway);
+                self.persist(dataset, &[shard], after, fx);
+            }
+            Err(e) => fx.push(reply(to, rejected(e))),
+        }
+    }
+
+    fn bid(
+        &mut self,
+        to: RequestId,
+        peer: &str,
+        dataset: DatasetId,
+        stats: NodeStats,
+        now: UnixMillis,
+        fx: &mut Vec<Effect>,
+    ) {
+        let answer = self.grant(peer, dataset, stats, now);
+        let (shard, epoch) = match &answer {
+            ControlResponse::Granted(g) => (g.shard, g.epoch.0),
+            _ => return fx.push(reply(to, answer)),
+        };
+        // No lease is reported granted unless it (and its epoch) was committed; the gossip
+        // follows the commit.
+        let gossip = self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Leased, now);
+        let mut after = AfterCommit::reply(to, answer, OnFailure::Refuse(STORAGE_FAILED));
+        after.gossip.push(gossip);
+        self.persist(dataset, &[shard], after, fx);
+    }
+
+    /// The lease a bid earns (`Granted`, not yet committed), or why none.
+    fn grant(
         &mut self,
         peer: &str,
         dataset: DatasetId,
@@ -239,48 +318,7 @@ impl Coordinator {
             settings,
         };
         tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, per_host, "lease granted");
-        // No lease is reported granted unless it (and its epoch) was committed.
-        if let Err(e) = self.persist_checked(dataset, &[lease.shard]).await {
-            return storage_refusal(&e);
-        }
-        self.lease_gossip(
-            dataset,
-            lease.shard,
-            peer,
-            lease.epoch,
-            LeaseState::Leased,
-            now,
-        );
         ControlResponse::Granted(grant)
-    }
-
-    async fn rows(
-        &mut self,
-        peer: &str,
-        dataset: DatasetId,
-        shard: ShardId,
-        epoch: u64,
-        now: UnixMillis,
-    ) -> ControlResponse {
-        let path = match self.live_lease(peer, dataset, shard, epoch, now) {
-            Err(refused) => return refused,
-            // A retry round's rows are the ones it retries.
-            Ok(d) => match d.retry.get(&shard.0) {
-                Some(r) => r.rows_file.clone(),
-                None => shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard),
-            },
-        };
-        let read = tokio::task::spawn_blocking(move || rowfile::read_rows(&path))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-        match read {
-            Ok(rows) => ControlResponse::Rows(rows),
-            Err(e) => ControlResponse::rejected(
-                RejectReason::StorageFailed,
-                format!("seeder cannot read the rows of {shard}: {e}"),
-            ),
-        }
     }
 
     /// The dataset, if `epoch` is a live lease of `peer` on `shard`; else the refusal.
@@ -291,7 +329,7 @@ impl Coordinator {
         shard: ShardId,
         epoch: u64,
         now: UnixMillis,
-    ) -> Result<&super::Dataset, ControlResponse> {
+    ) -> Result<&super::state::Dataset, ControlResponse> {
         let d = self
             .datasets
             .get(&dataset)
@@ -301,11 +339,11 @@ impl Coordinator {
     }
 }
 
-fn storage_refusal(e: &crate::store::StoreError) -> ControlResponse {
-    ControlResponse::rejected(
-        RejectReason::StorageFailed,
-        format!("seeder storage failed: {e}"),
-    )
+/// The refusal's prefix when a grant's or a renewal's commit fails.
+const STORAGE_FAILED: &str = "seeder storage failed";
+
+fn reply(to: RequestId, answer: ControlResponse) -> Effect {
+    Effect::Reply(to, Answer::Control(answer))
 }
 
 fn no_work() -> ControlResponse {

@@ -14,14 +14,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{archive_stem, results_path};
+use crate::archive::results_path;
 use crate::engine::retry_failed::is_final;
 use crate::model::ids::ShardId;
+pub use crate::results::merge::{round_archive, stored_rounds};
 use crate::results::read_results;
 use crate::seed::{rowfile, shard_path};
-
-/// Most retry rounds looked for per shard.
-const MAX_ROUNDS: u32 = 1000;
 
 /// A shard's open retry round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,21 +32,6 @@ pub struct RetryRound {
     pub archive_name: String,
     /// The rows file of the round (under the dataset's data dir).
     pub rows_file: PathBuf,
-}
-
-/// The archive name of round `round` of the shard whose archive is `base`.
-pub fn round_archive(base: &str, round: u32) -> String {
-    let stem = archive_stem(Path::new(base));
-    let ext = &base[stem.len().min(base.len())..];
-    format!("{stem}-r{round}{ext}")
-}
-
-/// The archive names of the rounds of `base` stored in `out`, oldest first.
-pub fn stored_rounds(out: &Path, base: &str) -> Vec<String> {
-    (1..=MAX_ROUNDS)
-        .map(|r| round_archive(base, r))
-        .take_while(|name| results_path(&out.join(name)).exists())
-        .collect()
 }
 
 /// Plans the next round of `shard` (archive `base`), if its stored outcomes (the original

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::offers::OfferPublisher;
 use super::peers::{Liveness, PeerTable};
-use crate::coordinator::CoordinatorHandle;
+use crate::coordinator::{CoordinatorHandle, IntakeDecision};
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
@@ -150,7 +150,13 @@ impl Dispatcher {
                 Some(c) => {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let _ = decide.send(c.decide_file(&peer.to_string(), header).await);
+                        let d = c.decide_file(&peer.to_string(), header).await;
+                        let _ = decide.send(match d {
+                            IntakeDecision::Accept { part_path } => {
+                                FileDecision::Accept { part_path }
+                            }
+                            IntakeDecision::Reject(r) => FileDecision::Reject(r),
+                        });
                     });
                 }
                 None => {

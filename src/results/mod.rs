@@ -6,13 +6,17 @@
 //! back for `--resume`; [`overview`] writes the LDAWT-compatible summary JSON; [`report_html`]
 //! the run's page.
 
+mod dataset_report;
 mod foreign;
+pub mod merge;
 pub mod overview;
 pub mod report_html;
 mod row;
 mod sanitize;
 
+pub use dataset_report::{FailedShard, FinalReport, ShardSummary};
 pub use foreign::check_foreign_results;
+pub use merge::{DatasetMerge, FINAL_ROW_GROUP_ROWS};
 pub use row::{FAILED_ROWS_LISTED, FailedRow, RowResult, RowStatus, ShardReport};
 pub use sanitize::sanitized_error;
 

@@ -15,13 +15,27 @@ pub(super) fn spawn(db: Database) -> std::io::Result<mpsc::Sender<Msg>> {
     std::thread::Builder::new()
         .name("ldawt-store".into())
         .spawn(move || {
+            // The first failed write stops all later ones: what is committed stays a state
+            // the seeder passed through.
+            let mut failed: Option<String> = None;
+            let mut write = |f: &mut dyn FnMut() -> Result<(), StoreError>| {
+                if let Some(e) = &failed {
+                    return Err(StoreError::Failed(e.clone()));
+                }
+                let r = f();
+                if let Err(e) = &r {
+                    failed = Some(e.to_string());
+                }
+                r
+            };
             while let Ok(msg) = rx.recv() {
                 match msg {
                     Msg::PutDataset(rec, reply) => {
-                        let _ = reply.send(put_dataset(&db, &rec));
+                        let _ = reply.send(write(&mut || put_dataset(&db, &rec)));
                     }
                     Msg::PutShards(ds, shards, next_epoch, reply) => {
-                        let _ = reply.send(put_shards(&db, ds, &shards, next_epoch));
+                        let r = write(&mut || put_shards(&db, ds, &shards, next_epoch));
+                        let _ = reply.send(r);
                     }
                     Msg::NextEpoch(ds, reply) => {
                         let _ = reply.send(next_epoch(&db, ds));

@@ -117,6 +117,25 @@ impl Store {
             .await?
     }
 
+    /// [`Store::put_shards_with_epoch`], sent now: writes are applied in the order they are
+    /// sent, so a caller that must not wait (the seeder's actor) submits in order and awaits
+    /// the returned result elsewhere.
+    pub fn submit_shards_with_epoch(
+        &self,
+        dataset: DatasetId,
+        shards: Vec<(ShardId, ShardRecord)>,
+        next_epoch: u64,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Msg::PutShards(dataset, shards, Some(next_epoch), tx));
+        async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+
     /// The next epoch the dataset may hand out, as persisted (0 if never recorded).
     pub async fn next_epoch(&self, dataset: DatasetId) -> Result<u64, StoreError> {
         self.call(|tx| Msg::NextEpoch(dataset, tx)).await?
