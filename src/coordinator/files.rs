@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::Coordinator;
 use crate::archive::results_path;
+use crate::layout::{OutDir, VERIFYING_SUFFIX, parse_staged_name, staged_prefix};
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 pub use crate::net::FileDecision;
@@ -80,12 +81,8 @@ impl IntakeLimits {
     }
 }
 
-fn incoming_root(out: &Path) -> PathBuf {
-    out.join(".incoming")
-}
-
 fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
-    incoming_root(out).join(dataset.to_hex())
+    OutDir::new(out).incoming_dataset(dataset)
 }
 
 /// Free bytes for an unprivileged writer on the file system of `path`, and its size.
@@ -125,13 +122,6 @@ fn transfer_key(h: &TransferHeader) -> TransferKey {
     (h.dataset, h.shard, h.epoch, h.kind == FileKind::Archive)
 }
 
-/// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
-fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
-    let (shard, rest) = name.split_once(".e")?;
-    let (epoch, _) = rest.split_once('.')?;
-    Some((ShardId(shard.parse().ok()?), epoch.parse().ok()?))
-}
-
 fn kind_name(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Archive => "archive",
@@ -146,7 +136,7 @@ fn staged_path(
     epoch: u64,
     kind: FileKind,
 ) -> PathBuf {
-    incoming_dir(out, dataset).join(format!("{:05}.e{epoch}.{}", shard.0, kind_name(kind)))
+    OutDir::new(out).staged(dataset, shard, epoch, kind_name(kind))
 }
 
 fn part_path(
@@ -156,9 +146,7 @@ fn part_path(
     epoch: u64,
     kind: FileKind,
 ) -> PathBuf {
-    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
-    p.push(".part");
-    PathBuf::from(p)
+    OutDir::new(out).staged_part(dataset, shard, epoch, kind_name(kind))
 }
 
 /// Where a staged file waits while it is verified: out of reach of a later transfer of the
@@ -170,9 +158,7 @@ fn verifying_path(
     epoch: u64,
     kind: FileKind,
 ) -> PathBuf {
-    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
-    p.push(".verifying");
-    PathBuf::from(p)
+    OutDir::new(out).verifying(dataset, shard, epoch, kind_name(kind))
 }
 
 impl Coordinator {
@@ -439,7 +425,7 @@ pub(super) fn discard_epoch(out: &Path, dataset: DatasetId, shard: ShardId, epoc
 /// completion is asked again). Files of leases that have ended are swept as they are found
 /// ended, and the whole area at finalize.
 pub(super) fn recover_incoming(out: &Path) {
-    let Ok(datasets) = std::fs::read_dir(incoming_root(out)) else {
+    let Ok(datasets) = std::fs::read_dir(OutDir::new(out).incoming()) else {
         return;
     };
     for dataset in datasets.flatten() {
@@ -449,7 +435,7 @@ pub(super) fn recover_incoming(out: &Path) {
         for f in files.flatten() {
             let path = f.path();
             let name = f.file_name().to_string_lossy().into_owned();
-            if let Some(staged) = name.strip_suffix(".verifying") {
+            if let Some(staged) = name.strip_suffix(VERIFYING_SUFFIX) {
                 let back = path.with_file_name(staged);
                 if back.exists() || std::fs::rename(&path, &back).is_err() {
                     let _ = std::fs::remove_file(&path);
@@ -460,7 +446,7 @@ pub(super) fn recover_incoming(out: &Path) {
 }
 
 pub(super) fn clear_incoming(out: &Path) {
-    let root = incoming_root(out);
+    let root = OutDir::new(out).incoming();
     match std::fs::remove_dir_all(&root) {
         Ok(()) => tracing::debug!("staging area {} cleared", root.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -479,7 +465,7 @@ pub(super) fn promote(
 ) -> Result<[PathBuf; 2], String> {
     let [archive, results] = [FileKind::Archive, FileKind::Results]
         .map(|kind| verifying_path(out, dataset, shard, epoch, kind));
-    let final_archive = out.join(archive_name);
+    let final_archive = OutDir::new(out).archive(archive_name);
     let final_results = results_path(&final_archive);
     std::fs::rename(&results, &final_results)
         .map_err(|e| format!("seeder cannot store {}: {e}", final_results.display()))?;
@@ -490,7 +476,7 @@ pub(super) fn promote(
 
 /// Removes every staged or partial file of `shard` (losing copies, old epochs).
 pub(super) fn discard_staged(out: &Path, dataset: DatasetId, shard: ShardId) {
-    let prefix = format!("{:05}.e", shard.0);
+    let prefix = staged_prefix(shard);
     let Ok(entries) = std::fs::read_dir(incoming_dir(out, dataset)) else {
         return;
     };

@@ -25,11 +25,12 @@ use parquet::file::properties::WriterProperties;
 use super::{Coordinator, CoordinatorError};
 use crate::engine::{archive_stem, results_path};
 use crate::input::UrlRow;
+use crate::layout::{DataDir, OutDir, SeedDir};
 use crate::model::ids::ShardId;
 use crate::model::lease::{ShardEntry, ShardPhase};
 use crate::results::report_html::RunFigures;
 use crate::results::{read_results, status_text};
-use crate::seed::{SeededDataset, dataset_dir, rowfile, shard_path};
+use crate::seed::{SeededDataset, rowfile};
 use crate::store::ShardRecord;
 
 /// Rows per row group of `results.parquet` (bounds the writer's buffered pages).
@@ -124,7 +125,7 @@ impl Coordinator {
         let mut reports = Vec::new();
         for d in self.datasets.values() {
             let out = self.cfg.out.clone();
-            let dir = dataset_dir(&self.cfg.data_dir, d.seeded.id);
+            let dir = DataDir::new(&self.cfg.data_dir).dataset(d.seeded.id);
             let plan = Plan::of(&d.seeded, d.book.shards(), &d.records);
             let report = tokio::task::spawn_blocking(move || plan.write(&out, &dir))
                 .await
@@ -159,7 +160,7 @@ pub fn write_final_files(
     shards: &[ShardEntry],
     records: &[ShardRecord],
 ) -> Result<FinalReport, CoordinatorError> {
-    Plan::of(seeded, shards, records).write(out, &dataset_dir(data_dir, seeded.id))
+    Plan::of(seeded, shards, records).write(out, &DataDir::new(data_dir).dataset(seeded.id))
 }
 
 impl Plan {
@@ -205,8 +206,8 @@ impl Plan {
         }
     }
 
-    fn write(self, out: &Path, dir: &Path) -> Result<FinalReport, CoordinatorError> {
-        let results = out.join("results.parquet");
+    fn write(self, out: &Path, dir: &SeedDir) -> Result<FinalReport, CoordinatorError> {
+        let results = OutDir::new(out).results();
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source: std::io::Error| CoordinatorError::Io { path, source }
@@ -285,13 +286,11 @@ impl Plan {
         writer
             .close()
             .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
-        std::fs::rename(&tmp, &results).map_err(io(&results))?;
-        let overview = out.join("overview.json");
+        crate::layout::persist(&tmp, &results).map_err(io(&results))?;
+        let overview = OutDir::new(out).overview();
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| io(&overview)(std::io::Error::other(e)))?;
-        let overview_tmp = overview.with_extension("json.tmp");
-        std::fs::write(&overview_tmp, text).map_err(io(&overview_tmp))?;
-        std::fs::rename(&overview_tmp, &overview).map_err(io(&overview))?;
+        crate::layout::write_atomic(&overview, text.as_bytes()).map_err(io(&overview))?;
         write_report_page(out, &report, figures);
         Ok(report)
     }
@@ -313,8 +312,8 @@ struct LoadedShard {
 }
 
 /// Reads one shard's rows and, when done, its results file (logging what cannot be read).
-fn load_shard(out: &Path, dir: &Path, s: &ShardSummary) -> LoadedShard {
-    let rows_file = shard_path(dir, ShardId(s.shard));
+fn load_shard(out: &Path, dir: &SeedDir, s: &ShardSummary) -> LoadedShard {
+    let rows_file = dir.shard_rows(ShardId(s.shard));
     let rows = rowfile::read_rows(&rows_file).map_err(|e| {
         let what = format!("{}: {e}", rows_file.display());
         tracing::error!("cannot read the rows of shard {}: {what}", s.shard);
@@ -327,11 +326,10 @@ fn load_shard(out: &Path, dir: &Path, s: &ShardSummary) -> LoadedShard {
         figures: None,
     };
     // A shard reopened for a retry round that did not finish still has its results.
-    if loaded.rows.is_err() || (s.state != "done" && !results_path(&out.join(&s.archive)).exists())
-    {
+    let archive = OutDir::new(out).archive(&s.archive);
+    if loaded.rows.is_err() || (s.state != "done" && !results_path(&archive).exists()) {
         return loaded;
     }
-    let archive = out.join(&s.archive);
     let file = results_path(&archive);
     let mut figures = RunFigures::default();
     match read_outcomes(&file, &archive_stem(&archive), &mut figures) {
@@ -368,7 +366,7 @@ fn overlay_retry_rounds(
 ) -> Option<String> {
     let mut unreadable = Vec::new();
     for name in super::retry_rounds::stored_rounds(out, base) {
-        let archive = out.join(&name);
+        let archive = OutDir::new(out).archive(&name);
         let file = results_path(&archive);
         let mut scratch = RunFigures::default();
         match read_outcomes(&file, &archive_stem(&archive), &mut scratch) {
@@ -408,7 +406,7 @@ fn add_figures(total: &mut RunFigures, shard: RunFigures) {
 /// results files (rows of failed shards and unreadable files counted as failed). A page that
 /// cannot be written is logged, never fatal.
 fn write_report_page(out: &Path, report: &FinalReport, mut figures: RunFigures) {
-    use crate::results::report_html::{render, report_path, write_report};
+    use crate::results::report_html::{render, write_report};
     for what in &report.unreadable_files {
         tracing::warn!("report.html leaves out {what}");
     }
@@ -419,7 +417,7 @@ fn write_report_page(out: &Path, report: &FinalReport, mut figures: RunFigures) 
         *figures.errors.entry("shard_failed".into()).or_default() += unaccounted;
     }
     let html = render(&report.name, &figures, None);
-    let path = report_path(&out.join("overview.json"));
+    let path = OutDir::new(out).report_page();
     if let Err(e) = write_report(&path, &html) {
         tracing::warn!("cannot write {}: {e}", path.display());
     }

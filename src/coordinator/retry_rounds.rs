@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::{archive_stem, results_path};
 use crate::engine::retry_failed::is_final;
+use crate::layout::{OutDir, SeedDir};
 use crate::model::ids::ShardId;
 use crate::results::read_results;
-use crate::seed::{rowfile, shard_path};
+use crate::seed::rowfile;
 
 /// Most retry rounds looked for per shard.
 const MAX_ROUNDS: u32 = 1000;
@@ -47,7 +48,7 @@ pub fn round_archive(base: &str, round: u32) -> String {
 pub fn stored_rounds(out: &Path, base: &str) -> Vec<String> {
     (1..=MAX_ROUNDS)
         .map(|r| round_archive(base, r))
-        .take_while(|name| results_path(&out.join(name)).exists())
+        .take_while(|name| results_path(&OutDir::new(out).archive(name)).exists())
         .collect()
 }
 
@@ -61,14 +62,15 @@ pub fn plan(
     shard: ShardId,
     base: &str,
 ) -> Result<Option<RetryRound>, String> {
-    let first = results_path(&out.join(base));
+    let out_dir = OutDir::new(out);
+    let first = results_path(&out_dir.archive(base));
     if !first.exists() {
         return Ok(None);
     }
     let rounds = stored_rounds(out, base);
     let mut retry: HashMap<u64, bool> = HashMap::new();
     let files = std::iter::once(first)
-        .chain(rounds.iter().map(|n| results_path(&out.join(n))))
+        .chain(rounds.iter().map(|n| results_path(&out_dir.archive(n))))
         .collect::<Vec<_>>();
     for f in &files {
         read_results(f, |r| {
@@ -84,8 +86,9 @@ pub fn plan(
         return Ok(None);
     }
     let round = rounds.len() as u32 + 1;
-    let rows_file = dir.join(format!("retry-{:05}-r{round}.rows", shard.0));
-    let all = rowfile::read_rows(&shard_path(dir, shard)).map_err(|e| e.to_string())?;
+    let seed_dir = SeedDir::new(dir);
+    let rows_file = seed_dir.retry_rows(shard, round);
+    let all = rowfile::read_rows(&seed_dir.shard_rows(shard)).map_err(|e| e.to_string())?;
     let mut w = rowfile::RowFileWriter::create(&rows_file).map_err(|e| e.to_string())?;
     for r in all.iter().filter(|r| wanted.contains(&r.index)) {
         w.push(r).map_err(|e| e.to_string())?;

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::input::InputError;
+use crate::layout::{DataDir, SeedDir};
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::shard::{ShardSizing, archive_name, plan_contiguous, plan_grouped};
 use crate::model::split_plan::ClassWeight;
@@ -143,22 +144,22 @@ pub fn dataset_id(files: &[PathBuf], spec: &SeedSpec) -> Result<DatasetId, Input
     Ok(DatasetId(id))
 }
 
-/// The directory holding a dataset's shard files.
+/// The directory holding a dataset's shard files ([`DataDir::dataset`]).
 pub fn dataset_dir(data_dir: &Path, id: DatasetId) -> PathBuf {
-    data_dir.join("datasets").join(id.to_hex())
+    DataDir::new(data_dir).dataset(id).path().to_path_buf()
 }
 
-/// The rows file of one shard.
+/// The rows file of one shard in the dataset directory `dir` ([`SeedDir::shard_rows`]).
 pub fn shard_path(dir: &Path, shard: ShardId) -> PathBuf {
-    dir.join(format!("shard-{:05}.rows", shard.0))
+    SeedDir::new(dir).shard_rows(shard)
 }
 
 /// Seeds `spec` under `data_dir` (or finds it already seeded) and returns its description.
 pub fn seed(spec: &SeedSpec, data_dir: &Path) -> Result<SeededDataset, SeedError> {
     let files = seed_files(&spec.path)?;
     let id = dataset_id(&files, spec)?;
-    let dir = dataset_dir(data_dir, id);
-    let manifest = dir.join("manifest.json");
+    let seed_dir = DataDir::new(data_dir).dataset(id);
+    let (dir, manifest) = (seed_dir.path().to_path_buf(), seed_dir.manifest());
     if let Ok(text) = std::fs::read_to_string(&manifest)
         && let Ok(found) = serde_json::from_str::<SeededDataset>(&text)
         && found.id == id
@@ -215,9 +216,7 @@ fn write_dataset(
         path: manifest.display().to_string(),
         source: std::io::Error::other(e),
     })?;
-    let tmp = manifest.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, manifest).map_err(io_err(manifest))?;
+    crate::layout::write_atomic(manifest, text.as_bytes()).map_err(io_err(manifest))?;
     Ok(seeded)
 }
 

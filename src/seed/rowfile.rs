@@ -74,11 +74,11 @@ impl RowFileWriter {
         Ok(())
     }
 
-    /// Flushes, syncs and renames into place; returns the row count.
+    /// Flushes, syncs and renames into place ([`crate::layout::persist`]); returns the row
+    /// count.
     pub fn finish(mut self) -> std::io::Result<u64> {
         self.out.flush()?;
-        self.out.get_ref().sync_data()?;
-        std::fs::rename(&self.tmp, &self.path)?;
+        crate::layout::persist(&self.tmp, &self.path)?;
         Ok(self.rows)
     }
 }
