@@ -30,9 +30,13 @@
 //! - `fixture`: the deterministic, misbehaving HTTP server of the tests, benchmarks and
 //!   `ldawt demo`. The measurement tool `transfer-bench` is not in `ldawt`: it is the
 //!   `ldawt-dev` binary (`src/bin/ldawt-dev/`, feature `dev-tools`, built by `cargo test`).
-//! - `layout`: how files reach the disk (`write_atomic`, `.part` names, free space).
+//! - `layout`: the disk layout — `DataDir` (a node's keys, lease database, seeded rows,
+//!   worker scratch) and `OutDir` (a seeder's stored shards, merged results, staging area),
+//!   one method per path — and how files reach the disk (`write_atomic`, `persist`, `.part`
+//!   names, free space).
 //! - `commands`: one file per subcommand; command-line glue only. Their stdout lines go
-//!   through `report::say!` (safe on a closed pipe); stop signals through `signals`.
+//!   through `report::say!` (safe on a closed pipe); stop signals through `signals`; LDAWT's
+//!   JSON config files (`--config` of `download` and `node`) through `commands::config`.
 //! - `telemetry`, `exit`: logging setup and exit codes (the command line is `commands::cli`).
 
 pub mod archive;

@@ -154,7 +154,7 @@ impl DirWriter {
         for f in &self.files {
             File::open(f)?.sync_all()?;
         }
-        std::fs::rename(&self.part, &self.path)?;
+        crate::layout::persist(&self.part, &self.path)?;
         Ok(ArchiveSummary {
             size: self.size,
             sha256: None,

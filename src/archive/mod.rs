@@ -247,7 +247,7 @@ impl ArchiveWriter {
         let sink = self.builder.into_inner()?;
         let (size, sha256) = sink.into_file()?.close()?;
         let summary = ArchiveSummary { size, sha256 };
-        std::fs::rename(&self.part, &self.path)?;
+        crate::layout::persist(&self.part, &self.path)?;
         Ok(summary)
     }
 

@@ -5,7 +5,6 @@
 //! summary and exits 0 (all ok) or 1 (some rows failed). A previous run's outputs are never
 //! replaced silently: `--resume` continues them, `--force` replaces them, otherwise exit 2.
 
-mod config;
 pub(crate) mod dataset;
 
 use std::path::PathBuf;
@@ -15,6 +14,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+use super::config::{self, ConfigFor, LdawtConfig};
 use super::engine_args::{EngineArgs, EngineFallback};
 use crate::commands::cli::GlobalOpts;
 use crate::engine::{self, Compression, EngineConfig, EngineError, ShardCounters, ShardJob};
@@ -104,8 +104,10 @@ struct Resolved {
 
 fn resolve(args: DownloadOptions) -> anyhow::Result<Resolved> {
     let file = match &args.config {
-        Some(path) => config::load(path).map_err(UsageError::new)?,
-        None => config::LdawtConfig::default(),
+        Some(path) => {
+            config::load(path, ConfigFor::Download).map_err(|e| UsageError::new(e.to_string()))?
+        }
+        None => LdawtConfig::default(),
     };
     let input = args
         .input
@@ -305,3 +307,6 @@ pub async fn run(args: DownloadArgs, global: &GlobalOpts) -> anyhow::Result<Exit
         exit::OK
     }))
 }
+
+#[cfg(test)]
+mod tests;

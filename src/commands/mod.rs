@@ -8,6 +8,7 @@ use cli::{Cli, Command};
 
 pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod demo;
 pub mod download;
 pub mod engine_args;

@@ -16,12 +16,13 @@ use super::files;
 use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::archive::{Compression, archive_stem, compression_for};
 use crate::engine::OutputFormat;
+use crate::layout::DataDir;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlResponse, RejectReason};
 use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
-use crate::seed::{dataset_dir, rowfile, shard_path};
+use crate::seed::rowfile;
 use crate::verify::{DeliveryFormat, Invalid, SampleRules, ShardSpec, Verified, verify_shard};
 
 /// Peers whose invalid deliveries are counted (the table stays bounded under a flood of
@@ -164,7 +165,9 @@ impl SeederState {
         let archive_name = d.archive_name(key.shard);
         let rows_file = match d.retry.get(&key.shard.0) {
             Some(r) => r.rows_file.clone(),
-            None => shard_path(&dataset_dir(&self.cfg.data_dir, key.dataset), key.shard),
+            None => DataDir::new(&self.cfg.data_dir)
+                .dataset(key.dataset)
+                .shard_rows(key.shard),
         };
         let (staged, verifying) =
             files::verification_paths(&self.cfg.out, key.dataset, key.shard, key.epoch);

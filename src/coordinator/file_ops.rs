@@ -10,6 +10,7 @@ use super::effects::Discard;
 use super::files::{
     incoming_dir, incoming_root, parse_staged_name, part_path, staged_path, verifying_path,
 };
+use crate::layout::{VERIFYING_SUFFIX, staged_prefix};
 use crate::protocol::control::{Refusal, RejectReason};
 use crate::protocol::transfer::FileKind;
 
@@ -38,7 +39,7 @@ pub(super) fn recover_incoming(out: &Path) {
         for f in files.flatten() {
             let path = f.path();
             let name = f.file_name().to_string_lossy().into_owned();
-            if let Some(staged) = name.strip_suffix(".verifying") {
+            if let Some(staged) = name.strip_suffix(VERIFYING_SUFFIX) {
                 let back = path.with_file_name(staged);
                 if back.exists() || std::fs::rename(&path, &back).is_err() {
                     let _ = std::fs::remove_file(&path);
@@ -132,7 +133,7 @@ pub(super) fn discard(out: &Path, what: &Discard) {
             }
         }
         Discard::Shard { dataset, shard } => {
-            let prefix = format!("{:05}.e", shard.0);
+            let prefix = staged_prefix(*shard);
             let Ok(entries) = std::fs::read_dir(incoming_dir(out, *dataset)) else {
                 return;
             };

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use super::effects::{Answer, Discard, Effect, RequestId};
 use super::state::SeederState;
 use crate::archive::results_path;
+use crate::layout::OutDir;
+pub(super) use crate::layout::parse_staged_name;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{Refusal, RejectReason};
@@ -101,11 +103,11 @@ impl IntakeLimits {
 }
 
 pub(super) fn incoming_root(out: &Path) -> PathBuf {
-    out.join(".incoming")
+    OutDir::new(out).incoming()
 }
 
 pub(super) fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
-    incoming_root(out).join(dataset.to_hex())
+    OutDir::new(out).incoming_dataset(dataset)
 }
 
 impl IntakeLimits {
@@ -136,13 +138,6 @@ fn transfer_key(h: &TransferHeader) -> TransferKey {
     (h.dataset, h.shard, h.epoch.0, h.kind == FileKind::Archive)
 }
 
-/// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part]`.
-pub(super) fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
-    let (shard, rest) = name.split_once(".e")?;
-    let (epoch, _) = rest.split_once('.')?;
-    Some((ShardId(shard.parse().ok()?), epoch.parse().ok()?))
-}
-
 fn kind_name(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Archive => "archive",
@@ -157,7 +152,7 @@ pub(super) fn staged_path(
     epoch: u64,
     kind: FileKind,
 ) -> PathBuf {
-    incoming_dir(out, dataset).join(format!("{:05}.e{epoch}.{}", shard.0, kind_name(kind)))
+    OutDir::new(out).staged(dataset, shard, epoch, kind_name(kind))
 }
 
 pub(super) fn part_path(
@@ -167,9 +162,7 @@ pub(super) fn part_path(
     epoch: u64,
     kind: FileKind,
 ) -> PathBuf {
-    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
-    p.push(".part");
-    PathBuf::from(p)
+    OutDir::new(out).staged_part(dataset, shard, epoch, kind_name(kind))
 }
 
 /// Where a staged file waits while it is verified: out of reach of a later transfer of the
@@ -181,9 +174,7 @@ pub(super) fn verifying_path(
     epoch: u64,
     kind: FileKind,
 ) -> PathBuf {
-    let mut p = staged_path(out, dataset, shard, epoch, kind).into_os_string();
-    p.push(".verifying");
-    PathBuf::from(p)
+    OutDir::new(out).verifying(dataset, shard, epoch, kind_name(kind))
 }
 
 /// `([staged archive, staged results], [set-aside archive, set-aside results])` of a lease.

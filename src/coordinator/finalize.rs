@@ -8,9 +8,10 @@ use std::path::Path;
 use super::CoordinatorError;
 use super::effects::{Effect, RequestId};
 use super::state::SeederState;
+use crate::layout::DataDir;
 use crate::model::lease::{ShardEntry, ShardPhase};
 use crate::results::{DatasetMerge, FailedShard, FinalReport, ResultsError, ShardSummary};
-use crate::seed::{SeededDataset, dataset_dir, shard_path};
+use crate::seed::SeededDataset;
 use crate::store::ShardRecord;
 use crate::verify::rows::is_safe_member;
 
@@ -45,7 +46,7 @@ fn merge_of(
     entries: &[ShardEntry],
     records: &[ShardRecord],
 ) -> DatasetMerge {
-    let dir = dataset_dir(data_dir, seeded.id);
+    let dir = DataDir::new(data_dir).dataset(seeded.id);
     let (shards, failed_shards) = summaries(seeded, entries, records);
     DatasetMerge {
         out: out.to_path_buf(),
@@ -53,7 +54,7 @@ fn merge_of(
         name: seeded.name.clone(),
         rows_total: seeded.rows_total,
         rows_files: (0..shards.len())
-            .map(|i| shard_path(&dir, super::shard(i)))
+            .map(|i| dir.shard_rows(super::shard(i)))
             .collect(),
         shards,
         failed_shards,

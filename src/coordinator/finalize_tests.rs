@@ -70,10 +70,11 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
             e.done_by = Some("peer".into());
             let archive = out.join(&seeded.archive_names[i]);
             let stem = archive_stem(&archive);
-            let rows = rowfile::read_rows(&shard_path(
-                &dataset_dir(&data, seeded.id),
-                ShardId(i as u32),
-            ))
+            let rows = rowfile::read_rows(
+                &crate::layout::DataDir::new(&data)
+                    .dataset(seeded.id)
+                    .shard_rows(ShardId(i as u32)),
+            )
             .unwrap();
             let mut w = ResultsWriter::create(&results_path(&archive)).unwrap();
             let keep = if i == short_shard {

@@ -35,6 +35,7 @@ mod state;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::layout::DataDir;
 use crate::model::ids::ShardId;
 use crate::model::lease::{LeaseBook, LeaseConfig, ShardPhase};
 use crate::model::swarm_budget::SwarmBudget;
@@ -253,7 +254,7 @@ impl Coordinator {
         book: &mut LeaseBook,
     ) -> HashMap<u32, retry_rounds::RetryRound> {
         let cfg = &self.state.cfg;
-        let dir = crate::seed::dataset_dir(&cfg.data_dir, seeded.id);
+        let dir = DataDir::new(&cfg.data_dir).dataset(seeded.id);
         let mut rounds = HashMap::new();
         for (i, name) in seeded.archive_names.iter().enumerate() {
             let done = book
@@ -262,7 +263,7 @@ impl Coordinator {
             if done && !cfg.retry_failed {
                 continue;
             }
-            match retry_rounds::plan(&cfg.out, &dir, shard(i), name) {
+            match retry_rounds::plan(&cfg.out, dir.path(), shard(i), name) {
                 Ok(Some(r)) => {
                     if done {
                         book.reopen_done(shard(i));
@@ -300,9 +301,12 @@ fn fresh_dataset(cfg: &CoordinatorConfig, seeded: SeededDataset) -> state::Datas
 /// The swarm's per-host budget of a dataset (`--swarm-per-host`), knowing its shards' hosts
 /// (recorded while seeding).
 fn budget_for(cfg: &CoordinatorConfig, seeded: &SeededDataset) -> Option<SwarmBudget> {
-    let dir = crate::seed::dataset_dir(&cfg.data_dir, seeded.id);
+    let dir = DataDir::new(&cfg.data_dir).dataset(seeded.id);
     cfg.swarm_per_host.map(|n| {
-        SwarmBudget::with_hosts(n, &crate::seed::hosts::load(&dir, seeded.shard_rows.len()))
+        SwarmBudget::with_hosts(
+            n,
+            &crate::seed::hosts::load(dir.path(), seeded.shard_rows.len()),
+        )
     })
 }
 

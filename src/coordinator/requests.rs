@@ -6,6 +6,7 @@
 use super::NO_WORK_RETRY_MS;
 use super::effects::{Answer, Effect, RequestId};
 use super::state::{AfterCommit, OnFailure, SeederState};
+use crate::layout::DataDir;
 use crate::model::bid;
 use crate::model::ids::Epoch;
 use crate::model::ids::{DatasetId, ShardId};
@@ -15,7 +16,6 @@ use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
 use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
-use crate::seed::{dataset_dir, shard_path};
 
 impl SeederState {
     /// Answers one control request from `peer` (the answer is among the effects, at once or
@@ -48,7 +48,9 @@ impl SeederState {
                 Ok(d) => {
                     let path = match d.retry.get(&shard.0) {
                         Some(r) => r.rows_file.clone(),
-                        None => shard_path(&dataset_dir(&self.cfg.data_dir, dataset), shard),
+                        None => DataDir::new(&self.cfg.data_dir)
+                            .dataset(dataset)
+                            .shard_rows(shard),
                     };
                     fx.push(Effect::ReadRows { to, shard, path });
                 }

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::results_path;
 use crate::engine::retry_failed::is_final;
+use crate::layout::{OutDir, SeedDir};
 use crate::model::ids::ShardId;
 pub use crate::results::merge::{round_archive, stored_rounds};
 use crate::results::read_results;
-use crate::seed::{rowfile, shard_path};
+use crate::seed::rowfile;
 
 /// A shard's open retry round.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +45,15 @@ pub fn plan(
     shard: ShardId,
     base: &str,
 ) -> Result<Option<RetryRound>, String> {
-    let first = results_path(&out.join(base));
+    let out_dir = OutDir::new(out);
+    let first = results_path(&out_dir.archive(base));
     if !first.exists() {
         return Ok(None);
     }
     let rounds = stored_rounds(out, base);
     let mut retry: HashMap<u64, bool> = HashMap::new();
     let files = std::iter::once(first)
-        .chain(rounds.iter().map(|n| results_path(&out.join(n))))
+        .chain(rounds.iter().map(|n| results_path(&out_dir.archive(n))))
         .collect::<Vec<_>>();
     for f in &files {
         read_results(f, |r| {
@@ -67,8 +69,9 @@ pub fn plan(
         return Ok(None);
     }
     let round = rounds.len() as u32 + 1;
-    let rows_file = dir.join(format!("retry-{:05}-r{round}.rows", shard.0));
-    let all = rowfile::read_rows(&shard_path(dir, shard)).map_err(|e| e.to_string())?;
+    let seed_dir = SeedDir::new(dir);
+    let rows_file = seed_dir.retry_rows(shard, round);
+    let all = rowfile::read_rows(&seed_dir.shard_rows(shard)).map_err(|e| e.to_string())?;
     let mut w = rowfile::RowFileWriter::create(&rows_file).map_err(|e| e.to_string())?;
     for r in all.iter().filter(|r| wanted.contains(&r.index)) {
         w.push(r).map_err(|e| e.to_string())?;

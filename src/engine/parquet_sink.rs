@@ -261,10 +261,9 @@ impl ParquetSink {
     pub fn finish(mut self) -> io::Result<ArchiveSummary> {
         self.flush()?;
         let file = self.writer.into_inner().map_err(to_io)?;
-        file.sync_all()?;
         let size = file.metadata()?.len();
         drop(file);
-        std::fs::rename(&self.part, &self.path)?;
+        crate::layout::persist(&self.part, &self.path)?;
         Ok(ArchiveSummary { size, sha256: None })
     }
 

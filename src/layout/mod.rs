@@ -1,11 +1,21 @@
-//! How files reach the disk, in one place: [`write_atomic`] (the temp-write, fsync, rename
-//! dance every small output file goes through, so a reader never sees half a file), the
-//! `.part` name of a file being written ([`part_path`]) and the free space of the filesystem
-//! holding a path ([`free_space`], the storage guard of seeders and workers).
+//! The disk layout and how files reach the disk, in one place: the node's data dir
+//! ([`DataDir`]: keys, lease database, seeded rows, the worker's scratch) and a seeder's
+//! output dir ([`OutDir`]: stored shards, merged results, staging area), each path by one
+//! method named for what it is (a shard's number is spelt by [`ShardId::padded`]);
+//! [`write_atomic`] (the temp-write, fsync, rename dance every small state or output file goes
+//! through, so a reader never sees half a file) and [`persist`] (its last step, for streaming
+//! writers); the `.part` name of a file being written ([`part_path`]) and the free space of
+//! the filesystem holding a path ([`free_space`], the storage guard of seeders and workers).
+//!
+//! [`ShardId::padded`]: crate::model::ids::ShardId::padded
 
 mod atomic;
+mod data_dir;
+mod out_dir;
 
-pub use atomic::{part_path, write_atomic, write_atomic_mode};
+pub use atomic::{part_path, persist, write_atomic, write_atomic_mode};
+pub use data_dir::{DataDir, FINISHED_MARKER, LeaseDir, SWARM_KEY_FILE, SeedDir, WorkDir};
+pub use out_dir::{OutDir, VERIFYING_SUFFIX, parse_staged_name, staged_prefix};
 
 use std::path::Path;
 

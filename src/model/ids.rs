@@ -34,9 +34,17 @@ impl DatasetId {
 )]
 pub struct ShardId(pub u32);
 
+impl ShardId {
+    /// The number as every file name spells it, zero-padded to five digits (`00042`): the
+    /// one place that formats it (see [`crate::layout`]).
+    pub fn padded(self) -> String {
+        format!("{:05}", self.0)
+    }
+}
+
 impl fmt::Display for ShardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard-{:05}", self.0)
+        write!(f, "shard-{}", self.padded())
     }
 }
 

@@ -84,7 +84,10 @@ pub fn archive_name(name: &str, index: u32) -> String {
             }
         })
         .collect();
-    format!("{clean}-{index:05}.tar.gz")
+    format!(
+        "{clean}-{}.tar.gz",
+        crate::model::ids::ShardId(index).padded()
+    )
 }
 
 /// Longest archive file name a worker accepts, in bytes: the results (`.results.parquet`) and

@@ -2,7 +2,6 @@
 //! keypair, mode 0600) so a restarted node has the same peer id and its `--join` line stays
 //! valid.
 
-use std::io::Write;
 use std::path::Path;
 
 use libp2p::identity::Keypair;
@@ -47,15 +46,7 @@ pub fn load_or_create(path: &Path) -> Result<Keypair, IdentityError> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            let tmp = path.with_extension("key.tmp");
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            std::fs::rename(&tmp, path).map_err(io)?;
+            crate::layout::write_atomic_mode(path, &bytes, 0o600).map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),
@@ -73,6 +64,9 @@ mod tests {
         let a = load_or_create(&p).unwrap();
         let b = load_or_create(&p).unwrap();
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the key is private");
         std::fs::write(&p, b"garbage").unwrap();
         assert!(matches!(
             load_or_create(&p),

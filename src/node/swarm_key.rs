@@ -4,13 +4,12 @@
 //! read it from `--swarm-key FILE` or from `LDAWT_SWARM_KEY` (64 hex digits), never from a
 //! command-line value that `ps` would show.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::net::PreSharedKey;
 
 /// The key file's name in a seeder's data dir.
-pub const KEY_FILE: &str = "swarm.key";
+pub const KEY_FILE: &str = crate::layout::SWARM_KEY_FILE;
 
 /// The environment variable that may hold the key as 64 hex digits.
 pub const KEY_ENV: &str = "LDAWT_SWARM_KEY";
@@ -120,15 +119,7 @@ pub fn load_or_create(path: &Path) -> Result<(PreSharedKey, bool), SwarmKeyError
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension("key.tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(key.to_key_file().as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
+    crate::layout::write_atomic_mode(path, key.to_key_file().as_bytes(), 0o600).map_err(io)?;
     Ok((key, true))
 }
 

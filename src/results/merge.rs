@@ -29,6 +29,7 @@ use super::report_html::RunFigures;
 use super::{ResultsError, read_results, status_text};
 use crate::archive::{archive_stem, results_path};
 use crate::input::UrlRow;
+use crate::layout::OutDir;
 use crate::seed::rowfile;
 
 /// Rows per row group of `results.parquet` (bounds the writer's buffered pages).
@@ -48,7 +49,7 @@ pub fn round_archive(base: &str, round: u32) -> String {
 pub fn stored_rounds(out: &Path, base: &str) -> Vec<String> {
     (1..=MAX_ROUNDS)
         .map(|r| round_archive(base, r))
-        .take_while(|name| results_path(&out.join(name)).exists())
+        .take_while(|name| results_path(&OutDir::new(out).archive(name)).exists())
         .collect()
 }
 
@@ -86,7 +87,7 @@ impl DatasetMerge {
     /// Writes `<out>/results.parquet`, `overview.json` and `report.html` (blocking).
     pub fn write(self) -> Result<FinalReport, ResultsError> {
         let out = self.out.as_path();
-        let results = out.join("results.parquet");
+        let results = OutDir::new(out).results();
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source: std::io::Error| ResultsError::Io { path, source }
@@ -167,13 +168,11 @@ impl DatasetMerge {
         writer
             .close()
             .map_err(|e| io(&tmp)(std::io::Error::other(e)))?;
-        std::fs::rename(&tmp, &results).map_err(io(&results))?;
-        let overview = out.join("overview.json");
+        crate::layout::persist(&tmp, &results).map_err(io(&results))?;
+        let overview = OutDir::new(out).overview();
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| io(&overview)(std::io::Error::other(e)))?;
-        let overview_tmp = overview.with_extension("json.tmp");
-        std::fs::write(&overview_tmp, text).map_err(io(&overview_tmp))?;
-        std::fs::rename(&overview_tmp, &overview).map_err(io(&overview))?;
+        crate::layout::write_atomic(&overview, text.as_bytes()).map_err(io(&overview))?;
         write_report_page(out, &report, figures);
         Ok(report)
     }
@@ -213,11 +212,12 @@ fn load_shard(
         figures: None,
     };
     // A shard reopened for a retry round that did not finish still has its results.
-    if loaded.rows.is_err() || (s.state != "done" && !results_path(&out.join(&s.archive)).exists())
+    if loaded.rows.is_err()
+        || (s.state != "done" && !results_path(&OutDir::new(out).archive(&s.archive)).exists())
     {
         return loaded;
     }
-    let archive = out.join(&s.archive);
+    let archive = OutDir::new(out).archive(&s.archive);
     let file = results_path(&archive);
     let mut figures = RunFigures::default();
     match read_outcomes(&file, &archive_stem(&archive), &mut figures, safe) {
@@ -255,7 +255,7 @@ fn overlay_retry_rounds(
 ) -> Option<String> {
     let mut unreadable = Vec::new();
     for name in stored_rounds(out, base) {
-        let archive = out.join(&name);
+        let archive = OutDir::new(out).archive(&name);
         let file = results_path(&archive);
         let mut scratch = RunFigures::default();
         match read_outcomes(&file, &archive_stem(&archive), &mut scratch, safe) {
@@ -306,7 +306,7 @@ fn write_report_page(out: &Path, report: &FinalReport, mut figures: RunFigures) 
         *figures.errors.entry("shard_failed".into()).or_default() += unaccounted;
     }
     let html = render(&report.name, &figures, None);
-    let path = report_path(&out.join("overview.json"));
+    let path = report_path(&OutDir::new(out).overview());
     if let Err(e) = write_report(&path, &html) {
         tracing::warn!("cannot write {}: {e}", path.display());
     }

@@ -253,9 +253,8 @@ impl ResultsWriter {
             path: self.path.clone(),
             source,
         };
-        file.sync_all().map_err(io)?;
         drop(file);
-        std::fs::rename(&self.part, &self.path).map_err(io)
+        crate::layout::persist(&self.part, &self.path).map_err(io)
     }
 
     /// Drops the partial file.

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::layout::SeedDir;
 use crate::model::ids::ShardId;
 pub use crate::model::swarm_budget::ShardHosts;
 
@@ -78,7 +79,7 @@ impl HostTally {
     }
 }
 
-/// The hosts file of the shard whose rows file is `rows_path`.
+/// The hosts file of the shard whose rows file is `rows_path` ([`SeedDir::shard_hosts`]).
 pub fn hosts_path(rows_path: &Path) -> PathBuf {
     rows_path.with_extension("hosts")
 }
@@ -86,7 +87,7 @@ pub fn hosts_path(rows_path: &Path) -> PathBuf {
 /// Writes `summary` beside the shard's rows file.
 pub fn write(rows_path: &Path, summary: &ShardHosts) -> std::io::Result<()> {
     let text = serde_json::to_vec(summary).map_err(std::io::Error::other)?;
-    std::fs::write(hosts_path(rows_path), text)
+    crate::layout::write_atomic(&hosts_path(rows_path), &text)
 }
 
 /// The hosts of shards `0..shards` of the dataset in `dir`; a shard without a readable hosts
@@ -94,8 +95,8 @@ pub fn write(rows_path: &Path, summary: &ShardHosts) -> std::io::Result<()> {
 pub fn load(dir: &Path, shards: usize) -> Vec<ShardHosts> {
     (0..shards)
         .map(|i| {
-            let rows = super::shard_path(dir, ShardId(u32::try_from(i).unwrap_or(u32::MAX)));
-            std::fs::read(hosts_path(&rows))
+            let shard = ShardId(u32::try_from(i).unwrap_or(u32::MAX));
+            std::fs::read(SeedDir::new(dir).shard_hosts(shard))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<ShardHosts>(&b).ok())
                 .map(|mut s| {
@@ -168,7 +169,7 @@ mod tests {
     #[test]
     fn missing_files_read_as_any_host() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = super::super::shard_path(dir.path(), ShardId(1));
+        let rows = SeedDir::new(dir.path()).shard_rows(ShardId(1));
         let known = ShardHosts {
             hosts: vec!["a:80".into()],
             other: false,

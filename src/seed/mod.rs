@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::input::InputError;
+use crate::layout::{DataDir, SeedDir};
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::shard::{ShardSizing, archive_name, plan_contiguous, plan_grouped};
 use crate::model::split_plan::ClassWeight;
@@ -144,22 +145,12 @@ pub fn dataset_id(files: &[PathBuf], spec: &SeedSpec) -> Result<DatasetId, Input
     Ok(DatasetId(id))
 }
 
-/// The directory holding a dataset's shard files.
-pub fn dataset_dir(data_dir: &Path, id: DatasetId) -> PathBuf {
-    data_dir.join("datasets").join(id.to_hex())
-}
-
-/// The rows file of one shard.
-pub fn shard_path(dir: &Path, shard: ShardId) -> PathBuf {
-    dir.join(format!("shard-{:05}.rows", shard.0))
-}
-
 /// Seeds `spec` under `data_dir` (or finds it already seeded) and returns its description.
 pub fn seed(spec: &SeedSpec, data_dir: &Path) -> Result<SeededDataset, SeedError> {
     let files = seed_files(&spec.path)?;
     let id = dataset_id(&files, spec)?;
-    let dir = dataset_dir(data_dir, id);
-    let manifest = dir.join("manifest.json");
+    let seed_dir = DataDir::new(data_dir).dataset(id);
+    let (dir, manifest) = (seed_dir.path().to_path_buf(), seed_dir.manifest());
     if let Ok(text) = std::fs::read_to_string(&manifest)
         && let Ok(found) = serde_json::from_str::<SeededDataset>(&text)
         && found.id == id
@@ -216,9 +207,7 @@ fn write_dataset(
         path: manifest.display().to_string(),
         source: std::io::Error::other(e),
     })?;
-    let tmp = manifest.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, manifest).map_err(io_err(manifest))?;
+    crate::layout::write_atomic(manifest, text.as_bytes()).map_err(io_err(manifest))?;
     Ok(seeded)
 }
 
@@ -226,7 +215,7 @@ fn write_per_file(files: &[PathBuf], cols: &Columns, dir: &Path) -> Result<Vec<u
     let mut counts = Vec::new();
     let mut next_index = 0u64;
     for (i, f) in files.iter().enumerate() {
-        let path = shard_path(dir, ShardId(u32::try_from(i).unwrap_or(u32::MAX)));
+        let path = SeedDir::new(dir).shard_rows(ShardId(u32::try_from(i).unwrap_or(u32::MAX)));
         let mut w = RowFileWriter::create(&path).map_err(io_err(&path))?;
         let n = read::for_each_row(f, cols, next_index, |(row, _)| {
             w.push(&row).map_err(|e| unwritable(&path, e))
@@ -258,7 +247,8 @@ fn write_contiguous(file: &Path, spec: &SeedSpec, dir: &Path) -> Result<Vec<u64>
             if let Some((_, done)) = current.take() {
                 counts.push(done.finish().map_err(|e| unwritable(dir, e))?);
             }
-            let path = shard_path(dir, ShardId(u32::try_from(shard).unwrap_or(u32::MAX)));
+            let path =
+                SeedDir::new(dir).shard_rows(ShardId(u32::try_from(shard).unwrap_or(u32::MAX)));
             let w = RowFileWriter::create(&path).map_err(|e| unwritable(&path, e))?;
             current = Some((shard, w));
         }
@@ -298,7 +288,7 @@ fn write_grouped(file: &Path, spec: &SeedSpec, dir: &Path) -> Result<Vec<u64>, S
         let last = (first + FILES_PER_PASS).min(shards);
         let mut writers = Vec::with_capacity(last - first);
         for s in first..last {
-            let path = shard_path(dir, ShardId(u32::try_from(s).unwrap_or(u32::MAX)));
+            let path = SeedDir::new(dir).shard_rows(ShardId(u32::try_from(s).unwrap_or(u32::MAX)));
             writers.push(RowFileWriter::create(&path).map_err(io_err(&path))?);
         }
         read::for_each_row(file, &spec.columns, 0, |(row, key)| {

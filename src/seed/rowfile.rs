@@ -78,13 +78,12 @@ impl RowFileWriter {
         Ok(())
     }
 
-    /// Flushes, syncs and renames into place (after writing the shard's hosts file); returns
-    /// the row count.
+    /// Flushes, writes the shard's hosts file, then syncs and renames into place
+    /// ([`crate::layout::persist`]); returns the row count.
     pub fn finish(mut self) -> std::io::Result<u64> {
         self.out.flush()?;
-        self.out.get_ref().sync_data()?;
         super::hosts::write(&self.path, &self.hosts.summary())?;
-        std::fs::rename(&self.tmp, &self.path)?;
+        crate::layout::persist(&self.tmp, &self.path)?;
         Ok(self.rows)
     }
 }

@@ -38,9 +38,9 @@ fn spec(path: &Path, sizing: ShardSizing, group: bool) -> SeedSpec {
 }
 
 fn all_rows(data: &Path, seeded: &SeededDataset) -> Vec<Vec<UrlRow>> {
-    let dir = dataset_dir(data, seeded.id);
+    let dir = DataDir::new(data).dataset(seeded.id);
     (0..seeded.shard_rows.len())
-        .map(|i| rowfile::read_rows(&shard_path(&dir, ShardId(i as u32))).unwrap())
+        .map(|i| rowfile::read_rows(&dir.shard_rows(ShardId(i as u32))).unwrap())
         .collect()
 }
 
@@ -64,7 +64,7 @@ fn contiguous_seeding_covers_every_row_once_and_resumes() {
     assert_eq!(shards[0][3].url, None, "null URLs are kept as rows");
     assert_eq!(shards[2][4].url.as_deref(), Some("http://h/24.jpg"));
     // Reseeding finds the manifest: same id, nothing rewritten.
-    let shard0 = shard_path(&dataset_dir(&data, s.id), ShardId(0));
+    let shard0 = DataDir::new(&data).dataset(s.id).shard_rows(ShardId(0));
     std::fs::remove_file(&shard0).unwrap();
     let again = seed(&spec(&input, ShardSizing::Rows(10), false), &data).unwrap();
     assert_eq!(again, s);
@@ -226,7 +226,7 @@ fn seeding_many_shards_keeps_one_shard_file_open_at_a_time() {
         shards[427][4].url.as_deref(),
         Some(urls[427 * 7 + 4].as_str())
     );
-    let dir = dataset_dir(&data, s.id);
+    let dir = DataDir::new(&data).dataset(s.id);
     let leftovers = std::fs::read_dir(&dir)
         .unwrap()
         .filter(|e| {

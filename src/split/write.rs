@@ -31,7 +31,7 @@ struct PendingFiles {
 impl PendingFiles {
     fn publish(&mut self, finals: &[PathBuf]) -> Result<(), SplitError> {
         for (temp, fin) in self.temps.iter().zip(finals) {
-            std::fs::rename(temp, fin).map_err(|e| io_err(fin, e))?;
+            crate::layout::persist(temp, fin).map_err(|e| io_err(fin, e))?;
         }
         self.published = true;
         Ok(())

@@ -30,7 +30,8 @@ pub(super) async fn deliver_kept(
 ) -> LeaseOutcome {
     let g = &f.grant;
     tracing::info!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, "offering a shard finished before the restart");
-    deliver(ctx, &dir.join(&g.archive_name), f, lost, shutdown).await
+    let archive = crate::layout::LeaseDir::new(dir).archive(&g.archive_name);
+    deliver(ctx, &archive, f, lost, shutdown).await
 }
 
 /// Pushes the archive then the results file of a finished shard, then completes it; keeps

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::LeaseDir;
 use crate::protocol::control::Grant;
-
-/// The marker's file name.
-pub const MARKER: &str = "finished.json";
 
 /// What a finished shard needs to be delivered again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,17 +44,16 @@ pub struct Kept {
 
 /// Writes the marker into `dir` (atomically: a half-written marker is never read back).
 pub fn write_marker(dir: &Path, f: &Finished) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{MARKER}.tmp"));
     let bytes = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dir.join(MARKER))
+    crate::layout::write_atomic(&LeaseDir::new(dir).finished_marker(), &bytes)
 }
 
 /// The marker of `dir`, if it holds a finished shard whose archive and results are present.
 fn read_marker(dir: &Path) -> Option<Finished> {
-    let f: Finished = serde_json::from_slice(&std::fs::read(dir.join(MARKER)).ok()?).ok()?;
+    let dir = LeaseDir::new(dir);
+    let f: Finished = serde_json::from_slice(&std::fs::read(dir.finished_marker()).ok()?).ok()?;
     crate::model::shard::check_archive_name(&f.grant.archive_name).ok()?;
-    let archive = dir.join(&f.grant.archive_name);
+    let archive = dir.archive(&f.grant.archive_name);
     let len = std::fs::metadata(&archive).ok()?.len();
     let results = crate::engine::results_path(&archive);
     (len == f.archive_size && results.is_file()).then_some(f)

@@ -24,6 +24,7 @@ use super::link::{LinkError, SeederLink};
 use super::stats::{free_space, human_bytes};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob};
 use crate::input::VecRows;
+use crate::layout::{LeaseDir, WorkDir};
 use crate::model::shard::check_archive_name;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
 
@@ -118,7 +119,12 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     }
     let (dir, finished) = match kept {
         Some(k) => (k.dir, Some(k.finished)),
-        None => (shard_dir(&ctx.work_dir, &g), None),
+        None => (
+            WorkDir::new(&ctx.work_dir)
+                .lease(g.dataset, g.shard, g.epoch.0)
+                .into_path(),
+            None,
+        ),
     };
     let lost = CancellationToken::new();
     let counters = ShardCounters::new();
@@ -210,7 +216,7 @@ async fn work(
     if let Err(e) = tokio::fs::create_dir_all(dir).await {
         return LeaseOutcome::Abandoned(format!("cannot create {}: {e}", dir.display()));
     }
-    let archive = dir.join(&g.archive_name);
+    let archive = LeaseDir::new(dir).archive(&g.archive_name);
     let engine_cancel = shutdown.child_token();
     let stop_engine = engine_cancel.clone();
     let lost_watch = lost.clone();
@@ -393,11 +399,4 @@ pub(super) async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> 
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
     }
-}
-
-/// `<work dir>/<dataset>/<shard>-e<epoch>`: one lease's scratch.
-fn shard_dir(work_dir: &Path, g: &Grant) -> PathBuf {
-    work_dir
-        .join(g.dataset.to_hex())
-        .join(format!("{:05}-e{}", g.shard.0, g.epoch))
 }

@@ -58,7 +58,9 @@ pub fn key_source(
         return Ok(KeySource::Env(key));
     }
     if seeding {
-        return Ok(KeySource::CreateOrReuse(data_dir.join(KEY_FILE)));
+        return Ok(KeySource::CreateOrReuse(
+            crate::layout::DataDir::new(data_dir).swarm_key(),
+        ));
     }
     Err(UsageError::new(format!(
         "this node has no swarm key: pass --swarm-key FILE with the key its seeder printed \

@@ -1,15 +1,14 @@
-//! The flags of `ldawt node`, LDAWT's manager config JSON, and their translation into a
-//! validated [`NodeConfig`].
+//! The flags of `ldawt node`, merged over LDAWT's manager config JSON (read by
+//! [`crate::commands::config`]), and their translation into a validated [`NodeConfig`].
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use libp2p::Multiaddr;
-use serde::Deserialize;
 
+use super::super::config::{self, ConfigFor, LdawtConfig};
 use super::super::engine_args::{EngineArgs, EngineFallback};
 use crate::engine::{EngineConfig, OutputFormat};
 use crate::exit::UsageError;
@@ -124,25 +123,6 @@ pub struct NodeArgs {
     pub engine: EngineArgs,
 }
 
-/// LDAWT's manager config (`taskvine.json`).
-#[derive(Debug, Default, Deserialize)]
-struct LdawtConfig {
-    port_number: Option<u16>,
-    parquets_directory: Option<PathBuf>,
-    url_col: Option<String>,
-    class_col: Option<String>,
-    timeout_minutes: Option<u64>,
-    max_retries: Option<u32>,
-}
-
-fn read_config(path: &Path) -> anyhow::Result<LdawtConfig> {
-    let file = File::open(path)
-        .map_err(|e| UsageError::new(format!("cannot read config {}: {e}", path.display())))?;
-    let cfg: LdawtConfig = serde_json::from_reader(file)
-        .map_err(|e| UsageError::new(format!("config {} is not valid: {e}", path.display())))?;
-    Ok(cfg)
-}
-
 fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("ldawt");
@@ -174,7 +154,7 @@ fn default_class_col(seed: &Path, url: &str) -> Option<String> {
 /// Turns the flags (and config) into a node configuration.
 pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     let file = match &args.config {
-        Some(p) => read_config(p)?,
+        Some(p) => config::load(p, ConfigFor::Node).map_err(|e| UsageError::new(e.to_string()))?,
         None => LdawtConfig::default(),
     };
     let seed_path = args.seed.clone().or(file.parquets_directory);
@@ -231,7 +211,7 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
     }
     let data_dir = match (&args.data_dir, &out, &seed) {
         (Some(d), _, _) => d.clone(),
-        (None, Some(o), Some(_)) => o.join(".ldawt"),
+        (None, Some(o), Some(_)) => crate::layout::OutDir::new(o).default_data_dir(),
         _ => default_data_dir(),
     };
     let mut listen = args.listen.clone();

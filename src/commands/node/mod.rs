@@ -70,9 +70,10 @@ pub async fn run(args: NodeArgs, global: &GlobalOpts) -> anyhow::Result<ExitCode
         Some(up) => {
             if let Ok(o) = &result {
                 for r in &o.reports {
-                    up.queue.send(r.results_path.clone());
-                    up.queue
-                        .send(r.results_path.with_file_name("overview.json"));
+                    let out = r.results_path.parent().unwrap_or(std::path::Path::new("."));
+                    let out = crate::layout::OutDir::new(out);
+                    up.queue.send(out.results());
+                    up.queue.send(out.overview());
                 }
             }
             up.finish().await
@@ -144,7 +145,7 @@ fn check_listen_ports(listen: &[Multiaddr]) -> anyhow::Result<()> {
 
 /// One node per data dir: a second one would share its identity and lease database.
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
-    let path = dir.join("node.lock");
+    let path = crate::layout::DataDir::new(dir).lock_file();
     let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     if f.try_lock().is_err() {
         return Err(UsageError::new(format!(
