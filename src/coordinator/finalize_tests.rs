@@ -18,7 +18,7 @@ use crate::model::ids::ShardId;
 use crate::model::lease::{ShardEntry, ShardPhase};
 use crate::model::shard::ShardSizing;
 use crate::results::ResultsWriter;
-use crate::seed::{Columns, SeedSpec, dataset_dir, rowfile, seed, shard_path};
+use crate::seed::{Columns, SeedSpec, rowfile, seed};
 use crate::store::ShardRecord;
 
 const ROWS: u64 = 3_000;

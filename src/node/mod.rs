@@ -214,7 +214,8 @@ pub async fn run(
             "open swarm (--open): any host that can reach this node can join, receive rows and report results"
         );
     }
-    let keypair = identity::load_or_create(&cfg.data_dir.join("identity.key"))?;
+    let keypair =
+        identity::load_or_create(&crate::layout::DataDir::new(&cfg.data_dir).identity_key())?;
     let me = keypair.public().to_peer_id().to_string();
     let stop = shutdown.child_token();
     // The coordinator outlives the worker at shutdown, so this node's own leases are given
@@ -280,7 +281,9 @@ pub async fn run(
         activity: activity.clone(),
         worker_cfg: WorkerConfig {
             me: me.clone(),
-            work_dir: cfg.data_dir.join("work"),
+            work_dir: crate::layout::DataDir::new(&cfg.data_dir)
+                .work()
+                .into_path(),
             engine: cfg.engine.clone(),
             exit_when_idle: cfg.exit_when_idle,
             max_leases: cfg.max_leases,

@@ -43,7 +43,7 @@ pub(super) async fn start(
     claim_out_dir(&out, &ds)?;
     let settings = seeder_settings(&cfg.engine, &cfg.data_dir, &out, &ds).await?;
     let ds = parquet_names(ds, cfg.engine.format);
-    let store = Store::open(&cfg.data_dir.join("leases.redb"))?;
+    let store = Store::open(&crate::layout::DataDir::new(&cfg.data_dir).leases_db())?;
     let mut c = Coordinator::new(
         CoordinatorConfig {
             out: out.clone(),
@@ -71,13 +71,10 @@ pub(super) async fn start(
     })
 }
 
-/// The marker naming the dataset whose results an `--out` directory holds.
-const OUT_MARKER: &str = ".ldawt-dataset";
-
 /// Claims `out` for `ds`: refuses a directory that already holds another dataset's results
 /// (two seeds into one `--out` would overwrite each other's archives, results and overview).
 fn claim_out_dir(out: &std::path::Path, ds: &SeededDataset) -> Result<(), NodeError> {
-    let marker = out.join(OUT_MARKER);
+    let marker = crate::layout::OutDir::new(out).dataset_marker();
     let mine = format!("{} {}\n", ds.id.to_hex(), ds.name);
     match std::fs::read_to_string(&marker) {
         Ok(text) if text.split_whitespace().next() == Some(ds.id.to_hex().as_str()) => Ok(()),
@@ -86,10 +83,12 @@ fn claim_out_dir(out: &std::path::Path, ds: &SeededDataset) -> Result<(), NodeEr
             existing: text.trim().to_string(),
             new: ds.id.to_hex(),
         }),
-        Err(_) => std::fs::write(&marker, mine).map_err(|source| NodeError::Io {
-            path: marker.display().to_string(),
-            source,
-        }),
+        Err(_) => {
+            crate::layout::write_atomic(&marker, mine.as_bytes()).map_err(|source| NodeError::Io {
+                path: marker.display().to_string(),
+                source,
+            })
+        }
     }
 }
 
@@ -122,9 +121,7 @@ async fn seeder_settings(
             "the dataset's class table cannot be sent to workers: {e}"
         )))
     })?;
-    let text = serde_json::to_vec_pretty(&classes::table_json(&settings.class_names))
-        .map_err(|e| io_err(std::io::Error::other(e)))?;
-    std::fs::write(&path, text).map_err(io_err)?;
+    classes::write_table(out, ds, &settings.class_names).map_err(io_err)?;
     Ok(settings)
 }
 

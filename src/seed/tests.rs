@@ -227,7 +227,7 @@ fn seeding_many_shards_keeps_one_shard_file_open_at_a_time() {
         Some(urls[427 * 7 + 4].as_str())
     );
     let dir = DataDir::new(&data).dataset(s.id);
-    let leftovers = std::fs::read_dir(&dir)
+    let leftovers = std::fs::read_dir(dir.path())
         .unwrap()
         .filter(|e| {
             e.as_ref()
@@ -237,7 +237,7 @@ fn seeding_many_shards_keeps_one_shard_file_open_at_a_time() {
                 .ends_with(".tmp")
         })
         .count();
-    assert_eq!(leftovers, 0, "temp files left in {}", dir.display());
+    assert_eq!(leftovers, 0, "temp files left in {}", dir.path().display());
 
     // Grouped: 300 classes in 300 shards, written a bounded number of files per pass.
     let g = seed(
