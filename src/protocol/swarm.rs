@@ -45,7 +45,7 @@ pub enum Gossip {
     },
     /// A seeder's dataset and its progress.
     Dataset {
-        /// The dataset.
+        /// Id of the announced dataset: what a worker names in its `Bid`.
         dataset: DatasetId,
         /// Human name (seed file name).
         name: String,
@@ -64,9 +64,7 @@ pub enum Gossip {
     },
     /// A lease changed hands or state (informational: the seeder's redb is the authority).
     Lease {
-        /// The dataset.
         dataset: DatasetId,
-        /// The shard.
         shard: ShardId,
         /// Holder's peer id (base58), empty when released.
         holder: String,
@@ -84,25 +82,25 @@ pub enum Gossip {
 pub enum ControlRequest {
     /// Ask for a shard of `dataset`.
     Bid {
-        /// The dataset.
+        /// A dataset the asked seeder announced in `Gossip::Dataset`.
         dataset: DatasetId,
         /// The bidder's resources.
         stats: NodeStats,
     },
     /// Fetch the rows of a granted shard.
     Rows {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: u64,
     },
     /// Keep a lease alive.
     Renew {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: u64,
@@ -114,9 +112,9 @@ pub enum ControlRequest {
     },
     /// Both files of a shard were transferred and verified: mark it done.
     Complete {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: u64,
@@ -129,9 +127,9 @@ pub enum ControlRequest {
     },
     /// Give a lease back (shutdown, local failure).
     Abandon {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: u64,
@@ -146,9 +144,9 @@ pub enum ControlRequest {
 /// A granted lease.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
-    /// The dataset.
+    /// The dataset named in the `Bid` this answers.
     pub dataset: DatasetId,
-    /// The shard.
+    /// Chosen by the seeder's lease book; numbered from 0.
     pub shard: ShardId,
     /// Fencing epoch: present it on every later request.
     pub epoch: u64,
@@ -278,7 +276,7 @@ impl ControlResponse {
 /// Which file of a shard a transfer carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileKind {
-    /// The archive.
+    /// The shard's archive of downloaded images.
     Archive,
     /// The per-row results parquet.
     Results,
@@ -287,9 +285,9 @@ pub enum FileKind {
 /// First frame of a transfer stream, sent by the worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferHeader {
-    /// The dataset.
+    /// From the [`Grant`].
     pub dataset: DatasetId,
-    /// The shard.
+    /// From the [`Grant`].
     pub shard: ShardId,
     /// The grant's epoch.
     pub epoch: u64,
@@ -314,9 +312,9 @@ pub enum CodecError {
     /// The message is larger than its protocol allows.
     #[error("message of {size} bytes exceeds the limit of {limit}")]
     TooLarge {
-        /// Its size.
+        /// Encoded size in bytes.
         size: usize,
-        /// The limit.
+        /// The protocol's maximum in bytes.
         limit: usize,
     },
     /// Not a valid message.
