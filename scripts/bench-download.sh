@@ -21,13 +21,10 @@
 # PyPI for img2dataset and its numpy/OpenCV (which also draw the decodable images of case 4;
 # BENCH_SKIP_IMG2DATASET=1 leaves img2dataset's own run out).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-. scripts/lib/bench.sh
-DATA=$(bench_shared_data "$ROOT")
+. "$(dirname "$0")/lib/bench.sh"
+bench_init  # cd to the repository; ROOT, DATA (the real rows)
 ROWS=${BENCH_ROWS:-10000}
 WAN_ROWS=${BENCH_WAN_ROWS:-6000}
-[ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
 
 bench_need nginx wrk
 

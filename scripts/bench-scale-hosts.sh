@@ -13,14 +13,11 @@
 # Env: BENCH_ROWS_1 / BENCH_ROWS_10K (20,000 each), BENCH_ROWS_100K (200,000).
 # Needs: cargo, python3 (stdlib only), nginx (installed from Debian when root).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-. scripts/lib/bench.sh
-DATA=$(bench_shared_data "$ROOT")
+. "$(dirname "$0")/lib/bench.sh"
+bench_init  # cd to the repository; ROOT, DATA (the real rows)
 ROWS_1=${BENCH_ROWS_1:-20000}
 ROWS_10K=${BENCH_ROWS_10K:-20000}
 ROWS_100K=${BENCH_ROWS_100K:-200000}
-[ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
 
 bench_need nginx
 

@@ -2,17 +2,21 @@
 # the real-data location, tool installation, and nginx serving the synthetic pool that
 # `ldawt fixture-server --write-pool` writes. Functions only; the caller sets `set -euo pipefail`.
 
-# bench_shared_data ROOT: prints ../shared/data/subset_50k.parquet beside the clone
-# ($LDAWT_SHARED_DATA first; ancestors of ROOT are searched too, for git worktrees).
-bench_shared_data() {
-  local d=$1 dir=${LDAWT_SHARED_DATA:-}
+# bench_init: moves to the repository root and sets ROOT (that root) and DATA, the real
+# iNaturalist subset ../shared/data/subset_50k.parquet beside the clone ($LDAWT_SHARED_DATA
+# first; ancestors are searched too, for git worktrees). Exits 2 when DATA is missing.
+bench_init() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+  ROOT=$(pwd)
+  local d=$ROOT dir=${LDAWT_SHARED_DATA:-}
   if [ -z "$dir" ]; then
     while [ "$d" != "/" ]; do
       d=$(dirname "$d")
       if [ -f "$d/shared/data/subset_50k.parquet" ]; then dir=$d/shared/data; break; fi
     done
   fi
-  echo "${dir:-$1/../shared/data}/subset_50k.parquet"
+  DATA=${dir:-$ROOT/../shared/data}/subset_50k.parquet
+  [ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
 }
 
 # bench_need TOOL...: installs the missing ones from Debian (needs root, else exits 2).
