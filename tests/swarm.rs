@@ -35,6 +35,8 @@ mod hostile;
 mod hostile_results;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
+#[path = "swarm/kit.rs"]
+mod kit;
 #[path = "swarm/politeness.rs"]
 mod politeness;
 #[path = "swarm/processes.rs"]
