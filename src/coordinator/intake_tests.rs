@@ -12,6 +12,16 @@ use crate::protocol::swarm::{ControlRequest, ControlResponse, FileKind, RejectRe
 use crate::results::ResultsWriter;
 use crate::results::{RowResult, RowStatus};
 
+/// The coordinator of `s` with `ttl_ms` leases over a fresh lease database, its dataset
+/// added at time 0.
+async fn started(s: &super::tests::Setup, ttl_ms: u64) -> Coordinator {
+    let mut c = coordinator(s, ttl_ms, Store::open(&s.data.join("leases.redb")).unwrap());
+    c.add_dataset(s.seeded.clone(), UnixMillis(0))
+        .await
+        .unwrap();
+    c
+}
+
 fn reason(r: &ControlResponse) -> Option<RejectReason> {
     match r {
         ControlResponse::Rejected(refusal) => Some(refusal.reason),
@@ -24,14 +34,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let g = grant(&mut c, "evil", ds, 0).await;
     let rows = match c
         .handle_request(
@@ -137,14 +140,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
 async fn oversized_transfers_are_refused_before_any_byte() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let g = grant(&mut c, "w", ds, 0).await;
     let decide = |c: &mut Coordinator, kind, size| {
         let mut h = header(&g, kind);
@@ -197,10 +193,7 @@ async fn oversized_transfers_are_refused_before_any_byte() {
 async fn the_partial_file_of_an_expired_lease_is_deleted() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
-    let mut c = coordinator(&s, 1_000, Store::open(&s.data.join("leases.redb")).unwrap());
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 1_000).await;
     let g = grant(&mut c, "w", ds, 0).await;
     let FileDecision::Accept { part_path } =
         c.decide_file("w", &header(&g, FileKind::Archive), UnixMillis(1))
@@ -222,14 +215,7 @@ async fn a_garbage_results_file_in_out_does_not_stop_finalize() {
     let s = setup(20, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     for (i, now) in [(0, 1), (1, 2)] {
         let g = grant(&mut c, "w", ds, now).await;
         assert_eq!(
@@ -269,14 +255,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let c = started(&s, 10_000).await;
     let (gossip, _gossip_rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let clock = Arc::new(ManualClock::new(UnixMillis(0)));
@@ -398,14 +377,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
 async fn transfers_under_way_count_against_the_free_disk() {
     let s = setup(20, 10);
     let ds = s.seeded.id;
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let g0 = grant(&mut c, "w", ds, 0).await;
     let g1 = grant(&mut c, "w", ds, 0).await;
     let st = rustix::fs::statvfs(&s.out).unwrap();
