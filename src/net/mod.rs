@@ -182,9 +182,7 @@ pub enum Event {
         addr: Multiaddr,
     },
     /// The last connection to a peer closed.
-    PeerDisconnected {
-        peer: PeerId,
-    },
+    PeerDisconnected { peer: PeerId },
     /// Identify told us who a peer is and where it listens.
     PeerIdentified {
         peer: PeerId,

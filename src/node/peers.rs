@@ -95,9 +95,7 @@ pub enum Liveness {
         silent_ms: u64,
     },
     /// Heard from again after a stall.
-    Recovered {
-        peer: PeerId,
-    },
+    Recovered { peer: PeerId },
 }
 
 impl PeerTable {
