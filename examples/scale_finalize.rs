@@ -16,10 +16,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use ldawt::coordinator::write_final_files;
 use ldawt::engine::{RowResult, RowStatus, archive_stem, results_path};
+use ldawt::layout::{DataDir, SeedDir};
 use ldawt::model::ids::ShardId;
 use ldawt::model::lease::{ShardEntry, ShardPhase};
 use ldawt::results::ResultsWriter;
-use ldawt::seed::{SeededDataset, dataset_dir, rowfile, shard_path};
+use ldawt::seed::{SeededDataset, rowfile};
 use ldawt::store::ShardRecord;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -57,7 +58,7 @@ fn fails(index: u64) -> bool {
 fn prepare(data: &Path, out: &Path, seeded: &SeededDataset) -> Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(out)?;
-    let dir = dataset_dir(data, seeded.id);
+    let dir = DataDir::new(data).dataset(seeded.id);
     let n = seeded.shard_rows.len();
     std::thread::scope(|s| -> Result<()> {
         let jobs: Vec<_> = (0..2)
@@ -84,8 +85,8 @@ fn prepare(data: &Path, out: &Path, seeded: &SeededDataset) -> Result<()> {
     Ok(())
 }
 
-fn write_shard_results(dir: &Path, out: &Path, seeded: &SeededDataset, i: usize) -> Result<()> {
-    let rows = rowfile::read_rows(&shard_path(dir, ShardId(i as u32)))?;
+fn write_shard_results(dir: &SeedDir, out: &Path, seeded: &SeededDataset, i: usize) -> Result<()> {
+    let rows = rowfile::read_rows(&dir.shard_rows(ShardId(i as u32)))?;
     let archive = out.join(&seeded.archive_names[i]);
     let stem = archive_stem(&archive);
     let mut w = ResultsWriter::create(&results_path(&archive))?;

@@ -26,30 +26,12 @@
 # PyPI for img2dataset and its numpy/OpenCV (which also draw the decodable images of case 4;
 # BENCH_SKIP_IMG2DATASET=1 leaves img2dataset's own run out).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-# ../shared/data beside the clone (ancestors are searched too, for git worktrees).
-if [ -z "${LDAWT_SHARED_DATA:-}" ]; then
-  d=$ROOT
-  while [ "$d" != "/" ]; do
-    d=$(dirname "$d")
-    if [ -f "$d/shared/data/subset_50k.parquet" ]; then LDAWT_SHARED_DATA=$d/shared/data; break; fi
-  done
-fi
-DATA=${LDAWT_SHARED_DATA:-$ROOT/../shared/data}/subset_50k.parquet
+. "$(dirname "$0")/lib/bench.sh"
+bench_init  # cd to the repository; ROOT, DATA (the real rows)
 ROWS=${BENCH_ROWS:-10000}
 WAN_ROWS=${BENCH_WAN_ROWS:-6000}
-[ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
 
-need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-if [ "${#need[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then echo "bench: missing ${need[*]} and not root" >&2; exit 2; fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+bench_need nginx wrk
 
 echo "bench: building the release binary (cargo build --release)…" >&2
 cargo build --release --quiet
@@ -87,31 +69,8 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 "$BIN" fixture-server --write-pool "$WORK/www" >&2
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
-  keepalive_requests 1000000; keepalive_timeout 120s;
-  open_file_cache max=4000 inactive=60s;
-  types { image/jpeg jpg jpeg; }
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-  server {
-    listen 127.0.0.1:$PORT;
-    root $WORK/www;
-    location ~ "^/real/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /real/\$1.jpg =404; }
-    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.(jpeg|JPEG)$" { try_files /pool/\$1.jpeg =404; }
-    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /pool/\$1.jpg =404; }
-  }
-}
-CONF
-mkdir -p "$WORK/tmp"
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log"
-for _ in $(seq 50); do python3 -c "import urllib.request;urllib.request.urlopen('http://127.0.0.1:$PORT/photos/1000/medium.jpg')" 2>/dev/null && break; sleep 0.1; done
+bench_nginx "$WORK" "127.0.0.1:$PORT" 127.0.0.1 4096 "" \
+  'location ~ "^/real/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /real/$1.jpg =404; }'
 
 "$BIN" fixture-server --rebase-parquet "$DATA" "$WORK/bench.parquet" --rows "$ROWS" \
   --base-url "http://127.0.0.1:$PORT" --paths-out "$WORK/paths.txt" >&2

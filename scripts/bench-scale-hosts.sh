@@ -17,27 +17,13 @@
 # release binary to measure instead of building one).
 # Needs: cargo, python3 (stdlib only), nginx (installed from Debian when root).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-if [ -z "${LDAWT_SHARED_DATA:-}" ]; then
-  d=$ROOT
-  while [ "$d" != "/" ]; do
-    d=$(dirname "$d")
-    if [ -f "$d/shared/data/subset_50k.parquet" ]; then LDAWT_SHARED_DATA=$d/shared/data; break; fi
-  done
-fi
-DATA=${LDAWT_SHARED_DATA:-$ROOT/../shared/data}/subset_50k.parquet
+. "$(dirname "$0")/lib/bench.sh"
+bench_init  # cd to the repository; ROOT, DATA (the real rows)
 ROWS_1=${BENCH_ROWS_1:-20000}
 ROWS_10K=${BENCH_ROWS_10K:-20000}
 ROWS_100K=${BENCH_ROWS_100K:-200000}
-[ -f "$DATA" ] || { echo "bench: $DATA not found (clone the repo with shared/ beside it)" >&2; exit 2; }
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  if [ "$(id -u)" -ne 0 ]; then echo "bench: nginx missing and not root" >&2; exit 2; fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends nginx >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+bench_need nginx
 
 if [ -z "${LDAWT_BIN:-}" ]; then
   echo "bench: building the release binary (cargo build --release)…" >&2
@@ -57,32 +43,8 @@ trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])')
 "$BIN" fixture-server --write-pool "$WORK/www" >/dev/null
 # worker_connections well above ldawt's needs: a refused connection must be ldawt's doing.
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 2;
-worker_rlimit_nofile 200000;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 65536; }
-http {
-  access_log off;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
-  keepalive_requests 1000000; keepalive_timeout 120s;
-  open_file_cache max=4000 inactive=60s;
-  types { image/jpeg jpg jpeg; }
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-  server {
-    listen 0.0.0.0:$PORT backlog=4096;
-    root $WORK/www;
-    location = /nginx-status { stub_status; }
-    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.(jpeg|JPEG)$" { try_files /pool/\$1.jpeg =404; }
-    location ~ "^/photos/[0-9]*([0-9][0-9][0-9])/[A-Za-z]+\.[A-Za-z]+$" { try_files /pool/\$1.jpg =404; }
-  }
-}
-CONF
-mkdir -p "$WORK/tmp"
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx-error.log"
-for _ in $(seq 50); do python3 -c "import urllib.request;urllib.request.urlopen('http://127.9.8.7:$PORT/photos/1000/medium.jpg')" 2>/dev/null && break; sleep 0.1; done
+bench_nginx "$WORK" "0.0.0.0:$PORT backlog=4096" 127.9.8.7 65536 200000 \
+  "location = /nginx-status { stub_status; }"
 
 for spec in "1 $ROWS_1" "10000 $ROWS_10K" "100000 $ROWS_100K"; do
   read -r hosts rows <<<"$spec"

@@ -35,6 +35,10 @@ mod hostile;
 mod hostile_results;
 #[path = "swarm/inprocess.rs"]
 mod inprocess;
+#[path = "swarm/kit.rs"]
+mod kit;
+#[path = "swarm/manual_clock.rs"]
+mod manual_clock;
 #[path = "swarm/politeness.rs"]
 mod politeness;
 #[path = "swarm/processes.rs"]

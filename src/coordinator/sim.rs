@@ -29,7 +29,7 @@ use crate::protocol::gossip::{Gossip, LeaseState, MAX_GOSSIP_BYTES};
 pub struct SimConfig {
     /// Shards in the dataset.
     pub shards: u32,
-    /// Rows per shard.
+    /// Every shard holds this many rows; a holder reports progress proportional to its lease time.
     pub rows_per_shard: u64,
     /// Peers online at the start (each departure is replaced by a new peer later).
     pub peers: u32,
@@ -95,7 +95,7 @@ pub struct SimReport {
     pub finished: bool,
     /// Shards in total.
     pub shards_total: u32,
-    /// Shards done.
+    /// Shards whose completion was accepted.
     pub shards_done: u32,
     /// Shards failed for good.
     pub shards_failed: u32,
@@ -103,7 +103,7 @@ pub struct SimReport {
     pub shards_open: u32,
     /// Shards whose completion was accepted more than once (must be 0).
     pub double_completions: u32,
-    /// Grants.
+    /// Leases granted, tail copies included.
     pub grants: u64,
     /// Grants that were tail copies.
     pub copies: u64,

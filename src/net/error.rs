@@ -32,7 +32,7 @@ pub enum NetError {
     /// A stream to a peer could not be opened.
     #[error("cannot open a stream to {peer}: {reason}")]
     OpenStream {
-        /// The peer.
+        /// Its peer id (base58).
         peer: String,
         /// Why.
         reason: String,

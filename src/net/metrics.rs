@@ -63,7 +63,7 @@ pub struct NetMetrics {
     pub gossip_published: u64,
     /// Gossip messages received from peers.
     pub gossip_received: u64,
-    /// Control requests sent.
+    /// Control requests this node sent (bids, rows, renewals, completions, give-backs).
     pub control_requests_sent: u64,
     /// Control requests sent that failed (transport errors, not refusals).
     pub control_requests_failed: u64,

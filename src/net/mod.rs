@@ -140,7 +140,6 @@ pub enum Event {
     Request {
         /// Who asks.
         peer: PeerId,
-        /// The request.
         request: ControlRequest,
         /// Where the answer goes.
         reply: oneshot::Sender<ControlResponse>,
@@ -167,7 +166,7 @@ pub enum Event {
     FileReceived {
         /// The sender.
         peer: PeerId,
-        /// Its header.
+        /// As announced in `IncomingFile`.
         header: TransferHeader,
         /// The verified file (the `part_path` of the decision).
         part_path: PathBuf,
@@ -178,24 +177,18 @@ pub enum Event {
     Gossip {
         /// The publisher.
         from: PeerId,
-        /// The message.
         message: Gossip,
     },
     /// A first connection to a peer opened.
     PeerConnected {
-        /// The peer.
         peer: PeerId,
         /// The remote address of that connection.
         addr: Multiaddr,
     },
     /// The last connection to a peer closed.
-    PeerDisconnected {
-        /// The peer.
-        peer: PeerId,
-    },
+    PeerDisconnected { peer: PeerId },
     /// Identify told us who a peer is and where it listens.
     PeerIdentified {
-        /// The peer.
         peer: PeerId,
         /// Its listen addresses.
         listen_addrs: Vec<Multiaddr>,

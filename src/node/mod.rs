@@ -95,7 +95,7 @@ pub struct NodeConfig {
 /// What the node prints once it is up.
 #[derive(Debug, Clone)]
 pub struct Ready {
-    /// Its peer id.
+    /// Base58 peer id, derived from the node's identity key.
     pub peer_id: String,
     /// Each listen address with `/p2p/<id>`: what to paste after `--join`.
     pub join_addrs: Vec<String>,

@@ -33,7 +33,7 @@ struct Peer {
 /// A dataset announced by a seeder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Announced {
-    /// Its seeder.
+    /// The peer that published the announcement: where bids go.
     pub seeder: PeerId,
     /// Its progress as announced.
     pub progress: DatasetProgress,
@@ -91,16 +91,12 @@ impl Default for PeerTable {
 pub enum Liveness {
     /// Connected but silent for `silent_ms`.
     Stalled {
-        /// The peer.
         peer: PeerId,
         /// How long it has been silent.
         silent_ms: u64,
     },
     /// Heard from again after a stall.
-    Recovered {
-        /// The peer.
-        peer: PeerId,
-    },
+    Recovered { peer: PeerId },
 }
 
 impl PeerTable {

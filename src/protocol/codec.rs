@@ -24,9 +24,9 @@ pub enum CodecError {
     /// The message is larger than its protocol allows.
     #[error("message of {size} bytes exceeds the limit of {limit}")]
     TooLarge {
-        /// Its size.
+        /// Encoded size in bytes.
         size: usize,
-        /// The limit.
+        /// The protocol's maximum in bytes.
         limit: usize,
     },
     /// Not a valid message.

@@ -23,25 +23,25 @@ pub const MAX_CONTROL_RESPONSE_BYTES: usize = 256 << 20;
 pub enum ControlRequest {
     /// Ask for a shard of `dataset`.
     Bid {
-        /// The dataset.
+        /// A dataset the asked seeder announced in `Gossip::Dataset`.
         dataset: DatasetId,
         /// The bidder's resources.
         stats: NodeStats,
     },
     /// Fetch the rows of a granted shard.
     Rows {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: Epoch,
     },
     /// Keep a lease alive.
     Renew {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: Epoch,
@@ -53,9 +53,9 @@ pub enum ControlRequest {
     },
     /// Both files of a shard were transferred and verified: mark it done.
     Complete {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: Epoch,
@@ -68,9 +68,9 @@ pub enum ControlRequest {
     },
     /// Give a lease back (shutdown, local failure).
     Abandon {
-        /// The dataset.
+        /// From the [`Grant`].
         dataset: DatasetId,
-        /// The shard.
+        /// From the [`Grant`].
         shard: ShardId,
         /// The grant's epoch.
         epoch: Epoch,
@@ -85,9 +85,9 @@ pub enum ControlRequest {
 /// A granted lease.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
-    /// The dataset.
+    /// The dataset named in the `Bid` this answers.
     pub dataset: DatasetId,
-    /// The shard.
+    /// Chosen by the seeder's lease book; numbered from 0.
     pub shard: ShardId,
     /// Fencing epoch: present it on every later request.
     pub epoch: Epoch,

@@ -27,7 +27,7 @@ pub enum Gossip {
     },
     /// A seeder's dataset and its progress.
     Dataset {
-        /// The dataset.
+        /// Id of the announced dataset: what a worker names in its `Bid`.
         dataset: DatasetId,
         /// Human name (seed file name).
         name: String,
@@ -46,9 +46,9 @@ pub enum Gossip {
     },
     /// A lease changed hands or state (informational: the seeder's redb is the authority).
     Lease {
-        /// The dataset.
+        /// The dataset the lease belongs to.
         dataset: DatasetId,
-        /// The shard.
+        /// The shard whose lease changed.
         shard: ShardId,
         /// The holder (empty on the wire when there is none).
         #[serde(with = "node_id_or_empty")]

@@ -93,7 +93,7 @@ pub struct DatasetSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dataset settings refused: {field}: {why}")]
 pub struct SettingsError {
-    /// The field.
+    /// Name of the offending field.
     pub field: &'static str,
     /// What is wrong with it.
     pub why: String,

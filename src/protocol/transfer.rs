@@ -13,7 +13,7 @@ pub const MAX_TRANSFER_HEADER_BYTES: usize = 16 << 10;
 /// Which file of a shard a transfer carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileKind {
-    /// The archive.
+    /// The shard's archive of downloaded images.
     Archive,
     /// The per-row results parquet.
     Results,
@@ -22,9 +22,9 @@ pub enum FileKind {
 /// First frame of a transfer stream, sent by the worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferHeader {
-    /// The dataset.
+    /// From the [`Grant`](super::control::Grant).
     pub dataset: DatasetId,
-    /// The shard.
+    /// From the [`Grant`](super::control::Grant).
     pub shard: ShardId,
     /// The grant's epoch.
     pub epoch: Epoch,

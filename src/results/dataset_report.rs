@@ -10,7 +10,7 @@ use serde::Serialize;
 /// A shard that exhausted its retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedShard {
-    /// The shard.
+    /// Shard number, from 0.
     pub shard: u32,
     /// Its archive name (never written).
     pub archive: String,
@@ -41,7 +41,7 @@ pub struct FinalReport {
     pub bytes: u64,
     /// Shards in total.
     pub shards_total: u32,
-    /// Shards done.
+    /// Shards whose archive and results were stored.
     pub shards_done: u32,
     /// Shards that exhausted their retries.
     pub failed_shards: Vec<FailedShard>,
@@ -66,13 +66,13 @@ pub struct ShardSummary {
     pub archive: String,
     /// `done` or `failed`.
     pub state: String,
-    /// Rows.
+    /// Input rows assigned to the shard.
     pub rows: u64,
     /// Rows stored.
     pub ok: u64,
     /// Rows failed.
     pub failed: u64,
-    /// Bytes.
+    /// Image bytes stored in its archive.
     pub bytes: u64,
     /// Peer that completed it.
     pub done_by: Option<String>,

@@ -2,6 +2,24 @@
 
 use super::*;
 
+/// A result for row `index` with `status` and nothing else (no URL, class, bytes or attempt).
+fn bare_row(index: u64, status: RowStatus) -> RowResult {
+    RowResult {
+        index,
+        url: None,
+        class: None,
+        status,
+        http_status: None,
+        error_kind: None,
+        error_message: None,
+        bytes: 0,
+        sha256: None,
+        member: None,
+        attempts: 0,
+        elapsed_ms: 0,
+    }
+}
+
 #[test]
 fn results_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,20 +64,7 @@ fn extra_cells_and_dims_round_trip() {
         extra: vec!["license".into()],
     };
     let mut w = ResultsWriter::create_with(&path, layout).unwrap();
-    let row = |i: u64| RowResult {
-        index: i,
-        url: None,
-        class: None,
-        status: RowStatus::Ok,
-        http_status: None,
-        error_kind: None,
-        error_message: None,
-        bytes: 0,
-        sha256: None,
-        member: None,
-        attempts: 0,
-        elapsed_ms: 0,
-    };
+    let row = |i: u64| bare_row(i, RowStatus::Ok);
     let extras = [
         RowExtras {
             cells: vec![Some("cc0".into())],
@@ -119,20 +124,7 @@ fn rows_are_written_in_input_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("o.results.parquet");
     let mut w = ResultsWriter::create(&path).unwrap();
-    let row = |index: u64| RowResult {
-        index,
-        url: None,
-        class: None,
-        status: RowStatus::Skipped,
-        http_status: None,
-        error_kind: None,
-        error_message: None,
-        bytes: 0,
-        sha256: None,
-        member: None,
-        attempts: 0,
-        elapsed_ms: 0,
-    };
+    let row = |index: u64| bare_row(index, RowStatus::Skipped);
     // Completion order: each block of 64 finishes backwards; row 7 finishes last.
     let n = 3 * REORDER_WINDOW as u64 / 2;
     for block in (0..n).step_by(64) {

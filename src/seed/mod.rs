@@ -42,7 +42,7 @@ pub struct SeedSpec {
 /// A seeded dataset as found in its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeededDataset {
-    /// The id.
+    /// Derived from the seed's content and sharding parameters (see [`DatasetId`]).
     pub id: DatasetId,
     /// Human name: the seed's file or directory stem.
     pub name: String,

@@ -67,7 +67,7 @@ pub struct LeaseCtx {
     pub link: SeederLink,
     /// This node's peer id.
     pub me: String,
-    /// The grant.
+    /// The seeder's grant this task works on (dataset, shard, epoch, expiry).
     pub grant: Grant,
     /// Root of the worker's scratch space.
     pub work_dir: PathBuf,

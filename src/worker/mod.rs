@@ -46,7 +46,7 @@ use stats::Probe;
 /// A dataset with work, and how to reach its seeder.
 #[derive(Clone)]
 pub struct Offer {
-    /// The dataset.
+    /// As announced in the seeder's `Gossip::Dataset`.
     pub dataset: DatasetId,
     /// The route to its seeder.
     pub link: SeederLink,

@@ -66,6 +66,18 @@ pub fn unavailable(test: &str, why: &str) -> bool {
     true
 }
 
+/// Mounts a tmpfs of `size` at `path` for `test`; when that cannot be done here, says why
+/// through [`unavailable`] (a failure under `CI`) and returns `None`: the caller returns.
+pub fn tmpfs_or_skip(test: &str, path: &Path, size: &str) -> Option<Tmpfs> {
+    match Tmpfs::mount(path, size) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            unavailable(test, &e);
+            None
+        }
+    }
+}
+
 /// Sends `sig` (`STOP`, `CONT`, `KILL`, `TERM`…) to `pid`.
 pub fn signal(pid: u32, sig: &str) -> Result<(), String> {
     run("kill", &[&format!("-{sig}"), &pid.to_string()])

@@ -4,6 +4,8 @@
 //! Other helpers add their own `tests/common/<name>.rs` files next to this one.
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
@@ -64,6 +66,15 @@ pub fn fixture_with(cfg: FixtureConfig) -> TestFixture {
 /// Starts a fixture with small bodies (2–20 KB).
 pub fn fixture() -> TestFixture {
     fixture_with(FixtureConfig::default())
+}
+
+/// A fixture that waits `ms` before the first byte of every answer (so a run can be
+/// interrupted half-way).
+pub fn slow_fixture(ms: u64) -> TestFixture {
+    fixture_with(FixtureConfig {
+        first_byte_delay: Duration::from_millis(ms),
+        ..FixtureConfig::default()
+    })
 }
 
 /// Writes a parquet file whose columns are all nullable strings.
@@ -195,6 +206,43 @@ pub fn inat_parquet(dir: &Path, name: &str, n: usize, base_url: &str) -> Option<
     Some(path)
 }
 
+/// Writes a seed parquet of `rows` rows: `photo_url` = `url(i)`, `taxon_name` = `class(i)`.
+pub fn write_seed(
+    path: &Path,
+    rows: u64,
+    url: impl Fn(u64) -> String,
+    class: impl Fn(u64) -> String,
+) {
+    write_string_parquet(
+        path,
+        &[
+            ("photo_url", (0..rows).map(|i| Some(url(i))).collect()),
+            ("taxon_name", (0..rows).map(|i| Some(class(i))).collect()),
+        ],
+    );
+}
+
+/// Writes `<dir>/<name>.parquet`, a seed of `rows` fixture images: row `i` is
+/// `<fixture>/<url_prefix>/<i>.jpg` (the prefix may name a fixture behaviour, such as
+/// `/fx/size-200000/b`), its class `<class> <i % classes>`. Returns its path.
+pub fn fixture_seed(
+    fx: &FixtureHandle,
+    dir: &Path,
+    name: &str,
+    rows: u64,
+    url_prefix: &str,
+    (class, classes): (&str, u64),
+) -> PathBuf {
+    let path = dir.join(format!("{name}.parquet"));
+    write_seed(
+        &path,
+        rows,
+        |i| fx.url(&format!("{url_prefix}/{i}.jpg")),
+        |i| format!("{class} {}", i % classes),
+    );
+    path
+}
+
 /// A test that cannot run its tool or data here. Under CI (`CI` set, as `.ci/run` runs) a skip
 /// is a failure: the run must not pass with the test silently left out. Locally it prints the
 /// reason; the caller then returns.
@@ -256,9 +304,42 @@ pub fn wait_timeout(mut child: Child, timeout: Duration) -> Output {
     }
 }
 
+/// Sends `signal` (`TERM`, `INT`…) to `child` and waits (30 s at most) for it to exit.
+pub fn interrupt(child: Child, signal: &str) -> Output {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {}", child.id());
+    wait_timeout(child, Duration::from_secs(30))
+}
+
 /// Runs `ldawt <args>` to completion within `timeout`.
 pub fn run_ldawt(args: &[&str], timeout: Duration) -> Output {
     wait_timeout(spawn_ldawt(args), timeout)
+}
+
+/// `ldawt download --input <input> --output <output> <extra>`'s arguments.
+pub fn download_args<'a>(input: &'a Path, output: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "download",
+        "--input",
+        input.to_str().expect("a UTF-8 input path"),
+        "--output",
+        output.to_str().expect("a UTF-8 output path"),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs `ldawt download` of `input` into `output` with `extra` flags, within `timeout`.
+pub fn run_download(input: &Path, output: &Path, extra: &[&str], timeout: Duration) -> Output {
+    run_ldawt(&download_args(input, output, extra), timeout)
+}
+
+/// Starts `ldawt download` of `input` into `output` with `extra` flags (see [`spawn_ldawt`]).
+pub fn spawn_download(input: &Path, output: &Path, extra: &[&str]) -> Child {
+    spawn_ldawt(&download_args(input, output, extra))
 }
 
 /// The process exit code (`-1` when killed by a signal).
@@ -275,11 +356,20 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// Every regular member of a tar or tar.gz: path → bytes.
+/// Every regular member of a tar or tar.gz: path → bytes (each name once, asserted).
 pub fn archive_members(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    read_tar(path, true)
+}
+
+/// Every entry of a tar or tar.gz, directories (`name/`, no bytes) included: path → bytes.
+pub fn archive_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    read_tar(path, false)
+}
+
+fn read_tar(path: &Path, regular_only: bool) -> BTreeMap<String, Vec<u8>> {
     let mut raw = Vec::new();
     std::fs::File::open(path)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
         .read_to_end(&mut raw)
         .unwrap();
     let reader: Box<dyn Read> = if raw.starts_with(&[0x1F, 0x8B]) {
@@ -291,18 +381,24 @@ pub fn archive_members(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
-        if entry.header().entry_type() != tar::EntryType::Regular {
+        if regular_only && entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
         let name = entry.path().unwrap().to_string_lossy().into_owned();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).unwrap();
-        assert!(
-            out.insert(name.clone(), bytes).is_none(),
-            "member {name} twice"
-        );
+        let twice = out.insert(name.clone(), bytes).is_some();
+        assert!(!(regular_only && twice), "member {name} twice");
     }
     out
+}
+
+/// How many rows of a results file were stored (`ok`).
+pub fn ok_rows(path: &Path) -> usize {
+    results(path)
+        .values()
+        .filter(|r| r.status == ldawt::engine::RowStatus::Ok)
+        .count()
 }
 
 /// The results file, by row index.

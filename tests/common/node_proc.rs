@@ -1,15 +1,95 @@
 //! A real `ldawt node` process for tests: started with piped stdout (read line by line on a
 //! thread) and stderr in a file, its start-up lines parsed (peer id, `--join` address, swarm key
 //! file, status address), killed when dropped. Optionally under a lowered open-file limit.
-//! The one node-process helper of the `net` and `swarm` test binaries.
+//! The one node-process helper of the `net` and `swarm` test binaries, with [`NodeArgs`], the
+//! one place their `ldawt node` command lines are built.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// An `ldawt node` command line for a test node: no mDNS, its status endpoint on a free
+/// loopback port; the rest flag by flag.
+#[derive(Debug, Clone)]
+pub struct NodeArgs(Vec<String>);
+
+impl NodeArgs {
+    /// `node --no-mdns --status-addr 127.0.0.1:0`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A `--no-work` seeder of `input` (classes from `taxon_name`) into `out`, listening on
+    /// loopback port `port` (0: any), with a 0.3 s heartbeat.
+    pub fn seeder(input: &Path, out: &Path, port: u16) -> Self {
+        Self::new()
+            .seed(input, out)
+            .listen(port)
+            .with(&["--no-work", "--heartbeat", "0.3"])
+    }
+
+    /// A worker joining `join` (with `key` as its `--swarm-key` when given), keeping its state
+    /// in `data`, listening on any loopback port, allowed to fetch from the loopback fixture,
+    /// with a 0.3 s heartbeat.
+    pub fn worker(join: &str, key: Option<&str>, data: &Path) -> Self {
+        Self::new().join(join, key).data_dir(data).listen(0).with(&[
+            "--allow-private-urls",
+            "--heartbeat",
+            "0.3",
+        ])
+    }
+
+    /// `--seed input --class-col taxon_name --out out`.
+    pub fn seed(self, input: &Path, out: &Path) -> Self {
+        let (input, out) = (input.display().to_string(), out.display().to_string());
+        self.with(&["--seed", &input, "--class-col", "taxon_name", "--out", &out])
+    }
+
+    /// `--join join`, and `--swarm-key key` when given.
+    pub fn join(self, join: &str, key: Option<&str>) -> Self {
+        let this = self.with(&["--join", join]);
+        match key {
+            Some(k) => this.with(&["--swarm-key", k]),
+            None => this,
+        }
+    }
+
+    /// `--data-dir data`.
+    pub fn data_dir(self, data: &Path) -> Self {
+        self.with(&["--data-dir", &data.display().to_string()])
+    }
+
+    /// `--listen /ip4/127.0.0.1/tcp/<port>` (0: any port).
+    pub fn listen(self, port: u16) -> Self {
+        self.with(&["--listen", &format!("/ip4/127.0.0.1/tcp/{port}")])
+    }
+
+    /// Appends `extra` as they are.
+    pub fn with(mut self, extra: &[&str]) -> Self {
+        self.0.extend(extra.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// The arguments after the binary's name.
+    pub fn args(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Starts the node with its stderr in `stderr`.
+    pub fn start(&self, stderr: PathBuf) -> NodeProc {
+        NodeProc::start(&self.0, stderr)
+    }
+}
+
+impl Default for NodeArgs {
+    fn default() -> Self {
+        Self(Vec::new()).with(&["node", "--no-mdns", "--status-addr", "127.0.0.1:0"])
+    }
+}
 
 /// What a node prints when it is up.
 #[derive(Debug, Clone)]
@@ -193,4 +273,28 @@ pub fn http_get_code(addr: &str, path: &str) -> Option<u16> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     out.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Polls `fetch` every 200 ms until what it returns satisfies `ok`, and returns that; panics
+/// after `limit` naming `what` and showing the last value.
+pub fn poll_until<T: std::fmt::Debug>(
+    limit: Duration,
+    what: &str,
+    fetch: impl Fn() -> Option<T>,
+    ok: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = fetch()
+            && ok(&v)
+        {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {:#?}",
+            fetch()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ldawt::engine::RowStatus;
 
-use crate::common::{self, archive_members, code, results, run_ldawt, text};
+use crate::common::{self, archive_members, code, results, run_download, run_ldawt, text};
 
 pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
@@ -308,17 +308,10 @@ fn extra_cols_are_carried_into_the_results_and_through_resume() {
 
     // --resume keeps the carried rows' cells.
     let input = dir.path().join("extra.tar.in.parquet");
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--extra-cols",
-            "author,license",
-            "--resume",
-        ],
+    let result = run_download(
+        &input,
+        &out,
+        &["--extra-cols", "author,license", "--resume"],
         LIMIT,
     );
     assert_eq!(code(&result), 1, "{}", text(&result));
@@ -336,24 +329,6 @@ fn extra_cols_are_carried_into_the_results_and_through_resume() {
         assert!(!out.exists());
     }
 }
-/// The Python of `target/pyvenv` (made by scripts/install-test-deps.sh) if it can import the
-/// `webdataset` and `pyarrow` packages; otherwise the skip reason.
-pub(crate) fn pyvenv() -> Result<std::path::PathBuf, String> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import webdataset, pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Ok(python)
-    } else {
-        Err(format!(
-            "{} cannot import webdataset and pyarrow; run scripts/install-test-deps.sh",
-            python.display()
-        ))
-    }
-}
-
 /// Regular members of a tar, in archive order.
 pub(crate) fn member_order(path: &Path) -> Vec<String> {
     let file = std::fs::File::open(path).unwrap();
@@ -462,17 +437,10 @@ fn retry_failed_retries_only_retryable_failures_and_keeps_the_rest() {
     assert_eq!(first[&4].error_kind.as_deref(), Some("http_429"));
 
     let input = dir.path().join("retry.tar.in.parquet");
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--max-attempts",
-            "1",
-            "--retry-failed",
-        ],
+    let result = run_download(
+        &input,
+        &out,
+        &["--max-attempts", "1", "--retry-failed"],
         LIMIT,
     );
     assert_eq!(code(&result), 1, "the 404 stays failed: {}", text(&result));

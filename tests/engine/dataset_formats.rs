@@ -2,18 +2,26 @@
 //! fixture; the webdataset and parquet outputs are read back by the `webdataset` and `pyarrow`
 //! packages from PyPI (in `target/pyvenv`), as a training loader would.
 
-use std::path::Path;
-
 use ldawt::engine::RowStatus;
 
-use crate::common::{self, archive_members, code, results, run_ldawt, text};
-use crate::dataset::{LIMIT, download, member_order, pyvenv, sha256_hex, walk};
+use crate::common::python::{pyvenv_or_skip, read_back_all};
+use crate::common::{self, archive_members, code, results, run_download, run_ldawt, text};
+use crate::dataset::{LIMIT, download, member_order, sha256_hex, walk};
+
+/// The webdataset run of [`webdataset_output_is_read_back_by_the_webdataset_package`].
+const WDS_FLAGS: [&str; 6] = [
+    "--format",
+    "webdataset",
+    "--extra-cols",
+    "license",
+    "--caption-col",
+    "caption",
+];
 
 #[test]
 fn webdataset_output_is_read_back_by_the_webdataset_package() {
-    let python = match pyvenv() {
-        Ok(p) => p,
-        Err(reason) => return common::skip(reason),
+    let Some(python) = pyvenv_or_skip() else {
+        return;
     };
     let fx = common::fixture();
     let dir = tempfile::tempdir().unwrap();
@@ -52,22 +60,7 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         ],
     );
     let out = dir.path().join("wds").join("shard-00003.tar");
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--format",
-            "webdataset",
-            "--extra-cols",
-            "license",
-            "--caption-col",
-            "caption",
-        ],
-        LIMIT,
-    );
+    let result = run_download(&input, &out, &WDS_FLAGS, LIMIT);
     assert_eq!(code(&result), 1, "{}", text(&result));
 
     // Class ids in order of first appearance in the input, failed rows included.
@@ -93,17 +86,7 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
     }
 
     let results_rows = results(&ldawt::engine::results_path(&out));
-    let read = std::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_webdataset.py"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    let samples = read_back_all(&python, "read_webdataset.py", &out);
     let stored: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].2).collect();
     assert_eq!(samples.len(), stored.len(), "{samples:?}");
     let mut by_key: std::collections::HashMap<String, serde_json::Value> = samples
@@ -159,13 +142,10 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
 
     // Resized samples report both sizes and carry the new encoding's extension.
     let resized = dir.path().join("wds").join("resized.tar");
-    let result = run_ldawt(
+    let result = run_download(
+        &input,
+        &resized,
         &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            resized.to_str().unwrap(),
             "--format",
             "webdataset",
             "--resize-mode",
@@ -176,17 +156,7 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
         LIMIT,
     );
     assert_eq!(code(&result), 1, "{}", text(&result));
-    let read = std::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_webdataset.py"))
-        .arg(&resized)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    let samples = read_back_all(&python, "read_webdataset.py", &resized);
     assert_eq!(
         samples.len(),
         1,
@@ -210,21 +180,10 @@ fn webdataset_output_is_read_back_by_the_webdataset_package() {
     // not stored (the 404 and the opted-out one) are asked again.
     let before = member_order(&out);
     let requests = fx.total_requests();
-    let result = run_ldawt(
-        &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--format",
-            "webdataset",
-            "--extra-cols",
-            "license",
-            "--caption-col",
-            "caption",
-            "--resume",
-        ],
+    let result = run_download(
+        &input,
+        &out,
+        &[&WDS_FLAGS[..], &["--resume"]].concat(),
         LIMIT,
     );
     assert_eq!(code(&result), 1, "{}", text(&result));
@@ -285,9 +244,8 @@ fn files_format_writes_a_plain_directory_tree() {
 }
 #[test]
 fn parquet_output_is_read_back_by_pyarrow_and_reconstruct() {
-    let python = match pyvenv() {
-        Ok(p) => p,
-        Err(reason) => return common::skip(reason),
+    let Some(python) = pyvenv_or_skip() else {
+        return;
     };
     let fx = common::fixture();
     let dir = tempfile::tempdir().unwrap();
@@ -312,17 +270,7 @@ fn parquet_output_is_read_back_by_pyarrow_and_reconstruct() {
         ldawt::engine::results_path(&out),
         dir.path().join("images.results.parquet")
     );
-    let read = std::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engine/read_parquet.py"))
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&read.stdout).unwrap();
+    let rows = read_back_all(&python, "read_parquet.py", &out);
     assert_eq!(rows.len(), 3, "{rows:?}");
     for row in &rows {
         let i = row["index"].as_u64().unwrap() as usize;

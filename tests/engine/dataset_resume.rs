@@ -9,10 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ldawt::engine::RowStatus;
-use ldawt::fixture::FixtureConfig;
 
+use crate::common::python::{pyvenv_or_skip, read_back_all};
 use crate::common::{self, code, results, run_ldawt, text};
-use crate::dataset::{LIMIT, member_order, pyvenv, sha256_hex};
+use crate::dataset::{LIMIT, member_order, sha256_hex};
 
 /// Rows of the dataset; row 0 fails twice with a 503 then works, row 1 is a 404.
 const ROWS: usize = 120;
@@ -36,10 +36,7 @@ fn interrupt_resume_retry(
     before_resume: impl FnOnce(&Path),
     read: impl FnOnce(&Path) -> Stored,
 ) {
-    let fx = common::fixture_with(FixtureConfig {
-        first_byte_delay: Duration::from_millis(40),
-        ..FixtureConfig::default()
-    });
+    let fx = common::slow_fixture(40);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.parquet");
     common::write_string_parquet(
@@ -85,12 +82,7 @@ fn interrupt_resume_retry(
     while fx.total_requests() < 20 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let first = common::wait_timeout(child, Duration::from_secs(30));
+    let first = common::interrupt(child, "TERM");
     assert_eq!(code(&first), 130, "{format}: {}", text(&first));
     let partial = results(&ldawt::engine::results_path(&output));
     let partial_ok = partial
@@ -153,37 +145,9 @@ fn interrupt_resume_retry(
     );
 }
 
-fn python_or_skip() -> Option<std::path::PathBuf> {
-    match pyvenv() {
-        Ok(p) => Some(p),
-        Err(reason) => {
-            common::skip(reason);
-            None
-        }
-    }
-}
-
-fn run_reader(python: &Path, script: &str, output: &Path) -> Vec<serde_json::Value> {
-    let read = std::process::Command::new(python)
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/engine")
-                .join(script),
-        )
-        .arg(output)
-        .output()
-        .unwrap();
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    serde_json::from_slice(&read.stdout).unwrap()
-}
-
 #[test]
 fn webdataset_resume_and_retry_failed_store_every_sample_once() {
-    let Some(python) = python_or_skip() else {
+    let Some(python) = pyvenv_or_skip() else {
         return;
     };
     interrupt_resume_retry(
@@ -196,7 +160,7 @@ fn webdataset_resume_and_retry_failed_store_every_sample_once() {
             let unique: HashSet<&String> = order.iter().collect();
             assert_eq!(unique.len(), order.len(), "a member is stored twice");
             let mut stored = Stored::new();
-            for s in run_reader(&python, "read_webdataset.py", out) {
+            for s in read_back_all(&python, "read_webdataset.py", out) {
                 let index = s["meta"]["index"].as_u64().unwrap();
                 assert_eq!(s["exts"], serde_json::json!(["cls", "jpg", "json", "txt"]));
                 assert_eq!(s["txt"], format!("row {index}").as_str());
@@ -255,7 +219,7 @@ fn files_resume_and_retry_failed_keep_the_tree_and_drop_strays() {
 
 #[test]
 fn parquet_resume_and_retry_failed_rewrite_every_row_once() {
-    let Some(python) = python_or_skip() else {
+    let Some(python) = pyvenv_or_skip() else {
         return;
     };
     interrupt_resume_retry(
@@ -264,7 +228,7 @@ fn parquet_resume_and_retry_failed_rewrite_every_row_once() {
         |_| {},
         |out| {
             let mut stored = Stored::new();
-            for row in run_reader(&python, "read_parquet.py", out) {
+            for row in read_back_all(&python, "read_parquet.py", out) {
                 let index = row["index"].as_u64().unwrap();
                 let sha = row["image_sha256"].as_str().unwrap().to_string();
                 assert_eq!(row["sha256"], sha.as_str());

@@ -198,13 +198,10 @@ fn every_misbehaviour_gets_the_right_outcome_and_the_run_completes() {
         ],
     );
     let output = dir.path().join("out").join("shard.tar.gz");
-    let out = common::run_ldawt(
+    let out = common::run_download(
+        &input,
+        &output,
         &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
             "--max-attempts",
             "3",
             "--first-byte-timeout",

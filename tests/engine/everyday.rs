@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use ldawt::fixture::FixtureConfig;
 
 use crate::common;
 
@@ -171,10 +170,7 @@ fn the_summary_lists_failed_rows_and_results_are_in_input_order() {
 
 #[test]
 fn an_interrupted_summary_counts_rows_never_attempted_and_resume_counts_carried_rows() {
-    let fx = common::fixture_with(FixtureConfig {
-        first_byte_delay: Duration::from_millis(40),
-        ..FixtureConfig::default()
-    });
+    let fx = common::slow_fixture(40);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.parquet");
     let n = 600;
@@ -198,12 +194,7 @@ fn an_interrupted_summary_counts_rows_never_attempted_and_resume_counts_carried_
     args.extend(["--concurrency", "4"]);
     let child = common::spawn_ldawt(&args);
     std::thread::sleep(Duration::from_millis(1500));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = common::wait_timeout(child, Duration::from_secs(30));
+    let out = common::interrupt(child, "INT");
     assert_eq!(common::code(&out), 130, "{}", common::text(&out));
     let text = stdout(&out);
     let ok: u64 = field(&text, "ok");

@@ -83,15 +83,11 @@ fn two_thousand_hosts_hold_a_bounded_number_of_connections_and_none_fails_connec
             }
         })
     };
-    let child = common::spawn_ldawt(&[
-        "download",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--concurrency",
-        &concurrency.to_string(),
-    ]);
+    let child = common::spawn_download(
+        &input,
+        &output,
+        &["--concurrency", &concurrency.to_string()],
+    );
     let out = common::wait_timeout(child, Duration::from_secs(180));
     done.store(true, Ordering::Relaxed);
     poller.join().unwrap();

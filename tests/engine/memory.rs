@@ -32,13 +32,7 @@ fn peak_rss_kib(fx: &common::TestFixture, dir: &std::path::Path, rows: usize) ->
         Some(20_000),
     );
     let output = dir.join(format!("out{rows}.tar"));
-    let child = common::spawn_ldawt(&[
-        "download",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
+    let child = common::spawn_download(&input, &output, &[]);
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     let start = Instant::now();

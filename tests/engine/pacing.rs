@@ -26,13 +26,10 @@ fn a_throttling_host_gets_fewer_requests_at_once() {
         ],
     );
     let output = dir.path().join("s.tar");
-    let out = common::run_ldawt(
+    let out = common::run_download(
+        &input,
+        &output,
         &[
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
             "--concurrency",
             "64",
             "--per-host",

@@ -5,9 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ldawt::engine::RowStatus;
-use ldawt::fixture::FixtureConfig;
-
 use crate::common;
 
 #[test]
@@ -19,10 +16,7 @@ fn interrupted_then_resumed_equals_one_clean_run() {
     // Duplicates (same photo, same class) exercise the `_r<index>` names across runs.
     let dups: Vec<_> = rows[..20].to_vec();
     rows.extend(dups);
-    let fx = common::fixture_with(FixtureConfig {
-        first_byte_delay: Duration::from_millis(25),
-        ..FixtureConfig::default()
-    });
+    let fx = common::slow_fixture(25);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.parquet");
     common::write_string_parquet(
@@ -39,34 +33,11 @@ fn interrupted_then_resumed_equals_one_clean_run() {
         ],
     );
     let resumed = dir.path().join("r").join("shard.tar.gz");
-    let args = |out: &std::path::Path, conc: &'static str| -> Vec<String> {
-        [
-            "download",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]
-        .into_iter()
-        .map(str::to_string)
-        .chain(["--concurrency".to_string(), conc.to_string()])
-        .collect()
-    };
-    let first: Vec<String> = args(&resumed, "8");
-    let child = common::spawn_ldawt(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    let child = common::spawn_download(&input, &resumed, &["--concurrency", "8"]);
     std::thread::sleep(Duration::from_millis(2500));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = common::wait_timeout(child, Duration::from_secs(30));
+    let out = common::interrupt(child, "TERM");
     assert_eq!(common::code(&out), 130, "{}", common::text(&out));
-    let partial = common::results(&dir.path().join("r").join("shard.results.parquet"));
-    let partial_ok = partial
-        .values()
-        .filter(|r| r.status == RowStatus::Ok)
-        .count();
+    let partial_ok = common::ok_rows(&dir.path().join("r").join("shard.results.parquet"));
     assert!(
         partial_ok > 0 && partial_ok < rows.len(),
         "interrupted mid-run: {partial_ok}"
@@ -78,10 +49,10 @@ fn interrupted_then_resumed_equals_one_clean_run() {
     );
     let requests_before = fx.total_requests();
 
-    let mut second = args(&resumed, "64");
-    second.push("--resume".into());
-    let out = common::run_ldawt(
-        &second.iter().map(String::as_str).collect::<Vec<_>>(),
+    let out = common::run_download(
+        &input,
+        &resumed,
+        &["--concurrency", "64", "--resume"],
         Duration::from_secs(90),
     );
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
@@ -92,9 +63,10 @@ fn interrupted_then_resumed_equals_one_clean_run() {
     );
 
     let clean = dir.path().join("c").join("shard.tar.gz");
-    let third = args(&clean, "64");
-    let out = common::run_ldawt(
-        &third.iter().map(String::as_str).collect::<Vec<_>>(),
+    let out = common::run_download(
+        &input,
+        &clean,
+        &["--concurrency", "64"],
         Duration::from_secs(90),
     );
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
@@ -145,13 +117,7 @@ fn resuming_with_a_changed_input_is_refused_and_keeps_the_previous_outputs() {
     };
     write("/photos/3/medium.jpg");
     let output = dir.path().join("s.tar");
-    let args = [
-        "download",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ];
+    let args = common::download_args(&input, &output, &[]);
     let out = common::run_ldawt(&args, Duration::from_secs(60));
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
     let before = std::fs::read(&output).unwrap();

@@ -26,14 +26,7 @@ fn bodies_over_a_mebibyte_spill_to_disk_and_are_archived_exactly() {
         ],
     );
     let output = dir.path().join("out").join("big.tar.gz");
-    let args = [
-        "download",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ];
-    let out = common::run_ldawt(&args, Duration::from_secs(60));
+    let out = common::run_download(&input, &output, &[], Duration::from_secs(60));
     assert_eq!(common::code(&out), 0, "{}", common::text(&out));
     let members = archive_members(&output);
     assert_eq!(members["big/big/1.jpg"], fx.expected_body(paths[0]));

@@ -88,6 +88,15 @@ pub async fn spawn_node() -> TestNode {
     spawn_node_with(None, "/ip4/127.0.0.1/tcp/0", Vec::new(), tuning()).await
 }
 
+/// Two fresh nodes, the second (the "worker") connected to the first (the "seeder"):
+/// `(seeder, worker)`.
+pub async fn connected_pair() -> (TestNode, TestNode) {
+    let mut seeder = spawn_node().await;
+    let mut worker = spawn_node().await;
+    connect(&mut worker, &mut seeder).await;
+    (seeder, worker)
+}
+
 /// Waits (up to [`WAIT`]) for the first event `pick` maps to `Some`, discarding the others.
 pub async fn wait_for<T>(
     events: &mut mpsc::Receiver<Event>,

@@ -12,7 +12,7 @@
 //! here are shared with it.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ldawt::model::ids::{DatasetId, Epoch};
 use ldawt::model::node_stats::NodeStats;
@@ -24,28 +24,18 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::common;
 use crate::harness::spawn_rogue;
-use crate::node_proc::{NodeProc, Ready};
+use crate::node_proc::{NodeArgs, NodeProc, Ready, poll_until};
 
 pub(crate) fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
+/// Writes a seed of `rows` rows, `url(i)` each, in 3 classes.
 pub(crate) fn write_seed(path: &Path, rows: u64, url: impl Fn(u64) -> String) {
-    common::write_string_parquet(
-        path,
-        &[
-            ("photo_url", (0..rows).map(|i| Some(url(i))).collect()),
-            (
-                "taxon_name",
-                (0..rows)
-                    .map(|i| Some(format!("species {}", i % 3)))
-                    .collect(),
-            ),
-        ],
-    );
+    common::write_seed(path, rows, url, |i| format!("species {}", i % 3));
 }
 
-/// A `--no-work` seeder of `input` in `shards` shards, with `extra` flags.
+/// A `--no-work` seeder of `input` into `<dir>/out` in `shards` shards, with `extra` flags.
 pub(crate) fn seeder(
     dir: &Path,
     input: &Path,
@@ -53,53 +43,21 @@ pub(crate) fn seeder(
     extra: &[&str],
     nofile: Option<u64>,
 ) -> NodeProc {
-    let mut args = s(&[
-        "node",
-        "--seed",
-        input.to_str().unwrap(),
-        "--class-col",
-        "taxon_name",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-        "--shards",
-        &shards.to_string(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--no-work",
-        "--heartbeat",
-        "0.3",
-    ]);
-    args.extend(s(extra));
-    NodeProc::start_with_nofile(&args, dir.join("seeder.err"), nofile)
+    let args = NodeArgs::seeder(input, &dir.join("out"), 0)
+        .with(&["--shards", &shards.to_string()])
+        .with(extra);
+    NodeProc::start_with_nofile(args.args(), dir.join("seeder.err"), nofile)
 }
 
 /// An honest worker joining `ready` with its key, allowed to fetch from the loopback fixture.
 pub(crate) fn worker(dir: &Path, name: &str, ready: &Ready, extra: &[&str]) -> NodeProc {
-    let mut args = s(&[
-        "node",
-        "--join",
-        &ready.join,
-        "--swarm-key",
-        ready
-            .key
-            .as_deref()
-            .expect("the seeder printed its key file"),
-        "--allow-private-urls",
-        "--data-dir",
-        dir.join(name).to_str().unwrap(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--heartbeat",
-        "0.3",
-    ]);
-    args.extend(s(extra));
-    NodeProc::start(&args, dir.join(format!("{name}.err")))
+    let key = ready
+        .key
+        .as_deref()
+        .expect("the seeder printed its key file");
+    NodeArgs::worker(&ready.join, Some(key), &dir.join(name))
+        .with(extra)
+        .start(dir.join(format!("{name}.err")))
 }
 
 pub(crate) fn status(addr: &str) -> Option<NodeStatus> {
@@ -110,26 +68,26 @@ pub(crate) fn status(addr: &str) -> Option<NodeStatus> {
     rt.block_on(ldawt::status_client::fetch_status(addr)).ok()
 }
 
+/// Polls `addr`'s status (in-process client) until `ok` holds (panics after `limit`).
 pub(crate) fn wait_status(
     addr: &str,
     limit: Duration,
     what: &str,
     ok: impl Fn(&NodeStatus) -> bool,
 ) -> NodeStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = status(addr)
-            && ok(&st)
-        {
-            return st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {:#?}",
-            status(addr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll_until(limit, &format!("{what} on {addr}"), || status(addr), ok)
+}
+
+/// A started seeder's start-up lines once its status shows the dataset: (start-up lines, the
+/// dataset, its `--join` address, its peer id).
+fn announced(seeder: &NodeProc) -> (Ready, DatasetId, Multiaddr, PeerId) {
+    let ready = seeder.ready_info();
+    let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
+        !s.datasets.is_empty()
+    });
+    let join = ready.join.parse().unwrap();
+    let peer = ready.peer_id.parse().unwrap();
+    (ready, dataset_of(&st), join, peer)
 }
 
 pub(crate) fn dataset_of(st: &NodeStatus) -> DatasetId {
@@ -168,16 +126,9 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 fn nodes_without_the_swarm_key_never_complete_a_handshake_nor_get_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("birds.parquet");
-    write_seed(&input, 40, |i| fx.url(&format!("/b/{i}.jpg")));
+    let input = common::fixture_seed(&fx, tmp.path(), "birds", 40, "/b", ("species", 3));
     let seeder = seeder(tmp.path(), &input, 4, &[], None);
-    let ready = seeder.ready_info();
-    let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
-        !s.datasets.is_empty()
-    });
-    let dataset = dataset_of(&st);
-    let join: Multiaddr = ready.join.parse().unwrap();
-    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let (ready, dataset, join, seeder_peer) = announced(&seeder);
     let right_key = key_of(ready.key.as_deref().unwrap());
 
     let rt = runtime();
@@ -262,18 +213,11 @@ fn nodes_without_the_swarm_key_never_complete_a_handshake_nor_get_rows() {
 fn peers_outside_an_allow_list_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("ants.parquet");
-    write_seed(&input, 20, |i| fx.url(&format!("/a/{i}.jpg")));
+    let input = common::fixture_seed(&fx, tmp.path(), "ants", 20, "/a", ("species", 3));
     let allowed = Keypair::generate_ed25519();
     let allowed_id = allowed.public().to_peer_id().to_string();
     let seeder = seeder(tmp.path(), &input, 2, &["--allow-peer", &allowed_id], None);
-    let ready = seeder.ready_info();
-    let st = wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {
-        !s.datasets.is_empty()
-    });
-    let dataset = dataset_of(&st);
-    let join: Multiaddr = ready.join.parse().unwrap();
-    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let (ready, dataset, join, seeder_peer) = announced(&seeder);
     let key = key_of(ready.key.as_deref().unwrap());
     runtime().block_on(async {
         // A node with the key but not on the seeder's list.
@@ -313,29 +257,16 @@ fn peers_outside_an_allow_list_are_refused() {
 fn a_remote_seeders_loopback_rows_are_blocked_without_allow_private_urls() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("probe.parquet");
-    write_seed(&input, 10, |i| fx.url(&format!("/internal/{i}.jpg")));
+    let input = common::fixture_seed(&fx, tmp.path(), "probe", 10, "/internal", ("species", 3));
     let seeder = seeder(tmp.path(), &input, 1, &[], None);
     let ready = seeder.ready_info();
-    let mut args = s(&[
-        "node",
-        "--join",
-        &ready.join,
-        "--swarm-key",
-        ready.key.as_deref().unwrap(),
-        "--data-dir",
-        tmp.path().join("w").to_str().unwrap(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--exit-when-idle",
-        "5",
-    ]);
-    args.push("--max-attempts".into());
-    args.push("1".into());
-    let w = NodeProc::start(&args, tmp.path().join("w.err"));
+    // No --allow-private-urls: the worker must refuse the loopback rows itself.
+    let w = NodeArgs::new()
+        .join(&ready.join, Some(ready.key.as_deref().unwrap()))
+        .data_dir(&tmp.path().join("w"))
+        .listen(0)
+        .with(&["--exit-when-idle", "5", "--max-attempts", "1"])
+        .start(tmp.path().join("w.err"));
     let (code, report) = seeder.wait(Duration::from_secs(120));
     assert_ne!(code, 0, "{report}");
     assert!(report.contains("0 ok, 10 failed"), "{report}");

@@ -150,8 +150,7 @@ fn a_seeder_under_a_connection_flood_keeps_serving_healthz_and_workers() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("wasps.parquet");
-    write_seed(&input, 60, |i| fx.url(&format!("/w/{i}.jpg")));
+    let input = common::fixture_seed(&fx, tmp.path(), "wasps", 60, "/w", ("species", 3));
     let seeder = seeder(tmp.path(), &input, SHARDS, &["--keep-serving"], Some(1024));
     let ready = seeder.ready_info();
     wait_status(&ready.status, Duration::from_secs(30), "the dataset", |s| {

@@ -13,7 +13,9 @@ use ldawt::protocol::gossip::Gossip;
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
-use crate::harness::{TestNode, WAIT, connect, spawn_node, spawn_node_with, tuning, wait_for};
+use crate::harness::{
+    TestNode, WAIT, connect, connected_pair, spawn_node, spawn_node_with, tuning, wait_for,
+};
 
 fn heartbeat(nonce: u64) -> Gossip {
     Gossip::Heartbeat {
@@ -128,9 +130,7 @@ async fn gossip_flows_every_way_across_three_nodes() {
 
 #[tokio::test]
 async fn control_request_carries_a_20_mb_rows_response() {
-    let mut seeder = spawn_node().await;
-    let mut worker = spawn_node().await;
-    connect(&mut worker, &mut seeder).await;
+    let (mut seeder, worker) = connected_pair().await;
     let rows: Vec<UrlRow> = (0..150_000u64)
         .map(|i| UrlRow {
             index: i,
@@ -176,9 +176,7 @@ async fn control_request_carries_a_20_mb_rows_response() {
 
 #[tokio::test]
 async fn a_dropped_reply_answers_rejected_and_oversize_requests_are_refused() {
-    let mut seeder = spawn_node().await;
-    let mut worker = spawn_node().await;
-    connect(&mut worker, &mut seeder).await;
+    let (mut seeder, worker) = connected_pair().await;
     let mut events = take_events(&mut seeder);
     let app = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -330,9 +328,7 @@ async fn wait_for_request(
 
 #[tokio::test]
 async fn inbound_requests_are_answered_concurrently() {
-    let mut seeder = spawn_node().await;
-    let mut worker = spawn_node().await;
-    connect(&mut worker, &mut seeder).await;
+    let (mut seeder, worker) = connected_pair().await;
     let to = seeder.peer_id();
     let renew = |epoch: u64| ControlRequest::Renew {
         dataset: DatasetId([2; 16]),
@@ -394,9 +390,7 @@ async fn a_busy_listen_port_is_refused_naming_the_address() {
 /// runtime (the accept loop competes with everything else) must still be answered in full.
 #[tokio::test(flavor = "current_thread")]
 async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
-    let mut seeder = spawn_node().await;
-    let mut worker = spawn_node().await;
-    connect(&mut worker, &mut seeder).await;
+    let (mut seeder, worker) = connected_pair().await;
     let mut events = take_events(&mut seeder);
     let app = tokio::spawn(async move {
         while let Some(event) = events.recv().await {

@@ -16,7 +16,7 @@ use ldawt::protocol::transfer::FileKind;
 use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 
-use super::inprocess::{node_config, spawn_node};
+use super::kit::{node_config, spawn_node};
 
 const ROWS: u64 = 5;
 /// Upload offers answered `busy` before the seeder accepts.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ldawt::protocol::status::NodeStatus;
 
 use super::common;
+use super::processes::lone_seeder_command;
 use super::util::write_seed;
 
 const ROWS: u64 = 24;
@@ -100,20 +101,7 @@ fn the_dashboard_renders_a_finished_dataset_in_a_real_browser() {
         |i| format!("owl {}", i % 3),
     );
     let out = tmp.path().join("out");
-    let mut child = Command::new(common::ldawt_bin())
-        .args(["node", "--seed"])
-        .arg(&input)
-        .args(["--class-col", "taxon_name", "--out"])
-        .arg(&out)
-        .args(["--shards", "3", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args([
-            "--no-mdns",
-            "--keep-serving",
-            "--status-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--no-progress")
-        .stdin(Stdio::null())
+    let mut child = lone_seeder_command(&input, &out, 3, &["--keep-serving"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

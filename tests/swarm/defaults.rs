@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use super::common;
-use super::util::write_seed;
+use super::util::{fixture_seed, write_seed};
 
 /// Runs a lone seeder on `input` into `out` in `shards` shards with `extra` flags, to completion.
 fn seed(input: &Path, out: &Path, shards: &str, extra: &[&str]) -> (Output, String) {
@@ -49,13 +49,7 @@ fn members(out: &Path) -> Vec<String> {
 fn without_class_col_a_seeder_uses_taxon_name_like_download() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("wasps.parquet");
-    write_seed(
-        &input,
-        6,
-        |i| fx.url(&format!("/w/{i}.jpg")),
-        |i| format!("Vespa {}", i % 2),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "wasps", 6, "/w", ("Vespa", 2));
     let out = tmp.path().join("out");
     let (o, text) = seed(&input, &out, "1", &[]);
     assert_eq!(o.status.code(), Some(0), "{text}");

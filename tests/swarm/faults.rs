@@ -14,31 +14,10 @@ use ldawt::model::lease::ShardPhase;
 use ldawt::store::Store;
 
 use super::common;
-use super::fault_tools::{Tmpfs, unavailable};
+use super::fault_tools::tmpfs_or_skip;
+use super::node_proc::NodeArgs;
 use super::processes::{NodeProc, free_port, wait_status};
-use super::util::{assert_exactly_once, write_seed};
-
-/// The one place `ldawt node` arguments are built (seeders and workers alike): common flags,
-/// then the role's. A swarm key or any other flag every node needs goes here.
-pub(super) fn node_args(role: &[&str]) -> Vec<String> {
-    let key = swarm_key_file();
-    let mut v: Vec<String> = [
-        "node",
-        "--swarm-key",
-        key.as_str(),
-        "--allow-private-urls",
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--heartbeat",
-        "0.3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    v.extend(role.iter().map(|s| s.to_string()));
-    v
-}
+use super::util::{assert_exactly_once, fixture_seed};
 
 /// One swarm key file for every node of these tests (written once per test process).
 fn swarm_key_file() -> String {
@@ -51,39 +30,35 @@ fn swarm_key_file() -> String {
     .clone()
 }
 
-/// A `--no-work` seeder of `input` on a fixed loopback port (so restarts keep the join line).
+/// A `--no-work` seeder of `input` on a fixed loopback port (so restarts keep the join line),
+/// holding the tests' swarm key, with `extra` flags.
 pub(super) fn seeder_args(input: &Path, out: &Path, port: u16, extra: &[&str]) -> Vec<String> {
-    let input = input.display().to_string();
-    let out = out.display().to_string();
-    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-    let mut role = vec![
-        "--seed",
-        &input,
-        "--class-col",
-        "taxon_name",
-        "--out",
-        &out,
-        "--listen",
-        &listen,
-        "--no-work",
-    ];
-    role.extend_from_slice(extra);
-    node_args(&role)
+    let key = swarm_key_file();
+    NodeArgs::seeder(input, out, port)
+        .with(&["--swarm-key", &key, "--allow-private-urls"])
+        .with(extra)
+        .args()
+        .to_vec()
 }
 
-/// A worker joining `join`, keeping its state in `data`.
+/// A worker joining `join` with the tests' swarm key, keeping its state in `data`.
 pub(super) fn worker_args(join: &str, data: &Path, extra: &[&str]) -> Vec<String> {
-    let data = data.display().to_string();
-    let mut role = vec![
-        "--join",
-        join,
-        "--data-dir",
-        &data,
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ];
-    role.extend_from_slice(extra);
-    node_args(&role)
+    let key = swarm_key_file();
+    NodeArgs::worker(join, Some(&key), data)
+        .with(extra)
+        .args()
+        .to_vec()
+}
+
+/// Starts a [`seeder_args`] seeder on a free port with its stderr in `<tmp>/seeder.err`;
+/// returns it and its join address.
+fn start_seeder(tmp: &Path, input: &Path, out: &Path, extra: &[&str]) -> (NodeProc, String) {
+    let seeder = NodeProc::start(
+        &seeder_args(input, out, free_port(), extra),
+        tmp.join("seeder.err"),
+    );
+    let (_, join, _) = seeder.ready();
+    (seeder, join)
 }
 
 /// What the lease database says after a kill: the epoch high-water mark, every epoch present
@@ -122,15 +97,16 @@ fn read_leases(db: &Path) -> (u64, BTreeSet<u64>, bool) {
 fn five_seeder_kill_9_cycles_inside_one_shard_fail_nothing_and_epochs_only_grow() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("owls.parquet");
     let rows = 200u64;
     // Two shards of 100 rows at ~0.4 s each with one connection: ~40 s per shard, longer than
     // the five kill/restart cycles (~35 s).
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "owls",
         rows,
-        |i| fx.url(&format!("/fx/slow-first-byte-400/o/{i}.jpg")),
-        |i| format!("owl {}", i % 3),
+        "/fx/slow-first-byte-400/o",
+        ("owl", 3),
     );
     let out = tmp.path().join("out");
     let data = tmp.path().join("seeder-data");
@@ -222,35 +198,26 @@ fn five_seeder_kill_9_cycles_inside_one_shard_fail_nothing_and_epochs_only_grow(
 #[test]
 fn a_worker_on_a_small_tmpfs_says_why_it_does_not_bid_and_a_healthy_one_finishes() {
     let tmp = tempfile::tempdir().unwrap();
-    let small = match Tmpfs::mount(&tmp.path().join("small"), "30m") {
-        Ok(m) => m,
-        Err(e) => {
-            if unavailable("small tmpfs worker", &e) {
-                return;
-            }
-            unreachable!()
-        }
+    let Some(small) = tmpfs_or_skip("small tmpfs worker", &tmp.path().join("small"), "30m") else {
+        return;
     };
     let fx = common::fixture();
-    let input = tmp.path().join("bees.parquet");
     let rows = 60u64;
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "bees",
         rows,
-        |i| fx.url(&format!("/fx/size-200000/b/{i}.jpg")),
-        |i| format!("bee {}", i % 3),
+        "/fx/size-200000/b",
+        ("bee", 3),
     );
     let out = tmp.path().join("out");
-    let seeder = NodeProc::start(
-        &seeder_args(
-            &input,
-            &out,
-            free_port(),
-            &["--shards", "4", "--lease-ttl", "3"],
-        ),
-        tmp.path().join("seeder.err"),
+    let (seeder, join) = start_seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &["--shards", "4", "--lease-ttl", "3"],
     );
-    let (_, join, _) = seeder.ready();
     let idle = ["--exit-when-idle", "6"];
     let small_worker = NodeProc::start(
         &worker_args(&join, &small.path.join("data"), &idle),
@@ -285,25 +252,24 @@ fn a_worker_on_a_small_tmpfs_says_why_it_does_not_bid_and_a_healthy_one_finishes
 #[test]
 fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let disk = match Tmpfs::mount(&tmp.path().join("outfs"), "12m") {
-        Ok(m) => m,
-        Err(e) => {
-            if unavailable("seeder --out on a small tmpfs", &e) {
-                return;
-            }
-            unreachable!()
-        }
+    let Some(disk) = tmpfs_or_skip(
+        "seeder --out on a small tmpfs",
+        &tmp.path().join("outfs"),
+        "12m",
+    ) else {
+        return;
     };
     let fx = common::fixture();
-    let input = tmp.path().join("moths.parquet");
     let rows = 80u64;
     // ~400 kB per image, ~32 MB in all: far more than the 12 MB --out (which also holds the
     // lease database: the seeder's data dir defaults to <out>/.ldawt).
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "moths",
         rows,
-        |i| fx.url(&format!("/fx/size-400000/m/{i}.jpg")),
-        |i| format!("moth {}", i % 4),
+        "/fx/size-400000/m",
+        ("moth", 4),
     );
     let out = disk.path.join("out");
     let args = seeder_args(
@@ -364,35 +330,30 @@ fn a_seeder_whose_out_fills_up_stops_with_code_4_and_a_rerun_finishes_exactly_on
 fn a_worker_whose_disk_fills_mid_shard_gives_it_back_with_the_cause_and_a_healthy_one_finishes() {
     let tmp = tempfile::tempdir().unwrap();
     // Big enough to bid (a worker wants ~250 MB free), too small for one 300 MB shard.
-    let small = match Tmpfs::mount(&tmp.path().join("small"), "260m") {
-        Ok(m) => m,
-        Err(e) => {
-            if unavailable("worker disk filling mid-shard", &e) {
-                return;
-            }
-            unreachable!()
-        }
+    let Some(small) = tmpfs_or_skip(
+        "worker disk filling mid-shard",
+        &tmp.path().join("small"),
+        "260m",
+    ) else {
+        return;
     };
     let fx = common::fixture();
-    let input = tmp.path().join("crows.parquet");
     let rows = 240u64;
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "crows",
         rows,
-        |i| fx.url(&format!("/fx/size-2500000/c/{i}.jpg")),
-        |i| format!("crow {}", i % 2),
+        "/fx/size-2500000/c",
+        ("crow", 2),
     );
     let out = tmp.path().join("out");
-    let seeder = NodeProc::start(
-        &seeder_args(
-            &input,
-            &out,
-            free_port(),
-            &["--shards", "2", "--lease-ttl", "3"],
-        ),
-        tmp.path().join("seeder.err"),
+    let (seeder, join) = start_seeder(
+        tmp.path(),
+        &input,
+        &out,
+        &["--shards", "2", "--lease-ttl", "3"],
     );
-    let (_, join, _) = seeder.ready();
     let small_worker = NodeProc::start(
         &worker_args(
             &join,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::common;
 use super::faults::{seeder_args, worker_args};
 use super::processes::{NodeProc, free_port, wait_status};
-use super::util::{assert_exactly_once, write_seed};
+use super::util::{assert_exactly_once, fixture_seed};
 
 /// `finished.json` markers under a worker's data dir.
 fn finished_markers(data: &Path) -> usize {
@@ -30,14 +30,15 @@ fn a_restarted_worker_offers_the_shards_it_finished_before_dying_and_nothing_is_
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("larks.parquet");
     let rows = 12u64;
     // 6 rows per shard at 0.6 s each on one connection: ~4 s per shard.
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "larks",
         rows,
-        |i| fx.url(&format!("/fx/slow-first-byte-600/l/{i}.jpg")),
-        |i| format!("lark {}", i % 2),
+        "/fx/slow-first-byte-600/l",
+        ("lark", 2),
     );
     let out = tmp.path().join("out");
     let seeder_data = tmp.path().join("seeder-data");

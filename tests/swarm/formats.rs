@@ -13,48 +13,13 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::common;
-use super::processes::{NodeProc, free_port};
+use super::common::python::{pyvenv_or_skip, read_back};
+use super::processes::{NodeArgs, free_port};
 use super::util::{merged_results, write_seed};
 
 const ROWS: u64 = 12;
 /// Row 4 is gone from the server (404, final).
 const GONE: u64 = 4;
-
-/// The Python of `target/pyvenv` if it imports `webdataset` and `pyarrow`.
-fn pyvenv() -> Result<PathBuf, String> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyvenv/bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import webdataset, pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        Ok(python)
-    } else {
-        Err(format!(
-            "{} cannot import webdataset and pyarrow; run scripts/install-test-deps.sh",
-            python.display()
-        ))
-    }
-}
-
-/// Runs `tests/engine/<script>` on `file`; its stdout as JSON.
-fn read_back(python: &Path, script: &str, file: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/engine")
-        .join(script);
-    let o = Command::new(python)
-        .arg(script)
-        .arg(file)
-        .output()
-        .expect("run python");
-    assert!(
-        o.status.success(),
-        "{}: {}",
-        file.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("json from the reader")
-}
 
 /// A seeder of `ROWS` fixture rows in 3 shards with `format`, one worker without flags; waits
 /// for both. Returns the seeder's report text.
@@ -72,56 +37,13 @@ fn run_swarm(tmp: &Path, format: &str) -> (PathBuf, String) {
         |i| format!("apis {}", (i + 1) % 3),
     );
     let out = tmp.join("out");
-    let port = free_port();
-    let args: Vec<String> = [
-        "node",
-        "--seed",
-        &input.display().to_string(),
-        "--class-col",
-        "taxon_name",
-        "--out",
-        &out.display().to_string(),
-        "--shards",
-        "3",
-        "--format",
-        format,
-        "--listen",
-        &format!("/ip4/127.0.0.1/tcp/{port}"),
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--no-work",
-        "--heartbeat",
-        "0.3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let seeder = NodeProc::start(&args, tmp.join("seeder.err"));
+    let seeder = NodeArgs::seeder(&input, &out, free_port())
+        .with(&["--shards", "3", "--format", format])
+        .start(tmp.join("seeder.err"));
     let (_, join, key, _) = seeder.ready_with_key();
-    let worker_args: Vec<String> = [
-        "node",
-        "--join",
-        &join,
-        "--swarm-key",
-        &key,
-        "--allow-private-urls",
-        "--data-dir",
-        &tmp.join("w").display().to_string(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--exit-when-idle",
-        "5",
-        "--heartbeat",
-        "0.3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let worker = NodeProc::start(&worker_args, tmp.join("w.err"));
+    let worker = NodeArgs::worker(&join, Some(&key), &tmp.join("w"))
+        .with(&["--exit-when-idle", "5"])
+        .start(tmp.join("w.err"));
     let (code, report) = seeder.wait(Duration::from_secs(180));
     // One row failed (404): the run says so with exit code 1.
     assert_eq!(code, 1, "seeder report:\n{report}\n{}", seeder_log(tmp));
@@ -166,9 +88,8 @@ fn ok_rows(out: &Path) -> BTreeMap<u64, String> {
 
 #[test]
 fn a_webdataset_swarm_is_read_back_by_the_webdataset_package() {
-    let python = match pyvenv() {
-        Ok(p) => p,
-        Err(reason) => return common::skip(reason),
+    let Some(python) = pyvenv_or_skip() else {
+        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let (out, _) = run_swarm(tmp.path(), "webdataset");
@@ -212,9 +133,8 @@ fn a_webdataset_swarm_is_read_back_by_the_webdataset_package() {
 
 #[test]
 fn a_parquet_swarm_is_read_back_by_pyarrow() {
-    let python = match pyvenv() {
-        Ok(p) => p,
-        Err(reason) => return common::skip(reason),
+    let Some(python) = pyvenv_or_skip() else {
+        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let (out, _) = run_swarm(tmp.path(), "parquet");

@@ -9,26 +9,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ldawt::archive::ArchiveWriter;
-use ldawt::engine::{Compression, OutputFormat, RowResult, RowStatus};
+use ldawt::engine::{Compression, OutputFormat};
 use ldawt::fixture::{self, FixtureConfig};
 use ldawt::input::UrlRow;
-use ldawt::model::ids::DatasetId;
-use ldawt::model::lease::LeaseConfig;
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::Client;
 use ldawt::node::NodeConfig;
-use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
-use ldawt::protocol::transfer::{FileKind, TransferHeader};
+use ldawt::protocol::control::{ControlResponse, Grant, RejectReason};
 use ldawt::results::ResultsWriter;
-use ldawt::seed::{Columns, SeedSpec};
-use libp2p::{Multiaddr, PeerId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::hostile_results::hostile;
-use super::inprocess::{node_config, spawn_node, stats};
-use super::util::{merged_results, write_seed};
+use super::kit::{
+    self, Seeder, claimed_row, deliver, finished, forgery_leases, insider, rows_of, spawn_node,
+    start_seeder, take_lease, worker_config,
+};
+use super::util::{fixture_seed, merged_results};
 
 const ROWS: u64 = 30;
 
@@ -49,49 +46,17 @@ enum Variant {
 }
 
 fn seeder_config(tmp: &Path, input: PathBuf, out: &Path, format: OutputFormat) -> NodeConfig {
-    let mut cfg = node_config(&tmp.join("seeder"));
-    cfg.seed = Some(SeedSpec {
-        path: input,
-        columns: Columns {
-            url: "photo_url".into(),
-            class: Some("taxon_name".into()),
-            group: None,
-            extra: Vec::new(),
-        },
-        sizing: ShardSizing::Rows(5),
-    });
+    let mut cfg = kit::seeder_config(&tmp.join("seeder"), input, out, ShardSizing::Rows(5));
     cfg.engine.format = format;
-    cfg.out = Some(out.to_path_buf());
-    cfg.work = false;
-    cfg.lease = LeaseConfig {
-        ttl: Duration::from_secs(3),
-        max_retries: 10,
-        speculative: false,
-        copy_after: Duration::from_secs(60),
-    };
+    cfg.lease = forgery_leases();
     cfg
 }
 
-async fn lease(evil: &Client, seeder: PeerId, dataset: DatasetId) -> (Grant, Vec<UrlRow>) {
-    for _ in 0..200 {
-        let bid = ControlRequest::Bid {
-            dataset,
-            stats: stats(),
-        };
-        if let Ok(ControlResponse::Granted(g)) = evil.request(seeder, bid).await {
-            let ask = ControlRequest::Rows {
-                dataset: g.dataset,
-                shard: g.shard,
-                epoch: g.epoch,
-            };
-            match evil.request(seeder, ask).await.unwrap() {
-                ControlResponse::Rows(r) => return (g, r),
-                other => panic!("no rows: {other:?}"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the hostile peer never got a lease");
+/// An insider's lease of `seeder`'s dataset, with its rows.
+async fn lease(evil: &Client, seeder: &Seeder) -> (Grant, Vec<UrlRow>) {
+    let g = take_lease(evil, seeder.peer, seeder.dataset).await;
+    let rows = rows_of(evil, seeder.peer, &g).await;
+    (g, rows)
 }
 
 /// A webdataset shard of made-up bodies for `rows`, spoiled by `variant`.
@@ -135,21 +100,7 @@ fn build(dir: &Path, g: &Grant, rows: &[UrlRow], table: &Value, v: Variant) -> [
         }
         a.append_bytes(&format!("{key}.cls"), id.to_string().as_bytes(), false)
             .unwrap();
-        w.push(RowResult {
-            index: r.index,
-            url: r.url.clone(),
-            class: r.class.clone(),
-            status: RowStatus::Ok,
-            http_status: Some(200),
-            error_kind: None,
-            error_message: None,
-            bytes: body.len() as u64,
-            sha256: Some(sha),
-            member: Some(member),
-            attempts: 1,
-            elapsed_ms: 1,
-        })
-        .unwrap();
+        w.push(claimed_row(r, body.len(), sha, member)).unwrap();
     }
     if v == Variant::ExtraMember {
         a.append_bytes("payload.sh", b"#!/bin/sh", false).unwrap();
@@ -200,44 +151,19 @@ fn traverse(path: &Path) {
     gz.finish().unwrap();
 }
 
-async fn send(evil: &Client, seeder: PeerId, g: &Grant, kind: FileKind, path: &Path) {
-    let bytes = std::fs::read(path).unwrap();
-    let header = TransferHeader {
-        dataset: g.dataset,
-        shard: g.shard,
-        epoch: g.epoch,
-        kind,
-        size: bytes.len() as u64,
-        sha256: Sha256::digest(&bytes).into(),
-    };
-    evil.send_file(seeder, header, path)
-        .await
-        .unwrap_or_else(|e| panic!("the seeder takes the {kind:?} bytes: {e}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture::start(FixtureConfig::default()).await.unwrap();
-    let input = tmp.path().join("wasps.parquet");
-    write_seed(
-        &input,
-        ROWS,
-        |i| fx.url(&format!("/w/{i}.jpg")),
-        |i| format!("vespa {}", i % 3),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "wasps", ROWS, "/w", ("vespa", 3));
     let out = tmp.path().join("out");
-    let (ready, seeder) = spawn_node(
-        seeder_config(tmp.path(), input, &out, OutputFormat::Webdataset),
-        CancellationToken::new(),
-    );
-    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .unwrap()
-        .unwrap();
-    let dataset = ready.seeded.clone().unwrap().0.id;
-    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
-    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let seeder = start_seeder(seeder_config(
+        tmp.path(),
+        input,
+        &out,
+        OutputFormat::Webdataset,
+    ))
+    .await;
     let table: Value =
         serde_json::from_slice(&std::fs::read(out.join("wasps.classes.json")).unwrap()).unwrap();
     assert_eq!(
@@ -254,20 +180,10 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
         Variant::ExtraMember,
         Variant::Consistent,
     ] {
-        let evil = hostile(join.clone()).await;
-        let (g, rows) = lease(&evil, seeder_peer, dataset).await;
+        let evil = insider(seeder.join.clone()).await;
+        let (g, rows) = lease(&evil, &seeder).await;
         let [archive, results] = build(&tmp.path().join(format!("{v:?}")), &g, &rows, &table, v);
-        send(&evil, seeder_peer, &g, FileKind::Archive, &archive).await;
-        send(&evil, seeder_peer, &g, FileKind::Results, &results).await;
-        let complete = ControlRequest::Complete {
-            dataset,
-            shard: g.shard,
-            epoch: g.epoch,
-            ok: g.rows,
-            failed: 0,
-            bytes: 1,
-        };
-        let answer = evil.request(seeder_peer, complete).await.unwrap();
+        let answer = deliver(&evil, seeder.peer, &g, [&archive, &results], 1).await;
         let me = evil.local_peer_id().to_string();
         match (&answer, v) {
             (ControlResponse::Ack, Variant::Consistent) => consistent_by = Some(me),
@@ -290,14 +206,9 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
         }
     }
 
-    let mut cfg = node_config(&tmp.path().join("honest"));
-    cfg.join = vec![join];
-    cfg.exit_when_idle = Some(Duration::from_secs(3));
-    let (_, worker) = spawn_node(cfg, CancellationToken::new());
-    let outcome = tokio::time::timeout(Duration::from_secs(120), seeder)
-        .await
-        .expect("the seeder finishes")
-        .unwrap();
+    let honest = worker_config(&tmp.path().join("honest"), vec![seeder.join]);
+    let (_, worker) = spawn_node(honest, CancellationToken::new());
+    let outcome = finished(seeder.task, Duration::from_secs(120), "the seeder finishes").await;
     let report = &outcome.reports[0];
     assert_eq!((report.ok, report.shards_done), (ROWS, 6), "{report:?}");
     assert!(
@@ -349,20 +260,12 @@ fn build_parquet(dir: &Path, g: &Grant, rows: &[UrlRow], spoil: bool) -> [PathBu
             url_stem(r.url.as_deref().unwrap()),
             r.index
         );
-        w.push(RowResult {
-            index: r.index,
-            url: r.url.clone(),
-            class: r.class.clone(),
-            status: RowStatus::Ok,
-            http_status: Some(200),
-            error_kind: None,
-            error_message: None,
-            bytes: body.len() as u64,
-            sha256: Some(hex::encode(Sha256::digest(&body))),
-            member: Some(member.clone()),
-            attempts: 1,
-            elapsed_ms: 1,
-        })
+        w.push(claimed_row(
+            r,
+            body.len(),
+            hex::encode(Sha256::digest(&body)),
+            member.clone(),
+        ))
         .unwrap();
         let stored: Vec<u8> = if spoil && n == 2 {
             body.iter().map(|b| b ^ 1).collect()
@@ -408,42 +311,22 @@ fn build_parquet(dir: &Path, g: &Grant, rows: &[UrlRow], spoil: bool) -> [PathBu
 async fn a_forged_images_parquet_is_refused_and_a_consistent_one_is_taken() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture::start(FixtureConfig::default()).await.unwrap();
-    let input = tmp.path().join("ants.parquet");
-    write_seed(
-        &input,
-        10,
-        |i| fx.url(&format!("/a/{i}.jpg")),
-        |i| format!("formica {}", i % 2),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "ants", 10, "/a", ("formica", 2));
     let out = tmp.path().join("out");
-    let (ready, seeder) = spawn_node(
-        seeder_config(tmp.path(), input, &out, OutputFormat::Parquet),
-        CancellationToken::new(),
-    );
-    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .unwrap()
-        .unwrap();
-    let dataset = ready.seeded.clone().unwrap().0.id;
-    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
-    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let seeder = start_seeder(seeder_config(
+        tmp.path(),
+        input,
+        &out,
+        OutputFormat::Parquet,
+    ))
+    .await;
     for spoil in [true, false] {
-        let evil = hostile(join.clone()).await;
-        let (g, rows) = lease(&evil, seeder_peer, dataset).await;
+        let evil = insider(seeder.join.clone()).await;
+        let (g, rows) = lease(&evil, &seeder).await;
         assert!(g.archive_name.ends_with(".parquet"), "{}", g.archive_name);
         let [archive, results] =
             build_parquet(&tmp.path().join(format!("p{spoil}")), &g, &rows, spoil);
-        send(&evil, seeder_peer, &g, FileKind::Archive, &archive).await;
-        send(&evil, seeder_peer, &g, FileKind::Results, &results).await;
-        let complete = ControlRequest::Complete {
-            dataset,
-            shard: g.shard,
-            epoch: g.epoch,
-            ok: g.rows,
-            failed: 0,
-            bytes: 1,
-        };
-        let answer = evil.request(seeder_peer, complete).await.unwrap();
+        let answer = deliver(&evil, seeder.peer, &g, [&archive, &results], 1).await;
         match (&answer, spoil) {
             (ControlResponse::Rejected(r), true) => {
                 assert_eq!(r.reason, RejectReason::Invalid, "{r}");
@@ -459,14 +342,9 @@ async fn a_forged_images_parquet_is_refused_and_a_consistent_one_is_taken() {
             (other, _) => panic!("spoiled={spoil}: {other:?}"),
         }
     }
-    let mut cfg = node_config(&tmp.path().join("honest"));
-    cfg.join = vec![join];
-    cfg.exit_when_idle = Some(Duration::from_secs(3));
-    let (_, worker) = spawn_node(cfg, CancellationToken::new());
-    let outcome = tokio::time::timeout(Duration::from_secs(120), seeder)
-        .await
-        .expect("the seeder finishes")
-        .unwrap();
+    let honest = worker_config(&tmp.path().join("honest"), vec![seeder.join]);
+    let (_, worker) = spawn_node(honest, CancellationToken::new());
+    let outcome = finished(seeder.task, Duration::from_secs(120), "the seeder finishes").await;
     assert_eq!(outcome.reports[0].ok, 10, "{:?}", outcome.reports[0]);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
 }

@@ -14,8 +14,10 @@ use ldawt::protocol::gossip::Gossip;
 use libp2p::identity::Keypair;
 use tokio_util::sync::CancellationToken;
 
-use super::inprocess::{node_config, spawn_node};
-use super::util::assert_exactly_once;
+use super::kit::{
+    finished, insider, node_config, seeder_config, spawn_node, start_seeder, worker_config,
+};
+use super::util::{assert_exactly_once, fixture_seed};
 
 /// What the rogue seeder saw the worker do.
 #[derive(Debug, Default)]
@@ -190,23 +192,6 @@ fn boastful_stats() -> ldawt::model::node_stats::NodeStats {
     }
 }
 
-/// A bare transport joined to `join`.
-async fn bare_peer(join: &libp2p::Multiaddr) -> ldawt::net::Client {
-    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
-    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    cfg.bootstrap = vec![join.clone()];
-    cfg.mdns = false;
-    // Insiders: they hold the swarm key; only the seeder's lease rules stand in their way.
-    cfg.psk = Some(super::common::test_swarm_key());
-    let (client, _events, event_loop) = net::new(cfg).unwrap();
-    tokio::spawn(async move {
-        // Keep the event receiver alive with the loop.
-        let _keep = _events;
-        event_loop.run().await
-    });
-    client
-}
-
 /// Bids with inflated stats and renews every lease it gets with `rows_done = 0`, until
 /// `stop`; returns the most leases it held at once and how many it was granted.
 async fn hoard(
@@ -281,34 +266,20 @@ async fn fail_everything(
 async fn hoarders_hold_at_most_their_cap_saboteurs_fail_no_shard_and_an_honest_worker_finishes() {
     use ldawt::model::lease::{INITIAL_PEER_CAP, LeaseConfig};
     use ldawt::model::shard::ShardSizing;
-    use ldawt::seed::{Columns, SeedSpec};
 
     let tmp = tempfile::tempdir().unwrap();
     let fx = ldawt::fixture::start(ldawt::fixture::FixtureConfig::default())
         .await
         .unwrap();
     let rows = 120u64;
-    let input = tmp.path().join("wasps.parquet");
-    super::util::write_seed(
-        &input,
-        rows,
-        |i| fx.url(&format!("/w/{i}.jpg")),
-        |i| format!("wasp {}", i % 4),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "wasps", rows, "/w", ("wasp", 4));
     let out = tmp.path().join("out");
-    let mut cfg = node_config(&tmp.path().join("seeder"));
-    cfg.seed = Some(SeedSpec {
-        path: input,
-        columns: Columns {
-            url: "photo_url".into(),
-            class: Some("taxon_name".into()),
-            group: None,
-            extra: Vec::new(),
-        },
-        sizing: ShardSizing::Rows(12),
-    });
-    cfg.out = Some(out.clone());
-    cfg.work = false;
+    let mut cfg = seeder_config(
+        &tmp.path().join("seeder"),
+        input,
+        &out,
+        ShardSizing::Rows(12),
+    );
     // Default retries (3); short leases so stalls are revoked within seconds.
     cfg.lease = LeaseConfig {
         ttl: Duration::from_millis(1_000),
@@ -316,41 +287,35 @@ async fn hoarders_hold_at_most_their_cap_saboteurs_fail_no_shard_and_an_honest_w
         speculative: false,
         copy_after: Duration::ZERO,
     };
-    let (ready, seeder) = spawn_node(cfg, CancellationToken::new());
-    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .unwrap()
-        .unwrap();
-    let (seeded, _) = ready.seeded.clone().unwrap();
-    let join: libp2p::Multiaddr = ready.join_addrs[0].parse().unwrap();
-    let seeder_peer: libp2p::PeerId = ready.peer_id.parse().unwrap();
+    let seeder = start_seeder(cfg).await;
+    let (join, seeder_peer, dataset) = (seeder.join.clone(), seeder.peer, seeder.dataset);
 
     // Two hoarders and one saboteur start first, alone with the seeder.
     let stop = CancellationToken::new();
     let mut hoarders = Vec::new();
     for _ in 0..2 {
-        let c = bare_peer(&join).await;
-        hoarders.push(tokio::spawn(hoard(c, seeder_peer, seeded.id, stop.clone())));
+        let c = insider(join.clone()).await;
+        hoarders.push(tokio::spawn(hoard(c, seeder_peer, dataset, stop.clone())));
     }
-    let saboteur = bare_peer(&join).await;
+    let saboteur = insider(join.clone()).await;
     let saboteur = tokio::spawn(fail_everything(
         saboteur,
         seeder_peer,
-        seeded.id,
+        dataset,
         stop.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Then an honest worker joins.
-    let mut wcfg = node_config(&tmp.path().join("honest"));
-    wcfg.join = vec![join];
-    wcfg.exit_when_idle = Some(Duration::from_secs(3));
-    let (_, honest) = spawn_node(wcfg, CancellationToken::new());
+    let honest = worker_config(&tmp.path().join("honest"), vec![join]);
+    let (_, honest) = spawn_node(honest, CancellationToken::new());
 
-    let outcome = tokio::time::timeout(Duration::from_secs(150), seeder)
-        .await
-        .expect("the dataset finishes despite hoarders and a saboteur")
-        .unwrap();
+    let outcome = finished(
+        seeder.task,
+        Duration::from_secs(150),
+        "the dataset finishes despite hoarders and a saboteur",
+    )
+    .await;
     stop.cancel();
     let mut most = Vec::new();
     for h in hoarders {

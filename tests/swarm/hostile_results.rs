@@ -9,103 +9,32 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ldawt::archive::ArchiveWriter;
-use ldawt::engine::{Compression, RowResult, RowStatus, archive_stem};
+use ldawt::engine::{Compression, archive_stem};
 use ldawt::fixture::{self, FixtureConfig};
 use ldawt::input::UrlRow;
-use ldawt::model::lease::LeaseConfig;
 use ldawt::model::naming::{safe_segment, url_stem};
 use ldawt::model::shard::ShardSizing;
-use ldawt::net::{self, Client, NetConfig, NetError};
+use ldawt::net::NetError;
 use ldawt::node::{NodeConfig, NodeOutcome};
 use ldawt::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
 use ldawt::protocol::transfer::{FileKind, TransferHeader};
 use ldawt::results::ResultsWriter;
-use ldawt::seed::{Columns, SeedSpec};
-use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, PeerId};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::common::test_swarm_key;
-use super::inprocess::{node_config, spawn_node, stats};
-use super::util::{assert_exactly_once, merged_results, write_seed};
+use super::kit::{
+    self, claimed_row, deliver, finished, forgery_leases, insider, rows_of, spawn_node,
+    start_seeder, stats, take_lease, worker_config,
+};
+use super::util::{assert_exactly_once, fixture_seed, merged_results};
 
 const ROWS: u64 = 48;
 
 /// A seeder (no work of its own) of `ROWS` fixture rows in shards of 12.
 fn seeder_config(tmp: &Path, input: PathBuf, out: &Path) -> NodeConfig {
-    let mut cfg = node_config(&tmp.join("seeder"));
-    cfg.seed = Some(SeedSpec {
-        path: input,
-        columns: Columns {
-            url: "photo_url".into(),
-            class: Some("taxon_name".into()),
-            group: None,
-            extra: Vec::new(),
-        },
-        sizing: ShardSizing::Rows(12),
-    });
-    cfg.out = Some(out.to_path_buf());
-    cfg.work = false;
-    cfg.lease = LeaseConfig {
-        ttl: Duration::from_secs(3),
-        max_retries: 10,
-        speculative: false,
-        copy_after: Duration::from_secs(60),
-    };
+    let mut cfg = kit::seeder_config(&tmp.join("seeder"), input, out, ShardSizing::Rows(12));
+    cfg.lease = forgery_leases();
     cfg
-}
-
-/// The hostile peer: a bare transport that can send any request or file. It holds the swarm
-/// key: what is tested here is what a member of the swarm can get past the seeder.
-pub(super) async fn hostile(join: Multiaddr) -> Client {
-    let mut cfg = NetConfig::new(Keypair::generate_ed25519());
-    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    cfg.bootstrap = vec![join];
-    cfg.mdns = false;
-    // An insider: it holds the swarm key, so only the seeder's verification stands in its way.
-    cfg.psk = Some(test_swarm_key());
-    let (client, mut events, event_loop) = net::new(cfg).unwrap();
-    tokio::spawn(event_loop.run());
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    client
-}
-
-async fn take_lease(evil: &Client, seeder: PeerId, dataset: ldawt::model::ids::DatasetId) -> Grant {
-    for _ in 0..200 {
-        if let Ok(ControlResponse::Granted(g)) = evil
-            .request(
-                seeder,
-                ControlRequest::Bid {
-                    dataset,
-                    stats: stats(),
-                },
-            )
-            .await
-        {
-            return g;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the hostile peer never got a lease");
-}
-
-async fn rows_of(evil: &Client, seeder: PeerId, g: &Grant) -> Vec<UrlRow> {
-    match evil
-        .request(
-            seeder,
-            ControlRequest::Rows {
-                dataset: g.dataset,
-                shard: g.shard,
-                epoch: g.epoch,
-            },
-        )
-        .await
-        .unwrap()
-    {
-        ControlResponse::Rows(r) => r,
-        other => panic!("no rows: {other:?}"),
-    }
 }
 
 /// What a forger can build without downloading anything: an archive and results consistent
@@ -150,21 +79,7 @@ fn build(dir: &Path, g: &Grant, rows: &[UrlRow], variant: Variant) -> (PathBuf, 
         if !matches!(variant, Variant::Forged) {
             a.append_bytes(&member, &body, true).unwrap();
         }
-        w.push(RowResult {
-            index: r.index,
-            url: Some(url),
-            class: r.class.clone(),
-            status: RowStatus::Ok,
-            http_status: Some(200),
-            error_kind: None,
-            error_message: None,
-            bytes: body.len() as u64,
-            sha256: Some(sha),
-            member: Some(member),
-            attempts: 1,
-            elapsed_ms: 1,
-        })
-        .unwrap();
+        w.push(claimed_row(r, body.len(), sha, member)).unwrap();
     }
     if matches!(variant, Variant::ExtraMember) {
         a.append_bytes(&format!("{top}/extra/payload.jpg"), b"payload", false)
@@ -181,21 +96,6 @@ fn build(dir: &Path, g: &Grant, rows: &[UrlRow], variant: Variant) -> (PathBuf, 
         _ => {}
     }
     (archive, results)
-}
-
-async fn send(evil: &Client, seeder: PeerId, g: &Grant, kind: FileKind, path: &Path) {
-    let bytes = std::fs::read(path).unwrap();
-    let header = TransferHeader {
-        dataset: g.dataset,
-        shard: g.shard,
-        epoch: g.epoch,
-        kind,
-        size: bytes.len() as u64,
-        sha256: Sha256::digest(&bytes).into(),
-    };
-    evil.send_file(seeder, header, path)
-        .await
-        .unwrap_or_else(|e| panic!("the seeder takes the {kind:?} bytes: {e}"));
 }
 
 /// Every file in the seeder's staging area.
@@ -232,36 +132,14 @@ async fn rerun(cfg: NodeConfig) -> NodeOutcome {
     panic!("the lease database stayed locked");
 }
 
-async fn finished(task: tokio::task::JoinHandle<NodeOutcome>) -> NodeOutcome {
-    tokio::time::timeout(Duration::from_secs(120), task)
-        .await
-        .expect("the seeder finishes")
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture::start(FixtureConfig::default()).await.unwrap();
-    let input = tmp.path().join("birds.parquet");
-    write_seed(
-        &input,
-        ROWS,
-        |i| fx.url(&format!("/p/{i}.jpg")),
-        |i| format!("species {}", i % 3),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "birds", ROWS, "/p", ("species", 3));
     let out = tmp.path().join("out");
-    let (ready, seeder) = spawn_node(
-        seeder_config(tmp.path(), input, &out),
-        CancellationToken::new(),
-    );
-    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .unwrap()
-        .unwrap();
-    let dataset = ready.seeded.clone().unwrap().0.id;
-    let join: Multiaddr = ready.join_addrs[0].parse().unwrap();
-    let seeder_peer: PeerId = ready.peer_id.parse().unwrap();
+    let seeder = start_seeder(seeder_config(tmp.path(), input, &out)).await;
+    let (seeder_peer, dataset) = (seeder.peer, seeder.dataset);
     // A hostile operator with many identities: each invalid delivery gets its sender backed off
     // (checked below), so every attack comes from a fresh one.
     let mut forgers = Vec::new();
@@ -271,27 +149,12 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
         Variant::ExtraMember,
         Variant::WrongHash,
     ] {
-        let evil = hostile(join.clone()).await;
+        let evil = insider(seeder.join.clone()).await;
         let g = take_lease(&evil, seeder_peer, dataset).await;
         let rows = rows_of(&evil, seeder_peer, &g).await;
         let (archive, results) =
             build(&tmp.path().join(format!("{variant:?}")), &g, &rows, variant);
-        send(&evil, seeder_peer, &g, FileKind::Archive, &archive).await;
-        send(&evil, seeder_peer, &g, FileKind::Results, &results).await;
-        let answer = evil
-            .request(
-                seeder_peer,
-                ControlRequest::Complete {
-                    dataset,
-                    shard: g.shard,
-                    epoch: g.epoch,
-                    ok: g.rows,
-                    failed: 0,
-                    bytes: 1 << 40,
-                },
-            )
-            .await
-            .unwrap();
+        let answer = deliver(&evil, seeder_peer, &g, [&archive, &results], 1 << 40).await;
         match &answer {
             ControlResponse::Rejected(r) => {
                 assert_eq!(r.reason, RejectReason::Invalid, "{variant:?}: {r}")
@@ -322,7 +185,7 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
     }
 
     // A header announcing 1 TiB (a sparse file: nothing is read unless the seeder accepts).
-    let evil = hostile(join.clone()).await;
+    let evil = insider(seeder.join.clone()).await;
     forgers.push(evil.local_peer_id().to_string());
     let g = take_lease(&evil, seeder_peer, dataset).await;
     let huge = tmp.path().join("huge.tar.gz");
@@ -370,11 +233,9 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
     assert_eq!(r, ControlResponse::Ack);
 
     // An honest worker finishes everything.
-    let mut cfg = node_config(&tmp.path().join("honest"));
-    cfg.join = vec![join];
-    cfg.exit_when_idle = Some(Duration::from_secs(3));
-    let (_, worker) = spawn_node(cfg, CancellationToken::new());
-    let outcome = finished(seeder).await;
+    let honest = worker_config(&tmp.path().join("honest"), vec![seeder.join]);
+    let (_, worker) = spawn_node(honest, CancellationToken::new());
+    let outcome = finished(seeder.task, Duration::from_secs(120), "the seeder finishes").await;
     let report = &outcome.reports[0];
     assert_eq!((report.ok, report.failed, report.shards_done), (ROWS, 0, 4));
     // Each refused delivery is charged to its sender (backed off, checked above), not to the
@@ -411,28 +272,13 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
 async fn a_garbage_results_file_in_out_is_reported_and_finalize_still_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture::start(FixtureConfig::default()).await.unwrap();
-    let input = tmp.path().join("bees.parquet");
     let rows = 24u64;
-    write_seed(
-        &input,
-        rows,
-        |i| fx.url(&format!("/b/{i}.jpg")),
-        |i| format!("bee {}", i % 2),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "bees", rows, "/b", ("bee", 2));
     let out = tmp.path().join("out");
-    let (ready, seeder) = spawn_node(
-        seeder_config(tmp.path(), input.clone(), &out),
-        CancellationToken::new(),
-    );
-    let ready = tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut cfg = node_config(&tmp.path().join("honest"));
-    cfg.join = vec![ready.join_addrs[0].parse().unwrap()];
-    cfg.exit_when_idle = Some(Duration::from_secs(3));
-    let (_, worker) = spawn_node(cfg, CancellationToken::new());
-    let first = finished(seeder).await;
+    let seeder = start_seeder(seeder_config(tmp.path(), input.clone(), &out)).await;
+    let honest = worker_config(&tmp.path().join("honest"), vec![seeder.join]);
+    let (_, worker) = spawn_node(honest, CancellationToken::new());
+    let first = finished(seeder.task, Duration::from_secs(120), "the seeder finishes").await;
     assert_eq!(first.reports[0].ok, rows);
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
 

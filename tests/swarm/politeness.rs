@@ -14,60 +14,22 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::common;
-use super::processes::{NodeProc, free_port};
-use super::util::{archive_members, assert_exactly_once, write_seed};
+use super::processes::{NodeArgs, NodeProc, free_port};
+use super::util::{archive_members, assert_exactly_once, fixture_seed, write_seed};
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-/// A `--no-work` seeder of `input` into `out` with `extra` flags.
+/// A `--no-work` seeder of `input` into `out` with 3 s leases and `extra` flags.
 fn seeder(tmp: &Path, input: &Path, out: &Path, extra: &[&str]) -> NodeProc {
-    let mut args = strings(&[
-        "node",
-        "--seed",
-        &input.display().to_string(),
-        "--class-col",
-        "taxon_name",
-        "--out",
-        &out.display().to_string(),
-        "--listen",
-        &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--no-work",
-        "--lease-ttl",
-        "3",
-        "--heartbeat",
-        "0.3",
-    ]);
-    args.extend(strings(extra));
-    NodeProc::start(&args, tmp.join("seeder.err"))
+    NodeArgs::seeder(input, out, free_port())
+        .with(&["--lease-ttl", "3"])
+        .with(extra)
+        .start(tmp.join("seeder.err"))
 }
 
 /// A worker joining `join` with no engine flag (only access and housekeeping).
 fn worker(tmp: &Path, name: &str, join: &str, key: &str) -> NodeProc {
-    let args = strings(&[
-        "node",
-        "--join",
-        join,
-        "--swarm-key",
-        key,
-        "--allow-private-urls",
-        "--data-dir",
-        &tmp.join(name).display().to_string(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--exit-when-idle",
-        "10",
-        "--heartbeat",
-        "0.3",
-    ]);
-    NodeProc::start(&args, tmp.join(format!("{name}.err")))
+    NodeArgs::worker(join, Some(key), &tmp.join(name))
+        .with(&["--exit-when-idle", "10"])
+        .start(tmp.join(format!("{name}.err")))
 }
 
 /// `GET /fx-stats` of the fixture at `addr`.
@@ -93,13 +55,14 @@ fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
     const BUDGET: u64 = 4;
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("birds.parquet");
     // Slow answers, so requests pile up at the server if anything lets them.
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "birds",
         ROWS,
-        |i| fx.url(&format!("/fx/slow-first-byte-150/p/{i}.jpg")),
-        |i| format!("species {}", i % 4),
+        "/fx/slow-first-byte-150/p",
+        ("species", 4),
     );
     let out = tmp.path().join("out");
     let seeder = seeder(

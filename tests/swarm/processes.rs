@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use ldawt::protocol::status::NodeStatus;
 
 use super::common;
-use super::util::{assert_exactly_once, write_seed};
+use super::util::{assert_exactly_once, fixture_seed, write_seed};
 
 const ROWS: u64 = 160;
 const SHARDS: u32 = 16;
 
-pub(super) use crate::node_proc::NodeProc;
+pub(super) use crate::node_proc::{NodeArgs, NodeProc, poll_until};
 
 pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -37,66 +37,36 @@ pub(super) fn status(addr: &str) -> Option<NodeStatus> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// Polls `addr`'s status until `pred` holds (panics after `timeout`).
+/// Polls `addr`'s status through `ldawt peers --json` until `pred` holds (panics after
+/// `timeout`).
 pub(super) fn wait_status(
     addr: &str,
     timeout: Duration,
     what: &str,
     pred: impl Fn(&NodeStatus) -> bool,
 ) -> NodeStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = status(addr)
-            && pred(&s)
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what} on {addr}; last status: {:#?}",
-            status(addr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll_until(timeout, &format!("{what} on {addr}"), || status(addr), pred)
 }
 
+/// The `--no-work` seeder of these tests: `SHARDS` shards, 3 s leases, on loopback `port`.
 fn seeder_args(input: &Path, out: &Path, port: u16) -> Vec<String> {
-    [
-        "node",
-        "--seed",
-        &input.display().to_string(),
-        "--class-col",
-        "taxon_name",
-        "--out",
-        &out.display().to_string(),
-        "--shards",
-        &SHARDS.to_string(),
-        "--listen",
-        &format!("/ip4/127.0.0.1/tcp/{port}"),
-        "--no-mdns",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--no-work",
-        "--lease-ttl",
-        "3",
-        "--heartbeat",
-        "0.3",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    NodeArgs::seeder(input, out, port)
+        .with(&["--shards", &SHARDS.to_string(), "--lease-ttl", "3"])
+        .args()
+        .to_vec()
 }
 
 #[test]
 fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("birds.parquet");
-    write_seed(
-        &input,
+    let input = fixture_seed(
+        &fx,
+        tmp.path(),
+        "birds",
         ROWS,
-        |i| fx.url(&format!("/fx/slow-first-byte-400/p/{i}.jpg")),
-        |i| format!("species {}", i % 4),
+        "/fx/slow-first-byte-400/p",
+        ("species", 4),
     );
     let out = tmp.path().join("out");
     let port = free_port();
@@ -119,33 +89,15 @@ fn seeder_and_joined_workers_survive_kill_9_of_a_worker_and_of_the_seeder() {
     let mut worker_status = Vec::new();
     let mut ids = Vec::new();
     for name in ["w1", "w2"] {
-        let args: Vec<String> = [
-            "node",
-            "--join",
-            &join,
-            "--swarm-key",
-            &key,
-            "--allow-private-urls",
-            "--data-dir",
-            &tmp.path().join(name).display().to_string(),
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--status-addr",
-            "127.0.0.1:0",
+        let args = NodeArgs::worker(&join, Some(&key), &tmp.path().join(name)).with(&[
             "--exit-when-idle",
             "15",
             "--concurrency",
             "2",
             "--max-leases",
             "1",
-            "--heartbeat",
-            "0.3",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let w = NodeProc::start(&args, tmp.path().join(format!("{name}.err")));
+        ]);
+        let w = args.start(tmp.path().join(format!("{name}.err")));
         let (id, _, st) = w.ready();
         ids.push(id);
         worker_status.push(st);
@@ -273,13 +225,7 @@ fn a_seeder_uploads_each_stored_archive_to_webdav() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let fx = common::fixture();
-    let input = tmp.path().join("wasps.parquet");
-    write_seed(
-        &input,
-        30,
-        |i| fx.url(&format!("/w/{i}.jpg")),
-        |i| format!("wasp {}", i % 2),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "wasps", 30, "/w", ("wasp", 2));
     let out = tmp.path().join("out");
     let url = format!("http://127.0.0.1:{port}/run1");
     let (o, text) = lone_seeder(
@@ -363,8 +309,27 @@ fn a_run_with_failed_rows_exits_1_and_lists_them() {
     assert!(out.join("results.parquet").exists());
 }
 
-/// Runs `ldawt node --seed INPUT` alone on loopback (no mDNS, free ports) to completion with
-/// `extra` flags and `env`; returns its output and stdout+stderr as text.
+/// `ldawt node --seed INPUT` alone on loopback (no mDNS, free ports) in `shards` shards,
+/// with `extra` flags.
+pub(super) fn lone_seeder_command(
+    input: &Path,
+    out: &Path,
+    shards: u32,
+    extra: &[&str],
+) -> Command {
+    let args = NodeArgs::new()
+        .seed(input, out)
+        .with(&["--shards", &shards.to_string()])
+        .listen(0)
+        .with(&["--no-progress"])
+        .with(extra);
+    let mut cmd = Command::new(common::ldawt_bin());
+    cmd.args(args.args()).stdin(Stdio::null());
+    cmd
+}
+
+/// Runs [`lone_seeder_command`] to completion with `env`; returns its output and
+/// stdout+stderr as text.
 fn lone_seeder(
     input: &Path,
     out: &Path,
@@ -372,22 +337,7 @@ fn lone_seeder(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Output, String) {
-    let shards = shards.to_string();
-    let mut cmd = Command::new(common::ldawt_bin());
-    cmd.args(["node", "--seed"])
-        .arg(input)
-        .args(["--class-col", "taxon_name", "--out"])
-        .arg(out)
-        .args([
-            "--shards",
-            &shards,
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-        ])
-        .args(["--status-addr", "127.0.0.1:0", "--no-progress"])
-        .args(extra)
-        .stdin(Stdio::null());
+    let mut cmd = lone_seeder_command(input, out, shards, extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -404,28 +354,9 @@ fn lone_seeder(
 fn a_seeder_whose_stdout_is_closed_still_finishes_with_its_real_exit_code() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = common::fixture();
-    let input = tmp.path().join("bees.parquet");
-    write_seed(
-        &input,
-        12,
-        |i| fx.url(&format!("/b/{i}.jpg")),
-        |i| format!("bee {}", i % 3),
-    );
+    let input = fixture_seed(&fx, tmp.path(), "bees", 12, "/b", ("bee", 3));
     let out = tmp.path().join("out");
-    let mut child = Command::new(common::ldawt_bin())
-        .args(["node", "--seed"])
-        .arg(&input)
-        .args(["--class-col", "taxon_name", "--out"])
-        .arg(&out)
-        .args([
-            "--shards",
-            "2",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-        ])
-        .args(["--status-addr", "127.0.0.1:0", "--no-progress"])
-        .stdin(Stdio::null())
+    let mut child = lone_seeder_command(&input, &out, 2, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,4 +1,5 @@
-//! Checks shared by the swarm tests: the merged results and the archives' members.
+//! Checks shared by the swarm tests: the merged results and the archives' members (the seed
+//! writers are `common`'s, re-exported here).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -9,21 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// Writes a seed parquet of `rows` rows: `photo_url` = `url(i)`, `taxon_name` = `class(i)`.
-pub fn write_seed(
-    path: &Path,
-    rows: u64,
-    url: impl Fn(u64) -> String,
-    class: impl Fn(u64) -> String,
-) {
-    super::common::write_string_parquet(
-        path,
-        &[
-            ("photo_url", (0..rows).map(|i| Some(url(i))).collect()),
-            ("taxon_name", (0..rows).map(|i| Some(class(i))).collect()),
-        ],
-    );
-}
+pub use crate::common::{fixture_seed, write_seed};
 
 /// One row of the seeder's `results.parquet`: index, status, archive, member.
 pub type MergedRow = (u64, String, Option<String>, Option<String>);

@@ -1,14 +1,15 @@
 //! `ldawt reconstruct` on parquets built here: the Hugging Face `{bytes, path}` struct and a
 //! plain binary column, original bytes and re-encoding, bad rows, and refused inputs.
 
-use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BinaryArray, RecordBatch, StringArray, StructArray};
 use arrow_schema::{DataType, Field, Fields, Schema};
 
+use crate::common::archive_entries;
 use crate::util::{bad_input, ok, run, stderr, stdout, write_parquet};
 
 fn encoded(format: image::ImageFormat, seed: u8) -> Vec<u8> {
@@ -18,25 +19,28 @@ fn encoded(format: image::ImageFormat, seed: u8) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Archive member path → bytes.
-fn members(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let file = std::fs::File::open(path).unwrap();
-    let name = path.to_string_lossy();
-    let reader: Box<dyn Read> = if name.ends_with(".gz") || name.ends_with(".tgz") {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut ar = tar::Archive::new(reader);
-    let mut out = BTreeMap::new();
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let p = e.path().unwrap().to_string_lossy().into_owned();
-        let mut buf = Vec::new();
-        e.read_to_end(&mut buf).unwrap();
-        out.insert(p, buf);
-    }
-    out
+/// `ldawt reconstruct --input <input> --output <output> <extra>`.
+fn reconstruct(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "reconstruct",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Writes a parquet of two columns: `image` (the given array) and `label` (nullable text).
+fn write_image_parquet(path: &Path, image: ArrayRef, labels: Vec<Option<&str>>) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("image", image.data_type().clone(), true),
+        Field::new("label", DataType::Utf8, true),
+    ]));
+    let batch =
+        RecordBatch::try_new(schema, vec![image, Arc::new(StringArray::from(labels))]).unwrap();
+    write_parquet(path, &batch);
 }
 
 fn hf_parquet(path: &Path) -> Vec<Option<Vec<u8>>> {
@@ -67,20 +71,11 @@ fn hf_parquet(path: &Path) -> Vec<Option<Vec<u8>>> {
         Field::new("path", DataType::Utf8, true),
     ]);
     let image = StructArray::new(
-        fields.clone(),
+        fields,
         vec![Arc::new(bytes) as ArrayRef, Arc::new(paths)],
         None,
     );
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("image", DataType::Struct(fields), true),
-        Field::new("label", DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![Arc::new(image), Arc::new(StringArray::from(labels))],
-    )
-    .unwrap();
-    write_parquet(path, &batch);
+    write_image_parquet(path, Arc::new(image), labels);
     cells
 }
 
@@ -90,13 +85,7 @@ fn reconstruct_hugging_face_struct_keeps_bytes_and_reports_bad_rows() {
     let input = dir.path().join("train.parquet");
     let cells = hf_parquet(&input);
     let output = dir.path().join("train.tar.gz");
-    let out = run(&[
-        "reconstruct",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
+    let out = reconstruct(&input, &output, &[]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -112,7 +101,7 @@ fn reconstruct_hugging_face_struct_keeps_bytes_and_reports_bad_rows() {
     assert!(
         stdout(&out).contains("5 rows: 3 images written in 3 label folders, 2 bad rows skipped")
     );
-    let m = members(&output);
+    let m = archive_entries(&output);
     let files: Vec<&String> = m.keys().filter(|k| !k.ends_with('/')).collect();
     assert_eq!(
         files,
@@ -131,26 +120,11 @@ fn reconstruct_hugging_face_struct_keeps_bytes_and_reports_bad_rows() {
     assert!(m.contains_key("train/") && m.contains_key("train/Bombus/"));
     // Deterministic: a second run (with --force) gives the same archive bytes.
     let first = std::fs::read(&output).unwrap();
-    run(&[
-        "reconstruct",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--force",
-        "--threads",
-        "1",
-    ]);
+    reconstruct(&input, &output, &["--force", "--threads", "1"]);
     assert_eq!(std::fs::read(&output).unwrap(), first);
     // Without --force an existing output is refused.
     bad_input(
-        &run(&[
-            "reconstruct",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ]),
+        &reconstruct(&input, &output, &[]),
         &["train.tar.gz", "--force"],
     );
 }
@@ -179,26 +153,25 @@ fn reconstruct_plain_binary_column_reencodes_to_jpg() {
     .unwrap();
     write_parquet(&input, &batch);
     let output = dir.path().join("plain.tar");
-    let text = ok(&run(&[
-        "reconstruct",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--image-col",
-        "img",
-        "--label-col",
-        "cls",
-        "--format",
-        "jpg",
-        "--threads",
-        "3",
-    ]));
+    let text = ok(&reconstruct(
+        &input,
+        &output,
+        &[
+            "--image-col",
+            "img",
+            "--label-col",
+            "cls",
+            "--format",
+            "jpg",
+            "--threads",
+            "3",
+        ],
+    ));
     assert!(
         text.contains("600 images written in 3 label folders, 0 bad rows"),
         "{text}"
     );
-    let m = members(&output);
+    let m = archive_entries(&output);
     let files: Vec<_> = m.iter().filter(|(k, _)| !k.ends_with('/')).collect();
     assert_eq!(files.len(), n);
     for (name, bytes) in files {
@@ -300,19 +273,8 @@ fn gif_and_webp_parquet(path: &Path) -> Vec<Option<Vec<u8>>> {
         Some("x"),
         Some("x"),
     ];
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("image", DataType::Binary, true),
-        Field::new("label", DataType::Utf8, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(BinaryArray::from_iter(cells.iter().map(|c| c.as_deref()))),
-            Arc::new(StringArray::from(labels)),
-        ],
-    )
-    .unwrap();
-    write_parquet(path, &batch);
+    let image = BinaryArray::from_iter(cells.iter().map(|c| c.as_deref()));
+    write_image_parquet(path, Arc::new(image), labels);
     cells
 }
 
@@ -327,15 +289,7 @@ fn reconstruct_decodes_gif_and_webp_and_lists_bad_rows_one_line_each() {
     ] {
         // The output's folder does not exist yet: it is created.
         let output = dir.path().join(format).join("deeper").join("mixed.tar");
-        let out = run(&[
-            "reconstruct",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--format",
-            format,
-        ]);
+        let out = reconstruct(&input, &output, &["--format", format]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{err}\n{}", stdout(&out));
         assert!(
@@ -352,7 +306,7 @@ fn reconstruct_decodes_gif_and_webp_and_lists_bad_rows_one_line_each() {
         for (line, row) in lines.iter().zip(2..) {
             assert!(line.starts_with(&format!("row {row}: ")), "{err:?}");
         }
-        let m = members(&output);
+        let m = archive_entries(&output);
         for (name, row) in [("mixed/Abaeis_mexicana/0", 0), ("mixed/unlabeled/1", 1)] {
             let bytes = &m[&format!("{name}.{ext}")];
             assert_eq!(image::guess_format(bytes).unwrap(), expected, "row {row}");
@@ -362,15 +316,9 @@ fn reconstruct_decodes_gif_and_webp_and_lists_bad_rows_one_line_each() {
     }
     // Keep-bytes mode names the GIF and WebP by their magic bytes.
     let output = dir.path().join("keep.tar");
-    let out = run(&[
-        "reconstruct",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-    ]);
+    let out = reconstruct(&input, &output, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let m = members(&output);
+    let m = archive_entries(&output);
     assert!(
         m.contains_key("keep/Abaeis_mexicana/0.gif"),
         "{:?}",

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -57,17 +58,13 @@ fn split_subset_is_a_balanced_partition_of_classes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("groups");
     let groups = 7;
-    let text = ok(&run(&[
-        "split",
-        "--input",
+    let text = ok(&split(
         input.to_str().unwrap(),
-        "--group-col",
         "taxon_name",
-        "--groups",
         "7",
-        "--out",
         out.to_str().unwrap(),
-    ]));
+        &[],
+    ));
     assert!(text.contains("balance: largest/smallest"), "{text}");
     let (all, input_cols, input_rows) = classes_of(input, "taxon_name");
     assert_eq!(input_rows, 45_606);
@@ -100,31 +97,40 @@ fn split_subset_is_a_balanced_partition_of_classes() {
     assert!(text.contains(&format!("{max}/{min}")), "{text}");
     // Deterministic: a second run gives the same assignment.
     let out2 = dir.path().join("again");
-    ok(&run(&[
-        "split",
-        "--input",
+    ok(&split(
         input.to_str().unwrap(),
-        "--group-col",
         "taxon_name",
-        "--groups",
         "7",
-        "--out",
         out2.to_str().unwrap(),
-    ]));
+        &[],
+    ));
     assert_eq!(group_classes(&out2, groups), per_group);
     // Existing outputs are not clobbered without --force.
-    let again = run(&[
+    let again = split(
+        input.to_str().unwrap(),
+        "taxon_name",
+        "7",
+        out.to_str().unwrap(),
+        &[],
+    );
+    bad_input(&again, &["group_1.parquet", "--force"]);
+}
+
+/// `ldawt split --input <input> --group-col <col> --groups <groups> --out <out> <extra>`.
+fn split(input: &str, col: &str, groups: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
         "split",
         "--input",
-        input.to_str().unwrap(),
+        input,
         "--group-col",
-        "taxon_name",
+        col,
         "--groups",
-        "7",
+        groups,
         "--out",
-        out.to_str().unwrap(),
-    ]);
-    bad_input(&again, &["group_1.parquet", "--force"]);
+        out,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 fn small_input(path: &Path) {
@@ -214,98 +220,36 @@ fn split_rejects_bad_input_with_exit_2_and_leaves_nothing() {
     let inp = input.to_str().unwrap();
     let out = dir.path().join("o");
     let o = out.to_str().unwrap();
-    bad_input(
-        &run(&[
-            "split",
-            "--input",
-            "/nonexistent/x.parquet",
-            "--group-col",
-            "label",
-            "--groups",
-            "2",
-            "--out",
-            o,
-        ]),
-        &["/nonexistent/x.parquet", "not found"],
-    );
-    bad_input(
-        &run(&[
-            "split",
-            "--input",
-            inp,
-            "--group-col",
-            "species",
-            "--groups",
-            "2",
-            "--out",
-            o,
-        ]),
-        &["species", "label"],
-    );
-    bad_input(
-        &run(&[
-            "split",
-            "--input",
-            inp,
-            "--group-col",
-            "score",
-            "--groups",
-            "2",
-            "--out",
-            o,
-        ]),
-        &["score", "Float64"],
-    );
-    bad_input(
-        &run(&[
-            "split",
-            "--input",
-            inp,
-            "--group-col",
-            "label",
-            "--groups",
-            "2",
-            "--out",
-            o,
-            "--balance",
-            "bytes",
-            "--size-col",
-            "url",
-        ]),
-        &["url", "integer"],
-    );
     let not_parquet = dir.path().join("notes.parquet");
     std::fs::write(&not_parquet, "hello").unwrap();
-    bad_input(
-        &run(&[
-            "split",
-            "--input",
-            not_parquet.to_str().unwrap(),
-            "--group-col",
+    let not_parquet = not_parquet.to_str().unwrap();
+    // `split --input I --group-col C --groups 2 --out O EXTRA…`: what stderr must name.
+    let cases: [(&str, &str, &[&str], &[&str]); 5] = [
+        (
+            "/nonexistent/x.parquet",
             "label",
-            "--groups",
-            "2",
-            "--out",
-            o,
-        ]),
-        &["notes.parquet"],
-    );
+            &[],
+            &["/nonexistent/x.parquet", "not found"],
+        ),
+        (inp, "species", &[], &["species", "label"]),
+        (inp, "score", &[], &["score", "Float64"]),
+        (
+            inp,
+            "label",
+            &["--balance", "bytes", "--size-col", "url"],
+            &["url", "integer"],
+        ),
+        (not_parquet, "label", &[], &["notes.parquet"]),
+    ];
+    for (input, col, extra, needles) in cases {
+        bad_input(&split(input, col, "2", o, extra), needles);
+    }
     assert!(!out.exists(), "no output directory after refused runs");
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();
     let under_file = blocker.join("out");
     bad_input(
-        &run(&[
-            "split",
-            "--input",
-            inp,
-            "--group-col",
-            "label",
-            "--groups",
-            "2",
-            "--out",
-            under_file.to_str().unwrap(),
-        ]),
+        &split(inp, "label", "2", under_file.to_str().unwrap(), &[]),
         &["out"],
     );
 }
@@ -446,17 +390,13 @@ fn split_into_more_groups_than_classes_writes_no_empty_file() {
     let input = dir.path().join("small.parquet");
     small_input(&input); // 4 classes, one of them null
     let out = dir.path().join("o");
-    let result = run(&[
-        "split",
-        "--input",
+    let result = split(
         input.to_str().unwrap(),
-        "--group-col",
         "label",
-        "--groups",
         "10",
-        "--out",
         out.to_str().unwrap(),
-    ]);
+        &[],
+    );
     let text = ok(&result);
     let err = crate::util::stderr(&result);
     assert!(
@@ -488,17 +428,13 @@ fn split_into_more_groups_than_classes_writes_no_empty_file() {
     let csv = dir.path().join("rows.csv");
     std::fs::write(&csv, "url,label\nhttp://h/1.jpg,a\n").unwrap();
     let text = bad_input(
-        &run(&[
-            "split",
-            "--input",
+        &split(
             csv.to_str().unwrap(),
-            "--group-col",
             "label",
-            "--groups",
             "2",
-            "--out",
             dir.path().join("c").to_str().unwrap(),
-        ]),
+            &[],
+        ),
         &["rows.csv", "CSV", "parquet"],
     );
     assert!(!text.contains("Corrupt footer"), "{text}");

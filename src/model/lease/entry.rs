@@ -92,7 +92,7 @@ impl Holder {
 pub struct ShardEntry {
     /// Rows in the shard.
     pub rows: u64,
-    /// Its phase.
+    /// Where it stands; only the [`LeaseBook`] handlers move it.
     pub phase: ShardPhase,
     /// Live leases (empty unless `Leased`).
     pub holders: Vec<Holder>,
@@ -132,7 +132,7 @@ impl ShardEntry {
 /// A lease handed out by [`LeaseBook::handle_bid`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    /// The shard.
+    /// Free, or a leased one when this is a speculative copy.
     pub shard: ShardId,
     /// Its fencing epoch.
     pub epoch: u64,
@@ -157,7 +157,7 @@ pub enum LeaseError {
     /// The epoch is not a live lease (expired, superseded, or never granted).
     #[error("stale epoch {epoch} for {shard}")]
     StaleEpoch {
-        /// The shard.
+        /// The shard named in the request.
         shard: ShardId,
         /// The epoch presented.
         epoch: u64,
@@ -165,7 +165,7 @@ pub enum LeaseError {
     /// The holder reported no progress for too long: the lease is revoked.
     #[error("{shard} epoch {epoch} revoked: no progress reported for {secs} s")]
     Stalled {
-        /// The shard.
+        /// The shard named in the request.
         shard: ShardId,
         /// The epoch presented.
         epoch: u64,
@@ -175,7 +175,7 @@ pub enum LeaseError {
     /// The lease belongs to another peer.
     #[error("{shard} epoch {epoch} is held by another peer")]
     NotHolder {
-        /// The shard.
+        /// The shard named in the request.
         shard: ShardId,
         /// The epoch presented.
         epoch: u64,
@@ -186,11 +186,10 @@ pub enum LeaseError {
 /// [`LeaseBook::handle_abandon`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostLease {
-    /// The shard.
     pub shard: ShardId,
     /// The holder that lost it.
     pub peer: String,
-    /// Its epoch.
+    /// Its fencing epoch: any later request presenting it is refused.
     pub epoch: u64,
     /// The shard's phase afterwards (`Free`, `Leased` if a copy survives, or `Failed`).
     pub phase_after: ShardPhase,
