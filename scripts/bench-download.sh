@@ -25,10 +25,15 @@
 # Needs: cargo, python3 (stdlib and venv), nginx and wrk (installed from Debian when root), and
 # PyPI for img2dataset and its numpy/OpenCV (which also draw the decodable images of case 4;
 # BENCH_SKIP_IMG2DATASET=1 leaves img2dataset's own run out).
+# BENCH_ONLY=resize runs case 4 alone; BENCH_RESIZE_RUNS=N (default 1) runs its img2dataset /
+# ldawt pair N times, alternately, each ldawt line compared with the img2dataset run just before.
 set -euo pipefail
 . "$(dirname "$0")/lib/bench.sh"
 bench_init  # cd to the repository; ROOT, DATA (the real rows)
 ROWS=${BENCH_ROWS:-10000}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in ""|resize) ;; *) echo "bench: BENCH_ONLY=$ONLY: only 'resize' is known" >&2; exit 2 ;; esac
+RESIZE_RUNS=${BENCH_RESIZE_RUNS:-1}
 WAN_ROWS=${BENCH_WAN_ROWS:-6000}
 
 bench_need nginx wrk
@@ -107,6 +112,7 @@ print(d['successful_downloads'], d['total_bytes'])" "$1"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -z "$ONLY" ]; then
 echo "bench: wrk -t2 -c64 -d10s over the same $ROWS paths…" >&2
 WRK_RPS=$(wrk -t2 -c64 -d10s -s "$WORK/paths.lua" "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
 
@@ -131,6 +137,7 @@ for out in bench.tar bench.tar.gz; do
   line=$(measure "$BIN" download --no-progress --input "$WORK/bench.parquet" --output "$WORK/out/$out")
   report "ldawt download → $out" "$WORK/out/$out" "$line" "$WRK_RPS"
 done
+fi
 
 if [ -n "$BASE_BIN" ]; then
   PAIRS=${BENCH_PAIRS:-3}
@@ -178,8 +185,7 @@ PY
   --base-url "http://127.0.0.1:$PORT/real" >&2
 RESIZE=(--resize-mode border --image-size 256 --encode-format jpg --encode-quality 95)
 printf '\n%-34s %9s %9s %12s %9s %9s\n' "resize border 256 jpg q95, webdataset" "images/s" "MB/s" "CPU-s/1k img" "RSS MB" "vs i2d"
-I2D_IPS=""; I2D_CPU=""
-if [ -z "${BENCH_SKIP_IMG2DATASET:-}" ]; then
+run_i2d() {
   rm -rf "$WORK/i2d"
   # processes = cores, 64 threads each (>= ldawt's concurrency); no retries, no wandb.
   line=$(NO_ALBUMENTATIONS_UPDATE=1 measure "$VENV/bin/img2dataset" --url_list "$WORK/real.parquet" \
@@ -201,7 +207,7 @@ print(f"{name:<34} {ips:9.0f} {size / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024:9
 open(figures, "w").write(f"{ips} {cpu}\n")
 PY
   read -r I2D_IPS I2D_CPU < "$WORK/i2d.figures"
-fi
+}
 wds_report() { # name out measured-line
   local name=$1 out=$2; read -r wall user sys rss rc <<<"$3"
   read -r ok bytes <<<"$(ok_of "${out%.tar}.overview.json")"
@@ -214,15 +220,30 @@ ratio = f"{ips / float(i2d_ips):.2f}" if i2d_ips and float(i2d_ips) > 0 else "-"
 cpu_ratio = f", CPU/img {float(i2d_cpu) / cpu:.2f}x less" if i2d_cpu and ok else ""
 print(f"{name:<34} {ips:9.0f} {nbytes / 1e6 / wall:9.1f} {cpu:12.3f} {rss / 1024:9.1f} {ratio:>9}  (ok {ok}, exit {rc}, {wall:.2f} s{cpu_ratio})")
 PY
+  python3 -c 'import sys; w, u, s, ok = map(float, sys.argv[1:]); print(ok / w, ok / max(u + s, 1e-9))' \
+    "$wall" "$user" "$sys" "$ok" > "$WORK/wds.last"
 }
-rm -rf "$WORK/out/"*
-line=$(measure "$BIN" download --no-progress --input "$WORK/real.parquet" --output "$WORK/out/rs.tar" --format webdataset "${RESIZE[@]}")
-wds_report "ldawt, resize" "$WORK/out/rs.tar" "$line"
+I2D_IPS=""; I2D_CPU=""
+for run in $(seq "$RESIZE_RUNS"); do
+  [ -z "${BENCH_SKIP_IMG2DATASET:-}" ] && run_i2d
+  rm -rf "$WORK/out/"*
+  line=$(measure "$BIN" download --no-progress --input "$WORK/real.parquet" --output "$WORK/out/rs.tar" --format webdataset "${RESIZE[@]}")
+  wds_report "ldawt, resize (run $run)" "$WORK/out/rs.tar" "$line"
+done
+cp "$WORK/wds.last" "$WORK/wds.resize"
 rm -rf "$WORK/out/"*
 line=$(measure "$BIN" download --no-progress --input "$WORK/real.parquet" --output "$WORK/out/nors.tar" --format webdataset)
 wds_report "ldawt, no resize (reference)" "$WORK/out/nors.tar" "$line"
+python3 - "$WORK/wds.resize" "$WORK/wds.last" <<'PY'
+import sys
+rs_ips, rs_per_cpu = map(float, open(sys.argv[1]).read().split())
+no_ips, no_per_cpu = map(float, open(sys.argv[2]).read().split())
+print(f"images per CPU-second: resize {rs_per_cpu:.0f}, no resize {no_per_cpu:.0f} "
+      f"(resize / no resize: {rs_per_cpu / no_per_cpu:.3f} per CPU-s, {rs_ips / no_ips:.3f} in images/s)")
+PY
 
 # WAN-like: one host, 200 ms before every first byte.
+[ -n "$ONLY" ] && exit 0
 exec 3< <("$BIN" fixture-server --first-byte-delay-ms 200)
 FX_PID=$!
 read -r FX_ADDR <&3

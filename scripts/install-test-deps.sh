@@ -5,6 +5,10 @@
 set -uo pipefail
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# the build itself: libjpeg-turbo (turbojpeg-sys, `--resize-mode`) is compiled from its bundled
+# source with cmake, its SIMD with nasm
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v nasm >/dev/null 2>&1 || need+=(nasm)
 # WebDAV server for `ldawt upload` / `ldawt compare` tests (rclone serve webdav)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
 # single-host Slurm for the `ldawt slurm` job test (auth/none: no munge daemon needed)

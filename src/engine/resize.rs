@@ -1,15 +1,17 @@
-//! `--resize-mode`: stored images are decoded (a JPEG at the smallest DCT scale that still
-//! covers the planned size, through `jpeg-decoder`; anything else through the `image` crate),
-//! scaled (`fast_image_resize`'s SIMD bilinear convolution widened to the scale factor:
-//! area-like averaging when shrinking, which is what dataset thumbnails need), cropped or
-//! bordered as [`resize_plan`] says and re-encoded (JPEG 4:2:0 at the given quality through
-//! `jpeg-encoder`, PNG, or lossy WebP at the given quality through libwebp: the `image` crate's
-//! own WebP encoder is lossless only, and lossless WebP thumbnails are several times the size
-//! of a q95 JPEG, which defeats the point of choosing WebP). It runs on the blocking pool under
-//! a semaphore of one permit per core, so decoding never starves the network tasks nor piles up
-//! more images in memory than there are cores. A body that cannot be decoded is skipped as
-//! `image_undecodable`.
+//! `--resize-mode`: stored images are decoded (a JPEG through libjpeg-turbo's TurboJPEG API at
+//! the smallest of its DCT scales, 1/8 to 8/8, that still covers the planned size; anything
+//! else, and a JPEG libjpeg-turbo rejects, through the `image` crate), scaled
+//! (`fast_image_resize`'s SIMD bilinear convolution widened to the scale factor: area-like
+//! averaging when shrinking, which is what dataset thumbnails need), cropped or bordered as
+//! [`resize_plan`] says and re-encoded (JPEG 4:2:0 at the given quality through libjpeg-turbo,
+//! PNG, or lossy WebP at the given quality through libwebp: the `image` crate's own WebP encoder
+//! is lossless only, and lossless WebP thumbnails are several times the size of a q95 JPEG,
+//! which defeats the point of choosing WebP). It runs on the blocking pool under a semaphore of
+//! one permit per core, so decoding never starves the network tasks nor piles up more images in
+//! memory than there are cores; each pool thread keeps its TurboJPEG handles. A body that cannot
+//! be decoded is skipped as `image_undecodable`.
 
+use std::cell::RefCell;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -79,21 +81,8 @@ pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resi
                 DynamicImage::ImageRgb8(rgb) => rgb,
                 other => other.to_rgb8(),
             };
-            let mut enc =
-                jpeg_encoder::Encoder::new(out.get_mut(), opts.encode_quality.clamp(1, 100));
-            // 4:2:0 chroma (libjpeg's and OpenCV's default, and what the `image` encoder wrote),
-            // each chroma sample the average of its four pixels.
-            enc.set_sampling_factor(jpeg_encoder::SamplingFactor::F_2_2);
-            enc.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
-            let (rw, rh) = rgb.dimensions();
-            let (Ok(ew), Ok(eh)) = (u16::try_from(rw), u16::try_from(rh)) else {
-                return Err(format!(
-                    "cannot encode a {rw}x{rh} image as JPEG (max 65535)"
-                ));
-            };
-            enc.encode(rgb.as_raw(), ew, eh, jpeg_encoder::ColorType::Rgb)
-                .map_err(|e| format!("cannot encode: {e}"))?;
-            Ok(())
+            let jpeg = encode_jpeg(&rgb, opts.encode_quality)?;
+            return Ok((jpeg, ((w, h), stored)));
         }
         EncodeFormat::Png => img.write_to(&mut out, image::ImageFormat::Png),
         EncodeFormat::Webp => {
@@ -134,53 +123,118 @@ fn resample(img: DynamicImage, to: (u32, u32)) -> Result<DynamicImage, String> {
     .ok_or_else(|| format!("cannot resize {w}x{h}: short output buffer"))
 }
 
-/// The size to decode a `full`-sized JPEG at so that both sides stay at least `want`: the
-/// smallest of the DCT scales 1/8, 1/4, 1/2 and 1 (the IDCT computes only the low frequencies,
-/// so a 1/2-scale decode is a 2x2 average for a quarter of the work) that is not below `want`.
-pub(crate) fn dct_scaled(full: (u32, u32), want: (u32, u32)) -> (u32, u32) {
-    let at = |len: u32, k: u32| (len * k).div_ceil(8);
-    [1, 2, 4, 8]
-        .into_iter()
-        .map(|k| (at(full.0, k), at(full.1, k)))
-        .find(|&(w, h)| w >= want.0 && h >= want.1)
-        .unwrap_or(full)
+/// The DCT scale, in eighths (1 to 8), to decode a `full`-sized JPEG at so that both sides stay
+/// at least `want`, and the size that gives: the smallest that is not below `want` (the IDCT of
+/// an n/8 scale computes only n x n of each block's 8 x 8 frequencies, so a 4/8 decode is a
+/// 2 x 2 average for about a quarter of the IDCT and colour-conversion work).
+pub(crate) fn dct_scaled(full: (u32, u32), want: (u32, u32)) -> (u32, (u32, u32)) {
+    let at = |len: u32, k: u32| (u64::from(len) * u64::from(k)).div_ceil(8) as u32;
+    (1..=8)
+        .map(|k| (k, (at(full.0, k), at(full.1, k))))
+        .find(|&(_, (w, h))| w >= want.0 && h >= want.1)
+        .unwrap_or((8, full))
 }
 
-/// A baseline or progressive RGB or greyscale JPEG decoded at the smallest DCT scale that still
-/// covers the size [`resize_plan`] scales it to; with its full dimensions. `None` (the caller
-/// decodes it the ordinary way) for anything else: not a JPEG, CMYK, 16-bit, or a decode error.
+/// The most bytes a scaled JPEG decode may allocate (512 MiB, as the `image` crate's default
+/// limit; the fallback decode then refuses the image with its own error).
+const MAX_DECODED_BYTES: usize = 512 << 20;
+
+thread_local! {
+    /// This blocking-pool thread's TurboJPEG handles (created on first use, reused after).
+    static TURBO: RefCell<Option<(turbojpeg::Decompressor, turbojpeg::Compressor)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's TurboJPEG decompressor and compressor.
+fn with_turbo<T>(
+    f: impl FnOnce(&mut turbojpeg::Decompressor, &mut turbojpeg::Compressor) -> Result<T, String>,
+) -> Result<T, String> {
+    TURBO.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let d = turbojpeg::Decompressor::new().map_err(|e| format!("TurboJPEG: {e}"))?;
+            let c = turbojpeg::Compressor::new().map_err(|e| format!("TurboJPEG: {e}"))?;
+            *slot = Some((d, c));
+        }
+        let (d, c) = slot.as_mut().ok_or("TurboJPEG: no handle")?;
+        f(d, c)
+    })
+}
+
+/// A lossy (baseline, progressive) YCbCr, RGB or greyscale JPEG decoded by libjpeg-turbo at the
+/// smallest DCT scale that still covers the size [`resize_plan`] scales it to; with its full
+/// dimensions. `None` (the caller decodes it the ordinary way) for anything else: not a JPEG,
+/// CMYK/YCCK, or an error or warning from libjpeg-turbo (a truncated file, say).
 fn decode_jpeg_scaled(bytes: &[u8], opts: &ResizeOptions) -> Option<((u32, u32), DynamicImage)> {
+    use turbojpeg::{Colorspace, Image, PixelFormat, ScalingFactor};
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return None;
     }
-    let mut dec = jpeg_decoder::Decoder::new(bytes);
-    dec.read_info().ok()?;
-    let info = dec.info()?;
-    let full = (u32::from(info.width), u32::from(info.height));
-    let (want, _) = resize_plan(opts, full.0, full.1);
-    let at = dct_scaled(full, want);
-    let (dw, dh) = if at == full {
-        full
-    } else {
-        let (sw, sh) = dec
-            .scale(u16::try_from(at.0).ok()?, u16::try_from(at.1).ok()?)
-            .ok()?;
-        (u32::from(sw), u32::from(sh))
-    };
-    if dw < want.0 || dh < want.1 {
-        return None;
-    }
-    let pixels = dec.decode().ok()?;
-    let img = match dec.info()?.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => {
-            DynamicImage::ImageRgb8(RgbImage::from_raw(dw, dh, pixels)?)
+    with_turbo(|dec, _| {
+        let header = dec.read_header(bytes).map_err(|e| e.to_string())?;
+        let format = match header.colorspace {
+            Colorspace::Gray => PixelFormat::GRAY,
+            Colorspace::YCbCr | Colorspace::RGB => PixelFormat::RGB,
+            other => return Err(format!("{other:?}")),
+        };
+        let (Ok(fw), Ok(fh)) = (u32::try_from(header.width), u32::try_from(header.height)) else {
+            return Err("too large".into());
+        };
+        let (want, _) = resize_plan(opts, fw, fh);
+        // A lossless JPEG decodes at full size only.
+        let eighths = if header.is_lossless {
+            8
+        } else {
+            dct_scaled((fw, fh), want).0
+        };
+        let factor = ScalingFactor::new(eighths as usize, 8);
+        dec.set_scaling_factor(factor).map_err(|e| e.to_string())?;
+        let scaled = header.scaled(factor);
+        let (w, h) = (scaled.width, scaled.height);
+        let channels = format.size();
+        // The `image` crate's default allocation limit: a forged header must not reserve more.
+        if w.saturating_mul(h).saturating_mul(channels) > MAX_DECODED_BYTES {
+            return Err(format!("{w}x{h} is too large to decode"));
         }
-        jpeg_decoder::PixelFormat::L8 => {
-            DynamicImage::ImageLuma8(image::GrayImage::from_raw(dw, dh, pixels)?)
-        }
-        _ => return None,
-    };
-    Some((full, img))
+        let mut pixels = vec![0u8; w * h * channels];
+        let image = Image {
+            pixels: &mut pixels[..],
+            width: w,
+            pitch: w * channels,
+            height: h,
+            format,
+        };
+        dec.decompress(bytes, image).map_err(|e| e.to_string())?;
+        let (w, h) = (w as u32, h as u32);
+        let img = if channels == 1 {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        } else {
+            RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        };
+        img.map(|img| ((fw, fh), img))
+            .ok_or_else(|| "short buffer".into())
+    })
+    .ok()
+}
+
+/// `rgb` as a 4:2:0 JPEG (libjpeg's and OpenCV's default) at `quality` (1–100), through
+/// libjpeg-turbo.
+fn encode_jpeg(rgb: &RgbImage, quality: u8) -> Result<Vec<u8>, String> {
+    let (w, h) = rgb.dimensions();
+    with_turbo(|_, enc| {
+        enc.set_quality(i32::from(quality.clamp(1, 100)))
+            .and_then(|()| enc.set_subsamp(turbojpeg::Subsamp::Sub2x2))
+            .and_then(|()| {
+                enc.compress_to_vec(turbojpeg::Image {
+                    pixels: rgb.as_raw().as_slice(),
+                    width: w as usize,
+                    pitch: w as usize * 3,
+                    height: h as usize,
+                    format: turbojpeg::PixelFormat::RGB,
+                })
+            })
+            .map_err(|e| format!("cannot encode a {w}x{h} image as JPEG: {e}"))
+    })
 }
 
 /// `src` centred at `at` on a black `canvas`-sized image, row by row.
@@ -341,14 +395,15 @@ mod tests {
 
     #[test]
     fn dct_scale_never_goes_below_the_planned_size() {
-        assert_eq!(dct_scaled((640, 480), (256, 192)), (320, 240));
-        assert_eq!(dct_scaled((2048, 1536), (256, 192)), (256, 192));
-        assert_eq!(dct_scaled((2049, 1536), (256, 192)), (257, 192));
-        assert_eq!(dct_scaled((2000, 1500), (256, 192)), (500, 375));
-        assert_eq!(dct_scaled((300, 150), (256, 128)), (300, 150));
-        assert_eq!(dct_scaled((100, 100), (256, 256)), (100, 100));
+        assert_eq!(dct_scaled((640, 480), (256, 192)), (4, (320, 240)));
+        assert_eq!(dct_scaled((800, 533), (256, 171)), (3, (300, 200)));
+        assert_eq!(dct_scaled((2048, 1536), (256, 192)), (1, (256, 192)));
+        assert_eq!(dct_scaled((2049, 1536), (256, 192)), (1, (257, 192)));
+        assert_eq!(dct_scaled((2000, 1500), (256, 192)), (2, (500, 375)));
+        assert_eq!(dct_scaled((300, 150), (256, 128)), (7, (263, 132)));
+        assert_eq!(dct_scaled((100, 100), (256, 256)), (8, (100, 100)));
         // center_crop keeps the shorter side at the target: 4000x1000 -> 1024x256.
-        assert_eq!(dct_scaled((4000, 1000), (1024, 256)), (2000, 500));
+        assert_eq!(dct_scaled((4000, 1000), (1024, 256)), (3, (1500, 375)));
     }
 
     #[test]
@@ -371,7 +426,11 @@ mod tests {
             let (full, decoded) = decode_jpeg_scaled(&src, &opts).unwrap();
             let (planned, _) = resize_plan(&opts, w, h);
             assert_eq!(full, (w, h));
-            assert_eq!(decoded.dimensions(), dct_scaled(full, planned), "{mode:?}");
+            assert_eq!(
+                decoded.dimensions(),
+                dct_scaled(full, planned).1,
+                "{mode:?}"
+            );
             let (out, dims) = resize_image(&src, &opts).unwrap();
             assert_eq!(dims, ((w, h), want), "{mode:?}");
             let img = image::load_from_memory(&out).unwrap().to_rgb8();
@@ -381,6 +440,49 @@ mod tests {
                 assert!(got.abs_diff(exp) <= 6, "{mode:?}: centre {centre:?}");
             }
         }
+    }
+
+    #[test]
+    fn greyscale_and_damaged_jpegs() {
+        let opts = ResizeOptions {
+            mode: ResizeMode::Border,
+            image_size: 256,
+            encode_format: EncodeFormat::Jpg,
+            ..ResizeOptions::default()
+        };
+        let grey = image::GrayImage::from_pixel(1024, 768, image::Luma([90]));
+        let mut src = Cursor::new(Vec::new());
+        grey.write_to(&mut src, image::ImageFormat::Jpeg).unwrap();
+        let (full, decoded) = decode_jpeg_scaled(src.get_ref(), &opts).unwrap();
+        assert_eq!((full, decoded.dimensions()), ((1024, 768), (256, 192)));
+        assert!(matches!(decoded, DynamicImage::ImageLuma8(_)));
+        let (out, dims) = resize_image(src.get_ref(), &opts).unwrap();
+        assert_eq!(dims, ((1024, 768), (256, 256)));
+        let back = image::load_from_memory(&out).unwrap().to_rgb8();
+        assert!(
+            back.get_pixel(128, 128)
+                .0
+                .iter()
+                .all(|&c| c.abs_diff(90) <= 3)
+        );
+        // A JPEG cut after its header: not decodable by libjpeg-turbo; an error, no panic.
+        let cut = &jpeg(640, 480, [1, 2, 3])[..200];
+        assert!(decode_jpeg_scaled(cut, &opts).is_none());
+        assert!(resize_image(cut, &opts).is_err());
+        // A forged 65535x65535 header is refused before any allocation.
+        let mut forged = jpeg(16, 16, [1, 2, 3]);
+        let sof = forged.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        forged[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(
+            resize_image(
+                &forged,
+                &ResizeOptions {
+                    mode: ResizeMode::No,
+                    ..opts
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]
