@@ -42,11 +42,8 @@ if [ -n "$source" ]; then
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"
   fi
-  # libjpeg-turbo (the resize path) builds from bundled source with cmake, its SIMD with nasm.
-  if ! command -v cmake >/dev/null 2>&1 || ! command -v nasm >/dev/null 2>&1; then
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends cmake nasm
-  fi
+  # cmake and nasm for the bundled libjpeg-turbo (the resize path).
+  bash "$source/scripts/build-deps.sh"
   (cd "$source" && cargo build --release --locked)
   binary="$source/target/release/ldawt"
 fi

@@ -3,12 +3,10 @@
 # Without root it only reports what is missing; the tests that need a missing tool skip with a
 # printed reason.
 set -uo pipefail
+# the build's own packages (cmake, nasm for the bundled libjpeg-turbo)
+bash "$(dirname "$0")/build-deps.sh" || echo "install-test-deps: the build's packages are missing (scripts/build-deps.sh)" >&2
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
-# the build itself: libjpeg-turbo (turbojpeg-sys, `--resize-mode`) is compiled from its bundled
-# source with cmake, its SIMD with nasm
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-command -v nasm >/dev/null 2>&1 || need+=(nasm)
 # WebDAV server for `ldawt upload` / `ldawt compare` tests (rclone serve webdav)
 command -v rclone >/dev/null 2>&1 || need+=(rclone)
 # single-host Slurm for the `ldawt slurm` job test (auth/none: no munge daemon needed)
