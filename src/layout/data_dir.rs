@@ -15,30 +15,16 @@
 //! <data>/work/<id>/00042-e7/finished.json      …once the shard is finished
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::model::ids::{DatasetId, ShardId};
 
-/// A node's data dir.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataDir(PathBuf);
+directory_type! {
+    /// A node's data dir.
+    DataDir, "The data dir at `path`."
+}
 
 impl DataDir {
-    /// The data dir at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// The directory itself, owned.
-    pub fn into_path(self) -> PathBuf {
-        self.0
-    }
-
     /// The node's libp2p identity (`identity.key`).
     pub fn identity_key(&self) -> PathBuf {
         self.0.join("identity.key")
@@ -73,26 +59,12 @@ impl DataDir {
 /// The swarm key's file name in a data dir.
 pub const SWARM_KEY_FILE: &str = "swarm.key";
 
-/// One seeded dataset's directory in the data dir: its manifest and row files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeedDir(PathBuf);
+directory_type! {
+    /// One seeded dataset's directory in the data dir: its manifest and row files.
+    SeedDir, "The directory at `path` (`<data>/datasets/<id>`)."
+}
 
 impl SeedDir {
-    /// The directory at `path` (`<data>/datasets/<id>`).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// The directory itself, owned.
-    pub fn into_path(self) -> PathBuf {
-        self.0
-    }
-
     /// `manifest.json`, written last: its presence marks a complete seeding.
     pub fn manifest(&self) -> PathBuf {
         self.0.join("manifest.json")
@@ -115,26 +87,12 @@ impl SeedDir {
     }
 }
 
-/// The worker's scratch: one directory per lease, grouped by dataset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkDir(PathBuf);
+directory_type! {
+    /// The worker's scratch: one directory per lease, grouped by dataset.
+    WorkDir, "The scratch at `path` (`<data>/work`)."
+}
 
 impl WorkDir {
-    /// The scratch at `path` (`<data>/work`).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// The directory itself, owned.
-    pub fn into_path(self) -> PathBuf {
-        self.0
-    }
-
     /// One lease's directory (`<id>/00042-e7`).
     pub fn lease(&self, dataset: DatasetId, shard: ShardId, epoch: u64) -> LeaseDir {
         LeaseDir(
@@ -145,27 +103,13 @@ impl WorkDir {
     }
 }
 
-/// One lease's scratch directory: the shard's archive and results file, and the marker of a
-/// finished shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseDir(PathBuf);
+directory_type! {
+    /// One lease's scratch directory: the shard's archive and results file, and the marker of a
+    /// finished shard.
+    LeaseDir, "The directory at `path` (as found when the work dir is scanned)."
+}
 
 impl LeaseDir {
-    /// The directory at `path` (as found when the work dir is scanned).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// The directory itself, owned.
-    pub fn into_path(self) -> PathBuf {
-        self.0
-    }
-
     /// The shard's archive (its granted name).
     pub fn archive(&self, name: &str) -> PathBuf {
         self.0.join(name)
@@ -183,6 +127,7 @@ pub const FINISHED_MARKER: &str = "finished.json";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn every_path_keeps_its_name() {

@@ -9,6 +9,33 @@
 //!
 //! [`ShardId::padded`]: crate::model::ids::ShardId::padded
 
+/// A directory newtype over `PathBuf`: `new` (documented by the given line), `path` and
+/// `into_path`; the type's own paths are its other methods.
+macro_rules! directory_type {
+    ($(#[$doc:meta])* $name:ident, $new_doc:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(std::path::PathBuf);
+
+        impl $name {
+            #[doc = $new_doc]
+            pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+                Self(path.into())
+            }
+
+            /// The directory itself.
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+
+            /// The directory itself, owned.
+            pub fn into_path(self) -> std::path::PathBuf {
+                self.0
+            }
+        }
+    };
+}
+
 mod atomic;
 mod data_dir;
 mod out_dir;

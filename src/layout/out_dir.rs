@@ -16,30 +16,16 @@
 //! <out>/.incoming/<id>/00042.e7.archive.verifying   …set aside while it is verified
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::model::ids::{DatasetId, ShardId};
 
-/// A seeder's output dir.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutDir(PathBuf);
+directory_type! {
+    /// A seeder's output dir.
+    OutDir, "The output dir at `path`."
+}
 
 impl OutDir {
-    /// The output dir at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// The directory itself, owned.
-    pub fn into_path(self) -> PathBuf {
-        self.0
-    }
-
     /// A stored archive, by its name (its results file is
     /// [`crate::archive::results_path`] of this).
     pub fn archive(&self, name: &str) -> PathBuf {
@@ -134,6 +120,7 @@ fn with_suffix(path: PathBuf, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn every_path_keeps_its_name() {
