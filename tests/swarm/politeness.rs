@@ -71,14 +71,7 @@ fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
         &out,
         &["--shards", "8", "--swarm-per-host", &BUDGET.to_string()],
     );
-    let (_, join, key, _) = seeder.ready_with_key();
-    let workers: Vec<NodeProc> = ["w1", "w2"]
-        .iter()
-        .map(|n| worker(tmp.path(), n, &join, &key))
-        .collect();
-    let (code, report) = seeder.wait(Duration::from_secs(240));
-    let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
-    assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
+    let workers = run_two_workers(tmp.path(), seeder);
     assert_exactly_once(&out, ROWS, ROWS);
     // Read at the server's stats endpoint (as a benchmark with the fixture in another process
     // would), checked against the handle's own counters.
@@ -98,15 +91,7 @@ fn two_workers_never_exceed_the_swarm_per_host_budget_at_the_server() {
         "the budget was never used ({peak} in flight at most): the test shows nothing"
     );
     // The budget was shared: each worker completed shards.
-    for (name, w) in ["w1", "w2"].iter().zip(workers) {
-        let (code, summary) = w.wait(Duration::from_secs(60));
-        assert_eq!(code, 0, "{name}: {summary}");
-        let done: u64 = summary
-            .lines()
-            .find_map(|l| l.split("worker: ").nth(1)?.split(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} printed no worker summary: {summary}"));
-        assert!(done > 0, "{name} completed no shard: {summary}");
-    }
+    each_worker_completed_shards(workers);
 }
 
 #[test]
@@ -139,14 +124,7 @@ fn a_worker_on_one_hosts_shards_gets_that_hosts_whole_budget() {
             "-v",
         ],
     );
-    let (_, join, key, _) = seeder.ready_with_key();
-    let workers: Vec<NodeProc> = ["w1", "w2"]
-        .iter()
-        .map(|n| worker(tmp.path(), n, &join, &key))
-        .collect();
-    let (code, report) = seeder.wait(Duration::from_secs(240));
-    let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
-    assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
+    let workers = run_two_workers(tmp.path(), seeder);
     assert_exactly_once(&out, ROWS, ROWS);
     for (name, fx) in [("A", &fa), ("B", &fb)] {
         let peak = fixture_stats(&fx.addr().to_string())["max_in_flight"]
@@ -180,15 +158,7 @@ fn a_worker_on_one_hosts_shards_gets_that_hosts_whole_budget() {
         host_of(grants[1]),
         "the first two grants are on one host: {grants:#?}"
     );
-    for (name, w) in ["w1", "w2"].iter().zip(workers) {
-        let (code, summary) = w.wait(Duration::from_secs(60));
-        assert_eq!(code, 0, "{name}: {summary}");
-        let done: u64 = summary
-            .lines()
-            .find_map(|l| l.split("worker: ").nth(1)?.split(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{name} printed no worker summary: {summary}"));
-        assert!(done > 0, "{name} completed no shard: {summary}");
-    }
+    each_worker_completed_shards(workers);
 }
 
 #[test]
@@ -366,4 +336,32 @@ fn slow_downs_reported_by_a_worker_lower_the_shares_the_seeder_grants() {
     assert!(fx.max_in_flight() <= 8, "{}", fx.max_in_flight());
     let (code, _) = w.wait(Duration::from_secs(60));
     assert_eq!(code, 0);
+}
+
+/// Waits for the workers `w1`, `w2` (60 s each) and checks that each exited 0 having
+/// completed at least one shard (from its summary line): the budget was shared.
+fn each_worker_completed_shards(workers: Vec<NodeProc>) {
+    for (name, w) in ["w1", "w2"].iter().zip(workers) {
+        let (code, summary) = w.wait(Duration::from_secs(60));
+        assert_eq!(code, 0, "{name}: {summary}");
+        let done: u64 = summary
+            .lines()
+            .find_map(|l| l.split("worker: ").nth(1)?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} printed no worker summary: {summary}"));
+        assert!(done > 0, "{name} completed no shard: {summary}");
+    }
+}
+
+/// Joins two workers `w1`, `w2` to `seeder`, waits for the seeder to finish the dataset (240 s
+/// at most) and checks that it exited 0; returns the workers, still to be waited for.
+fn run_two_workers(dir: &std::path::Path, seeder: NodeProc) -> Vec<NodeProc> {
+    let (_, join, key, _) = seeder.ready_with_key();
+    let workers: Vec<NodeProc> = ["w1", "w2"]
+        .iter()
+        .map(|n| worker(dir, n, &join, &key))
+        .collect();
+    let (code, report) = seeder.wait(Duration::from_secs(240));
+    let logs: Vec<String> = workers.iter().map(NodeProc::log).collect();
+    assert_eq!(code, 0, "seeder report:\n{report}\nworkers:\n{logs:#?}");
+    workers
 }
