@@ -7,7 +7,7 @@
 use sha2::Digest;
 
 use super::driver::Driver;
-use super::test_support::{coordinator, deliver, grant, header, read_results, setup};
+use super::test_support::{coordinator, deliver, grant, header, read_results, setup, started};
 use super::*;
 use crate::protocol::control::{ControlRequest, ControlResponse, RejectReason};
 use crate::protocol::transfer::FileKind;
@@ -26,14 +26,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let g = grant(&mut c, "evil", ds, 0).await;
     let rows = match c
         .handle_request(
@@ -140,14 +133,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
 async fn oversized_transfers_are_refused_before_any_byte() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let g = grant(&mut c, "w", ds, 0).await;
     let decide = async |c: &mut Driver, kind: FileKind, size: u64| {
         let mut h = header(&g, kind);
@@ -226,14 +212,7 @@ async fn a_garbage_results_file_in_out_does_not_stop_finalize() {
     let s = setup(20, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     for (i, now) in [(0, 1), (1, 2)] {
         let g = grant(&mut c, "w", ds, now).await;
         assert_eq!(
@@ -273,14 +252,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let c = started(&s, 10_000).await;
     let (gossip, _gossip_rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = tokio_util::sync::CancellationToken::new();
     let clock = Arc::new(ManualClock::new(UnixMillis(0)));
@@ -402,14 +374,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
 async fn transfers_under_way_count_against_the_free_disk() {
     let s = setup(20, 10);
     let ds = s.seeded.id;
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let g0 = grant(&mut c, "w", ds, 0).await;
     let g1 = grant(&mut c, "w", ds, 0).await;
     let st = rustix::fs::statvfs(&s.out).unwrap();

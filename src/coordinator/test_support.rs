@@ -146,6 +146,16 @@ pub(super) fn header(g: &Grant, kind: FileKind) -> TransferHeader {
     }
 }
 
+/// [`coordinator`] with lease TTL `ttl_ms` over a fresh store in `s`'s data dir, with `s`'s
+/// dataset added at time 0.
+pub(super) async fn started(s: &Setup, ttl_ms: u64) -> Driver {
+    let mut c = coordinator(s, ttl_ms, Store::open(&s.data.join("leases.redb")).unwrap());
+    c.add_dataset(s.seeded.clone(), UnixMillis(0))
+        .await
+        .unwrap();
+    c
+}
+
 pub(super) async fn grant(c: &mut Driver, peer: &str, ds: DatasetId, now: u64) -> Grant {
     match c
         .handle_request(

@@ -194,14 +194,7 @@ async fn an_idle_peer_copies_the_slowest_shard_and_the_first_completion_wins() {
     let s = setup(20, 10);
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
-    let mut c = coordinator(
-        &s,
-        10_000,
-        Store::open(&s.data.join("leases.redb")).unwrap(),
-    );
-    c.add_dataset(s.seeded.clone(), UnixMillis(0))
-        .await
-        .unwrap();
+    let mut c = started(&s, 10_000).await;
     let a = grant(&mut c, "a", ds, 0).await;
     let b = grant(&mut c, "b", ds, 0).await;
     let renew = |shard, epoch, rows_done| ControlRequest::Renew {
