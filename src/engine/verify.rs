@@ -42,22 +42,10 @@ pub fn compare(
     }
 }
 
-fn md5_of_file(path: &std::path::Path) -> std::io::Result<String> {
+/// The hex digest of a file's bytes under the hash `D`, read in 64 KiB pieces.
+fn digest_of_file<D: Digest>(path: &std::path::Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
-    let mut h = Md5::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
-fn sha256_of_file(path: &std::path::Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
+    let mut h = D::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buf)?;
@@ -83,7 +71,7 @@ fn digest(
             result.sha256 = Some(hex.clone());
             Ok(hex)
         }
-        (HashAlgorithm::Sha256, Body::Spilled { path }) => sha256_of_file(path),
+        (HashAlgorithm::Sha256, Body::Spilled { path }) => digest_of_file::<Sha256>(path),
         (HashAlgorithm::Md5, Body::Memory(chunks)) => {
             let mut h = Md5::new();
             for c in chunks {
@@ -91,7 +79,7 @@ fn digest(
             }
             Ok(hex::encode(h.finalize()))
         }
-        (HashAlgorithm::Md5, Body::Spilled { path }) => md5_of_file(path),
+        (HashAlgorithm::Md5, Body::Spilled { path }) => digest_of_file::<Md5>(path),
     }
 }
 

@@ -92,21 +92,12 @@ impl GossipGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::time::UnixMillis;
     use crate::protocol::codec::encode;
+    use crate::protocol::gossip::sample_dataset_advert;
 
     fn announce(id: u8) -> Vec<u8> {
         encode(
-            &Gossip::Dataset {
-                dataset: DatasetId([id; 16]),
-                name: "d".into(),
-                shards_total: 1,
-                shards_done: 0,
-                shards_open: 1,
-                shards_failed: 0,
-                rows_total: 1,
-                sent_at: UnixMillis(0),
-            },
+            &sample_dataset_advert(DatasetId([id; 16]), "d"),
             MAX_GOSSIP_BYTES,
         )
         .unwrap()
@@ -162,20 +153,7 @@ mod tests {
         for i in 0..(MAX_BINDINGS + 10) {
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            let data = encode(
-                &Gossip::Dataset {
-                    dataset: DatasetId(id),
-                    name: String::new(),
-                    shards_total: 1,
-                    shards_done: 0,
-                    shards_open: 1,
-                    shards_failed: 0,
-                    rows_total: 1,
-                    sent_at: UnixMillis(0),
-                },
-                MAX_GOSSIP_BYTES,
-            )
-            .unwrap();
+            let data = encode(&sample_dataset_advert(DatasetId(id), ""), MAX_GOSSIP_BYTES).unwrap();
             let _ = g.check(
                 Some(PeerId::random()),
                 &data,

@@ -458,16 +458,7 @@ mod tests {
         for i in 0..(MAX_DATASETS as u64 + 5) {
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&i.to_le_bytes());
-            let g = Gossip::Dataset {
-                dataset: DatasetId(id),
-                name: "d".into(),
-                shards_total: 1,
-                shards_done: 0,
-                shards_open: 1,
-                shards_failed: 0,
-                rows_total: 1,
-                sent_at: UnixMillis(0),
-            };
+            let g = crate::protocol::gossip::sample_dataset_advert(DatasetId(id), "d");
             t.gossip(PeerId::random(), &g, UnixMillis(100 + i));
         }
         assert_eq!(t.datasets.len(), MAX_DATASETS);

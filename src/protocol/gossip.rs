@@ -113,3 +113,19 @@ impl<'de> Deserialize<'de> for LeaseState {
             })
     }
 }
+
+/// A one-shard, one-row dataset advert sent at time 0: the sample the unit tests of the
+/// gossip checks and the peer table feed in.
+#[cfg(test)]
+pub(crate) fn sample_dataset_advert(dataset: DatasetId, name: &str) -> Gossip {
+    Gossip::Dataset {
+        dataset,
+        name: name.into(),
+        shards_total: 1,
+        shards_done: 0,
+        shards_open: 1,
+        shards_failed: 0,
+        rows_total: 1,
+        sent_at: UnixMillis(0),
+    }
+}
