@@ -22,6 +22,7 @@
 #    .tar case of step 3 run BENCH_PAIRS times (default 3) for both binaries, alternating which
 #    goes first, with each pair's ratio new/baseline and the median ratio — the VM's speed
 #    drifts, so only paired runs compare two binaries. BENCH_PAIRED_ONLY=1 stops after it.
+# LDAWT_BIN measures a given release binary instead of building one.
 # Needs: cargo, python3 (stdlib and venv), nginx and wrk (installed from Debian when root), and
 # PyPI for img2dataset and its numpy/OpenCV (which also draw the decodable images of case 4;
 # BENCH_SKIP_IMG2DATASET=1 leaves img2dataset's own run out).
@@ -38,9 +39,13 @@ WAN_ROWS=${BENCH_WAN_ROWS:-6000}
 
 bench_need nginx wrk
 
-echo "bench: building the release binary (cargo build --release)…" >&2
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ldawt
+if [ -n "${LDAWT_BIN:-}" ]; then
+  BIN=$LDAWT_BIN  # a release binary to measure instead of building one
+else
+  echo "bench: building the release binary (cargo build --release)…" >&2
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ldawt
+fi
 BASE_BIN=${BENCH_BASELINE_BIN:-}
 if [ -z "$BASE_BIN" ] && [ -n "${BENCH_BASELINE_REV:-}" ]; then
   BASE_SRC=$ROOT/target/baseline/src-$(git rev-parse --short "$BENCH_BASELINE_REV")
