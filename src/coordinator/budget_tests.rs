@@ -2,24 +2,12 @@
 //! settings with each lease's share of the budget, no grant is made while the budget is taken,
 //! and a renewal reporting slow-downs lowers the shares of later grants.
 
-use super::test_support::{coordinator, grant, setup};
+use super::test_support::{coordinator, grant, setup, worker_stats};
 use crate::engine::EngineConfig;
-use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlRequest, ControlResponse};
 use crate::protocol::settings::DatasetSettings;
 use crate::store::Store;
-
-fn stats() -> NodeStats {
-    NodeStats {
-        cores: 4,
-        mem_total: 8 << 30,
-        mem_free: 8 << 30,
-        disk_free: 1 << 40,
-        works: true,
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
@@ -49,7 +37,7 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
             "b",
             ControlRequest::Bid {
                 dataset: ds,
-                stats: stats(),
+                stats: worker_stats(),
             },
             UnixMillis(1_100),
         )

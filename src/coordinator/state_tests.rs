@@ -1,8 +1,6 @@
 //! The decision state alone, with time as an argument and outcomes fed by hand: what each
 //! event asks for, in which order, and that nothing waits on file work.
 
-use std::time::Duration;
-
 use super::effects::{Answer, CommitId, Discard, Effect, Outcome, RequestId, Ticket};
 use super::test_support::{Setup, setup, worker_stats};
 use super::*;
@@ -13,22 +11,7 @@ use crate::protocol::gossip::LeaseState;
 use crate::verify::{Invalid, Verified};
 
 fn state(s: &Setup) -> SeederState {
-    let cfg = CoordinatorConfig {
-        out: s.out.clone(),
-        data_dir: s.data.clone(),
-        lease: LeaseConfig {
-            ttl: Duration::from_millis(1_000),
-            max_retries: 1,
-            speculative: true,
-            copy_after: Duration::ZERO,
-        },
-        stored: None,
-        intake: IntakeLimits::default(),
-        retry_failed: false,
-        local_peer: None,
-        settings: None,
-        swarm_per_host: None,
-    };
+    let cfg = super::test_support::config(s, 1_000);
     let mut st = SeederState::new(cfg.clone());
     st.datasets
         .insert(s.seeded.id, fresh_dataset(&cfg, s.seeded.clone()));

@@ -72,25 +72,27 @@ pub(super) fn setup(rows: u64, shard_rows: u64) -> Setup {
 
 pub(super) fn coordinator(s: &Setup, ttl_ms: u64, store: Store) -> Driver {
     std::fs::create_dir_all(&s.out).unwrap();
-    Driver::new(Coordinator::new(
-        CoordinatorConfig {
-            out: s.out.clone(),
-            data_dir: s.data.clone(),
-            lease: LeaseConfig {
-                ttl: Duration::from_millis(ttl_ms),
-                max_retries: 1,
-                speculative: true,
-                copy_after: Duration::ZERO,
-            },
-            stored: None,
-            intake: IntakeLimits::default(),
-            retry_failed: false,
-            local_peer: None,
-            settings: None,
-            swarm_per_host: None,
+    Driver::new(Coordinator::new(config(s, ttl_ms), store))
+}
+
+/// The tests' seeder settings for `s`: lease TTL `ttl_ms`, one retry, tail copies at once.
+pub(super) fn config(s: &Setup, ttl_ms: u64) -> CoordinatorConfig {
+    CoordinatorConfig {
+        out: s.out.clone(),
+        data_dir: s.data.clone(),
+        lease: LeaseConfig {
+            ttl: Duration::from_millis(ttl_ms),
+            max_retries: 1,
+            speculative: true,
+            copy_after: Duration::ZERO,
         },
-        store,
-    ))
+        stored: None,
+        intake: IntakeLimits::default(),
+        retry_failed: false,
+        local_peer: None,
+        settings: None,
+        swarm_per_host: None,
+    }
 }
 
 /// What an honest worker would produce for `rows` of the shard archived as `archive_name`: a
