@@ -1,10 +1,7 @@
 //! Bounds on a results file that came from another node, read from its parquet footer only,
 //! before a single row is decoded.
 
-use std::fs::File;
 use std::path::Path;
-
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::ResultsError;
 
@@ -20,11 +17,7 @@ pub fn check_foreign_results(
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(|source| ResultsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fmt(e.to_string()))?;
+    let builder = super::open_parquet(path)?;
     let meta = builder.metadata();
     let rows = u64::try_from(meta.file_metadata().num_rows()).unwrap_or(u64::MAX);
     if rows > max_rows {

@@ -341,18 +341,30 @@ pub fn read_results_with(
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(|source| ResultsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+    let reader = open_parquet(path)?
+        .with_batch_size(BATCH_ROWS)
+        .build()
         .map_err(|e| fmt(e.to_string()))?;
     for batch in reader {
         let batch = batch.map_err(|e| fmt(e.to_string()))?;
         from_batch(&batch, extra, &mut each).map_err(fmt)?;
     }
     Ok(())
+}
+
+/// Opens the parquet file at `path` for reading; a missing file or one that is not parquet
+/// is an error naming it.
+pub(crate) fn open_parquet(
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, ResultsError> {
+    let file = File::open(path).map_err(|source| ResultsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| ResultsError::Format {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 fn from_batch(
