@@ -98,6 +98,18 @@ fn verify_ticket(fx: &[Effect]) -> Ticket {
     }
 }
 
+/// `a`'s holder asks (request 2) to complete it at 10 ms and the verification answers
+/// `verdict` at 20 ms: the verification's ticket and the effects of its outcome.
+fn complete_then_verify(
+    st: &mut SeederState,
+    a: &Grant,
+    verdict: Result<Verified, VerifyFailure>,
+) -> (Ticket, Vec<Effect>) {
+    let ticket = verify_ticket(&st.handle_request(RequestId(2), "a", complete(a), t(10)));
+    let fx = st.handle_outcome(Outcome::Verified { ticket, verdict }, t(20));
+    (ticket, fx)
+}
+
 fn verified(rows: u64) -> Verified {
     Verified {
         ok: rows,
@@ -182,14 +194,7 @@ fn a_failed_promotion_charges_nobody_and_keeps_the_lease() {
     let s = setup(10, 10);
     let mut st = state(&s);
     let a = grant(&mut st, 1, "a", 0);
-    let ticket = verify_ticket(&st.handle_request(RequestId(2), "a", complete(&a), t(10)));
-    let fx = st.handle_outcome(
-        Outcome::Verified {
-            ticket,
-            verdict: Ok(verified(a.rows)),
-        },
-        t(20),
-    );
+    let (ticket, fx) = complete_then_verify(&mut st, &a, Ok(verified(a.rows)));
     assert!(matches!(fx.as_slice(), [Effect::PromoteFiles { .. }]));
     let fx = st.handle_outcome(
         Outcome::Promoted {
@@ -224,13 +229,10 @@ fn an_invalid_delivery_is_charged_to_its_sender_and_frees_the_shard() {
     let s = setup(10, 10);
     let mut st = state(&s);
     let a = grant(&mut st, 1, "a", 0);
-    let ticket = verify_ticket(&st.handle_request(RequestId(2), "a", complete(&a), t(10)));
-    let fx = st.handle_outcome(
-        Outcome::Verified {
-            ticket,
-            verdict: Err(VerifyFailure::Invalid(Invalid::WrongUrl(3))),
-        },
-        t(20),
+    let (_, fx) = complete_then_verify(
+        &mut st,
+        &a,
+        Err(VerifyFailure::Invalid(Invalid::WrongUrl(3))),
     );
     assert!(fx.iter().any(|e| matches!(
         e,

@@ -6,8 +6,8 @@
 
 use std::io::{BufReader, Cursor, Read, Seek};
 
+use super::ImageFilters;
 use super::writer::WriterMsg;
-use super::{ImageFilters, RowResult, RowStatus};
 use crate::fetch::Body;
 
 /// Bytes of a body tried first when reading its dimensions.
@@ -73,24 +73,9 @@ pub(crate) async fn check(
     msg: WriterMsg,
     filters: ImageFilters,
 ) -> (WriterMsg, Option<(u32, u32)>) {
-    let WriterMsg::Stored {
-        result,
-        body,
-        precompressed,
-    } = msg
-    else {
-        return (msg, None);
-    };
-    let skipped = |result: &RowResult, kind: &str, message: String| {
-        WriterMsg::Record(RowResult {
-            status: RowStatus::Skipped,
-            error_kind: Some(kind.to_string()),
-            error_message: Some(message),
-            bytes: 0,
-            sha256: None,
-            member: None,
-            ..result.clone()
-        })
+    let (result, body, precompressed) = match msg.into_stored() {
+        Ok(parts) => parts,
+        Err(msg) => return (msg, None),
     };
     let base = result.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -117,13 +102,13 @@ pub(crate) async fn check(
                 if let Body::Spilled { path } = &body {
                     let _ = std::fs::remove_file(path);
                 }
-                (skipped(&result, &kind, message), None)
+                (WriterMsg::skipped(&result, &kind, message), None)
             }
         }
     })
     .await;
     outcome.unwrap_or_else(|e| {
-        let msg = skipped(&base, UNDECODABLE, format!("filter task failed: {e}"));
+        let msg = WriterMsg::skipped(&base, UNDECODABLE, format!("filter task failed: {e}"));
         (msg, None)
     })
 }

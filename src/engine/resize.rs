@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 
 use super::filter::UNDECODABLE;
 use super::writer::WriterMsg;
-use super::{EncodeFormat, ResizeMode, ResizeOptions, RowResult, RowStatus, resize_plan};
+use super::{EncodeFormat, ResizeMode, ResizeOptions, RowResult, resize_plan};
 use crate::fetch::Body;
 
 /// One permit per core: at most that many images are decoded at once.
@@ -282,24 +282,9 @@ pub(crate) async fn apply(
     opts: ResizeOptions,
     pool: Arc<Semaphore>,
 ) -> (WriterMsg, Option<Resized>) {
-    let WriterMsg::Stored {
-        result,
-        body,
-        precompressed,
-    } = msg
-    else {
-        return (msg, None);
-    };
-    let skipped = |result: &RowResult, message: String| {
-        WriterMsg::Record(RowResult {
-            status: RowStatus::Skipped,
-            error_kind: Some(UNDECODABLE.to_string()),
-            error_message: Some(message),
-            bytes: 0,
-            sha256: None,
-            member: None,
-            ..result.clone()
-        })
+    let (result, body, precompressed) = match msg.into_stored() {
+        Ok(parts) => parts,
+        Err(msg) => return (msg, None),
     };
     let Ok(_permit) = pool.acquire_owned().await else {
         let msg = WriterMsg::Stored {
@@ -336,11 +321,19 @@ pub(crate) async fn apply(
                 };
                 (msg, Some(dims))
             }
-            Err(message) => (skipped(&result, format!("--resize-mode: {message}")), None),
+            Err(message) => (
+                WriterMsg::skipped(&result, UNDECODABLE, format!("--resize-mode: {message}")),
+                None,
+            ),
         }
     })
     .await;
-    outcome.unwrap_or_else(|e| (skipped(&base, format!("resize task failed: {e}")), None))
+    outcome.unwrap_or_else(|e| {
+        (
+            WriterMsg::skipped(&base, UNDECODABLE, format!("resize task failed: {e}")),
+            None,
+        )
+    })
 }
 
 #[cfg(test)]

@@ -50,6 +50,33 @@ pub(crate) enum WriterMsg {
 }
 
 impl WriterMsg {
+    /// The result, body and `precompressed` flag of a `Stored` message; any other message
+    /// comes back as it is.
+    pub(crate) fn into_stored(self) -> Result<(RowResult, Body, bool), Self> {
+        match self {
+            WriterMsg::Stored {
+                result,
+                body,
+                precompressed,
+            } => Ok((result, body, precompressed)),
+            other => Err(other),
+        }
+    }
+
+    /// The record of a row whose image is not stored after all: skipped as `kind`, `message`
+    /// saying why (a filter or a failed decode).
+    pub(crate) fn skipped(result: &RowResult, kind: &str, message: String) -> Self {
+        WriterMsg::Record(RowResult {
+            status: RowStatus::Skipped,
+            error_kind: Some(kind.to_string()),
+            error_message: Some(message),
+            bytes: 0,
+            sha256: None,
+            member: None,
+            ..result.clone()
+        })
+    }
+
     /// Fills in the sha256 of a body held in memory, if not done yet. The writer does it for
     /// every row it receives; a fetch task does it first when the writer is falling behind, so
     /// the hashing (a quarter of the engine's CPU on a fast link) runs wherever a core is free.
