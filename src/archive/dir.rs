@@ -40,14 +40,19 @@ impl DirWriter {
             std::fs::remove_dir_all(&part)?;
         }
         std::fs::create_dir_all(&part)?;
-        Ok(Self {
+        Ok(Self::empty(part, path, top, false))
+    }
+
+    /// A writer of nothing yet into `part`, to become `path`, under the top folder `top`.
+    fn empty(part: PathBuf, path: &Path, top: &str, reopened: bool) -> Self {
+        Self {
             part,
             path: path.to_path_buf(),
             top: top.to_string(),
             size: 0,
             files: Vec::new(),
-            reopened: false,
-        })
+            reopened,
+        }
     }
 
     /// Reopens a previous run's tree for `--resume`: `<path>` is moved back to `<path>.part`
@@ -64,14 +69,7 @@ impl DirWriter {
         } else if !part.is_dir() {
             return Self::create(path, top);
         }
-        Ok(Self {
-            part,
-            path: path.to_path_buf(),
-            top: top.to_string(),
-            size: 0,
-            files: Vec::new(),
-            reopened: true,
-        })
+        Ok(Self::empty(part, path, top, true))
     }
 
     /// Keeps the files of the reopened tree whose member name (`<top>/<relative path>`)

@@ -314,22 +314,13 @@ impl FileJob {
                     Ok(()) => IntakeDecision::Accept { part_path },
                     Err(refusal) => IntakeDecision::Reject(refusal),
                 };
-                if let Some(r) = reply {
-                    r.send(Answer::Intake(decision));
-                }
-                None
+                answer(reply, Answer::Intake(decision))
             }
             FileJob::Stage {
                 reply,
                 part,
                 staged,
-            } => {
-                let result = file_ops::stage(&part, &staged);
-                if let Some(r) = reply {
-                    r.send(Answer::Staged(result));
-                }
-                None
-            }
+            } => answer(reply, Answer::Staged(file_ops::stage(&part, &staged))),
             FileJob::Import {
                 to,
                 peer,
@@ -346,6 +337,15 @@ impl FileJob {
             }),
         }
     }
+}
+
+/// Sends `a` to whoever waits for it (if anyone still does); file work answered this way
+/// reports no outcome to the state.
+fn answer(reply: Option<Pending>, a: Answer) -> Option<Outcome> {
+    if let Some(r) = reply {
+        r.send(a);
+    }
+    None
 }
 
 /// Runs `f` on a blocking thread; `None` when it panicked.

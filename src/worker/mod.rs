@@ -94,6 +94,19 @@ pub struct WorkerSummary {
     pub abandoned: u64,
 }
 
+impl WorkerSummary {
+    /// Counts a lease task's end (a task that panicked or was aborted counts as given back).
+    fn count(&mut self, done: Result<LeaseOutcome, tokio::task::JoinError>) {
+        match done {
+            Ok(LeaseOutcome::Completed) => self.completed += 1,
+            Ok(LeaseOutcome::Lost(_)) => self.lost += 1,
+            Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
+                self.abandoned += 1
+            }
+        }
+    }
+}
+
 /// The worker's current stats, as bid and advertised.
 pub fn current_stats(probe: &Probe, activity: &Activity, cfg: &WorkerConfig) -> NodeStats {
     let mut s = probe.measure(&cfg.work_dir);
@@ -181,13 +194,7 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 activity.leases_held.fetch_sub(1, Ordering::Relaxed);
-                match done {
-                    Ok(LeaseOutcome::Completed) => summary.completed += 1,
-                    Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
-                    Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
-                        summary.abandoned += 1
-                    }
-                }
+                summary.count(done);
                 idle_since = Instant::now();
             }
             // A download finished: its slot can take the next shard right away.
@@ -328,13 +335,7 @@ pub async fn run(
             _ = &mut deadline => { tasks.abort_all(); break; }
             Some(done) = tasks.join_next() => {
                 activity.leases_held.fetch_sub(1, Ordering::Relaxed);
-                match done {
-                    Ok(LeaseOutcome::Completed) => summary.completed += 1,
-                    Ok(LeaseOutcome::Lost(_)) => summary.lost += 1,
-                    Ok(LeaseOutcome::Abandoned(_) | LeaseOutcome::Released(_)) | Err(_) => {
-                        summary.abandoned += 1
-                    }
-                }
+                summary.count(done);
             }
         }
     }
