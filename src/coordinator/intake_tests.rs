@@ -7,12 +7,13 @@
 use sha2::Digest;
 
 use super::driver::Driver;
-use super::test_support::{coordinator, deliver, grant, header, read_results, setup, started};
+use super::test_support::{
+    coordinator, deliver, grant, header, ok_row, read_results, setup, started,
+};
 use super::*;
 use crate::protocol::control::{ControlRequest, ControlResponse, RejectReason};
 use crate::protocol::transfer::FileKind;
 use crate::results::ResultsWriter;
-use crate::results::{RowResult, RowStatus};
 
 fn reason(r: &ControlResponse) -> Option<RejectReason> {
     match r {
@@ -50,20 +51,12 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     let results = tmp.join("forged.results.parquet");
     let mut w = ResultsWriter::create(&results).unwrap();
     for r in &rows {
-        w.push(RowResult {
-            index: r.index,
-            url: r.url.clone(),
-            class: r.class.clone(),
-            status: RowStatus::Ok,
-            http_status: Some(200),
-            error_kind: None,
-            error_message: None,
-            bytes: 200_000_000_000,
-            sha256: Some(hex::encode(sha2::Sha256::digest(b"x"))),
-            member: Some("../../../../etc/cron.d/forged".into()),
-            attempts: 1,
-            elapsed_ms: 1,
-        })
+        w.push(ok_row(
+            r,
+            200_000_000_000,
+            hex::encode(sha2::Sha256::digest(b"x")),
+            "../../../../etc/cron.d/forged".into(),
+        ))
         .unwrap();
     }
     w.finish().unwrap();

@@ -116,25 +116,36 @@ pub(super) fn worker_files(dir: &Path, archive_name: &str, rows: &[UrlRow]) -> (
         let folder = crate::model::naming::safe_segment(r.class.as_deref().unwrap());
         let member = format!("{top}/{folder}/{}.jpg", r.index);
         a.append_bytes(&member, &body, true).unwrap();
-        w.push(RowResult {
-            index: r.index,
-            url: r.url.clone(),
-            class: r.class.clone(),
-            status: RowStatus::Ok,
-            http_status: Some(200),
-            error_kind: None,
-            error_message: None,
-            bytes: body.len() as u64,
-            sha256: Some(hex::encode(sha2::Sha256::digest(&body))),
-            member: Some(member),
-            attempts: 1,
-            elapsed_ms: 1,
-        })
+        w.push(ok_row(
+            r,
+            body.len() as u64,
+            hex::encode(sha2::Sha256::digest(&body)),
+            member,
+        ))
         .unwrap();
     }
     a.finish().unwrap();
     w.finish().unwrap();
     (archive, results)
+}
+
+/// The result of row `r` stored as `member`, `bytes` long with hash `sha256` (hex), at the
+/// first attempt — what an honest worker reports, or what a forger claims.
+pub(super) fn ok_row(r: &UrlRow, bytes: u64, sha256: String, member: String) -> RowResult {
+    RowResult {
+        index: r.index,
+        url: r.url.clone(),
+        class: r.class.clone(),
+        status: RowStatus::Ok,
+        http_status: Some(200),
+        error_kind: None,
+        error_message: None,
+        bytes,
+        sha256: Some(sha256),
+        member: Some(member),
+        attempts: 1,
+        elapsed_ms: 1,
+    }
 }
 
 pub(super) fn header(g: &Grant, kind: FileKind) -> TransferHeader {
