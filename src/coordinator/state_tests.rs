@@ -80,14 +80,7 @@ fn grant(st: &mut SeederState, to: u64, peer: &str, now: u64) -> Grant {
 }
 
 fn complete(g: &Grant) -> ControlRequest {
-    ControlRequest::Complete {
-        dataset: g.dataset,
-        shard: g.shard,
-        epoch: g.epoch,
-        ok: g.rows,
-        failed: 0,
-        bytes: 1,
-    }
+    super::test_support::complete_request(g, 1)
 }
 
 /// A completion's verification ticket.

@@ -148,6 +148,18 @@ pub(super) fn ok_row(r: &UrlRow, bytes: u64, sha256: String, member: String) -> 
     }
 }
 
+/// The holder of `g` reports every row stored, `bytes` in all.
+pub(super) fn complete_request(g: &Grant, bytes: u64) -> ControlRequest {
+    ControlRequest::Complete {
+        dataset: g.dataset,
+        shard: g.shard,
+        epoch: g.epoch,
+        ok: g.rows,
+        failed: 0,
+        bytes,
+    }
+}
+
 pub(super) fn header(g: &Grant, kind: FileKind) -> TransferHeader {
     TransferHeader {
         dataset: g.dataset,
@@ -218,19 +230,8 @@ pub(super) async fn deliver(
             return ControlResponse::Rejected(refusal);
         }
     }
-    c.handle_request(
-        peer,
-        ControlRequest::Complete {
-            dataset: g.dataset,
-            shard: g.shard,
-            epoch: g.epoch,
-            ok: g.rows,
-            failed: 0,
-            bytes: 13,
-        },
-        UnixMillis(now),
-    )
-    .await
+    c.handle_request(peer, complete_request(g, 13), UnixMillis(now))
+        .await
 }
 
 pub(super) fn read_results(path: &Path) -> Vec<(u64, String, Option<String>)> {
