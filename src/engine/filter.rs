@@ -75,7 +75,7 @@ pub(crate) async fn check(
 ) -> (WriterMsg, Option<(u32, u32)>) {
     let (result, body, precompressed) = match msg.into_stored() {
         Ok(parts) => parts,
-        Err(msg) => return (msg, None),
+        Err(msg) => return (*msg, None),
     };
     let base = result.clone();
     let outcome = tokio::task::spawn_blocking(move || {

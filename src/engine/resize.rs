@@ -284,7 +284,7 @@ pub(crate) async fn apply(
 ) -> (WriterMsg, Option<Resized>) {
     let (result, body, precompressed) = match msg.into_stored() {
         Ok(parts) => parts,
-        Err(msg) => return (msg, None),
+        Err(msg) => return (*msg, None),
     };
     let Ok(_permit) = pool.acquire_owned().await else {
         let msg = WriterMsg::Stored {

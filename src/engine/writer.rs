@@ -51,15 +51,15 @@ pub(crate) enum WriterMsg {
 
 impl WriterMsg {
     /// The result, body and `precompressed` flag of a `Stored` message; any other message
-    /// comes back as it is.
-    pub(crate) fn into_stored(self) -> Result<(RowResult, Body, bool), Self> {
+    /// comes back as it is (boxed: the caller hands it straight on).
+    pub(crate) fn into_stored(self) -> Result<(RowResult, Body, bool), Box<Self>> {
         match self {
             WriterMsg::Stored {
                 result,
                 body,
                 precompressed,
             } => Ok((result, body, precompressed)),
-            other => Err(other),
+            other => Err(Box::new(other)),
         }
     }
 
