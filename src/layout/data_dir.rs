@@ -10,6 +10,7 @@
 //! <data>/node.lock                             held while a node runs
 //! <data>/datasets/<id>/manifest.json           a complete seeding
 //! <data>/datasets/<id>/shard-00042.rows        the rows of shard 42
+//! <data>/datasets/<id>/shard-00042.hosts       its heaviest hosts (`seed::hosts`)
 //! <data>/datasets/<id>/retry-00042-r1.rows     the rows of its first retry round
 //! <data>/work/<id>/00042-e7/                   a worker's scratch for epoch 7 of shard 42
 //! <data>/work/<id>/00042-e7/finished.json      …once the shard is finished
@@ -73,11 +74,6 @@ impl SeedDir {
     /// The rows of one shard (`shard-00042.rows`).
     pub fn shard_rows(&self, shard: ShardId) -> PathBuf {
         self.0.join(format!("{shard}.rows"))
-    }
-
-    /// The heaviest hosts of one shard, recorded while seeding (`shard-00042.hosts`).
-    pub fn shard_hosts(&self, shard: ShardId) -> PathBuf {
-        self.0.join(format!("{shard}.hosts"))
     }
 
     /// The rows of retry round `round` of `shard` (`retry-00042-r1.rows`).

@@ -79,15 +79,17 @@ impl HostTally {
     }
 }
 
-/// The hosts file of the shard whose rows file is `rows_path` ([`SeedDir::shard_hosts`]).
+/// The hosts file of the shard whose rows file is `rows_path` (`shard-00042.hosts`).
 pub fn hosts_path(rows_path: &Path) -> PathBuf {
     rows_path.with_extension("hosts")
 }
 
-/// Writes `summary` beside the shard's rows file.
+/// Writes `summary` beside the shard's rows file, just before the rows file is persisted
+/// (whose directory sync covers this file too). No sync of its own: a torn or missing file
+/// reads as "any host" ([`load`]), so seeding pays no extra fsync per shard.
 pub fn write(rows_path: &Path, summary: &ShardHosts) -> std::io::Result<()> {
     let text = serde_json::to_vec(summary).map_err(std::io::Error::other)?;
-    crate::layout::write_atomic(&hosts_path(rows_path), &text)
+    std::fs::write(hosts_path(rows_path), text)
 }
 
 /// The hosts of shards `0..shards` of the dataset in `dir`; a shard without a readable hosts
@@ -96,7 +98,7 @@ pub fn load(dir: &Path, shards: usize) -> Vec<ShardHosts> {
     (0..shards)
         .map(|i| {
             let shard = ShardId(u32::try_from(i).unwrap_or(u32::MAX));
-            std::fs::read(SeedDir::new(dir).shard_hosts(shard))
+            std::fs::read(hosts_path(&SeedDir::new(dir).shard_rows(shard)))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<ShardHosts>(&b).ok())
                 .map(|mut s| {
