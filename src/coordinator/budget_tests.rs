@@ -2,6 +2,7 @@
 //! settings with each lease's share of the budget, no grant is made while the budget is taken,
 //! and a renewal reporting slow-downs lowers the shares of later grants.
 
+use crate::model::ids::seeded_node_id as node;
 use super::test_support::{coordinator, grant, setup, worker_stats};
 use crate::engine::EngineConfig;
 use crate::model::time::UnixMillis;
@@ -29,12 +30,12 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
         .unwrap();
 
     // Alone, "a" gets the whole budget; "b" waits while it is taken.
-    let ga = grant(&mut c, "a", ds, 1_000).await;
+    let ga = grant(&mut c, node(1), ds, 1_000).await;
     let sa = ga.settings.clone().expect("settings travel with the grant");
     assert_eq!((sa.per_host, sa.concurrency), (8, 32));
     let answer = c
         .handle_request(
-            "b",
+            node(2),
             ControlRequest::Bid {
                 dataset: ds,
                 stats: worker_stats(),
@@ -56,7 +57,7 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
     // "a" reports slow-downs: the swarm's budget halves (8 → 4).
     let renewed = c
         .handle_request(
-            "a",
+            node(1),
             ControlRequest::Renew {
                 dataset: ds,
                 shard: ga.shard,
@@ -74,7 +75,7 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
     // "a" gives its lease back: the next grants split the lowered budget between a and b.
     let ack = c
         .handle_request(
-            "a",
+            node(1),
             ControlRequest::Abandon {
                 dataset: ds,
                 shard: ga.shard,
@@ -86,8 +87,8 @@ async fn grants_share_the_swarm_budget_and_slow_downs_lower_it() {
         )
         .await;
     assert!(matches!(ack, ControlResponse::Ack), "{ack:?}");
-    let gb = grant(&mut c, "b", ds, 2_200).await;
+    let gb = grant(&mut c, node(2), ds, 2_200).await;
     assert_eq!(gb.settings.unwrap().per_host, 2, "4 split between a and b");
-    let ga2 = grant(&mut c, "a", ds, 2_300).await;
+    let ga2 = grant(&mut c, node(1), ds, 2_300).await;
     assert_eq!(ga2.settings.unwrap().per_host, 2);
 }

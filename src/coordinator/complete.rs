@@ -17,7 +17,7 @@ use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::archive::{Compression, archive_stem, compression_for};
 use crate::engine::OutputFormat;
 use crate::layout::DataDir;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlResponse, RejectReason};
 use crate::protocol::gossip::LeaseState;
@@ -37,7 +37,7 @@ pub struct CompleteKey {
     /// The shard whose lease the completion closes.
     pub shard: ShardId,
     /// The lease epoch.
-    pub epoch: u64,
+    pub epoch: Epoch,
 }
 
 /// The files of one completion to verify, read off the actor.
@@ -58,7 +58,7 @@ pub type Verdict = Result<Verified, VerifyFailure>;
 #[derive(Debug, Clone)]
 pub(super) struct Completion {
     to: RequestId,
-    peer: String,
+    peer: NodeId,
     key: CompleteKey,
     /// Its verified counts, once promotion is under way.
     verified: Option<Verified>,
@@ -132,7 +132,7 @@ impl SeederState {
     pub(super) fn start_complete(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         key: CompleteKey,
         now: UnixMillis,
         fx: &mut Vec<Effect>,
@@ -146,7 +146,7 @@ impl SeederState {
             ticket,
             Completion {
                 to,
-                peer: peer.to_string(),
+                peer,
                 key,
                 verified: None,
             },
@@ -157,7 +157,7 @@ impl SeederState {
     /// The files to verify for a completion, if `key` is a live lease of `peer`.
     fn verify_job(
         &self,
-        peer: &str,
+        peer: NodeId,
         key: CompleteKey,
         now: UnixMillis,
     ) -> Result<VerifyJob, ControlResponse> {
@@ -225,7 +225,7 @@ impl SeederState {
             }
             Err(VerifyFailure::Invalid(e)) => {
                 self.completions.remove(&ticket);
-                return self.refuse_delivery(c.to, &c.peer, c.key, &e, now, fx);
+                return self.refuse_delivery(c.to, c.peer, c.key, &e, now, fx);
             }
         };
         if self.promoting.contains_key(&(dataset, shard)) {
@@ -233,7 +233,7 @@ impl SeederState {
             self.deferred.push((ticket, Ok(v)));
             return;
         }
-        let archive_name = match self.live_lease(&c.peer, dataset, shard, epoch, now) {
+        let archive_name = match self.live_lease(c.peer, dataset, shard, epoch, now) {
             Ok(d) => d.archive_name(shard),
             Err(refused) => {
                 fx.push(Effect::Discard(Discard::Epoch {
@@ -246,7 +246,7 @@ impl SeederState {
         };
         // The holder is delivering: its lease must not lapse while its files are moved.
         if let Some(d) = self.datasets.get_mut(&dataset) {
-            let _ = d.book.handle_delivering(shard, epoch, &c.peer, now);
+            let _ = d.book.handle_delivering(shard, epoch, c.peer, now);
         }
         self.promoting.insert((dataset, shard), ticket);
         if let Some(c) = self.completions.get_mut(&ticket) {
@@ -276,7 +276,7 @@ impl SeederState {
         let key = c.key;
         self.promoting.remove(&(key.dataset, key.shard));
         let answer = match (result, c.verified) {
-            (Ok(stored), Some(v)) => self.store_done(&c.peer, key, v, stored, c.to, now, fx),
+            (Ok(stored), Some(v)) => self.store_done(c.peer, key, v, stored, c.to, now, fx),
             (Err(reason), _) => {
                 tracing::error!(dataset = %key.dataset, shard = %key.shard, "{reason}");
                 Some(ControlResponse::rejected(
@@ -306,7 +306,7 @@ impl SeederState {
     #[allow(clippy::too_many_arguments)]
     fn store_done(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         key: CompleteKey,
         v: Verified,
         stored: [PathBuf; 2],
@@ -325,7 +325,7 @@ impl SeederState {
         let cancelled = match d.book.handle_complete(shard, epoch, peer, now) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "stored files of a lease that ended meanwhile: {e}");
+                tracing::warn!(dataset = %dataset, shard = %shard, peer = %peer, epoch = %epoch, "stored files of a lease that ended meanwhile: {e}");
                 return Some(super::requests::rejected(e));
             }
         };
@@ -349,7 +349,7 @@ impl SeederState {
             tracing::info!(dataset = %dataset, shard = %shard, peer = %c.peer, "copy cancelled: another completion won");
         }
         fx.push(Effect::Discard(Discard::Shard { dataset, shard }));
-        tracing::info!(dataset = %dataset, shard = %shard, peer, epoch, ok = v.ok, failed = v.failed, bytes = v.bytes, "shard verified and done");
+        tracing::info!(dataset = %dataset, shard = %shard, peer = %peer, epoch = %epoch, ok = v.ok, failed = v.failed, bytes = v.bytes, "shard verified and done");
         fx.push(Effect::Gossip(self.lease_gossip(
             dataset,
             shard,
@@ -375,7 +375,7 @@ impl SeederState {
     fn refuse_delivery(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         key: CompleteKey,
         why: &Invalid,
         now: UnixMillis,
@@ -386,11 +386,11 @@ impl SeederState {
             shard,
             epoch,
         } = key;
-        tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, reason = %why, "delivery failed verification: refused, shard re-leased");
+        tracing::warn!(dataset = %dataset, shard = %shard, peer = %peer, epoch = %epoch, reason = %why, "delivery failed verification: refused, shard re-leased");
         if self.invalid_deliveries.len() < MAX_PEERS_COUNTED
-            || self.invalid_deliveries.contains_key(peer)
+            || self.invalid_deliveries.contains_key(&peer)
         {
-            *self.invalid_deliveries.entry(peer.to_string()).or_default() += 1;
+            *self.invalid_deliveries.entry(peer).or_default() += 1;
         }
         fx.push(Effect::Discard(Discard::Epoch {
             dataset,
@@ -409,7 +409,7 @@ impl SeederState {
             )
         });
         if let Some(Ok(lost)) = freed {
-            let g = self.lease_gossip(dataset, shard, &lost.peer, epoch, LeaseState::Free, now);
+            let g = self.lease_gossip(dataset, shard, lost.peer, epoch, LeaseState::Free, now);
             fx.push(Effect::Gossip(g));
             let after = AfterCommit::reply(to, answer, OnFailure::AnswerAnyway);
             self.persist(dataset, &[shard], after, fx);

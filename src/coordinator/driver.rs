@@ -12,7 +12,7 @@ use super::exec::{Executor, Pending, Replies};
 use super::files::IntakeDecision;
 use super::handle::measure_disk;
 use super::*;
-use crate::model::ids::DatasetId;
+use crate::model::ids::{DatasetId, NodeId};
 use crate::model::lease::LostLease;
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal};
 use crate::protocol::gossip::Gossip;
@@ -77,7 +77,7 @@ impl Driver {
 
     pub(super) async fn handle_request(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         req: ControlRequest,
         now: UnixMillis,
     ) -> ControlResponse {
@@ -90,7 +90,7 @@ impl Driver {
 
     pub(super) async fn decide_file(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         now: UnixMillis,
     ) -> IntakeDecision {
@@ -104,7 +104,7 @@ impl Driver {
 
     pub(super) async fn accept_local_file(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         src: &Path,
         now: UnixMillis,

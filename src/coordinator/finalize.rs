@@ -114,18 +114,12 @@ fn summaries(
         shards.push(ShardSummary {
             shard: i as u32,
             archive,
-            state: match e.phase {
-                ShardPhase::Done => "done",
-                ShardPhase::Failed => "failed",
-                ShardPhase::Leased => "leased",
-                ShardPhase::Free => "free",
-            }
-            .into(),
+            state: e.phase.into(),
             rows: e.rows,
             ok: rec.map(|r| r.ok).unwrap_or(0),
             failed: rec.map(|r| r.failed).unwrap_or(0),
             bytes: rec.map(|r| r.bytes).unwrap_or(0),
-            done_by: e.done_by.clone(),
+            done_by: e.done_by,
             failures: e.failures,
         });
     }

@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{FINAL_ROW_GROUP_ROWS, write_final_files};
 use crate::engine::{RowResult, RowStatus, archive_stem, results_path};
-use crate::model::ids::ShardId;
+use crate::model::ids::{ShardId, seeded_node_id};
 use crate::model::lease::{ShardEntry, ShardPhase};
 use crate::model::shard::ShardSizing;
 use crate::results::ResultsWriter;
@@ -67,7 +67,7 @@ fn finalize_merges_hundreds_of_shards_into_one_file_with_every_row_once() {
             e.last_error = Some("lease expired".into());
         } else {
             e.phase = ShardPhase::Done;
-            e.done_by = Some("peer".into());
+            e.done_by = Some(seeded_node_id(9));
             let archive = out.join(&seeded.archive_names[i]);
             let stem = archive_stem(&archive);
             let rows = rowfile::read_rows(

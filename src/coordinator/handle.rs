@@ -19,6 +19,7 @@ use super::exec::{Executor, Job, Pending, Replies};
 use super::files::{DiskSpace, IntakeDecision};
 use super::state::SeederState;
 use super::{Coordinator, CoordinatorError, FinalReport, StorageFailure, file_ops};
+use crate::model::ids::NodeId;
 use crate::model::time::{Clock, UnixMillis};
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
 use crate::protocol::gossip::Gossip;
@@ -33,28 +34,28 @@ const CONCURRENT_VERIFICATIONS: usize = 2;
 const DISK_CHECK: Duration = Duration::from_millis(500);
 
 enum Msg {
-    Request(String, ControlRequest, oneshot::Sender<ControlResponse>),
+    Request(NodeId, ControlRequest, oneshot::Sender<ControlResponse>),
     Decide(
-        String,
+        NodeId,
         TransferHeader,
         DiskSpace,
         oneshot::Sender<IntakeDecision>,
     ),
-    Progress(String, TransferHeader),
+    Progress(NodeId, TransferHeader),
     Received(
-        String,
+        NodeId,
         TransferHeader,
         PathBuf,
         oneshot::Sender<Result<(), Refusal>>,
     ),
     LocalFile(
-        String,
+        NodeId,
         TransferHeader,
         PathBuf,
         DiskSpace,
         oneshot::Sender<Result<(), Refusal>>,
     ),
-    Snapshot(String, oneshot::Sender<Snapshot>),
+    Snapshot(NodeId, oneshot::Sender<Snapshot>),
     Finalize(oneshot::Sender<Result<Vec<FinalReport>, CoordinatorError>>),
     FreeSpace(PathBuf, u64),
 }
@@ -69,7 +70,7 @@ pub struct Snapshot {
     /// True when every dataset is finished.
     pub finished: bool,
     /// Deliveries refused because they failed verification, per peer id.
-    pub invalid_deliveries: std::collections::BTreeMap<String, u64>,
+    pub invalid_deliveries: std::collections::BTreeMap<NodeId, u64>,
 }
 
 /// A cloneable front of the coordinator actor.
@@ -133,29 +134,29 @@ impl Actor {
         let fx = match msg {
             Msg::Request(peer, req, tx) => {
                 let to = r.register(Pending::Control(tx));
-                self.state.handle_request(to, &peer, req, now)
+                self.state.handle_request(to, peer, req, now)
             }
             Msg::Decide(peer, header, disk, tx) => {
                 // (A shard of the usual size with no room at all fail-stops the seeder inside.)
                 let to = r.register(Pending::Intake(tx));
-                self.state.decide_file(to, &peer, &header, disk, now)
+                self.state.decide_file(to, peer, &header, disk, now)
             }
             Msg::Progress(peer, header) => {
-                self.state.transfer_progress(&peer, &header, now);
+                self.state.transfer_progress(peer, &header, now);
                 Vec::new()
             }
             Msg::Received(peer, header, part, tx) => {
                 let to = r.register(Pending::Staged(tx));
-                self.state.file_received(to, &peer, &header, part, now)
+                self.state.file_received(to, peer, &header, part, now)
             }
             Msg::LocalFile(peer, header, path, disk, tx) => {
                 let to = r.register(Pending::Staged(tx));
                 self.state
-                    .accept_local_file(to, &peer, &header, path, disk, now)
+                    .accept_local_file(to, peer, &header, path, disk, now)
             }
             Msg::Snapshot(seeder, tx) => {
                 let _ = tx.send(Snapshot {
-                    progress: self.state.progress(&seeder),
+                    progress: self.state.progress(seeder),
                     announcements: self.state.announcements(now),
                     finished: self.state.is_finished(),
                     invalid_deliveries: self.state.invalid_deliveries().clone(),
@@ -259,11 +260,11 @@ impl CoordinatorHandle {
     }
 
     /// Answers a control request from `peer`.
-    pub async fn request(&self, peer: &str, req: ControlRequest) -> ControlResponse {
+    pub async fn request(&self, peer: NodeId, req: ControlRequest) -> ControlResponse {
         let (tx, rx) = oneshot::channel();
         if self
             .tx
-            .send(Msg::Request(peer.into(), req, tx))
+            .send(Msg::Request(peer, req, tx))
             .await
             .is_err()
         {
@@ -274,18 +275,18 @@ impl CoordinatorHandle {
 
     /// Bytes of an accepted transfer are arriving (keeps the lease being delivered live). Never
     /// waits: a full queue drops the note, the next one follows within a second.
-    pub fn transfer_progress(&self, peer: &str, header: TransferHeader) {
-        let _ = self.tx.try_send(Msg::Progress(peer.into(), header));
+    pub fn transfer_progress(&self, peer: NodeId, header: TransferHeader) {
+        let _ = self.tx.try_send(Msg::Progress(peer, header));
     }
 
     /// Where to write an incoming transfer.
-    pub async fn decide_file(&self, peer: &str, header: TransferHeader) -> IntakeDecision {
+    pub async fn decide_file(&self, peer: NodeId, header: TransferHeader) -> IntakeDecision {
         let (tx, rx) = oneshot::channel();
         let reject = || IntakeDecision::Reject(stopped_refusal());
         let disk = measure_disk(self.out.clone()).await;
         if self
             .tx
-            .send(Msg::Decide(peer.into(), header, disk, tx))
+            .send(Msg::Decide(peer, header, disk, tx))
             .await
             .is_err()
         {
@@ -297,13 +298,13 @@ impl CoordinatorHandle {
     /// A verified transfer arrived at `part`.
     pub async fn file_received(
         &self,
-        peer: &str,
+        peer: NodeId,
         header: TransferHeader,
         part: PathBuf,
     ) -> Result<(), Refusal> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Received(peer.into(), header, part, tx))
+            .send(Msg::Received(peer, header, part, tx))
             .await
             .map_err(|_| stopped_refusal())?;
         rx.await.map_err(|_| stopped_refusal())?
@@ -312,24 +313,24 @@ impl CoordinatorHandle {
     /// The in-process worker hands over a finished file.
     pub async fn local_file(
         &self,
-        peer: &str,
+        peer: NodeId,
         header: TransferHeader,
         path: PathBuf,
     ) -> Result<(), Refusal> {
         let (tx, rx) = oneshot::channel();
         let disk = measure_disk(self.out.clone()).await;
         self.tx
-            .send(Msg::LocalFile(peer.into(), header, path, disk, tx))
+            .send(Msg::LocalFile(peer, header, path, disk, tx))
             .await
             .map_err(|_| stopped_refusal())?;
         rx.await.map_err(|_| stopped_refusal())?
     }
 
     /// Progress and announcements, naming `seeder` as the seeder.
-    pub async fn snapshot(&self, seeder: &str) -> Result<Snapshot, Stopped> {
+    pub async fn snapshot(&self, seeder: NodeId) -> Result<Snapshot, Stopped> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Snapshot(seeder.into(), tx))
+            .send(Msg::Snapshot(seeder, tx))
             .await
             .map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)

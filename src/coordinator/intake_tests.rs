@@ -6,6 +6,7 @@
 
 use sha2::Digest;
 
+use crate::model::ids::seeded_node_id as node;
 use super::driver::Driver;
 use super::test_support::{
     coordinator, deliver, grant, header, ok_row, read_results, setup, started,
@@ -28,10 +29,10 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
     let mut c = started(&s, 10_000).await;
-    let g = grant(&mut c, "evil", ds, 0).await;
+    let g = grant(&mut c, node(66), ds, 0).await;
     let rows = match c
         .handle_request(
-            "evil",
+            node(66),
             ControlRequest::Rows {
                 dataset: ds,
                 shard: g.shard,
@@ -61,13 +62,13 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     }
     w.finish().unwrap();
     for (kind, p) in [(FileKind::Archive, &archive), (FileKind::Results, &results)] {
-        c.accept_local_file("evil", &header(&g, kind), p, UnixMillis(2))
+        c.accept_local_file(node(66), &header(&g, kind), p, UnixMillis(2))
             .await
             .unwrap();
     }
     let r = c
         .handle_request(
-            "evil",
+            node(66),
             ControlRequest::Complete {
                 dataset: ds,
                 shard: g.shard,
@@ -80,7 +81,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
         )
         .await;
     assert_eq!(reason(&r), Some(RejectReason::Invalid), "{r:?}");
-    assert_eq!(c.invalid_deliveries().get("evil"), Some(&1));
+    assert_eq!(c.invalid_deliveries().get(node(66)), Some(&1));
     let staged = std::fs::read_dir(s.out.join(".incoming").join(ds.to_hex()))
         .unwrap()
         .count();
@@ -89,11 +90,11 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
     assert!(!s.out.join(&g.archive_name).exists());
 
     // An honest worker gets the shard again and completes it.
-    let honest = grant(&mut c, "good", ds, 10).await;
+    let honest = grant(&mut c, node(7), ds, 10).await;
     assert_eq!(honest.shard, g.shard);
     assert!(honest.epoch > g.epoch);
     assert_eq!(
-        deliver(&mut c, "good", &honest, &tmp.join("good"), 11).await,
+        deliver(&mut c, node(7), &honest, &tmp.join("good"), 11).await,
         ControlResponse::Ack
     );
     assert!(c.is_finished());
@@ -106,7 +107,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
         rep.shards[0].failures, 0,
         "the forgery is charged to the forger, not to the shard"
     );
-    assert_eq!(rep.shards[0].done_by.as_deref(), Some("good"));
+    assert_eq!(rep.shards[0].done_by, Some(node(7)));
     let merged = read_results(&s.out.join("results.parquet"));
     assert_eq!(merged.len(), 10);
     assert!(
@@ -127,11 +128,11 @@ async fn oversized_transfers_are_refused_before_any_byte() {
     let s = setup(10, 10);
     let ds = s.seeded.id;
     let mut c = started(&s, 10_000).await;
-    let g = grant(&mut c, "w", ds, 0).await;
+    let g = grant(&mut c, node(23), ds, 0).await;
     let decide = async |c: &mut Driver, kind: FileKind, size: u64| {
         let mut h = header(&g, kind);
         h.size = size;
-        match c.decide_file("w", &h, UnixMillis(1)).await {
+        match c.decide_file(node(23), &h, UnixMillis(1)).await {
             IntakeDecision::Accept { .. } => None,
             IntakeDecision::Reject(r) => Some(r.reason),
         }
@@ -183,9 +184,9 @@ async fn the_partial_file_of_an_expired_lease_is_deleted() {
     c.add_dataset(s.seeded.clone(), UnixMillis(0))
         .await
         .unwrap();
-    let g = grant(&mut c, "w", ds, 0).await;
+    let g = grant(&mut c, node(23), ds, 0).await;
     let IntakeDecision::Accept { part_path } = c
-        .decide_file("w", &header(&g, FileKind::Archive), UnixMillis(1))
+        .decide_file(node(23), &header(&g, FileKind::Archive), UnixMillis(1))
         .await
     else {
         panic!("refused")
@@ -207,9 +208,9 @@ async fn a_garbage_results_file_in_out_does_not_stop_finalize() {
     let tmp = s.out.parent().unwrap().join("w");
     let mut c = started(&s, 10_000).await;
     for (i, now) in [(0, 1), (1, 2)] {
-        let g = grant(&mut c, "w", ds, now).await;
+        let g = grant(&mut c, node(23), ds, now).await;
         assert_eq!(
-            deliver(&mut c, "w", &g, &tmp.join(format!("{i}")), now).await,
+            deliver(&mut c, node(23), &g, &tmp.join(format!("{i}")), now).await,
             ControlResponse::Ack
         );
     }
@@ -252,7 +253,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     let h = CoordinatorHandle::spawn(c.into_inner(), clock, gossip, cancel.clone());
     let g = match h
         .request(
-            "w",
+            node(23),
             ControlRequest::Bid {
                 dataset: ds,
                 stats: super::test_support::worker_stats(),
@@ -265,7 +266,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     };
     let rows = match h
         .request(
-            "w",
+            node(23),
             ControlRequest::Rows {
                 dataset: ds,
                 shard: g.shard,
@@ -289,7 +290,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     )
     .unwrap();
     for (kind, p) in [(FileKind::Archive, &archive), (FileKind::Results, &results)] {
-        h.local_file("w", header(&g, kind), p.clone())
+        h.local_file(node(23), header(&g, kind), p.clone())
             .await
             .unwrap();
     }
@@ -301,7 +302,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     let h2 = h.clone();
     let complete = tokio::spawn(async move {
         h2.request(
-            "w",
+            node(23),
             ControlRequest::Complete {
                 dataset: ds,
                 shard: g.shard,
@@ -317,7 +318,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     let renew = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         h.request(
-            "w",
+            node(23),
             ControlRequest::Renew {
                 dataset: ds,
                 shard: g.shard,
@@ -337,7 +338,7 @@ async fn renewals_are_answered_while_a_completion_is_being_verified() {
     // The same lease sends another archive meanwhile: it must not be what gets promoted.
     let swapped = tmp.join("swapped.tar.gz");
     std::fs::write(&swapped, b"not what was verified").unwrap();
-    h.local_file("w", header(&g, FileKind::Archive), swapped)
+    h.local_file(node(23), header(&g, FileKind::Archive), swapped)
         .await
         .unwrap();
     tokio::task::spawn_blocking(move || {
@@ -368,8 +369,8 @@ async fn transfers_under_way_count_against_the_free_disk() {
     let s = setup(20, 10);
     let ds = s.seeded.id;
     let mut c = started(&s, 10_000).await;
-    let g0 = grant(&mut c, "w", ds, 0).await;
-    let g1 = grant(&mut c, "w", ds, 0).await;
+    let g0 = grant(&mut c, node(23), ds, 0).await;
+    let g1 = grant(&mut c, node(23), ds, 0).await;
     let st = rustix::fs::statvfs(&s.out).unwrap();
     let free = st.f_bavail * st.f_frsize;
     let size = (free / 4).min(1 << 30);
@@ -379,7 +380,7 @@ async fn transfers_under_way_count_against_the_free_disk() {
     let decide = async |c: &mut Driver, g: &crate::protocol::control::Grant| {
         let mut h = header(g, FileKind::Archive);
         h.size = size;
-        match c.decide_file("w", &h, UnixMillis(1)).await {
+        match c.decide_file(node(23), &h, UnixMillis(1)).await {
             IntakeDecision::Accept { .. } => None,
             IntakeDecision::Reject(r) => Some(r.reason),
         }
@@ -393,7 +394,7 @@ async fn transfers_under_way_count_against_the_free_disk() {
     // Once its lease is given back, its promise is released.
     let r = c
         .handle_request(
-            "w",
+            node(23),
             ControlRequest::Abandon {
                 dataset: ds,
                 shard: g0.shard,

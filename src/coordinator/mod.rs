@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::layout::DataDir;
-use crate::model::ids::ShardId;
+use crate::model::ids::{NodeId, ShardId};
 use crate::model::lease::{LeaseBook, LeaseConfig, ShardPhase};
 use crate::model::swarm_budget::SwarmBudget;
 use crate::model::time::UnixMillis;
@@ -78,7 +78,7 @@ pub struct CoordinatorConfig {
     pub retry_failed: bool,
     /// This node's own peer id: its in-process worker is trusted with its measured capacity
     /// (no per-peer cap from completions).
-    pub local_peer: Option<String>,
+    pub local_peer: Option<NodeId>,
     /// The dataset's engine settings, sent with every grant (`None`: workers use their own).
     pub settings: Option<DatasetSettings>,
     /// `--swarm-per-host`: requests in flight to one host, summed over every worker (see
@@ -189,7 +189,7 @@ impl Coordinator {
             if failed_before > 0 {
                 tracing::info!(dataset = %seeded.id, reopened = failed_before - c.failed as usize, still_failed = c.failed, "failed shards: reopened with --retry-failed or a raised --max-retries");
             }
-            tracing::info!(dataset = %seeded.id, done = c.done, leased = c.leased, next_epoch = book.next_epoch(), "resumed from the lease database; holders have one lease TTL to renew");
+            tracing::info!(dataset = %seeded.id, done = c.done, leased = c.leased, next_epoch = %book.next_epoch(), "resumed from the lease database; holders have one lease TTL to renew");
             let id = seeded.id;
             let all: Vec<(ShardId, ShardRecord)> = book
                 .shards()

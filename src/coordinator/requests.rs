@@ -8,8 +8,7 @@ use super::effects::{Answer, Effect, RequestId};
 use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::layout::DataDir;
 use crate::model::bid;
-use crate::model::ids::Epoch;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::lease::{Admission, LeaseError};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
@@ -23,7 +22,7 @@ impl SeederState {
     pub fn handle_request(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         req: ControlRequest,
         now: UnixMillis,
     ) -> Vec<Effect> {
@@ -41,7 +40,7 @@ impl SeederState {
             ControlRequest::Rows {
                 dataset,
                 shard,
-                epoch: Epoch(epoch),
+                epoch,
             } => match self.live_lease(peer, dataset, shard, epoch, now) {
                 Err(refused) => fx.push(reply(to, refused)),
                 // A retry round's rows are the ones it retries.
@@ -58,7 +57,7 @@ impl SeederState {
             ControlRequest::Renew {
                 dataset,
                 shard,
-                epoch: Epoch(epoch),
+                epoch,
                 rows_done,
                 throttled,
             } => self.renew(
@@ -73,7 +72,7 @@ impl SeederState {
             ControlRequest::Complete {
                 dataset,
                 shard,
-                epoch: Epoch(epoch),
+                epoch,
                 ..
             } => {
                 let key = super::CompleteKey {
@@ -86,7 +85,7 @@ impl SeederState {
             ControlRequest::Abandon {
                 dataset,
                 shard,
-                epoch: Epoch(epoch),
+                epoch,
                 reason,
                 failed,
             } => {
@@ -102,14 +101,14 @@ impl SeederState {
                 match r {
                     Ok(lost) => {
                         if failed {
-                            tracing::warn!(dataset = %dataset, shard = %shard, peer, reason, phase = ?lost.phase_after, "lease given back failed (a local cause: charged to the peer, not to the shard)");
+                            tracing::warn!(dataset = %dataset, shard = %shard, peer = %peer, reason, phase = ?lost.phase_after, "lease given back failed (a local cause: charged to the peer, not to the shard)");
                         } else {
-                            tracing::info!(dataset = %dataset, shard = %shard, peer, reason, "lease given back");
+                            tracing::info!(dataset = %dataset, shard = %shard, peer = %peer, reason, "lease given back");
                         }
                         let g = self.lease_gossip(
                             dataset,
                             shard,
-                            &lost.peer,
+                            lost.peer,
                             epoch,
                             LeaseState::Free,
                             now,
@@ -130,8 +129,8 @@ impl SeederState {
     fn renew(
         &mut self,
         to: RequestId,
-        peer: &str,
-        (dataset, shard, epoch): (DatasetId, ShardId, u64),
+        peer: NodeId,
+        (dataset, shard, epoch): (DatasetId, ShardId, Epoch),
         rows_done: u64,
         throttled: u32,
         now: UnixMillis,
@@ -147,7 +146,7 @@ impl SeederState {
                     if throttled > 0 {
                         let before = b.limit();
                         b.on_throttled(throttled, now);
-                        tracing::info!(dataset = %dataset, shard = %shard, peer, throttled, limit = b.limit(), before, "a worker was told to slow down (429/503): the swarm's per-host budget follows");
+                        tracing::info!(dataset = %dataset, shard = %shard, peer = %peer, throttled, limit = b.limit(), before, "a worker was told to slow down (429/503): the swarm's per-host budget follows");
                     }
                 }
                 r
@@ -160,7 +159,7 @@ impl SeederState {
                 self.persist(dataset, &[shard], after, fx);
             }
             Err(e @ LeaseError::Stalled { .. }) => {
-                tracing::warn!(dataset = %dataset, shard = %shard, peer, epoch, "lease revoked: {e}");
+                tracing::warn!(dataset = %dataset, shard = %shard, peer = %peer, epoch = %epoch, "lease revoked: {e}");
                 let g = self.lease_gossip(dataset, shard, peer, epoch, LeaseState::Free, now);
                 fx.push(Effect::Gossip(g));
                 let after = AfterCommit::reply(to, rejected(e), OnFailure::AnswerAnyway);
@@ -173,7 +172,7 @@ impl SeederState {
     fn bid(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         dataset: DatasetId,
         stats: NodeStats,
         now: UnixMillis,
@@ -181,7 +180,7 @@ impl SeederState {
     ) {
         let answer = self.grant(peer, dataset, stats, now);
         let (shard, epoch) = match &answer {
-            ControlResponse::Granted(g) => (g.shard, g.epoch.0),
+            ControlResponse::Granted(g) => (g.shard, g.epoch),
             _ => return fx.push(reply(to, answer)),
         };
         // No lease is reported granted unless it (and its epoch) was committed; the gossip
@@ -195,12 +194,12 @@ impl SeederState {
     /// The lease a bid earns (`Granted`, not yet committed), or why none.
     fn grant(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         dataset: DatasetId,
         stats: NodeStats,
         now: UnixMillis,
     ) -> ControlResponse {
-        self.peer_stats.insert(peer.to_string(), stats.clone());
+        self.peer_stats.insert(peer, stats.clone());
         let Some(d) = self.datasets.get_mut(&dataset) else {
             return unknown(dataset);
         };
@@ -233,7 +232,7 @@ impl SeederState {
         // with a small cap that grows with the completions recorded here.
         let held = d.book.held_by(peer);
         let by_stats = bid::capacity(&stats, expected).leases;
-        let cap = if self.cfg.local_peer.as_deref() == Some(peer) {
+        let cap = if self.cfg.local_peer == Some(peer) {
             by_stats
         } else {
             by_stats.min(d.book.peer_cap(peer))
@@ -259,7 +258,7 @@ impl SeederState {
             Some(b) => {
                 b.sync(d.book.shards().iter().enumerate().flat_map(|(i, s)| {
                     let i = u32::try_from(i).unwrap_or(u32::MAX);
-                    s.holders.iter().map(move |h| (i, h.epoch, h.peer.as_str()))
+                    s.holders.iter().map(move |h| (i, h.epoch, h.peer))
                 }));
                 b.forget_idle(now);
                 let view = b.bid(peer, now);
@@ -305,7 +304,7 @@ impl SeederState {
         let grant = Grant {
             dataset,
             shard: lease.shard,
-            epoch: Epoch(lease.epoch),
+            epoch: lease.epoch,
             expires_at: lease.expires_at,
             ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
             rows: match d.retry.get(&lease.shard.0) {
@@ -319,17 +318,17 @@ impl SeederState {
             speculative: lease.speculative,
             settings,
         };
-        tracing::info!(dataset = %dataset, shard = %lease.shard, peer, epoch = lease.epoch, speculative = lease.speculative, per_host, "lease granted");
+        tracing::info!(dataset = %dataset, shard = %lease.shard, peer = %peer, epoch = %lease.epoch, speculative = lease.speculative, per_host, "lease granted");
         ControlResponse::Granted(grant)
     }
 
     /// The dataset, if `epoch` is a live lease of `peer` on `shard`; else the refusal.
     pub(super) fn live_lease(
         &self,
-        peer: &str,
+        peer: NodeId,
         dataset: DatasetId,
         shard: ShardId,
-        epoch: u64,
+        epoch: Epoch,
         now: UnixMillis,
     ) -> Result<&super::state::Dataset, ControlResponse> {
         let d = self

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId, seeded_node_id};
 use crate::model::lease::{Admission, LeaseBook, LeaseConfig, ShardPhase};
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
@@ -118,7 +118,7 @@ pub struct SimReport {
     /// Peers seen (every replacement is a new peer).
     pub peers_seen: u32,
     /// Peers online while free shards waited for at least `starved_after_ms`, never granted.
-    pub starved: Vec<String>,
+    pub starved: Vec<NodeId>,
     /// Fewest grants per peer-hour online while free shards waited, over peers online ≥ 10 min.
     pub min_grants_per_hour: f64,
     /// Most grants per peer-hour online while free shards waited, over the same peers.
@@ -141,7 +141,7 @@ impl SimReport {
 
 struct Held {
     shard: ShardId,
-    epoch: u64,
+    epoch: Epoch,
     started: u64,
     finish_at: u64,
     next_renew: u64,
@@ -149,7 +149,7 @@ struct Held {
 }
 
 struct Peer {
-    id: String,
+    id: NodeId,
     online: bool,
     /// When it leaves (online) or is replaced (offline), simulated ms.
     until: u64,
@@ -230,8 +230,7 @@ impl Sim {
         self.report.peers_seen += 1;
         let online_for = self.exp(self.cfg.mean_online_secs);
         Peer {
-            // As long as a real base58 peer id (52 characters), for honest gossip sizes.
-            id: format!("12D3KooWsim{:041}", self.next_peer),
+            id: seeded_node_id(self.next_peer),
             online: true,
             until: now + online_for,
             held: Vec::new(),
@@ -274,7 +273,7 @@ impl Sim {
             let r = self.book.handle_abandon(
                 h.shard,
                 h.epoch,
-                &p.id,
+                p.id,
                 "worker stopping",
                 false,
                 UnixMillis(now),
@@ -298,7 +297,7 @@ impl Sim {
                 if h.fails {
                     if self
                         .book
-                        .handle_abandon(h.shard, h.epoch, &p.id, "simulated failure", true, t)
+                        .handle_abandon(h.shard, h.epoch, p.id, "simulated failure", true, t)
                         .is_ok()
                     {
                         self.report.give_backs += 1;
@@ -306,7 +305,7 @@ impl Sim {
                     }
                 } else if self
                     .book
-                    .handle_complete(h.shard, h.epoch, &p.id, t)
+                    .handle_complete(h.shard, h.epoch, p.id, t)
                     .is_ok()
                 {
                     self.report.completions += 1;
@@ -322,7 +321,7 @@ impl Sim {
                 let rows_done = self.cfg.rows_per_shard * (now - h.started) / span;
                 match self
                     .book
-                    .handle_renew(h.shard, h.epoch, &p.id, rows_done, t)
+                    .handle_renew(h.shard, h.epoch, p.id, rows_done, t)
                 {
                     Ok(_) => {
                         self.report.renewals += 1;
@@ -346,15 +345,15 @@ impl Sim {
         let t = UnixMillis(now);
         while (p.held.len() as u32) < self.cfg.slots {
             self.report.decisions += 1;
-            match self.book.admission(&p.id, t) {
-                Admission::Admitted => self.book.note_bid(&p.id, t),
+            match self.book.admission(p.id, t) {
+                Admission::Admitted => self.book.note_bid(p.id, t),
                 _ => return,
             }
-            let held = self.book.held_by(&p.id);
-            if held >= self.cfg.slots.min(self.book.peer_cap(&p.id)) {
+            let held = self.book.held_by(p.id);
+            if held >= self.cfg.slots.min(self.book.peer_cap(p.id)) {
                 return;
             }
-            let Some(lease) = self.book.handle_bid(&p.id, held == 0, t) else {
+            let Some(lease) = self.book.handle_bid(p.id, held == 0, t) else {
                 return;
             };
             self.report.grants += 1;
@@ -376,7 +375,7 @@ impl Sim {
 
     fn record_rate(&mut self, p: &Peer) {
         if p.online_while_free_ms >= self.cfg.starved_after_ms && p.grants == 0 {
-            self.report.starved.push(p.id.clone());
+            self.report.starved.push(p.id);
         }
         if p.online_while_free_ms >= 600_000 {
             let rate = p.grants as f64 / (p.online_while_free_ms as f64 / 3_600_000.0);

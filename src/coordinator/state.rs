@@ -12,8 +12,7 @@ use super::effects::{
 };
 use super::{CoordinatorConfig, MIN_FREE_BYTES, StorageFailure, retry_rounds};
 use crate::model::bid;
-use crate::model::ids::Epoch;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::lease::{LeaseBook, LostLease, ShardPhase};
 use crate::model::node_stats::NodeStats;
 use crate::model::swarm_budget::SwarmBudget;
@@ -91,8 +90,8 @@ impl AfterCommit {
 pub struct SeederState {
     pub(super) cfg: CoordinatorConfig,
     pub(super) datasets: BTreeMap<DatasetId, Dataset>,
-    pub(super) peer_stats: HashMap<String, NodeStats>,
-    pub(super) invalid_deliveries: BTreeMap<String, u64>,
+    pub(super) peer_stats: HashMap<NodeId, NodeStats>,
+    pub(super) invalid_deliveries: BTreeMap<NodeId, u64>,
     pub(super) reserved: super::files::Reservations,
     pub(super) storage_failed: Option<StorageFailure>,
     /// The webdataset delivery rules (class table as a lookup), built at the first completion
@@ -148,7 +147,7 @@ impl SeederState {
     }
 
     /// Leases held by `peer` across every dataset.
-    pub fn leases_held_by(&self, peer: &str) -> u32 {
+    pub fn leases_held_by(&self, peer: NodeId) -> u32 {
         self.datasets.values().map(|d| d.book.held_by(peer)).sum()
     }
 
@@ -173,8 +172,8 @@ impl SeederState {
             .map(|e| e.phase)
     }
 
-    /// Deliveries refused as invalid, per peer (peer id → count).
-    pub fn invalid_deliveries(&self) -> &BTreeMap<String, u64> {
+    /// Deliveries refused as invalid, per peer.
+    pub fn invalid_deliveries(&self) -> &BTreeMap<NodeId, u64> {
         &self.invalid_deliveries
     }
 
@@ -204,7 +203,7 @@ impl SeederState {
                 continue;
             }
             for l in &lost {
-                tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = l.epoch, phase = ?l.phase_after, "lease expired (charged to the peer)");
+                tracing::warn!(dataset = %id, shard = %l.shard, peer = %l.peer, epoch = %l.epoch, phase = ?l.phase_after, "lease expired (charged to the peer)");
             }
             let shards: Vec<ShardId> = lost.iter().map(|l| l.shard).collect();
             self.sweep(id, fx);
@@ -254,7 +253,7 @@ impl SeederState {
     }
 
     /// Progress of every dataset seeded here, for the status document.
-    pub fn progress(&self, seeder: &str) -> Vec<DatasetProgress> {
+    pub fn progress(&self, seeder: NodeId) -> Vec<DatasetProgress> {
         self.datasets
             .values()
             .map(|d| {
@@ -280,8 +279,8 @@ impl SeederState {
         &self,
         dataset: DatasetId,
         shard: ShardId,
-        holder: &str,
-        epoch: u64,
+        holder: NodeId,
+        epoch: Epoch,
         state: LeaseState,
         now: UnixMillis,
     ) -> Gossip {
@@ -294,9 +293,8 @@ impl SeederState {
         Gossip::Lease {
             dataset,
             shard,
-            // Peers are named by their peer id; anything else (a unit test's "a") is none.
-            holder: holder.parse().ok(),
-            epoch: Epoch(epoch),
+            holder: Some(holder),
+            epoch,
             expires_at,
             state,
         }

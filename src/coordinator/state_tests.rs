@@ -1,6 +1,7 @@
 //! The decision state alone, with time as an argument and outcomes fed by hand: what each
 //! event asks for, in which order, and that nothing waits on file work.
 
+use crate::model::ids::seeded_node_id as node;
 use super::effects::{Answer, CommitId, Discard, Effect, Outcome, RequestId, Ticket};
 use super::test_support::{Setup, setup, worker_stats};
 use super::*;
@@ -56,7 +57,7 @@ fn commit_ok(st: &mut SeederState, fx: &[Effect], now: u64) -> Vec<Effect> {
         .collect()
 }
 
-fn grant(st: &mut SeederState, to: u64, peer: &str, now: u64) -> Grant {
+fn grant(st: &mut SeederState, to: u64, peer: NodeId, now: u64) -> Grant {
     let bid = ControlRequest::Bid {
         dataset: st.dataset_ids()[0],
         stats: worker_stats(),
@@ -98,7 +99,7 @@ fn complete_then_verify(
     a: &Grant,
     verdict: Result<Verified, VerifyFailure>,
 ) -> (Ticket, Vec<Effect>) {
-    let ticket = verify_ticket(&st.handle_request(RequestId(2), "a", complete(a), t(10)));
+    let ticket = verify_ticket(&st.handle_request(RequestId(2), node(1), complete(a), t(10)));
     let fx = st.handle_outcome(Outcome::Verified { ticket, verdict }, t(20));
     (ticket, fx)
 }
@@ -116,11 +117,11 @@ fn verified(rows: u64) -> Verified {
 fn a_completion_promotes_then_commits_and_a_renewal_meanwhile_is_not_held_back() {
     let s = setup(20, 10);
     let mut st = state(&s);
-    let a = grant(&mut st, 1, "a", 0);
-    let b = grant(&mut st, 2, "b", 0);
+    let a = grant(&mut st, 1, node(1), 0);
+    let b = grant(&mut st, 2, node(2), 0);
     assert_ne!(a.shard, b.shard);
 
-    let fx = st.handle_request(RequestId(3), "a", complete(&a), t(10));
+    let fx = st.handle_request(RequestId(3), node(1), complete(&a), t(10));
     let ticket = verify_ticket(&fx);
     let fx = st.handle_outcome(
         Outcome::Verified {
@@ -144,7 +145,7 @@ fn a_completion_promotes_then_commits_and_a_renewal_meanwhile_is_not_held_back()
         rows_done: 3,
         throttled: 0,
     };
-    let fx = st.handle_request(RequestId(4), "b", renew, t(30));
+    let fx = st.handle_request(RequestId(4), node(2), renew, t(30));
     assert_eq!(commits(&fx).len(), 1, "{fx:?}");
     let after = commit_ok(&mut st, &fx, 30);
     assert!(matches!(
@@ -186,7 +187,7 @@ fn a_completion_promotes_then_commits_and_a_renewal_meanwhile_is_not_held_back()
 fn a_failed_promotion_charges_nobody_and_keeps_the_lease() {
     let s = setup(10, 10);
     let mut st = state(&s);
-    let a = grant(&mut st, 1, "a", 0);
+    let a = grant(&mut st, 1, node(1), 0);
     let (ticket, fx) = complete_then_verify(&mut st, &a, Ok(verified(a.rows)));
     assert!(matches!(fx.as_slice(), [Effect::PromoteFiles { .. }]));
     let fx = st.handle_outcome(
@@ -210,10 +211,10 @@ fn a_failed_promotion_charges_nobody_and_keeps_the_lease() {
     assert!(entry.holder(a.epoch.0).is_some(), "the lease stays");
     assert_eq!(entry.failures, 0);
     assert!(entry.failed_by.is_empty());
-    assert_eq!(d.book.admission("a", t(30)), Admission::Admitted);
+    assert_eq!(d.book.admission(node(1), t(30)), Admission::Admitted);
     assert!(st.invalid_deliveries().is_empty());
     // The worker asks again: verified again.
-    let fx = st.handle_request(RequestId(3), "a", complete(&a), t(40));
+    let fx = st.handle_request(RequestId(3), node(1), complete(&a), t(40));
     verify_ticket(&fx);
 }
 
@@ -221,7 +222,7 @@ fn a_failed_promotion_charges_nobody_and_keeps_the_lease() {
 fn an_invalid_delivery_is_charged_to_its_sender_and_frees_the_shard() {
     let s = setup(10, 10);
     let mut st = state(&s);
-    let a = grant(&mut st, 1, "a", 0);
+    let a = grant(&mut st, 1, node(1), 0);
     let (_, fx) = complete_then_verify(
         &mut st,
         &a,
@@ -239,21 +240,21 @@ fn an_invalid_delivery_is_charged_to_its_sender_and_frees_the_shard() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(st.invalid_deliveries().get("a"), Some(&1));
+    assert_eq!(st.invalid_deliveries().get(node(1)), Some(&1));
     let entry = st.datasets[&a.dataset].book.shard(a.shard).unwrap().clone();
     assert_eq!(entry.phase, ShardPhase::Free);
-    assert_eq!(entry.failed_by, vec!["a".to_string()]);
+    assert_eq!(entry.failed_by, vec![node(1)]);
 }
 
 #[test]
 fn a_copy_verified_while_the_first_completion_is_stored_waits_then_is_fenced() {
     let s = setup(10, 10);
     let mut st = state(&s);
-    let a = grant(&mut st, 1, "a", 0);
-    let b = grant(&mut st, 2, "b", 0);
+    let a = grant(&mut st, 1, node(1), 0);
+    let b = grant(&mut st, 2, node(2), 0);
     assert_eq!(a.shard, b.shard, "b holds a copy");
-    let ta = verify_ticket(&st.handle_request(RequestId(3), "a", complete(&a), t(10)));
-    let tb = verify_ticket(&st.handle_request(RequestId(4), "b", complete(&b), t(10)));
+    let ta = verify_ticket(&st.handle_request(RequestId(3), node(1), complete(&a), t(10)));
+    let tb = verify_ticket(&st.handle_request(RequestId(4), node(2), complete(&b), t(10)));
     let fx = st.handle_outcome(
         Outcome::Verified {
             ticket: ta,
@@ -309,7 +310,7 @@ fn after_a_storage_failure_nothing_is_committed_and_every_request_is_refused() {
         dataset: s.seeded.id,
         stats: worker_stats(),
     };
-    let fx = st.handle_request(RequestId(1), "a", bid.clone(), t(0));
+    let fx = st.handle_request(RequestId(1), node(1), bid.clone(), t(0));
     let commit = commits(&fx)[0];
     let fx = st.handle_outcome(
         Outcome::Committed {
@@ -333,7 +334,7 @@ fn after_a_storage_failure_nothing_is_committed_and_every_request_is_refused() {
         "an uncommitted grant is not gossiped"
     );
     assert!(st.storage_failure().is_some());
-    let fx = st.handle_request(RequestId(2), "b", bid, t(2));
+    let fx = st.handle_request(RequestId(2), node(2), bid, t(2));
     assert!(commits(&fx).is_empty());
     assert!(matches!(
         answers(&fx).as_slice(),

@@ -13,7 +13,7 @@ use sha2::Digest;
 use super::driver::Driver;
 use super::*;
 use crate::input::UrlRow;
-use crate::model::ids::DatasetId;
+use crate::model::ids::{DatasetId, NodeId};
 use crate::model::node_stats::NodeStats;
 use crate::model::shard::ShardSizing;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
@@ -181,7 +181,7 @@ pub(super) async fn started(s: &Setup, ttl_ms: u64) -> Driver {
     c
 }
 
-pub(super) async fn grant(c: &mut Driver, peer: &str, ds: DatasetId, now: u64) -> Grant {
+pub(super) async fn grant(c: &mut Driver, peer: NodeId, ds: DatasetId, now: u64) -> Grant {
     match c
         .handle_request(
             peer,
@@ -200,7 +200,7 @@ pub(super) async fn grant(c: &mut Driver, peer: &str, ds: DatasetId, now: u64) -
 
 pub(super) async fn deliver(
     c: &mut Driver,
-    peer: &str,
+    peer: NodeId,
     g: &Grant,
     dir: &Path,
     now: u64,

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::model::ids::seeded_node_id as node;
 use super::driver::Driver;
 use super::test_support::*;
 use super::*;
@@ -24,24 +25,24 @@ async fn stale_epochs_are_fenced_and_every_row_is_accounted_once() {
     let tmp = s.out.parent().unwrap().join("w");
 
     // Worker a takes shard 0 and goes silent; its lease expires and b gets the shard.
-    let a0 = grant(&mut c, "a", ds, 0).await;
+    let a0 = grant(&mut c, node(1), ds, 0).await;
     assert_eq!(a0.shard, ShardId(0));
     c.handle_timeout(UnixMillis(1_000)).await;
-    let b0 = grant(&mut c, "b", ds, 1_001).await;
+    let b0 = grant(&mut c, node(2), ds, 1_001).await;
     assert_eq!(b0.shard, ShardId(0));
     assert!(b0.epoch > a0.epoch);
     // a comes back late: its files and its completion are refused.
-    let late = deliver(&mut c, "a", &a0, &tmp.join("a"), 1_002).await;
+    let late = deliver(&mut c, node(1), &a0, &tmp.join("a"), 1_002).await;
     assert!(matches!(late, ControlResponse::Rejected { .. }), "{late:?}");
     assert!(matches!(
-        c.decide_file("a", &header(&a0, FileKind::Archive), UnixMillis(1_002))
+        c.decide_file(node(1), &header(&a0, FileKind::Archive), UnixMillis(1_002))
             .await,
         IntakeDecision::Reject { .. }
     ));
     // Completing without the files is refused too.
     let early = c
         .handle_request(
-            "b",
+            node(2),
             ControlRequest::Complete {
                 dataset: ds,
                 shard: b0.shard,
@@ -55,29 +56,29 @@ async fn stale_epochs_are_fenced_and_every_row_is_accounted_once() {
         .await;
     assert!(matches!(early, ControlResponse::Rejected { .. }));
     assert_eq!(
-        deliver(&mut c, "b", &b0, &tmp.join("b0"), 1_004).await,
+        deliver(&mut c, node(2), &b0, &tmp.join("b0"), 1_004).await,
         ControlResponse::Ack
     );
     assert!(s.out.join("d-00000.tar.gz").exists());
     assert!(s.out.join("d-00000.results.parquet").exists());
     // A duplicate completion is refused.
-    let dup = deliver(&mut c, "b", &b0, &tmp.join("b0bis"), 1_005).await;
+    let dup = deliver(&mut c, node(2), &b0, &tmp.join("b0bis"), 1_005).await;
     assert!(matches!(dup, ControlResponse::Rejected { .. }));
 
-    let b1 = grant(&mut c, "b", ds, 1_006).await;
-    let b2 = grant(&mut c, "b", ds, 1_006).await;
+    let b1 = grant(&mut c, node(2), ds, 1_006).await;
+    let b2 = grant(&mut c, node(2), ds, 1_006).await;
     assert_eq!(
-        deliver(&mut c, "b", &b1, &tmp.join("b1"), 1_100).await,
+        deliver(&mut c, node(2), &b1, &tmp.join("b1"), 1_100).await,
         ControlResponse::Ack
     );
     assert_eq!(
-        deliver(&mut c, "b", &b2, &tmp.join("b2"), 1_100).await,
+        deliver(&mut c, node(2), &b2, &tmp.join("b2"), 1_100).await,
         ControlResponse::Ack
     );
     assert!(c.is_finished());
     assert!(matches!(
         c.handle_request(
-            "a",
+            node(1),
             ControlRequest::Bid {
                 dataset: ds,
                 stats: worker_stats()
@@ -111,10 +112,10 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
         c.add_dataset(s.seeded.clone(), UnixMillis(0))
             .await
             .unwrap();
-        let g0 = grant(&mut c, "a", ds, 0).await;
-        let g1 = grant(&mut c, "a", ds, 0).await;
+        let g0 = grant(&mut c, node(1), ds, 0).await;
+        let g1 = grant(&mut c, node(1), ds, 0).await;
         assert_eq!(
-            deliver(&mut c, "a", &g0, &tmp.join("g0"), 10).await,
+            deliver(&mut c, node(1), &g0, &tmp.join("g0"), 10).await,
             ControlResponse::Ack
         );
         (g0, g1)
@@ -138,7 +139,7 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
     // The holder of the in-flight lease keeps renewing with its epoch.
     let renewed = c
         .handle_request(
-            "a",
+            node(1),
             ControlRequest::Renew {
                 dataset: ds,
                 shard: held.shard,
@@ -154,7 +155,7 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
     // expire: the shard exhausts its retries (max_retries = 1).
     let r = c
         .handle_request(
-            "a",
+            node(1),
             ControlRequest::Abandon {
                 dataset: ds,
                 shard: held.shard,
@@ -166,11 +167,11 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
         )
         .await;
     assert_eq!(r, ControlResponse::Ack);
-    let again = grant(&mut c, "b", ds, 700).await;
+    let again = grant(&mut c, node(2), ds, 700).await;
     assert_eq!(again.shard, held.shard);
     c.handle_timeout(UnixMillis(700 + 1_000)).await;
     assert!(!c.is_finished(), "a failed give-back is not an attempt");
-    let third = grant(&mut c, "c", ds, 1_800).await;
+    let third = grant(&mut c, node(3), ds, 1_800).await;
     assert_eq!(third.shard, held.shard);
     c.handle_timeout(UnixMillis(1_800 + 1_000)).await;
     assert!(c.is_finished());
@@ -195,8 +196,8 @@ async fn an_idle_peer_copies_the_slowest_shard_and_the_first_completion_wins() {
     let ds = s.seeded.id;
     let tmp = s.out.parent().unwrap().join("w");
     let mut c = started(&s, 10_000).await;
-    let a = grant(&mut c, "a", ds, 0).await;
-    let b = grant(&mut c, "b", ds, 0).await;
+    let a = grant(&mut c, node(1), ds, 0).await;
+    let b = grant(&mut c, node(2), ds, 0).await;
     let renew = |shard, epoch, rows_done| ControlRequest::Renew {
         dataset: ds,
         shard,
@@ -204,33 +205,33 @@ async fn an_idle_peer_copies_the_slowest_shard_and_the_first_completion_wins() {
         rows_done,
         throttled: 0,
     };
-    c.handle_request("a", renew(a.shard, a.epoch, 9), UnixMillis(1_000))
+    c.handle_request(node(1), renew(a.shard, a.epoch, 9), UnixMillis(1_000))
         .await;
-    c.handle_request("b", renew(b.shard, b.epoch, 1), UnixMillis(1_000))
+    c.handle_request(node(2), renew(b.shard, b.epoch, 1), UnixMillis(1_000))
         .await;
     // Nothing is free: the idle peer gets a copy of b's shard, the slow one.
-    let copy = grant(&mut c, "c", ds, 1_100).await;
+    let copy = grant(&mut c, node(3), ds, 1_100).await;
     assert!(copy.speculative);
     assert_eq!(copy.shard, b.shard);
     assert_eq!(
-        deliver(&mut c, "c", &copy, &tmp.join("c"), 1_200).await,
+        deliver(&mut c, node(3), &copy, &tmp.join("c"), 1_200).await,
         ControlResponse::Ack
     );
     // The original holder learns at its next renewal, and its files are refused.
     let r = c
-        .handle_request("b", renew(b.shard, b.epoch, 5), UnixMillis(1_300))
+        .handle_request(node(2), renew(b.shard, b.epoch, 5), UnixMillis(1_300))
         .await;
     assert!(matches!(r, ControlResponse::Rejected { .. }), "{r:?}");
-    let late = deliver(&mut c, "b", &b, &tmp.join("b"), 1_300).await;
+    let late = deliver(&mut c, node(2), &b, &tmp.join("b"), 1_300).await;
     assert!(matches!(late, ControlResponse::Rejected { .. }), "{late:?}");
     assert_eq!(
-        deliver(&mut c, "a", &a, &tmp.join("a"), 1_400).await,
+        deliver(&mut c, node(1), &a, &tmp.join("a"), 1_400).await,
         ControlResponse::Ack
     );
     let reports = c.finalize().await.unwrap();
     assert_eq!(
-        reports[0].shards[copy.shard.0 as usize].done_by.as_deref(),
-        Some("c")
+        reports[0].shards[copy.shard.0 as usize].done_by,
+        Some(node(3))
     );
     assert_eq!(read_results(&s.out.join("results.parquet")).len(), 20);
 }
@@ -245,7 +246,7 @@ async fn reopen(path: &Path) -> Store {
     panic!("the lease database does not reopen");
 }
 
-async fn abandon_failed(c: &mut Driver, peer: &str, g: &Grant, now: u64) -> ControlResponse {
+async fn abandon_failed(c: &mut Driver, peer: NodeId, g: &Grant, now: u64) -> ControlResponse {
     c.handle_request(
         peer,
         ControlRequest::Abandon {
@@ -270,9 +271,9 @@ async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure
         c.add_dataset(s.seeded.clone(), UnixMillis(0))
             .await
             .unwrap();
-        let a = grant(&mut c, "a", ds, 0).await;
+        let a = grant(&mut c, node(1), ds, 0).await;
         assert_eq!(
-            abandon_failed(&mut c, "a", &a, 1).await,
+            abandon_failed(&mut c, node(1), &a, 1).await,
             ControlResponse::Ack
         );
         // The peer that failed backs off; the shard goes to another peer.
@@ -280,17 +281,17 @@ async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure
             dataset: ds,
             stats: worker_stats(),
         };
-        let r = c.handle_request("a", bid, UnixMillis(2)).await;
+        let r = c.handle_request(node(1), bid, UnixMillis(2)).await;
         assert!(
             matches!(r, ControlResponse::NoWork { retry_after_ms, .. } if retry_after_ms >= 900),
             "{r:?}"
         );
-        let b = grant(&mut c, "b", ds, 3).await;
+        let b = grant(&mut c, node(2), ds, 3).await;
         assert_eq!(b.shard, a.shard);
         // "a"'s local failure cost the shard nothing: one expiry leaves it open.
         c.handle_timeout(UnixMillis(1_010)).await;
         assert_eq!(c.phase_of(ds, a.shard), Some(ShardPhase::Free));
-        let d = grant(&mut c, "d", ds, 1_020).await;
+        let d = grant(&mut c, node(4), ds, 1_020).await;
         assert_eq!(d.shard, a.shard);
         c.handle_timeout(UnixMillis(2_100)).await;
         // Two distinct peers let it expire, max_retries = 1: failed.
@@ -304,7 +305,7 @@ async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure
             .await
             .unwrap();
         assert_eq!(c.phase_of(ds, ShardId(0)), Some(ShardPhase::Failed));
-        let g = grant(&mut c, "c", ds, 11).await;
+        let g = grant(&mut c, node(3), ds, 11).await;
         assert!(g.epoch > first_epochs.1);
     }
     // Rerun with a raised --max-retries: reopened.
@@ -323,13 +324,13 @@ async fn failed_shards_reopen_on_rerun_faulty_peers_back_off_and_storage_failure
         .await
         .unwrap();
     assert_eq!(c.phase_of(ds, ShardId(0)), Some(ShardPhase::Free));
-    let g = grant(&mut c, "d", ds, 31).await;
+    let g = grant(&mut c, node(4), ds, 31).await;
     assert_eq!(g.shard, ShardId(0));
     // Fail-stop: once storage failed, nothing is granted, renewed or expired.
     c.fail_storage(&s.data, None, "commit failed".into());
     let r = c
         .handle_request(
-            "d",
+            node(4),
             ControlRequest::Renew {
                 dataset: ds,
                 shard: g.shard,

@@ -56,6 +56,13 @@ impl fmt::Display for ShardId {
 #[serde(transparent)]
 pub struct Epoch(pub u64);
 
+impl Epoch {
+    /// The epoch after this one.
+    pub fn next(self) -> Epoch {
+        Epoch(self.0.saturating_add(1))
+    }
+}
+
 impl fmt::Display for Epoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -78,6 +85,20 @@ impl FromStr for NodeId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.parse().map(NodeId)
+    }
+}
+
+/// A node id derived from `n` (the ed25519 key whose secret is `n`'s bytes): the same number
+/// always gives the same id, different numbers different ids. For simulations and tests, which
+/// need real, reproducible peer ids (tests once used names like `"peer-a"`).
+pub fn seeded_node_id(n: u64) -> NodeId {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&n.to_le_bytes());
+    secret[31] = 1; // never the all-zero secret
+    match libp2p::identity::Keypair::ed25519_from_bytes(secret) {
+        Ok(key) => NodeId(key.public().to_peer_id()),
+        // Not reached: any 32 bytes are an ed25519 secret.
+        Err(_) => NodeId(PeerId::random()),
     }
 }
 

@@ -29,6 +29,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ids::{Epoch, NodeId};
+
 use crate::model::time::UnixMillis;
 
 /// A peer that neither bid nor renewed for this long no longer takes a share.
@@ -67,7 +69,7 @@ struct Keys {
 /// One live lease's reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reservation {
-    peer: String,
+    peer: NodeId,
     cap: u32,
 }
 
@@ -87,8 +89,8 @@ pub struct SwarmBudget {
     last_change: UnixMillis,
     /// Per shard (by number); a shard past the end may touch any host.
     shards: Vec<Keys>,
-    leases: BTreeMap<(u32, u64), Reservation>,
-    active: HashMap<String, Seen>,
+    leases: BTreeMap<(u32, Epoch), Reservation>,
+    active: HashMap<NodeId, Seen>,
 }
 
 impl SwarmBudget {
@@ -178,9 +180,9 @@ impl SwarmBudget {
     }
 
     /// `peer` bid or renewed: it is alive (what it wants is noted by [`Self::note_wanted`]).
-    pub fn note_peer(&mut self, peer: &str, now: UnixMillis) {
+    pub fn note_peer(&mut self, peer: NodeId, now: UnixMillis) {
         self.active
-            .entry(peer.to_string())
+            .entry(peer)
             .and_modify(|s| s.at = now)
             .or_insert(Seen {
                 at: now,
@@ -190,9 +192,9 @@ impl SwarmBudget {
 
     /// `peer`'s bid wanted `shard` (granted or not): until [`ACTIVE_WINDOW`] passes, it takes
     /// a share of the hosts of that shard.
-    pub fn note_wanted(&mut self, peer: &str, shard: u32, now: UnixMillis) {
+    pub fn note_wanted(&mut self, peer: NodeId, shard: u32, now: UnixMillis) {
         self.active.insert(
-            peer.to_string(),
+            peer,
             Seen {
                 at: now,
                 wanted: Some((shard, now)),
@@ -201,33 +203,30 @@ impl SwarmBudget {
     }
 
     /// Starts answering one bid of `peer`: the view tells the cap of a lease on any shard.
-    pub fn bid<'a>(&'a mut self, peer: &'a str, now: UnixMillis) -> BidView<'a> {
+    pub fn bid(&mut self, peer: NodeId, now: UnixMillis) -> BidView<'_> {
         self.recover(now);
         self.note_peer(peer, now);
         BidView::new(self, peer, now)
     }
 
     /// Records the lease `(shard, epoch)` of `peer` holding `cap`.
-    pub fn reserve(&mut self, shard: u32, epoch: u64, peer: &str, cap: u32) {
+    pub fn reserve(&mut self, shard: u32, epoch: Epoch, peer: NodeId, cap: u32) {
         self.leases.insert(
             (shard, epoch),
-            Reservation {
-                peer: peer.to_string(),
-                cap,
-            },
+            Reservation { peer, cap },
         );
     }
 
     /// Brings the reservations in line with the live leases `(shard, epoch, peer)`: ended
     /// leases free their share; unknown ones (restored after a restart) hold the whole limit.
-    pub fn sync<'a>(&mut self, live: impl IntoIterator<Item = (u32, u64, &'a str)>) {
+    pub fn sync(&mut self, live: impl IntoIterator<Item = (u32, Epoch, NodeId)>) {
         let mut keep = BTreeMap::new();
         for (shard, epoch, peer) in live {
             let r = self
                 .leases
                 .remove(&(shard, epoch))
-                .unwrap_or_else(|| Reservation {
-                    peer: peer.to_string(),
+                .unwrap_or(Reservation {
+                    peer,
                     cap: self.limit,
                 });
             keep.insert((shard, epoch), r);
@@ -272,10 +271,10 @@ impl SwarmBudget {
 
 /// Who is on one host, and how much of its budget is reserved.
 #[derive(Debug, Default, Clone)]
-struct HostLoad<'a> {
+struct HostLoad {
     load: u32,
     held: u32,
-    peers: BTreeSet<&'a str>,
+    peers: BTreeSet<NodeId>,
 }
 
 /// The budget as one bid sees it: the load and the peers of every host any live lease or
@@ -283,19 +282,19 @@ struct HostLoad<'a> {
 #[derive(Debug)]
 pub struct BidView<'a> {
     budget: &'a SwarmBudget,
-    peer: &'a str,
+    peer: NodeId,
     /// Leases and wants whose shard may touch any host.
-    tail: HostLoad<'a>,
+    tail: HostLoad,
     /// Per listed host, those whose shard lists it (without `other`).
-    listed: HashMap<u32, HostLoad<'a>>,
+    listed: HashMap<u32, HostLoad>,
 }
 
 impl<'a> BidView<'a> {
-    fn new(budget: &'a SwarmBudget, peer: &'a str, now: UnixMillis) -> Self {
+    fn new(budget: &'a SwarmBudget, peer: NodeId, now: UnixMillis) -> Self {
         let mut tail = HostLoad::default();
-        let mut listed: HashMap<u32, HostLoad<'a>> = HashMap::new();
-        let mut each = |shard: u32, who: &'a str, cap: u32| {
-            let add = |l: &mut HostLoad<'a>| {
+        let mut listed: HashMap<u32, HostLoad> = HashMap::new();
+        let mut each = |shard: u32, who: NodeId, cap: u32| {
+            let add = |l: &mut HostLoad| {
                 l.load += cap;
                 if who == peer {
                     l.held += cap;
@@ -312,14 +311,14 @@ impl<'a> BidView<'a> {
             }
         };
         for ((shard, _), r) in &budget.leases {
-            each(*shard, r.peer.as_str(), r.cap);
+            each(*shard, r.peer, r.cap);
         }
         for (who, seen) in &budget.active {
             if let Some((shard, at)) = seen.wanted
                 && now.since(at) < ACTIVE_WINDOW
-                && who != peer
+                && *who != peer
             {
-                each(shard, who.as_str(), 0);
+                each(shard, *who, 0);
             }
         }
         Self {
@@ -337,7 +336,7 @@ impl<'a> BidView<'a> {
         let own = host.and_then(|h| self.listed.get(&h)).unwrap_or(&empty);
         let load = own.load + self.tail.load;
         let held = own.held + self.tail.held;
-        let mut peers: BTreeSet<&str> = own.peers.union(&self.tail.peers).copied().collect();
+        let mut peers: BTreeSet<NodeId> = own.peers.union(&self.tail.peers).copied().collect();
         peers.insert(self.peer);
         let n = u32::try_from(peers.len()).unwrap_or(u32::MAX).max(1);
         let share = (limit / n).max(1);

@@ -2,6 +2,7 @@
 //! property test that no host's reserved caps ever sum above the budget.
 
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 use proptest::prelude::*;
 
 const T: UnixMillis = UnixMillis(1_000_000);
@@ -14,11 +15,11 @@ fn hosts(list: &[&str], other: bool) -> ShardHosts {
 }
 
 /// Asks for a lease of `peer` on `shard` and reserves it when granted.
-fn take(b: &mut SwarmBudget, peer: &str, shard: u32, epoch: u64, now: UnixMillis) -> Option<u32> {
+fn take(b: &mut SwarmBudget, peer: NodeId, shard: u32, epoch: u64, now: UnixMillis) -> Option<u32> {
     let cap = b.bid(peer, now).cap_for(shard);
     b.note_wanted(peer, shard, now);
     if let Some(c) = cap {
-        b.reserve(shard, epoch, peer, c);
+        b.reserve(shard, Epoch(epoch), peer, c);
     }
     cap
 }
@@ -27,28 +28,28 @@ fn take(b: &mut SwarmBudget, peer: &str, shard: u32, epoch: u64, now: UnixMillis
 fn without_host_knowledge_the_budget_is_split_among_the_peers_bidding() {
     let mut b = SwarmBudget::new(4);
     assert_eq!(
-        take(&mut b, "a", 0, 1, T),
+        take(&mut b, node(1), 0, 1, T),
         Some(4),
         "alone: the whole budget"
     );
-    assert_eq!(take(&mut b, "b", 1, 2, T), None, "the budget is taken");
+    assert_eq!(take(&mut b, node(2), 1, 2, T), None, "the budget is taken");
     // a's lease ends; b wanted a shard meanwhile, so a's next lease gets half.
     b.sync(std::iter::empty());
-    assert_eq!(take(&mut b, "a", 2, 3, T), Some(2));
-    assert_eq!(take(&mut b, "b", 3, 4, T), Some(2));
+    assert_eq!(take(&mut b, node(1), 2, 3, T), Some(2));
+    assert_eq!(take(&mut b, node(2), 3, 4, T), Some(2));
     assert_eq!(b.reserved(), 4);
-    assert_eq!(take(&mut b, "c", 4, 5, T), None);
+    assert_eq!(take(&mut b, node(3), 4, 5, T), None);
 }
 
 #[test]
 fn a_worker_on_host_a_gets_the_whole_budget_of_a_while_another_fetches_from_b() {
     let shards = [hosts(&["a:80"], false), hosts(&["b:80"], false)];
     let mut b = SwarmBudget::with_hosts(4, &shards);
-    assert_eq!(take(&mut b, "w1", 0, 1, T), Some(4));
-    assert_eq!(take(&mut b, "w2", 1, 2, T), Some(4), "b is another host");
+    assert_eq!(take(&mut b, node(11), 0, 1, T), Some(4));
+    assert_eq!(take(&mut b, node(12), 1, 2, T), Some(4), "b is another host");
     assert_eq!(b.peak_host_load(), 4);
     // A third worker finds both hosts taken.
-    let view = b.bid("w3", T);
+    let view = b.bid(node(13), T);
     assert_eq!((view.cap_for(0), view.cap_for(1)), (None, None));
 }
 
@@ -61,10 +62,10 @@ fn peers_on_the_same_host_split_it_and_a_shard_of_two_hosts_takes_the_smaller_ro
         hosts(&["b:80"], false),
     ];
     let mut b = SwarmBudget::with_hosts(8, &shards);
-    b.note_wanted("w2", 1, T);
-    assert_eq!(take(&mut b, "w1", 0, 1, T), Some(4), "w2 wants a as well");
-    assert_eq!(take(&mut b, "w2", 1, 2, T), Some(4));
-    let view = b.bid("w3", T);
+    b.note_wanted(node(12), 1, T);
+    assert_eq!(take(&mut b, node(11), 0, 1, T), Some(4), "w2 wants a as well");
+    assert_eq!(take(&mut b, node(12), 1, 2, T), Some(4));
+    let view = b.bid(node(13), T);
     assert_eq!(view.cap_for(2), None, "a is fully reserved");
     assert_eq!(view.cap_for(3), Some(8), "b is free");
 }
@@ -73,19 +74,19 @@ fn peers_on_the_same_host_split_it_and_a_shard_of_two_hosts_takes_the_smaller_ro
 fn a_shard_with_other_hosts_counts_against_every_host() {
     let shards = [hosts(&["a:80"], false), hosts(&["z:80"], true)];
     let mut b = SwarmBudget::with_hosts(6, &shards);
-    assert_eq!(take(&mut b, "w1", 0, 1, T), Some(6));
+    assert_eq!(take(&mut b, node(11), 0, 1, T), Some(6));
     assert_eq!(
-        b.bid("w2", T).cap_for(1),
+        b.bid(node(12), T).cap_for(1),
         None,
         "its unlisted rows may be on a, which is taken"
     );
     b.sync(std::iter::empty());
     assert_eq!(
-        take(&mut b, "w2", 1, 2, T),
+        take(&mut b, node(12), 1, 2, T),
         Some(3),
         "w1 wanted a shard of a"
     );
-    assert_eq!(take(&mut b, "w1", 0, 3, T), Some(3));
+    assert_eq!(take(&mut b, node(11), 0, 3, T), Some(3));
     assert!(b.peak_host_load() <= 6);
 }
 
@@ -99,35 +100,35 @@ fn slow_downs_halve_the_swarm_limit_once_per_cooldown_then_it_recovers() {
     assert_eq!(b.limit(), 2);
     b.on_throttled(0, T.plus(COOLDOWN * 3));
     assert_eq!(b.limit(), 2, "no slow-down reported");
-    assert_eq!(take(&mut b, "a", 0, 1, T.plus(COOLDOWN)), Some(2));
+    assert_eq!(take(&mut b, node(1), 0, 1, T.plus(COOLDOWN)), Some(2));
     let later = T.plus(COOLDOWN).plus(RECOVER_EVERY * 3);
     b.sync(std::iter::empty());
-    b.note_wanted("a", 1, later);
+    b.note_wanted(node(1), 1, later);
     assert_eq!(
-        b.bid("b", later).cap_for(2),
+        b.bid(node(2), later).cap_for(2),
         Some(2),
         "5 split by two peers"
     );
     assert_eq!(b.limit(), 5, "three steps of recovery");
-    let _ = b.bid("x", later.plus(RECOVER_EVERY * 100));
+    let _ = b.bid(node(24), later.plus(RECOVER_EVERY * 100));
     assert_eq!(b.limit(), 8, "never above the configured budget");
 }
 
 #[test]
 fn restored_leases_hold_the_whole_limit_until_they_end() {
     let mut b = SwarmBudget::new(4);
-    b.sync([(3, 9, "old")]);
-    assert_eq!(b.bid("a", T).cap_for(0), None);
+    b.sync([(3, Epoch(9), node(40))]);
+    assert_eq!(b.bid(node(1), T).cap_for(0), None);
     b.sync(std::iter::empty());
-    assert_eq!(b.bid("a", T).cap_for(0), Some(4));
+    assert_eq!(b.bid(node(1), T).cap_for(0), Some(4));
 }
 
 #[test]
 fn wants_expire_after_the_active_window() {
     let mut b = SwarmBudget::new(4);
-    b.note_wanted("gone", 0, T);
-    assert_eq!(b.bid("a", T).cap_for(1), Some(2));
-    assert_eq!(b.bid("a", T.plus(ACTIVE_WINDOW)).cap_for(1), Some(4));
+    b.note_wanted(node(41), 0, T);
+    assert_eq!(b.bid(node(1), T).cap_for(1), Some(2));
+    assert_eq!(b.bid(node(1), T.plus(ACTIVE_WINDOW)).cap_for(1), Some(4));
 }
 
 proptest! {
@@ -148,24 +149,24 @@ proptest! {
             .collect();
         let mut b = SwarmBudget::with_hosts(cap, &shards);
         let mut now = T;
-        let mut live: Vec<(u32, u64, String)> = Vec::new();
+        let mut live: Vec<(u32, u64, NodeId)> = Vec::new();
         let mut next = 0u64;
         for (op, peer, shard) in ops {
             now = now.plus(Duration::from_millis(700));
-            let peer = format!("p{peer}");
+            let peer = node(peer as u64);
             // Shards past the table's end may touch any host.
             let shard = u32::try_from(shard).unwrap_or(0);
             match op {
                 0 | 1 => {
                     next += 1;
-                    if let Some(c) = take(&mut b, &peer, shard, next, now) {
+                    if let Some(c) = take(&mut b, peer, shard, next, now) {
                         prop_assert!(c >= 1);
                         live.push((shard, next, peer));
                     }
                 }
                 2 => {
                     if !live.is_empty() { live.remove(0); }
-                    b.sync(live.iter().map(|(s, e, p)| (*s, *e, p.as_str())));
+                    b.sync(live.iter().map(|(s, e, p)| (*s, Epoch(*e), *p)));
                 }
                 _ => b.on_throttled(1, now),
             }

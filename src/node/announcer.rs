@@ -38,7 +38,7 @@ pub(super) async fn run(
                 };
                 let _ = client.publish(hb).await;
                 if let Some(c) = &own.coord
-                    && let Ok(snap) = c.snapshot(&own.me).await
+                    && let Ok(snap) = c.snapshot(own.me).await
                 {
                     for a in snap.announcements {
                         let _ = client.publish(a).await;

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::offers::OfferPublisher;
 use super::peers::{Liveness, PeerTable};
 use crate::coordinator::{CoordinatorHandle, IntakeDecision};
+use crate::model::ids::NodeId;
 use crate::model::time::Clock;
 use crate::net::{Event, FileDecision};
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal, RejectReason};
@@ -132,7 +133,7 @@ impl Dispatcher {
                     }
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let _ = reply.send(c.request(&peer.to_string(), request).await);
+                        let _ = reply.send(c.request(NodeId(peer), request).await);
                     });
                 }
                 None => {
@@ -150,7 +151,7 @@ impl Dispatcher {
                 Some(c) => {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let d = c.decide_file(&peer.to_string(), header).await;
+                        let d = c.decide_file(NodeId(peer), header).await;
                         let _ = decide.send(match d {
                             IntakeDecision::Accept { part_path } => {
                                 FileDecision::Accept { part_path }
@@ -175,7 +176,7 @@ impl Dispatcher {
                 Some(c) => {
                     let c = c.clone();
                     tokio::spawn(async move {
-                        let v = c.file_received(&peer.to_string(), header, part_path).await;
+                        let v = c.file_received(NodeId(peer), header, part_path).await;
                         let _ = verdict.send(v);
                     });
                 }
@@ -187,7 +188,7 @@ impl Dispatcher {
             },
             Event::TransferProgress { peer, header } => {
                 if let Some(c) = &self.coord {
-                    c.transfer_progress(&peer.to_string(), header);
+                    c.transfer_progress(NodeId(peer), header);
                 }
             }
             Event::Gossip { from, message } => {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::{CoordinatorError, FinalReport};
 use crate::engine::EngineConfig;
-use crate::model::ids::DatasetId;
+use crate::model::ids::{DatasetId, NodeId};
 use crate::model::lease::LeaseConfig;
 use crate::model::time::Clock;
 use crate::net::{self, NetConfig, NetError};
@@ -216,7 +216,7 @@ pub async fn run(
     }
     let keypair =
         identity::load_or_create(&crate::layout::DataDir::new(&cfg.data_dir).identity_key())?;
-    let me = keypair.public().to_peer_id().to_string();
+    let me = NodeId(keypair.public().to_peer_id());
     let stop = shutdown.child_token();
     // The coordinator outlives the worker at shutdown, so this node's own leases are given
     // back (and persisted) before it stops; dropped on any early return.
@@ -228,7 +228,7 @@ pub async fn run(
 
     let (gossip_tx, gossip_rx) = mpsc::unbounded_channel::<Gossip>();
     let seeding = match cfg.seed.clone() {
-        Some(spec) => Some(seeding::start(&cfg, spec, &me, gossip_tx, coord_stop.clone()).await?),
+        Some(spec) => Some(seeding::start(&cfg, spec, me, gossip_tx, coord_stop.clone()).await?),
         None => None,
     };
     let coord = seeding.as_ref().map(|s| s.coord.clone());
@@ -265,7 +265,7 @@ pub async fn run(
             })?;
     let join_addrs = wait_listen_addrs(&client).await;
     reporter.ready(&Ready {
-        peer_id: me.clone(),
+        peer_id: me.to_string(),
         join_addrs: join_addrs.clone(),
         status_addr,
         seeded: seeded.clone(),
@@ -274,13 +274,13 @@ pub async fn run(
 
     // Worker, announcer, status publisher.
     let own = status::Own {
-        me: me.clone(),
+        me,
         work: cfg.work,
         coord: coord.clone(),
         probe: Arc::new(Probe::new()),
         activity: activity.clone(),
         worker_cfg: WorkerConfig {
-            me: me.clone(),
+            me: me.to_string(),
             work_dir: crate::layout::DataDir::new(&cfg.data_dir)
                 .work()
                 .into_path(),

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{NodeConfig, NodeError, mkdir};
 use crate::coordinator::{Coordinator, CoordinatorConfig, CoordinatorHandle, IntakeLimits};
+use crate::model::ids::NodeId;
 use crate::protocol::gossip::Gossip;
 use crate::seed::{SeedSpec, SeededDataset};
 use crate::store::Store;
@@ -27,7 +28,7 @@ pub(super) struct Seeding {
 pub(super) async fn start(
     cfg: &NodeConfig,
     spec: SeedSpec,
-    me: &str,
+    me: NodeId,
     gossip: mpsc::UnboundedSender<Gossip>,
     stop: CancellationToken,
 ) -> Result<Seeding, NodeError> {
@@ -56,7 +57,7 @@ pub(super) async fn start(
                 ..IntakeLimits::default()
             },
             retry_failed: cfg.retry_failed,
-            local_peer: Some(me.to_string()),
+            local_peer: Some(me),
             settings: Some(settings),
             swarm_per_host: cfg.swarm_per_host,
         },

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::peers::{Liveness, peer_status};
 use crate::coordinator::CoordinatorHandle;
+use crate::model::ids::NodeId;
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::net::Client;
@@ -21,7 +22,7 @@ use crate::worker::{WorkerConfig, current_stats};
 #[derive(Clone)]
 pub(super) struct Own {
     /// Its peer id.
-    pub me: String,
+    pub me: NodeId,
     /// Whether it downloads shards.
     pub work: bool,
     /// Its coordinator, when it seeds.
@@ -78,13 +79,13 @@ pub(super) struct Inputs<'a> {
 /// Builds the document.
 pub(super) async fn build(own: &Own, i: Inputs<'_>) -> NodeStatus {
     let mut local = peer_status(&own.stats());
-    local.peer_id = own.me.clone();
+    local.peer_id = own.me.to_string();
     local.addrs = i.join_addrs.to_vec();
     local.last_seen_ms = i.now.0;
     local.connected = true;
     let mut datasets = i.datasets;
     if let Some(c) = &own.coord
-        && let Ok(snap) = c.snapshot(&own.me).await
+        && let Ok(snap) = c.snapshot(own.me).await
     {
         datasets.retain(|d| !snap.progress.iter().any(|p| p.dataset_id == d.dataset_id));
         datasets.extend(snap.progress);
@@ -98,7 +99,7 @@ pub(super) async fn build(own: &Own, i: Inputs<'_>) -> NodeStatus {
     }
     NodeStatus {
         version: STATUS_VERSION,
-        peer_id: own.me.clone(),
+        peer_id: own.me.to_string(),
         listen_addrs: i.join_addrs.to_vec(),
         roles,
         started_at_ms: i.started.0,

@@ -2,9 +2,12 @@
 //! have work, who holds which lease). Informational only: every decision goes over a direct
 //! control stream to the seeder (see [`super::control`]).
 
+use std::fmt;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId, node_id_or_empty};
+use crate::model::lease::ShardPhase;
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 
@@ -93,6 +96,24 @@ impl LeaseState {
             LeaseState::Free => "free",
             LeaseState::Failed => "failed",
         }
+    }
+}
+
+impl From<ShardPhase> for LeaseState {
+    /// A shard's phase as the state of its lease (the same four names).
+    fn from(phase: ShardPhase) -> Self {
+        match phase {
+            ShardPhase::Free => LeaseState::Free,
+            ShardPhase::Leased => LeaseState::Leased,
+            ShardPhase::Done => LeaseState::Done,
+            ShardPhase::Failed => LeaseState::Failed,
+        }
+    }
+}
+
+impl fmt::Display for LeaseState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::model::ids::NodeId;
+use crate::protocol::gossip::LeaseState;
+
 /// A shard that exhausted its retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedShard {
@@ -64,8 +67,8 @@ pub struct ShardSummary {
     pub shard: u32,
     /// Archive name.
     pub archive: String,
-    /// `done` or `failed`.
-    pub state: String,
+    /// Where it stands (`done` or `failed` once the dataset is finished), written as its name.
+    pub state: LeaseState,
     /// Input rows assigned to the shard.
     pub rows: u64,
     /// Rows stored.
@@ -74,8 +77,8 @@ pub struct ShardSummary {
     pub failed: u64,
     /// Image bytes stored in its archive.
     pub bytes: u64,
-    /// Peer that completed it.
-    pub done_by: Option<String>,
+    /// Peer that completed it (its base58 text in the overview).
+    pub done_by: Option<NodeId>,
     /// Leases lost before it finished or failed.
     pub failures: u32,
 }

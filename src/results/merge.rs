@@ -30,6 +30,7 @@ use super::{ResultsError, read_results, status_text};
 use crate::archive::{archive_stem, results_path};
 use crate::input::UrlRow;
 use crate::layout::OutDir;
+use crate::protocol::gossip::LeaseState;
 use crate::seed::rowfile;
 
 /// Rows per row group of `results.parquet` (bounds the writer's buffered pages).
@@ -118,7 +119,7 @@ impl DatasetMerge {
             skipped: 0,
             bytes: self.shards.iter().map(|s| s.bytes).sum(),
             shards_total: self.shards.len() as u32,
-            shards_done: self.shards.iter().filter(|s| s.state == "done").count() as u32,
+            shards_done: self.shards.iter().filter(|s| s.state == LeaseState::Done).count() as u32,
             failed_shards: self.failed_shards.clone(),
             error_breakdown: BTreeMap::new(),
             shards: self.shards.clone(),
@@ -213,7 +214,7 @@ fn load_shard(
     };
     // A shard reopened for a retry round that did not finish still has its results.
     if loaded.rows.is_err()
-        || (s.state != "done" && !results_path(&OutDir::new(out).archive(&s.archive)).exists())
+        || (s.state != LeaseState::Done && !results_path(&OutDir::new(out).archive(&s.archive)).exists())
     {
         return loaded;
     }
@@ -337,13 +338,13 @@ fn shard_batch(
             Outcomes::Unreadable => Some(None),
         };
         let mut held_in = None;
-        let (st, mem, k) = match (s.state.as_str(), found) {
+        let (st, mem, k) = match (s.state, found) {
             (_, Some(Some(o))) => {
                 held_in = o.archive;
                 (o.status, o.member, o.error_kind)
             }
             (_, Some(None)) => ("failed", None, Some("results_unreadable".to_string())),
-            ("done", None) => ("failed", None, Some("missing_result".to_string())),
+            (LeaseState::Done, None) => ("failed", None, Some("missing_result".to_string())),
             _ => ("failed", None, Some("shard_failed".to_string())),
         };
         match st {

@@ -8,7 +8,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use super::records::{decode_dataset, decode_legacy_dataset, encode_dataset};
 use super::tables::{DATASETS, EPOCHS, LEGACY_DATASETS, SHARDS, shard_key};
 use super::{DatasetRecord, Msg, ShardRecord, StoreError};
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 
 pub(super) fn spawn(db: Database) -> std::io::Result<mpsc::Sender<Msg>> {
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -72,7 +72,7 @@ fn put_shards(
     db: &Database,
     ds: DatasetId,
     shards: &[(ShardId, ShardRecord)],
-    next_epoch: Option<u64>,
+    next_epoch: Option<Epoch>,
 ) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     {
@@ -92,24 +92,26 @@ fn put_shards(
             .map(|v| v.value())
             .unwrap_or(0);
         table
-            .insert(ds.0.as_slice(), next.max(stored))
+            .insert(ds.0.as_slice(), next.0.max(stored))
             .map_err(db_err)?;
     }
     txn.commit().map_err(db_err)
 }
 
-fn next_epoch(db: &Database, ds: DatasetId) -> Result<u64, StoreError> {
+fn next_epoch(db: &Database, ds: DatasetId) -> Result<Epoch, StoreError> {
     let txn = db.begin_read().map_err(db_err)?;
     let table = match txn.open_table(EPOCHS) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Epoch(0)),
         Err(e) => return Err(db_err(e)),
     };
-    Ok(table
-        .get(ds.0.as_slice())
-        .map_err(db_err)?
-        .map(|v| v.value())
-        .unwrap_or(0))
+    Ok(Epoch(
+        table
+            .get(ds.0.as_slice())
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0),
+    ))
 }
 
 fn load(
@@ -133,8 +135,17 @@ fn load(
             .range(start.as_slice()..=end.as_slice())
             .map_err(db_err)?
         {
-            let (_, v) = item.map_err(db_err)?;
-            shards.push(postcard::from_bytes(v.value())?);
+            let (k, v) = item.map_err(db_err)?;
+            let record = postcard::from_bytes(v.value()).map_err(|source| {
+                let key = k.value();
+                let shard = key.get(16..20).and_then(|b| <[u8; 4]>::try_from(b).ok());
+                StoreError::Shard {
+                    dataset: ds.to_hex(),
+                    shard: shard.map_or(u32::MAX, u32::from_be_bytes),
+                    source,
+                }
+            })?;
+            shards.push(record);
         }
     }
     Ok(Some((rec, shards)))

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use tokio::sync::oneshot;
 
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 
 pub use records::{
     DATASET_RECORD_VERSION, DatasetRecord, RecordError, SeededDatasetRecord, ShardRecord,
@@ -39,6 +39,16 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("lease database holds an unreadable record: {0}")]
     Decode(#[from] postcard::Error),
+    /// A shard record that cannot be decoded (e.g. a holder that is not a peer id).
+    #[error("lease database: the record of shard {shard} of dataset {dataset} is unreadable: {source}")]
+    Shard {
+        /// The dataset (hex).
+        dataset: String,
+        /// The shard number, from the record's key.
+        shard: u32,
+        /// The decoding error.
+        source: postcard::Error,
+    },
     /// A dataset record of an unknown layout version, or unreadable.
     #[error("lease database: {0}")]
     Record(#[from] RecordError),
@@ -58,10 +68,10 @@ pub(crate) enum Msg {
     PutShards(
         DatasetId,
         Vec<(ShardId, ShardRecord)>,
-        Option<u64>,
+        Option<Epoch>,
         oneshot::Sender<Result<(), StoreError>>,
     ),
-    NextEpoch(DatasetId, oneshot::Sender<Result<u64, StoreError>>),
+    NextEpoch(DatasetId, oneshot::Sender<Result<Epoch, StoreError>>),
     Load(
         DatasetId,
         oneshot::Sender<Result<Option<LoadedDataset>, StoreError>>,
@@ -111,7 +121,7 @@ impl Store {
         &self,
         dataset: DatasetId,
         shards: Vec<(ShardId, ShardRecord)>,
-        next_epoch: u64,
+        next_epoch: Epoch,
     ) -> Result<(), StoreError> {
         self.call(|tx| Msg::PutShards(dataset, shards, Some(next_epoch), tx))
             .await?
@@ -124,7 +134,7 @@ impl Store {
         &self,
         dataset: DatasetId,
         shards: Vec<(ShardId, ShardRecord)>,
-        next_epoch: u64,
+        next_epoch: Epoch,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         let sent = self
@@ -137,7 +147,7 @@ impl Store {
     }
 
     /// The next epoch the dataset may hand out, as persisted (0 if never recorded).
-    pub async fn next_epoch(&self, dataset: DatasetId) -> Result<u64, StoreError> {
+    pub async fn next_epoch(&self, dataset: DatasetId) -> Result<Epoch, StoreError> {
         self.call(|tx| Msg::NextEpoch(dataset, tx)).await?
     }
 
@@ -160,3 +170,5 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod compat_tests;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 use crate::model::lease::{LeaseBook, LeaseConfig, ShardPhase};
 use crate::model::time::UnixMillis;
 use crate::seed::SeededDataset;
@@ -37,9 +38,9 @@ async fn reopening_restores_the_lease_book() {
     let other = DatasetId([4; 16]);
     let rec = record(ds, &[5, 6, 7]);
     let mut book = LeaseBook::new(rec.lease, &rec.seeded.shard_rows);
-    let a = book.handle_bid("a", true, UnixMillis(100)).unwrap();
-    let b = book.handle_bid("b", true, UnixMillis(100)).unwrap();
-    book.handle_complete(b.shard, b.epoch, "b", UnixMillis(200))
+    let a = book.handle_bid(node(1), true, UnixMillis(100)).unwrap();
+    let b = book.handle_bid(node(2), true, UnixMillis(100)).unwrap();
+    book.handle_complete(b.shard, b.epoch, node(2), UnixMillis(200))
         .unwrap();
     {
         let store = Store::open(&path).unwrap();
@@ -53,13 +54,13 @@ async fn reopening_restores_the_lease_book() {
             .map(|(i, e)| (ShardId(i as u32), ShardRecord::new(e.clone())))
             .collect();
         store.put_shards(ds, shards.clone()).await.unwrap();
-        assert_eq!(store.next_epoch(ds).await.unwrap(), 0);
+        assert_eq!(store.next_epoch(ds).await.unwrap(), Epoch(0));
         store
-            .put_shards_with_epoch(ds, shards.clone(), 9)
+            .put_shards_with_epoch(ds, shards.clone(), Epoch(9))
             .await
             .unwrap();
         // The mark never goes down.
-        store.put_shards_with_epoch(ds, shards, 4).await.unwrap();
+        store.put_shards_with_epoch(ds, shards, Epoch(4)).await.unwrap();
         // A second open while the first handle lives is refused (one writer per file).
         assert!(Store::open(&path).is_err());
     }
@@ -91,12 +92,12 @@ async fn reopening_restores_the_lease_book() {
     assert_eq!(restored.shards(), expected.as_slice());
     assert_eq!(restored.shard(b.shard).unwrap().phase, ShardPhase::Done);
     let h = restored
-        .check(a.shard, a.epoch, "a", UnixMillis(101))
+        .check(a.shard, a.epoch, node(1), UnixMillis(101))
         .unwrap();
     assert_eq!(h.expires_at, a.expires_at.max(grace));
     assert!(restored.next_epoch() > b.epoch);
-    assert_eq!(store.next_epoch(ds).await.unwrap(), 9);
-    assert_eq!(restored.next_epoch(), 9, "the persisted mark wins");
+    assert_eq!(store.next_epoch(ds).await.unwrap(), Epoch(9));
+    assert_eq!(restored.next_epoch(), Epoch(9), "the persisted mark wins");
     let mut names: Vec<_> = store
         .list()
         .await

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 
 const TTL: u64 = 1_000;
 
@@ -21,12 +22,12 @@ fn book() -> LeaseBook {
 #[test]
 fn bytes_of_a_delivery_keep_its_lease_live_without_renewals() {
     let mut book = book();
-    let a = book.handle_bid("a", true, UnixMillis(0)).unwrap();
+    let a = book.handle_bid(node(1), true, UnixMillis(0)).unwrap();
     // Delivery notes every 800 ms for 5 TTLs, no renewal: the lease never lapses.
     for ms in (800..5_000).step_by(800) {
         assert!(book.handle_timeout(UnixMillis(ms)).is_empty(), "at {ms}");
         assert_eq!(
-            book.handle_delivering(a.shard, a.epoch, "a", UnixMillis(ms)),
+            book.handle_delivering(a.shard, a.epoch, node(1), UnixMillis(ms)),
             Ok(UnixMillis(ms + TTL))
         );
     }
@@ -37,21 +38,21 @@ fn bytes_of_a_delivery_keep_its_lease_live_without_renewals() {
 #[test]
 fn only_the_live_holder_keeps_a_lease_alive() {
     let mut book = book();
-    let a = book.handle_bid("a", true, UnixMillis(0)).unwrap();
+    let a = book.handle_bid(node(1), true, UnixMillis(0)).unwrap();
     assert_eq!(
-        book.handle_delivering(a.shard, a.epoch, "intruder", UnixMillis(10)),
+        book.handle_delivering(a.shard, a.epoch, node(99), UnixMillis(10)),
         Err(LeaseError::NotHolder {
             shard: a.shard,
             epoch: a.epoch
         })
     );
     assert!(
-        book.handle_delivering(a.shard, a.epoch + 1, "a", UnixMillis(10))
+        book.handle_delivering(a.shard, a.epoch.next(), node(1), UnixMillis(10))
             .is_err()
     );
     assert_eq!(book.handle_timeout(UnixMillis(TTL)).len(), 1);
     assert!(
-        book.handle_delivering(a.shard, a.epoch, "a", UnixMillis(TTL + 1))
+        book.handle_delivering(a.shard, a.epoch, node(1), UnixMillis(TTL + 1))
             .is_err()
     );
 }

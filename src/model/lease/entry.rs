@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::ShardId;
+use crate::model::ids::{Epoch, NodeId, ShardId};
 use crate::model::time::UnixMillis;
 
 /// Policy of a lease book.
@@ -50,10 +50,10 @@ pub enum ShardPhase {
 /// One live lease on a shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
-    /// The holder (peer id, base58).
-    pub peer: String,
+    /// The holder (stored as its base58 text).
+    pub peer: NodeId,
     /// The grant's fencing epoch.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// When it was granted.
     pub granted_at: UnixMillis,
     /// When it lapses unless renewed.
@@ -69,14 +69,14 @@ pub struct Holder {
 impl Holder {
     /// A lease granted at `now` (no rows done yet; the grant counts as progress).
     pub(super) fn granted(
-        peer: &str,
-        epoch: u64,
+        peer: NodeId,
+        epoch: Epoch,
         now: UnixMillis,
         expires_at: UnixMillis,
         speculative: bool,
     ) -> Self {
         Holder {
-            peer: peer.to_string(),
+            peer,
             epoch,
             granted_at: now,
             expires_at,
@@ -99,11 +99,11 @@ pub struct ShardEntry {
     /// Failed attempts: leases lost without completion, counted once per distinct peer.
     pub failures: u32,
     /// The distinct peers that lost it (expired, gave it back failed, or stalled), in order.
-    pub failed_by: Vec<String>,
+    pub failed_by: Vec<NodeId>,
     /// The epoch of the winning completion, once `Done`.
-    pub done_epoch: Option<u64>,
+    pub done_epoch: Option<Epoch>,
     /// Who completed it, once `Done`.
-    pub done_by: Option<String>,
+    pub done_by: Option<NodeId>,
     /// Why it failed, once `Failed` (the last loss).
     pub last_error: Option<String>,
 }
@@ -124,7 +124,7 @@ impl ShardEntry {
     }
 
     /// The live holder with `epoch`, if any.
-    pub fn holder(&self, epoch: u64) -> Option<&Holder> {
+    pub fn holder(&self, epoch: Epoch) -> Option<&Holder> {
         self.holders.iter().find(|h| h.epoch == epoch)
     }
 }
@@ -135,7 +135,7 @@ pub struct Lease {
     /// Free, or a leased one when this is a speculative copy.
     pub shard: ShardId,
     /// Its fencing epoch.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// Its expiry.
     pub expires_at: UnixMillis,
     /// Whether it is a speculative copy.
@@ -160,7 +160,7 @@ pub enum LeaseError {
         /// The shard named in the request.
         shard: ShardId,
         /// The epoch presented.
-        epoch: u64,
+        epoch: Epoch,
     },
     /// The holder reported no progress for too long: the lease is revoked.
     #[error("{shard} epoch {epoch} revoked: no progress reported for {secs} s")]
@@ -168,7 +168,7 @@ pub enum LeaseError {
         /// The shard named in the request.
         shard: ShardId,
         /// The epoch presented.
-        epoch: u64,
+        epoch: Epoch,
         /// Seconds without progress.
         secs: u64,
     },
@@ -178,7 +178,7 @@ pub enum LeaseError {
         /// The shard named in the request.
         shard: ShardId,
         /// The epoch presented.
-        epoch: u64,
+        epoch: Epoch,
     },
 }
 
@@ -188,9 +188,9 @@ pub enum LeaseError {
 pub struct LostLease {
     pub shard: ShardId,
     /// The holder that lost it.
-    pub peer: String,
+    pub peer: NodeId,
     /// Its fencing epoch: any later request presenting it is refused.
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// The shard's phase afterwards (`Free`, `Leased` if a copy survives, or `Failed`).
     pub phase_after: ShardPhase,
     /// Why it was lost.
@@ -247,26 +247,18 @@ pub(super) enum Charge {
     PeerAndShard(u32),
 }
 
-/// Removes a holder, charging the loss as `charge` says.
+/// Removes the holder with `epoch`, charging the loss as `charge` says; `None` (and the entry
+/// untouched) when no holder has that epoch.
 pub(super) fn drop_holder(
     entry: &mut ShardEntry,
     shard: ShardId,
-    epoch: u64,
+    epoch: Epoch,
     reason: &str,
     charge: Charge,
-) -> LostLease {
-    let counts = charge != Charge::Nobody;
-    let mut peer = String::new();
-    let mut was_speculative = true;
-    entry.holders.retain(|h| {
-        if h.epoch == epoch {
-            peer = h.peer.clone();
-            was_speculative = h.speculative;
-            false
-        } else {
-            true
-        }
-    });
+) -> Option<LostLease> {
+    let at = entry.holders.iter().position(|h| h.epoch == epoch)?;
+    let gone = entry.holders.remove(at);
+    let peer = gone.peer;
     if entry.holders.is_empty() {
         entry.phase = ShardPhase::Free;
         match charge {
@@ -274,13 +266,13 @@ pub(super) fn drop_holder(
             Charge::Peer => {
                 entry.last_error = Some(reason.to_string());
                 if !entry.failed_by.contains(&peer) {
-                    entry.failed_by.push(peer.clone());
+                    entry.failed_by.push(peer);
                 }
             }
             Charge::PeerAndShard(max_retries) => {
                 entry.last_error = Some(reason.to_string());
                 if !entry.failed_by.contains(&peer) {
-                    entry.failed_by.push(peer.clone());
+                    entry.failed_by.push(peer);
                     entry.failures += 1;
                 }
                 if entry.failures > max_retries {
@@ -288,18 +280,18 @@ pub(super) fn drop_holder(
                 }
             }
         }
-    } else if !was_speculative {
+    } else if !gone.speculative {
         // The primary is gone but a copy survives: it becomes the primary.
         for h in &mut entry.holders {
             h.speculative = false;
         }
     }
-    LostLease {
+    Some(LostLease {
         shard,
         peer,
         epoch,
         phase_after: entry.phase,
         reason: reason.to_string(),
-        peer_fault: counts,
-    }
+        peer_fault: charge != Charge::Nobody,
+    })
 }

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::model::ids::NodeId;
+
 use super::entry::{PhaseCounts, ShardEntry, ShardPhase};
 
 /// The book's derived state; rebuilt from the entries on creation and restore.
@@ -18,7 +20,7 @@ pub(super) struct ShardIndex {
     /// Shards per phase.
     pub counts: PhaseCounts,
     /// Shards done per completing peer.
-    pub done_by: HashMap<String, u32>,
+    pub done_by: HashMap<NodeId, u32>,
 }
 
 impl ShardIndex {
@@ -33,7 +35,7 @@ impl ShardIndex {
 
     /// Replaces what the index knew of shard `i` (`before`: the phase and completing peer it
     /// had) by what `after` says.
-    pub fn update(&mut self, i: usize, before: (ShardPhase, Option<&str>), after: &ShardEntry) {
+    pub fn update(&mut self, i: usize, before: (ShardPhase, Option<NodeId>), after: &ShardEntry) {
         let i32_ = idx32(i);
         self.free.remove(&i32_);
         self.live.remove(&i32_);
@@ -42,11 +44,11 @@ impl ShardIndex {
         *slot = slot.saturating_sub(1);
         if before.0 == ShardPhase::Done
             && let Some(peer) = before.1
-            && let Some(n) = self.done_by.get_mut(peer)
+            && let Some(n) = self.done_by.get_mut(&peer)
         {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.done_by.remove(peer);
+                self.done_by.remove(&peer);
             }
         }
         self.add(i32_, after);
@@ -61,9 +63,9 @@ impl ShardIndex {
         }
         *phase_slot(&mut self.counts, e.phase) += 1;
         if e.phase == ShardPhase::Done
-            && let Some(peer) = &e.done_by
+            && let Some(peer) = e.done_by
         {
-            *self.done_by.entry(peer.clone()).or_default() += 1;
+            *self.done_by.entry(peer).or_default() += 1;
         }
     }
 }

@@ -37,7 +37,7 @@ use entry::{Charge, drop_holder, expected_finish};
 
 use std::time::Duration;
 
-use crate::model::ids::ShardId;
+use crate::model::ids::{Epoch, NodeId, ShardId};
 use crate::model::time::UnixMillis;
 
 pub use entry::{
@@ -63,7 +63,7 @@ pub const MIN_RESTART_GRACE: Duration = Duration::from_secs(30);
 pub struct LeaseBook {
     cfg: LeaseConfig,
     shards: Vec<ShardEntry>,
-    next_epoch: u64,
+    next_epoch: Epoch,
     peers: PeerLedger,
     index: ShardIndex,
 }
@@ -76,7 +76,7 @@ impl LeaseBook {
             cfg,
             index: ShardIndex::build(&shards),
             shards,
-            next_epoch: 1,
+            next_epoch: Epoch(1),
             peers: PeerLedger::new(),
         }
     }
@@ -89,14 +89,14 @@ impl LeaseBook {
     pub fn restore(
         cfg: LeaseConfig,
         mut shards: Vec<ShardEntry>,
-        next_epoch: u64,
+        next_epoch: Epoch,
         now: UnixMillis,
     ) -> Self {
         let max_epoch = shards
             .iter()
             .flat_map(|s| s.holders.iter().map(|h| h.epoch).chain(s.done_epoch))
             .max()
-            .unwrap_or(0);
+            .unwrap_or_default();
         let grace = now.plus(cfg.ttl.max(MIN_RESTART_GRACE));
         for s in &mut shards {
             for h in &mut s.holders {
@@ -114,7 +114,7 @@ impl LeaseBook {
             cfg,
             index: ShardIndex::build(&shards),
             shards,
-            next_epoch: next_epoch.max(max_epoch + 1),
+            next_epoch: next_epoch.max(max_epoch.next()),
             peers: PeerLedger::new(),
         }
     }
@@ -157,14 +157,14 @@ impl LeaseBook {
 
     /// Records that `peer` bid now, granted or not (a peer at its cap still counts as one that
     /// can take a shard another peer failed).
-    pub fn note_bid(&mut self, peer: &str, now: UnixMillis) {
+    pub fn note_bid(&mut self, peer: NodeId, now: UnixMillis) {
         self.peers.note_bid(peer, now);
     }
 
     /// Whether `peer` may get a lease now: faults back it off, then exclude it from the
     /// dataset, but only while another admissible peer has bid within the last TTL (a lone
     /// worker is backed off, never shut out, so a run cannot stall on exclusions).
-    pub fn admission(&self, peer: &str, now: UnixMillis) -> Admission {
+    pub fn admission(&self, peer: NodeId, now: UnixMillis) -> Admission {
         match self.peers.admission(peer, now) {
             Admission::Excluded { .. }
                 if !self.peers.someone_else_active(peer, &[], self.cfg.ttl, now) =>
@@ -181,13 +181,13 @@ impl LeaseBook {
     }
 
     /// Shards completed by `peer`, as recorded here.
-    pub fn completed_by(&self, peer: &str) -> u32 {
-        self.index.done_by.get(peer).copied().unwrap_or(0)
+    pub fn completed_by(&self, peer: NodeId) -> u32 {
+        self.index.done_by.get(&peer).copied().unwrap_or(0)
     }
 
     /// The most leases `peer` may hold at once by what the seeder measured: a small start,
     /// plus one per completion recorded.
-    pub fn peer_cap(&self, peer: &str) -> u32 {
+    pub fn peer_cap(&self, peer: NodeId) -> u32 {
         peer_cap(self.completed_by(peer))
     }
 
@@ -207,7 +207,7 @@ impl LeaseBook {
     }
 
     /// The next epoch that will be handed out (persisted implicitly through the entries).
-    pub fn next_epoch(&self) -> u64 {
+    pub fn next_epoch(&self) -> Epoch {
         self.next_epoch
     }
 
@@ -223,7 +223,7 @@ impl LeaseBook {
     }
 
     /// Live leases held by `peer` across the book.
-    pub fn held_by(&self, peer: &str) -> u32 {
+    pub fn held_by(&self, peer: NodeId) -> u32 {
         let n = self
             .live_entries()
             .flat_map(|(_, s)| s.holders.iter())
@@ -250,7 +250,7 @@ impl LeaseBook {
     /// does not already hold it. `None` when there is nothing to give.
     pub fn handle_bid(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         allow_speculative: bool,
         now: UnixMillis,
     ) -> Option<Lease> {
@@ -261,7 +261,7 @@ impl LeaseBook {
     /// skips shards whose hosts are taken); at most [`BID_SCAN`] free shards are asked.
     pub fn handle_bid_where(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         allow_speculative: bool,
         now: UnixMillis,
         mut accept: impl FnMut(ShardId) -> bool,
@@ -306,8 +306,8 @@ impl LeaseBook {
     pub fn check(
         &self,
         shard: ShardId,
-        epoch: u64,
-        peer: &str,
+        epoch: Epoch,
+        peer: NodeId,
         now: UnixMillis,
     ) -> Result<&Holder, LeaseError> {
         let entry = self.entry(shard)?;
@@ -328,8 +328,8 @@ impl LeaseBook {
     pub fn handle_delivering(
         &mut self,
         shard: ShardId,
-        epoch: u64,
-        peer: &str,
+        epoch: Epoch,
+        peer: NodeId,
         now: UnixMillis,
     ) -> Result<UnixMillis, LeaseError> {
         self.check(shard, epoch, peer, now)?;
@@ -341,8 +341,8 @@ impl LeaseBook {
     pub fn handle_renew(
         &mut self,
         shard: ShardId,
-        epoch: u64,
-        peer: &str,
+        epoch: Epoch,
+        peer: NodeId,
         rows_done: u64,
         now: UnixMillis,
     ) -> Result<UnixMillis, LeaseError> {
@@ -368,8 +368,8 @@ impl LeaseBook {
     pub fn handle_complete(
         &mut self,
         shard: ShardId,
-        epoch: u64,
-        peer: &str,
+        epoch: Epoch,
+        peer: NodeId,
         now: UnixMillis,
     ) -> Result<Vec<Holder>, LeaseError> {
         self.check(shard, epoch, peer, now)?;
@@ -382,7 +382,7 @@ impl LeaseBook {
                 .collect();
             entry.phase = ShardPhase::Done;
             entry.done_epoch = Some(epoch);
-            entry.done_by = Some(peer.to_string());
+            entry.done_by = Some(peer);
             others
         });
         self.peers.on_completion(peer);
@@ -397,8 +397,8 @@ impl LeaseBook {
     pub fn handle_abandon(
         &mut self,
         shard: ShardId,
-        epoch: u64,
-        peer: &str,
+        epoch: Epoch,
+        peer: NodeId,
         reason: &str,
         failed: bool,
         now: UnixMillis,
@@ -412,7 +412,7 @@ impl LeaseBook {
 
     /// Expires every lease whose expiry is at or before `now`.
     pub fn handle_timeout(&mut self, now: UnixMillis) -> Vec<LostLease> {
-        let lapsed: Vec<(ShardId, u64)> = self
+        let lapsed: Vec<(ShardId, Epoch)> = self
             .live_entries()
             .flat_map(|(idx, entry)| {
                 entry
@@ -436,17 +436,19 @@ impl LeaseBook {
     fn lose(
         &mut self,
         shard: ShardId,
-        epoch: u64,
+        epoch: Epoch,
         reason: &str,
         charge: Charge,
         now: UnixMillis,
     ) -> Result<LostLease, LeaseError> {
         self.entry(shard)?;
-        let lost = self.mutate(shard.0 as usize, |entry| {
-            drop_holder(entry, shard, epoch, reason, charge)
-        });
+        let lost = self
+            .mutate(shard.0 as usize, |entry| {
+                drop_holder(entry, shard, epoch, reason, charge)
+            })
+            .ok_or(LeaseError::StaleEpoch { shard, epoch })?;
         if charge != Charge::Nobody {
-            self.peers.on_fault(&lost.peer, reason, self.cfg.ttl, now);
+            self.peers.on_fault(lost.peer, reason, self.cfg.ttl, now);
         }
         Ok(lost)
     }
@@ -455,7 +457,7 @@ impl LeaseBook {
     /// other admissible peer has bid within the last TTL.
     fn free_shard_for(
         &self,
-        peer: &str,
+        peer: NodeId,
         now: UnixMillis,
         accept: &mut impl FnMut(ShardId) -> bool,
     ) -> Option<usize> {
@@ -467,7 +469,7 @@ impl LeaseBook {
                 .filter_map(|i| self.shards.get(i).map(|s| (i, s)))
         };
         let found = free()
-            .filter(|(_, s)| !s.failed_by.iter().any(|p| p == peer))
+            .filter(|(_, s)| !s.failed_by.contains(&peer))
             .take(BID_SCAN)
             .find(|(i, _)| accept(shard_id(*i)));
         found
@@ -510,24 +512,24 @@ impl LeaseBook {
     fn mutate<R>(&mut self, idx: usize, f: impl FnOnce(&mut ShardEntry) -> R) -> R {
         let entry = &mut self.shards[idx];
         let phase = entry.phase;
-        let done_by = entry.done_by.clone();
+        let done_by = entry.done_by;
         let r = f(entry);
-        self.index.update(idx, (phase, done_by.as_deref()), entry);
+        self.index.update(idx, (phase, done_by), entry);
         r
     }
 
     /// Whether `s` may get a tail copy (for `peer`, who must not hold it already).
-    fn copyable(&self, s: &ShardEntry, peer: Option<&str>, now: UnixMillis) -> bool {
+    fn copyable(&self, s: &ShardEntry, peer: Option<NodeId>, now: UnixMillis) -> bool {
         s.phase == ShardPhase::Leased
             && s.holders.len() == 1
             && s.holders.iter().all(|h| {
-                Some(h.peer.as_str()) != peer && now.since(h.granted_at) >= self.cfg.copy_after
+                Some(h.peer) != peer && now.since(h.granted_at) >= self.cfg.copy_after
             })
     }
 
-    fn take_epoch(&mut self) -> u64 {
+    fn take_epoch(&mut self) -> Epoch {
         let e = self.next_epoch;
-        self.next_epoch += 1;
+        self.next_epoch = e.next();
         e
     }
 
@@ -550,7 +552,7 @@ impl LeaseBook {
             .ok_or(LeaseError::UnknownShard(shard))
     }
 
-    fn holder_mut(&mut self, shard: ShardId, epoch: u64) -> Result<&mut Holder, LeaseError> {
+    fn holder_mut(&mut self, shard: ShardId, epoch: Epoch) -> Result<&mut Holder, LeaseError> {
         self.entry_mut(shard)?
             .holders
             .iter_mut()

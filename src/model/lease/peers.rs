@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::model::ids::NodeId;
 use crate::model::time::UnixMillis;
 
 /// Leases a peer with no recorded completion may hold at once.
@@ -64,7 +65,7 @@ pub enum Admission {
 /// The seeder's record of every peer of one dataset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerLedger {
-    peers: BTreeMap<String, PeerRecord>,
+    peers: BTreeMap<NodeId, PeerRecord>,
 }
 
 impl PeerLedger {
@@ -74,18 +75,18 @@ impl PeerLedger {
     }
 
     /// One peer's record.
-    pub fn get(&self, peer: &str) -> Option<&PeerRecord> {
-        self.peers.get(peer)
+    pub fn get(&self, peer: NodeId) -> Option<&PeerRecord> {
+        self.peers.get(&peer)
     }
 
     /// Records a bid from `peer`.
-    pub fn note_bid(&mut self, peer: &str, now: UnixMillis) {
+    pub fn note_bid(&mut self, peer: NodeId, now: UnixMillis) {
         self.entry(peer).last_bid = Some(now);
     }
 
     /// Whether `peer` may get a lease now.
-    pub fn admission(&self, peer: &str, now: UnixMillis) -> Admission {
-        let Some(r) = self.peers.get(peer) else {
+    pub fn admission(&self, peer: NodeId, now: UnixMillis) -> Admission {
+        let Some(r) = self.peers.get(&peer) else {
             return Admission::Admitted;
         };
         if r.consecutive_faults >= MAX_PEER_FAULTS {
@@ -103,7 +104,7 @@ impl PeerLedger {
     }
 
     /// Charges `peer` one fault.
-    pub fn on_fault(&mut self, peer: &str, cause: &str, ttl: Duration, now: UnixMillis) {
+    pub fn on_fault(&mut self, peer: NodeId, cause: &str, ttl: Duration, now: UnixMillis) {
         let r = self.entry(peer);
         r.consecutive_faults = r.consecutive_faults.saturating_add(1);
         r.faults = r.faults.saturating_add(1);
@@ -116,7 +117,7 @@ impl PeerLedger {
     }
 
     /// `peer` completed a shard: its consecutive faults are forgiven.
-    pub fn on_completion(&mut self, peer: &str) {
+    pub fn on_completion(&mut self, peer: NodeId) {
         let r = self.entry(peer);
         r.consecutive_faults = 0;
         r.backoff_until = UnixMillis(0);
@@ -126,13 +127,13 @@ impl PeerLedger {
     /// and may get a lease: someone else can take a shard `peer` failed.
     pub fn someone_else_active(
         &self,
-        peer: &str,
-        except: &[String],
+        peer: NodeId,
+        except: &[NodeId],
         window: Duration,
         now: UnixMillis,
     ) -> bool {
         self.peers.iter().any(|(p, r)| {
-            p != peer
+            *p != peer
                 && !except.contains(p)
                 && r.last_bid.is_some_and(|at| now.since(at) < window)
                 && r.consecutive_faults < MAX_PEER_FAULTS
@@ -140,28 +141,28 @@ impl PeerLedger {
     }
 
     /// Peers excluded from the dataset, with their cause.
-    pub fn excluded(&self) -> Vec<(String, String)> {
+    pub fn excluded(&self) -> Vec<(NodeId, String)> {
         self.peers
             .iter()
             .filter(|(_, r)| r.consecutive_faults >= MAX_PEER_FAULTS)
-            .map(|(p, r)| (p.clone(), r.last_fault.clone().unwrap_or_default()))
+            .map(|(p, r)| (*p, r.last_fault.clone().unwrap_or_default()))
             .collect()
     }
 
-    fn entry(&mut self, peer: &str) -> &mut PeerRecord {
-        if !self.peers.contains_key(peer) && self.peers.len() >= MAX_PEERS {
+    fn entry(&mut self, peer: NodeId) -> &mut PeerRecord {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             // Forget the peer seen longest ago that is not excluded.
             let oldest = self
                 .peers
                 .iter()
                 .filter(|(_, r)| r.consecutive_faults < MAX_PEER_FAULTS)
                 .min_by_key(|(_, r)| r.last_bid)
-                .map(|(p, _)| p.clone());
+                .map(|(p, _)| *p);
             if let Some(p) = oldest {
                 self.peers.remove(&p);
             }
         }
-        self.peers.entry(peer.to_string()).or_default()
+        self.peers.entry(peer).or_default()
     }
 }
 
@@ -173,40 +174,42 @@ pub fn peer_cap(completions: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ids::seeded_node_id;
 
     const TTL: Duration = Duration::from_secs(10);
 
     #[test]
     fn faults_back_off_then_exclude_and_completions_forgive() {
+        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
         let mut l = PeerLedger::new();
-        assert_eq!(l.admission("a", UnixMillis(0)), Admission::Admitted);
-        l.on_fault("a", "disk full", TTL, UnixMillis(0));
+        assert_eq!(l.admission(a, UnixMillis(0)), Admission::Admitted);
+        l.on_fault(a, "disk full", TTL, UnixMillis(0));
         assert_eq!(
-            l.admission("a", UnixMillis(5_000)),
+            l.admission(a, UnixMillis(5_000)),
             Admission::BackOff {
                 until: UnixMillis(10_000)
             }
         );
-        assert_eq!(l.admission("a", UnixMillis(10_000)), Admission::Admitted);
-        l.on_fault("a", "disk full", TTL, UnixMillis(10_000));
+        assert_eq!(l.admission(a, UnixMillis(10_000)), Admission::Admitted);
+        l.on_fault(a, "disk full", TTL, UnixMillis(10_000));
         assert_eq!(
-            l.admission("a", UnixMillis(10_000)),
+            l.admission(a, UnixMillis(10_000)),
             Admission::BackOff {
                 until: UnixMillis(30_000)
             }
         );
-        l.on_completion("a");
-        assert_eq!(l.admission("a", UnixMillis(10_000)), Admission::Admitted);
+        l.on_completion(a);
+        assert_eq!(l.admission(a, UnixMillis(10_000)), Admission::Admitted);
         for i in 0..MAX_PEER_FAULTS {
             l.on_fault(
-                "a",
+                a,
                 &format!("No space left on device ({i})"),
                 TTL,
                 UnixMillis(0),
             );
         }
         assert_eq!(
-            l.admission("a", UnixMillis(1 << 40)),
+            l.admission(a, UnixMillis(1 << 40)),
             Admission::Excluded {
                 faults: 3,
                 cause: "No space left on device (2)".into()
@@ -214,20 +217,21 @@ mod tests {
         );
         assert_eq!(l.excluded().len(), 1);
         // Another peer is unaffected.
-        assert_eq!(l.admission("b", UnixMillis(0)), Admission::Admitted);
+        assert_eq!(l.admission(b, UnixMillis(0)), Admission::Admitted);
     }
 
     #[test]
     fn backoff_is_bounded() {
+        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
         let mut l = PeerLedger::new();
         for _ in 0..2 {
-            l.on_fault("a", "x", TTL, UnixMillis(0));
+            l.on_fault(a, "x", TTL, UnixMillis(0));
         }
-        l.on_completion("a");
+        l.on_completion(a);
         for _ in 0..2 {
-            l.on_fault("a", "x", TTL, UnixMillis(0));
+            l.on_fault(a, "x", TTL, UnixMillis(0));
         }
-        let Admission::BackOff { until } = l.admission("a", UnixMillis(0)) else {
+        let Admission::BackOff { until } = l.admission(a, UnixMillis(0)) else {
             panic!("backing off");
         };
         assert!(until.0 <= u64::from(MAX_BACKOFF_TTLS) * 10_000);
@@ -235,27 +239,29 @@ mod tests {
 
     #[test]
     fn someone_else_is_a_recent_admissible_bidder() {
+        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
         let mut l = PeerLedger::new();
-        l.note_bid("a", UnixMillis(0));
-        assert!(!l.someone_else_active("a", &[], TTL, UnixMillis(1)));
-        l.note_bid("b", UnixMillis(0));
-        assert!(l.someone_else_active("a", &[], TTL, UnixMillis(1)));
-        assert!(!l.someone_else_active("a", &["b".into()], TTL, UnixMillis(1)));
-        assert!(!l.someone_else_active("a", &[], TTL, UnixMillis(10_000)));
+        l.note_bid(a, UnixMillis(0));
+        assert!(!l.someone_else_active(a, &[], TTL, UnixMillis(1)));
+        l.note_bid(b, UnixMillis(0));
+        assert!(l.someone_else_active(a, &[], TTL, UnixMillis(1)));
+        assert!(!l.someone_else_active(a, &[b], TTL, UnixMillis(1)));
+        assert!(!l.someone_else_active(a, &[], TTL, UnixMillis(10_000)));
         for _ in 0..MAX_PEER_FAULTS {
-            l.on_fault("b", "x", TTL, UnixMillis(0));
+            l.on_fault(b, "x", TTL, UnixMillis(0));
         }
-        assert!(!l.someone_else_active("a", &[], TTL, UnixMillis(1)));
+        assert!(!l.someone_else_active(a, &[], TTL, UnixMillis(1)));
     }
 
     #[test]
     fn a_peer_known_only_by_completion_or_fault_is_not_a_bidder() {
         // Found by the reference-model proptest: a record created by a completion had a last
         // bid at time 0, so at time 0 it counted as a recent bidder.
+        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
         let mut l = PeerLedger::new();
-        l.on_completion("a");
-        l.on_fault("b", "x", TTL, UnixMillis(0));
-        assert!(!l.someone_else_active("c", &[], TTL, UnixMillis(0)));
+        l.on_completion(a);
+        l.on_fault(b, "x", TTL, UnixMillis(0));
+        assert!(!l.someone_else_active(c, &[], TTL, UnixMillis(0)));
     }
 
     #[test]

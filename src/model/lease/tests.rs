@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 
 const TTL: u64 = 1_000;
 /// [`super::MIN_RESTART_GRACE`] in milliseconds.
@@ -27,23 +28,23 @@ fn t(ms: u64) -> UnixMillis {
 #[test]
 fn grant_renew_complete_happy_path() {
     let mut book = LeaseBook::new(cfg(1), &[10, 20]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
     assert_eq!((a.shard, a.speculative), (ShardId(0), false));
     assert_eq!(a.expires_at, t(TTL));
-    let b = book.handle_bid("b", true, t(10)).unwrap();
+    let b = book.handle_bid(node(2), true, t(10)).unwrap();
     assert_eq!(b.shard, ShardId(1));
     assert!(b.epoch > a.epoch);
     assert_eq!(
-        book.handle_renew(a.shard, a.epoch, "a", 5, t(500)),
+        book.handle_renew(a.shard, a.epoch, node(1), 5, t(500)),
         Ok(t(500 + TTL))
     );
     assert_eq!(
-        book.handle_complete(a.shard, a.epoch, "a", t(600)),
+        book.handle_complete(a.shard, a.epoch, node(1), t(600)),
         Ok(vec![])
     );
     assert_eq!(book.shard(a.shard).unwrap().phase, ShardPhase::Done);
     assert_eq!(
-        book.handle_complete(a.shard, a.epoch, "a", t(700)),
+        book.handle_complete(a.shard, a.epoch, node(1), t(700)),
         Err(LeaseError::AlreadyDone(a.shard))
     );
     assert_eq!(book.poll_timeout(), Some(t(10 + TTL)));
@@ -52,7 +53,7 @@ fn grant_renew_complete_happy_path() {
 #[test]
 fn expiry_re_leases_and_fences_the_old_holder() {
     let mut book = LeaseBook::new(cfg(3), &[10]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
     assert!(
         book.handle_timeout(t(TTL - 1)).is_empty(),
         "nothing expires early"
@@ -60,12 +61,12 @@ fn expiry_re_leases_and_fences_the_old_holder() {
     let lost = book.handle_timeout(t(TTL));
     assert_eq!(lost.len(), 1);
     assert_eq!(lost[0].phase_after, ShardPhase::Free);
-    let b = book.handle_bid("b", true, t(TTL + 1)).unwrap();
+    let b = book.handle_bid(node(2), true, t(TTL + 1)).unwrap();
     assert_eq!(b.shard, a.shard);
     assert!(b.epoch > a.epoch);
     // The silent worker comes back late: its epoch is stale.
     assert_eq!(
-        book.handle_complete(a.shard, a.epoch, "a", t(TTL + 2)),
+        book.handle_complete(a.shard, a.epoch, node(1), t(TTL + 2)),
         Err(LeaseError::StaleEpoch {
             shard: a.shard,
             epoch: a.epoch
@@ -73,11 +74,11 @@ fn expiry_re_leases_and_fences_the_old_holder() {
     );
     // Someone else presenting b's epoch is refused too.
     assert!(matches!(
-        book.handle_complete(b.shard, b.epoch, "a", t(TTL + 2)),
+        book.handle_complete(b.shard, b.epoch, node(1), t(TTL + 2)),
         Err(LeaseError::NotHolder { .. })
     ));
     assert!(
-        book.handle_complete(b.shard, b.epoch, "b", t(TTL + 3))
+        book.handle_complete(b.shard, b.epoch, node(2), t(TTL + 3))
             .is_ok()
     );
 }
@@ -85,14 +86,14 @@ fn expiry_re_leases_and_fences_the_old_holder() {
 #[test]
 fn retries_are_bounded() {
     let mut book = LeaseBook::new(cfg(1), &[10]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
     let lost = book.handle_timeout(a.expires_at);
     assert_eq!(lost[0].phase_after, ShardPhase::Free);
-    book.handle_bid("b", true, t(TTL + 2)).unwrap();
+    book.handle_bid(node(2), true, t(TTL + 2)).unwrap();
     let lost = book.handle_timeout(t(2 * TTL + 2));
     assert_eq!(lost[0].phase_after, ShardPhase::Failed);
     assert!(book.is_finished());
-    assert_eq!(book.handle_bid("c", true, t(3 + TTL)), None);
+    assert_eq!(book.handle_bid(node(3), true, t(3 + TTL)), None);
     assert_eq!(
         book.shard(ShardId(0)).unwrap().last_error.as_deref(),
         Some("lease expired")
@@ -102,30 +103,30 @@ fn retries_are_bounded() {
 #[test]
 fn tail_copy_goes_to_another_peer_and_first_completion_wins() {
     let mut book = LeaseBook::new(cfg(3), &[100, 100]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
-    let b = book.handle_bid("b", true, t(0)).unwrap();
-    book.handle_renew(a.shard, a.epoch, "a", 90, t(500))
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
+    let b = book.handle_bid(node(2), true, t(0)).unwrap();
+    book.handle_renew(a.shard, a.epoch, node(1), 90, t(500))
         .unwrap();
-    book.handle_renew(b.shard, b.epoch, "b", 10, t(500))
+    book.handle_renew(b.shard, b.epoch, node(2), 10, t(500))
         .unwrap();
     assert_eq!(
-        book.handle_bid("c", false, t(600)),
+        book.handle_bid(node(3), false, t(600)),
         None,
         "copies only if allowed"
     );
-    let c = book.handle_bid("c", true, t(600)).unwrap();
+    let c = book.handle_bid(node(3), true, t(600)).unwrap();
     assert!(c.speculative);
     assert_eq!(c.shard, b.shard, "the slowest shard is copied");
     // Never a copy of one's own shard, at most one copy per shard.
-    assert_eq!(book.handle_bid("a", true, t(600)), None);
-    let d = book.handle_bid("d", true, t(600)).unwrap();
+    assert_eq!(book.handle_bid(node(1), true, t(600)), None);
+    let d = book.handle_bid(node(4), true, t(600)).unwrap();
     assert_eq!(d.shard, a.shard);
-    assert_eq!(book.handle_bid("e", true, t(600)), None);
-    let cancelled = book.handle_complete(c.shard, c.epoch, "c", t(700)).unwrap();
+    assert_eq!(book.handle_bid(node(5), true, t(600)), None);
+    let cancelled = book.handle_complete(c.shard, c.epoch, node(3), t(700)).unwrap();
     assert_eq!(cancelled.len(), 1);
-    assert_eq!(cancelled[0].peer, "b");
+    assert_eq!(cancelled[0].peer, node(2));
     assert!(
-        book.handle_renew(b.shard, b.epoch, "b", 20, t(800))
+        book.handle_renew(b.shard, b.epoch, node(2), 20, t(800))
             .is_err()
     );
 }
@@ -134,9 +135,9 @@ fn tail_copy_goes_to_another_peer_and_first_completion_wins() {
 fn a_worker_going_away_costs_the_shard_nothing() {
     let mut book = LeaseBook::new(cfg(0), &[10]);
     for i in 0..5 {
-        let l = book.handle_bid("a", true, t(i)).unwrap();
+        let l = book.handle_bid(node(1), true, t(i)).unwrap();
         let lost = book
-            .handle_abandon(l.shard, l.epoch, "a", "shutdown", false, t(i))
+            .handle_abandon(l.shard, l.epoch, node(1), "shutdown", false, t(i))
             .unwrap();
         assert_eq!(lost.phase_after, ShardPhase::Free);
     }
@@ -152,19 +153,19 @@ fn shards_that_just_started_are_not_copied() {
         },
         &[10],
     );
-    book.handle_bid("a", true, t(0)).unwrap();
+    book.handle_bid(node(1), true, t(0)).unwrap();
     assert_eq!(book.open_count(t(499)), 0);
-    assert_eq!(book.handle_bid("b", true, t(499)), None);
+    assert_eq!(book.handle_bid(node(2), true, t(499)), None);
     assert_eq!(book.open_count(t(500)), 1);
-    assert!(book.handle_bid("b", true, t(500)).unwrap().speculative);
+    assert!(book.handle_bid(node(2), true, t(500)).unwrap().speculative);
     assert_eq!(book.open_count(t(501)), 0);
 }
 
 #[test]
 fn a_surviving_copy_becomes_primary() {
     let mut book = LeaseBook::new(cfg(0), &[10]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
-    let b = book.handle_bid("b", true, t(500)).unwrap();
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
+    let b = book.handle_bid(node(2), true, t(500)).unwrap();
     assert!(b.speculative);
     let lost = book.handle_timeout(t(TTL));
     assert_eq!(lost.len(), 1);
@@ -178,10 +179,10 @@ fn a_surviving_copy_becomes_primary() {
 #[test]
 fn restore_keeps_holders_and_epochs_grow() {
     let mut book = LeaseBook::new(cfg(2), &[1, 2, 3]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
-    let b = book.handle_bid("b", true, t(0)).unwrap();
-    book.handle_complete(b.shard, b.epoch, "b", t(1)).unwrap();
-    let restored = LeaseBook::restore(cfg(2), book.shards().to_vec(), 0, t(0));
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
+    let b = book.handle_bid(node(2), true, t(0)).unwrap();
+    book.handle_complete(b.shard, b.epoch, node(2), t(1)).unwrap();
+    let restored = LeaseBook::restore(cfg(2), book.shards().to_vec(), Epoch(0), t(0));
     // Holders keep their leases, with at least the restart grace to renew.
     let mut expected = book.shards().to_vec();
     for h in expected.iter_mut().flat_map(|s| s.holders.iter_mut()) {
@@ -189,7 +190,7 @@ fn restore_keeps_holders_and_epochs_grow() {
     }
     assert_eq!(restored.shards(), expected.as_slice());
     assert!(restored.next_epoch() > b.epoch);
-    assert!(restored.check(a.shard, a.epoch, "a", t(2)).is_ok());
+    assert!(restored.check(a.shard, a.epoch, node(1), t(2)).is_ok());
     assert_eq!(restored.counts().done, 1);
 }
 
@@ -197,19 +198,19 @@ fn restore_keeps_holders_and_epochs_grow() {
 fn one_peer_cannot_fail_a_shard_alone() {
     let mut book = LeaseBook::new(cfg(1), &[10]);
     for i in 0..20 {
-        let l = book.handle_bid("hostile", true, t(i * 100_000)).unwrap();
-        book.handle_abandon(l.shard, l.epoch, "hostile", "x", true, t(i * 100_000))
+        let l = book.handle_bid(node(66), true, t(i * 100_000)).unwrap();
+        book.handle_abandon(l.shard, l.epoch, node(66), "x", true, t(i * 100_000))
             .unwrap();
     }
     let e = book.shard(ShardId(0)).unwrap();
     // Failed give-backs charge the peer, not the shard.
     assert_eq!((e.phase, e.failures), (ShardPhase::Free, 0));
-    assert_eq!(e.failed_by, vec!["hostile".to_string()]);
+    assert_eq!(e.failed_by, vec![node(66)]);
     // Expiries do count against the shard, once per distinct peer.
-    let l = book.handle_bid("b", true, t(3_000_000)).unwrap();
+    let l = book.handle_bid(node(2), true, t(3_000_000)).unwrap();
     let lost = book.handle_timeout(l.expires_at);
     assert_eq!(lost[0].phase_after, ShardPhase::Free);
-    let l = book.handle_bid("c", true, t(4_000_000)).unwrap();
+    let l = book.handle_bid(node(3), true, t(4_000_000)).unwrap();
     let lost = book.handle_timeout(l.expires_at);
     assert_eq!(lost[0].phase_after, ShardPhase::Failed);
     assert!(lost[0].peer_fault);
@@ -218,41 +219,41 @@ fn one_peer_cannot_fail_a_shard_alone() {
 #[test]
 fn a_failed_shard_goes_to_another_peer_while_one_is_around() {
     let mut book = LeaseBook::new(cfg(3), &[10, 10]);
-    book.handle_bid("b", true, t(0)).unwrap(); // b is around (and holds shard 0)
-    let a = book.handle_bid("a", true, t(0)).unwrap();
+    book.handle_bid(node(2), true, t(0)).unwrap(); // b is around (and holds shard 0)
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
     assert_eq!(a.shard, ShardId(1));
-    book.handle_abandon(a.shard, a.epoch, "a", "No space left on device", true, t(1))
+    book.handle_abandon(a.shard, a.epoch, node(1), "No space left on device", true, t(1))
         .unwrap();
     // a backs off; after that, b has bid recently, so a does not get shard 1 back.
     assert!(matches!(
-        book.admission("a", t(2)),
+        book.admission(node(1), t(2)),
         Admission::BackOff { .. }
     ));
-    book.note_bid("b", t(TTL)); // b bid again (at its cap: nothing granted)
-    assert_eq!(book.handle_bid("a", true, t(TTL + 1)), None);
+    book.note_bid(node(2), t(TTL)); // b bid again (at its cap: nothing granted)
+    assert_eq!(book.handle_bid(node(1), true, t(TTL + 1)), None);
     assert_eq!(
-        book.handle_bid("b", true, t(TTL + 2)).unwrap().shard,
+        book.handle_bid(node(2), true, t(TTL + 2)).unwrap().shard,
         ShardId(1)
     );
     // Alone, a peer does get a shard it failed before.
     let mut book = LeaseBook::new(cfg(3), &[10]);
-    let l = book.handle_bid("a", true, t(0)).unwrap();
-    book.handle_abandon(l.shard, l.epoch, "a", "x", true, t(0))
+    let l = book.handle_bid(node(1), true, t(0)).unwrap();
+    book.handle_abandon(l.shard, l.epoch, node(1), "x", true, t(0))
         .unwrap();
-    assert!(book.handle_bid("a", true, t(5 * TTL)).is_some());
+    assert!(book.handle_bid(node(1), true, t(5 * TTL)).is_some());
 }
 
 #[test]
 fn repeated_faults_exclude_a_peer_and_completions_raise_its_cap() {
     let mut book = LeaseBook::new(cfg(10), &[10; 8]);
-    assert_eq!(book.peer_cap("a"), INITIAL_PEER_CAP);
+    assert_eq!(book.peer_cap(node(1)), INITIAL_PEER_CAP);
     let mut now = 0;
     for _ in 0..MAX_PEER_FAULTS {
-        let l = book.handle_bid("a", true, t(now)).unwrap();
+        let l = book.handle_bid(node(1), true, t(now)).unwrap();
         book.handle_abandon(
             l.shard,
             l.epoch,
-            "a",
+            node(1),
             "engine failure: disk full",
             true,
             t(now),
@@ -261,28 +262,28 @@ fn repeated_faults_exclude_a_peer_and_completions_raise_its_cap() {
         now += 100 * TTL;
     }
     // Alone, it is only backed off; with another peer around, it is excluded.
-    assert_eq!(book.admission("a", t(now)), Admission::Admitted);
-    book.note_bid("b", t(now));
+    assert_eq!(book.admission(node(1), t(now)), Admission::Admitted);
+    book.note_bid(node(2), t(now));
     assert!(matches!(
-        book.admission("a", t(now)),
+        book.admission(node(1), t(now)),
         Admission::Excluded { faults: 3, .. }
     ));
-    let b = book.handle_bid("b", true, t(now)).unwrap();
-    book.handle_complete(b.shard, b.epoch, "b", t(now)).unwrap();
-    assert_eq!(book.completed_by("b"), 1);
-    assert_eq!(book.peer_cap("b"), INITIAL_PEER_CAP + 1);
+    let b = book.handle_bid(node(2), true, t(now)).unwrap();
+    book.handle_complete(b.shard, b.epoch, node(2), t(now)).unwrap();
+    assert_eq!(book.completed_by(node(2)), 1);
+    assert_eq!(book.peer_cap(node(2)), INITIAL_PEER_CAP + 1);
 }
 
 #[test]
 fn a_lease_without_progress_is_revoked() {
     let mut book = LeaseBook::new(cfg(3), &[10]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
     let mut now = 0;
     // Progress keeps it alive.
     for rows in 1..=5 {
         now += TTL / 2;
         assert!(
-            book.handle_renew(a.shard, a.epoch, "a", rows, t(now))
+            book.handle_renew(a.shard, a.epoch, node(1), rows, t(now))
                 .is_ok()
         );
     }
@@ -290,7 +291,7 @@ fn a_lease_without_progress_is_revoked() {
     let stalled_from = now;
     loop {
         now += TTL / 2;
-        match book.handle_renew(a.shard, a.epoch, "a", 5, t(now)) {
+        match book.handle_renew(a.shard, a.epoch, node(1), 5, t(now)) {
             Ok(_) => assert!(now - stalled_from < u64::from(STALL_TTLS) * TTL),
             Err(e) => {
                 assert!(matches!(e, LeaseError::Stalled { .. }), "{e}");
@@ -303,11 +304,11 @@ fn a_lease_without_progress_is_revoked() {
     assert_eq!((e.phase, e.failures), (ShardPhase::Free, 1));
     // A holder that finished downloading (uploading) is not stalled.
     let mut book = LeaseBook::new(cfg(3), &[10]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
-    book.handle_renew(a.shard, a.epoch, "a", 10, t(1)).unwrap();
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
+    book.handle_renew(a.shard, a.epoch, node(1), 10, t(1)).unwrap();
     for i in 1..20 {
         assert!(
-            book.handle_renew(a.shard, a.epoch, "a", 10, t(i * TTL / 2))
+            book.handle_renew(a.shard, a.epoch, node(1), 10, t(i * TTL / 2))
                 .is_ok()
         );
     }
@@ -316,19 +317,19 @@ fn a_lease_without_progress_is_revoked() {
 #[test]
 fn a_restart_gives_holders_a_grace_ttl_and_reopens_within_new_retries() {
     let mut book = LeaseBook::new(cfg(0), &[10, 10]);
-    let a = book.handle_bid("a", true, t(0)).unwrap();
-    let b = book.handle_bid("b", true, t(0)).unwrap();
-    book.handle_renew(a.shard, a.epoch, "a", 1, t(TTL - 1))
+    let a = book.handle_bid(node(1), true, t(0)).unwrap();
+    let b = book.handle_bid(node(2), true, t(0)).unwrap();
+    book.handle_renew(a.shard, a.epoch, node(1), 1, t(TTL - 1))
         .unwrap();
     book.handle_timeout(b.expires_at);
     assert_eq!(book.counts().failed, 1);
     // The seeder was down far longer than the TTL: the holder still has one TTL to renew.
     let down_until = t(50 * TTL);
-    let mut restored = LeaseBook::restore(cfg(0), book.shards().to_vec(), 0, down_until);
+    let mut restored = LeaseBook::restore(cfg(0), book.shards().to_vec(), Epoch(0), down_until);
     assert!(restored.handle_timeout(down_until).is_empty());
     assert!(
         restored
-            .handle_renew(a.shard, a.epoch, "a", 0, t(50 * TTL + 10))
+            .handle_renew(a.shard, a.epoch, node(1), 0, t(50 * TTL + 10))
             .is_ok()
     );
     assert_eq!(
@@ -337,13 +338,13 @@ fn a_restart_gives_holders_a_grace_ttl_and_reopens_within_new_retries() {
         "same max_retries: still failed"
     );
     // A raised --max-retries reopens it; so does --retry-failed.
-    let raised = LeaseBook::restore(cfg(1), book.shards().to_vec(), 0, down_until);
+    let raised = LeaseBook::restore(cfg(1), book.shards().to_vec(), Epoch(0), down_until);
     assert_eq!(raised.counts().failed, 0);
     assert_eq!(restored.reopen_failed(), vec![b.shard]);
     assert_eq!(restored.shard(b.shard).unwrap().failures, 0);
     // The persisted high-water mark wins over what the entries show.
-    let high = LeaseBook::restore(cfg(0), book.shards().to_vec(), 40, down_until);
-    assert_eq!(high.next_epoch(), 40);
+    let high = LeaseBook::restore(cfg(0), book.shards().to_vec(), Epoch(40), down_until);
+    assert_eq!(high.next_epoch(), Epoch(40));
 }
 
 mod reference_model;

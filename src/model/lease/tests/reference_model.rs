@@ -7,6 +7,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::ids::seeded_node_id;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -33,7 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone)]
 struct Live {
     shard: u32,
-    peer: String,
+    peer: NodeId,
     expires: u64,
     spec: bool,
     granted: u64,
@@ -49,10 +50,10 @@ struct Model {
     done: BTreeMap<u32, u64>,
     failed: BTreeMap<u32, ()>,
     failures: BTreeMap<u32, u32>,
-    failed_by: BTreeMap<u32, Vec<String>>,
-    bidders: BTreeMap<String, u64>,
-    faults: BTreeMap<String, u32>,
-    granted: Vec<(u64, u32, String)>,
+    failed_by: BTreeMap<u32, Vec<NodeId>>,
+    bidders: BTreeMap<NodeId, u64>,
+    faults: BTreeMap<NodeId, u32>,
+    granted: Vec<(u64, u32, NodeId)>,
 }
 
 impl Model {
@@ -74,7 +75,7 @@ impl Model {
     fn lose(&mut self, epoch: u64, max_retries: u32, counts: bool, attempt: bool) {
         if let Some(l) = self.live.remove(&epoch) {
             if counts {
-                *self.faults.entry(l.peer.clone()).or_default() += 1;
+                *self.faults.entry(l.peer).or_default() += 1;
             }
             let others: Vec<u64> = self.holders(l.shard);
             if others.is_empty() && !counts {
@@ -83,7 +84,7 @@ impl Model {
                 let by = self.failed_by.entry(l.shard).or_default();
                 let f = self.failures.entry(l.shard).or_default();
                 if !by.contains(&l.peer) {
-                    by.push(l.peer.clone());
+                    by.push(l.peer);
                     *f += u32::from(attempt);
                 }
                 if *f > max_retries {
@@ -107,27 +108,27 @@ impl Model {
             .collect()
     }
 
-    fn valid(&self, epoch: u64, peer: &str, now: u64) -> bool {
+    fn valid(&self, epoch: u64, peer: NodeId, now: u64) -> bool {
         self.live
             .get(&epoch)
             .is_some_and(|v| v.peer == peer && v.expires > now)
     }
 
     /// Another admissible peer, not among those that failed `shard`, bid within a TTL.
-    fn someone_else(&self, peer: &str, shard: u32, now: u64) -> bool {
+    fn someone_else(&self, peer: NodeId, shard: u32, now: u64) -> bool {
         let by = self.failed_by.get(&shard).cloned().unwrap_or_default();
         self.bidders.iter().any(|(q, at)| {
-            q != peer
+            *q != peer
                 && !by.contains(q)
                 && now - at < TTL
                 && self.faults.get(q).copied().unwrap_or(0) < MAX_PEER_FAULTS
         })
     }
 
-    fn failed_it(&self, peer: &str, shard: u32) -> bool {
+    fn failed_it(&self, peer: NodeId, shard: u32) -> bool {
         self.failed_by
             .get(&shard)
-            .is_some_and(|b| b.iter().any(|p| p == peer))
+            .is_some_and(|b| b.contains(&peer))
     }
 }
 
@@ -152,10 +153,10 @@ proptest! {
             prop_assert!(book.index_in_step(), "lease book indexes out of step");
             let lost = book.handle_timeout(t(now));
             let model_lost = model.expire(now, max_retries);
-            let mut lost_epochs: Vec<u64> = lost.iter().map(|l| l.epoch).collect();
+            let mut lost_epochs: Vec<u64> = lost.iter().map(|l| l.epoch.0).collect();
             lost_epochs.sort_unstable();
             prop_assert_eq!(lost_epochs, model_lost, "expired set differs at {}", now);
-            let pick = |model: &Model, e: u8| -> Option<(u64, u32, String)> {
+            let pick = |model: &Model, e: u8| -> Option<(u64, u32, NodeId)> {
                 if model.granted.is_empty() { None } else {
                     Some(model.granted[e as usize % model.granted.len()].clone())
                 }
@@ -173,18 +174,18 @@ proptest! {
                     model.faults.clear();
                 }
                 Op::Bid(p, spec) => {
-                    let peer = format!("p{p}");
-                    model.bidders.insert(peer.clone(), now);
+                    let peer = seeded_node_id(u64::from(p));
+                    model.bidders.insert(peer, now);
                     let free: Vec<u32> = (0..shards as u32)
                         .filter(|s| !model.done.contains_key(s) && !model.failed.contains_key(s)
                             && model.holders(*s).is_empty())
                         .collect();
-                    let choice = free.iter().copied().find(|s| !model.failed_it(&peer, *s))
-                        .or_else(|| free.iter().copied().find(|s| !model.someone_else(&peer, *s, now)));
-                    match book.handle_bid(&peer, spec, t(now)) {
+                    let choice = free.iter().copied().find(|s| !model.failed_it(peer, *s))
+                        .or_else(|| free.iter().copied().find(|s| !model.someone_else(peer, *s, now)));
+                    match book.handle_bid(peer, spec, t(now)) {
                         Some(lease) => {
-                            prop_assert!(lease.epoch > last_epoch, "epochs only grow");
-                            last_epoch = lease.epoch;
+                            prop_assert!(lease.epoch.0 > last_epoch, "epochs only grow");
+                            last_epoch = lease.epoch.0;
                             prop_assert_eq!(lease.expires_at, t(now + TTL));
                             if !free.is_empty() {
                                 prop_assert!(!lease.speculative);
@@ -196,11 +197,11 @@ proptest! {
                                 prop_assert!(model.live[&hs[0]].peer != peer);
                                 prop_assert!(now - model.live[&hs[0]].granted >= COPY_AFTER, "copied too early");
                             }
-                            model.live.insert(lease.epoch, Live {
-                                shard: lease.shard.0, peer: peer.clone(), expires: now + TTL,
+                            model.live.insert(lease.epoch.0, Live {
+                                shard: lease.shard.0, peer, expires: now + TTL,
                                 spec: lease.speculative, granted: now, rows_done: 0, progress: now,
                             });
-                            model.granted.push((lease.epoch, lease.shard.0, peer));
+                            model.granted.push((lease.epoch.0, lease.shard.0, peer));
                         }
                         None => {
                             prop_assert!(choice.is_none(), "a free shard was refused");
@@ -218,9 +219,9 @@ proptest! {
                 }
                 Op::Renew(p, e, rows_done) => {
                     if let Some((epoch, shard, owner)) = pick(&model, e) {
-                        let peer = if p == 0 { owner } else { format!("p{p}") };
-                        let ok = model.valid(epoch, &peer, now);
-                        let r = book.handle_renew(ShardId(shard), epoch, &peer, rows_done, t(now));
+                        let peer = if p == 0 { owner } else { seeded_node_id(u64::from(p)) };
+                        let ok = model.valid(epoch, peer, now);
+                        let r = book.handle_renew(ShardId(shard), Epoch(epoch), peer, rows_done, t(now));
                         if !ok {
                             prop_assert!(r.is_err(), "renew of stale/foreign epoch");
                         } else {
@@ -246,9 +247,9 @@ proptest! {
                 }
                 Op::Complete(p, e) => {
                     if let Some((epoch, shard, owner)) = pick(&model, e) {
-                        let peer = if p == 0 { owner } else { format!("p{p}") };
-                        let ok = model.valid(epoch, &peer, now);
-                        let r = book.handle_complete(ShardId(shard), epoch, &peer, t(now));
+                        let peer = if p == 0 { owner } else { seeded_node_id(u64::from(p)) };
+                        let ok = model.valid(epoch, peer, now);
+                        let r = book.handle_complete(ShardId(shard), Epoch(epoch), peer, t(now));
                         prop_assert_eq!(r.is_ok(), ok, "complete of stale/foreign epoch");
                         if ok {
                             for other in model.holders(shard) {
@@ -261,9 +262,9 @@ proptest! {
                 }
                 Op::Abandon(p, e, failed) => {
                     if let Some((epoch, shard, owner)) = pick(&model, e) {
-                        let peer = if p == 0 { owner } else { format!("p{p}") };
-                        let ok = model.valid(epoch, &peer, now);
-                        let r = book.handle_abandon(ShardId(shard), epoch, &peer, "x", failed, t(now));
+                        let peer = if p == 0 { owner } else { seeded_node_id(u64::from(p)) };
+                        let ok = model.valid(epoch, peer, now);
+                        let r = book.handle_abandon(ShardId(shard), Epoch(epoch), peer, "x", failed, t(now));
                         prop_assert_eq!(r.is_ok(), ok);
                         if ok {
                             model.lose(epoch, max_retries, failed, false);
@@ -282,7 +283,7 @@ proptest! {
                 match s.phase {
                     ShardPhase::Done => {
                         prop_assert!(s.holders.is_empty());
-                        prop_assert_eq!(s.done_epoch, model.done.get(&i).copied());
+                        prop_assert_eq!(s.done_epoch, model.done.get(&i).copied().map(Epoch));
                     }
                     ShardPhase::Failed => {
                         prop_assert!(s.holders.is_empty());
@@ -296,7 +297,7 @@ proptest! {
                 if model.done.contains_key(&i) {
                     prop_assert_eq!(s.phase, ShardPhase::Done, "done is terminal");
                 }
-                let mut he: Vec<u64> = s.holders.iter().map(|h| h.epoch).collect();
+                let mut he: Vec<u64> = s.holders.iter().map(|h| h.epoch.0).collect();
                 he.sort_unstable();
                 prop_assert_eq!(he, model.holders(i));
             }
