@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::effects::{Answer, Discard, Effect, RequestId, Ticket};
+use super::effects::{Answer, Discard, Effect, PromoteFiles, RequestId, Ticket, Verify};
 use super::files;
 use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::archive::{Compression, archive_stem, compression_for};
@@ -151,7 +151,7 @@ impl SeederState {
                 verified: None,
             },
         );
-        fx.push(Effect::Verify { ticket, job });
+        fx.push(Effect::Verify(Verify { ticket, job }));
     }
 
     /// The files to verify for a completion, if `key` is a live lease of `peer`.
@@ -253,11 +253,11 @@ impl SeederState {
             c.verified = Some(v);
         }
         let (_, from) = files::verification_paths(&self.cfg.out, dataset, shard, epoch);
-        fx.push(Effect::PromoteFiles {
+        fx.push(Effect::PromoteFiles(PromoteFiles {
             ticket,
             from,
             to: files::final_paths(&self.cfg.out, &archive_name),
-        });
+        }));
     }
 
     /// A promotion's outcome: the shard is done and committed (answered once committed), or

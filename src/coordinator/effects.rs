@@ -75,100 +75,131 @@ pub enum Discard {
     File(PathBuf),
 }
 
+/// Commit these shard records and the dataset's epoch mark; reports [`Outcome::Committed`].
+/// Commits are applied in the order they are emitted.
+#[derive(Debug)]
+pub struct Persist {
+    /// Which commit (the state waits on it to answer).
+    pub commit: CommitId,
+    /// The dataset.
+    pub dataset: DatasetId,
+    /// The shards' records as they are now.
+    pub records: Vec<(ShardId, ShardRecord)>,
+    /// The dataset's next epoch.
+    pub next_epoch: u64,
+}
+
+/// Read a shard's rows file and answer with its rows (or a storage refusal naming the shard).
+#[derive(Debug)]
+pub struct ReadRows {
+    /// Who asked.
+    pub to: RequestId,
+    /// The shard (named in a refusal).
+    pub shard: ShardId,
+    /// Its rows file.
+    pub path: PathBuf,
+}
+
+/// Set a completion's staged files aside and verify them; reports [`Outcome::Verified`].
+#[derive(Debug)]
+pub struct Verify {
+    /// The completion.
+    pub ticket: Ticket,
+    /// What to read.
+    pub job: VerifyJob,
+}
+
+/// Move a verified completion's files into `--out` under their final names; reports
+/// [`Outcome::Promoted`].
+#[derive(Debug)]
+pub struct PromoteFiles {
+    /// The completion.
+    pub ticket: Ticket,
+    /// `[archive, results]` as verified.
+    pub from: [PathBuf; 2],
+    /// `[archive, results]` in `--out`.
+    pub to: [PathBuf; 2],
+}
+
+/// Create the staging folder, then accept the transfer into `part_path` (or refuse it when
+/// the folder cannot be created).
+#[derive(Debug)]
+pub struct OpenStaging {
+    /// Who asked.
+    pub to: RequestId,
+    /// The staging folder.
+    pub dir: PathBuf,
+    /// Where the transfer is written.
+    pub part_path: PathBuf,
+}
+
+/// Rename a finished transfer to its staged name and answer.
+#[derive(Debug)]
+pub struct StageFile {
+    /// Who asked.
+    pub to: RequestId,
+    /// The finished transfer.
+    pub part: PathBuf,
+    /// Its staged name.
+    pub staged: PathBuf,
+}
+
+/// Move (or copy across filesystems) the in-process worker's file to `part`; reports
+/// [`Outcome::Imported`].
+#[derive(Debug)]
+pub struct ImportLocal {
+    /// Who asked.
+    pub to: RequestId,
+    /// The worker.
+    pub peer: String,
+    /// The file's lease and kind.
+    pub header: TransferHeader,
+    /// The worker's file.
+    pub src: PathBuf,
+    /// The staging folder.
+    pub dir: PathBuf,
+    /// Where it goes.
+    pub part: PathBuf,
+}
+
+/// Merge the datasets' results (see [`crate::results::merge`]), clear the staging area, and
+/// answer with the reports.
+#[derive(Debug)]
+pub struct Finalize {
+    /// Who asked.
+    pub to: RequestId,
+    /// One merge per dataset.
+    pub merges: Vec<DatasetMerge>,
+}
+
 /// One piece of work the state asks for. Each is carried out off the actor; those whose
 /// result matters report an [`Outcome`].
 #[derive(Debug)]
 pub enum Effect {
-    /// Commit these shard records and the dataset's epoch mark; reports
-    /// [`Outcome::Committed`]. Commits are applied in the order they are emitted.
-    Persist {
-        /// Which commit (the state waits on it to answer).
-        commit: CommitId,
-        /// The dataset.
-        dataset: DatasetId,
-        /// The shards' records as they are now.
-        records: Vec<(ShardId, ShardRecord)>,
-        /// The dataset's next epoch.
-        next_epoch: u64,
-    },
+    /// See [`Persist`].
+    Persist(Persist),
     /// Publish a gossip message.
     Gossip(Gossip),
     /// Answer a request.
     Reply(RequestId, Answer),
-    /// Read a shard's rows file and answer with its rows (or a storage refusal naming the
-    /// shard).
-    ReadRows {
-        /// Who asked.
-        to: RequestId,
-        /// The shard (named in a refusal).
-        shard: ShardId,
-        /// Its rows file.
-        path: PathBuf,
-    },
-    /// Set a completion's staged files aside and verify them; reports [`Outcome::Verified`].
-    Verify {
-        /// The completion.
-        ticket: Ticket,
-        /// What to read.
-        job: VerifyJob,
-    },
-    /// Move a verified completion's files into `--out` under their final names; reports
-    /// [`Outcome::Promoted`].
-    PromoteFiles {
-        /// The completion.
-        ticket: Ticket,
-        /// `[archive, results]` as verified.
-        from: [PathBuf; 2],
-        /// `[archive, results]` in `--out`.
-        to: [PathBuf; 2],
-    },
+    /// See [`ReadRows`].
+    ReadRows(ReadRows),
+    /// See [`Verify`].
+    Verify(Verify),
+    /// See [`PromoteFiles`].
+    PromoteFiles(PromoteFiles),
     /// Delete files.
     Discard(Discard),
-    /// Create the staging folder, then accept the transfer into `part_path` (or refuse it
-    /// when the folder cannot be created).
-    OpenStaging {
-        /// Who asked.
-        to: RequestId,
-        /// The staging folder.
-        dir: PathBuf,
-        /// Where the transfer is written.
-        part_path: PathBuf,
-    },
-    /// Rename a finished transfer to its staged name and answer.
-    StageFile {
-        /// Who asked.
-        to: RequestId,
-        /// The finished transfer.
-        part: PathBuf,
-        /// Its staged name.
-        staged: PathBuf,
-    },
-    /// Move (or copy across filesystems) the in-process worker's file to `part`; reports
-    /// [`Outcome::Imported`].
-    ImportLocal {
-        /// Who asked.
-        to: RequestId,
-        /// The worker.
-        peer: String,
-        /// The file's lease and kind.
-        header: TransferHeader,
-        /// The worker's file.
-        src: PathBuf,
-        /// The staging folder.
-        dir: PathBuf,
-        /// Where it goes.
-        part: PathBuf,
-    },
+    /// See [`OpenStaging`].
+    OpenStaging(OpenStaging),
+    /// See [`StageFile`].
+    StageFile(StageFile),
+    /// See [`ImportLocal`].
+    ImportLocal(ImportLocal),
     /// Tell the `stored` listener (e.g. the uploader) about files now in `--out`.
     AnnounceStored(Vec<PathBuf>),
-    /// Merge the datasets' results (see [`crate::results::merge`]), clear the staging area,
-    /// and answer with the reports.
-    Finalize {
-        /// Who asked.
-        to: RequestId,
-        /// One merge per dataset.
-        merges: Vec<DatasetMerge>,
-    },
+    /// See [`Finalize`].
+    Finalize(Finalize),
 }
 
 /// Why a commit failed.
@@ -206,15 +237,9 @@ pub enum Outcome {
     },
     /// A [`Effect::ImportLocal`] finished.
     Imported {
-        /// Who asked.
-        to: RequestId,
-        /// The worker.
-        peer: String,
-        /// The file's lease and kind.
-        header: TransferHeader,
-        /// Where it is now.
-        part: PathBuf,
-        /// Whether it got there.
+        /// The import as asked for.
+        import: ImportLocal,
+        /// Whether the file got to `import.part`.
         result: Result<(), Refusal>,
     },
 }

@@ -12,17 +12,16 @@ use std::pin::Pin;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::complete::{Verdict, VerifyJob, run_job};
+use super::complete::{Verdict, run_job};
 use super::effects::{
-    Answer, CommitFailure, CommitId, Discard, Effect, Outcome, RequestId, Ticket,
+    Answer, CommitFailure, CommitId, Discard, Effect, Finalize, ImportLocal, OpenStaging, Outcome,
+    PromoteFiles, ReadRows, RequestId, StageFile, Verify,
 };
 use super::files::IntakeDecision;
 use super::{CoordinatorError, file_ops};
-use crate::model::ids::ShardId;
 use crate::protocol::control::{ControlResponse, Refusal, RejectReason};
 use crate::protocol::gossip::Gossip;
-use crate::protocol::transfer::TransferHeader;
-use crate::results::{DatasetMerge, FinalReport};
+use crate::results::FinalReport;
 use crate::seed::rowfile;
 use crate::store::{Store, StoreError};
 
@@ -82,7 +81,8 @@ impl Replies {
 
 type CommitWait = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
-/// Work carried out off the actor.
+/// Work carried out off the actor: the effect itself, with the reply channel beside it where
+/// the job answers its requester directly.
 pub(super) enum Job {
     /// A commit already submitted, to wait for.
     Commit {
@@ -91,48 +91,43 @@ pub(super) enum Job {
         data_dir: PathBuf,
     },
     /// Set aside and verify a completion's files.
-    Verify { ticket: Ticket, job: VerifyJob },
+    Verify(Verify),
     /// Renames, copies and deletions in the staging area and `--out`, kept in order.
     Files(FileJob),
     /// Read a shard's rows for a worker.
-    Rows {
-        reply: Option<Pending>,
-        shard: ShardId,
-        path: PathBuf,
-    },
+    Rows(Replying<ReadRows>),
     /// Merge every dataset's results, then clear the staging area.
-    Finalize {
-        reply: Option<Pending>,
-        merges: Vec<DatasetMerge>,
-    },
+    Finalize(Replying<Finalize>),
 }
 
 /// File work of the ordered lane.
 pub(super) enum FileJob {
-    Promote {
-        ticket: Ticket,
-        from: [PathBuf; 2],
-        to: [PathBuf; 2],
-    },
+    Promote(PromoteFiles),
     Discard(Discard),
-    OpenStaging {
-        reply: Option<Pending>,
-        dir: PathBuf,
-        part_path: PathBuf,
-    },
-    Stage {
-        reply: Option<Pending>,
-        part: PathBuf,
-        staged: PathBuf,
-    },
-    Import {
-        to: RequestId,
-        peer: String,
-        header: TransferHeader,
-        src: PathBuf,
-        dir: PathBuf,
-        part: PathBuf,
-    },
+    OpenStaging(Replying<OpenStaging>),
+    Stage(Replying<StageFile>),
+    Import(ImportLocal),
+}
+
+/// An effect whose job answers its requester itself, with the requester's channel.
+pub(super) struct Replying<T> {
+    reply: Reply,
+    work: T,
+}
+
+/// A requester's channel, taken from [`Replies`] when the job starts (`None` when nobody
+/// waits any more).
+pub(super) struct Reply(Option<Pending>);
+
+impl Reply {
+    /// Sends `a` to whoever waits for it (if anyone still does); work answered this way
+    /// reports no outcome to the state.
+    fn send(self, a: Answer) -> Option<Outcome> {
+        if let Some(r) = self.0 {
+            r.send(a);
+        }
+        None
+    }
 }
 
 /// What the executor needs to reach: the lease database, the gossip and stored-file
@@ -151,17 +146,13 @@ impl Executor {
     /// order) and returns the rest.
     pub(super) fn start(&mut self, effect: Effect) -> Option<Job> {
         match effect {
-            Effect::Persist {
-                commit,
-                dataset,
-                records,
-                next_epoch,
-            } => Some(Job::Commit {
-                commit,
-                wait: Box::pin(
-                    self.store
-                        .submit_shards_with_epoch(dataset, records, next_epoch),
-                ),
+            Effect::Persist(p) => Some(Job::Commit {
+                commit: p.commit,
+                wait: Box::pin(self.store.submit_shards_with_epoch(
+                    p.dataset,
+                    p.records,
+                    p.next_epoch,
+                )),
                 data_dir: self.data_dir.clone(),
             }),
             Effect::Gossip(g) => {
@@ -180,45 +171,24 @@ impl Executor {
                 }
                 None
             }
-            Effect::ReadRows { to, shard, path } => Some(Job::Rows {
-                reply: self.replies.take(to),
-                shard,
-                path,
-            }),
-            Effect::Verify { ticket, job } => Some(Job::Verify { ticket, job }),
-            Effect::PromoteFiles { ticket, from, to } => {
-                Some(Job::Files(FileJob::Promote { ticket, from, to }))
-            }
+            Effect::ReadRows(r) => Some(Job::Rows(self.replying(r.to, r))),
+            Effect::Verify(v) => Some(Job::Verify(v)),
+            Effect::PromoteFiles(p) => Some(Job::Files(FileJob::Promote(p))),
             Effect::Discard(d) => Some(Job::Files(FileJob::Discard(d))),
-            Effect::OpenStaging { to, dir, part_path } => Some(Job::Files(FileJob::OpenStaging {
-                reply: self.replies.take(to),
-                dir,
-                part_path,
-            })),
-            Effect::StageFile { to, part, staged } => Some(Job::Files(FileJob::Stage {
-                reply: self.replies.take(to),
-                part,
-                staged,
-            })),
-            Effect::ImportLocal {
-                to,
-                peer,
-                header,
-                src,
-                dir,
-                part,
-            } => Some(Job::Files(FileJob::Import {
-                to,
-                peer,
-                header,
-                src,
-                dir,
-                part,
-            })),
-            Effect::Finalize { to, merges } => Some(Job::Finalize {
-                reply: self.replies.take(to),
-                merges,
-            }),
+            Effect::OpenStaging(o) => {
+                Some(Job::Files(FileJob::OpenStaging(self.replying(o.to, o))))
+            }
+            Effect::StageFile(s) => Some(Job::Files(FileJob::Stage(self.replying(s.to, s)))),
+            Effect::ImportLocal(i) => Some(Job::Files(FileJob::Import(i))),
+            Effect::Finalize(f) => Some(Job::Finalize(self.replying(f.to, f))),
+        }
+    }
+
+    /// `work` with the reply channel of `to`.
+    fn replying<T>(&mut self, to: RequestId, work: T) -> Replying<T> {
+        Replying {
+            reply: Reply(self.replies.take(to)),
+            work,
         }
     }
 }
@@ -243,11 +213,14 @@ impl Job {
                 };
                 Some(Outcome::Committed { commit, result })
             }
-            Job::Verify { ticket, job } => {
+            Job::Verify(Verify { ticket, job }) => {
                 let verdict: Verdict = run_job(job).await;
                 Some(Outcome::Verified { ticket, verdict })
             }
-            Job::Rows { reply, shard, path } => {
+            Job::Rows(Replying {
+                reply,
+                work: ReadRows { shard, path, .. },
+            }) => {
                 let read = blocking(move || rowfile::read_rows(&path))
                     .await
                     .unwrap_or_else(|| Err(std::io::Error::other("the reader stopped")));
@@ -258,12 +231,12 @@ impl Job {
                         format!("seeder cannot read the rows of {shard}: {e}"),
                     ),
                 };
-                if let Some(r) = reply {
-                    r.send(Answer::Control(answer));
-                }
-                None
+                reply.send(Answer::Control(answer))
             }
-            Job::Finalize { reply, merges } => {
+            Job::Finalize(Replying {
+                reply,
+                work: Finalize { merges, .. },
+            }) => {
                 let out = out.to_path_buf();
                 let done = blocking(move || {
                     let mut reports = Vec::new();
@@ -280,10 +253,7 @@ impl Job {
                         source: std::io::Error::other("the writer stopped"),
                     })
                 });
-                if let Some(r) = reply {
-                    r.send(Answer::Finalized(done));
-                }
-                None
+                reply.send(Answer::Finalized(done))
             }
             Job::Files(f) => {
                 let out = out.to_path_buf();
@@ -297,55 +267,34 @@ impl FileJob {
     /// Carries the file work out (blocking).
     fn run(self, out: &Path) -> Option<Outcome> {
         match self {
-            FileJob::Promote { ticket, from, to } => Some(Outcome::Promoted {
-                ticket,
-                result: file_ops::promote(&from, &to),
+            FileJob::Promote(p) => Some(Outcome::Promoted {
+                ticket: p.ticket,
+                result: file_ops::promote(&p.from, &p.to),
             }),
             FileJob::Discard(d) => {
                 file_ops::discard(out, &d);
                 None
             }
-            FileJob::OpenStaging {
+            FileJob::OpenStaging(Replying {
                 reply,
-                dir,
-                part_path,
-            } => {
+                work: OpenStaging { dir, part_path, .. },
+            }) => {
                 let decision = match file_ops::open_staging(&dir) {
                     Ok(()) => IntakeDecision::Accept { part_path },
                     Err(refusal) => IntakeDecision::Reject(refusal),
                 };
-                answer(reply, Answer::Intake(decision))
+                reply.send(Answer::Intake(decision))
             }
-            FileJob::Stage {
+            FileJob::Stage(Replying {
                 reply,
-                part,
-                staged,
-            } => answer(reply, Answer::Staged(file_ops::stage(&part, &staged))),
-            FileJob::Import {
-                to,
-                peer,
-                header,
-                src,
-                dir,
-                part,
-            } => Some(Outcome::Imported {
-                to,
-                peer,
-                header,
-                result: file_ops::import(&src, &dir, &part),
-                part,
+                work: StageFile { part, staged, .. },
+            }) => reply.send(Answer::Staged(file_ops::stage(&part, &staged))),
+            FileJob::Import(import) => Some(Outcome::Imported {
+                result: file_ops::import(&import.src, &import.dir, &import.part),
+                import,
             }),
         }
     }
-}
-
-/// Sends `a` to whoever waits for it (if anyone still does); file work answered this way
-/// reports no outcome to the state.
-fn answer(reply: Option<Pending>, a: Answer) -> Option<Outcome> {
-    if let Some(r) = reply {
-        r.send(a);
-    }
-    None
 }
 
 /// Runs `f` on a blocking thread; `None` when it panicked.

@@ -2,15 +2,13 @@
 //! executor ([`super::exec`]) off the actor: setting a completion's files aside, promoting
 //! them, staging and importing transfers, deleting the files of ended leases, measuring free
 //! disk, and recovering or clearing the staging area at start and finish. Which files are
-//! named is decided by the state; the paths are built in [`super::files`].
+//! named is decided by the state; the paths come from [`crate::layout::OutDir`].
 
 use std::path::{Path, PathBuf};
 
 use super::effects::Discard;
-use super::files::{
-    incoming_dir, incoming_root, parse_staged_name, part_path, staged_path, verifying_path,
-};
-use crate::layout::{VERIFYING_SUFFIX, staged_prefix};
+use super::files::kind_name;
+use crate::layout::{OutDir, VERIFYING_SUFFIX, parse_staged_name, staged_prefix};
 use crate::protocol::control::{Refusal, RejectReason};
 use crate::protocol::transfer::FileKind;
 
@@ -29,7 +27,7 @@ pub fn free_disk(path: &Path) -> std::io::Result<(u64, u64)> {
 /// completion is asked again). Files of leases that have ended are swept as they are found
 /// ended, and the whole area at finalize.
 pub(super) fn recover_incoming(out: &Path) {
-    let Ok(datasets) = std::fs::read_dir(incoming_root(out)) else {
+    let Ok(datasets) = std::fs::read_dir(OutDir::new(out).incoming()) else {
         return;
     };
     for dataset in datasets.flatten() {
@@ -51,7 +49,7 @@ pub(super) fn recover_incoming(out: &Path) {
 
 /// Removes the whole staging area (seeder finish: no transfer is resumed across).
 pub(super) fn clear_incoming(out: &Path) {
-    let root = incoming_root(out);
+    let root = OutDir::new(out).incoming();
     match std::fs::remove_dir_all(&root) {
         Ok(()) => tracing::debug!("staging area {} cleared", root.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -126,15 +124,16 @@ pub(super) fn discard(out: &Path, what: &Discard) {
             shard,
             epoch,
         } => {
-            for kind in [FileKind::Archive, FileKind::Results] {
-                let _ = std::fs::remove_file(staged_path(out, *dataset, *shard, *epoch, kind));
-                let _ = std::fs::remove_file(part_path(out, *dataset, *shard, *epoch, kind));
-                let _ = std::fs::remove_file(verifying_path(out, *dataset, *shard, *epoch, kind));
+            let out = OutDir::new(out);
+            for kind in [FileKind::Archive, FileKind::Results].map(kind_name) {
+                let _ = std::fs::remove_file(out.staged(*dataset, *shard, *epoch, kind));
+                let _ = std::fs::remove_file(out.staged_part(*dataset, *shard, *epoch, kind));
+                let _ = std::fs::remove_file(out.verifying(*dataset, *shard, *epoch, kind));
             }
         }
         Discard::Shard { dataset, shard } => {
             let prefix = staged_prefix(*shard);
-            let Ok(entries) = std::fs::read_dir(incoming_dir(out, *dataset)) else {
+            let Ok(entries) = std::fs::read_dir(OutDir::new(out).incoming_dataset(*dataset)) else {
                 return;
             };
             for e in entries.flatten() {
@@ -148,7 +147,7 @@ pub(super) fn discard(out: &Path, what: &Discard) {
             live,
             below_epoch,
         } => {
-            let Ok(entries) = std::fs::read_dir(incoming_dir(out, *dataset)) else {
+            let Ok(entries) = std::fs::read_dir(OutDir::new(out).incoming_dataset(*dataset)) else {
                 return;
             };
             for e in entries.flatten() {

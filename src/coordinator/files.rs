@@ -5,7 +5,7 @@
 //! of a later transfer of the same lease), has them verified, and moves them into `--out` under
 //! their final names. Staging per epoch keeps a late copy's files from ever mixing with the
 //! winner's. The renames and deletions themselves are effects, carried out by
-//! [`super::file_ops`]; the paths are built here.
+//! [`super::file_ops`]; the paths come from [`crate::layout::OutDir`].
 //!
 //! What is accepted is bounded before any byte is written: a transfer announcing more than its
 //! shard can hold ([`IntakeLimits`]), or more than the free disk on `--out` minus a reserve
@@ -15,11 +15,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::effects::{Answer, Discard, Effect, RequestId};
+use super::effects::{Answer, Discard, Effect, ImportLocal, OpenStaging, RequestId, StageFile};
 use super::state::SeederState;
 use crate::archive::results_path;
 use crate::layout::OutDir;
-pub(super) use crate::layout::parse_staged_name;
 use crate::model::ids::{DatasetId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{Refusal, RejectReason};
@@ -102,14 +101,6 @@ impl IntakeLimits {
     }
 }
 
-pub(super) fn incoming_root(out: &Path) -> PathBuf {
-    OutDir::new(out).incoming()
-}
-
-pub(super) fn incoming_dir(out: &Path, dataset: DatasetId) -> PathBuf {
-    OutDir::new(out).incoming_dataset(dataset)
-}
-
 impl IntakeLimits {
     /// The reserve on a file system of `total` bytes.
     fn reserve(&self, total: u64) -> u64 {
@@ -138,43 +129,12 @@ fn transfer_key(h: &TransferHeader) -> TransferKey {
     (h.dataset, h.shard, h.epoch.0, h.kind == FileKind::Archive)
 }
 
-fn kind_name(kind: FileKind) -> &'static str {
+/// The kind as it stands in a staging file's name and in messages.
+pub(super) fn kind_name(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Archive => "archive",
         FileKind::Results => "results",
     }
-}
-
-pub(super) fn staged_path(
-    out: &Path,
-    dataset: DatasetId,
-    shard: ShardId,
-    epoch: u64,
-    kind: FileKind,
-) -> PathBuf {
-    OutDir::new(out).staged(dataset, shard, epoch, kind_name(kind))
-}
-
-pub(super) fn part_path(
-    out: &Path,
-    dataset: DatasetId,
-    shard: ShardId,
-    epoch: u64,
-    kind: FileKind,
-) -> PathBuf {
-    OutDir::new(out).staged_part(dataset, shard, epoch, kind_name(kind))
-}
-
-/// Where a staged file waits while it is verified: out of reach of a later transfer of the
-/// same lease, so what is promoted is exactly what was verified.
-pub(super) fn verifying_path(
-    out: &Path,
-    dataset: DatasetId,
-    shard: ShardId,
-    epoch: u64,
-    kind: FileKind,
-) -> PathBuf {
-    OutDir::new(out).verifying(dataset, shard, epoch, kind_name(kind))
 }
 
 /// `([staged archive, staged results], [set-aside archive, set-aside results])` of a lease.
@@ -184,10 +144,11 @@ pub(super) fn verification_paths(
     shard: ShardId,
     epoch: u64,
 ) -> ([PathBuf; 2], [PathBuf; 2]) {
-    let kinds = [FileKind::Archive, FileKind::Results];
+    let out = OutDir::new(out);
+    let kinds = [FileKind::Archive, FileKind::Results].map(kind_name);
     (
-        kinds.map(|k| staged_path(out, dataset, shard, epoch, k)),
-        kinds.map(|k| verifying_path(out, dataset, shard, epoch, k)),
+        kinds.map(|k| out.staged(dataset, shard, epoch, k)),
+        kinds.map(|k| out.verifying(dataset, shard, epoch, k)),
     )
 }
 
@@ -331,7 +292,9 @@ impl SeederState {
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
         match self.admit(peer, header, disk, now, &mut fx) {
-            Ok((dir, part_path)) => fx.push(Effect::OpenStaging { to, dir, part_path }),
+            Ok((dir, part_path)) => {
+                fx.push(Effect::OpenStaging(OpenStaging { to, dir, part_path }))
+            }
             Err(refusal) => fx.push(Effect::Reply(
                 to,
                 Answer::Intake(IntakeDecision::Reject(refusal)),
@@ -356,15 +319,14 @@ impl SeederState {
         self.check_header(peer, header, now)?;
         self.check_size(peer, header, disk)?;
         self.sweep(header.dataset, fx);
-        let dir = incoming_dir(&self.cfg.out, header.dataset);
-        let part = part_path(
-            &self.cfg.out,
+        let out = OutDir::new(&self.cfg.out);
+        let part = out.staged_part(
             header.dataset,
             header.shard,
             header.epoch.0,
-            header.kind,
+            kind_name(header.kind),
         );
-        Ok((dir, part))
+        Ok((out.incoming_dataset(header.dataset), part))
     }
 
     /// A transfer finished and net verified its size and sha256: staged if the lease is still
@@ -397,14 +359,13 @@ impl SeederState {
             fx.push(Effect::Reply(to, Answer::Staged(Err(refusal))));
             return;
         }
-        let staged = staged_path(
-            &self.cfg.out,
+        let staged = OutDir::new(&self.cfg.out).staged(
             header.dataset,
             header.shard,
             header.epoch.0,
-            header.kind,
+            kind_name(header.kind),
         );
-        fx.push(Effect::StageFile { to, part, staged });
+        fx.push(Effect::StageFile(StageFile { to, part, staged }));
     }
 
     /// The in-process worker's file: moved (or copied across filesystems) straight into the
@@ -420,14 +381,14 @@ impl SeederState {
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
         match self.admit(peer, header, disk, now, &mut fx) {
-            Ok((dir, part)) => fx.push(Effect::ImportLocal {
+            Ok((dir, part)) => fx.push(Effect::ImportLocal(ImportLocal {
                 to,
                 peer: peer.to_string(),
                 header: header.clone(),
                 src,
                 dir,
                 part,
-            }),
+            })),
             Err(refusal) => fx.push(Effect::Reply(to, Answer::Staged(Err(refusal)))),
         }
         fx

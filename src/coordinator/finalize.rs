@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::CoordinatorError;
-use super::effects::{Effect, RequestId};
+use super::effects::{Effect, Finalize, RequestId};
 use super::state::SeederState;
 use crate::layout::DataDir;
 use crate::model::lease::{ShardEntry, ShardPhase};
@@ -33,7 +33,7 @@ impl SeederState {
                 )
             })
             .collect();
-        vec![Effect::Finalize { to, merges }]
+        vec![Effect::Finalize(Finalize { to, merges })]
     }
 }
 

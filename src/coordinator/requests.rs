@@ -4,7 +4,7 @@
 //! renewal is answered only once committed.
 
 use super::NO_WORK_RETRY_MS;
-use super::effects::{Answer, Effect, RequestId};
+use super::effects::{Answer, Effect, ReadRows, RequestId};
 use super::state::{AfterCommit, OnFailure, SeederState};
 use crate::layout::DataDir;
 use crate::model::bid;
@@ -51,7 +51,7 @@ impl SeederState {
                             .dataset(dataset)
                             .shard_rows(shard),
                     };
-                    fx.push(Effect::ReadRows { to, shard, path });
+                    fx.push(Effect::ReadRows(ReadRows { to, shard, path }));
                 }
             },
             ControlRequest::Renew {

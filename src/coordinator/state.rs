@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::effects::{
-    Answer, CommitFailure, CommitId, Discard, Effect, Outcome, RequestId, Ticket,
+    Answer, CommitFailure, CommitId, Discard, Effect, Outcome, Persist, RequestId, Ticket,
 };
 use super::{CoordinatorConfig, MIN_FREE_BYTES, StorageFailure, retry_rounds};
 use crate::model::bid;
@@ -333,12 +333,12 @@ impl SeederState {
         let next_epoch = d.book.next_epoch();
         let commit = CommitId(self.next_id());
         self.after_commit.insert(commit, after);
-        fx.push(Effect::Persist {
+        fx.push(Effect::Persist(Persist {
             commit,
             dataset,
             records,
             next_epoch,
-        });
+        }));
     }
 
     /// Feeds the outcome of an effect back in.
@@ -348,15 +348,16 @@ impl SeederState {
             Outcome::Committed { commit, result } => self.committed(commit, result, &mut fx),
             Outcome::Verified { ticket, verdict } => self.verified(ticket, verdict, now, &mut fx),
             Outcome::Promoted { ticket, result } => self.promoted(ticket, result, now, &mut fx),
-            Outcome::Imported {
-                to,
-                peer,
-                header,
-                part,
-                result,
-            } => match result {
-                Ok(()) => self.file_received_into(to, &peer, &header, part, now, &mut fx),
-                Err(refusal) => fx.push(Effect::Reply(to, Answer::Staged(Err(refusal)))),
+            Outcome::Imported { import, result } => match result {
+                Ok(()) => self.file_received_into(
+                    import.to,
+                    &import.peer,
+                    &import.header,
+                    import.part,
+                    now,
+                    &mut fx,
+                ),
+                Err(refusal) => fx.push(Effect::Reply(import.to, Answer::Staged(Err(refusal)))),
             },
         }
         fx

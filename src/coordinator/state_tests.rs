@@ -26,7 +26,7 @@ fn t(ms: u64) -> UnixMillis {
 fn commits(fx: &[Effect]) -> Vec<CommitId> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Persist { commit, .. } => Some(*commit),
+            Effect::Persist(p) => Some(p.commit),
             _ => None,
         })
         .collect()
@@ -87,7 +87,7 @@ fn complete(g: &Grant) -> ControlRequest {
 /// A completion's verification ticket.
 fn verify_ticket(fx: &[Effect]) -> Ticket {
     match fx {
-        [Effect::Verify { ticket, .. }] => *ticket,
+        [Effect::Verify(v)] => v.ticket,
         other => panic!("expected only a verification, got {other:?}"),
     }
 }
@@ -131,7 +131,7 @@ fn a_completion_promotes_then_commits_and_a_renewal_meanwhile_is_not_held_back()
         t(20),
     );
     let to = match fx.as_slice() {
-        [Effect::PromoteFiles { ticket: t2, to, .. }] if *t2 == ticket => to.clone(),
+        [Effect::PromoteFiles(p)] if p.ticket == ticket => p.to.clone(),
         other => panic!("expected the promotion, got {other:?}"),
     };
     assert_eq!(to[0], s.out.join(&a.archive_name));
@@ -189,7 +189,7 @@ fn a_failed_promotion_charges_nobody_and_keeps_the_lease() {
     let mut st = state(&s);
     let a = grant(&mut st, 1, node(1), 0);
     let (ticket, fx) = complete_then_verify(&mut st, &a, Ok(verified(a.rows)));
-    assert!(matches!(fx.as_slice(), [Effect::PromoteFiles { .. }]));
+    assert!(matches!(fx.as_slice(), [Effect::PromoteFiles(_)]));
     let fx = st.handle_outcome(
         Outcome::Promoted {
             ticket,
@@ -232,7 +232,7 @@ fn an_invalid_delivery_is_charged_to_its_sender_and_frees_the_shard() {
         e,
         Effect::Discard(Discard::Epoch { epoch, .. }) if *epoch == a.epoch.0
     )));
-    assert!(!fx.iter().any(|e| matches!(e, Effect::PromoteFiles { .. })));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::PromoteFiles(_))));
     let after = commit_ok(&mut st, &fx, 20);
     match answers(&after).as_slice() {
         [(RequestId(2), ControlResponse::Rejected(r))] => {
@@ -263,7 +263,7 @@ fn a_copy_verified_while_the_first_completion_is_stored_waits_then_is_fenced() {
         t(20),
     );
     let to = match fx.as_slice() {
-        [Effect::PromoteFiles { to, .. }] => to.clone(),
+        [Effect::PromoteFiles(p)] => p.to.clone(),
         other => panic!("{other:?}"),
     };
     let fx = st.handle_outcome(
@@ -283,7 +283,7 @@ fn a_copy_verified_while_the_first_completion_is_stored_waits_then_is_fenced() {
     );
     assert_eq!(
         fx.iter()
-            .filter(|e| matches!(e, Effect::PromoteFiles { .. }))
+            .filter(|e| matches!(e, Effect::PromoteFiles(_)))
             .count(),
         0,
         "b's files are never promoted over a's: {fx:?}"
