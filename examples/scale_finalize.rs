@@ -17,14 +17,12 @@ use anyhow::{Context, Result, bail};
 use ldawt::coordinator::write_final_files;
 use ldawt::engine::{RowResult, RowStatus, archive_stem, results_path};
 use ldawt::layout::{DataDir, SeedDir};
-use ldawt::model::ids::ShardId;
+use ldawt::model::ids::{Epoch, ShardId, seeded_node_id};
 use ldawt::model::lease::{ShardEntry, ShardPhase};
 use ldawt::results::ResultsWriter;
 use ldawt::seed::{SeededDataset, rowfile};
 use ldawt::store::ShardRecord;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-
-const PEER: &str = "12D3KooWBenchScaleFinalizePeer000000000000000000000";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -126,8 +124,8 @@ fn run(data: &Path, out: &Path, seeded: &SeededDataset) -> Result<()> {
     for (i, rows) in seeded.shard_rows.iter().enumerate() {
         let mut e = ShardEntry::new(*rows);
         e.phase = ShardPhase::Done;
-        e.done_epoch = Some(i as u64 + 1);
-        e.done_by = Some(PEER.to_string());
+        e.done_epoch = Some(Epoch(i as u64 + 1));
+        e.done_by = Some(seeded_node_id(1));
         let failed = (first..first + rows).filter(|i| fails(*i)).count() as u64;
         first += rows;
         records.push(ShardRecord {

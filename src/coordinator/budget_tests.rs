@@ -2,9 +2,9 @@
 //! settings with each lease's share of the budget, no grant is made while the budget is taken,
 //! and a renewal reporting slow-downs lowers the shares of later grants.
 
-use crate::model::ids::seeded_node_id as node;
 use super::test_support::{coordinator, grant, setup, worker_stats};
 use crate::engine::EngineConfig;
+use crate::model::ids::seeded_node_id as node;
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlRequest, ControlResponse};
 use crate::protocol::settings::DatasetSettings;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::CoordinatorError;
 use super::complete::{VerifyFailure, VerifyJob};
 use super::files::IntakeDecision;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::protocol::control::{ControlResponse, Refusal};
 use crate::protocol::gossip::Gossip;
 use crate::protocol::transfer::TransferHeader;
@@ -51,7 +51,7 @@ pub enum Discard {
         /// The shard.
         shard: ShardId,
         /// The ended lease epoch.
-        epoch: u64,
+        epoch: Epoch,
     },
     /// Every staging file of a shard (after its completion: losing copies, old epochs).
     Shard {
@@ -67,9 +67,9 @@ pub enum Discard {
         /// The dataset.
         dataset: DatasetId,
         /// Leases held when the sweep was decided.
-        live: Vec<(ShardId, u64)>,
+        live: Vec<(ShardId, Epoch)>,
         /// The dataset's next epoch when the sweep was decided.
-        below_epoch: u64,
+        below_epoch: Epoch,
     },
     /// One file (a transfer refused after it arrived).
     File(PathBuf),
@@ -86,7 +86,7 @@ pub struct Persist {
     /// The shards' records as they are now.
     pub records: Vec<(ShardId, ShardRecord)>,
     /// The dataset's next epoch.
-    pub next_epoch: u64,
+    pub next_epoch: Epoch,
 }
 
 /// Read a shard's rows file and answer with its rows (or a storage refusal naming the shard).
@@ -151,7 +151,7 @@ pub struct ImportLocal {
     /// Who asked.
     pub to: RequestId,
     /// The worker.
-    pub peer: String,
+    pub peer: NodeId,
     /// The file's lease and kind.
     pub header: TransferHeader,
     /// The worker's file.

@@ -19,7 +19,7 @@ use super::effects::{Answer, Discard, Effect, ImportLocal, OpenStaging, RequestI
 use super::state::SeederState;
 use crate::archive::results_path;
 use crate::layout::OutDir;
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{Refusal, RejectReason};
 use crate::protocol::transfer::{FileKind, TransferHeader};
@@ -110,7 +110,7 @@ impl IntakeLimits {
 }
 
 /// A transfer by lease and file kind (`true` for the archive).
-type TransferKey = (DatasetId, ShardId, u64, bool);
+type TransferKey = (DatasetId, ShardId, Epoch, bool);
 
 /// Disk promised to transfers accepted but not yet staged, so that several transfers accepted
 /// at once cannot together overrun the free disk each one fits in alone.
@@ -126,7 +126,7 @@ impl Reservations {
 }
 
 fn transfer_key(h: &TransferHeader) -> TransferKey {
-    (h.dataset, h.shard, h.epoch.0, h.kind == FileKind::Archive)
+    (h.dataset, h.shard, h.epoch, h.kind == FileKind::Archive)
 }
 
 /// The kind as it stands in a staging file's name and in messages.
@@ -142,7 +142,7 @@ pub(super) fn verification_paths(
     out: &Path,
     dataset: DatasetId,
     shard: ShardId,
-    epoch: u64,
+    epoch: Epoch,
 ) -> ([PathBuf; 2], [PathBuf; 2]) {
     let out = OutDir::new(out);
     let kinds = [FileKind::Archive, FileKind::Results].map(kind_name);
@@ -160,7 +160,12 @@ pub(super) fn final_paths(out: &Path, archive_name: &str) -> [PathBuf; 2] {
 }
 
 impl SeederState {
-    fn check_header(&self, peer: &str, h: &TransferHeader, now: UnixMillis) -> Result<(), Refusal> {
+    fn check_header(
+        &self,
+        peer: NodeId,
+        h: &TransferHeader,
+        now: UnixMillis,
+    ) -> Result<(), Refusal> {
         let d = self.datasets.get(&h.dataset).ok_or_else(|| {
             Refusal::new(
                 RejectReason::UnknownDataset,
@@ -168,7 +173,7 @@ impl SeederState {
             )
         })?;
         d.book
-            .check(h.shard, h.epoch.0, peer, now)
+            .check(h.shard, h.epoch, peer, now)
             .map(|_| ())
             .map_err(|e| super::requests::lease_refusal(&e))
     }
@@ -176,7 +181,7 @@ impl SeederState {
     /// Refuses a transfer larger than its shard can produce, or than the free disk allows.
     fn check_size(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         h: &TransferHeader,
         disk: DiskSpace,
     ) -> Result<(), Refusal> {
@@ -190,7 +195,7 @@ impl SeederState {
             .unwrap_or((0, 0));
         let limit = self.cfg.intake.max_bytes(h.kind, rows);
         if h.size > limit {
-            tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, limit, kind = kind_name(h.kind), "transfer refused: larger than its shard can be");
+            tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer = %peer, size = h.size, limit, kind = kind_name(h.kind), "transfer refused: larger than its shard can be");
             return Err(Refusal::new(
                 RejectReason::NotAllowed,
                 format!(
@@ -222,7 +227,7 @@ impl SeederState {
             self.reserved.lock().insert(key, h.size);
             return Ok(());
         }
-        tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer, size = h.size, free, others, "transfer refused: not enough free disk on --out");
+        tracing::warn!(dataset = %h.dataset, shard = %h.shard, peer = %peer, size = h.size, free, others, "transfer refused: not enough free disk on --out");
         let reserve = self.cfg.intake.reserve(total);
         let detail = format!(
             "not enough free disk on --out for a file of {} bytes ({free} free, {reserve} kept in reserve, {others} promised to other transfers)",
@@ -258,7 +263,7 @@ impl SeederState {
     }
 
     /// True when `epoch` is a lease still held on `shard`.
-    fn is_live(&self, dataset: DatasetId, shard: ShardId, epoch: u64) -> bool {
+    fn is_live(&self, dataset: DatasetId, shard: ShardId, epoch: Epoch) -> bool {
         self.datasets
             .get(&dataset)
             .and_then(|d| d.book.shard(shard))
@@ -268,14 +273,14 @@ impl SeederState {
 
     /// Bytes of an accepted transfer are arriving: a live lease being delivered stays live (see
     /// [`crate::model::lease::LeaseBook::handle_delivering`]). Anything else is ignored.
-    pub fn transfer_progress(&mut self, peer: &str, header: &TransferHeader, now: UnixMillis) {
+    pub fn transfer_progress(&mut self, peer: NodeId, header: &TransferHeader, now: UnixMillis) {
         if self.storage_failed.is_some() {
             return;
         }
         if let Some(d) = self.datasets.get_mut(&header.dataset) {
             let _ = d
                 .book
-                .handle_delivering(header.shard, header.epoch.0, peer, now);
+                .handle_delivering(header.shard, header.epoch, peer, now);
         }
     }
 
@@ -285,7 +290,7 @@ impl SeederState {
     pub fn decide_file(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         disk: DiskSpace,
         now: UnixMillis,
@@ -307,7 +312,7 @@ impl SeederState {
     /// refusal.
     fn admit(
         &mut self,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         disk: DiskSpace,
         now: UnixMillis,
@@ -323,7 +328,7 @@ impl SeederState {
         let part = out.staged_part(
             header.dataset,
             header.shard,
-            header.epoch.0,
+            header.epoch,
             kind_name(header.kind),
         );
         Ok((out.incoming_dataset(header.dataset), part))
@@ -334,7 +339,7 @@ impl SeederState {
     pub fn file_received(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         part: PathBuf,
         now: UnixMillis,
@@ -347,7 +352,7 @@ impl SeederState {
     pub(super) fn file_received_into(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         part: PathBuf,
         now: UnixMillis,
@@ -362,7 +367,7 @@ impl SeederState {
         let staged = OutDir::new(&self.cfg.out).staged(
             header.dataset,
             header.shard,
-            header.epoch.0,
+            header.epoch,
             kind_name(header.kind),
         );
         fx.push(Effect::StageFile(StageFile { to, part, staged }));
@@ -373,7 +378,7 @@ impl SeederState {
     pub fn accept_local_file(
         &mut self,
         to: RequestId,
-        peer: &str,
+        peer: NodeId,
         header: &TransferHeader,
         src: PathBuf,
         disk: DiskSpace,
@@ -383,7 +388,7 @@ impl SeederState {
         match self.admit(peer, header, disk, now, &mut fx) {
             Ok((dir, part)) => fx.push(Effect::ImportLocal(ImportLocal {
                 to,
-                peer: peer.to_string(),
+                peer,
                 header: header.clone(),
                 src,
                 dir,

@@ -262,12 +262,7 @@ impl CoordinatorHandle {
     /// Answers a control request from `peer`.
     pub async fn request(&self, peer: NodeId, req: ControlRequest) -> ControlResponse {
         let (tx, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Msg::Request(peer, req, tx))
-            .await
-            .is_err()
-        {
+        if self.tx.send(Msg::Request(peer, req, tx)).await.is_err() {
             return stopped();
         }
         rx.await.unwrap_or_else(|_| stopped())

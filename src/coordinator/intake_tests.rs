@@ -6,12 +6,12 @@
 
 use sha2::Digest;
 
-use crate::model::ids::seeded_node_id as node;
 use super::driver::Driver;
 use super::test_support::{
     coordinator, deliver, grant, header, ok_row, read_results, setup, started,
 };
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 use crate::protocol::control::{ControlRequest, ControlResponse, RejectReason};
 use crate::protocol::transfer::FileKind;
 use crate::results::ResultsWriter;
@@ -81,7 +81,7 @@ async fn a_forged_delivery_is_refused_and_the_shard_goes_to_an_honest_worker() {
         )
         .await;
     assert_eq!(reason(&r), Some(RejectReason::Invalid), "{r:?}");
-    assert_eq!(c.invalid_deliveries().get(node(66)), Some(&1));
+    assert_eq!(c.invalid_deliveries().get(&node(66)), Some(&1));
     let staged = std::fs::read_dir(s.out.join(".incoming").join(ds.to_hex()))
         .unwrap()
         .count();

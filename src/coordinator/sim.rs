@@ -303,11 +303,7 @@ impl Sim {
                         self.report.give_backs += 1;
                         self.report.gossip_bytes += self.lease_bytes[1] as u64;
                     }
-                } else if self
-                    .book
-                    .handle_complete(h.shard, h.epoch, p.id, t)
-                    .is_ok()
-                {
+                } else if self.book.handle_complete(h.shard, h.epoch, p.id, t).is_ok() {
                     self.report.completions += 1;
                     self.report.gossip_bytes += self.lease_bytes[2] as u64;
                     let n = &mut self.completed[h.shard.0 as usize];
@@ -319,10 +315,7 @@ impl Sim {
                 self.report.decisions += 1;
                 let span = h.finish_at.saturating_sub(h.started).max(1);
                 let rows_done = self.cfg.rows_per_shard * (now - h.started) / span;
-                match self
-                    .book
-                    .handle_renew(h.shard, h.epoch, p.id, rows_done, t)
-                {
+                match self.book.handle_renew(h.shard, h.epoch, p.id, rows_done, t) {
                     Ok(_) => {
                         self.report.renewals += 1;
                         h.next_renew = now + self.renew_every();

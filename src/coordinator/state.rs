@@ -351,7 +351,7 @@ impl SeederState {
             Outcome::Imported { import, result } => match result {
                 Ok(()) => self.file_received_into(
                     import.to,
-                    &import.peer,
+                    import.peer,
                     &import.header,
                     import.part,
                     now,

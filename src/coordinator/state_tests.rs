@@ -1,10 +1,10 @@
 //! The decision state alone, with time as an argument and outcomes fed by hand: what each
 //! event asks for, in which order, and that nothing waits on file work.
 
-use crate::model::ids::seeded_node_id as node;
 use super::effects::{Answer, CommitId, Discard, Effect, Outcome, RequestId, Ticket};
 use super::test_support::{Setup, setup, worker_stats};
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 use crate::model::lease::Admission;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
 use crate::protocol::gossip::Gossip;
@@ -208,7 +208,7 @@ fn a_failed_promotion_charges_nobody_and_keeps_the_lease() {
     let d = &st.datasets[&a.dataset];
     let entry = d.book.shard(a.shard).unwrap();
     assert_eq!(entry.phase, ShardPhase::Leased);
-    assert!(entry.holder(a.epoch.0).is_some(), "the lease stays");
+    assert!(entry.holder(a.epoch).is_some(), "the lease stays");
     assert_eq!(entry.failures, 0);
     assert!(entry.failed_by.is_empty());
     assert_eq!(d.book.admission(node(1), t(30)), Admission::Admitted);
@@ -230,7 +230,7 @@ fn an_invalid_delivery_is_charged_to_its_sender_and_frees_the_shard() {
     );
     assert!(fx.iter().any(|e| matches!(
         e,
-        Effect::Discard(Discard::Epoch { epoch, .. }) if *epoch == a.epoch.0
+        Effect::Discard(Discard::Epoch { epoch, .. }) if *epoch == a.epoch
     )));
     assert!(!fx.iter().any(|e| matches!(e, Effect::PromoteFiles(_))));
     let after = commit_ok(&mut st, &fx, 20);
@@ -240,7 +240,7 @@ fn an_invalid_delivery_is_charged_to_its_sender_and_frees_the_shard() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(st.invalid_deliveries().get(node(1)), Some(&1));
+    assert_eq!(st.invalid_deliveries().get(&node(1)), Some(&1));
     let entry = st.datasets[&a.dataset].book.shard(a.shard).unwrap().clone();
     assert_eq!(entry.phase, ShardPhase::Free);
     assert_eq!(entry.failed_by, vec![node(1)]);
@@ -290,7 +290,7 @@ fn a_copy_verified_while_the_first_completion_is_stored_waits_then_is_fenced() {
     );
     assert!(fx.iter().any(|e| matches!(
         e,
-        Effect::Discard(Discard::Epoch { epoch, .. }) if *epoch == b.epoch.0
+        Effect::Discard(Discard::Epoch { epoch, .. }) if *epoch == b.epoch
     )));
     match answers(&fx).as_slice() {
         [(RequestId(4), ControlResponse::Rejected(r))] => {

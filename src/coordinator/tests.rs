@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::model::ids::seeded_node_id as node;
 use super::driver::Driver;
 use super::test_support::*;
 use super::*;
+use crate::model::ids::seeded_node_id as node;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
 use crate::protocol::transfer::FileKind;
 

@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 
 directory_type! {
     /// A node's data dir.
@@ -90,7 +90,7 @@ directory_type! {
 
 impl WorkDir {
     /// One lease's directory (`<id>/00042-e7`).
-    pub fn lease(&self, dataset: DatasetId, shard: ShardId, epoch: u64) -> LeaseDir {
+    pub fn lease(&self, dataset: DatasetId, shard: ShardId, epoch: Epoch) -> LeaseDir {
         LeaseDir(
             self.0
                 .join(dataset.to_hex())
@@ -146,7 +146,7 @@ mod tests {
             s.shard_rows(ShardId(123_456)),
             s.path().join("shard-123456.rows")
         );
-        let l = d.work().lease(id, ShardId(7), 12);
+        let l = d.work().lease(id, ShardId(7), Epoch(12));
         assert_eq!(l.path(), Path::new(&format!("/d/work/{hex}/00007-e12")));
         assert_eq!(l.finished_marker(), l.path().join("finished.json"));
         assert_eq!(l.archive("x-00007.tar.gz"), l.path().join("x-00007.tar.gz"));

@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 
-use crate::model::ids::{DatasetId, ShardId};
+use crate::model::ids::{DatasetId, Epoch, ShardId};
 
 directory_type! {
     /// A seeder's output dir.
@@ -74,7 +74,7 @@ impl OutDir {
 
     /// A received (staged) file of epoch `epoch` of `shard`; `kind` is `archive` or
     /// `results` (`.incoming/<id>/00042.e7.archive`).
-    pub fn staged(&self, dataset: DatasetId, shard: ShardId, epoch: u64, kind: &str) -> PathBuf {
+    pub fn staged(&self, dataset: DatasetId, shard: ShardId, epoch: Epoch, kind: &str) -> PathBuf {
         self.incoming_dataset(dataset)
             .join(format!("{}{epoch}.{kind}", staged_prefix(shard)))
     }
@@ -84,14 +84,20 @@ impl OutDir {
         &self,
         dataset: DatasetId,
         shard: ShardId,
-        epoch: u64,
+        epoch: Epoch,
         kind: &str,
     ) -> PathBuf {
         with_suffix(self.staged(dataset, shard, epoch, kind), ".part")
     }
 
     /// The same file set aside while it is verified (`….verifying`).
-    pub fn verifying(&self, dataset: DatasetId, shard: ShardId, epoch: u64, kind: &str) -> PathBuf {
+    pub fn verifying(
+        &self,
+        dataset: DatasetId,
+        shard: ShardId,
+        epoch: Epoch,
+        kind: &str,
+    ) -> PathBuf {
         with_suffix(self.staged(dataset, shard, epoch, kind), VERIFYING_SUFFIX)
     }
 }
@@ -105,10 +111,10 @@ pub fn staged_prefix(shard: ShardId) -> String {
 }
 
 /// `(shard, epoch)` of a staging file name `<shard>.e<epoch>.<kind>[.part|.verifying]`.
-pub fn parse_staged_name(name: &str) -> Option<(ShardId, u64)> {
+pub fn parse_staged_name(name: &str) -> Option<(ShardId, Epoch)> {
     let (shard, rest) = name.split_once(".e")?;
     let (epoch, _) = rest.split_once('.')?;
-    Some((ShardId(shard.parse().ok()?), epoch.parse().ok()?))
+    Some((ShardId(shard.parse().ok()?), Epoch(epoch.parse().ok()?)))
 }
 
 fn with_suffix(path: PathBuf, suffix: &str) -> PathBuf {
@@ -135,7 +141,7 @@ mod tests {
         assert_eq!(o.dataset_marker(), Path::new("o/.ldawt-dataset"));
         assert_eq!(o.default_data_dir(), Path::new("o/.ldawt"));
         assert_eq!(o.incoming(), Path::new("o/.incoming"));
-        let (s, e) = (ShardId(42), 7);
+        let (s, e) = (ShardId(42), Epoch(7));
         assert_eq!(
             o.staged(id, s, e, "archive"),
             Path::new(&format!("{inc}/00042.e7.archive"))
@@ -157,7 +163,11 @@ mod tests {
             "00042.e7.results.part",
             "00042.e7.archive.verifying",
         ] {
-            assert_eq!(parse_staged_name(name), Some((ShardId(42), 7)), "{name}");
+            assert_eq!(
+                parse_staged_name(name),
+                Some((ShardId(42), Epoch(7))),
+                "{name}"
+            );
             assert!(name.starts_with(&staged_prefix(ShardId(42))));
         }
         assert!(!"00042.e7.archive".starts_with(&staged_prefix(ShardId(4))));

@@ -211,10 +211,8 @@ impl SwarmBudget {
 
     /// Records the lease `(shard, epoch)` of `peer` holding `cap`.
     pub fn reserve(&mut self, shard: u32, epoch: Epoch, peer: NodeId, cap: u32) {
-        self.leases.insert(
-            (shard, epoch),
-            Reservation { peer, cap },
-        );
+        self.leases
+            .insert((shard, epoch), Reservation { peer, cap });
     }
 
     /// Brings the reservations in line with the live leases `(shard, epoch, peer)`: ended
@@ -222,13 +220,10 @@ impl SwarmBudget {
     pub fn sync(&mut self, live: impl IntoIterator<Item = (u32, Epoch, NodeId)>) {
         let mut keep = BTreeMap::new();
         for (shard, epoch, peer) in live {
-            let r = self
-                .leases
-                .remove(&(shard, epoch))
-                .unwrap_or(Reservation {
-                    peer,
-                    cap: self.limit,
-                });
+            let r = self.leases.remove(&(shard, epoch)).unwrap_or(Reservation {
+                peer,
+                cap: self.limit,
+            });
             keep.insert((shard, epoch), r);
         }
         self.leases = keep;

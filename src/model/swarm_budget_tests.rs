@@ -46,7 +46,11 @@ fn a_worker_on_host_a_gets_the_whole_budget_of_a_while_another_fetches_from_b() 
     let shards = [hosts(&["a:80"], false), hosts(&["b:80"], false)];
     let mut b = SwarmBudget::with_hosts(4, &shards);
     assert_eq!(take(&mut b, node(11), 0, 1, T), Some(4));
-    assert_eq!(take(&mut b, node(12), 1, 2, T), Some(4), "b is another host");
+    assert_eq!(
+        take(&mut b, node(12), 1, 2, T),
+        Some(4),
+        "b is another host"
+    );
     assert_eq!(b.peak_host_load(), 4);
     // A third worker finds both hosts taken.
     let view = b.bid(node(13), T);
@@ -63,7 +67,11 @@ fn peers_on_the_same_host_split_it_and_a_shard_of_two_hosts_takes_the_smaller_ro
     ];
     let mut b = SwarmBudget::with_hosts(8, &shards);
     b.note_wanted(node(12), 1, T);
-    assert_eq!(take(&mut b, node(11), 0, 1, T), Some(4), "w2 wants a as well");
+    assert_eq!(
+        take(&mut b, node(11), 0, 1, T),
+        Some(4),
+        "w2 wants a as well"
+    );
     assert_eq!(take(&mut b, node(12), 1, 2, T), Some(4));
     let view = b.bid(node(13), T);
     assert_eq!(view.cap_for(2), None, "a is fully reserved");

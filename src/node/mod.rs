@@ -280,7 +280,7 @@ pub async fn run(
         probe: Arc::new(Probe::new()),
         activity: activity.clone(),
         worker_cfg: WorkerConfig {
-            me: me.to_string(),
+            me,
             work_dir: crate::layout::DataDir::new(&cfg.data_dir)
                 .work()
                 .into_path(),

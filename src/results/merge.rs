@@ -119,7 +119,11 @@ impl DatasetMerge {
             skipped: 0,
             bytes: self.shards.iter().map(|s| s.bytes).sum(),
             shards_total: self.shards.len() as u32,
-            shards_done: self.shards.iter().filter(|s| s.state == LeaseState::Done).count() as u32,
+            shards_done: self
+                .shards
+                .iter()
+                .filter(|s| s.state == LeaseState::Done)
+                .count() as u32,
             failed_shards: self.failed_shards.clone(),
             error_breakdown: BTreeMap::new(),
             shards: self.shards.clone(),
@@ -214,7 +218,8 @@ fn load_shard(
     };
     // A shard reopened for a retry round that did not finish still has its results.
     if loaded.rows.is_err()
-        || (s.state != LeaseState::Done && !results_path(&OutDir::new(out).archive(&s.archive)).exists())
+        || (s.state != LeaseState::Done
+            && !results_path(&OutDir::new(out).archive(&s.archive)).exists())
     {
         return loaded;
     }

@@ -40,7 +40,9 @@ pub enum StoreError {
     #[error("lease database holds an unreadable record: {0}")]
     Decode(#[from] postcard::Error),
     /// A shard record that cannot be decoded (e.g. a holder that is not a peer id).
-    #[error("lease database: the record of shard {shard} of dataset {dataset} is unreadable: {source}")]
+    #[error(
+        "lease database: the record of shard {shard} of dataset {dataset} is unreadable: {source}"
+    )]
     Shard {
         /// The dataset (hex).
         dataset: String,
@@ -169,6 +171,6 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod compat_tests;
+#[cfg(test)]
+mod tests;

@@ -60,7 +60,10 @@ async fn reopening_restores_the_lease_book() {
             .await
             .unwrap();
         // The mark never goes down.
-        store.put_shards_with_epoch(ds, shards, Epoch(4)).await.unwrap();
+        store
+            .put_shards_with_epoch(ds, shards, Epoch(4))
+            .await
+            .unwrap();
         // A second open while the first handle lives is refused (one writer per file).
         assert!(Store::open(&path).is_err());
     }

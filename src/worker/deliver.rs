@@ -76,7 +76,7 @@ pub(super) async fn deliver(
             if lost.is_cancelled() {
                 return LeaseOutcome::Lost("the seeder refused a renewal".into());
             }
-            match ctx.link.send_file(&ctx.me, header.clone(), &path).await {
+            match ctx.link.send_file(ctx.me, header.clone(), &path).await {
                 Ok(()) => break,
                 Err(LinkError::Refused(r)) if !r.reason.is_retryable() => {
                     return LeaseOutcome::Lost(r.to_string());
@@ -105,7 +105,7 @@ pub(super) async fn deliver(
         bytes: f.bytes,
     };
     match retry(
-        || ctx.link.request(&ctx.me, complete.clone()),
+        || ctx.link.request(ctx.me, complete.clone()),
         shutdown,
         finished_patience(g),
     )

@@ -25,6 +25,7 @@ use super::stats::{free_space, human_bytes};
 use crate::engine::{self, EngineConfig, ShardCounters, ShardJob};
 use crate::input::VecRows;
 use crate::layout::{LeaseDir, WorkDir};
+use crate::model::ids::NodeId;
 use crate::model::shard::check_archive_name;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
 
@@ -66,7 +67,7 @@ pub struct LeaseCtx {
     /// Route to the seeder.
     pub link: SeederLink,
     /// This node's peer id.
-    pub me: String,
+    pub me: NodeId,
     /// The seeder's grant this task works on (dataset, shard, epoch, expiry).
     pub grant: Grant,
     /// Root of the worker's scratch space.
@@ -96,7 +97,7 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     match super::lease_settings(&ctx.engine, g.settings.as_deref()) {
         Ok(engine) => ctx.engine = engine,
         Err(e) => {
-            let seeder = ctx.link.seeder(&ctx.me);
+            let seeder = ctx.link.seeder(ctx.me);
             tracing::error!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, %seeder, "refused a grant from seeder {seeder}: {e}; nothing was fetched");
             let reason = e.to_string();
             give_back(&ctx, &g, reason.clone(), false).await;
@@ -107,7 +108,7 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     // file name of the form seeders generate is given back before anything is fetched or
     // written.
     if let Err(e) = check_archive_name(&g.archive_name) {
-        let seeder = ctx.link.seeder(&ctx.me);
+        let seeder = ctx.link.seeder(ctx.me);
         tracing::error!(
             dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, %seeder,
             "refused a grant from seeder {seeder}: {e}: {:?}; nothing was written",
@@ -121,7 +122,7 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
         Some(k) => (k.dir, Some(k.finished)),
         None => (
             WorkDir::new(&ctx.work_dir)
-                .lease(g.dataset, g.shard, g.epoch.0)
+                .lease(g.dataset, g.shard, g.epoch)
                 .into_path(),
             None,
         ),
@@ -132,7 +133,7 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     let rows_floor = if finished.is_some() { g.rows } else { 0 };
     let renewer = tokio::spawn(renew_loop(
         ctx.link.clone(),
-        ctx.me.clone(),
+        ctx.me,
         g.clone(),
         counters.clone(),
         rows_floor,
@@ -183,7 +184,7 @@ async fn give_back(ctx: &LeaseCtx, g: &Grant, reason: String, failed: bool) {
         reason,
         failed,
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(&ctx.me, req)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(ctx.me, req)).await;
 }
 
 async fn work(
@@ -200,7 +201,7 @@ async fn work(
         epoch: g.epoch,
     };
     let rows = match retry(
-        || ctx.link.request(&ctx.me, rows_req.clone()),
+        || ctx.link.request(ctx.me, rows_req.clone()),
         shutdown,
         START_PATIENCE,
     )
@@ -266,7 +267,7 @@ async fn work(
     };
     let finished = Finished {
         grant: g.clone(),
-        seeder: ctx.link.seeder(&ctx.me),
+        seeder: ctx.link.seeder(ctx.me),
         ok: report.ok,
         failed: report.failed + report.skipped,
         bytes: report.bytes,
@@ -284,7 +285,7 @@ async fn work(
 /// `rows_floor` rows done.
 async fn renew_loop(
     link: SeederLink,
-    me: String,
+    me: NodeId,
     g: Grant,
     counters: Arc<ShardCounters>,
     rows_floor: u64,
@@ -303,7 +304,7 @@ async fn renew_loop(
             rows_done: counters.snapshot().0.max(rows_floor),
             throttled: u32::try_from(throttled_now.saturating_sub(reported)).unwrap_or(u32::MAX),
         };
-        match link.request(&me, req).await {
+        match link.request(me, req).await {
             Ok(ControlResponse::Renewed { .. }) => reported = throttled_now,
             Ok(ControlResponse::Rejected(r)) if r.reason.is_retryable() => {
                 tracing::warn!(shard = %g.shard, "renewal refused for now (will retry): {r}");

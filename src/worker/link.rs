@@ -6,6 +6,7 @@ use std::path::Path;
 use libp2p::PeerId;
 
 use crate::coordinator::CoordinatorHandle;
+use crate::model::ids::NodeId;
 use crate::net::{Client, NetError};
 use crate::protocol::control::{ControlRequest, ControlResponse, Refusal};
 use crate::protocol::transfer::TransferHeader;
@@ -41,7 +42,7 @@ pub enum LinkError {
 
 impl SeederLink {
     /// The seeder's peer id as text (`local` for the in-process coordinator).
-    pub fn seeder(&self, me: &str) -> String {
+    pub fn seeder(&self, me: NodeId) -> String {
         match self {
             SeederLink::Remote { peer, .. } => peer.to_string(),
             SeederLink::Local { .. } => me.to_string(),
@@ -51,7 +52,7 @@ impl SeederLink {
     /// Sends a control request as `me`.
     pub async fn request(
         &self,
-        me: &str,
+        me: NodeId,
         req: ControlRequest,
     ) -> Result<ControlResponse, LinkError> {
         match self {
@@ -66,7 +67,7 @@ impl SeederLink {
     /// Delivers a finished file as `me`.
     pub async fn send_file(
         &self,
-        me: &str,
+        me: NodeId,
         header: TransferHeader,
         path: &Path,
     ) -> Result<(), LinkError> {

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::EngineConfig;
 use crate::model::bid;
-use crate::model::ids::DatasetId;
+use crate::model::ids::{DatasetId, NodeId};
 use crate::model::node_stats::NodeStats;
 use crate::protocol::control::{ControlRequest, ControlResponse};
 use crate::protocol::settings::{DatasetSettings, SettingsError, lease_config};
@@ -59,7 +59,7 @@ pub struct Offer {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// This node's peer id.
-    pub me: String,
+    pub me: NodeId,
     /// Scratch space for archives being built.
     pub work_dir: PathBuf,
     /// Engine tuning.
@@ -215,7 +215,7 @@ pub async fn run(
         // Shards finished before a restart go to their seeder as soon as it is offered.
         kept.retain(|k| {
             let Some(offer) = current.iter().find(|o| {
-                o.dataset == k.finished.grant.dataset && o.link.seeder(&cfg.me) == k.finished.seeder
+                o.dataset == k.finished.grant.dataset && o.link.seeder(cfg.me) == k.finished.seeder
             }) else {
                 return true;
             };
@@ -223,7 +223,7 @@ pub async fn run(
             let remote = matches!(offer.link, SeederLink::Remote { .. });
             let ctx = LeaseCtx {
                 link: offer.link.clone(),
-                me: cfg.me.clone(),
+                me: cfg.me,
                 grant: k.finished.grant.clone(),
                 work_dir: cfg.work_dir.clone(),
                 engine: lease_engine(&cfg, remote),
@@ -245,7 +245,7 @@ pub async fn run(
             continue;
         }
         let now = Instant::now();
-        let key = |o: &Offer| -> OfferKey { (o.dataset, o.link.seeder(&cfg.me)) };
+        let key = |o: &Offer| -> OfferKey { (o.dataset, o.link.seeder(cfg.me)) };
         let mut due: Vec<Offer> = current
             .into_iter()
             .filter(|o| next_bid.get(&key(o)).is_none_or(|t| *t <= now))
@@ -258,9 +258,9 @@ pub async fn run(
                 dataset: offer.dataset,
                 stats: stats.clone(),
             };
-            let me = cfg.me.clone();
+            let me = cfg.me;
             async move {
-                let answer = tokio::time::timeout(BID_TIMEOUT, offer.link.request(&me, req)).await;
+                let answer = tokio::time::timeout(BID_TIMEOUT, offer.link.request(me, req)).await;
                 (offer, answer)
             }
         });
@@ -288,7 +288,7 @@ pub async fn run(
                     let engine = lease_engine(&cfg, remote);
                     let ctx = LeaseCtx {
                         link: offer.link.clone(),
-                        me: cfg.me.clone(),
+                        me: cfg.me,
                         grant,
                         work_dir: cfg.work_dir.clone(),
                         engine,
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn remote_rows_are_kept_off_private_addresses_unless_allowed() {
         let mut cfg = WorkerConfig {
-            me: "me".into(),
+            me: crate::model::ids::seeded_node_id(0),
             work_dir: PathBuf::from("w"),
             engine: EngineConfig::default(),
             exit_when_idle: None,
@@ -368,7 +368,7 @@ mod tests {
     #[test]
     fn a_seeders_settings_never_lift_the_ssrf_guard_nor_the_workers_caps() {
         let cfg = WorkerConfig {
-            me: "me".into(),
+            me: crate::model::ids::seeded_node_id(0),
             work_dir: PathBuf::from("w"),
             engine: EngineConfig {
                 concurrency: 4,

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use ldawt::model::ids::Epoch;
 use ldawt::model::lease::ShardPhase;
 use ldawt::store::Store;
 
@@ -63,7 +64,7 @@ fn start_seeder(tmp: &Path, input: &Path, out: &Path, extra: &[&str]) -> (NodePr
 
 /// What the lease database says after a kill: the epoch high-water mark, every epoch present
 /// (holders and completions), and whether any shard failed.
-fn read_leases(db: &Path) -> (u64, BTreeSet<u64>, bool) {
+fn read_leases(db: &Path) -> (Epoch, BTreeSet<Epoch>, bool) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut store = None;
@@ -153,8 +154,8 @@ fn five_seeder_kill_9_cycles_inside_one_shard_fail_nothing_and_epochs_only_grow(
         |s| s.local.leases_held > 0,
     );
     let db = data.join("leases.redb");
-    let mut last_mark = 0u64;
-    let mut seen: BTreeSet<u64> = BTreeSet::new();
+    let mut last_mark = Epoch(0);
+    let mut seen: BTreeSet<Epoch> = BTreeSet::new();
     for cycle in 1..=5 {
         std::thread::sleep(Duration::from_secs(2));
         seeder.kill9();

@@ -12,6 +12,7 @@ use ldawt::archive::ArchiveWriter;
 use ldawt::engine::{Compression, OutputFormat};
 use ldawt::fixture::{self, FixtureConfig};
 use ldawt::input::UrlRow;
+use ldawt::model::ids::NodeId;
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::Client;
 use ldawt::node::NodeConfig;
@@ -184,7 +185,7 @@ async fn forged_webdataset_shards_are_refused_and_a_consistent_one_is_taken() {
         let (g, rows) = lease(&evil, &seeder).await;
         let [archive, results] = build(&tmp.path().join(format!("{v:?}")), &g, &rows, &table, v);
         let answer = deliver(&evil, seeder.peer, &g, [&archive, &results], 1).await;
-        let me = evil.local_peer_id().to_string();
+        let me = NodeId(evil.local_peer_id());
         match (&answer, v) {
             (ControlResponse::Ack, Variant::Consistent) => consistent_by = Some(me),
             (ControlResponse::Rejected(r), Variant::Consistent) => {

@@ -12,6 +12,7 @@ use ldawt::archive::ArchiveWriter;
 use ldawt::engine::{Compression, archive_stem};
 use ldawt::fixture::{self, FixtureConfig};
 use ldawt::input::UrlRow;
+use ldawt::model::ids::NodeId;
 use ldawt::model::naming::{safe_segment, url_stem};
 use ldawt::model::shard::ShardSizing;
 use ldawt::net::NetError;
@@ -181,12 +182,12 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
             "{variant:?}: the refused files are deleted: {:?}",
             staged(&out)
         );
-        forgers.push(evil.local_peer_id().to_string());
+        forgers.push(NodeId(evil.local_peer_id()));
     }
 
     // A header announcing 1 TiB (a sparse file: nothing is read unless the seeder accepts).
     let evil = insider(seeder.join.clone()).await;
-    forgers.push(evil.local_peer_id().to_string());
+    forgers.push(NodeId(evil.local_peer_id()));
     let g = take_lease(&evil, seeder_peer, dataset).await;
     let huge = tmp.path().join("huge.tar.gz");
     std::fs::File::create(&huge)

@@ -522,9 +522,9 @@ impl LeaseBook {
     fn copyable(&self, s: &ShardEntry, peer: Option<NodeId>, now: UnixMillis) -> bool {
         s.phase == ShardPhase::Leased
             && s.holders.len() == 1
-            && s.holders.iter().all(|h| {
-                Some(h.peer) != peer && now.since(h.granted_at) >= self.cfg.copy_after
-            })
+            && s.holders
+                .iter()
+                .all(|h| Some(h.peer) != peer && now.since(h.granted_at) >= self.cfg.copy_after)
     }
 
     fn take_epoch(&mut self) -> Epoch {

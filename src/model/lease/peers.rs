@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn faults_back_off_then_exclude_and_completions_forgive() {
-        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
+        let (a, b) = (seeded_node_id(1), seeded_node_id(2));
         let mut l = PeerLedger::new();
         assert_eq!(l.admission(a, UnixMillis(0)), Admission::Admitted);
         l.on_fault(a, "disk full", TTL, UnixMillis(0));
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded() {
-        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
+        let a = seeded_node_id(1);
         let mut l = PeerLedger::new();
         for _ in 0..2 {
             l.on_fault(a, "x", TTL, UnixMillis(0));
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn someone_else_is_a_recent_admissible_bidder() {
-        let (a, b, c) = (seeded_node_id(1), seeded_node_id(2), seeded_node_id(3));
+        let (a, b) = (seeded_node_id(1), seeded_node_id(2));
         let mut l = PeerLedger::new();
         l.note_bid(a, UnixMillis(0));
         assert!(!l.someone_else_active(a, &[], TTL, UnixMillis(1)));

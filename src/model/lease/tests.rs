@@ -122,7 +122,9 @@ fn tail_copy_goes_to_another_peer_and_first_completion_wins() {
     let d = book.handle_bid(node(4), true, t(600)).unwrap();
     assert_eq!(d.shard, a.shard);
     assert_eq!(book.handle_bid(node(5), true, t(600)), None);
-    let cancelled = book.handle_complete(c.shard, c.epoch, node(3), t(700)).unwrap();
+    let cancelled = book
+        .handle_complete(c.shard, c.epoch, node(3), t(700))
+        .unwrap();
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0].peer, node(2));
     assert!(
@@ -181,7 +183,8 @@ fn restore_keeps_holders_and_epochs_grow() {
     let mut book = LeaseBook::new(cfg(2), &[1, 2, 3]);
     let a = book.handle_bid(node(1), true, t(0)).unwrap();
     let b = book.handle_bid(node(2), true, t(0)).unwrap();
-    book.handle_complete(b.shard, b.epoch, node(2), t(1)).unwrap();
+    book.handle_complete(b.shard, b.epoch, node(2), t(1))
+        .unwrap();
     let restored = LeaseBook::restore(cfg(2), book.shards().to_vec(), Epoch(0), t(0));
     // Holders keep their leases, with at least the restart grace to renew.
     let mut expected = book.shards().to_vec();
@@ -222,8 +225,15 @@ fn a_failed_shard_goes_to_another_peer_while_one_is_around() {
     book.handle_bid(node(2), true, t(0)).unwrap(); // b is around (and holds shard 0)
     let a = book.handle_bid(node(1), true, t(0)).unwrap();
     assert_eq!(a.shard, ShardId(1));
-    book.handle_abandon(a.shard, a.epoch, node(1), "No space left on device", true, t(1))
-        .unwrap();
+    book.handle_abandon(
+        a.shard,
+        a.epoch,
+        node(1),
+        "No space left on device",
+        true,
+        t(1),
+    )
+    .unwrap();
     // a backs off; after that, b has bid recently, so a does not get shard 1 back.
     assert!(matches!(
         book.admission(node(1), t(2)),
@@ -269,7 +279,8 @@ fn repeated_faults_exclude_a_peer_and_completions_raise_its_cap() {
         Admission::Excluded { faults: 3, .. }
     ));
     let b = book.handle_bid(node(2), true, t(now)).unwrap();
-    book.handle_complete(b.shard, b.epoch, node(2), t(now)).unwrap();
+    book.handle_complete(b.shard, b.epoch, node(2), t(now))
+        .unwrap();
     assert_eq!(book.completed_by(node(2)), 1);
     assert_eq!(book.peer_cap(node(2)), INITIAL_PEER_CAP + 1);
 }
@@ -305,7 +316,8 @@ fn a_lease_without_progress_is_revoked() {
     // A holder that finished downloading (uploading) is not stalled.
     let mut book = LeaseBook::new(cfg(3), &[10]);
     let a = book.handle_bid(node(1), true, t(0)).unwrap();
-    book.handle_renew(a.shard, a.epoch, node(1), 10, t(1)).unwrap();
+    book.handle_renew(a.shard, a.epoch, node(1), 10, t(1))
+        .unwrap();
     for i in 1..20 {
         assert!(
             book.handle_renew(a.shard, a.epoch, node(1), 10, t(i * TTL / 2))
