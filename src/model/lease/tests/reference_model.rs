@@ -158,7 +158,7 @@ proptest! {
             prop_assert_eq!(lost_epochs, model_lost, "expired set differs at {}", now);
             let pick = |model: &Model, e: u8| -> Option<(u64, u32, NodeId)> {
                 if model.granted.is_empty() { None } else {
-                    Some(model.granted[e as usize % model.granted.len()].clone())
+                    Some(model.granted[e as usize % model.granted.len()])
                 }
             };
             match op {
