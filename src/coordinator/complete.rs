@@ -163,7 +163,7 @@ impl SeederState {
     ) -> Result<VerifyJob, ControlResponse> {
         let d = self.live_lease(peer, key.dataset, key.shard, key.epoch, now)?;
         let archive_name = d.archive_name(key.shard);
-        let rows_file = match d.retry.get(&key.shard.0) {
+        let rows_file = match d.retry.get(&key.shard) {
             Some(r) => r.rows_file.clone(),
             None => DataDir::new(&self.cfg.data_dir)
                 .dataset(key.dataset)
@@ -329,7 +329,7 @@ impl SeederState {
                 return Some(super::requests::rejected(e));
             }
         };
-        let round = d.retry.remove(&shard.0);
+        let round = d.retry.remove(&shard);
         if let Some(r) = d.records.get_mut(shard.0 as usize) {
             if round.is_some() {
                 // A retry round's rows were all failed before: they move to their new outcome.

@@ -104,7 +104,7 @@ fn summaries(
         let archive = seeded.archive_names.get(i).cloned().unwrap_or_default();
         if e.phase == ShardPhase::Failed {
             failed_shards.push(FailedShard {
-                shard: i as u32,
+                shard: super::shard(i),
                 archive: archive.clone(),
                 rows: e.rows,
                 failures: e.failures,
@@ -112,7 +112,7 @@ fn summaries(
             });
         }
         shards.push(ShardSummary {
-            shard: i as u32,
+            shard: super::shard(i),
             archive,
             state: e.phase.into(),
             rows: e.rows,

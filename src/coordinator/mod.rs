@@ -252,7 +252,7 @@ impl Coordinator {
         &self,
         seeded: &SeededDataset,
         book: &mut LeaseBook,
-    ) -> HashMap<u32, retry_rounds::RetryRound> {
+    ) -> HashMap<ShardId, retry_rounds::RetryRound> {
         let cfg = &self.state.cfg;
         let dir = DataDir::new(&cfg.data_dir).dataset(seeded.id);
         let mut rounds = HashMap::new();
@@ -269,7 +269,7 @@ impl Coordinator {
                         book.reopen_done(shard(i));
                     }
                     tracing::info!(dataset = %seeded.id, shard = i, round = r.round, rows = r.rows, "retry round: the rows that failed retryably are open again");
-                    rounds.insert(i as u32, r);
+                    rounds.insert(shard(i), r);
                 }
                 Ok(None) => {}
                 Err(e) => {

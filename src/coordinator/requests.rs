@@ -45,7 +45,7 @@ impl SeederState {
                 Err(refused) => fx.push(reply(to, refused)),
                 // A retry round's rows are the ones it retries.
                 Ok(d) => {
-                    let path = match d.retry.get(&shard.0) {
+                    let path = match d.retry.get(&shard) {
                         Some(r) => r.rows_file.clone(),
                         None => DataDir::new(&self.cfg.data_dir)
                             .dataset(dataset)
@@ -257,24 +257,24 @@ impl SeederState {
             },
             Some(b) => {
                 b.sync(d.book.shards().iter().enumerate().flat_map(|(i, s)| {
-                    let i = u32::try_from(i).unwrap_or(u32::MAX);
+                    let i = super::shard(i);
                     s.holders.iter().map(move |h| (i, h.epoch, h.peer))
                 }));
                 b.forget_idle(now);
                 let view = b.bid(peer, now);
                 let mut wanted = None;
                 let lease = d.book.handle_bid_where(peer, allow_copy, now, |s| {
-                    wanted.get_or_insert(s.0);
-                    view.cap_for(s.0).is_some()
+                    wanted.get_or_insert(s);
+                    view.cap_for(s).is_some()
                 });
-                let cap = lease.as_ref().and_then(|l| view.cap_for(l.shard.0));
+                let cap = lease.as_ref().and_then(|l| view.cap_for(l.shard));
                 drop(view);
-                if let Some(w) = lease.as_ref().map(|l| l.shard.0).or(wanted) {
+                if let Some(w) = lease.as_ref().map(|l| l.shard).or(wanted) {
                     b.note_wanted(peer, w, now);
                 }
                 match (lease, cap) {
                     (Some(l), Some(c)) => {
-                        b.reserve(l.shard.0, l.epoch, peer, c);
+                        b.reserve(l.shard, l.epoch, peer, c);
                         (l, Some(c))
                     }
                     (Some(l), None) => {
@@ -307,11 +307,11 @@ impl SeederState {
             epoch: lease.epoch,
             expires_at: lease.expires_at,
             ttl_ms: u64::try_from(d.book.config().ttl.as_millis()).unwrap_or(u64::MAX),
-            rows: match d.retry.get(&lease.shard.0) {
+            rows: match d.retry.get(&lease.shard) {
                 Some(r) => r.rows,
                 None => d.seeded.shard_rows.get(idx).copied().unwrap_or(0),
             },
-            archive_name: match d.retry.get(&lease.shard.0) {
+            archive_name: match d.retry.get(&lease.shard) {
                 Some(r) => r.archive_name.clone(),
                 None => d.seeded.archive_names.get(idx).cloned().unwrap_or_default(),
             },

@@ -31,7 +31,7 @@ pub(super) struct Dataset {
     /// The swarm-wide per-host budget (`--swarm-per-host`).
     pub(super) budget: Option<SwarmBudget>,
     /// Open retry rounds by shard number (see [`retry_rounds`]).
-    pub(super) retry: HashMap<u32, retry_rounds::RetryRound>,
+    pub(super) retry: HashMap<ShardId, retry_rounds::RetryRound>,
 }
 
 impl Dataset {
@@ -45,7 +45,7 @@ impl Dataset {
 
     /// The archive name a lease on `shard` delivers (a retry round's, if one is open).
     pub(super) fn archive_name(&self, shard: ShardId) -> String {
-        match self.retry.get(&shard.0) {
+        match self.retry.get(&shard) {
             Some(r) => r.archive_name.clone(),
             None => self
                 .seeded

@@ -177,7 +177,7 @@ async fn a_restarted_coordinator_resumes_and_failed_shards_are_reported() {
     assert!(c.is_finished());
     let reports = c.finalize().await.unwrap();
     assert_eq!(reports[0].failed_shards.len(), 1);
-    assert_eq!(reports[0].failed_shards[0].shard, held.shard.0);
+    assert_eq!(reports[0].failed_shards[0].shard, held.shard);
     assert_eq!(reports[0].ok, 10);
     assert_eq!(reports[0].failed, 10);
     let rows = read_results(&s.out.join("results.parquet"));

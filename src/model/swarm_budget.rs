@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ids::{Epoch, NodeId};
+use crate::model::ids::{Epoch, NodeId, ShardId};
 
 use crate::model::time::UnixMillis;
 
@@ -77,7 +77,7 @@ struct Reservation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
     at: UnixMillis,
-    wanted: Option<(u32, UnixMillis)>,
+    wanted: Option<(ShardId, UnixMillis)>,
 }
 
 /// The swarm's per-host budget of one dataset.
@@ -89,7 +89,7 @@ pub struct SwarmBudget {
     last_change: UnixMillis,
     /// Per shard (by number); a shard past the end may touch any host.
     shards: Vec<Keys>,
-    leases: BTreeMap<(u32, Epoch), Reservation>,
+    leases: BTreeMap<(ShardId, Epoch), Reservation>,
     active: HashMap<NodeId, Seen>,
 }
 
@@ -144,12 +144,12 @@ impl SwarmBudget {
         self.leases.values().map(|r| r.cap).sum()
     }
 
-    fn keys(&self, shard: u32) -> Option<&Keys> {
-        self.shards.get(shard as usize)
+    fn keys(&self, shard: ShardId) -> Option<&Keys> {
+        self.shards.get(shard.0 as usize)
     }
 
     /// True when a lease on `shard` may send requests to the host with id `host`.
-    fn touches(&self, shard: u32, host: Option<u32>) -> bool {
+    fn touches(&self, shard: ShardId, host: Option<u32>) -> bool {
         match self.keys(shard) {
             None => true,
             Some(k) => k.other || host.is_some_and(|h| k.hosts.binary_search(&h).is_ok()),
@@ -192,7 +192,7 @@ impl SwarmBudget {
 
     /// `peer`'s bid wanted `shard` (granted or not): until [`ACTIVE_WINDOW`] passes, it takes
     /// a share of the hosts of that shard.
-    pub fn note_wanted(&mut self, peer: NodeId, shard: u32, now: UnixMillis) {
+    pub fn note_wanted(&mut self, peer: NodeId, shard: ShardId, now: UnixMillis) {
         self.active.insert(
             peer,
             Seen {
@@ -210,14 +210,14 @@ impl SwarmBudget {
     }
 
     /// Records the lease `(shard, epoch)` of `peer` holding `cap`.
-    pub fn reserve(&mut self, shard: u32, epoch: Epoch, peer: NodeId, cap: u32) {
+    pub fn reserve(&mut self, shard: ShardId, epoch: Epoch, peer: NodeId, cap: u32) {
         self.leases
             .insert((shard, epoch), Reservation { peer, cap });
     }
 
     /// Brings the reservations in line with the live leases `(shard, epoch, peer)`: ended
     /// leases free their share; unknown ones (restored after a restart) hold the whole limit.
-    pub fn sync(&mut self, live: impl IntoIterator<Item = (u32, Epoch, NodeId)>) {
+    pub fn sync(&mut self, live: impl IntoIterator<Item = (ShardId, Epoch, NodeId)>) {
         let mut keep = BTreeMap::new();
         for (shard, epoch, peer) in live {
             let r = self.leases.remove(&(shard, epoch)).unwrap_or(Reservation {
@@ -288,7 +288,7 @@ impl<'a> BidView<'a> {
     fn new(budget: &'a SwarmBudget, peer: NodeId, now: UnixMillis) -> Self {
         let mut tail = HostLoad::default();
         let mut listed: HashMap<u32, HostLoad> = HashMap::new();
-        let mut each = |shard: u32, who: NodeId, cap: u32| {
+        let mut each = |shard: ShardId, who: NodeId, cap: u32| {
             let add = |l: &mut HostLoad| {
                 l.load += cap;
                 if who == peer {
@@ -340,7 +340,7 @@ impl<'a> BidView<'a> {
 
     /// The per-host cap a new lease of the bidder on `shard` would get, or `None` while the
     /// budget of one of its hosts (or the bidder's share of it) is taken.
-    pub fn cap_for(&self, shard: u32) -> Option<u32> {
+    pub fn cap_for(&self, shard: ShardId) -> Option<u32> {
         let cap = match self.budget.keys(shard) {
             Some(k) if !k.other => k
                 .hosts

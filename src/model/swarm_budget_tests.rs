@@ -16,6 +16,7 @@ fn hosts(list: &[&str], other: bool) -> ShardHosts {
 
 /// Asks for a lease of `peer` on `shard` and reserves it when granted.
 fn take(b: &mut SwarmBudget, peer: NodeId, shard: u32, epoch: u64, now: UnixMillis) -> Option<u32> {
+    let shard = ShardId(shard);
     let cap = b.bid(peer, now).cap_for(shard);
     b.note_wanted(peer, shard, now);
     if let Some(c) = cap {
@@ -54,7 +55,10 @@ fn a_worker_on_host_a_gets_the_whole_budget_of_a_while_another_fetches_from_b() 
     assert_eq!(b.peak_host_load(), 4);
     // A third worker finds both hosts taken.
     let view = b.bid(node(13), T);
-    assert_eq!((view.cap_for(0), view.cap_for(1)), (None, None));
+    assert_eq!(
+        (view.cap_for(ShardId(0)), view.cap_for(ShardId(1))),
+        (None, None)
+    );
 }
 
 #[test]
@@ -66,7 +70,7 @@ fn peers_on_the_same_host_split_it_and_a_shard_of_two_hosts_takes_the_smaller_ro
         hosts(&["b:80"], false),
     ];
     let mut b = SwarmBudget::with_hosts(8, &shards);
-    b.note_wanted(node(12), 1, T);
+    b.note_wanted(node(12), ShardId(1), T);
     assert_eq!(
         take(&mut b, node(11), 0, 1, T),
         Some(4),
@@ -74,8 +78,8 @@ fn peers_on_the_same_host_split_it_and_a_shard_of_two_hosts_takes_the_smaller_ro
     );
     assert_eq!(take(&mut b, node(12), 1, 2, T), Some(4));
     let view = b.bid(node(13), T);
-    assert_eq!(view.cap_for(2), None, "a is fully reserved");
-    assert_eq!(view.cap_for(3), Some(8), "b is free");
+    assert_eq!(view.cap_for(ShardId(2)), None, "a is fully reserved");
+    assert_eq!(view.cap_for(ShardId(3)), Some(8), "b is free");
 }
 
 #[test]
@@ -84,7 +88,7 @@ fn a_shard_with_other_hosts_counts_against_every_host() {
     let mut b = SwarmBudget::with_hosts(6, &shards);
     assert_eq!(take(&mut b, node(11), 0, 1, T), Some(6));
     assert_eq!(
-        b.bid(node(12), T).cap_for(1),
+        b.bid(node(12), T).cap_for(ShardId(1)),
         None,
         "its unlisted rows may be on a, which is taken"
     );
@@ -111,9 +115,9 @@ fn slow_downs_halve_the_swarm_limit_once_per_cooldown_then_it_recovers() {
     assert_eq!(take(&mut b, node(1), 0, 1, T.plus(COOLDOWN)), Some(2));
     let later = T.plus(COOLDOWN).plus(RECOVER_EVERY * 3);
     b.sync(std::iter::empty());
-    b.note_wanted(node(1), 1, later);
+    b.note_wanted(node(1), ShardId(1), later);
     assert_eq!(
-        b.bid(node(2), later).cap_for(2),
+        b.bid(node(2), later).cap_for(ShardId(2)),
         Some(2),
         "5 split by two peers"
     );
@@ -125,18 +129,21 @@ fn slow_downs_halve_the_swarm_limit_once_per_cooldown_then_it_recovers() {
 #[test]
 fn restored_leases_hold_the_whole_limit_until_they_end() {
     let mut b = SwarmBudget::new(4);
-    b.sync([(3, Epoch(9), node(40))]);
-    assert_eq!(b.bid(node(1), T).cap_for(0), None);
+    b.sync([(ShardId(3), Epoch(9), node(40))]);
+    assert_eq!(b.bid(node(1), T).cap_for(ShardId(0)), None);
     b.sync(std::iter::empty());
-    assert_eq!(b.bid(node(1), T).cap_for(0), Some(4));
+    assert_eq!(b.bid(node(1), T).cap_for(ShardId(0)), Some(4));
 }
 
 #[test]
 fn wants_expire_after_the_active_window() {
     let mut b = SwarmBudget::new(4);
-    b.note_wanted(node(41), 0, T);
-    assert_eq!(b.bid(node(1), T).cap_for(1), Some(2));
-    assert_eq!(b.bid(node(1), T.plus(ACTIVE_WINDOW)).cap_for(1), Some(4));
+    b.note_wanted(node(41), ShardId(0), T);
+    assert_eq!(b.bid(node(1), T).cap_for(ShardId(1)), Some(2));
+    assert_eq!(
+        b.bid(node(1), T.plus(ACTIVE_WINDOW)).cap_for(ShardId(1)),
+        Some(4)
+    );
 }
 
 proptest! {
@@ -174,7 +181,7 @@ proptest! {
                 }
                 2 => {
                     if !live.is_empty() { live.remove(0); }
-                    b.sync(live.iter().map(|(s, e, p)| (*s, Epoch(*e), *p)));
+                    b.sync(live.iter().map(|(s, e, p)| (ShardId(*s), Epoch(*e), *p)));
                 }
                 _ => b.on_throttled(1, now),
             }

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::model::ids::NodeId;
+use crate::model::ids::{NodeId, ShardId};
 use crate::protocol::gossip::LeaseState;
 
 /// A shard that exhausted its retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedShard {
-    /// Shard number, from 0.
-    pub shard: u32,
+    /// The shard (its number in the overview).
+    pub shard: ShardId,
     /// Its archive name (never written).
     pub archive: String,
     /// Rows it holds.
@@ -63,8 +63,8 @@ pub struct FinalReport {
 /// One shard in the overview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShardSummary {
-    /// Shard number.
-    pub shard: u32,
+    /// The shard (its number in the overview).
+    pub shard: ShardId,
     /// Archive name.
     pub archive: String,
     /// Where it stands (`done` or `failed` once the dataset is finished), written as its name.
@@ -81,4 +81,70 @@ pub struct ShardSummary {
     pub done_by: Option<NodeId>,
     /// Leases lost before it finished or failed.
     pub failures: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ids::seeded_node_id;
+    use crate::model::lease::ShardPhase;
+
+    /// The overview's shard entries keep the JSON of the untyped fields they replaced: the
+    /// shard as its number, the state as its lowercase name, the completer as its peer id text.
+    #[test]
+    fn typed_shard_summaries_write_the_json_of_the_untyped_ones() {
+        let by = seeded_node_id(5);
+        let names = [
+            (ShardPhase::Free, "free"),
+            (ShardPhase::Leased, "leased"),
+            (ShardPhase::Done, "done"),
+            (ShardPhase::Failed, "failed"),
+        ];
+        for (phase, name) in names {
+            let s = ShardSummary {
+                shard: ShardId(7),
+                archive: "ds-00007.tar".into(),
+                state: phase.into(),
+                rows: 10,
+                ok: 8,
+                failed: 2,
+                bytes: 1_234,
+                done_by: Some(by),
+                failures: 1,
+            };
+            assert_eq!(
+                serde_json::to_value(&s).unwrap(),
+                serde_json::json!({
+                    "shard": 7, "archive": "ds-00007.tar", "state": name, "rows": 10, "ok": 8,
+                    "failed": 2, "bytes": 1234, "done_by": by.to_string(), "failures": 1,
+                })
+            );
+        }
+        let failed = FailedShard {
+            shard: ShardId(3),
+            archive: "ds-00003.tar".into(),
+            rows: 4,
+            failures: 2,
+            last_error: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            serde_json::json!({
+                "shard": 3, "archive": "ds-00003.tar", "rows": 4, "failures": 2, "last_error": null,
+            })
+        );
+        let none = serde_json::to_value(ShardSummary {
+            shard: ShardId(0),
+            archive: String::new(),
+            state: LeaseState::Free,
+            rows: 0,
+            ok: 0,
+            failed: 0,
+            bytes: 0,
+            done_by: None,
+            failures: 0,
+        })
+        .unwrap();
+        assert_eq!(none["done_by"], serde_json::Value::Null);
+    }
 }

@@ -207,7 +207,7 @@ fn load_shard(
 ) -> LoadedShard {
     let rows = rowfile::read_rows(rows_file).map_err(|e| {
         let what = format!("{}: {e}", rows_file.display());
-        tracing::error!("cannot read the rows of shard {}: {what}", s.shard);
+        tracing::error!("cannot read the rows of {}: {what}", s.shard);
         what
     });
     let mut loaded = LoadedShard {
@@ -240,7 +240,7 @@ fn load_shard(
                 format!("{name}: {e}")
             };
             tracing::warn!(
-                "shard {}: unreadable results file, its rows are listed as failed: {what}",
+                "{}: unreadable results file, its rows are listed as failed: {what}",
                 s.shard
             );
             loaded.outcomes = Outcomes::Unreadable;
