@@ -144,7 +144,7 @@ fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> bid::Capacity {
 /// carry error kinds, not raw texts; the node's own seeder is trusted.
 fn lease_engine(cfg: &WorkerConfig, remote: bool) -> EngineConfig {
     let mut engine = cfg.engine.clone();
-    engine.block_private_addresses = remote && !cfg.allow_private_urls;
+    engine.fetch.block_private_addresses = remote && !cfg.allow_private_urls;
     // Raw error texts name internal hosts and ports: a remote seeder gets kinds and statuses.
     engine.redact_error_messages = remote;
     engine
@@ -158,7 +158,7 @@ pub fn lease_settings(
     settings: Option<&DatasetSettings>,
 ) -> Result<EngineConfig, SettingsError> {
     let mut e = lease_config(settings, local)?;
-    e.block_private_addresses = local.block_private_addresses;
+    e.fetch.block_private_addresses = local.fetch.block_private_addresses;
     e.redact_error_messages = local.redact_error_messages;
     e.hash_archive = local.hash_archive;
     e.compression = local.compression;
@@ -357,12 +357,12 @@ mod tests {
             poll: Duration::from_millis(300),
             allow_private_urls: false,
         };
-        assert!(lease_engine(&cfg, true).block_private_addresses);
+        assert!(lease_engine(&cfg, true).fetch.block_private_addresses);
         assert!(lease_engine(&cfg, true).redact_error_messages);
-        assert!(!lease_engine(&cfg, false).block_private_addresses);
+        assert!(!lease_engine(&cfg, false).fetch.block_private_addresses);
         assert!(!lease_engine(&cfg, false).redact_error_messages);
         cfg.allow_private_urls = true;
-        assert!(!lease_engine(&cfg, true).block_private_addresses);
+        assert!(!lease_engine(&cfg, true).fetch.block_private_addresses);
     }
 
     #[test]
@@ -382,7 +382,6 @@ mod tests {
         let local = lease_engine(&cfg, true);
         let wide = EngineConfig {
             concurrency: 1_000,
-            block_private_addresses: false,
             resize: crate::engine::ResizeOptions {
                 mode: crate::engine::ResizeMode::Border,
                 ..crate::engine::ResizeOptions::default()
@@ -391,7 +390,7 @@ mod tests {
         };
         let s = DatasetSettings::from_engine(&wide);
         let e = lease_settings(&local, Some(&s)).unwrap();
-        assert!(e.block_private_addresses && e.redact_error_messages);
+        assert!(e.fetch.block_private_addresses && e.redact_error_messages);
         assert_eq!(e.concurrency, 4);
         assert_eq!(e.resize.mode, crate::engine::ResizeMode::Border);
         assert_eq!(lease_settings(&local, None).unwrap(), local);
