@@ -45,8 +45,8 @@ use crate::protocol::settings::{DatasetSettings, SettingsError, lease_config};
 use activity::Activity;
 use lease_task::{LeaseCtx, LeaseOutcome, redeliver, run_lease};
 use link::SeederLink;
-pub use pacing::{BID_TIMEOUT, CAPACITY_RECHECK};
-use pacing::{BidResult, OfferKey, Pacing};
+pub use pacing::BID_TIMEOUT;
+use pacing::{BidResult, CAPACITY_RECHECK, OfferKey, Pacing};
 use stats::Probe;
 
 /// A dataset with work, and how to reach its seeder.
