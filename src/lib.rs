@@ -7,8 +7,8 @@
 //! - `model`: pure logic (split plans, lease book, bidding, naming) — time is an argument.
 //! - `input`: streaming readers for parquet/CSV URL lists (`UrlRow`).
 //! - `engine`: one shard → one archive + per-row results (`ldawt download`, swarm workers),
-//!   built on `fetch` (HTTP client, per-host pacing; its `FetchConfig` is built by the
-//!   engine), `archive` (streaming tar / tar.gz writer, `Compression`, archive-name rules) and
+//!   built on `fetch` (HTTP client, per-host pacing; its `FetchConfig` is embedded in
+//!   `EngineConfig`), `archive` (streaming tar / tar.gz writer, `Compression`, archive-name rules) and
 //!   `results` (`RowResult`/`ShardReport`, per-row results parquet, overview JSON,
 //!   `report.html`, and the merge of a swarm dataset's shards into its `results.parquet`),
 //!   which never import `engine` (`scripts/module-cycles.sh` checks the import

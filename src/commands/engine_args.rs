@@ -88,7 +88,7 @@ impl EngineArgs {
         if let Some(c) = self.concurrency.or(file.concurrency) {
             engine.concurrency = at_least_one("--concurrency", c)?;
         }
-        engine.per_host = match self.per_host.or(file.per_host) {
+        engine.fetch.per_host = match self.per_host.or(file.per_host) {
             Some(p) => at_least_one("--per-host", p)?,
             None => engine.concurrency,
         };
@@ -96,28 +96,31 @@ impl EngineArgs {
             if m == 0 {
                 return Err(UsageError::new("--max-file-size must be at least 1 byte").into());
             }
-            engine.max_file_size = m;
+            engine.fetch.max_file_size = m;
         }
         if let Some(t) = self.timeout.or(file.timeout) {
-            engine.total_timeout = seconds("--timeout", t)?;
-            engine.first_byte_timeout = engine.first_byte_timeout.min(engine.total_timeout);
-            engine.idle_timeout = engine.idle_timeout.min(engine.total_timeout);
+            engine.fetch.total_timeout = seconds("--timeout", t)?;
+            engine.fetch.first_byte_timeout = engine
+                .fetch
+                .first_byte_timeout
+                .min(engine.fetch.total_timeout);
+            engine.fetch.idle_timeout = engine.fetch.idle_timeout.min(engine.fetch.total_timeout);
         }
         if let Some(t) = self.connect_timeout {
-            engine.connect_timeout = seconds("--connect-timeout", t)?;
+            engine.fetch.connect_timeout = seconds("--connect-timeout", t)?;
         }
         if let Some(t) = self.first_byte_timeout {
-            engine.first_byte_timeout = seconds("--first-byte-timeout", t)?;
+            engine.fetch.first_byte_timeout = seconds("--first-byte-timeout", t)?;
         }
         if let Some(t) = self.idle_timeout {
-            engine.idle_timeout = seconds("--idle-timeout", t)?;
+            engine.fetch.idle_timeout = seconds("--idle-timeout", t)?;
         }
         if let Some(a) = self.max_attempts.or(file.max_attempts) {
             // LDAWT's files say 0 for "no retry": one attempt.
             engine.max_attempts = a.max(1);
         }
         if !self.accept_type.is_empty() {
-            engine.accept_types = self.accept_type.clone();
+            engine.fetch.accept_types = self.accept_type.clone();
         }
         if let Some(ua) = &self.user_agent {
             if ua.is_empty() || !ua.chars().all(|c| (' '..='~').contains(&c)) {
@@ -126,7 +129,7 @@ impl EngineArgs {
                 ))
                 .into());
             }
-            engine.user_agent = ua.clone();
+            engine.fetch.user_agent = ua.clone();
         }
         self.dataset.apply(&mut engine)?;
         Ok(engine)
@@ -174,9 +177,9 @@ mod tests {
             "0",
         ])
         .unwrap();
-        assert_eq!((e.concurrency, e.per_host, e.max_attempts), (8, 8, 1));
-        assert_eq!(e.total_timeout, Duration::from_secs(5));
-        assert!(e.first_byte_timeout <= e.total_timeout);
+        assert_eq!((e.concurrency, e.fetch.per_host, e.max_attempts), (8, 8, 1));
+        assert_eq!(e.fetch.total_timeout, Duration::from_secs(5));
+        assert!(e.fetch.first_byte_timeout <= e.fetch.total_timeout);
         let from_file = Cmd::try_parse_from(["x"])
             .unwrap()
             .engine

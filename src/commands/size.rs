@@ -13,7 +13,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::cli::GlobalOpts;
-use crate::engine::{EngineConfig, EngineError};
+use crate::engine::{EngineConfig, EngineError, FetchConfig};
 use crate::exit;
 use crate::size::{SizeReport, estimate};
 
@@ -96,10 +96,13 @@ pub async fn run(args: SizeArgs, _global: &GlobalOpts) -> anyhow::Result<ExitCod
         .ok_or_else(|| exit::UsageError::new("--timeout must be a positive number of seconds"))?;
     let concurrency = args.concurrency.max(1);
     let cfg = EngineConfig {
+        fetch: FetchConfig {
+            per_host: args.per_host.unwrap_or(concurrency).max(1),
+            first_byte_timeout: timeout,
+            total_timeout: timeout,
+            ..FetchConfig::default()
+        },
         concurrency,
-        per_host: args.per_host.unwrap_or(concurrency).max(1),
-        first_byte_timeout: timeout,
-        total_timeout: timeout,
         max_attempts: args.max_attempts.max(1),
         ..EngineConfig::default()
     };

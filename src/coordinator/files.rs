@@ -72,7 +72,7 @@ pub struct IntakeLimits {
 impl Default for IntakeLimits {
     fn default() -> Self {
         Self {
-            max_file_size: crate::engine::EngineConfig::default().max_file_size,
+            max_file_size: crate::engine::EngineConfig::default().fetch.max_file_size,
             max_archive_bytes: None,
             disk_reserve: None,
         }

@@ -21,7 +21,6 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -30,61 +29,42 @@ use crate::input::RowBatches;
 
 pub use format::{SAMPLE_KEYS, classes_path, sample_key};
 pub use options::{
-    EncodeFormat, HashAlgorithm, HashCheck, ImageFilters, OutputFormat, PROJECT_URL, ResizeMode,
-    ResizeOptions, check_user_agent_token, default_user_agent, parse_columns, resize_plan,
-    user_agent_with_token,
+    EncodeFormat, HashAlgorithm, HashCheck, ImageFilters, OutputFormat, ResizeMode, ResizeOptions,
+    parse_columns, resize_plan,
 };
 pub use parquet_sink::images_schema;
 
 // Defined below the engine (the layers it drives use them); re-exported as part of its contract.
 pub use crate::archive::{Compression, archive_stem, overview_path, results_path};
+pub use crate::fetch::{
+    FetchConfig, PROJECT_URL, check_user_agent_token, default_user_agent, user_agent_with_token,
+};
 pub use crate::results::{FAILED_ROWS_LISTED, FailedRow, RowResult, RowStatus, ShardReport};
 
 /// Tuning of one engine run. `Default` gives production defaults.
+///
+/// Serialized as one flat JSON object: the fetcher's fields ([`FetchConfig`]) sit beside the
+/// engine's own, as they did before the fetcher's part had a type of its own (not for postcard:
+/// the wire carries [`crate::protocol::settings::DatasetSettings`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
+    /// What the fetcher needs: per-host cap, timeouts, largest file, accepted types,
+    /// User-Agent and token, address guard, opt-out directives.
+    #[serde(flatten)]
+    pub fetch: FetchConfig,
     /// Requests in flight at once, across all hosts.
     pub concurrency: usize,
-    /// Connections (requests in flight) per host.
-    pub per_host: usize,
-    /// Time allowed to establish a connection.
-    pub connect_timeout: Duration,
-    /// Time allowed from sending the request to the response headers.
-    pub first_byte_timeout: Duration,
-    /// Longest pause allowed between two body chunks.
-    pub idle_timeout: Duration,
-    /// Time allowed for one attempt, end to end.
-    pub total_timeout: Duration,
-    /// Bodies larger than this are rejected while streaming.
-    pub max_file_size: u64,
     /// Attempts per row for retryable failures (1 = no retry).
     pub max_attempts: u32,
-    /// Accepted `Content-Type` patterns (`image/*` style); an HTML page served with 200 fails.
-    pub accept_types: Vec<String>,
     /// Archive compression; `None` means "from the output file name".
     pub compression: Option<Compression>,
-    /// User-Agent header.
-    pub user_agent: String,
     /// Compute the archive's sha256 while writing it (needed to ship it to a seeder; costs a
     /// full extra pass over the bytes).
     pub hash_archive: bool,
-    /// Refuse to connect to internal addresses (loopback, private, CGNAT, link-local,
-    /// multicast, unique-local…), checked after DNS resolution, for IP-literal URLs and for
-    /// every redirect; such rows fail as `blocked_address`. Swarm workers set it for rows of a
-    /// remote seeder so a rogue seeder cannot probe the worker's internal network.
-    #[serde(default)]
-    pub block_private_addresses: bool,
     /// Write failed rows' messages as their error kind and HTTP status only (results sent to a
     /// remote seeder: raw texts name internal hosts, addresses and ports).
     #[serde(default)]
     pub redact_error_messages: bool,
-    /// `X-Robots-Tag` directives (lower-case) that stop a body from being stored: the row is
-    /// skipped as `opted_out`. Empty: opt-outs are not checked.
-    #[serde(default = "default_disallowed")]
-    pub disallowed_header_directives: Vec<String>,
-    /// The user's contact, added to the User-Agent's comment.
-    #[serde(default)]
-    pub user_agent_token: Option<String>,
     /// Compare each body's digest with an input column (`hash_mismatch` rows are not stored).
     #[serde(default)]
     pub verify_hash: Option<HashCheck>,
@@ -117,13 +97,6 @@ pub struct EngineConfig {
     pub class_names: Vec<String>,
 }
 
-fn default_disallowed() -> Vec<String> {
-    crate::fetch::robots_tag::DEFAULT_DISALLOWED
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
 impl EngineConfig {
     /// The input columns a run needs besides the URL and class: the extra columns, then the
     /// hash column and the caption column if they are not among them.
@@ -142,19 +115,14 @@ impl EngineConfig {
         cols
     }
 
-    /// The User-Agent header sent: [`Self::user_agent`] with the token, if any.
-    pub fn effective_user_agent(&self) -> String {
-        user_agent_with_token(&self.user_agent, self.user_agent_token.as_deref())
-    }
-
     /// The settings recorded in the run's overview JSON.
     pub fn overview_settings(&self) -> crate::results::overview::OverviewSettings {
         use serde_json::json;
         let script_inputs = [
             ("concurrent_downloads", json!(self.concurrency)),
-            ("per_host", json!(self.per_host)),
-            ("timeout", json!(self.total_timeout.as_secs_f64())),
-            ("max_file_size", json!(self.max_file_size)),
+            ("per_host", json!(self.fetch.per_host)),
+            ("timeout", json!(self.fetch.total_timeout.as_secs_f64())),
+            ("max_file_size", json!(self.fetch.max_file_size)),
             ("max_attempts", json!(self.max_attempts)),
         ];
         crate::results::overview::OverviewSettings {
@@ -164,8 +132,8 @@ impl EngineConfig {
                 .collect(),
             dataset_options: json!({
                 "format": self.format,
-                "user_agent": self.effective_user_agent(),
-                "disallowed_header_directives": self.disallowed_header_directives,
+                "user_agent": self.fetch.user_agent_header(),
+                "disallowed_header_directives": self.fetch.disallowed_header_directives,
                 "verify_hash": self.verify_hash,
                 "extra_cols": self.extra_cols,
                 "filters": self.filters,
@@ -173,43 +141,17 @@ impl EngineConfig {
             }),
         }
     }
-
-    /// The fetcher's part of this configuration.
-    pub fn fetch_config(&self) -> crate::fetch::FetchConfig {
-        crate::fetch::FetchConfig {
-            per_host: self.per_host,
-            connect_timeout: self.connect_timeout,
-            first_byte_timeout: self.first_byte_timeout,
-            idle_timeout: self.idle_timeout,
-            total_timeout: self.total_timeout,
-            max_file_size: self.max_file_size,
-            accept_types: self.accept_types.clone(),
-            user_agent: self.effective_user_agent(),
-            block_private_addresses: self.block_private_addresses,
-            disallowed_header_directives: self.disallowed_header_directives.clone(),
-        }
-    }
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
+            fetch: FetchConfig::default(),
             concurrency: 128,
-            per_host: 128,
-            connect_timeout: Duration::from_secs(10),
-            first_byte_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(30),
-            total_timeout: Duration::from_secs(120),
-            max_file_size: 500 * 1024 * 1024,
             max_attempts: 4,
-            accept_types: vec!["image/*".to_string()],
             compression: None,
-            user_agent: default_user_agent(),
             hash_archive: true,
-            block_private_addresses: false,
             redact_error_messages: false,
-            disallowed_header_directives: default_disallowed(),
-            user_agent_token: None,
             verify_hash: None,
             extra_cols: Vec::new(),
             format: OutputFormat::Classdirs,
@@ -327,5 +269,42 @@ mod tests {
     ) {
         fn is_send<T: Send>(_: T) {}
         is_send(run_shard(job, cfg, counters, cancel));
+    }
+
+    /// An engine configuration as JSON written before the fetcher's part was a type of its
+    /// own (`EngineConfig::default()` with a token and the address guard, captured then).
+    const FLAT_JSON: &str = r#"{"concurrency":128,"per_host":128,"connect_timeout":{"secs":10,"nanos":0},"first_byte_timeout":{"secs":30,"nanos":0},"idle_timeout":{"secs":30,"nanos":0},"total_timeout":{"secs":120,"nanos":0},"max_file_size":524288000,"max_attempts":4,"accept_types":["image/*"],"compression":null,"user_agent":"ldawt/0.1.0 (+https://github.com/ldawt/ldawt)","hash_archive":true,"block_private_addresses":true,"redact_error_messages":false,"disallowed_header_directives":["noai","noimageai","noindex","noimageindex"],"user_agent_token":"me@example.org","verify_hash":null,"extra_cols":[],"format":"Classdirs","filters":{"min_image_size":null,"max_image_area":null,"max_aspect_ratio":null},"resize":{"mode":"No","image_size":256,"only_if_bigger":false,"encode_format":"Jpg","encode_quality":95},"caption_col":null,"respect_robots_txt":false,"retry_failed":false,"class_names":[]}"#;
+
+    #[test]
+    fn the_json_of_an_engine_configuration_keeps_its_flat_shape() {
+        let read: EngineConfig = serde_json::from_str(FLAT_JSON).unwrap();
+        let mut want = EngineConfig::default();
+        want.fetch.user_agent = "ldawt/0.1.0 (+https://github.com/ldawt/ldawt)".into();
+        want.fetch.user_agent_token = Some("me@example.org".into());
+        want.fetch.block_private_addresses = true;
+        assert_eq!(read, want);
+        assert_eq!(
+            read.fetch.user_agent_header(),
+            "ldawt/0.1.0 (+https://github.com/ldawt/ldawt; me@example.org)"
+        );
+        // Written back: the same keys and values (no nested `fetch` object).
+        let flat: serde_json::Value = serde_json::from_str(FLAT_JSON).unwrap();
+        assert_eq!(serde_json::to_value(&read).unwrap(), flat);
+        // Fields added later still default when absent.
+        let mut older = flat.clone();
+        let fields = older.as_object_mut().unwrap();
+        for k in [
+            "block_private_addresses",
+            "disallowed_header_directives",
+            "user_agent_token",
+        ] {
+            fields.remove(k);
+        }
+        let read: EngineConfig = serde_json::from_value(older).unwrap();
+        assert!(!read.fetch.block_private_addresses && read.fetch.user_agent_token.is_none());
+        assert_eq!(
+            read.fetch.disallowed_header_directives,
+            EngineConfig::default().fetch.disallowed_header_directives
+        );
     }
 }

@@ -1,48 +1,11 @@
-//! The dataset-builder settings of an engine run that go beyond "fetch and archive": the
-//! opt-out list and the User-Agent contact, the hash check against an input column, the input
-//! columns carried into the results, the output format. They are plain serde types inside
+//! The dataset-builder settings of an engine run that go beyond "fetch and archive": the hash
+//! check against an input column, the input columns carried into the results, the output
+//! format, the image filters and resizing (the opt-out list and the User-Agent contact are the
+//! fetcher's: [`crate::fetch::FetchConfig`]). They are plain serde types inside
 //! [`super::EngineConfig`] so a seeder can send them with a grant. Pure: parsing and small
 //! helpers only.
 
 use serde::{Deserialize, Serialize};
-
-/// The project's address, named in the default User-Agent.
-pub const PROJECT_URL: &str = "https://github.com/ldawt/ldawt";
-
-/// The default User-Agent: `ldawt/<version> (+<project URL>)`.
-pub fn default_user_agent() -> String {
-    format!("ldawt/{} (+{PROJECT_URL})", env!("CARGO_PKG_VERSION"))
-}
-
-/// `user_agent` with the user's `token` (a contact: e-mail or URL) added inside its comment:
-/// `ldawt/0.1.0 (+https://…)` → `ldawt/0.1.0 (+https://…; me@example.org)`.
-pub fn user_agent_with_token(user_agent: &str, token: Option<&str>) -> String {
-    match token.map(str::trim).filter(|t| !t.is_empty()) {
-        None => user_agent.to_string(),
-        Some(t) => match user_agent.strip_suffix(')') {
-            Some(head) if head.contains('(') => format!("{head}; {t})"),
-            _ => format!("{user_agent} ({t})"),
-        },
-    }
-}
-
-/// Checks a `--user-agent-token`: printable ASCII without parentheses (it goes inside the
-/// User-Agent's comment).
-pub fn check_user_agent_token(token: &str) -> Result<(), String> {
-    if token.trim().is_empty() {
-        return Err("--user-agent-token is empty".into());
-    }
-    if let Some(c) = token
-        .chars()
-        .find(|c| !(' '..='~').contains(c) || matches!(c, '(' | ')'))
-    {
-        return Err(format!(
-            "--user-agent-token {token:?}: character {c:?} is not allowed (printable ASCII \
-             without parentheses)"
-        ));
-    }
-    Ok(())
-}
 
 /// The digest compared by `--verify-hash`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,26 +244,6 @@ pub fn parse_columns(flag: &str, text: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_agent_token_goes_into_the_comment() {
-        let ua = default_user_agent();
-        assert!(ua.starts_with("ldawt/") && ua.ends_with(&format!("(+{PROJECT_URL})")));
-        assert_eq!(user_agent_with_token(&ua, None), ua);
-        let with = user_agent_with_token(&ua, Some("me@example.org"));
-        assert_eq!(
-            with,
-            format!(
-                "ldawt/{} (+{PROJECT_URL}; me@example.org)",
-                env!("CARGO_PKG_VERSION")
-            )
-        );
-        assert_eq!(user_agent_with_token("custom", Some("x")), "custom (x)");
-        assert!(check_user_agent_token("me@example.org").is_ok());
-        assert!(check_user_agent_token("a)b").is_err());
-        assert!(check_user_agent_token("a\nb").is_err());
-        assert!(check_user_agent_token(" ").is_err());
-    }
 
     #[test]
     fn hash_checks_parse() {

@@ -135,8 +135,7 @@ pub(crate) async fn run(
     let compression = cfg
         .compression
         .unwrap_or_else(|| compression_for(&archive_path));
-    let fetcher =
-        Fetcher::new(&cfg.fetch_config()).map_err(|e| EngineError::Http(e.to_string()))?;
+    let fetcher = Fetcher::new(&cfg.fetch).map_err(|e| EngineError::Http(e.to_string()))?;
     let top = archive_stem(&archive_path);
     let mtime = now().0 / 1000;
     let digest = cfg.hash_archive;
@@ -211,12 +210,12 @@ pub(crate) async fn run(
     let abort = CancellationToken::new();
     let robots = cfg
         .respect_robots_txt
-        .then(|| RobotsCache::new(fetcher.client().clone(), cfg.total_timeout));
+        .then(|| RobotsCache::new(fetcher.client().clone(), cfg.fetch.total_timeout));
     let ctx = Arc::new(RowContext {
         robots,
         fetcher,
         gates: HostGates::with_idle_cap(
-            cfg.per_host.max(1),
+            cfg.fetch.per_host.max(1),
             cfg.concurrency.max(1) + crate::fetch::hosts::IDLE_CONNECTIONS_CAP,
         ),
         policy: RetryPolicy {

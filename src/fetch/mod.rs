@@ -32,7 +32,9 @@ use crate::model::naming::{choose_extension, is_precompressed};
 use crate::model::retry::{Failure, parse_retry_after};
 
 pub use blocked::is_blocked;
-pub use config::FetchConfig;
+pub use config::{
+    FetchConfig, PROJECT_URL, check_user_agent_token, default_user_agent, user_agent_with_token,
+};
 pub use dns::{CachingResolver, ResolveError, ResolveFailure};
 pub use probe::content_range_total;
 
@@ -210,7 +212,7 @@ impl Fetcher {
             limited.redirect(attempt)
         });
         let client = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.as_str())
+            .user_agent(cfg.user_agent_header())
             .connect_timeout(cfg.connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(cfg.per_host.max(1))

@@ -43,7 +43,7 @@ pub enum Failure {
     /// No name server answered in time (or none could be reached).
     DnsTimeout,
     /// The URL's host is, or resolves only to, an internal address (loopback, private,
-    /// link-local…) and the run blocks those (`EngineConfig::block_private_addresses`).
+    /// link-local…) and the run blocks those (`FetchConfig::block_private_addresses`).
     BlockedAddress,
     /// The response's `X-Robots-Tag` carries a disallowed directive (`noai`…): the creator
     /// opted out, the body is not stored.

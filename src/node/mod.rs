@@ -287,7 +287,6 @@ pub async fn run(
             engine: cfg.engine.clone(),
             exit_when_idle: cfg.exit_when_idle,
             max_leases: cfg.max_leases,
-            poll: Duration::from_millis(300),
             allow_private_urls: cfg.allow_private_urls,
         },
         // Whose free space a node that does not work reports: a seeder's --out, else its

@@ -52,7 +52,7 @@ pub(super) async fn start(
             lease: cfg.lease,
             stored: cfg.stored_files.clone(),
             intake: IntakeLimits {
-                max_file_size: cfg.engine.max_file_size,
+                max_file_size: cfg.engine.fetch.max_file_size,
                 max_archive_bytes: cfg.max_archive_bytes,
                 ..IntakeLimits::default()
             },

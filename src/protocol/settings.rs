@@ -120,17 +120,17 @@ impl DatasetSettings {
         Self {
             version: SETTINGS_VERSION,
             concurrency: clamp_u32(e.concurrency),
-            per_host: clamp_u32(e.per_host),
-            connect_timeout_ms: millis(e.connect_timeout),
-            first_byte_timeout_ms: millis(e.first_byte_timeout),
-            idle_timeout_ms: millis(e.idle_timeout),
-            total_timeout_ms: millis(e.total_timeout),
-            max_file_size: e.max_file_size,
+            per_host: clamp_u32(e.fetch.per_host),
+            connect_timeout_ms: millis(e.fetch.connect_timeout),
+            first_byte_timeout_ms: millis(e.fetch.first_byte_timeout),
+            idle_timeout_ms: millis(e.fetch.idle_timeout),
+            total_timeout_ms: millis(e.fetch.total_timeout),
+            max_file_size: e.fetch.max_file_size,
             max_attempts: e.max_attempts,
-            accept_types: e.accept_types.clone(),
-            user_agent: e.user_agent.clone(),
-            user_agent_token: e.user_agent_token.clone(),
-            disallowed_header_directives: e.disallowed_header_directives.clone(),
+            accept_types: e.fetch.accept_types.clone(),
+            user_agent: e.fetch.user_agent.clone(),
+            user_agent_token: e.fetch.user_agent_token.clone(),
+            disallowed_header_directives: e.fetch.disallowed_header_directives.clone(),
             respect_robots_txt: e.respect_robots_txt,
             verify_hash: e.verify_hash.clone(),
             extra_cols: e.extra_cols.clone(),
@@ -149,17 +149,17 @@ impl DatasetSettings {
         self.check()?;
         let mut e = local.clone();
         e.concurrency = local.concurrency.min(self.concurrency as usize).max(1);
-        e.per_host = local.per_host.min(self.per_host as usize).max(1);
-        e.max_file_size = local.max_file_size.min(self.max_file_size);
-        e.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
-        e.first_byte_timeout = Duration::from_millis(self.first_byte_timeout_ms);
-        e.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
-        e.total_timeout = Duration::from_millis(self.total_timeout_ms);
+        e.fetch.per_host = local.fetch.per_host.min(self.per_host as usize).max(1);
+        e.fetch.max_file_size = local.fetch.max_file_size.min(self.max_file_size);
+        e.fetch.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
+        e.fetch.first_byte_timeout = Duration::from_millis(self.first_byte_timeout_ms);
+        e.fetch.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
+        e.fetch.total_timeout = Duration::from_millis(self.total_timeout_ms);
         e.max_attempts = self.max_attempts;
-        e.accept_types = self.accept_types.clone();
-        e.user_agent = self.user_agent.clone();
-        e.user_agent_token = self.user_agent_token.clone();
-        e.disallowed_header_directives = self.disallowed_header_directives.clone();
+        e.fetch.accept_types = self.accept_types.clone();
+        e.fetch.user_agent = self.user_agent.clone();
+        e.fetch.user_agent_token = self.user_agent_token.clone();
+        e.fetch.disallowed_header_directives = self.disallowed_header_directives.clone();
         e.respect_robots_txt = self.respect_robots_txt;
         e.verify_hash = self.verify_hash.clone();
         e.extra_cols = self.extra_cols.clone();
@@ -378,13 +378,17 @@ pub fn lease_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetch::FetchConfig;
 
     fn seeder() -> EngineConfig {
         EngineConfig {
+            fetch: FetchConfig {
+                per_host: 2,
+                total_timeout: Duration::from_secs(7),
+                user_agent_token: Some("me@example.org".into()),
+                ..FetchConfig::default()
+            },
             concurrency: 8,
-            per_host: 2,
-            total_timeout: Duration::from_secs(7),
-            user_agent_token: Some("me@example.org".into()),
             extra_cols: vec!["caption".into()],
             resize: ResizeOptions {
                 mode: ResizeMode::CenterCrop,
@@ -402,18 +406,21 @@ mod tests {
         assert!(bytes.len() < MAX_SETTINGS_BYTES);
         assert_eq!(postcard::from_bytes::<DatasetSettings>(&bytes).unwrap(), s);
         let local = EngineConfig {
-            block_private_addresses: true,
+            fetch: FetchConfig {
+                block_private_addresses: true,
+                ..FetchConfig::default()
+            },
             redact_error_messages: true,
             ..EngineConfig::default()
         };
         let e = s.apply(&local).unwrap();
-        assert_eq!((e.concurrency, e.per_host), (8, 2));
-        assert_eq!(e.total_timeout, Duration::from_secs(7));
+        assert_eq!((e.concurrency, e.fetch.per_host), (8, 2));
+        assert_eq!(e.fetch.total_timeout, Duration::from_secs(7));
         assert_eq!(e.resize.image_size, 64);
         assert_eq!(e.extra_cols, vec!["caption".to_string()]);
-        assert!(e.effective_user_agent().contains("me@example.org"));
+        assert!(e.fetch.user_agent_header().contains("me@example.org"));
         assert!(
-            e.block_private_addresses && e.redact_error_messages,
+            e.fetch.block_private_addresses && e.redact_error_messages,
             "the worker's own safety settings stay"
         );
     }
@@ -421,21 +428,27 @@ mod tests {
     #[test]
     fn a_seeder_never_loosens_a_workers_own_limits() {
         let wide = EngineConfig {
+            fetch: FetchConfig {
+                per_host: 10_000,
+                max_file_size: u64::MAX,
+                ..FetchConfig::default()
+            },
             concurrency: 10_000,
-            per_host: 10_000,
-            max_file_size: u64::MAX,
             ..EngineConfig::default()
         };
         let s = DatasetSettings::from_engine(&wide);
         let local = EngineConfig {
+            fetch: FetchConfig {
+                per_host: 4,
+                max_file_size: 1 << 20,
+                ..FetchConfig::default()
+            },
             concurrency: 16,
-            per_host: 4,
-            max_file_size: 1 << 20,
             ..EngineConfig::default()
         };
         let e = s.apply(&local).unwrap();
         assert_eq!(
-            (e.concurrency, e.per_host, e.max_file_size),
+            (e.concurrency, e.fetch.per_host, e.fetch.max_file_size),
             (16, 4, 1 << 20)
         );
         assert_eq!(

@@ -157,11 +157,10 @@ pub async fn estimate(
             input::open(f, url_col, class_col)?,
         ));
     }
-    let fetcher =
-        Fetcher::new(&cfg.fetch_config()).map_err(|e| EngineError::Http(e.to_string()))?;
+    let fetcher = Fetcher::new(&cfg.fetch).map_err(|e| EngineError::Http(e.to_string()))?;
     let ctx = Arc::new((
         fetcher,
-        HostGates::new(cfg.per_host.max(1)),
+        HostGates::new(cfg.fetch.per_host.max(1)),
         RetryPolicy {
             max_attempts: cfg.max_attempts.max(1),
             ..RetryPolicy::default()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::engine::ShardCounters;
 
 /// Window over which the rate is measured.
-const RATE_WINDOW: Duration = Duration::from_secs(10);
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Shared activity of one worker.
 #[derive(Default)]

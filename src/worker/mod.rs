@@ -6,7 +6,9 @@
 //! and the worker also never runs more leases than its own capacity allows. Offers are bid on
 //! concurrently (up to the free slots), each bid bounded by [`BID_TIMEOUT`]: a seeder that does
 //! not answer costs seconds, is tried again only after a growing pause, and seeders that
-//! answered come first.
+//! answered come first. Bidding is driven by events — offers pushed by the node, a lease
+//! ended, a download slot freed — and by the deadlines answers set ([`pacing`]); there is no
+//! periodic poll.
 //!
 //! Shards finished before the worker died are kept in its work dir and offered again to their
 //! seeder once it is in the offers (see [`kept`]); other scratch of a previous life is removed.
@@ -20,16 +22,18 @@ mod deliver;
 pub mod kept;
 pub mod lease_task;
 pub mod link;
+mod pacing;
 pub mod stats;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::EngineConfig;
@@ -41,6 +45,8 @@ use crate::protocol::settings::{DatasetSettings, SettingsError, lease_config};
 use activity::Activity;
 use lease_task::{LeaseCtx, LeaseOutcome, redeliver, run_lease};
 use link::SeederLink;
+pub use pacing::BID_TIMEOUT;
+use pacing::{BidResult, CAPACITY_RECHECK, OfferKey, Pacing};
 use stats::Probe;
 
 /// A dataset with work, and how to reach its seeder.
@@ -68,20 +74,9 @@ pub struct WorkerConfig {
     pub exit_when_idle: Option<Duration>,
     /// Never hold more leases than this (on top of the resource-derived capacity).
     pub max_leases: Option<u32>,
-    /// Longest pause between bidding rounds (new offers, a finished lease or a freed download
-    /// slot start one at once).
-    pub poll: Duration,
     /// Rows of a remote seeder may target loopback and private addresses.
     pub allow_private_urls: bool,
 }
-
-/// Longest wait for a seeder's answer to a bid.
-pub const BID_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest pause before a seeder that did not answer is tried again.
-const SILENT_PAUSE_MAX: Duration = Duration::from_secs(60);
-
-/// An offer's identity: the dataset and who seeds it.
-type OfferKey = (DatasetId, String);
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,7 +139,7 @@ fn local_capacity(s: &NodeStats, cfg: &WorkerConfig) -> bid::Capacity {
 /// carry error kinds, not raw texts; the node's own seeder is trusted.
 fn lease_engine(cfg: &WorkerConfig, remote: bool) -> EngineConfig {
     let mut engine = cfg.engine.clone();
-    engine.block_private_addresses = remote && !cfg.allow_private_urls;
+    engine.fetch.block_private_addresses = remote && !cfg.allow_private_urls;
     // Raw error texts name internal hosts and ports: a remote seeder gets kinds and statuses.
     engine.redact_error_messages = remote;
     engine
@@ -158,16 +153,25 @@ pub fn lease_settings(
     settings: Option<&DatasetSettings>,
 ) -> Result<EngineConfig, SettingsError> {
     let mut e = lease_config(settings, local)?;
-    e.block_private_addresses = local.block_private_addresses;
+    e.fetch.block_private_addresses = local.fetch.block_private_addresses;
     e.redact_error_messages = local.redact_error_messages;
     e.hash_archive = local.hash_archive;
     e.compression = local.compression;
     Ok(e)
 }
 
-/// The pause after `strikes` unanswered bids in a row: 5 s, 10 s, 20 s … up to a minute.
-fn silent_pause(strikes: u32) -> Duration {
-    (BID_TIMEOUT * 2u32.saturating_pow(strikes.saturating_sub(1).min(8))).min(SILENT_PAUSE_MAX)
+/// With no free slot, how soon this node's capacity is measured again (`None`: it can bid).
+/// Busy, a freed slot or an ended lease wakes the worker; what may still grow meanwhile is the
+/// capacity its measured throughput earns, measured over [`activity::RATE_WINDOW`]. Idle and
+/// unable to bid (disk or memory short), it looks again sooner.
+fn recheck_after(s: &NodeStats) -> Option<Duration> {
+    if s.free_slots > 0 {
+        None
+    } else if s.leases_held == 0 {
+        Some(CAPACITY_RECHECK)
+    } else {
+        Some(activity::RATE_WINDOW)
+    }
 }
 
 /// Runs the worker until `shutdown` or until it has been idle for `exit_when_idle`.
@@ -183,13 +187,16 @@ pub async fn run(
     let mut kept = kept::recover(&cfg.work_dir);
     let mut tasks: JoinSet<LeaseOutcome> = JoinSet::new();
     let mut summary = WorkerSummary::default();
-    let mut next_bid: HashMap<OfferKey, Instant> = HashMap::new();
-    let mut silent: HashMap<OfferKey, u32> = HashMap::new();
+    let mut pacing = Pacing::default();
     let mut idle_since = Instant::now();
     let leases = shutdown.child_token();
     let decline = stats::DeclineLog::default();
     let mut offers_open = true;
+    // The next deadline: a bid due, the capacity to measure again, or the idle limit. The
+    // first round (offers already known, kept shards) runs at once.
+    let mut wake = Some(Instant::now());
     loop {
+        let deadline = wake.unwrap_or_else(Instant::now);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
@@ -201,7 +208,7 @@ pub async fn run(
             _ = activity.slot_freed.notified() => {}
             // New offers are pushed by the node: bid on them now.
             changed = offers.changed(), if offers_open => offers_open = changed.is_ok(),
-            _ = tokio::time::sleep(cfg.poll) => {}
+            _ = tokio::time::sleep_until(deadline), if wake.is_some() => {}
         }
         if !tasks.is_empty() {
             idle_since = Instant::now();
@@ -233,6 +240,8 @@ pub async fn run(
             false
         });
         current.retain(|o| o.open);
+        let key = |o: &Offer| -> OfferKey { (o.dataset, o.link.seeder(cfg.me)) };
+        let open: Vec<OfferKey> = current.iter().map(key).collect();
         let stats = current_stats(&probe, &activity, &cfg);
         if stats.free_slots == 0 && stats.leases_held == 0 && !current.is_empty() {
             // Idle and not bidding: say why (WARN, once per reason).
@@ -241,18 +250,7 @@ pub async fn run(
         } else if stats.free_slots > 0 {
             decline.note(None);
         }
-        if stats.free_slots == 0 || current.is_empty() {
-            continue;
-        }
-        let now = Instant::now();
-        let key = |o: &Offer| -> OfferKey { (o.dataset, o.link.seeder(cfg.me)) };
-        let mut due: Vec<Offer> = current
-            .into_iter()
-            .filter(|o| next_bid.get(&key(o)).is_none_or(|t| *t <= now))
-            .collect();
-        // Seeders that answered come first; those that stayed silent get what is left.
-        due.sort_by_key(|o| silent.get(&key(o)).copied().unwrap_or(0));
-        due.truncate(stats.free_slots as usize);
+        let due = pacing.due(current, key, Instant::now(), stats.free_slots as usize);
         let bids = due.into_iter().map(|offer| {
             let req = ControlRequest::Bid {
                 dataset: offer.dataset,
@@ -266,65 +264,53 @@ pub async fn run(
         });
         for (offer, answer) in futures::future::join_all(bids).await {
             let k = key(&offer);
-            let answer = match answer {
-                Ok(a) => {
-                    silent.remove(&k);
-                    a
-                }
-                Err(_) => {
-                    let strikes = silent.entry(k.clone()).or_insert(0);
-                    *strikes += 1;
-                    let pause = silent_pause(*strikes);
-                    tracing::info!(dataset = %offer.dataset, seeder = %k.1, "no answer to a bid within {BID_TIMEOUT:?}; next try in {pause:?}");
-                    next_bid.insert(k, Instant::now() + pause);
-                    continue;
-                }
+            let Ok(answer) = answer else {
+                let pause = pacing.record(k.clone(), BidResult::Silent, Instant::now());
+                tracing::info!(dataset = %offer.dataset, seeder = %k.1, "no answer to a bid within {BID_TIMEOUT:?}; next try in {pause:?}");
+                continue;
             };
-            let wait = match answer {
+            pacing.record(k, BidResult::Answered(&answer), Instant::now());
+            match answer {
                 Ok(ControlResponse::Granted(grant)) => {
                     tracing::info!(dataset = %grant.dataset, shard = %grant.shard, epoch = %grant.epoch, speculative = grant.speculative, "lease granted");
                     activity.leases_held.fetch_add(1, Ordering::Relaxed);
                     let remote = matches!(offer.link, SeederLink::Remote { .. });
-                    let engine = lease_engine(&cfg, remote);
                     let ctx = LeaseCtx {
                         link: offer.link.clone(),
                         me: cfg.me,
                         grant,
                         work_dir: cfg.work_dir.clone(),
-                        engine,
+                        engine: lease_engine(&cfg, remote),
                         activity: activity.clone(),
                     };
                     tasks.spawn(run_lease(ctx, leases.clone()));
                     idle_since = Instant::now();
-                    Duration::ZERO
                 }
-                Ok(ControlResponse::NoWork {
-                    retry_after_ms,
-                    finished,
-                }) => Duration::from_millis(if finished {
-                    retry_after_ms.max(5_000)
-                } else {
-                    retry_after_ms
-                }),
+                Ok(ControlResponse::NoWork { .. }) => {}
                 Ok(ControlResponse::Rejected(r)) => {
                     tracing::debug!(dataset = %offer.dataset, "bid refused: {r}");
-                    Duration::from_secs(5)
                 }
-                Ok(other) => {
-                    tracing::warn!("unexpected answer to a bid: {other:?}");
-                    Duration::from_secs(5)
-                }
+                Ok(other) => tracing::warn!("unexpected answer to a bid: {other:?}"),
                 Err(e) => {
                     tracing::debug!(dataset = %offer.dataset, "cannot reach the seeder: {e}");
-                    Duration::from_secs(2)
                 }
-            };
-            next_bid.insert(k, Instant::now() + wait);
+            }
         }
-        // Forget pauses of offers that are gone, so the maps stay as small as the offers.
-        let live: std::collections::HashSet<OfferKey> = offers.borrow().iter().map(key).collect();
-        next_bid.retain(|k, _| live.contains(k));
-        silent.retain(|k, _| live.contains(k));
+        // Forget pauses of offers that are gone, so the pacing stays as small as the offers.
+        let live: HashSet<OfferKey> = offers.borrow().iter().map(key).collect();
+        pacing.keep_only(&live);
+        // Sleep until the next deadline; events (offers, ended leases, freed slots) come first.
+        let now = Instant::now();
+        let bid_wake = pacing.next_wake(
+            &open,
+            recheck_after(&current_stats(&probe, &activity, &cfg)),
+            now,
+        );
+        let idle_limit = cfg
+            .exit_when_idle
+            .filter(|_| tasks.is_empty())
+            .map(|limit| idle_since + limit);
+        wake = bid_wake.into_iter().chain(idle_limit).min();
     }
     // Give every lease back, bounded in time.
     leases.cancel();
@@ -354,15 +340,14 @@ mod tests {
             engine: EngineConfig::default(),
             exit_when_idle: None,
             max_leases: None,
-            poll: Duration::from_millis(300),
             allow_private_urls: false,
         };
-        assert!(lease_engine(&cfg, true).block_private_addresses);
+        assert!(lease_engine(&cfg, true).fetch.block_private_addresses);
         assert!(lease_engine(&cfg, true).redact_error_messages);
-        assert!(!lease_engine(&cfg, false).block_private_addresses);
+        assert!(!lease_engine(&cfg, false).fetch.block_private_addresses);
         assert!(!lease_engine(&cfg, false).redact_error_messages);
         cfg.allow_private_urls = true;
-        assert!(!lease_engine(&cfg, true).block_private_addresses);
+        assert!(!lease_engine(&cfg, true).fetch.block_private_addresses);
     }
 
     #[test]
@@ -376,13 +361,11 @@ mod tests {
             },
             exit_when_idle: None,
             max_leases: None,
-            poll: Duration::from_millis(300),
             allow_private_urls: false,
         };
         let local = lease_engine(&cfg, true);
         let wide = EngineConfig {
             concurrency: 1_000,
-            block_private_addresses: false,
             resize: crate::engine::ResizeOptions {
                 mode: crate::engine::ResizeMode::Border,
                 ..crate::engine::ResizeOptions::default()
@@ -391,17 +374,9 @@ mod tests {
         };
         let s = DatasetSettings::from_engine(&wide);
         let e = lease_settings(&local, Some(&s)).unwrap();
-        assert!(e.block_private_addresses && e.redact_error_messages);
+        assert!(e.fetch.block_private_addresses && e.redact_error_messages);
         assert_eq!(e.concurrency, 4);
         assert_eq!(e.resize.mode, crate::engine::ResizeMode::Border);
         assert_eq!(lease_settings(&local, None).unwrap(), local);
-    }
-
-    #[test]
-    fn silent_seeders_wait_longer_each_time_up_to_a_minute() {
-        assert_eq!(silent_pause(1), BID_TIMEOUT);
-        assert_eq!(silent_pause(2), BID_TIMEOUT * 2);
-        assert_eq!(silent_pause(3), BID_TIMEOUT * 4);
-        assert_eq!(silent_pause(50), SILENT_PAUSE_MAX);
     }
 }

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use ldawt::engine::{EngineConfig, RowResult, RowStatus, ShardCounters, ShardJob, run_shard};
+use ldawt::engine::{
+    EngineConfig, FetchConfig, RowResult, RowStatus, ShardCounters, ShardJob, run_shard,
+};
 use ldawt::input::{UrlRow, VecRows};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +35,10 @@ fn run(urls: &[String], block: bool, dir: &std::path::Path) -> BTreeMap<u64, Row
         .collect();
     let archive = dir.join(if block { "blocked.tar" } else { "open.tar" });
     let cfg = EngineConfig {
-        block_private_addresses: block,
+        fetch: FetchConfig {
+            block_private_addresses: block,
+            ..FetchConfig::default()
+        },
         max_attempts: 3,
         ..EngineConfig::default()
     };
@@ -116,14 +121,14 @@ fn internal_addresses_are_blocked_only_when_asked() {
 
 #[test]
 fn the_guard_is_a_config_field_defaulting_to_off() {
-    assert!(!EngineConfig::default().block_private_addresses);
+    assert!(!EngineConfig::default().fetch.block_private_addresses);
     // Older serialized configs (without the field) still load, with the guard off.
     let mut json = serde_json::to_value(EngineConfig::default()).unwrap();
     json.as_object_mut()
         .unwrap()
         .remove("block_private_addresses");
     let cfg: EngineConfig = serde_json::from_value(json).unwrap();
-    assert!(!cfg.block_private_addresses);
+    assert!(!cfg.fetch.block_private_addresses);
 }
 
 #[test]

@@ -252,7 +252,7 @@ fn peers_outside_an_allow_list_are_refused() {
 }
 /// Attack 10's wiring: a worker without `--allow-private-urls` does not fetch a remote
 /// seeder's rows that point at loopback. Needs the engine's address check
-/// (`EngineConfig::block_private_addresses`, enforced in `src/fetch/` by another branch).
+/// (`FetchConfig::block_private_addresses`, enforced in `src/fetch/`).
 #[test]
 fn a_remote_seeders_loopback_rows_are_blocked_without_allow_private_urls() {
     let tmp = tempfile::tempdir().unwrap();

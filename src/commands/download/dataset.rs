@@ -121,11 +121,11 @@ impl DatasetOptions {
         engine.resize = self.resize()?;
         engine.respect_robots_txt = self.respect_robots_txt;
         if let Some(list) = &self.disallowed_header_directives {
-            engine.disallowed_header_directives = robots_tag::parse_list(list);
+            engine.fetch.disallowed_header_directives = robots_tag::parse_list(list);
         }
         if let Some(token) = &self.user_agent_token {
             check_user_agent_token(token).map_err(UsageError::new)?;
-            engine.user_agent_token = Some(token.trim().to_string());
+            engine.fetch.user_agent_token = Some(token.trim().to_string());
         }
         if let Some(spec) = &self.verify_hash {
             engine.verify_hash = Some(HashCheck::parse(spec).map_err(UsageError::new)?);

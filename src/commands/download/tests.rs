@@ -38,8 +38,8 @@ fn the_config_file_fills_in_and_flags_win() {
         (r.url_col.as_str(), r.class_col.as_deref()),
         ("image", Some("species"))
     );
-    assert_eq!((r.engine.concurrency, r.engine.per_host), (5, 3));
-    assert_eq!(r.engine.total_timeout, Duration::from_secs(10));
+    assert_eq!((r.engine.concurrency, r.engine.fetch.per_host), (5, 3));
+    assert_eq!(r.engine.fetch.total_timeout, Duration::from_secs(10));
     assert_eq!(r.engine.max_attempts, 2);
     assert!(r.resume);
 
@@ -60,7 +60,7 @@ fn the_config_file_fills_in_and_flags_win() {
     assert_eq!(r.output, PathBuf::from("c.tar"));
     assert_eq!((r.url_col.as_str(), r.class_col), ("u", None));
     assert_eq!(r.engine.concurrency, 9);
-    assert_eq!(r.engine.total_timeout, Duration::from_secs(4));
+    assert_eq!(r.engine.fetch.total_timeout, Duration::from_secs(4));
 }
 
 #[test]

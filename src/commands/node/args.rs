@@ -10,7 +10,7 @@ use libp2p::Multiaddr;
 
 use super::super::config::{self, ConfigFor, LdawtConfig};
 use super::super::engine_args::{EngineArgs, EngineFallback};
-use crate::engine::{EngineConfig, OutputFormat};
+use crate::engine::{EngineConfig, FetchConfig, OutputFormat};
 use crate::exit::UsageError;
 use crate::model::lease::LeaseConfig;
 use crate::model::shard::{DEFAULT_SHARD_ROWS, ShardSizing};
@@ -281,9 +281,12 @@ pub fn node_config(args: &NodeArgs) -> anyhow::Result<NodeConfig> {
 /// its own upper bounds).
 fn dataset_flags_given(engine: &EngineConfig) -> bool {
     let bounds_only = EngineConfig {
+        fetch: FetchConfig {
+            per_host: engine.fetch.per_host,
+            max_file_size: engine.fetch.max_file_size,
+            ..FetchConfig::default()
+        },
         concurrency: engine.concurrency,
-        per_host: engine.per_host,
-        max_file_size: engine.max_file_size,
         ..EngineConfig::default()
     };
     *engine != bounds_only

@@ -225,7 +225,7 @@ fn engine_flags_are_checked_as_download_checks_them_and_a_seed_carries_their_col
     ]))
     .unwrap();
     assert_eq!(c.swarm_per_host, Some(4));
-    assert_eq!((c.engine.concurrency, c.engine.per_host), (8, 8));
+    assert_eq!((c.engine.concurrency, c.engine.fetch.per_host), (8, 8));
     let cols = c.seed.unwrap().columns;
     assert_eq!(cols.extra, vec!["cap".to_string(), "sha".to_string()]);
     // The budget is a seeder's.
