@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::LeaseDir;
+use crate::model::ids::NodeId;
 use crate::protocol::control::Grant;
 
 /// What a finished shard needs to be delivered again.
@@ -19,8 +20,8 @@ use crate::protocol::control::Grant;
 pub struct Finished {
     /// Its lease.
     pub grant: Grant,
-    /// The seeder's peer id (as `SeederLink::seeder` names it).
-    pub seeder: String,
+    /// The seeder (as `SeederLink::seeder` names it; its peer id text in the marker).
+    pub seeder: NodeId,
     /// Rows stored.
     pub ok: u64,
     /// Rows failed or skipped.
@@ -112,7 +113,7 @@ mod tests {
                 speculative: false,
                 settings: None,
             },
-            seeder: "seeder".into(),
+            seeder: crate::model::ids::seeded_node_id(1),
             ok: 9,
             failed: 1,
             bytes: 100,

@@ -41,11 +41,11 @@ pub enum LinkError {
 }
 
 impl SeederLink {
-    /// The seeder's peer id as text (`local` for the in-process coordinator).
-    pub fn seeder(&self, me: NodeId) -> String {
+    /// The seeder: the remote peer, or `me` for the in-process coordinator.
+    pub fn seeder(&self, me: NodeId) -> NodeId {
         match self {
-            SeederLink::Remote { peer, .. } => peer.to_string(),
-            SeederLink::Local { .. } => me.to_string(),
+            SeederLink::Remote { peer, .. } => NodeId(*peer),
+            SeederLink::Local { .. } => me,
         }
     }
 

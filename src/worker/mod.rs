@@ -265,7 +265,7 @@ pub async fn run(
         for (offer, answer) in futures::future::join_all(bids).await {
             let k = key(&offer);
             let Ok(answer) = answer else {
-                let pause = pacing.record(k.clone(), BidResult::Silent, Instant::now());
+                let pause = pacing.record(k, BidResult::Silent, Instant::now());
                 tracing::info!(dataset = %offer.dataset, seeder = %k.1, "no answer to a bid within {BID_TIMEOUT:?}; next try in {pause:?}");
                 continue;
             };

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::Offer;
 use super::link::LinkError;
-use crate::model::ids::DatasetId;
+use crate::model::ids::{DatasetId, NodeId};
 use crate::protocol::control::ControlResponse;
 
 /// Longest wait for a seeder's answer to a bid.
@@ -34,7 +34,7 @@ const NO_WORK_PAUSE: (Duration, Duration) = (Duration::from_millis(250), Duratio
 pub const CAPACITY_RECHECK: Duration = Duration::from_secs(2);
 
 /// An offer's identity: the dataset and who seeds it.
-pub type OfferKey = (DatasetId, String);
+pub type OfferKey = (DatasetId, NodeId);
 
 /// The bid deadlines of the offers.
 #[derive(Debug, Default)]
@@ -76,7 +76,7 @@ impl Pacing {
     pub fn record(&mut self, k: OfferKey, result: BidResult<'_>, now: Instant) -> Duration {
         let pause = match result {
             BidResult::Silent => {
-                let strikes = self.silent.entry(k.clone()).or_insert(0);
+                let strikes = self.silent.entry(k).or_insert(0);
                 *strikes += 1;
                 silent_pause(*strikes)
             }
@@ -149,7 +149,10 @@ mod tests {
     use super::*;
 
     fn key(n: u8) -> OfferKey {
-        (DatasetId([n; 16]), format!("seeder{n}"))
+        (
+            DatasetId([n; 16]),
+            crate::model::ids::seeded_node_id(u64::from(n)),
+        )
     }
 
     fn no_work(ms: u64, finished: bool) -> Result<ControlResponse, LinkError> {
