@@ -80,7 +80,7 @@ fn put_shards(
         for (id, rec) in shards {
             let bytes = postcard::to_stdvec(rec)?;
             table
-                .insert(shard_key(&ds.0, id.0).as_slice(), bytes.as_slice())
+                .insert(shard_key(ds, *id).as_slice(), bytes.as_slice())
                 .map_err(db_err)?;
         }
     }
@@ -129,8 +129,8 @@ fn load(
         Err(e) => return Err(db_err(e)),
     };
     if let Some(table) = table {
-        let start = shard_key(&ds.0, 0);
-        let end = shard_key(&ds.0, u32::MAX);
+        let start = shard_key(ds, ShardId(0));
+        let end = shard_key(ds, ShardId(u32::MAX));
         for item in table
             .range(start.as_slice()..=end.as_slice())
             .map_err(db_err)?
@@ -141,7 +141,7 @@ fn load(
                 let shard = key.get(16..20).and_then(|b| <[u8; 4]>::try_from(b).ok());
                 StoreError::Shard {
                     dataset: ds.to_hex(),
-                    shard: shard.map_or(u32::MAX, u32::from_be_bytes),
+                    shard: ShardId(shard.map_or(u32::MAX, u32::from_be_bytes)),
                     source,
                 }
             })?;

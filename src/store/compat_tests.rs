@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::tables::{SHARDS, shard_key};
 use super::*;
-use crate::model::ids::{NodeId, seeded_node_id as node};
+use crate::model::ids::{NodeId, ShardId, seeded_node_id as node};
 use crate::model::lease::{Holder, LeaseConfig, ShardEntry, ShardPhase};
 use crate::model::time::UnixMillis;
 use crate::seed::SeededDataset;
@@ -145,7 +145,7 @@ fn write_shards(path: &std::path::Path, ds: DatasetId, values: &[Vec<u8>]) {
     {
         let mut t = txn.open_table(SHARDS).unwrap();
         for (i, v) in values.iter().enumerate() {
-            let key = shard_key(&ds.0, i as u32);
+            let key = shard_key(ds, ShardId(i as u32));
             t.insert(key.as_slice(), v.as_slice()).unwrap();
         }
     }
@@ -196,8 +196,12 @@ async fn a_stored_holder_that_is_no_peer_id_is_an_error_naming_the_shard() {
     store.put_dataset(dataset(ds)).await.unwrap();
     let err = store.load(ds).await.unwrap_err();
     assert!(
-        matches!(&err, StoreError::Shard { shard: 1, dataset, .. } if *dataset == ds.to_hex()),
+        matches!(&err, StoreError::Shard { shard: ShardId(1), dataset, .. } if *dataset == ds.to_hex()),
         "{err:?}"
     );
-    assert!(err.to_string().contains("shard 1 of dataset"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the record of shard-00001 of dataset"),
+        "{err}"
+    );
 }

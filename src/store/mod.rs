@@ -40,14 +40,12 @@ pub enum StoreError {
     #[error("lease database holds an unreadable record: {0}")]
     Decode(#[from] postcard::Error),
     /// A shard record that cannot be decoded (e.g. a holder that is not a peer id).
-    #[error(
-        "lease database: the record of shard {shard} of dataset {dataset} is unreadable: {source}"
-    )]
+    #[error("lease database: the record of {shard} of dataset {dataset} is unreadable: {source}")]
     Shard {
         /// The dataset (hex).
         dataset: String,
-        /// The shard number, from the record's key.
-        shard: u32,
+        /// The shard, from the record's key.
+        shard: ShardId,
         /// The decoding error.
         source: postcard::Error,
     },

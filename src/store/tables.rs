@@ -2,6 +2,8 @@
 
 use redb::TableDefinition;
 
+use crate::model::ids::{DatasetId, ShardId};
+
 /// Dataset id (16 bytes) → postcard (layout version, record): see `records::encode_dataset`.
 pub(super) const DATASETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("datasets-2");
 /// The unversioned dataset table of earlier builds: read when `DATASETS` lacks a dataset, never
@@ -16,9 +18,9 @@ pub(super) const SHARDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 pub(super) const EPOCHS: TableDefinition<&[u8], u64> = TableDefinition::new("epochs-1");
 
 /// The key of one shard; big-endian so a dataset's shards sort by number.
-pub(super) fn shard_key(dataset: &[u8; 16], shard: u32) -> [u8; 20] {
+pub(super) fn shard_key(dataset: DatasetId, shard: ShardId) -> [u8; 20] {
     let mut k = [0u8; 20];
-    k[..16].copy_from_slice(dataset);
-    k[16..].copy_from_slice(&shard.to_be_bytes());
+    k[..16].copy_from_slice(&dataset.0);
+    k[16..].copy_from_slice(&shard.0.to_be_bytes());
     k
 }
