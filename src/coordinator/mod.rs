@@ -17,8 +17,8 @@
 //! exits with code 4, leaving the committed state for a rerun.
 //!
 //! It performs no networking: the node runtime feeds it requests and file events (from `net` or
-//! from the in-process worker) and publishes what it returns; peers are named by their id as
-//! text.
+//! from the in-process worker) and publishes what it returns; peers are named by their
+//! [`NodeId`](crate::model::ids::NodeId), epochs are [`Epoch`](crate::model::ids::Epoch)s.
 
 mod complete;
 pub mod effects;
