@@ -16,6 +16,8 @@ use crate::protocol::control::{ControlRequest, ControlResponse, RejectReason};
 use crate::protocol::transfer::FileKind;
 use crate::results::ResultsWriter;
 
+// Peers: `node(66)` is the forger, `node(7)` the honest worker, `node(23)` a worker.
+
 fn reason(r: &ControlResponse) -> Option<RejectReason> {
     match r {
         ControlResponse::Rejected(refusal) => Some(refusal.reason),

@@ -11,6 +11,8 @@ use crate::model::ids::seeded_node_id as node;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
 use crate::protocol::transfer::FileKind;
 
+// Peers: `node(1..=4)` are the `a`..`d` of the comments.
+
 #[tokio::test]
 async fn stale_epochs_are_fenced_and_every_row_is_accounted_once() {
     let s = setup(25, 10);

@@ -7,6 +7,8 @@ use proptest::prelude::*;
 
 const T: UnixMillis = UnixMillis(1_000_000);
 
+// Peers: `node(1..=3)` are the `a`, `b`, `c` of the comments, `node(11..=13)` are `w1`..`w3`.
+
 fn hosts(list: &[&str], other: bool) -> ShardHosts {
     ShardHosts {
         hosts: list.iter().map(|h| h.to_string()).collect(),

@@ -21,6 +21,8 @@ fn cfg(max_retries: u32) -> LeaseConfig {
     }
 }
 
+// Peers: `node(1..=5)` are `a`..`e` (a lease is named after its peer), `node(66)` a hostile one.
+
 fn t(ms: u64) -> UnixMillis {
     UnixMillis(ms)
 }
