@@ -155,4 +155,18 @@ mod tests {
         assert!(recover(&tmp.path().join("fresh")).is_empty());
         assert!(tmp.path().join("fresh").is_dir());
     }
+
+    #[test]
+    fn the_marker_names_the_seeder_by_its_peer_id_text() {
+        let f = finished(1, 5);
+        let mut v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["seeder"], serde_json::json!(f.seeder.to_string()));
+        assert_eq!(serde_json::from_value::<Finished>(v.clone()).unwrap(), f);
+        // Text that is no peer id is an error naming it, not a panic.
+        v["seeder"] = "local".into();
+        let err = serde_json::from_value::<Finished>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a peer id (\"local\")"), "{err}");
+    }
 }
