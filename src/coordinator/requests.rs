@@ -10,10 +10,10 @@ use crate::layout::DataDir;
 use crate::model::bid;
 use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId};
 use crate::model::lease::{Admission, LeaseError};
+use crate::model::lease_state::LeaseState;
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, Refusal, RejectReason};
-use crate::protocol::gossip::LeaseState;
 use crate::protocol::settings::DatasetSettings;
 
 impl SeederState {

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId, seeded_node_id};
 use crate::model::lease::{Admission, LeaseBook, LeaseConfig, ShardPhase};
+use crate::model::lease_state::LeaseState;
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 use crate::protocol::codec::encode;
-use crate::protocol::gossip::{Gossip, LeaseState, MAX_GOSSIP_BYTES};
+use crate::protocol::gossip::{Gossip, MAX_GOSSIP_BYTES};
 
 /// The simulated swarm.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,9 +6,9 @@ use super::test_support::{Setup, setup, worker_stats};
 use super::*;
 use crate::model::ids::seeded_node_id as node;
 use crate::model::lease::Admission;
+use crate::model::lease_state::LeaseState;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant, RejectReason};
 use crate::protocol::gossip::Gossip;
-use crate::protocol::gossip::LeaseState;
 use crate::verify::{Invalid, Verified};
 
 fn state(s: &Setup) -> SeederState {

@@ -8,6 +8,7 @@ pub mod host_conns;
 pub mod host_pace;
 pub mod ids;
 pub mod lease;
+pub mod lease_state;
 pub mod naming;
 pub mod node_stats;
 pub mod retry;

@@ -2,12 +2,10 @@
 //! have work, who holds which lease). Informational only: every decision goes over a direct
 //! control stream to the seeder (see [`super::control`]).
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::model::ids::{DatasetId, Epoch, NodeId, ShardId, node_id_or_empty};
-use crate::model::lease::ShardPhase;
+pub use crate::model::lease_state::LeaseState;
 use crate::model::node_stats::NodeStats;
 use crate::model::time::UnixMillis;
 
@@ -63,76 +61,6 @@ pub enum Gossip {
         /// What happened to the lease.
         state: LeaseState,
     },
-}
-
-/// A lease's state as gossip announces it. On the wire: its name (`leased`, `done`, `free`,
-/// `failed`), as the untyped string of earlier builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LeaseState {
-    /// Granted to the holder.
-    Leased,
-    /// Completed and stored.
-    Done,
-    /// Released or expired: open to a bid.
-    Free,
-    /// Out of retries.
-    Failed,
-}
-
-impl LeaseState {
-    /// Every state.
-    pub const ALL: [LeaseState; 4] = [
-        LeaseState::Leased,
-        LeaseState::Done,
-        LeaseState::Free,
-        LeaseState::Failed,
-    ];
-
-    /// Its name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LeaseState::Leased => "leased",
-            LeaseState::Done => "done",
-            LeaseState::Free => "free",
-            LeaseState::Failed => "failed",
-        }
-    }
-}
-
-impl From<ShardPhase> for LeaseState {
-    /// A shard's phase as the state of its lease (the same four names).
-    fn from(phase: ShardPhase) -> Self {
-        match phase {
-            ShardPhase::Free => LeaseState::Free,
-            ShardPhase::Leased => LeaseState::Leased,
-            ShardPhase::Done => LeaseState::Done,
-            ShardPhase::Failed => LeaseState::Failed,
-        }
-    }
-}
-
-impl fmt::Display for LeaseState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for LeaseState {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for LeaseState {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        LeaseState::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                serde::de::Error::unknown_variant(&text, &["leased", "done", "free", "failed"])
-            })
-    }
 }
 
 /// A one-shard, one-row dataset advert sent at time 0: the sample the unit tests of the

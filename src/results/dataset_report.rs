@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::model::ids::{NodeId, ShardId};
-use crate::protocol::gossip::LeaseState;
+use crate::model::lease_state::LeaseState;
 
 /// A shard that exhausted its retries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -30,7 +30,7 @@ use super::{ResultsError, read_results, status_text};
 use crate::archive::{archive_stem, results_path};
 use crate::input::UrlRow;
 use crate::layout::OutDir;
-use crate::protocol::gossip::LeaseState;
+use crate::model::lease_state::LeaseState;
 use crate::seed::rowfile;
 
 /// Rows per row group of `results.parquet` (bounds the writer's buffered pages).

@@ -138,6 +138,23 @@ fn dataset(id: DatasetId) -> DatasetRecord {
     }
 }
 
+/// A store at `path` whose dataset `ds` has `pairs`' old-shape records written straight into
+/// redb, as a build before the typed ids left them.
+async fn store_with_old_records(
+    path: &std::path::Path,
+    ds: DatasetId,
+    pairs: &[(OldShardRecord, ShardRecord)],
+) -> Store {
+    let old: Vec<Vec<u8>> = pairs
+        .iter()
+        .map(|(o, _)| postcard::to_stdvec(o).unwrap())
+        .collect();
+    write_shards(path, ds, &old);
+    let store = Store::open(path).unwrap();
+    store.put_dataset(dataset(ds)).await.unwrap();
+    store
+}
+
 /// Writes raw shard values of `ds` into a database at `path`, bypassing the store.
 fn write_shards(path: &std::path::Path, ds: DatasetId, values: &[Vec<u8>]) {
     let db = redb::Database::create(path).unwrap();
@@ -168,13 +185,7 @@ async fn records_written_by_the_old_shape_load_as_typed_records() {
     let path = dir.path().join("leases.redb");
     let ds = DatasetId([5; 16]);
     let pairs = old_and_typed(node(1), node(2), node(3));
-    let old: Vec<Vec<u8>> = pairs
-        .iter()
-        .map(|(o, _)| postcard::to_stdvec(o).unwrap())
-        .collect();
-    write_shards(&path, ds, &old);
-    let store = Store::open(&path).unwrap();
-    store.put_dataset(dataset(ds)).await.unwrap();
+    let store = store_with_old_records(&path, ds, &pairs).await;
     let (_, shards) = store.load(ds).await.unwrap().unwrap();
     let typed: Vec<ShardRecord> = pairs.into_iter().map(|(_, t)| t).collect();
     assert_eq!(shards, typed);
@@ -187,13 +198,7 @@ async fn a_stored_holder_that_is_no_peer_id_is_an_error_naming_the_shard() {
     let ds = DatasetId([6; 16]);
     let mut pairs = old_and_typed(node(1), node(2), node(3));
     pairs[1].0.entry.done_by = Some("peer-a".into());
-    let old: Vec<Vec<u8>> = pairs
-        .iter()
-        .map(|(o, _)| postcard::to_stdvec(o).unwrap())
-        .collect();
-    write_shards(&path, ds, &old);
-    let store = Store::open(&path).unwrap();
-    store.put_dataset(dataset(ds)).await.unwrap();
+    let store = store_with_old_records(&path, ds, &pairs).await;
     let err = store.load(ds).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Shard { shard: ShardId(1), dataset, .. } if *dataset == ds.to_hex()),

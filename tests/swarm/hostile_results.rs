@@ -112,6 +112,23 @@ fn staged(out: &Path) -> Vec<String> {
     names
 }
 
+/// The staged files whose names contain `tag`, once none is left or after 10 s.
+async fn staged_after_settling(out: &Path, tag: &str) -> Vec<String> {
+    let matching = || -> Vec<String> {
+        staged(out)
+            .into_iter()
+            .filter(|f| f.contains(tag))
+            .collect()
+    };
+    for _ in 0..200 {
+        if matching().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    matching()
+}
+
 /// Runs a seeder again on the same data dir, once the previous run has let go of its lease
 /// database (it closes in the background after the node returns).
 async fn rerun(cfg: NodeConfig) -> NodeOutcome {
@@ -176,11 +193,13 @@ async fn forged_and_broken_deliveries_are_refused_and_honest_workers_finish_the_
             !matches!(again, ControlResponse::Granted(_)),
             "{variant:?}: the sender of an invalid shard gets no new lease at once: {again:?}"
         );
+        // The refusal is answered at once; the refused files are deleted off the seeder's
+        // actor, in its ordered file lane, a moment later.
         let epoch_tag = format!(".e{}.", g.epoch);
+        let left = staged_after_settling(&out, &epoch_tag).await;
         assert!(
-            !staged(&out).iter().any(|f| f.contains(&epoch_tag)),
-            "{variant:?}: the refused files are deleted: {:?}",
-            staged(&out)
+            left.is_empty(),
+            "{variant:?}: the refused files are deleted: {left:?}"
         );
         forgers.push(NodeId(evil.local_peer_id()));
     }
