@@ -6,6 +6,9 @@ mod common;
 #[path = "common/netns.rs"]
 mod netns;
 
+#[path = "common/proxy.rs"]
+mod proxy;
+
 #[path = "engine/fixture.rs"]
 mod fixture;
 

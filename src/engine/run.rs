@@ -1,10 +1,13 @@
 //! The pipeline of one shard run: a reader thread streams row batches through a bounded
-//! channel; the dispatcher names each row (in input order) and spawns its fetch under the
-//! global concurrency semaphore; fetch tasks send finished rows through a bounded channel to the
-//! writer thread. Memory is bounded by concurrency and channel sizes, never by the row count.
+//! channel; the dispatcher prepares each row (in input order: names, side data, host
+//! registration) into a bounded look-ahead queue and starts the oldest queued row under the
+//! global concurrency semaphore; a fetch task then goes on with the next queued rows of its
+//! row's host, on the same connection. Fetch tasks send finished rows through a bounded channel
+//! to the writer thread. Memory is bounded by the look-ahead, concurrency and channel sizes,
+//! never by the row count.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
@@ -12,21 +15,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::format::{ClassIds, Layout, RowSide};
+use super::format::Layout;
 use super::post;
-use super::resume::{self, OutputSpec, Prepared, url_key};
-use super::row::{RowContext, RowJob, fetch_row};
+use super::resume::{self, OutputSpec, Prepared};
+use super::row::{RowContext, fetch_row};
 use super::writer::{WriterMsg, WriterOutcome, writer_loop};
 use super::{
-    EngineConfig, EngineError, OutputFormat, RowResult, RowStatus, ShardCounters, ShardJob,
-    ShardReport, archive_stem, classes_path, overview_path, results_path, sample_key,
+    EngineConfig, EngineError, OutputFormat, ShardCounters, ShardJob, ShardReport, archive_stem,
+    classes_path, overview_path, results_path,
 };
 use crate::archive::compression_for;
 use crate::fetch::Fetcher;
-use crate::fetch::hosts::{HostGates, HostTicket, now};
+use crate::fetch::hosts::{HostGates, now};
 use crate::fetch::robots_cache::RobotsCache;
 use crate::input::{InputError, UrlRow};
-use crate::model::naming::url_stem;
 use crate::model::retry::RetryPolicy;
 use crate::results::overview::{overview_json, write_overview};
 
@@ -34,89 +36,21 @@ use crate::results::overview::{overview_json, write_overview};
 const GRACE: Duration = Duration::from_secs(4);
 /// Finished rows waiting for the writer.
 const WRITER_QUEUE: usize = 64;
+/// Rows read ahead of their fetch (a batch more at most): a host's rows this close share a
+/// connection.
+const LOOKAHEAD_ROWS: usize = 16_384;
 
-fn record(row: &UrlRow, status: RowStatus, kind: &str, message: String) -> WriterMsg {
-    WriterMsg::Record(RowResult {
-        index: row.index,
-        url: row.url.clone(),
-        class: row.class.clone(),
-        status,
-        http_status: None,
-        error_kind: Some(kind.to_string()),
-        error_message: Some(message),
-        bytes: 0,
-        sha256: None,
-        member: None,
-        attempts: 0,
-        elapsed_ms: 0,
-    })
-}
+/// Yields before a task's next row of the same host (see the fetch task).
+const CHECKIN_YIELDS: usize = 3;
 
-/// Parses a row's URL; only absolute http(s) URLs with a host are fetchable.
-fn parse_url(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("invalid URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("unsupported URL scheme '{}'", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("URL without a host".to_string());
-    }
-    Ok(url)
-}
+mod host_queue;
+mod prepare;
 
-/// A row read ahead of its dispatch.
-struct Ahead {
-    row: UrlRow,
-    parsed: Parsed,
-}
+use host_queue::HostQueue;
+use prepare::{Prep, Preparer, Queued, Then};
 
-/// What the look-ahead found in a row.
-enum Parsed {
-    /// Stored by the run being resumed (its URL is compared at dispatch).
-    Done,
-    /// No URL.
-    Empty,
-    /// Not a fetchable URL: why.
-    Invalid(String),
-    /// To fetch, registered with its host.
-    Fetch(reqwest::Url, HostTicket),
-}
-
-/// `host:port` of a URL: the key of its host's gate.
-pub(crate) fn host_key(url: &reqwest::Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    )
-}
-
-/// Parses a batch's URLs and registers each fetchable row with its host.
-fn look_ahead(
-    batch: Vec<UrlRow>,
-    done: &std::collections::HashMap<u64, u64>,
-    gates: &HostGates,
-) -> Vec<Ahead> {
-    batch
-        .into_iter()
-        .map(|row| {
-            let text = row.url.as_deref().map(str::trim).unwrap_or("");
-            let parsed = if done.contains_key(&row.index) {
-                Parsed::Done
-            } else if text.is_empty() {
-                Parsed::Empty
-            } else {
-                match parse_url(text) {
-                    Ok(url) => {
-                        let ticket = gates.enqueue(&host_key(&url));
-                        Parsed::Fetch(url, ticket)
-                    }
-                    Err(message) => Parsed::Invalid(message),
-                }
-            };
-            Ahead { row, parsed }
-        })
-        .collect()
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs one shard (see [`super::run_shard`]).
@@ -158,8 +92,8 @@ pub(crate) async fn run(
         archive,
         mut results,
         done,
-        mut names,
-        mut folders,
+        names,
+        folders,
         tally,
     } = prepared;
     results.redact_error_messages(cfg.redact_error_messages);
@@ -239,140 +173,90 @@ pub(crate) async fn run(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     );
-    // `--verify-hash`: where the expected digest sits in each row's extra cells.
-    let hash_check = cfg.verify_hash.as_ref().and_then(|c| {
-        let pos = cfg.input_columns().iter().position(|x| *x == c.column)?;
-        Some((pos, c.algorithm, c.column.clone()))
-    });
     let webdataset = cfg.format == OutputFormat::Webdataset;
-    let needs_side = webdataset || !cfg.extra_cols.is_empty();
-    // Where the caption sits in each row's extra cells.
-    let caption_pos = cfg
-        .caption_col
-        .as_ref()
-        .and_then(|c| cfg.input_columns().iter().position(|x| x == c));
-    let mut class_ids = ClassIds::with_names(&cfg.class_names);
+    let mut prep = Preparer::new(cfg, (done, names, folders), top, (spill_dir, spill_prefix));
     let steps = post::Steps::new(cfg);
     let mut input_error: Option<EngineError> = None;
-    // One batch is read ahead of the one being dispatched, its rows registered with their
-    // hosts: a request keeps its connection only for a queued row of its host.
-    let mut ahead: Option<Result<Vec<Ahead>, InputError>> = None;
-    'batches: loop {
-        let batch = match ahead.take() {
-            Some(b) => Some(b),
-            None => tokio::select! {
-                _ = cancel.cancelled() => break,
-                b = row_rx.recv() => b.map(|b| b.map(|b| look_ahead(b, &done, &ctx.gates))),
-            },
-        };
-        let batch = match batch {
-            None => break,
-            Some(Err(e)) => {
-                input_error = Some(EngineError::Input(e));
+    // Rows are read ahead (up to LOOKAHEAD_ROWS, registered with their hosts): the oldest is
+    // started when a slot is free, and a task that finished a row takes the next queued row of
+    // the same host, on the connection it kept for it.
+    let queue: Arc<Mutex<HostQueue<Queued>>> = Arc::default();
+    let mut input_done = false;
+    'dispatch: loop {
+        while !input_done && lock(&queue).len() < LOOKAHEAD_ROWS {
+            let batch = if lock(&queue).is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => break 'dispatch,
+                    b = row_rx.recv() => b,
+                }
+            } else {
+                match row_rx.try_recv() {
+                    Ok(b) => Some(b),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            let rows = match batch {
+                None => {
+                    input_done = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    input_error = Some(EngineError::Input(e));
+                    break 'dispatch;
+                }
+                Some(Ok(rows)) => rows,
+            };
+            for row in rows {
+                let Prep { side, then } = prep.row(row, &ctx.gates);
+                if let Some(side) = side
+                    && tx.send(side).await.is_err()
+                {
+                    break 'dispatch;
+                }
+                match then {
+                    Then::Carried => {}
+                    Then::Mismatch(index) => {
+                        input_error = Some(EngineError::ResumeMismatch { index });
+                        break 'dispatch;
+                    }
+                    Then::Record(msg) => {
+                        if tx.send(msg).await.is_err() {
+                            break 'dispatch;
+                        }
+                    }
+                    Then::Fetch(q) => {
+                        let host = Arc::clone(q.job.host.gate().key());
+                        lock(&queue).push(host, q);
+                    }
+                }
+            }
+        }
+        if lock(&queue).is_empty() {
+            if input_done {
                 break;
             }
-            Some(Ok(b)) => b,
+            continue;
+        }
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break 'dispatch,
+            p = Arc::clone(&semaphore).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break 'dispatch,
+            },
         };
-        ahead = tokio::select! {
-            _ = cancel.cancelled() => break,
-            b = row_rx.recv() => b.map(|b| b.map(|b| look_ahead(b, &done, &ctx.gates))),
+        // Tasks may have taken every queued row meanwhile.
+        let Some(first) = lock(&queue).pop_oldest() else {
+            continue;
         };
-        for Ahead { row, parsed } in batch {
-            let (url, host) = match parsed {
-                Parsed::Done => {
-                    if done.get(&row.index) == Some(&url_key(row.url.as_deref())) {
-                        // A carried-over row still takes its class id, so the table (first
-                        // appearance in input order) is the one a clean run writes.
-                        if webdataset {
-                            class_ids.id(row.class.as_deref());
-                        }
-                        continue;
-                    }
-                    input_error = Some(EngineError::ResumeMismatch { index: row.index });
-                    break 'batches;
-                }
-                Parsed::Fetch(url, host) => (Ok(url), Some(host)),
-                Parsed::Invalid(message) => (Err(message), None),
-                Parsed::Empty => (Err(String::new()), None),
-            };
-            if needs_side {
-                let caption = caption_pos.and_then(|p| row.extra.get(p).cloned().flatten());
-                let mut extra = row.extra.clone();
-                extra.truncate(cfg.extra_cols.len());
-                let side = RowSide {
-                    extra,
-                    class_id: if webdataset {
-                        class_ids.id(row.class.as_deref())
-                    } else {
-                        None
-                    },
-                    dims: None,
-                    caption,
-                };
-                let msg = WriterMsg::Side {
-                    index: row.index,
-                    side,
-                };
-                if tx.send(msg).await.is_err() {
-                    break 'batches;
-                }
-            }
-            let text = row.url.as_deref().map(str::trim).unwrap_or("");
-            let (url, host) = match (url, host) {
-                (Ok(u), Some(h)) => (u, h),
-                (Err(message), _) if !message.is_empty() => {
-                    let msg = record(&row, RowStatus::Failed, "invalid_url", message);
-                    if tx.send(msg).await.is_err() {
-                        break 'batches;
-                    }
-                    continue;
-                }
-                _ => {
-                    let msg = record(
-                        &row,
-                        RowStatus::Skipped,
-                        "empty_url",
-                        "the URL cell is empty".into(),
-                    );
-                    if tx.send(msg).await.is_err() {
-                        break 'batches;
-                    }
-                    continue;
-                }
-            };
-            let member_base = if webdataset {
-                sample_key(row.index)
-            } else {
-                let folder = folders.folder(row.class.as_deref()).to_string();
-                let stem = names.claim(&folder, &url_stem(text), row.index);
-                format!("{top}/{folder}/{stem}")
-            };
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => break 'batches,
-                p = Arc::clone(&semaphore).acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break 'batches,
-                },
-            };
-            let expected = hash_check.as_ref().and_then(|(pos, algorithm, column)| {
-                let cell = row.extra.get(*pos)?.as_deref()?.trim();
-                (!cell.is_empty()).then(|| (*algorithm, column.clone(), cell.to_string()))
-            });
-            let job = RowJob {
-                index: row.index,
-                url_text: text.to_string(),
-                url,
-                host,
-                class: row.class,
-                member_base,
-                spill: spill_dir.join(format!("{spill_prefix}-{}", row.index)),
-            };
-            let (ctx, tx) = (Arc::clone(&ctx), tx.clone());
-            let steps = Arc::clone(&steps);
-            tracker.spawn(async move {
-                let index = job.index;
+        let (ctx, tx, queue) = (Arc::clone(&ctx), tx.clone(), Arc::clone(&queue));
+        let steps = Arc::clone(&steps);
+        tracker.spawn(async move {
+            let mut next = Some(first);
+            while let Some(Queued { job, expected }) = next.take() {
+                let (index, host) = (job.index, Arc::clone(job.host.gate().key()));
                 let (mut msg, dims) =
-                    post::apply(fetch_row(ctx, job).await, expected, &steps).await;
+                    post::apply(fetch_row(Arc::clone(&ctx), job).await, expected, &steps).await;
                 if let Some(dims) = dims {
                     let _ = tx.send(WriterMsg::Dims { index, dims }).await;
                 }
@@ -382,12 +266,25 @@ pub(crate) async fn run(
                 }
                 // The slot is held until the writer took the row: a slow writer slows the
                 // fetches instead of piling finished bodies up in memory.
-                let _ = tx.send(msg).await;
-                drop(permit);
-            });
-        }
+                if tx.send(msg).await.is_err() || ctx.stop.is_cancelled() {
+                    break;
+                }
+                next = lock(&queue).pop_host(&host);
+                if next.is_some() {
+                    // The connection goes back to the pool from hyper's own tasks once the
+                    // body is read: let them run first, or the next request would race them
+                    // and open another connection.
+                    for _ in 0..CHECKIN_YIELDS {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+            drop(permit);
+        });
     }
-    drop(ahead);
+    // Stopped or failed: the rows still queued are not started (a resume fetches them).
+    let left = std::mem::take(&mut *lock(&queue));
+    drop(left);
     drop(row_rx);
     if cancel.is_cancelled() || input_error.is_some() {
         let abort = abort.clone();
@@ -424,7 +321,7 @@ pub(crate) async fn run(
     .await?;
     if webdataset {
         let path = classes_path(&archive_path);
-        write_overview(&path, &class_ids.to_json())
+        write_overview(&path, &prep.class_ids.to_json())
             .map_err(|source| EngineError::Output { path, source })?;
     }
     Ok(report)

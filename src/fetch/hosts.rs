@@ -164,6 +164,11 @@ impl HostGate {
         self.state().pace.on_throttle(now(), retry_after);
     }
 
+    /// The host's key (`host:port`).
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
     /// The host's current limit.
     pub fn limit(&self) -> usize {
         self.state().pace.limit()

@@ -5,8 +5,9 @@
 //! over a list of a million hosts, keeping every connection for the pool's idle timeout held
 //! tens of thousands of sockets open for nothing. A connection is worth keeping only if a row
 //! of its host is waiting for one: the engine registers each row with its host when it reads
-//! the row (a batch of look-ahead, see [`crate::engine`]), and a request keeps its connection
-//! only while the host's waiting rows outnumber the connections already being kept. A host
+//! the row (up to 16,384 rows of look-ahead; the task that kept the connection fetches the
+//! host's next queued row on it), and a request keeps its connection only while the host's
+//! waiting rows outnumber the connections already being kept. A host
 //! with no queued rows keeps nothing, so the connections left idle are those of hosts still
 //! being downloaded (plus a few stragglers of rows that overlapped, closed by the pool's short
 //! idle timeout). A total cap on kept connections (in flight or parked) bounds the idle ones
