@@ -34,6 +34,10 @@ pub(super) const SHUTTING_DOWN: &str = "the worker is shutting down";
 
 /// How long a worker keeps trying to reach a seeder before it starts a shard.
 const START_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a lease given back is retried (the worker's shutdown waits 15 s for its leases).
+const GIVE_BACK_PATIENCE: Duration = Duration::from_secs(6);
+/// One attempt to give a lease back.
+const GIVE_BACK_ATTEMPT: Duration = Duration::from_secs(3);
 
 /// How long a finished shard is kept and offered again while the seeder is unreachable or
 /// busy: at least this, and at least [`FINISHED_PATIENCE_TTLS`] lease TTLs. Only a definite
@@ -174,8 +178,10 @@ async fn run(mut ctx: LeaseCtx, kept: Option<Kept>, shutdown: CancellationToken)
     outcome
 }
 
-/// Tells the seeder the lease is given back (bounded in time; an unreachable seeder lets it
-/// expire instead).
+/// Tells the seeder the lease is given back, trying again while it cannot be reached, for at
+/// most [`GIVE_BACK_PATIENCE`] (then the lease expires instead). Shutdown is what usually brings
+/// a lease here, so the retries answer to no cancellation: a seeder slow under load must still
+/// hear that the shard is free, or the lapsed lease counts as a failure of the shard.
 async fn give_back(ctx: &LeaseCtx, g: &Grant, reason: String, failed: bool) {
     let req = ControlRequest::Abandon {
         dataset: g.dataset,
@@ -184,7 +190,17 @@ async fn give_back(ctx: &LeaseCtx, g: &Grant, reason: String, failed: bool) {
         reason,
         failed,
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), ctx.link.request(ctx.me, req)).await;
+    let call = || async {
+        match tokio::time::timeout(GIVE_BACK_ATTEMPT, ctx.link.request(ctx.me, req.clone())).await {
+            Ok(answer) => answer,
+            Err(_) => Err(LinkError::Transient(format!(
+                "no answer within {GIVE_BACK_ATTEMPT:?}"
+            ))),
+        }
+    };
+    if let Err(e) = retry(call, &CancellationToken::new(), GIVE_BACK_PATIENCE).await {
+        tracing::warn!(dataset = %g.dataset, shard = %g.shard, epoch = %g.epoch, "could not give the lease back, it will expire at its seeder: {e}");
+    }
 }
 
 async fn work(
