@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use super::accept::{StreamContext, accept_streams};
 use super::framing::{recv_msg, write_frame};
 use super::metrics::NetCounters;
+use super::offer::reopening;
 use super::{Event, NetError, NetTuning};
 use crate::protocol::codec::encode;
 use crate::protocol::control::{
@@ -46,7 +47,8 @@ pub(crate) async fn open_stream(
     })
 }
 
-/// Sends `req` to `peer` and reads the answer.
+/// Sends `req` to `peer` and reads the answer, on a new stream when one dies unanswered
+/// (see [`reopening`]).
 pub(crate) async fn request(
     streams: &mut libp2p_stream::Control,
     peer: PeerId,
@@ -54,17 +56,24 @@ pub(crate) async fn request(
     tuning: &NetTuning,
 ) -> Result<ControlResponse, NetError> {
     let bytes = encode(req, MAX_CONTROL_REQUEST_BYTES)?;
-    let mut stream = open_stream(streams, peer, protocol(), tuning).await?;
-    write_frame(&mut stream, &bytes, tuning.idle_timeout).await?;
-    let response = recv_msg(
-        &mut stream,
-        MAX_CONTROL_RESPONSE_BYTES,
-        tuning.app_reply_timeout + tuning.idle_timeout,
-        tuning.idle_timeout,
-    )
-    .await?;
-    let _ = stream.close().await;
-    Ok(response)
+    let bytes = &bytes;
+    let open = || {
+        let mut streams = streams.clone();
+        async move { open_stream(&mut streams, peer, protocol(), tuning).await }
+    };
+    reopening("control", open, |mut stream: Stream| async move {
+        write_frame(&mut stream, bytes, tuning.idle_timeout).await?;
+        let response = recv_msg(
+            &mut stream,
+            MAX_CONTROL_RESPONSE_BYTES,
+            tuning.app_reply_timeout + tuning.idle_timeout,
+            tuning.idle_timeout,
+        )
+        .await?;
+        let _ = stream.close().await;
+        Ok(response)
+    })
+    .await
 }
 
 /// Accepts control streams until `cancel`, one task per stream, at most

@@ -1,9 +1,14 @@
-//! The first exchange of a transfer — header out, `Accept`/`Reject` back — with a retry when
-//! the stream ends or is reset before any answer. libp2p-stream hands inbound streams to the
-//! receiver over a one-slot channel and silently drops those that arrive while it is full, so
-//! under load a fresh stream can die unanswered. Nothing is committed on either side before
-//! the answer (and the transfer resumes from the receiver's partial copy anyway), so opening a
-//! new stream is safe.
+//! A first exchange on a fresh stream — a control request and its response, a transfer's
+//! header and its `Accept`/`Reject` — with a new stream when one ends or is reset before any
+//! answer. libp2p-stream hands inbound streams to the receiver over a one-slot channel and
+//! silently drops those that arrive while it is full, so under load (a worker at ~19,000
+//! rows/s renews, fetches rows and delivers four shards at once) a fresh stream can die
+//! unanswered: before this, the worker logged it as "seeder unreachable … connection is closed"
+//! every ~10 s and waited a backoff. For a transfer nothing is committed on either side before
+//! the answer (and it resumes from the receiver's partial copy anyway); a control request that
+//! died unanswered is sent again, as the worker's own retries already did one backoff later:
+//! renewals, rows, completions and give-backs are fenced by their lease epoch, and in the rare
+//! case where a bid was granted but its answer lost, the unknown lease lapses at its TTL.
 
 use std::future::Future;
 use std::io::ErrorKind;
@@ -17,8 +22,8 @@ use super::framing::{recv_msg, send_msg};
 use super::transfer::Reply;
 use crate::protocol::transfer::{MAX_TRANSFER_HEADER_BYTES, TransferHeader};
 
-/// Streams opened per transfer before giving up on a receiver that never answers.
-const OFFER_ATTEMPTS: u32 = 4;
+/// Streams opened for one exchange before giving up on a peer that never answers.
+const REOPEN_ATTEMPTS: u32 = 4;
 
 /// Whether `e` means the stream died before the receiver said anything.
 fn died_unanswered(e: &NetError) -> bool {
@@ -28,10 +33,39 @@ fn died_unanswered(e: &NetError) -> bool {
     ))
 }
 
+/// Opens a stream with `open` and runs `exchange` on it, opening a new stream (after 50, 100,
+/// 150 ms) when one dies before any answer, at most [`REOPEN_ATTEMPTS`] streams. `what` names
+/// the exchange in the log.
+pub(crate) async fn reopening<S, T, F, Fut, X, XFut>(
+    what: &str,
+    mut open: F,
+    mut exchange: X,
+) -> Result<T, NetError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<S, NetError>>,
+    X: FnMut(S) -> XFut,
+    XFut: Future<Output = Result<T, NetError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let stream = open().await?;
+        match exchange(stream).await {
+            Ok(answer) => return Ok(answer),
+            Err(e) if attempt < REOPEN_ATTEMPTS && died_unanswered(&e) => {
+                debug!(attempt, error = %e, "{what} stream died before any answer; reopening");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Opens a stream with `open`, sends `header` and returns the stream with the receiver's
 /// reply (waiting up to `wait` for it), opening a new stream when one dies unanswered.
 pub(crate) async fn offer<S, F, Fut>(
-    mut open: F,
+    open: F,
     header: &TransferHeader,
     wait: Duration,
     idle: Duration,
@@ -41,24 +75,12 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<S, NetError>>,
 {
-    let mut attempt = 1;
-    loop {
-        let mut stream = open().await?;
-        let answered = async {
-            send_msg(&mut stream, header, MAX_TRANSFER_HEADER_BYTES, idle).await?;
-            recv_msg(&mut stream, MAX_TRANSFER_HEADER_BYTES, wait, idle).await
-        }
-        .await;
-        match answered {
-            Ok(reply) => return Ok((stream, reply)),
-            Err(e) if attempt < OFFER_ATTEMPTS && died_unanswered(&e) => {
-                debug!(attempt, error = %e, "transfer stream died before any answer; reopening");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    reopening("transfer", open, |mut stream| async move {
+        send_msg(&mut stream, header, MAX_TRANSFER_HEADER_BYTES, idle).await?;
+        let reply = recv_msg(&mut stream, MAX_TRANSFER_HEADER_BYTES, wait, idle).await?;
+        Ok((stream, reply))
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -127,7 +149,7 @@ mod tests {
         };
         let err = offer(open, &header(), T, T).await.unwrap_err();
         assert!(died_unanswered(&err), "{err}");
-        assert_eq!(opened.load(Ordering::SeqCst), OFFER_ATTEMPTS);
+        assert_eq!(opened.load(Ordering::SeqCst), REOPEN_ATTEMPTS);
     }
 
     #[tokio::test]
