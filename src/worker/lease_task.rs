@@ -26,6 +26,7 @@ use crate::engine::{self, EngineConfig, ShardCounters, ShardJob};
 use crate::input::VecRows;
 use crate::layout::{LeaseDir, WorkDir};
 use crate::model::ids::NodeId;
+use crate::model::retry::RetryPolicy;
 use crate::model::shard::check_archive_name;
 use crate::protocol::control::{ControlRequest, ControlResponse, Grant};
 
@@ -406,8 +407,16 @@ pub(super) fn given_up(reason: String, shutdown: &CancellationToken) -> LeaseOut
     }
 }
 
+/// The wait after `attempt` failed calls to the seeder (≥ 1): the shared retry schedule
+/// ([`RetryPolicy::ceiling`]) from 0.5 s, doubling, at most 10 s, without jitter (one worker's
+/// calls to one seeder do not stampede).
 pub(super) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((250u64 << attempt.min(6)).min(10_000))
+    RetryPolicy {
+        base: Duration::from_millis(500),
+        cap: Duration::from_secs(10),
+        ..RetryPolicy::default()
+    }
+    .ceiling(attempt)
 }
 
 /// Sleeps `d`; true when cancelled first.
@@ -415,5 +424,16 @@ pub(super) async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> 
     tokio::select! {
         _ = cancel.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_to_the_seeder_back_off_on_the_shared_schedule_up_to_ten_seconds() {
+        let secs: Vec<f64> = (1..=7).map(|a| backoff(a).as_secs_f64()).collect();
+        assert_eq!(secs, [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]);
     }
 }
