@@ -20,21 +20,20 @@ use super::node_proc::NodeArgs;
 use super::processes::{NodeProc, free_port, wait_status};
 use super::util::{assert_exactly_once, fixture_seed};
 
-/// One swarm key file for every node of these tests (written once per test process).
-fn swarm_key_file() -> String {
-    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("ldawt-faults-{}.key", std::process::id()));
+/// The tests' swarm key written beside `dir` (as `<dir>.key`, inside the test's own temporary
+/// directory, so it goes with it); returns its path.
+fn swarm_key_file(dir: &Path) -> String {
+    let path = dir.with_extension("key");
+    if !path.exists() {
         common::write_swarm_key(&path, common::test_swarm_key());
-        path.display().to_string()
-    })
-    .clone()
+    }
+    path.display().to_string()
 }
 
 /// A `--no-work` seeder of `input` on a fixed loopback port (so restarts keep the join line),
 /// holding the tests' swarm key, with `extra` flags.
 pub(super) fn seeder_args(input: &Path, out: &Path, port: u16, extra: &[&str]) -> Vec<String> {
-    let key = swarm_key_file();
+    let key = swarm_key_file(out);
     NodeArgs::seeder(input, out, port)
         .with(&["--swarm-key", &key, "--allow-private-urls"])
         .with(extra)
@@ -44,7 +43,7 @@ pub(super) fn seeder_args(input: &Path, out: &Path, port: u16, extra: &[&str]) -
 
 /// A worker joining `join` with the tests' swarm key, keeping its state in `data`.
 pub(super) fn worker_args(join: &str, data: &Path, extra: &[&str]) -> Vec<String> {
-    let key = swarm_key_file();
+    let key = swarm_key_file(data);
     NodeArgs::worker(join, Some(&key), data)
         .with(extra)
         .args()
