@@ -106,7 +106,7 @@ impl Client {
         req: ControlRequest,
     ) -> Result<ControlResponse, NetError> {
         let mut streams = self.streams.clone();
-        let result = control::request(&mut streams, peer, &req, &self.tuning).await;
+        let result = control::request(&mut streams, peer, &req, &self.tuning, &self.counters).await;
         NetCounters::add(&self.counters.control_requests_sent, 1);
         if let Err(e) = &result {
             NetCounters::add(&self.counters.control_requests_failed, 1);

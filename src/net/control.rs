@@ -48,12 +48,13 @@ pub(crate) async fn open_stream(
 }
 
 /// Sends `req` to `peer` and reads the answer, on a new stream when one dies unanswered
-/// (see [`reopening`]).
+/// (see [`reopening`]; counted in `counters.streams_reopened`).
 pub(crate) async fn request(
     streams: &mut libp2p_stream::Control,
     peer: PeerId,
     req: &ControlRequest,
     tuning: &NetTuning,
+    counters: &NetCounters,
 ) -> Result<ControlResponse, NetError> {
     let bytes = encode(req, MAX_CONTROL_REQUEST_BYTES)?;
     let bytes = &bytes;
@@ -61,18 +62,23 @@ pub(crate) async fn request(
         let mut streams = streams.clone();
         async move { open_stream(&mut streams, peer, protocol(), tuning).await }
     };
-    reopening("control", open, |mut stream: Stream| async move {
-        write_frame(&mut stream, bytes, tuning.idle_timeout).await?;
-        let response = recv_msg(
-            &mut stream,
-            MAX_CONTROL_RESPONSE_BYTES,
-            tuning.app_reply_timeout + tuning.idle_timeout,
-            tuning.idle_timeout,
-        )
-        .await?;
-        let _ = stream.close().await;
-        Ok(response)
-    })
+    reopening(
+        "control",
+        &counters.streams_reopened,
+        open,
+        |mut stream: Stream| async move {
+            write_frame(&mut stream, bytes, tuning.idle_timeout).await?;
+            let response = recv_msg(
+                &mut stream,
+                MAX_CONTROL_RESPONSE_BYTES,
+                tuning.app_reply_timeout + tuning.idle_timeout,
+                tuning.idle_timeout,
+            )
+            .await?;
+            let _ = stream.close().await;
+            Ok(response)
+        },
+    )
     .await
 }
 

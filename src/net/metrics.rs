@@ -22,6 +22,7 @@ pub(crate) struct NetCounters {
     pub(crate) transfers_failed: AtomicU64,
     pub(crate) transfer_bytes_resumed: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    pub(crate) streams_reopened: AtomicU64,
 }
 
 impl NetCounters {
@@ -48,6 +49,7 @@ impl NetCounters {
             transfers_failed: get(&self.transfers_failed),
             transfer_bytes_resumed: get(&self.transfer_bytes_resumed),
             events_dropped: get(&self.events_dropped),
+            streams_reopened: get(&self.streams_reopened),
         }
     }
 }
@@ -83,6 +85,10 @@ pub struct NetMetrics {
     pub transfer_bytes_resumed: u64,
     /// Events dropped because the application's event queue was full.
     pub events_dropped: u64,
+    /// Streams opened again (control requests and transfer offers) because the previous one
+    /// died before any answer: the peer's libp2p-stream dropped it while its accept loop was
+    /// busy (see `net::offer`).
+    pub streams_reopened: u64,
 }
 
 impl NetMetrics {

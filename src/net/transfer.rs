@@ -90,7 +90,7 @@ pub(crate) async fn send_file(
         let mut control = streams.clone();
         async move { open_stream(&mut control, peer, protocol(), tuning).await }
     };
-    let (mut stream, reply) = offer(open, header, wait, idle).await?;
+    let (mut stream, reply) = offer(&counters.streams_reopened, open, header, wait, idle).await?;
     let offset = match reply {
         Reply::Accept { offset } if offset <= header.size => offset,
         Reply::Accept { offset } => {

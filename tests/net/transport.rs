@@ -422,3 +422,75 @@ async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
     worker.stop().await;
     seeder.stop().await;
 }
+
+/// libp2p-stream hands inbound streams to the accept loop over one shared one-slot channel and
+/// drops those that arrive while it is full: with four workers' connections delivering streams
+/// from two threads at once, some of a burst's streams die before any answer, which the
+/// requester sees as "connection is closed". Every request must still be answered, on a
+/// reopened stream. The test goes on (at most 20 bursts) until a stream has been reopened, so
+/// it checks the reopen itself; without it, a burst with a drop fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_whose_streams_the_seeder_drops_are_answered_on_reopened_streams() {
+    const WORKERS: usize = 4;
+    const PER_WORKER: usize = 150;
+    let mut seeder = spawn_node().await;
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        let mut worker = spawn_node().await;
+        connect(&mut worker, &mut seeder).await;
+        workers.push(worker);
+    }
+    let mut events = take_events(&mut seeder);
+    let app = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::Request { reply, .. } = event {
+                let _ = reply.send(ControlResponse::Ack);
+            }
+        }
+    });
+    let to = seeder.peer_id();
+    let reopened = |workers: &[TestNode]| -> u64 {
+        workers
+            .iter()
+            .map(|w| w.client.metrics().streams_reopened)
+            .sum()
+    };
+    let started = Instant::now();
+    let mut bursts = 0;
+    while reopened(&workers) == 0 {
+        assert!(
+            bursts < 20 && started.elapsed() < WAIT,
+            "no stream was dropped in {bursts} bursts: the reopen went untested"
+        );
+        bursts += 1;
+        let burst: Vec<_> = workers
+            .iter()
+            .flat_map(|w| std::iter::repeat_n(w.client.clone(), PER_WORKER))
+            .map(|client| tokio::spawn(async move { client.request(to, rows_request()).await }))
+            .collect();
+        let mut failures = Vec::new();
+        for r in burst {
+            match r.await.unwrap() {
+                Ok(ControlResponse::Ack) => {}
+                other => failures.push(format!("{other:?}")),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "burst {bursts}: {} of {} failed, first: {:?}",
+            failures.len(),
+            WORKERS * PER_WORKER,
+            failures.first()
+        );
+    }
+    for w in &workers {
+        let m = w.client.metrics();
+        assert_eq!(m.control_requests_failed, 0);
+        assert_eq!(m.control_requests_sent, (bursts * PER_WORKER) as u64);
+    }
+    app.abort();
+    for w in workers {
+        w.stop().await;
+    }
+    seeder.stop().await;
+}
