@@ -94,7 +94,7 @@ pub struct NetMetrics {
 impl NetMetrics {
     /// Appends the counters in the Prometheus text exposition format (`ldawt_net_*`).
     pub fn render_prometheus(&self, out: &mut String) {
-        let rows: [(&str, &str, &str, u64); 14] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             (
                 "peers_connected",
                 "gauge",
@@ -179,6 +179,12 @@ impl NetMetrics {
                 "Events dropped on a full queue.",
                 self.events_dropped,
             ),
+            (
+                "streams_reopened_total",
+                "counter",
+                "Streams opened again after the peer dropped one unanswered.",
+                self.streams_reopened,
+            ),
         ];
         for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP ldawt_net_{name} {help}");
@@ -197,11 +203,13 @@ mod tests {
         let c = NetCounters::default();
         NetCounters::add(&c.transfer_bytes_sent, 42);
         NetCounters::add(&c.gossip_received, 3);
+        NetCounters::add(&c.streams_reopened, 5);
         let mut out = String::new();
         c.snapshot().render_prometheus(&mut out);
         assert!(out.contains("\nldawt_net_transfer_bytes_sent_total 42\n"));
         assert!(out.contains("\nldawt_net_gossip_received_total 3\n"));
-        assert_eq!(out.matches("# TYPE ").count(), 14);
+        assert!(out.contains("\nldawt_net_streams_reopened_total 5\n"));
+        assert_eq!(out.matches("# TYPE ").count(), 15);
         assert!(
             out.lines()
                 .all(|l| l.starts_with('#') || l.split(' ').count() == 2)
