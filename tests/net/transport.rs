@@ -385,26 +385,25 @@ async fn a_busy_listen_port_is_refused_naming_the_address() {
     first.stop().await;
 }
 
-/// libp2p-stream hands inbound streams to the accept loop over a one-slot channel and drops
-/// those that arrive while it is full; a burst of concurrent requests on a single-threaded
-/// runtime (the accept loop competes with everything else) must still be answered in full.
-#[tokio::test(flavor = "current_thread")]
-async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
-    let (mut seeder, worker) = connected_pair().await;
-    let mut events = take_events(&mut seeder);
-    let app = tokio::spawn(async move {
+/// Answers every request `seeder` receives with `Ack` until aborted.
+fn ack_every_request(seeder: &mut TestNode) -> tokio::task::JoinHandle<()> {
+    let mut events = take_events(seeder);
+    tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let Event::Request { reply, .. } = event {
                 let _ = reply.send(ControlResponse::Ack);
             }
         }
-    });
-    let to = seeder.peer_id();
-    let burst: Vec<_> = (0..40)
-        .map(|_| {
-            let client = worker.client.clone();
-            tokio::spawn(async move { client.request(to, rows_request()).await })
-        })
+    })
+}
+
+/// Sends `per_client` concurrent rows requests from each of `clients` to `to`; returns the
+/// answers that were not `Ack`.
+async fn burst_of_requests(clients: &[Client], per_client: usize, to: PeerId) -> Vec<String> {
+    let burst: Vec<_> = clients
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(c.clone(), per_client))
+        .map(|client| tokio::spawn(async move { client.request(to, rows_request()).await }))
         .collect();
     let mut failures = Vec::new();
     for r in burst {
@@ -413,6 +412,17 @@ async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
             other => failures.push(format!("{other:?}")),
         }
     }
+    failures
+}
+
+/// libp2p-stream hands inbound streams to the accept loop over a one-slot channel and drops
+/// those that arrive while it is full; a burst of concurrent requests on a single-threaded
+/// runtime (the accept loop competes with everything else) must still be answered in full.
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
+    let (mut seeder, worker) = connected_pair().await;
+    let app = ack_every_request(&mut seeder);
+    let failures = burst_of_requests(&[worker.client.clone()], 40, seeder.peer_id()).await;
     assert!(
         failures.is_empty(),
         "{} of 40 failed: {failures:?}",
@@ -440,41 +450,18 @@ async fn requests_whose_streams_the_seeder_drops_are_answered_on_reopened_stream
         connect(&mut worker, &mut seeder).await;
         workers.push(worker);
     }
-    let mut events = take_events(&mut seeder);
-    let app = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let Event::Request { reply, .. } = event {
-                let _ = reply.send(ControlResponse::Ack);
-            }
-        }
-    });
-    let to = seeder.peer_id();
-    let reopened = |workers: &[TestNode]| -> u64 {
-        workers
-            .iter()
-            .map(|w| w.client.metrics().streams_reopened)
-            .sum()
-    };
+    let app = ack_every_request(&mut seeder);
+    let clients: Vec<Client> = workers.iter().map(|w| w.client.clone()).collect();
+    let reopened = || -> u64 { clients.iter().map(|c| c.metrics().streams_reopened).sum() };
     let started = Instant::now();
     let mut bursts = 0;
-    while reopened(&workers) == 0 {
+    while reopened() == 0 {
         assert!(
             bursts < 20 && started.elapsed() < WAIT,
             "no stream was dropped in {bursts} bursts: the reopen went untested"
         );
         bursts += 1;
-        let burst: Vec<_> = workers
-            .iter()
-            .flat_map(|w| std::iter::repeat_n(w.client.clone(), PER_WORKER))
-            .map(|client| tokio::spawn(async move { client.request(to, rows_request()).await }))
-            .collect();
-        let mut failures = Vec::new();
-        for r in burst {
-            match r.await.unwrap() {
-                Ok(ControlResponse::Ack) => {}
-                other => failures.push(format!("{other:?}")),
-            }
-        }
+        let failures = burst_of_requests(&clients, PER_WORKER, seeder.peer_id()).await;
         assert!(
             failures.is_empty(),
             "burst {bursts}: {} of {} failed, first: {:?}",
