@@ -422,7 +422,8 @@ async fn burst_of_requests(clients: &[Client], per_client: usize, to: PeerId) ->
 async fn a_burst_of_concurrent_requests_on_one_thread_is_answered_in_full() {
     let (mut seeder, worker) = connected_pair().await;
     let app = ack_every_request(&mut seeder);
-    let failures = burst_of_requests(&[worker.client.clone()], 40, seeder.peer_id()).await;
+    let failures =
+        burst_of_requests(std::slice::from_ref(&worker.client), 40, seeder.peer_id()).await;
     assert!(
         failures.is_empty(),
         "{} of 40 failed: {failures:?}",
