@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use super::format::Dims;
 use super::writer::WriterMsg;
 use super::{
@@ -17,7 +15,7 @@ use super::{
 /// The steps a run applies (shared by every row task).
 pub(crate) struct Steps {
     filters: Option<ImageFilters>,
-    resize: Option<(ResizeOptions, Arc<Semaphore>)>,
+    resize: Option<(ResizeOptions, Arc<resize::DecodePool>)>,
     measure: bool,
 }
 

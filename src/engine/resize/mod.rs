@@ -6,10 +6,9 @@
 //! [`resize_plan`] says and re-encoded (JPEG 4:2:0 at the given quality through libjpeg-turbo,
 //! PNG, or lossy WebP at the given quality through libwebp: the `image` crate's own WebP encoder
 //! is lossless only, and lossless WebP thumbnails are several times the size of a q95 JPEG,
-//! which defeats the point of choosing WebP). It runs on the blocking pool under a semaphore of
-//! two permits per core, so decoding never starves the network tasks nor piles up more images in
-//! memory than twice the cores. A body that cannot be decoded is skipped as
-//! `image_undecodable`.
+//! which defeats the point of choosing WebP). It runs on the blocking pool within a
+//! [`DecodePool`]: a few decodes at once, holding at most a decoded-bytes budget together. A
+//! body that cannot be decoded is skipped as `image_undecodable`.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -17,34 +16,51 @@ use std::sync::Arc;
 use bytes::Bytes;
 use image::imageops::FilterType;
 use image::{DynamicImage, GenericImageView, RgbImage, RgbaImage};
-use tokio::sync::Semaphore;
-
+mod budget;
 mod turbo;
 
-use self::turbo::{decode_jpeg_scaled, encode_jpeg};
+pub(crate) use self::budget::DecodePool;
+use self::turbo::{decode_jpeg_scaled, encode_jpeg, scaled_decode_bytes};
 use super::filter::UNDECODABLE;
 use super::writer::WriterMsg;
 use super::{EncodeFormat, ResizeMode, ResizeOptions, RowResult, resize_plan};
 use crate::fetch::Body;
 
-/// Two permits per core: at most that many images are decoded at once. One per core left a
-/// core idle in every hand-off (a finished decode wakes the next waiting row on the runtime,
-/// which then starts its blocking task): on 2 cores the benchmark's resize ran at 1.6 cores
-/// with one per core and 1.8 with two, 12 % more images per second for the same CPU.
-pub(crate) fn pool() -> Arc<Semaphore> {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    Arc::new(Semaphore::new(2 * cores))
+/// The pool every resize of a run shares (see [`DecodePool::for_this_machine`]).
+pub(crate) fn pool() -> Arc<DecodePool> {
+    Arc::new(DecodePool::for_this_machine())
 }
 
 /// Width and height before and after a resize.
 pub type Resized = ((u32, u32), (u32, u32));
 
+/// The decoded bytes the `image` crate would allocate for `bytes` (whole image), from its
+/// header; `None` when it cannot read one (the decode then fails at once).
+fn full_decode_bytes(bytes: &[u8]) -> Option<u64> {
+    use image::ImageDecoder;
+    let reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    reader.into_decoder().ok().map(|d| d.total_bytes())
+}
+
 /// Decodes, resizes and re-encodes `bytes`; returns the new bytes and the dimensions before
-/// and after.
-pub fn resize_image(bytes: &[u8], opts: &ResizeOptions) -> Result<(Vec<u8>, Resized), String> {
+/// and after. With a `pool`, the decoded image's bytes are reserved in its budget from before
+/// they are allocated until the resize is done.
+pub(crate) fn resize_image(
+    bytes: &[u8],
+    opts: &ResizeOptions,
+    pool: Option<&DecodePool>,
+) -> Result<(Vec<u8>, Resized), String> {
+    let reserve = |n: Option<u64>| pool.zip(n).and_then(|(p, n)| p.reserve_blocking(n));
+    let mut _held = reserve(scaled_decode_bytes(bytes, opts));
     let ((w, h), img) = match decode_jpeg_scaled(bytes, opts) {
         Some(decoded) => decoded,
         None => {
+            // Given back before the whole-image reservation: holding one while waiting for
+            // another could leave two decodes each waiting on the other.
+            drop(_held.take());
+            _held = reserve(full_decode_bytes(bytes));
             let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode: {e}"))?;
             (img.dimensions(), img)
         }
@@ -171,13 +187,13 @@ fn body_bytes(body: &Body) -> std::io::Result<Vec<u8>> {
 pub(crate) async fn apply(
     msg: WriterMsg,
     opts: ResizeOptions,
-    pool: Arc<Semaphore>,
+    pool: Arc<DecodePool>,
 ) -> (WriterMsg, Option<Resized>) {
     let (result, body, precompressed) = match msg.into_stored() {
         Ok(parts) => parts,
         Err(msg) => return (*msg, None),
     };
-    let Ok(_permit) = pool.acquire_owned().await else {
+    let Some(_slot) = pool.slot().await else {
         let msg = WriterMsg::Stored {
             result,
             body,
@@ -189,7 +205,7 @@ pub(crate) async fn apply(
     let outcome = tokio::task::spawn_blocking(move || {
         let resized = body_bytes(&body)
             .map_err(|e| format!("cannot read the body back: {e}"))
-            .and_then(|b| resize_image(&b, &opts));
+            .and_then(|b| resize_image(&b, &opts, Some(&pool)));
         if let Body::Spilled { path } = &body {
             let _ = std::fs::remove_file(path);
         }

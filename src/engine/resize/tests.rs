@@ -1,7 +1,7 @@
 //! The resize path on real images: every mode's dimensions, the scaled JPEG decode, damaged
 //! and greyscale JPEGs, the border's bands, WebP quality.
 
-use super::turbo::{dct_scaled, decode_jpeg_scaled};
+use super::turbo::{dct_scaled, decode_jpeg_scaled, scaled_decode_bytes};
 use super::*;
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -27,7 +27,7 @@ fn every_mode_gives_the_planned_dimensions() {
                 encode_format: format,
                 ..ResizeOptions::default()
             };
-            let (out, (before, after)) = resize_image(&src, &opts).unwrap();
+            let (out, (before, after)) = resize_image(&src, &opts, None).unwrap();
             assert_eq!((before, after), ((300, 150), want));
             let img = image::load_from_memory(&out).unwrap();
             assert_eq!(img.dimensions(), want, "{mode:?} {format:?}");
@@ -40,7 +40,7 @@ fn every_mode_gives_the_planned_dimensions() {
             assert_eq!(guessed, expected);
         }
     }
-    assert!(resize_image(b"not an image", &ResizeOptions::default()).is_err());
+    assert!(resize_image(b"not an image", &ResizeOptions::default(), None).is_err());
 }
 
 fn jpeg(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
@@ -100,7 +100,7 @@ fn large_jpegs_are_decoded_scaled_down_with_the_full_dimensions_reported() {
             dct_scaled(full, planned).1,
             "{mode:?}"
         );
-        let (out, dims) = resize_image(&src, &opts).unwrap();
+        let (out, dims) = resize_image(&src, &opts, None).unwrap();
         assert_eq!(dims, ((w, h), want), "{mode:?}");
         let img = image::load_from_memory(&out).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), want);
@@ -125,7 +125,7 @@ fn greyscale_and_damaged_jpegs() {
     let (full, decoded) = decode_jpeg_scaled(src.get_ref(), &opts).unwrap();
     assert_eq!((full, decoded.dimensions()), ((1024, 768), (256, 192)));
     assert!(matches!(decoded, DynamicImage::ImageLuma8(_)));
-    let (out, dims) = resize_image(src.get_ref(), &opts).unwrap();
+    let (out, dims) = resize_image(src.get_ref(), &opts, None).unwrap();
     assert_eq!(dims, ((1024, 768), (256, 256)));
     let back = image::load_from_memory(&out).unwrap().to_rgb8();
     assert!(
@@ -137,7 +137,7 @@ fn greyscale_and_damaged_jpegs() {
     // A JPEG cut after its header: not decodable by libjpeg-turbo; an error, no panic.
     let cut = &jpeg(640, 480, [1, 2, 3])[..200];
     assert!(decode_jpeg_scaled(cut, &opts).is_none());
-    assert!(resize_image(cut, &opts).is_err());
+    assert!(resize_image(cut, &opts, None).is_err());
     // A forged 65535x65535 header is refused before any allocation.
     let mut forged = jpeg(16, 16, [1, 2, 3]);
     let sof = forged.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
@@ -148,7 +148,8 @@ fn greyscale_and_damaged_jpegs() {
             &ResizeOptions {
                 mode: ResizeMode::No,
                 ..opts
-            }
+            },
+            None
         )
         .is_err()
     );
@@ -165,7 +166,7 @@ fn border_centres_the_image_between_black_bands() {
         encode_format: EncodeFormat::Png,
         ..ResizeOptions::default()
     };
-    let (out, _) = resize_image(bytes.get_ref(), &opts).unwrap();
+    let (out, _) = resize_image(bytes.get_ref(), &opts, None).unwrap();
     let img = image::load_from_memory(&out).unwrap().to_rgb8();
     // 64x32 scaled, pasted at y = 16: bands above and below, the image between.
     for (y, want) in [
@@ -199,7 +200,7 @@ fn webp_is_lossy_and_follows_the_quality() {
             encode_quality: q,
             ..ResizeOptions::default()
         };
-        let (out, dims) = resize_image(src.get_ref(), &opts).unwrap();
+        let (out, dims) = resize_image(src.get_ref(), &opts, None).unwrap();
         assert_eq!(dims, ((256, 256), (256, 256)));
         let back = image::load_from_memory_with_format(&out, image::ImageFormat::WebP).unwrap();
         assert_eq!(back.dimensions(), (256, 256));
@@ -214,17 +215,59 @@ fn webp_is_lossy_and_follows_the_quality() {
         encode_format: EncodeFormat::Webp,
         ..ResizeOptions::default()
     };
-    let (out, _) = resize_image(src.get_ref(), &opts).unwrap();
+    let (out, _) = resize_image(src.get_ref(), &opts, None).unwrap();
     assert_eq!(&out[12..16], b"VP8 ", "a lossy WebP");
     let border = ResizeOptions {
         mode: ResizeMode::Border,
         ..opts
     };
-    let (out, dims) = resize_image(&png(300, 150), &border).unwrap();
+    let (out, dims) = resize_image(&png(300, 150), &border, None).unwrap();
     assert_eq!(dims, ((300, 150), (64, 64)));
     assert_eq!(
         &out[12..16],
         b"VP8 ",
         "an opaque border canvas has no alpha chunk"
     );
+}
+
+#[test]
+fn decoded_sizes_come_from_the_header() {
+    let opts = ResizeOptions {
+        mode: ResizeMode::Border,
+        image_size: 256,
+        ..ResizeOptions::default()
+    };
+    // 1600x1200 for 256: decoded at 1/4, 400x300 RGB.
+    assert_eq!(
+        scaled_decode_bytes(&jpeg(1600, 1200, [9, 9, 9]), &opts),
+        Some(400 * 300 * 3)
+    );
+    let png = png(300, 150);
+    assert_eq!(scaled_decode_bytes(&png, &opts), None);
+    assert_eq!(full_decode_bytes(&png), Some(300 * 150 * 3));
+    assert_eq!(full_decode_bytes(b"not an image"), None);
+}
+
+/// Six threads resizing 1200x1200 PNGs (4.3 MB decoded, 5 MiB of budget each) through a pool
+/// whose budget is 8 MiB: one decoded image at a time, every resize done.
+#[test]
+fn the_budget_bounds_the_decoded_bytes_held_at_once() {
+    let pool = std::sync::Arc::new(DecodePool::new(6, 8 << 20));
+    let src = std::sync::Arc::new(png(1200, 1200));
+    let opts = ResizeOptions {
+        mode: ResizeMode::KeepRatio,
+        image_size: 64,
+        encode_format: EncodeFormat::Png,
+        ..ResizeOptions::default()
+    };
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (pool, src, opts) = (pool.clone(), src.clone(), opts.clone());
+            std::thread::spawn(move || resize_image(&src, &opts, Some(&pool)).map(|(_, d)| d))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), ((1200, 1200), (64, 64)));
+    }
+    assert_eq!(pool.peak_bytes(), 5 << 20);
 }

@@ -50,6 +50,78 @@ fn with_turbo<T>(
     })
 }
 
+/// How libjpeg-turbo would decode a JPEG for the resize: its full dimensions, the DCT scale,
+/// the pixel format and the decoded size (from the header alone).
+struct DecodePlan {
+    full: (u32, u32),
+    factor: turbojpeg::ScalingFactor,
+    format: turbojpeg::PixelFormat,
+    scaled: (usize, usize),
+}
+
+impl DecodePlan {
+    /// The decoded image's bytes.
+    fn bytes(&self) -> usize {
+        self.scaled
+            .0
+            .saturating_mul(self.scaled.1)
+            .saturating_mul(self.format.size())
+    }
+}
+
+/// The [`DecodePlan`] of `bytes` for `opts`, read from the header with `dec`; an error for a
+/// JPEG this path does not take (CMYK/YCCK, a header libjpeg-turbo rejects, too large).
+fn plan(
+    dec: &mut turbojpeg::Decompressor,
+    bytes: &[u8],
+    opts: &ResizeOptions,
+) -> Result<DecodePlan, String> {
+    use turbojpeg::{Colorspace, PixelFormat, ScalingFactor};
+    let header = dec.read_header(bytes).map_err(|e| e.to_string())?;
+    let format = match header.colorspace {
+        Colorspace::Gray => PixelFormat::GRAY,
+        Colorspace::YCbCr | Colorspace::RGB => PixelFormat::RGB,
+        other => return Err(format!("{other:?}")),
+    };
+    let (Ok(fw), Ok(fh)) = (u32::try_from(header.width), u32::try_from(header.height)) else {
+        return Err("too large".into());
+    };
+    let (want, _) = resize_plan(opts, fw, fh);
+    // A lossless JPEG decodes at full size only.
+    let eighths = if header.is_lossless {
+        8
+    } else {
+        dct_scaled((fw, fh), want).0
+    };
+    let factor = ScalingFactor::new(eighths as usize, 8);
+    let scaled = header.scaled(factor);
+    let plan = DecodePlan {
+        full: (fw, fh),
+        factor,
+        format,
+        scaled: (scaled.width, scaled.height),
+    };
+    // The `image` crate's default allocation limit: a forged header must not reserve more.
+    if plan.bytes() > MAX_DECODED_BYTES {
+        return Err(format!(
+            "{}x{} is too large to decode",
+            plan.scaled.0, plan.scaled.1
+        ));
+    }
+    Ok(plan)
+}
+
+/// The bytes [`decode_jpeg_scaled`] would allocate for `bytes`, from its header; `None` when it
+/// would not take it (not a JPEG, CMYK, a damaged header…).
+pub(super) fn scaled_decode_bytes(bytes: &[u8], opts: &ResizeOptions) -> Option<u64> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    with_turbo(|dec, _| plan(dec, bytes, opts))
+        .ok()
+        .map(|p| p.bytes() as u64)
+}
+
 /// A lossy (baseline, progressive) YCbCr, RGB or greyscale JPEG decoded by libjpeg-turbo at the
 /// smallest DCT scale that still covers the size [`resize_plan`] scales it to; with its full
 /// dimensions. `None` (the caller decodes it the ordinary way) for anything else: not a JPEG,
@@ -58,43 +130,22 @@ pub(super) fn decode_jpeg_scaled(
     bytes: &[u8],
     opts: &ResizeOptions,
 ) -> Option<((u32, u32), DynamicImage)> {
-    use turbojpeg::{Colorspace, Image, PixelFormat, ScalingFactor};
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return None;
     }
     with_turbo(|dec, _| {
-        let header = dec.read_header(bytes).map_err(|e| e.to_string())?;
-        let format = match header.colorspace {
-            Colorspace::Gray => PixelFormat::GRAY,
-            Colorspace::YCbCr | Colorspace::RGB => PixelFormat::RGB,
-            other => return Err(format!("{other:?}")),
-        };
-        let (Ok(fw), Ok(fh)) = (u32::try_from(header.width), u32::try_from(header.height)) else {
-            return Err("too large".into());
-        };
-        let (want, _) = resize_plan(opts, fw, fh);
-        // A lossless JPEG decodes at full size only.
-        let eighths = if header.is_lossless {
-            8
-        } else {
-            dct_scaled((fw, fh), want).0
-        };
-        let factor = ScalingFactor::new(eighths as usize, 8);
-        dec.set_scaling_factor(factor).map_err(|e| e.to_string())?;
-        let scaled = header.scaled(factor);
-        let (w, h) = (scaled.width, scaled.height);
-        let channels = format.size();
-        // The `image` crate's default allocation limit: a forged header must not reserve more.
-        if w.saturating_mul(h).saturating_mul(channels) > MAX_DECODED_BYTES {
-            return Err(format!("{w}x{h} is too large to decode"));
-        }
-        let mut pixels = vec![0u8; w * h * channels];
-        let image = Image {
+        let plan = plan(dec, bytes, opts)?;
+        dec.set_scaling_factor(plan.factor)
+            .map_err(|e| e.to_string())?;
+        let (w, h) = plan.scaled;
+        let channels = plan.format.size();
+        let mut pixels = vec![0u8; plan.bytes()];
+        let image = turbojpeg::Image {
             pixels: &mut pixels[..],
             width: w,
             pitch: w * channels,
             height: h,
-            format,
+            format: plan.format,
         };
         dec.decompress(bytes, image).map_err(|e| e.to_string())?;
         let (w, h) = (w as u32, h as u32);
@@ -103,7 +154,7 @@ pub(super) fn decode_jpeg_scaled(
         } else {
             RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
         };
-        img.map(|img| ((fw, fh), img))
+        img.map(|img| (plan.full, img))
             .ok_or_else(|| "short buffer".into())
     })
     .ok()
