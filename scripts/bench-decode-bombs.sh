@@ -16,19 +16,9 @@ bench_init  # cd to the repository; ROOT, DATA (the real rows)
 ROWS=${BENCH_ROWS:-40}
 bench_need nginx
 
-if [ -z "${LDAWT_BIN:-}" ]; then
-  echo "bench: building the release binary (cargo build --release)…" >&2
-  cargo build --release --quiet
-  LDAWT_BIN=$ROOT/target/release/ldawt
-fi
+bench_binary
 
-WORK=$(mktemp -d /tmp/ldawt-bench-bombs.XXXXXX)
-chmod 755 "$WORK"  # nginx workers run as an unprivileged user
-cleanup() {
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir bombs
 
 mkdir -p "$WORK/www"
 python3 - "$WORK/www/bomb.png" <<'PY'

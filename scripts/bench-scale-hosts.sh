@@ -30,20 +30,10 @@ ROWS_100K=${BENCH_ROWS_100K:-200000}
 
 bench_need nginx
 
-if [ -z "${LDAWT_BIN:-}" ]; then
-  echo "bench: building the release binary (cargo build --release)…" >&2
-  cargo build --release --quiet
-  LDAWT_BIN=$ROOT/target/release/ldawt
-fi
+bench_binary
 BIN=$LDAWT_BIN
 
-WORK=$(mktemp -d /tmp/ldawt-bench-hosts.XXXXXX)
-chmod 755 "$WORK"  # nginx workers run as an unprivileged user
-cleanup() {
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir hosts
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])')
 "$BIN" fixture-server --write-pool "$WORK/www" >/dev/null

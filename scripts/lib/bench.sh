@@ -1,4 +1,4 @@
-# Sourced by the download benchmarks (scripts/bench-download.sh, scripts/bench-scale-hosts.sh):
+# Sourced by the download benchmarks (scripts/bench-download.sh, bench-scale-hosts.sh, bench-decode-bombs.sh):
 # the real-data location, tool installation, and nginx serving the synthetic pool that
 # `ldawt fixture-server --write-pool` writes. Functions only; the caller sets `set -euo pipefail`.
 
@@ -83,4 +83,25 @@ CONF
     python3 -c "import urllib.request;urllib.request.urlopen('http://$probe:$port/photos/1000/medium.jpg')" 2>/dev/null && return 0
     sleep 0.1
   done
+}
+
+# bench_binary: sets LDAWT_BIN to the release binary, building it unless LDAWT_BIN is set.
+bench_binary() {
+  if [ -z "${LDAWT_BIN:-}" ]; then
+    echo "bench: building the release binary (cargo build --release)…" >&2
+    cargo build --release --quiet
+    LDAWT_BIN=$ROOT/target/release/ldawt
+  fi
+}
+
+# bench_workdir NAME: sets WORK to a fresh /tmp/ldawt-bench-NAME.* directory that nginx's
+# unprivileged workers can read; on exit the nginx it holds is stopped and it is removed.
+bench_workdir() {
+  WORK=$(mktemp -d "/tmp/ldawt-bench-$1.XXXXXX")
+  chmod 755 "$WORK"
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
 }
