@@ -26,7 +26,7 @@ pub(crate) struct DecodePool {
     budget: Arc<Semaphore>,
     budget_units: u32,
     held: Arc<AtomicU64>,
-    peak: Arc<AtomicU64>,
+    peak: AtomicU64,
 }
 
 /// Decoded bytes reserved from a [`DecodePool`]'s budget, given back when dropped.
@@ -52,7 +52,7 @@ impl DecodePool {
             budget: Arc::new(Semaphore::new(units as usize)),
             budget_units: units,
             held: Arc::default(),
-            peak: Arc::default(),
+            peak: AtomicU64::new(0),
         }
     }
 

@@ -20,7 +20,7 @@ mod budget;
 mod turbo;
 
 pub(crate) use self::budget::DecodePool;
-use self::turbo::{decode_jpeg_scaled, encode_jpeg, scaled_decode_bytes};
+use self::turbo::{decode_jpeg_scaled, encode_jpeg};
 use super::filter::UNDECODABLE;
 use super::writer::WriterMsg;
 use super::{EncodeFormat, ResizeMode, ResizeOptions, RowResult, resize_plan};
@@ -52,17 +52,15 @@ pub(crate) fn resize_image(
     opts: &ResizeOptions,
     pool: Option<&DecodePool>,
 ) -> Result<(Vec<u8>, Resized), String> {
-    let reserve = |n: Option<u64>| pool.zip(n).and_then(|(p, n)| p.reserve_blocking(n));
-    let mut _held = reserve(scaled_decode_bytes(bytes, opts));
-    let ((w, h), img) = match decode_jpeg_scaled(bytes, opts) {
+    let reserve = |n: u64| pool.and_then(|p| p.reserve_blocking(n));
+    // A failed JPEG decode has given its reservation back before the whole-image one is taken:
+    // holding one while waiting for another could leave two decodes each waiting on the other.
+    let (_held, (w, h), img) = match decode_jpeg_scaled(bytes, opts, reserve) {
         Some(decoded) => decoded,
         None => {
-            // Given back before the whole-image reservation: holding one while waiting for
-            // another could leave two decodes each waiting on the other.
-            drop(_held.take());
-            _held = reserve(full_decode_bytes(bytes));
+            let held = full_decode_bytes(bytes).and_then(reserve);
             let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode: {e}"))?;
-            (img.dimensions(), img)
+            (held, img.dimensions(), img)
         }
     };
     let (scaled, canvas) = resize_plan(opts, w, h);

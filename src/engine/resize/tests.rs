@@ -1,7 +1,7 @@
 //! The resize path on real images: every mode's dimensions, the scaled JPEG decode, damaged
 //! and greyscale JPEGs, the border's bands, WebP quality.
 
-use super::turbo::{dct_scaled, decode_jpeg_scaled, scaled_decode_bytes};
+use super::turbo::{dct_scaled, decode_jpeg_scaled};
 use super::*;
 
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -92,7 +92,7 @@ fn large_jpegs_are_decoded_scaled_down_with_the_full_dimensions_reported() {
         };
         let src = jpeg(w, h, [200, 100, 50]);
         // The fast path is taken, at a reduced scale where the plan allows one.
-        let (full, decoded) = decode_jpeg_scaled(&src, &opts).unwrap();
+        let ((), full, decoded) = decode_jpeg_scaled(&src, &opts, |_| ()).unwrap();
         let (planned, _) = resize_plan(&opts, w, h);
         assert_eq!(full, (w, h));
         assert_eq!(
@@ -122,7 +122,7 @@ fn greyscale_and_damaged_jpegs() {
     let grey = image::GrayImage::from_pixel(1024, 768, image::Luma([90]));
     let mut src = Cursor::new(Vec::new());
     grey.write_to(&mut src, image::ImageFormat::Jpeg).unwrap();
-    let (full, decoded) = decode_jpeg_scaled(src.get_ref(), &opts).unwrap();
+    let ((), full, decoded) = decode_jpeg_scaled(src.get_ref(), &opts, |_| ()).unwrap();
     assert_eq!((full, decoded.dimensions()), ((1024, 768), (256, 192)));
     assert!(matches!(decoded, DynamicImage::ImageLuma8(_)));
     let (out, dims) = resize_image(src.get_ref(), &opts, None).unwrap();
@@ -136,7 +136,7 @@ fn greyscale_and_damaged_jpegs() {
     );
     // A JPEG cut after its header: not decodable by libjpeg-turbo; an error, no panic.
     let cut = &jpeg(640, 480, [1, 2, 3])[..200];
-    assert!(decode_jpeg_scaled(cut, &opts).is_none());
+    assert!(decode_jpeg_scaled(cut, &opts, |_| ()).is_none());
     assert!(resize_image(cut, &opts, None).is_err());
     // A forged 65535x65535 header is refused before any allocation.
     let mut forged = jpeg(16, 16, [1, 2, 3]);
@@ -237,13 +237,16 @@ fn decoded_sizes_come_from_the_header() {
         image_size: 256,
         ..ResizeOptions::default()
     };
+    // The size the JPEG decode announces before allocating.
+    let announced = |bytes: &[u8]| {
+        let mut size = None;
+        decode_jpeg_scaled(bytes, &opts, |n| size = Some(n));
+        size
+    };
     // 1600x1200 for 256: decoded at 1/4, 400x300 RGB.
-    assert_eq!(
-        scaled_decode_bytes(&jpeg(1600, 1200, [9, 9, 9]), &opts),
-        Some(400 * 300 * 3)
-    );
+    assert_eq!(announced(&jpeg(1600, 1200, [9, 9, 9])), Some(400 * 300 * 3));
     let png = png(300, 150);
-    assert_eq!(scaled_decode_bytes(&png, &opts), None);
+    assert_eq!(announced(&png), None);
     assert_eq!(full_decode_bytes(&png), Some(300 * 150 * 3));
     assert_eq!(full_decode_bytes(b"not an image"), None);
 }

@@ -111,30 +111,24 @@ fn plan(
     Ok(plan)
 }
 
-/// The bytes [`decode_jpeg_scaled`] would allocate for `bytes`, from its header; `None` when it
-/// would not take it (not a JPEG, CMYK, a damaged header…).
-pub(super) fn scaled_decode_bytes(bytes: &[u8], opts: &ResizeOptions) -> Option<u64> {
-    if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    with_turbo(|dec, _| plan(dec, bytes, opts))
-        .ok()
-        .map(|p| p.bytes() as u64)
-}
-
 /// A lossy (baseline, progressive) YCbCr, RGB or greyscale JPEG decoded by libjpeg-turbo at the
 /// smallest DCT scale that still covers the size [`resize_plan`] scales it to; with its full
 /// dimensions. `None` (the caller decodes it the ordinary way) for anything else: not a JPEG,
 /// CMYK/YCCK, or an error or warning from libjpeg-turbo (a truncated file, say).
-pub(super) fn decode_jpeg_scaled(
+/// `before_alloc` gets the decoded size, read from the header, before the pixels are allocated
+/// (the resize pool reserves it there); what it returns comes back with the image, or is
+/// dropped with a decode that failed.
+pub(super) fn decode_jpeg_scaled<R>(
     bytes: &[u8],
     opts: &ResizeOptions,
-) -> Option<((u32, u32), DynamicImage)> {
+    before_alloc: impl FnOnce(u64) -> R,
+) -> Option<(R, (u32, u32), DynamicImage)> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return None;
     }
     with_turbo(|dec, _| {
         let plan = plan(dec, bytes, opts)?;
+        let held = before_alloc(plan.bytes() as u64);
         dec.set_scaling_factor(plan.factor)
             .map_err(|e| e.to_string())?;
         let (w, h) = plan.scaled;
@@ -154,7 +148,7 @@ pub(super) fn decode_jpeg_scaled(
         } else {
             RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
         };
-        img.map(|img| (plan.full, img))
+        img.map(|img| (held, plan.full, img))
             .ok_or_else(|| "short buffer".into())
     })
     .ok()
