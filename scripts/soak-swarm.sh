@@ -6,7 +6,8 @@
 #    bound by ldawt (requests, archives, swarm traffic), not by bytes, and the archives stay
 #    small on disk.
 # 2. A CSV of SOAK_ROWS rows (default 20,000,000: more than a 2-core machine fetches in 10
-#    minutes — one worker reached ~18,000 rows/s here, so 6M rows ran out after 5.5 min) over SOAK_HOSTS loopback hosts (127.0.0.x, default 4) is seeded by a `--no-work`
+#    minutes — one worker reached ~18,000 rows/s here, so 6M rows ran out after 5.5 min)
+#    over SOAK_HOSTS loopback hosts (127.0.0.x, default 4) is seeded by a `--no-work`
 #    seeder (`--shard-rows` SOAK_SHARD_ROWS, default 5,000: a lease, a transfer and a
 #    verification every second or so); one worker joins it over loopback. Both run with `-v`
 #    and JSON logs.

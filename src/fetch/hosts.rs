@@ -20,6 +20,15 @@ use crate::model::host_conns::HostConns;
 use crate::model::host_pace::HostPace;
 use crate::model::time::UnixMillis;
 
+/// `host:port` of a URL: the key of its host's gate.
+pub fn host_key(url: &reqwest::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
 /// The current wall-clock time.
 pub fn now() -> UnixMillis {
     let ms = std::time::SystemTime::now()

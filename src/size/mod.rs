@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{EngineConfig, EngineError};
 use crate::fetch::Fetcher;
-use crate::fetch::hosts::HostGates;
+use crate::fetch::hosts::{HostGates, host_key};
 use crate::input::{self, InputError, UrlRow};
 use crate::model::retry::RetryPolicy;
 
@@ -112,12 +112,7 @@ async fn probe(
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("unsupported URL scheme '{}'", url.scheme()));
     }
-    let host = format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    );
-    let gate = gates.gate(&host);
+    let gate = gates.gate(&host_key(&url));
     let mut attempts = 0;
     loop {
         let permit = gate.acquire(cancel).await.ok_or("interrupted")?;

@@ -14,7 +14,7 @@ use super::super::resume::url_key;
 use super::super::row::RowJob;
 use super::super::writer::WriterMsg;
 use super::super::{EngineConfig, HashAlgorithm, OutputFormat, RowResult, RowStatus, sample_key};
-use crate::fetch::hosts::HostGates;
+use crate::fetch::hosts::{HostGates, host_key};
 use crate::input::UrlRow;
 use crate::model::naming::{ClassFolders, NameSet, url_stem};
 
@@ -45,13 +45,13 @@ pub(crate) struct Prep {
 
 /// Input-order state of a run's row preparation.
 pub(crate) struct Preparer {
-    pub(crate) done: HashMap<u64, u64>,
-    pub(crate) names: NameSet,
-    pub(crate) folders: ClassFolders,
+    done: HashMap<u64, u64>,
+    names: NameSet,
+    folders: ClassFolders,
     pub(crate) class_ids: ClassIds,
-    pub(crate) top: String,
-    pub(crate) spill_dir: PathBuf,
-    pub(crate) spill_prefix: String,
+    top: String,
+    spill_dir: PathBuf,
+    spill_prefix: String,
     webdataset: bool,
     needs_side: bool,
     extra_cols: usize,
@@ -87,15 +87,6 @@ fn parse_url(text: &str) -> Result<reqwest::Url, String> {
         return Err("URL without a host".to_string());
     }
     Ok(url)
-}
-
-/// `host:port` of a URL: the key of its host's gate.
-fn host_key(url: &reqwest::Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    )
 }
 
 impl Preparer {
